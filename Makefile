@@ -1,0 +1,45 @@
+# Run `make help` for the targets. Everything runs on loopback against local emulators; nothing here
+# talks to AWS except `make deploy`.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+CMDS  := worker forwarder kclctl loadgen localrun
+GOFLAGS_TEST ?= -race -count=1
+# Flags for `make run`, e.g. make run RUN_ARGS="--events 50000 --workers 3"
+RUN_ARGS ?=
+
+.PHONY: help deps build test test-short lint bench run chaos fuzz clean
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json ## install the local emulators (npm) and Go modules
+	$(GO) mod download
+
+build: ## build every command into bin/ (static binaries)
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+run: deps build ## run the whole pipeline on the local stack with live progress (RUN_ARGS="--events N ...")
+	$(BIN)/localrun --bin $(BIN) $(RUN_ARGS)
+
+test: deps ## unit, integration, end-to-end and deploy tests against real local emulators
+	$(GO) vet ./...
+	$(GO) test $(GOFLAGS_TEST) -timeout 20m ./...
+	$(MAKE) deploy-test
+
+test-short: deps ## the fast tests only (no binary-level end-to-end runs)
+	$(GO) test $(GOFLAGS_TEST) -short ./...
+
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean: ## remove build output
+	rm -rf $(BIN) .run
+
+-include deploy/deploy.mk

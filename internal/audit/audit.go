@@ -1,0 +1,353 @@
+// Package audit reads the pipeline's output streams and checks them against what was sent: every
+// unique valid event exactly once, in the stream of its type, in per-customer seq order. It is used by
+// the end-to-end and chaos tests and by `make run` for its live progress and summary.
+//
+// A Tail polls every shard of every stream it watches (closed parent shards included) from
+// TRIM_HORIZON; Observe-side state is guarded by one mutex, so Snapshot may be called from any
+// goroutine while Run is polling.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+// Kinesis is the part of the Kinesis API a Tail uses.
+type Kinesis interface {
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, o ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, o ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, o ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
+}
+
+// Expected describes one unique valid event that was sent.
+type Expected struct {
+	EventID    string
+	Type       string
+	CustomerID string
+	Seq        uint64
+}
+
+// Kind says how a watched stream's records are read.
+type Kind int
+
+// Stream kinds.
+const (
+	Analytics  Kind = iota // event.Analytics records (per-type streams, late stream)
+	Quarantine             // event.Quarantine records
+	DeadLetter             // event.DeadLetter records
+)
+
+// Tail follows a set of streams.
+type Tail struct {
+	kc      Kinesis
+	streams map[string]Kind
+	// routes maps event type to the stream it must arrive in; types not in it go to fallback.
+	routes   map[string]string
+	fallback string
+
+	mu          sync.Mutex
+	shards      map[string]*shardCursor // stream/shard -> cursor
+	perStream   map[string]int
+	seen        map[string]int // event id -> deliveries to analytics streams
+	wrongStream []string
+	lastSeq     map[string]map[string]uint64 // stream -> customer -> last seq delivered
+	orderViol   int
+	late        int
+	gaps        uint64
+	quarantined map[event.Reason]int
+	dead        map[string]int
+	firstAt     time.Time
+	lastAt      time.Time
+	latencies   []time.Duration // forwarded_at -> approximate arrival in the analytics stream
+}
+
+type shardCursor struct {
+	stream, shard string
+	iter          *string
+	closed        bool
+}
+
+// NewTail watches streams; routes and fallback say where each type must land (for the wrong-stream
+// check).
+func NewTail(kc Kinesis, streams map[string]Kind, routes map[string]string, fallback string) *Tail {
+	return &Tail{
+		kc: kc, streams: streams, routes: routes, fallback: fallback,
+		shards: map[string]*shardCursor{}, perStream: map[string]int{}, seen: map[string]int{},
+		lastSeq: map[string]map[string]uint64{}, quarantined: map[event.Reason]int{}, dead: map[string]int{},
+	}
+}
+
+// Poll reads everything currently available once. Run calls it in a loop.
+func (t *Tail) Poll(ctx context.Context) error {
+	if err := t.discover(ctx); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	cursors := make([]*shardCursor, 0, len(t.shards))
+	for _, c := range t.shards {
+		if !c.closed {
+			cursors = append(cursors, c)
+		}
+	}
+	t.mu.Unlock()
+	// Parents before children, so per-customer order is checked in the order consumers read.
+	sort.Slice(cursors, func(i, j int) bool { return cursors[i].shard < cursors[j].shard })
+	for _, c := range cursors {
+		if err := t.drain(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run polls every interval until ctx ends; it returns nil on cancellation.
+func (t *Tail) Run(ctx context.Context, interval time.Duration) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if err := t.Poll(ctx); err != nil && ctx.Err() == nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *Tail) discover(ctx context.Context) error {
+	for stream := range t.streams {
+		var token *string
+		for {
+			in := &kinesis.ListShardsInput{}
+			if token != nil {
+				in.NextToken = token
+			} else {
+				in.StreamName = aws.String(stream)
+			}
+			out, err := t.kc.ListShards(ctx, in)
+			if err != nil {
+				return fmt.Errorf("list shards of %s: %w", stream, err)
+			}
+			for _, s := range out.Shards {
+				key := stream + "/" + aws.ToString(s.ShardId)
+				t.mu.Lock()
+				_, known := t.shards[key]
+				t.mu.Unlock()
+				if known {
+					continue
+				}
+				it, err := t.kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+					StreamName: aws.String(stream), ShardId: s.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+				})
+				if err != nil {
+					return fmt.Errorf("iterator for %s: %w", key, err)
+				}
+				t.mu.Lock()
+				t.shards[key] = &shardCursor{stream: stream, shard: aws.ToString(s.ShardId), iter: it.ShardIterator}
+				t.mu.Unlock()
+			}
+			if out.NextToken == nil {
+				break
+			}
+			token = out.NextToken
+		}
+	}
+	return nil
+}
+
+func (t *Tail) drain(ctx context.Context, c *shardCursor) error {
+	for c.iter != nil {
+		out, err := t.kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: c.iter, Limit: aws.Int32(10000)})
+		if err != nil {
+			var expired *types.ExpiredIteratorException
+			if errors.As(err, &expired) {
+				return fmt.Errorf("%s/%s: iterator expired: %w", c.stream, c.shard, err)
+			}
+			return fmt.Errorf("get records %s/%s: %w", c.stream, c.shard, err)
+		}
+		t.mu.Lock()
+		for _, r := range out.Records {
+			t.observe(c.stream, r)
+		}
+		t.mu.Unlock()
+		c.iter = out.NextShardIterator
+		if c.iter == nil {
+			t.mu.Lock()
+			c.closed = true
+			t.mu.Unlock()
+		}
+		if len(out.Records) == 0 || aws.ToInt64(out.MillisBehindLatest) == 0 && len(out.Records) < 10000 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// observe records one output record; t.mu is held.
+func (t *Tail) observe(stream string, r types.Record) {
+	t.perStream[stream]++
+	switch t.streams[stream] {
+	case Quarantine:
+		var q event.Quarantine
+		if json.Unmarshal(r.Data, &q) != nil {
+			q.Reason = "undecodable_quarantine_record"
+		}
+		t.quarantined[q.Reason]++
+		return
+	case DeadLetter:
+		var d event.DeadLetter
+		if json.Unmarshal(r.Data, &d) != nil {
+			d.Reason = "undecodable_dead_letter"
+		}
+		t.dead[d.Reason]++
+		return
+	}
+	var a event.Analytics
+	if err := json.Unmarshal(r.Data, &a); err != nil {
+		t.wrongStream = append(t.wrongStream, fmt.Sprintf("%s: undecodable record %s", stream, aws.ToString(r.SequenceNumber)))
+		return
+	}
+	arrived := aws.ToTime(r.ApproximateArrivalTimestamp)
+	if t.firstAt.IsZero() || arrived.Before(t.firstAt) {
+		t.firstAt = arrived
+	}
+	if arrived.After(t.lastAt) {
+		t.lastAt = arrived
+	}
+	if !a.ForwardedAt.IsZero() && !arrived.IsZero() {
+		t.latencies = append(t.latencies, arrived.Sub(a.ForwardedAt))
+	}
+	t.seen[a.EventID]++
+	t.gaps += a.Gap
+	if a.Late {
+		t.late++
+	}
+	want := t.fallback
+	if s, ok := t.routes[a.Type]; ok {
+		want = s
+	}
+	if stream != want && !a.Late {
+		t.wrongStream = append(t.wrongStream, fmt.Sprintf("event %s of type %s in %s, want %s", a.EventID, a.Type, stream, want))
+	}
+	if a.Late {
+		return // late events are out of order by definition; they are flagged, not violations
+	}
+	last := t.lastSeq[stream]
+	if last == nil {
+		last = map[string]uint64{}
+		t.lastSeq[stream] = last
+	}
+	if prev, ok := last[a.CustomerID]; ok && a.Seq <= prev {
+		if a.Seq < prev {
+			t.orderViol++
+		}
+		return
+	}
+	last[a.CustomerID] = a.Seq
+}
+
+// Snapshot is the current state of the watched streams.
+type Snapshot struct {
+	PerStream   map[string]int
+	Delivered   int // analytics records, duplicates included
+	Unique      int // distinct event ids delivered
+	Duplicates  int // deliveries beyond the first
+	OrderViol   int
+	Late        int
+	Gaps        uint64
+	Quarantined map[event.Reason]int
+	DeadLetters map[string]int
+	WrongStream []string
+	First, Last time.Time
+	Latencies   []time.Duration
+}
+
+// Snapshot copies the current counts.
+func (t *Tail) Snapshot() Snapshot {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Snapshot{
+		PerStream: map[string]int{}, Quarantined: map[event.Reason]int{}, DeadLetters: map[string]int{},
+		OrderViol: t.orderViol, Late: t.late, Gaps: t.gaps, First: t.firstAt, Last: t.lastAt,
+		WrongStream: append([]string(nil), t.wrongStream...), Latencies: append([]time.Duration(nil), t.latencies...),
+	}
+	for k, v := range t.perStream {
+		s.PerStream[k] = v
+		if t.streams[k] == Analytics {
+			s.Delivered += v
+		}
+	}
+	for k, v := range t.quarantined {
+		s.Quarantined[k] = v
+	}
+	for k, v := range t.dead {
+		s.DeadLetters[k] = v
+	}
+	for _, n := range t.seen {
+		s.Unique++
+		s.Duplicates += n - 1
+	}
+	return s
+}
+
+// Report compares what was delivered with what was sent.
+type Report struct {
+	Snapshot
+	Expected int
+	Lost     []string // expected event ids never delivered
+	Unwanted []string // delivered ids that were not expected (first few)
+}
+
+// Check compares the tail's state with the expected events.
+func (t *Tail) Check(expected []Expected) Report {
+	s := t.Snapshot()
+	r := Report{Snapshot: s, Expected: len(expected)}
+	want := make(map[string]struct{}, len(expected))
+	t.mu.Lock()
+	for _, e := range expected {
+		want[e.EventID] = struct{}{}
+		if t.seen[e.EventID] == 0 {
+			r.Lost = append(r.Lost, e.EventID)
+		}
+	}
+	for id := range t.seen {
+		if _, ok := want[id]; !ok && len(r.Unwanted) < 20 {
+			r.Unwanted = append(r.Unwanted, id)
+		}
+	}
+	t.mu.Unlock()
+	sort.Strings(r.Lost)
+	return r
+}
+
+// OK reports whether the run was exactly-once and in order.
+func (r Report) OK() bool {
+	return len(r.Lost) == 0 && r.Duplicates == 0 && r.OrderViol == 0 && len(r.WrongStream) == 0 && len(r.Unwanted) == 0
+}
+
+// String is a one-line summary.
+func (r Report) String() string {
+	return fmt.Sprintf("expected=%d delivered=%d unique=%d lost=%d duplicates=%d order_violations=%d late=%d gaps=%d wrong_stream=%d unexpected=%d quarantined=%d dead_letters=%d",
+		r.Expected, r.Delivered, r.Unique, len(r.Lost), r.Duplicates, r.OrderViol, r.Late, r.Gaps, len(r.WrongStream), len(r.Unwanted), sum(r.Quarantined), sum(r.DeadLetters))
+}
+
+func sum[K comparable](m map[K]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
