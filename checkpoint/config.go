@@ -1,0 +1,113 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Config configures a Store. Zero values take the defaults documented per field.
+type Config struct {
+	// Table is the lease table (hash key ShardID, string). Default "kcl-leases".
+	Table string
+	// WorkerID identifies this worker in AssignedTo. Required; must be unique per live process.
+	WorkerID string
+	// Stream is the Kinesis stream whose shards are leased. Required.
+	Stream string
+	// LeaseDuration is how long a lease lives without renewal. Default 10s. Renew (KCL
+	// LeaseRefreshWaitTime) at most every LeaseDuration/3.
+	LeaseDuration time.Duration
+	// CallTimeout bounds every DynamoDB and Kinesis call. Default 3s.
+	CallTimeout time.Duration
+	// ScanInterval is how old the table scan behind fair-share decisions may get. Default
+	// LeaseDuration/4.
+	ScanInterval time.Duration
+	// LineageRefresh is how old the ListShards lineage cache may get while a child waits on a
+	// parent that may have left the stream. Unknown shard ids refresh it at once (at most every
+	// CallTimeout). Default 30s.
+	LineageRefresh time.Duration
+	// HandOffTimeout bounds the time between asking a processor to hand a lease off
+	// (ErrLeaseHandedOff) and releasing it anyway. Default LeaseDuration.
+	HandOffTimeout time.Duration
+	// ClaimTTL is how long a ClaimRequest reserves a lease for its claimer. Default 2*LeaseDuration.
+	ClaimTTL time.Duration
+	// TableWaitTimeout bounds waiting for the table to become ACTIVE after creating it. Default 60s.
+	TableWaitTimeout time.Duration
+	// DisableBalancing turns fair-share limits, hand-offs and claims off: every free lease is taken.
+	DisableBalancing bool
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+	// Registerer receives the store's metrics. Default: a private registry (metrics not exported).
+	Registerer prometheus.Registerer
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// OnLeaseLost, if set, is called (outside the store's locks) whenever a held lease's context is
+	// cancelled: lost, handed off, or released. cause is the context cause.
+	OnLeaseLost func(shardID string, cause error)
+}
+
+func (c *Config) setDefaults() {
+	if c.Table == "" {
+		c.Table = "kcl-leases"
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = 10 * time.Second
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 3 * time.Second
+	}
+	if c.ScanInterval == 0 {
+		c.ScanInterval = c.LeaseDuration / 4
+	}
+	if c.LineageRefresh == 0 {
+		c.LineageRefresh = 30 * time.Second
+	}
+	if c.HandOffTimeout == 0 {
+		c.HandOffTimeout = c.LeaseDuration
+	}
+	if c.ClaimTTL == 0 {
+		c.ClaimTTL = 2 * c.LeaseDuration
+	}
+	if c.TableWaitTimeout == 0 {
+		c.TableWaitTimeout = 60 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports the first invalid field. It does not apply defaults; New does both.
+func (c Config) Validate() error {
+	var errs []error
+	if c.WorkerID == "" {
+		errs = append(errs, errors.New("WorkerID is required"))
+	}
+	if c.Stream == "" {
+		errs = append(errs, errors.New("Stream is required"))
+	}
+	for name, d := range map[string]time.Duration{
+		"LeaseDuration": c.LeaseDuration, "CallTimeout": c.CallTimeout, "ScanInterval": c.ScanInterval,
+		"LineageRefresh": c.LineageRefresh, "HandOffTimeout": c.HandOffTimeout, "ClaimTTL": c.ClaimTTL,
+		"TableWaitTimeout": c.TableWaitTimeout,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name, d))
+		}
+	}
+	if c.LeaseDuration > 0 && c.CallTimeout > 0 && c.CallTimeout >= c.LeaseDuration {
+		errs = append(errs, fmt.Errorf("CallTimeout (%v) must be shorter than LeaseDuration (%v)", c.CallTimeout, c.LeaseDuration))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("checkpoint config: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,43 @@
+// Package checkpoint is the lease and checkpoint store of the pipeline: a DynamoDB-backed
+// implementation of vmware-go-kcl-v2's Checkpointer (clientlibrary/checkpoint), plugged into the
+// KCL worker with Worker.WithCheckpointer, plus read-only inspection and a guarded reset used by
+// kclctl.
+//
+// What it adds over the stock DynamoCheckpoint:
+//
+//   - Fencing. Every lease row carries a LeaseCounter. Taking, renewing, checkpointing and
+//     releasing a lease are conditional writes on (AssignedTo, LeaseCounter) and bump the counter,
+//     so a worker that lost its lease can never overwrite the row of the new owner. A failed
+//     condition is an expected outcome and surfaces as a *LeaseLostError (errors.Is ErrLeaseLost).
+//   - Clock-independent expiry (the KCL Java rule). A worker considers a foreign lease expired only
+//     after it has watched the row's (owner, counter, LeaseTimeout) stay unchanged for one
+//     LeaseDuration of its own clock, or when the row's LeaseTimeout lies more than one more
+//     LeaseDuration in the past. The holder gives the lease up locally at the instant it was sent
+//     its last successful renewal plus LeaseDuration, which is never later than any observer's
+//     expiry, whatever the clocks say.
+//   - Lineage-aware grant. A shard is leased only when every parent (ParentShardId and
+//     AdjacentParentShardId, learned from Kinesis ListShards) has Checkpoint == SHARD_END, or has
+//     left the stream (past retention) and is not leased. A child waiting for a parent is never
+//     leased, so nobody processes it twice and a merge keeps per-key order.
+//   - Lease-loss notification. Each held lease has a context (Store.LeaseContext) cancelled the
+//     moment the lease is known lost (fenced write failed, or local expiry passed without a
+//     successful renewal) or handed off for rebalancing; context.Cause tells which.
+//   - Bounded calls. Every DynamoDB and Kinesis call carries Config.CallTimeout, derived from the
+//     base context given to New.
+//   - A lease table that disappears is recreated (loudly: error log + metric) and Healthy reports
+//     the outage until it is ACTIVE again; all leases are dropped, because rows that vanished
+//     fence nobody.
+//   - Balanced leasing. A worker takes a free lease only while it holds fewer than its target
+//     share; an over-share worker hands off one lease at a time (LeaseContext cause
+//     ErrLeaseHandedOff, then Release); a worker under its share that sees no free lease posts a
+//     ClaimRequest on a lease of the most loaded worker. The decisions are the pure planLeases.
+//
+// Delivery semantics: the store never loses a checkpoint it acknowledged and never lets a checkpoint
+// of a former owner overwrite the current one. Processing between the last checkpoint and a lease
+// loss is replayed by the next owner (at-least-once); the processor must drop its buffers when its
+// LeaseContext is done.
+//
+// Concurrency: a Store is safe for concurrent use. Writes to one lease are serialised (renewal,
+// checkpoint and release of the same shard never race each other's LeaseCounter). One Store serves
+// one worker identity; two live processes must never share a WorkerID.
+package checkpoint

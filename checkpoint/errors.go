@@ -1,0 +1,91 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+
+	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+)
+
+// ErrLeaseLost means this worker no longer owns a lease it thought it held: a fenced write found
+// another owner or a newer LeaseCounter, the local lease expiry passed without a successful
+// renewal, the row or the whole table vanished, or the lease was never held. Returned (inside a
+// *LeaseLostError) by GetLease renewals, CheckpointSequence, and as the cause of a LeaseContext.
+var ErrLeaseLost = errors.New("lease lost")
+
+// ErrLeaseHandedOff is the cause of a LeaseContext cancelled because this worker is above its fair
+// share and gives the lease to a peer. The lease is still owned: the processor flushes what is in
+// flight (using OwnershipContext), checkpoints, and calls Store.Release. If it does not within
+// Config.HandOffTimeout the store releases the lease itself.
+var ErrLeaseHandedOff = errors.New("lease handed off for rebalancing")
+
+// ErrLeaseReleased is the cause of a LeaseContext whose lease this worker gave up on purpose
+// (Release, ReleaseAll, RemoveLeaseOwner).
+var ErrLeaseReleased = errors.New("lease released")
+
+// Reasons wrapped in a *NotAcquiredError returned by GetLease. Each is an expected outcome.
+var (
+	// ErrLeaseHeld: another worker holds an unexpired lease on the shard (or won the race for it).
+	ErrLeaseHeld = errors.New("lease held by another worker")
+	// ErrWaitingOnParent: a parent shard has not reached SHARD_END yet.
+	ErrWaitingOnParent = errors.New("waiting for parent shard to finish")
+	// ErrFairShare: this worker already holds its share of the leases.
+	ErrFairShare = errors.New("worker holds its fair share")
+	// ErrClaimedByOther: the shard is reserved for the worker that claimed it.
+	ErrClaimedByOther = errors.New("shard claimed by another worker")
+	// ErrShardFinished: the shard's checkpoint is SHARD_END.
+	ErrShardFinished = errors.New("shard finished")
+	// ErrUnknownShard: the shard is not in the stream's ListShards.
+	ErrUnknownShard = errors.New("shard not in stream")
+	// ErrAlreadyHeld: this worker already holds the lease (acquisition asked twice).
+	ErrAlreadyHeld = errors.New("lease already held by this worker")
+)
+
+// ErrTableUnavailable is returned (wrapped) by every call while the lease table is missing and
+// being recreated, and by Healthy.
+var ErrTableUnavailable = errors.New("lease table unavailable")
+
+// ErrShardLeased is returned by Reset when the shard has a live lease and force is false.
+var ErrShardLeased = errors.New("shard is leased")
+
+// LeaseLostError is the typed form of ErrLeaseLost; errors.Is(err, ErrLeaseLost) holds.
+type LeaseLostError struct {
+	ShardID string
+	Reason  string // fenced, expired, not held, table lost, row deleted
+}
+
+func (e *LeaseLostError) Error() string {
+	return fmt.Sprintf("shard %s: lease lost: %s", e.ShardID, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrLeaseLost) true.
+func (e *LeaseLostError) Unwrap() error { return ErrLeaseLost }
+
+// NotAcquiredError is returned by GetLease when a lease is (expectedly) not granted. It satisfies
+// errors.As(err, &chk.ErrLeaseNotAcquired{}), so the KCL worker moves on quietly, and errors.Is with
+// the reason (ErrLeaseHeld, ErrWaitingOnParent, ...).
+type NotAcquiredError struct {
+	ShardID string
+	Reason  error
+	Detail  string
+}
+
+func (e *NotAcquiredError) Error() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("shard %s: lease not acquired: %v (%s)", e.ShardID, e.Reason, e.Detail)
+	}
+	return fmt.Sprintf("shard %s: lease not acquired: %v", e.ShardID, e.Reason)
+}
+
+// Unwrap exposes both the KCL's ErrLeaseNotAcquired and the reason.
+func (e *NotAcquiredError) Unwrap() []error {
+	return []error{chk.ErrLeaseNotAcquired{}, e.Reason}
+}
+
+func notAcquired(shardID string, reason error, detail string) error {
+	return &NotAcquiredError{ShardID: shardID, Reason: reason, Detail: detail}
+}
+
+func leaseLost(shardID, reason string) error {
+	return &LeaseLostError{ShardID: shardID, Reason: reason}
+}

@@ -1,0 +1,55 @@
+package checkpoint
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	held          prometheus.Gauge
+	acquired      prometheus.Counter
+	renewals      *prometheus.CounterVec // result: ok, failed
+	lost          *prometheus.CounterVec // reason
+	handOffs      prometheus.Counter
+	claims        prometheus.Counter
+	denied        *prometheus.CounterVec // reason
+	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, error
+	tableRecreate prometheus.Counter
+	callErrors    *prometheus.CounterVec // op
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		held: f.NewGauge(prometheus.GaugeOpts{
+			Name: "checkpoint_leases_held", Help: "Leases this worker holds.",
+		}),
+		acquired: f.NewCounter(prometheus.CounterOpts{
+			Name: "checkpoint_leases_taken_total", Help: "Leases taken by this worker.",
+		}),
+		renewals: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "checkpoint_lease_renewals_total", Help: "Lease renewals by result (ok, failed).",
+		}, []string{"result"}),
+		lost: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "checkpoint_leases_lost_total", Help: "Leases this worker stopped holding, by reason.",
+		}, []string{"reason"}),
+		handOffs: f.NewCounter(prometheus.CounterOpts{
+			Name: "checkpoint_lease_handoffs_total", Help: "Leases handed to peers for balance.",
+		}),
+		claims: f.NewCounter(prometheus.CounterOpts{
+			Name: "checkpoint_lease_claims_total", Help: "ClaimRequests posted on peers' leases.",
+		}),
+		denied: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "checkpoint_lease_denied_total", Help: "Lease grants refused, by reason.",
+		}, []string{"reason"}),
+		checkpoints: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "checkpoint_writes_total", Help: "Checkpoint writes by result (ok, lease_lost, error).",
+		}, []string{"result"}),
+		tableRecreate: f.NewCounter(prometheus.CounterOpts{
+			Name: "checkpoint_table_recreated_total", Help: "Times the lease table was found missing and recreated.",
+		}),
+		callErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "checkpoint_call_errors_total", Help: "Failed DynamoDB/Kinesis calls (not condition failures), by operation.",
+		}, []string{"op"}),
+	}
+}
