@@ -1,0 +1,65 @@
+package forwarder
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+)
+
+// Forwarder writes EventBridge events to the raw stream and what it cannot forward to the
+// quarantine stream. Build it with New.
+type Forwarder struct {
+	cfg Config
+	kin Kinesis
+	log *zap.Logger
+	m   *metrics
+	pii *piiPolicy // nil when the PII policy is off
+
+	stats struct {
+		read, forwarded, quarantined, failed, retries, throttles, batches atomic.Int64
+	}
+}
+
+// New validates cfg (after defaults) and returns a Forwarder writing through kin.
+func New(cfg Config, kin Kinesis) (*Forwarder, error) {
+	if kin == nil {
+		return nil, errors.New("forwarder: nil Kinesis client")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("forwarder config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	f := &Forwarder{cfg: cfg, kin: kin, log: cfg.Logger, m: newMetrics(cfg.Registerer)}
+	paths, _ := parsePIIPaths(cfg.PIIPaths) // validated above
+	if len(paths) > 0 {
+		f.pii = &piiPolicy{paths: paths}
+	}
+	return f, nil
+}
+
+// Config returns the configuration in force, defaults applied.
+func (f *Forwarder) Config() Config { return f.cfg }
+
+// Stats are cumulative counts over the Forwarder's life (every Handle and every run). The JSON
+// names are the ones the command's --progress lines use.
+type Stats struct {
+	Read        int64 `json:"read"`        // events received (non-blank lines and invocations)
+	Forwarded   int64 `json:"forwarded"`   // written to the raw stream
+	Quarantined int64 `json:"quarantined"` // written to the quarantine stream
+	Failed      int64 `json:"failed"`      // neither: retries exhausted, fatal error or cancelled
+	Retries     int64 `json:"retries"`     // entries scheduled again after a failed attempt
+	Throttles   int64 `json:"throttles"`   // entries refused for throughput
+	Batches     int64 `json:"batches"`     // PutRecords calls made
+}
+
+// Stats returns a snapshot of the cumulative counts; safe to call at any time from any goroutine.
+func (f *Forwarder) Stats() Stats {
+	s := &f.stats
+	return Stats{
+		Read: s.read.Load(), Forwarded: s.forwarded.Load(), Quarantined: s.quarantined.Load(),
+		Failed: s.failed.Load(), Retries: s.retries.Load(), Throttles: s.throttles.Load(),
+		Batches: s.batches.Load(),
+	}
+}

@@ -1,0 +1,193 @@
+package forwarder
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+// StageForwarder is the Stage of every quarantine record this package writes.
+const StageForwarder = "forwarder"
+
+// MaxLineBytes is the longest input line kept whole in local mode. A longer line cannot become a
+// record (1 MiB) and is quarantined as too_large with a truncated original.
+const MaxLineBytes = 2 << 20
+
+// maxOriginalBytes bounds the original kept in a quarantine record, so that the record, with the
+// original base64-encoded, stays under the 1 MiB Kinesis limit.
+const maxOriginalBytes = 700 << 10
+
+// maxQuarantineDetail bounds the human-readable Detail of a quarantine record.
+const maxQuarantineDetail = 1024
+
+type lane uint8
+
+const (
+	laneRaw lane = iota
+	laneQuarantine
+	laneBlank // an empty line: nothing to write
+)
+
+// input is one event to forward: a Lambda payload or one line of local input.
+type input struct {
+	data      []byte // the bytes as received; a prefix when truncated
+	size      int64  // the full size of the input
+	truncated bool
+	line      int64  // 1-based line number; 0 for a Lambda invocation
+	source    string // input name for quarantine details ("stdin", a file name)
+}
+
+// entry is one record to write, with its retry state.
+type entry struct {
+	lane     lane
+	key      string // partition key
+	data     []byte
+	line     int64
+	eventID  string
+	reason   event.Reason // quarantine lane only
+	orig     []byte       // original input, kept only when failed inputs are written out
+	attempts int
+	due      time.Time // earliest next attempt
+	lastErr  string
+}
+
+func (e *entry) size() int { return len(e.data) + len(e.key) }
+
+// prepare decides what one input becomes: a raw record or a quarantine record. It never fails: an
+// input that cannot be forwarded becomes its quarantine record.
+func (f *Forwarder) prepare(in input) *entry {
+	e := f.prepareInput(in)
+	e.orig = in.data
+	return e
+}
+
+func (f *Forwarder) prepareInput(in input) *entry {
+	now := f.cfg.Now()
+	if in.truncated {
+		return f.quarantine(in, nil, event.ReasonTooLarge,
+			fmt.Sprintf("input of %d bytes exceeds the %d-byte line limit", in.size, MaxLineBytes), now)
+	}
+	if len(bytes.TrimSpace(in.data)) == 0 {
+		return &entry{lane: laneBlank, line: in.line}
+	}
+	if !utf8.Valid(in.data) {
+		return f.quarantine(in, nil, event.ReasonInvalidUTF8, "input is not valid UTF-8", now)
+	}
+	env, err := decodeEnvelope(in.data)
+	if err != nil {
+		reason, msg := rejection(err)
+		return f.quarantine(in, nil, reason, msg, now)
+	}
+	return f.prepareEnvelope(in, env, now)
+}
+
+// prepareEnvelope builds and checks the raw record for a decoded EventBridge event.
+func (f *Forwarder) prepareEnvelope(in input, env envelope, now time.Time) *entry {
+	data := appendRaw(make([]byte, 0, len(env.detail)+256), env, now)
+	if len(data) > MaxRecordBytes {
+		return f.quarantine(in, nil, event.ReasonTooLarge,
+			fmt.Sprintf("raw record of %d bytes exceeds %d", len(data), MaxRecordBytes), now)
+	}
+	// Exactly what the worker will decode, minus signature verification.
+	_, d, err := event.DecodeRaw(data)
+	if err != nil {
+		reason, msg := rejection(err)
+		return f.quarantine(in, nil, reason, "detail: "+msg, now)
+	}
+	if len(data)+len(d.CustomerID) > MaxRecordBytes {
+		return f.quarantine(in, d, event.ReasonTooLarge,
+			fmt.Sprintf("raw record of %d bytes plus partition key exceeds %d", len(data), MaxRecordBytes), now)
+	}
+	if f.pii != nil {
+		spans, err := f.pii.scan(in.data)
+		if err != nil || len(spans) > 0 {
+			return f.quarantine(in, d, event.ReasonRawPII, "configured PII fields hold values that are not tokens", now)
+		}
+	}
+	return &entry{lane: laneRaw, key: d.CustomerID, data: data, line: in.line, eventID: d.EventID}
+}
+
+// rejection splits a decoding error into its reason and message. The event package's errors carry
+// field names and sizes, never values.
+func rejection(err error) (event.Reason, string) {
+	var e *event.Error
+	if errors.As(err, &e) {
+		return e.Reason, e.Msg
+	}
+	return event.ReasonBadEnvelope, "undecodable"
+}
+
+// quarantine builds the quarantine record for an input. d is the parsed detail when known. With a
+// PII policy, the original keeps no raw value at a configured path: those values are replaced by
+// Redacted, and an input that cannot be parsed to find them is withheld (only its size and SHA-256
+// are kept), since it cannot be shown to be free of them.
+func (f *Forwarder) quarantine(in input, d *event.Detail, reason event.Reason, msg string, now time.Time) *entry {
+	var b strings.Builder
+	if in.line > 0 {
+		fmt.Fprintf(&b, "%s:%d: ", clip(in.source, 200), in.line)
+	}
+	b.WriteString(msg)
+	sum := sha256.Sum256(in.data)
+	digest := hex.EncodeToString(sum[:])
+	orig := in.data
+	piiWithheld := false
+	if f.pii != nil {
+		spans, err := f.pii.scan(in.data)
+		switch {
+		case err != nil || in.truncated:
+			orig, piiWithheld = nil, true
+			fmt.Fprintf(&b, "; original withheld (PII policy on and the input cannot be parsed to redact it): %d bytes, sha256 %s", in.size, digest)
+		case len(spans) > 0:
+			var paths []string
+			orig, paths = redact(in.data, spans)
+			fmt.Fprintf(&b, "; original redacted: the values at %s were replaced by %s", strings.Join(paths, ", "), Redacted)
+		}
+	}
+	if !piiWithheld && (len(orig) > maxOriginalBytes || in.truncated) {
+		fmt.Fprintf(&b, "; original truncated to its first %d of %d bytes (sha256 of the %d bytes read: %s)",
+			min(len(orig), maxOriginalBytes), in.size, len(in.data), digest)
+		orig = orig[:min(len(orig), maxOriginalBytes)]
+	}
+	q := event.Quarantine{
+		Reason:   reason,
+		Detail:   clip(b.String(), maxQuarantineDetail),
+		Stage:    StageForwarder,
+		At:       now.UTC(),
+		Original: orig,
+	}
+	if d != nil {
+		if f.pii == nil || !f.pii.covers("event_id") || event.IsToken(d.EventID) {
+			q.EventID = d.EventID
+		}
+		if f.pii == nil || !f.pii.covers("customer_id") || event.IsToken(d.CustomerID) {
+			q.CustomerID = d.CustomerID
+		}
+	}
+	if y := q.At.Year(); y < 0 || y > 9999 { // outside what encoding/json can write
+		q.At = time.Time{}
+	}
+	data, err := json.Marshal(q)
+	if err != nil { // cannot happen for strings, a valid time and bytes; never lose the input's fate
+		data = appendJSONString([]byte(`{"stage":"forwarder","reason":`), string(reason))
+		data = append(data, `,"detail":"quarantine record could not be encoded"}`...)
+	}
+	return &entry{lane: laneQuarantine, key: "q-" + digest[:32], data: data, line: in.line, eventID: q.EventID, reason: reason}
+}
+
+// covers reports whether a configured path is exactly this detail field.
+func (p *piiPolicy) covers(field string) bool {
+	for _, path := range p.paths {
+		if len(path) == 2 && path[1] == field {
+			return true
+		}
+	}
+	return false
+}

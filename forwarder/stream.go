@@ -1,0 +1,580 @@
+package forwarder
+
+import (
+	"bufio"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+// ErrNotForwarded is returned (wrapped, with counts and the first failure) by ForwardStream,
+// ForwardBatch and ForwardEvents when at least one event was neither forwarded nor quarantined.
+var ErrNotForwarded = errors.New("events neither forwarded nor quarantined")
+
+// StreamOptions tunes one local-mode run.
+type StreamOptions struct {
+	// Source names the input in quarantine records and errors ("stdin", a file path); default "input".
+	Source string
+	// FailedOut, when set, receives the original of every event that was neither forwarded nor
+	// quarantined, one per line, so it can be fed back later. A customer's failed events come out in
+	// input order. Nil keeps no originals.
+	FailedOut io.Writer
+}
+
+// maxFailedLines bounds Result.FailedLines.
+const maxFailedLines = 100
+
+// Result summarises one local-mode run. The JSON names are the ones the command's summary uses.
+type Result struct {
+	Source        string                 `json:"source"`
+	Lines         int64                  `json:"lines"` // lines (events) read, blank lines included
+	Blank         int64                  `json:"blank"` // empty lines, skipped
+	Forwarded     int64                  `json:"forwarded"`
+	Quarantined   int64                  `json:"quarantined"`
+	QuarantinedBy map[event.Reason]int64 `json:"quarantined_by,omitempty"`
+	Failed        int64                  `json:"failed"`                 // neither forwarded nor quarantined
+	FailedLines   []int64                `json:"failed_lines,omitempty"` // the first 100, in order of failure
+	Retries       int64                  `json:"retries"`
+	Throttles     int64                  `json:"throttles"`
+	Batches       int64                  `json:"batches"`
+	// DoneThrough is the highest line N such that every line 1..N was forwarded, quarantined or
+	// blank. After a failed or cancelled run, feeding the input again from line N+1 loses nothing
+	// (events after N that were written already arrive twice; the worker's dedupe drops them).
+	DoneThrough int64         `json:"done_through"`
+	Elapsed     time.Duration `json:"elapsed_ns"`
+}
+
+// ForwardStream forwards newline-delimited EventBridge events from r (local mode) and returns when
+// r is exhausted and every event is forwarded, quarantined or failed, or when ctx is cancelled.
+// Blank lines are skipped; every other line is forwarded or quarantined with its line number, never
+// dropped. Records go out in PutRecords batches of at most Config.BatchSize records and
+// Config.BatchBytes bytes, Config.Concurrency calls in flight, at most one record per customer in
+// flight; failed entries alone are retried. On cancellation, calls in flight get Config.DrainTimeout
+// to finish so the counts stay exact; a goroutine blocked in r.Read stays blocked until it returns.
+//
+// The error wraps ErrNotForwarded when Result.Failed > 0, ctx's error when cancelled, ErrFatalPut
+// when Kinesis refused the stream, and the read error when r failed; the Result is valid in every
+// case.
+func (f *Forwarder) ForwardStream(ctx context.Context, r io.Reader, opts StreamOptions) (Result, error) {
+	lr := &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
+	src := opts.source()
+	return f.run(ctx, opts, func() (*entry, error) {
+		in, err := lr.next()
+		if err != nil {
+			return nil, err
+		}
+		in.source = src
+		return f.prepare(in), nil
+	})
+}
+
+// ForwardBatch forwards lines, each one EventBridge event as JSON (its line number in quarantine
+// records and Result is its index + 1), exactly as ForwardStream would: the load generator's
+// in-process path. It returns when every line is forwarded, quarantined or failed. Successive calls
+// keep each customer's order; overlapping calls do not order against each other.
+func (f *Forwarder) ForwardBatch(ctx context.Context, lines [][]byte, opts StreamOptions) (Result, error) {
+	i := 0
+	src := opts.source()
+	return f.run(ctx, opts, func() (*entry, error) {
+		if i == len(lines) {
+			return nil, io.EOF
+		}
+		i++
+		return f.prepare(newInput(lines[i-1], int64(i), src)), nil
+	})
+}
+
+// ForwardEvents is ForwardBatch for events already built as structs; each detail is forwarded
+// verbatim (it is not re-encoded).
+func (f *Forwarder) ForwardEvents(ctx context.Context, evs []event.BridgeEvent, opts StreamOptions) (Result, error) {
+	i := 0
+	src := opts.source()
+	return f.run(ctx, opts, func() (*entry, error) {
+		if i == len(evs) {
+			return nil, io.EOF
+		}
+		i++
+		return f.prepareEvent(evs[i-1], int64(i), src), nil
+	})
+}
+
+func (o StreamOptions) source() string {
+	if o.Source == "" {
+		return "input"
+	}
+	return o.Source
+}
+
+// lineReader reads lines of any length, keeping at most MaxLineBytes of each (a prefix of
+// maxOriginalBytes when longer), so one huge line cannot exhaust memory.
+type lineReader struct {
+	br   *bufio.Reader
+	line int64
+}
+
+func (lr *lineReader) next() (input, error) {
+	var (
+		buf       []byte
+		size      int64
+		truncated bool
+	)
+	for {
+		frag, err := lr.br.ReadSlice('\n')
+		size += int64(len(frag))
+		switch {
+		case truncated:
+		case len(buf)+len(frag) <= MaxLineBytes:
+			buf = append(buf, frag...)
+		default:
+			truncated = true
+			buf = buf[:min(len(buf), maxOriginalBytes)]
+			buf = append(buf, frag[:min(len(frag), maxOriginalBytes-len(buf))]...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, io.EOF) && size == 0 {
+			return input{}, io.EOF
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return input{}, fmt.Errorf("line %d: %w", lr.line+1, err)
+		}
+		break
+	}
+	lr.line++
+	if n := len(buf); !truncated && n > 0 && buf[n-1] == '\n' {
+		buf, size = buf[:n-1], size-1
+		if n := len(buf); n > 0 && buf[n-1] == '\r' {
+			buf, size = buf[:n-1], size-1
+		}
+	}
+	return input{data: buf, size: size, truncated: truncated, line: lr.line}, nil
+}
+
+// keyState holds a customer's events waiting behind the one that is in flight, ready or delayed.
+type keyState struct {
+	queue []*entry
+}
+
+type batchDone struct {
+	lane lane
+	es   []*entry
+	res  putResult
+}
+
+// runState is one local-mode run. All of it is owned by the run's loop goroutine.
+type runState struct {
+	f        *Forwarder
+	opts     StreamOptions
+	res      Result
+	keepOrig bool
+
+	ready    [2]fifo              // per lane: entries that may be sent now
+	delayed  delayHeap            // entries waiting for their backoff
+	keys     map[string]*keyState // raw-lane keys with an entry in flight, ready or delayed
+	poisoned map[string]struct{}  // keys with a failed event: their later events fail too
+	done     map[int64]struct{}   // finished lines above res.DoneThrough
+
+	pending, pendingBytes int // accepted entries not finished
+	inflight              int // PutRecords calls in flight
+	results               chan batchDone
+	sendCtx               context.Context
+
+	abortErr     error
+	firstFailure string
+	failedOutErr error
+}
+
+// run drives one local-mode run: a goroutine reads and prepares entries; this goroutine batches,
+// sends, retries and accounts for them.
+func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*entry, error)) (Result, error) {
+	start := time.Now()
+	r := &runState{
+		f: f, opts: opts, keepOrig: opts.FailedOut != nil,
+		keys: map[string]*keyState{}, poisoned: map[string]struct{}{}, done: map[int64]struct{}{},
+		results: make(chan batchDone, f.cfg.Concurrency),
+	}
+	r.res.Source = opts.source()
+	r.res.QuarantinedBy = map[event.Reason]int64{}
+
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	r.sendCtx = sendCtx
+
+	entries := make(chan *entry, 64)
+	var readErr error // written before entries is closed
+	go func() {
+		defer close(entries)
+		for {
+			e, err := next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+				return
+			}
+			if !r.keepOrig {
+				e.orig = nil
+			}
+			select {
+			case entries <- e:
+			case <-readCtx.Done():
+				return
+			}
+		}
+	}()
+
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var drain *time.Timer
+	in := entries
+	for {
+		// Take whatever input is ready before forming batches, so batches fill up.
+	absorb:
+		for in != nil && r.abortErr == nil && r.canAccept() {
+			select {
+			case e, ok := <-in:
+				if !ok {
+					in = nil
+					break absorb
+				}
+				r.add(e)
+			default:
+				break absorb
+			}
+		}
+		r.dispatch()
+		if (in == nil || r.abortErr != nil) && r.pending == 0 && r.inflight == 0 {
+			break
+		}
+		var inC <-chan *entry
+		if in != nil && r.abortErr == nil && r.canAccept() {
+			inC = in
+		}
+		var timerC <-chan time.Time
+		if r.delayed.Len() > 0 {
+			timer.Reset(time.Until(r.delayed[0].due))
+			timerC = timer.C
+		}
+		var doneC <-chan struct{}
+		if r.abortErr == nil {
+			doneC = ctx.Done()
+		}
+		select {
+		case e, ok := <-inC:
+			if !ok {
+				in = nil
+				continue
+			}
+			r.add(e)
+		case b := <-r.results:
+			r.complete(b)
+		case <-timerC:
+			r.promote(time.Now())
+		case <-doneC:
+			r.abort(fmt.Errorf("run stopped: %w", ctx.Err()))
+		}
+		if r.abortErr != nil && drain == nil {
+			stopReading()
+			drain = time.AfterFunc(f.cfg.DrainTimeout, cancelSends)
+			defer drain.Stop()
+		}
+	}
+	r.res.Elapsed = time.Since(start)
+	if len(r.res.QuarantinedBy) == 0 {
+		r.res.QuarantinedBy = nil
+	}
+
+	var errs []error
+	if r.abortErr != nil {
+		errs = append(errs, r.abortErr)
+	} else if readErr != nil {
+		errs = append(errs, fmt.Errorf("read %s: %w", r.res.Source, readErr))
+	}
+	if r.res.Failed > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d of %d in %s (first: %s); every line up to %d is done",
+			ErrNotForwarded, r.res.Failed, r.res.Lines-r.res.Blank, r.res.Source, r.firstFailure, r.res.DoneThrough))
+	}
+	if r.failedOutErr != nil {
+		errs = append(errs, fmt.Errorf("write failed events: %w", r.failedOutErr))
+	}
+	return r.res, errors.Join(errs...)
+}
+
+func (r *runState) canAccept() bool {
+	return r.pending < r.f.cfg.MaxPending && r.pendingBytes < r.f.cfg.MaxPendingBytes
+}
+
+// add accepts one prepared entry: ready when nothing of its customer is pending, queued behind the
+// customer's pending event otherwise.
+func (r *runState) add(e *entry) {
+	r.res.Lines++
+	if e.lane == laneBlank {
+		r.res.Blank++
+		r.finishLine(e.line)
+		return
+	}
+	r.f.stats.read.Add(1)
+	r.pending++
+	r.pendingBytes += e.size()
+	if e.lane == laneQuarantine {
+		r.ready[laneQuarantine].push(e)
+		return
+	}
+	if _, bad := r.poisoned[e.key]; bad {
+		r.fail(e, "an earlier event of this customer was not written")
+		return
+	}
+	if ks, busy := r.keys[e.key]; busy {
+		ks.queue = append(ks.queue, e)
+		return
+	}
+	r.keys[e.key] = &keyState{}
+	r.ready[laneRaw].push(e)
+}
+
+// dispatch starts PutRecords calls while there is room and something ready, quarantine first.
+func (r *runState) dispatch() {
+	cfg := &r.f.cfg
+	for r.inflight < cfg.Concurrency && r.abortErr == nil {
+		l := laneQuarantine
+		if r.ready[l].len() == 0 {
+			l = laneRaw
+		}
+		if r.ready[l].len() == 0 {
+			return
+		}
+		var (
+			batch []*entry
+			bytes int
+		)
+		for r.ready[l].len() > 0 && len(batch) < cfg.BatchSize && bytes+r.ready[l].peek().size() <= cfg.BatchBytes {
+			e := r.ready[l].pop()
+			e.attempts++
+			bytes += e.size()
+			batch = append(batch, e)
+		}
+		stream := cfg.RawStream
+		if l == laneQuarantine {
+			stream = cfg.QuarantineStream
+		}
+		r.inflight++
+		r.res.Batches++
+		r.f.stats.batches.Add(1)
+		go func() {
+			r.results <- batchDone{lane: l, es: batch, res: r.f.put(r.sendCtx, stream, batch)}
+		}()
+	}
+}
+
+// complete accounts for a finished PutRecords call: written entries finish, failed ones wait for
+// their backoff or, out of attempts, fail.
+func (r *runState) complete(b batchDone) {
+	r.inflight--
+	cfg := &r.f.cfg
+	stream := cfg.RawStream
+	if b.lane == laneQuarantine {
+		stream = cfg.QuarantineStream
+	}
+	if b.res.throttled > 0 {
+		r.res.Throttles += int64(b.res.throttled)
+		r.f.stats.throttles.Add(int64(b.res.throttled))
+		r.f.m.throttles.WithLabelValues(stream).Add(float64(b.res.throttled))
+	}
+	if b.res.err != nil {
+		r.f.log.Warn("PutRecords failed", zap.String("stream", stream), zap.Int("records", len(b.es)), zap.Error(b.res.err))
+	} else if n := len(b.es) - b.res.written(); n > 0 {
+		r.f.log.Warn("PutRecords entries failed", zap.String("stream", stream), zap.Int("failed", n), zap.Int("records", len(b.es)))
+	}
+	if b.res.fatal() && r.abortErr == nil {
+		r.abort(b.res.err)
+	}
+	now := time.Now()
+	for i, e := range b.es {
+		if b.res.outcome[i] == putOK {
+			r.succeed(e)
+			continue
+		}
+		e.lastErr = b.res.errMsg[i]
+		switch {
+		case r.abortErr != nil:
+			r.fail(e, "not written before the run stopped: "+e.lastErr)
+		case e.attempts >= cfg.MaxAttempts:
+			r.fail(e, fmt.Sprintf("gave up after %d attempts: %s", e.attempts, e.lastErr))
+		default:
+			e.due = now.Add(backoff(e.attempts, cfg.MinBackoff, cfg.MaxBackoff))
+			heap.Push(&r.delayed, e)
+			r.res.Retries++
+			r.f.stats.retries.Add(1)
+			r.f.m.retries.WithLabelValues(stream).Inc()
+		}
+	}
+}
+
+// promote makes entries whose backoff has passed ready again.
+func (r *runState) promote(now time.Time) {
+	for r.delayed.Len() > 0 && !r.delayed[0].due.After(now) {
+		e := heap.Pop(&r.delayed).(*entry)
+		r.ready[e.lane].push(e)
+	}
+}
+
+func (r *runState) succeed(e *entry) {
+	r.pending--
+	r.pendingBytes -= e.size()
+	r.f.countWritten(e)
+	if e.lane == laneQuarantine {
+		r.res.Quarantined++
+		r.res.QuarantinedBy[e.reason]++
+	} else {
+		r.res.Forwarded++
+		r.release(e.key)
+	}
+	r.finishLine(e.line)
+}
+
+// release hands a written customer's turn to its next event.
+func (r *runState) release(key string) {
+	ks := r.keys[key]
+	if len(ks.queue) == 0 {
+		delete(r.keys, key)
+		return
+	}
+	if r.abortErr != nil {
+		delete(r.keys, key)
+		for _, q := range ks.queue {
+			r.fail(q, "not sent before the run stopped")
+		}
+		return
+	}
+	next := ks.queue[0]
+	ks.queue[0] = nil
+	ks.queue = ks.queue[1:]
+	r.ready[laneRaw].push(next)
+}
+
+// fail gives up on an entry. A raw entry poisons its customer: the events queued behind it, and any
+// that arrive later in this run, fail too, since writing them would put them before it.
+func (r *runState) fail(e *entry, why string) {
+	r.pending--
+	r.pendingBytes -= e.size()
+	r.res.Failed++
+	r.f.stats.failed.Add(1)
+	r.f.m.failed.Inc()
+	if len(r.res.FailedLines) < maxFailedLines {
+		r.res.FailedLines = append(r.res.FailedLines, e.line)
+	}
+	if r.firstFailure == "" {
+		r.firstFailure = fmt.Sprintf("line %d: %s", e.line, why)
+	}
+	if r.opts.FailedOut != nil && r.failedOutErr == nil {
+		line := append(append(make([]byte, 0, len(e.orig)+1), e.orig...), '\n')
+		if _, err := r.opts.FailedOut.Write(line); err != nil {
+			r.failedOutErr = err
+		}
+	}
+	if e.lane != laneRaw {
+		return
+	}
+	r.poisoned[e.key] = struct{}{}
+	if ks, ok := r.keys[e.key]; ok {
+		delete(r.keys, e.key)
+		for _, q := range ks.queue {
+			r.fail(q, "an earlier event of this customer was not written")
+		}
+	}
+}
+
+// abort stops the run: nothing new is sent; ready and delayed entries fail now (each with the
+// events queued behind it, in order); calls in flight finish and are accounted for.
+func (r *runState) abort(err error) {
+	r.abortErr = err
+	for l := range r.ready {
+		for r.ready[l].len() > 0 {
+			r.fail(r.ready[l].pop(), "not sent before the run stopped: "+err.Error())
+		}
+	}
+	delayed := slices.Clone(r.delayed)
+	r.delayed = r.delayed[:0]
+	slices.SortFunc(delayed, func(a, b *entry) int { return int(a.line - b.line) })
+	for _, e := range delayed {
+		r.fail(e, "not retried before the run stopped: "+err.Error())
+	}
+}
+
+// finishLine advances DoneThrough over contiguous finished lines.
+func (r *runState) finishLine(line int64) {
+	if line != r.res.DoneThrough+1 {
+		r.done[line] = struct{}{}
+		return
+	}
+	r.res.DoneThrough++
+	for {
+		if _, ok := r.done[r.res.DoneThrough+1]; !ok {
+			return
+		}
+		delete(r.done, r.res.DoneThrough+1)
+		r.res.DoneThrough++
+	}
+}
+
+// fifo is a queue of entries.
+type fifo struct {
+	items []*entry
+	head  int
+}
+
+func (q *fifo) len() int      { return len(q.items) - q.head }
+func (q *fifo) peek() *entry  { return q.items[q.head] }
+func (q *fifo) push(e *entry) { q.items = append(q.items, e) }
+func (q *fifo) pop() *entry {
+	e := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.items) {
+		q.items = append(q.items[:0], q.items[q.head:]...)
+		q.head = 0
+	}
+	return e
+}
+
+// delayHeap orders waiting entries by due time.
+type delayHeap []*entry
+
+func (h delayHeap) Len() int           { return len(h) }
+func (h delayHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*entry)) }
+func (h *delayHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
+
+// String is a one-line human summary of the Result.
+func (res Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d lines, %d forwarded, %d quarantined", res.Source, res.Lines, res.Forwarded, res.Quarantined)
+	for _, k := range slices.Sorted(maps.Keys(res.QuarantinedBy)) {
+		fmt.Fprintf(&b, " %s=%d", k, res.QuarantinedBy[k])
+	}
+	fmt.Fprintf(&b, ", %d failed, %d blank, %d retries, %d throttles, %d batches, %s", res.Failed, res.Blank, res.Retries, res.Throttles, res.Batches, res.Elapsed.Round(time.Millisecond))
+	return b.String()
+}
