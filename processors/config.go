@@ -1,0 +1,181 @@
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// LatePolicy says where a late event (one whose customer already had a later seq released) goes.
+type LatePolicy string
+
+const (
+	// LateFlag routes a late event to its type's stream with Late=true.
+	LateFlag LatePolicy = "flag"
+	// LateStream routes a late event to Config.LateStream with Late=true.
+	LateStream LatePolicy = "stream"
+)
+
+// Kinesis PutRecords limits.
+const (
+	MaxPutRecords     = 500
+	MaxPutBytes       = 5 << 20
+	maxKinesisRecord  = 1 << 20 // data + partition key of one record
+	maxPartitionKey   = 256
+	defaultL1Size     = 1 << 16
+	defaultCursorSize = 1 << 16
+)
+
+// Config configures a Pipeline. The zero value of every duration and size means its default.
+type Config struct {
+	// Routes maps an event type to its analytics stream.
+	Routes map[string]string
+	// DefaultStream receives events whose type has no route. Empty: such events are quarantined
+	// with event.ReasonUnroutable.
+	DefaultStream string
+	// QuarantineStream receives event.Quarantine records. Required.
+	QuarantineStream string
+	// DLQStream receives event.DeadLetter records. Required.
+	DLQStream string
+	// LateStream receives late events when LatePolicy is LateStream.
+	LateStream string
+	// LatePolicy, default LateFlag.
+	LatePolicy LatePolicy
+
+	// ReorderWindow is how long (in record arrival time) an event waits for a missing predecessor.
+	// Zero means the default 30 s; a negative value disables waiting (gaps are released at once).
+	ReorderWindow time.Duration
+	// MaxHeldPerShard bounds the events held for reordering per shard; at the bound the oldest held
+	// event is released with its gap recorded. Default 10,000.
+	MaxHeldPerShard int
+
+	// DedupeTTL is how long a dedupe mark lives (DynamoDB TTL). Default 25 h.
+	DedupeTTL time.Duration
+	// CursorTTL is how long a per-customer cursor lives after its last update. Default 7 days.
+	CursorTTL time.Duration
+	// L1Size is the per-shard recent event-id cache size. Default 65,536.
+	L1Size int
+	// CursorCacheSize bounds the per-shard cache of customer cursors. Default 65,536.
+	CursorCacheSize int
+	// LookupBehindCursorOnly skips the level-2 lookup of an event whose seq is ahead of its
+	// customer's known cursor. Natural duplicates are still always caught (a written event's seq is
+	// never ahead of the durable cursor), but a conflicting duplicate that reuses an event_id with a
+	// higher seq or another customer is then only caught by the level-1 cache. It cuts DynamoDB
+	// reads to new customers and late or replayed events. Default false (every event not in L1 is
+	// looked up).
+	LookupBehindCursorOnly bool
+
+	// BreakerFailures is the number of consecutive failed calls that opens a destination's breaker.
+	// Default 5.
+	BreakerFailures uint32
+	// BreakerOpenTimeout is how long a breaker stays open before it lets one probe through.
+	// Default 5 s.
+	BreakerOpenTimeout time.Duration
+	// BreakerHold is how long a destination may stay broken (no successful write) before the
+	// records waiting for it are dead-lettered. Default 60 s. The DLQ itself is never given up on.
+	BreakerHold time.Duration
+	// RetryBase and RetryMax bound the jittered exponential backoff between attempts (writes and
+	// dedupe store calls). Defaults 50 ms and 5 s.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+
+	// OutputRatePerShard limits records/s that one source shard writes to one destination stream.
+	// 0 = unlimited. Kinesis accepts 1,000 records/s per destination shard.
+	OutputRatePerShard float64
+	// OutputBytesPerShard limits bytes/s that one source shard writes to one destination stream.
+	// 0 = unlimited. Kinesis accepts 1 MiB/s per destination shard.
+	OutputBytesPerShard int
+}
+
+func (c *Config) withDefaults() Config {
+	o := *c
+	if o.LatePolicy == "" {
+		o.LatePolicy = LateFlag
+	}
+	if o.ReorderWindow == 0 {
+		o.ReorderWindow = 30 * time.Second
+	}
+	if o.ReorderWindow < 0 {
+		o.ReorderWindow = 0
+	}
+	if o.MaxHeldPerShard == 0 {
+		o.MaxHeldPerShard = 10000
+	}
+	if o.DedupeTTL == 0 {
+		o.DedupeTTL = 25 * time.Hour
+	}
+	if o.CursorTTL == 0 {
+		o.CursorTTL = 7 * 24 * time.Hour
+	}
+	if o.L1Size == 0 {
+		o.L1Size = defaultL1Size
+	}
+	if o.CursorCacheSize == 0 {
+		o.CursorCacheSize = defaultCursorSize
+	}
+	if o.BreakerFailures == 0 {
+		o.BreakerFailures = 5
+	}
+	if o.BreakerOpenTimeout == 0 {
+		o.BreakerOpenTimeout = 5 * time.Second
+	}
+	if o.BreakerHold == 0 {
+		o.BreakerHold = 60 * time.Second
+	}
+	if o.RetryBase == 0 {
+		o.RetryBase = 50 * time.Millisecond
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 5 * time.Second
+	}
+	return o
+}
+
+// Validate reports a configuration that cannot work. Defaults are applied first, so a zero duration
+// or size is valid.
+func (c Config) Validate() error {
+	d := c.withDefaults()
+	var errs []error
+	if d.QuarantineStream == "" {
+		errs = append(errs, errors.New("QuarantineStream is required"))
+	}
+	if d.DLQStream == "" {
+		errs = append(errs, errors.New("DLQStream is required"))
+	}
+	if len(d.Routes) == 0 && d.DefaultStream == "" {
+		errs = append(errs, errors.New("no Routes and no DefaultStream: nothing can be routed"))
+	}
+	for typ, s := range d.Routes {
+		if typ == "" || s == "" {
+			errs = append(errs, fmt.Errorf("route %q -> %q: type and stream must be non-empty", typ, s))
+		}
+	}
+	switch d.LatePolicy {
+	case LateFlag:
+	case LateStream:
+		if d.LateStream == "" {
+			errs = append(errs, errors.New("LatePolicy stream needs LateStream"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("LatePolicy %q: want %q or %q", d.LatePolicy, LateFlag, LateStream))
+	}
+	if d.MaxHeldPerShard < 0 || d.L1Size < 0 || d.CursorCacheSize < 0 {
+		errs = append(errs, errors.New("MaxHeldPerShard, L1Size and CursorCacheSize must not be negative"))
+	}
+	if d.DedupeTTL < 0 || d.CursorTTL < 0 || d.BreakerOpenTimeout < 0 || d.BreakerHold < 0 {
+		errs = append(errs, errors.New("DedupeTTL, CursorTTL, BreakerOpenTimeout and BreakerHold must not be negative"))
+	}
+	if d.RetryBase < 0 || d.RetryMax < d.RetryBase {
+		errs = append(errs, fmt.Errorf("retry backoff %s..%s: want 0 < RetryBase <= RetryMax", d.RetryBase, d.RetryMax))
+	}
+	if d.OutputRatePerShard < 0 || (d.OutputRatePerShard > 0 && d.OutputRatePerShard < 1) {
+		errs = append(errs, fmt.Errorf("OutputRatePerShard %v: want 0 (unlimited) or >= 1", d.OutputRatePerShard))
+	}
+	if d.OutputBytesPerShard < 0 {
+		errs = append(errs, fmt.Errorf("OutputBytesPerShard %d: want 0 (unlimited) or > 0", d.OutputBytesPerShard))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("processors config: %w", err)
+	}
+	return nil
+}

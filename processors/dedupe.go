@@ -1,0 +1,181 @@
+package processors
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Level-2 dedupe store batch limits (DynamoDB BatchGetItem and BatchWriteItem).
+const (
+	MaxGetKeys  = 100
+	MaxPutItems = 25
+)
+
+// DedupeStore is the level-2 dedupe table: event marks keyed by event_id, and per-customer cursors
+// keyed by CursorKey(customer_id). Every call is one round trip. Implementations: DynamoDedupe
+// (production) and MemoryDedupe.
+type DedupeStore interface {
+	// Get reads at most MaxGetKeys distinct keys. It returns the items found and the keys the store
+	// did not process this time (the caller retries them); a key in neither does not exist.
+	Get(ctx context.Context, keys []string) (found []Item, unprocessed []string, err error)
+	// Put writes (replaces) at most MaxPutItems items with distinct keys and returns the items the
+	// store did not process this time. When err is nil every other item is durable.
+	Put(ctx context.Context, items []Item) (unprocessed []Item, err error)
+}
+
+// Item is one entry of the dedupe table: a mark (Key = event_id, Hash set) or a customer cursor
+// (Key = CursorKey(customer), LastSeq set).
+type Item struct {
+	Key       string
+	Hash      string // content hash of the event that was written, for marks
+	LastSeq   uint64 // last released seq, for cursors
+	ExpiresAt time.Time
+}
+
+// cursorPrefix contains a space, which an event_id never does (event ids are printable without white
+// space), so no event's mark can collide with a cursor.
+const cursorPrefix = "cust# "
+
+// CursorKey is the dedupe-table key of a customer's cursor.
+func CursorKey(customerID string) string { return cursorPrefix + customerID }
+
+// IsCursorKey reports whether key is a cursor key, and for which customer.
+func IsCursorKey(key string) (customerID string, ok bool) {
+	return strings.CutPrefix(key, cursorPrefix)
+}
+
+// MemoryDedupe is an in-memory DedupeStore for tests and a single-process local run. Expired items
+// are dropped lazily. Safe for concurrent use.
+type MemoryDedupe struct {
+	mu    sync.Mutex
+	items map[string]Item
+	now   func() time.Time
+	puts  int
+}
+
+// NewMemoryDedupe returns an empty store; now (default time.Now) decides expiry.
+func NewMemoryDedupe(now func() time.Time) *MemoryDedupe {
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryDedupe{items: map[string]Item{}, now: now}
+}
+
+// Get implements DedupeStore.
+func (m *MemoryDedupe) Get(ctx context.Context, keys []string) ([]Item, []string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	var found []Item
+	for _, k := range keys {
+		if it, ok := m.items[k]; ok && now.Before(it.ExpiresAt) {
+			found = append(found, it)
+		}
+	}
+	return found, nil, nil
+}
+
+// Put implements DedupeStore.
+func (m *MemoryDedupe) Put(ctx context.Context, items []Item) ([]Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, it := range items {
+		m.items[it.Key] = it
+	}
+	m.puts++
+	if m.puts%1024 == 0 {
+		now := m.now()
+		for k, it := range m.items {
+			if !now.Before(it.ExpiresAt) {
+				delete(m.items, k)
+			}
+		}
+	}
+	return nil, nil
+}
+
+// Len returns the number of items stored (expired ones included until swept).
+func (m *MemoryDedupe) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.items)
+}
+
+// lookup reads keys from the level-2 store in batches of MaxGetKeys, retrying errors and unprocessed
+// keys with backoff until they are read or ctx ends, and calls fn for every item found.
+func (p *Pipeline) lookup(ctx context.Context, shard string, keys []string, fn func(Item)) error {
+	for start := 0; start < len(keys); start += MaxGetKeys {
+		chunk := keys[start:min(start+MaxGetKeys, len(keys))]
+		for attempt := 0; len(chunk) > 0; {
+			found, unprocessed, err := p.store.Get(ctx, chunk)
+			p.m.dedupeCalls.WithLabelValues("get").Inc()
+			if err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					return cerr
+				}
+				p.m.dedupeErrors.WithLabelValues("get").Inc()
+				p.log.Warn("dedupe store read failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
+				if err := p.backoff(ctx, attempt); err != nil {
+					return err
+				}
+				attempt++
+				continue
+			}
+			p.m.dedupeKeys.WithLabelValues("get").Add(float64(len(chunk) - len(unprocessed)))
+			for _, it := range found {
+				fn(it)
+			}
+			if len(unprocessed) == 0 {
+				break
+			}
+			chunk = unprocessed
+			if err := p.backoff(ctx, attempt); err != nil {
+				return err
+			}
+			attempt++
+		}
+	}
+	return nil
+}
+
+// store writes items in batches of MaxPutItems, retrying errors and unprocessed items with backoff
+// until all are durable or ctx ends.
+func (p *Pipeline) storeItems(ctx context.Context, shard string, items []Item) error {
+	for start := 0; start < len(items); start += MaxPutItems {
+		chunk := items[start:min(start+MaxPutItems, len(items))]
+		for attempt := 0; len(chunk) > 0; {
+			unprocessed, err := p.store.Put(ctx, chunk)
+			p.m.dedupeCalls.WithLabelValues("put").Inc()
+			if err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					return cerr
+				}
+				p.m.dedupeErrors.WithLabelValues("put").Inc()
+				p.log.Warn("dedupe store write failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
+				if err := p.backoff(ctx, attempt); err != nil {
+					return err
+				}
+				attempt++
+				continue
+			}
+			p.m.dedupeKeys.WithLabelValues("put").Add(float64(len(chunk) - len(unprocessed)))
+			if len(unprocessed) == 0 {
+				break
+			}
+			chunk = unprocessed
+			if err := p.backoff(ctx, attempt); err != nil {
+				return err
+			}
+			attempt++
+		}
+	}
+	return nil
+}

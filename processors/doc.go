@@ -1,0 +1,34 @@
+// Package processors is the worker's per-record pipeline: for every record read from a raw-stream shard
+// it runs, in this order,
+//
+//	decode -> verify -> dedupe -> reorder -> route -> write -> mark seen -> advance the watermark
+//
+// verify.go   strict decode (event.DecodeRaw) and HMAC verification; anything bad is quarantined with
+//             its reason code and never routed, marked or held.
+// dedupe.go   level 1: a per-shard LRU of recent event ids; level 2: a DedupeStore (DynamoDB in
+//             production, dedupe_dynamo.go) read and written in batches. Marks carry a content hash:
+//             same id and content = natural duplicate (dropped), same id and other content =
+//             conflicting duplicate (quarantined). The store also holds a per-customer cursor (the last
+//             released seq) so a new owner of a shard resumes reordering where the old one stopped.
+// reorder.go  per-customer order by seq: the next seq is released at once, later ones are held until
+//             the gap fills or the reorder window passes; late events are released flagged.
+// route.go    event type -> stream, and the analytics record encoder.
+// sink.go     PutRecords with at most one record per partition key per call ("waves"), so a partial
+//             failure can never land a customer's later event before an earlier one; retries only the
+//             failed entries with jittered backoff; a gobreaker breaker per destination; per-shard rate
+//             limit; dead-lettering after Config.BreakerHold.
+// watermark.go the checkpoint watermark: the last sequence number of the longest fully handled prefix.
+//
+// Delivery semantics: at least once, and exactly once except after a crash or a lost lease. A record
+// is "handled" once it is written to its analytics (or late) stream and its dedupe mark is durable,
+// or it is quarantined, dropped as a natural duplicate, or dead-lettered. The watermark never passes
+// a record that is not handled, and an event is marked seen only after its output write succeeded,
+// so a failure can cause a duplicate (dropped by dedupe on replay, unless the process died between
+// the write and the mark) but never a loss.
+//
+// Concurrency: a Pipeline is shared by all shards of one worker process and is safe for concurrent
+// use. A Shard belongs to one goroutine: its methods must not be called concurrently. Process blocks
+// while a destination or the dedupe store is unavailable (so the caller reads no more and memory stays
+// bounded) and returns promptly when its context is cancelled; a Shard whose Process or Drain failed
+// must be discarded.
+package processors

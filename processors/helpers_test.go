@@ -1,0 +1,408 @@
+package processors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// fakeClock is the pipeline's clock in tests: Sleep advances it instead of waiting.
+type fakeClock struct {
+	mu     sync.Mutex
+	t      time.Time
+	slept  time.Duration
+	onWait func(d time.Duration) // called (unlocked) on every Sleep
+}
+
+func newClock() *fakeClock { return &fakeClock{t: t0} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.slept += d
+	hook := c.onWait
+	c.mu.Unlock()
+	if hook != nil {
+		hook(d)
+	}
+	return ctx.Err()
+}
+
+// stored is one record a fake stream accepted.
+type stored struct {
+	Key  string
+	Data []byte
+}
+
+// fakeKinesis is a Putter that stores what it accepts per stream and fails what the test says.
+type fakeKinesis struct {
+	mu      sync.Mutex
+	streams map[string][]stored
+	calls   map[string]int
+	// callErr, when set, may fail a whole call (n counts the calls to that stream from 1).
+	callErr func(stream string, n int) error
+	// entryErr, when set, may fail one entry with an error code.
+	entryErr func(stream string, n, i int, key string, data []byte) string
+	// onCall runs at the start of every call.
+	onCall func(ctx context.Context, stream string, n int)
+	// keysPerCall records, for every call, whether a partition key appeared twice.
+	dupKeyCalls int
+}
+
+func newFakeKinesis() *fakeKinesis {
+	return &fakeKinesis{streams: map[string][]stored{}, calls: map[string]int{}}
+}
+
+func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	stream := *in.StreamName
+	f.mu.Lock()
+	f.calls[stream]++
+	n := f.calls[stream]
+	onCall, callErr, entryErr := f.onCall, f.callErr, f.entryErr
+	f.mu.Unlock()
+	if onCall != nil {
+		onCall(ctx, stream, n)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if callErr != nil {
+		if err := callErr(stream, n); err != nil {
+			return nil, err
+		}
+	}
+	if len(in.Records) > MaxPutRecords {
+		return nil, fmt.Errorf("fake: %d records in one call", len(in.Records))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[string]bool{}
+	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
+	failed := int32(0)
+	for i, e := range in.Records {
+		key := *e.PartitionKey
+		if seen[key] {
+			f.dupKeyCalls++
+		}
+		seen[key] = true
+		if entryErr != nil {
+			if code := entryErr(stream, n, i, key, e.Data); code != "" {
+				out.Records[i] = types.PutRecordsResultEntry{ErrorCode: &code, ErrorMessage: strPtr("injected")}
+				failed++
+				continue
+			}
+		}
+		f.streams[stream] = append(f.streams[stream], stored{Key: key, Data: append([]byte(nil), e.Data...)})
+		seq := strconv.Itoa(len(f.streams[stream]))
+		out.Records[i] = types.PutRecordsResultEntry{SequenceNumber: &seq, ShardId: strPtr("shardId-000000000000")}
+	}
+	out.FailedRecordCount = &failed
+	return out, nil
+}
+
+func strPtr(s string) *string { return &s }
+
+func (f *fakeKinesis) records(stream string) []stored {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]stored(nil), f.streams[stream]...)
+}
+
+func (f *fakeKinesis) callCount(stream string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[stream]
+}
+
+func (f *fakeKinesis) set(fn func(f *fakeKinesis)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// analytics decodes the analytics records of a stream.
+func (f *fakeKinesis) analytics(t testing.TB, stream string) []event.Analytics {
+	t.Helper()
+	var out []event.Analytics
+	for _, r := range f.records(stream) {
+		var a event.Analytics
+		if err := json.Unmarshal(r.Data, &a); err != nil {
+			t.Fatalf("stream %s: record is not an analytics record: %v: %s", stream, err, r.Data)
+		}
+		if r.Key != a.CustomerID {
+			t.Fatalf("stream %s: partition key %q, customer %q", stream, r.Key, a.CustomerID)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (f *fakeKinesis) quarantine(t testing.TB, stream string) []event.Quarantine {
+	t.Helper()
+	var out []event.Quarantine
+	for _, r := range f.records(stream) {
+		var q event.Quarantine
+		if err := json.Unmarshal(r.Data, &q); err != nil {
+			t.Fatalf("stream %s: %v", stream, err)
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+func (f *fakeKinesis) deadLetters(t testing.TB, stream string) []event.DeadLetter {
+	t.Helper()
+	var out []event.DeadLetter
+	for _, r := range f.records(stream) {
+		var d event.DeadLetter
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			t.Fatalf("stream %s: %v", stream, err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// flakyStore wraps a DedupeStore and fails calls while down is set, counting calls.
+type flakyStore struct {
+	DedupeStore
+	mu       sync.Mutex
+	down     func(op string, n int) error // n counts calls of op from 1
+	calls    map[string]int
+	putItems [][]Item
+}
+
+func newFlakyStore(inner DedupeStore) *flakyStore {
+	return &flakyStore{DedupeStore: inner, calls: map[string]int{}}
+}
+
+func (s *flakyStore) hit(op string) error {
+	s.mu.Lock()
+	s.calls[op]++
+	n, down := s.calls[op], s.down
+	s.mu.Unlock()
+	if down != nil {
+		return down(op, n)
+	}
+	return nil
+}
+
+func (s *flakyStore) Get(ctx context.Context, keys []string) ([]Item, []string, error) {
+	if err := s.hit("get"); err != nil {
+		return nil, nil, err
+	}
+	return s.DedupeStore.Get(ctx, keys)
+}
+
+func (s *flakyStore) Put(ctx context.Context, items []Item) ([]Item, error) {
+	if err := s.hit("put"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.putItems = append(s.putItems, append([]Item(nil), items...))
+	s.mu.Unlock()
+	return s.DedupeStore.Put(ctx, items)
+}
+
+func (s *flakyStore) count(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[op]
+}
+
+func (s *flakyStore) setDown(fn func(op string, n int) error) {
+	s.mu.Lock()
+	s.down = fn
+	s.mu.Unlock()
+}
+
+var testKey = event.Key{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}
+
+func testKeyring(t testing.TB) *event.Keyring {
+	t.Helper()
+	k, err := event.NewKeyring(testKey, event.Key{ID: "old", Secret: []byte("fedcba9876543210fedcba"), RetiredAt: t0.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// ev describes one test event.
+type ev struct {
+	id, typ, cust string
+	seq           uint64
+	props         string // JSON object, default {"n":<seq>}
+	key           string // signing key id, default k1
+}
+
+// raw builds the signed raw record of e, as the forwarder writes it.
+func raw(t testing.TB, kr *event.Keyring, e ev) []byte {
+	t.Helper()
+	if e.typ == "" {
+		e.typ = "page_view"
+	}
+	if e.props == "" {
+		e.props = `{"n":` + strconv.FormatUint(e.seq, 10) + `}`
+	}
+	if e.key == "" {
+		e.key = "k1"
+	}
+	d := &event.Detail{EventID: e.id, CustomerID: e.cust, Seq: e.seq, OccurredAt: "2026-11-26T11:59:00Z", Properties: json.RawMessage(e.props)}
+	if err := kr.Sign(e.typ, d, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	d.KeyID = e.key
+	detail, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(event.Raw{V: event.RawVersion, Type: e.typ, Source: "test", ForwardedAt: t0, Detail: detail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// seqGen numbers records of a test shard.
+type seqGen struct{ n int }
+
+func (g *seqGen) next() string {
+	g.n++
+	return fmt.Sprintf("%056d", g.n)
+}
+
+func (g *seqGen) recs(t testing.TB, kr *event.Keyring, at time.Time, evs ...ev) []Record {
+	t.Helper()
+	out := make([]Record, len(evs))
+	for i, e := range evs {
+		out[i] = Record{SequenceNumber: g.next(), Data: raw(t, kr, e), PartitionKey: e.cust, ArrivedAt: at}
+	}
+	return out
+}
+
+func testConfig() Config {
+	return Config{
+		Routes:           map[string]string{"page_view": "analytics-page_view", "purchase": "analytics-purchase"},
+		DefaultStream:    "analytics-other",
+		QuarantineStream: "events-quarantine",
+		DLQStream:        "events-dlq",
+		LateStream:       "events-late",
+		ReorderWindow:    30 * time.Second,
+		RetryBase:        100 * time.Millisecond,
+		RetryMax:         time.Second,
+	}
+}
+
+// harness is a pipeline on fakes.
+type harness struct {
+	t     testing.TB
+	p     *Pipeline
+	kin   *fakeKinesis
+	store *flakyStore
+	mem   *MemoryDedupe
+	clock *fakeClock
+	kr    *event.Keyring
+	reg   *prometheus.Registry
+	gen   seqGen
+}
+
+func newHarness(t testing.TB, cfg Config) *harness {
+	t.Helper()
+	h := &harness{t: t, kin: newFakeKinesis(), clock: newClock(), kr: testKeyring(t), reg: prometheus.NewRegistry()}
+	h.mem = NewMemoryDedupe(h.clock.Now)
+	h.store = newFlakyStore(h.mem)
+	p, err := New(cfg, Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Registerer: h.reg, Now: h.clock.Now, Sleep: h.clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	return h
+}
+
+func (h *harness) recs(evs ...ev) []Record { return h.gen.recs(h.t, h.kr, h.clock.Now(), evs...) }
+
+func (h *harness) process(s *Shard, recs []Record) string {
+	h.t.Helper()
+	wm, err := s.Process(context.Background(), recs)
+	if err != nil {
+		h.t.Fatalf("Process: %v", err)
+	}
+	return wm
+}
+
+func (h *harness) counter(name string, labels ...string) float64 {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				ok := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						ok = true
+					}
+				}
+				if !ok {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				total += m.Counter.GetValue()
+			case m.Gauge != nil:
+				total += m.Gauge.GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// seqs lists (customer:seq) of analytics records, for order assertions.
+func seqs(as []event.Analytics) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = fmt.Sprintf("%s:%d", a.CustomerID, a.Seq)
+		if a.Gap > 0 {
+			out[i] += fmt.Sprintf("+gap%d", a.Gap)
+		}
+		if a.Late {
+			out[i] += "+late"
+		}
+	}
+	return out
+}

@@ -1,0 +1,72 @@
+package processors
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+)
+
+type metrics struct {
+	recordsIn    prometheus.Counter
+	recordsOut   *prometheus.CounterVec // stream, type
+	quarantined  *prometheus.CounterVec // reason
+	deadLettered *prometheus.CounterVec // reason
+	dedupeHits   *prometheus.CounterVec // level (l1, inflight, l2), kind (natural, conflicting)
+	dedupeCalls  *prometheus.CounterVec // op (get, put): round trips
+	dedupeKeys   *prometheus.CounterVec // op: keys read / items written
+	dedupeErrors *prometheus.CounterVec // op
+	held         prometheus.Gauge
+	gaps         prometheus.Counter
+	gapSeqs      prometheus.Counter
+	late         prometheus.Counter
+	breakerState *prometheus.GaugeVec   // stream: 0 closed, 1 half-open, 2 open
+	putCalls     *prometheus.CounterVec // stream
+	putRetries   *prometheus.CounterVec // stream: entries sent again after a failure
+	putThrottles *prometheus.CounterVec // stream: entries refused with ProvisionedThroughputExceeded
+	putErrors    *prometheus.CounterVec // stream: calls that failed as a whole or were refused by the breaker
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		recordsIn: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_records_in_total",
+			Help: "Raw records received by the pipeline."}),
+		recordsOut: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_records_out_total",
+			Help: "Events written to an analytics or late stream, by stream and event type."}, []string{"stream", "type"}),
+		quarantined: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_quarantined_total",
+			Help: "Records quarantined, by reason code."}, []string{"reason"}),
+		deadLettered: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dead_lettered_total",
+			Help: "Records written to the DLQ, by reason."}, []string{"reason"}),
+		dedupeHits: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_hits_total",
+			Help: "Duplicates found, by level (l1, inflight, l2) and kind (natural, conflicting)."}, []string{"level", "kind"}),
+		dedupeCalls: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_round_trips_total",
+			Help: "Round trips to the level-2 dedupe store, by operation (get, put)."}, []string{"op"}),
+		dedupeKeys: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_keys_total",
+			Help: "Keys read (get) or items written (put) in the level-2 dedupe store."}, []string{"op"}),
+		dedupeErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_errors_total",
+			Help: "Failed level-2 dedupe store calls (retried), by operation."}, []string{"op"}),
+		held: f.NewGauge(prometheus.GaugeOpts{Name: "pipeline_reorder_held",
+			Help: "Events held in reorder buffers, all shards of this process."}),
+		gaps: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gaps_total",
+			Help: "Events released with a gap before them (window passed or buffer bound)."}),
+		gapSeqs: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gap_seqs_total",
+			Help: "Sequence numbers skipped by gaps."}),
+		late: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_late_events_total",
+			Help: "Events released after a later seq of their customer (Late=true)."}),
+		breakerState: f.NewGaugeVec(prometheus.GaugeOpts{Name: "pipeline_breaker_state",
+			Help: "Circuit breaker state per destination stream: 0 closed, 1 half-open, 2 open."}, []string{"stream"}),
+		putCalls: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_calls_total",
+			Help: "PutRecords calls, by destination stream."}, []string{"stream"}),
+		putRetries: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_retries_total",
+			Help: "Entries sent again after a failed attempt, by destination stream."}, []string{"stream"}),
+		putThrottles: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_throttles_total",
+			Help: "Entries throttled (ProvisionedThroughputExceeded), by destination stream."}, []string{"stream"}),
+		putErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_errors_total",
+			Help: "PutRecords calls that failed whole, or were refused by an open breaker, by destination stream."}, []string{"stream"}),
+	}
+}
+
+func zapShard(id string) zap.Field    { return zap.String("shard", id) }
+func zapErr(err error) zap.Field      { return zap.Error(err) }
+func zapAttempt(n int) zap.Field      { return zap.Int("attempt", n) }
+func zapStream(name string) zap.Field { return zap.String("stream", name) }

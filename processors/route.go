@@ -1,0 +1,137 @@
+package processors
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// route returns the analytics stream for an event type: its route, else the default stream.
+func (p *Pipeline) route(typ string) (string, bool) {
+	if s, ok := p.cfg.Routes[typ]; ok {
+		return s, true
+	}
+	return p.cfg.DefaultStream, p.cfg.DefaultStream != ""
+}
+
+// destination returns the stream a released event is written to, per the route and the late policy.
+func (p *Pipeline) destination(e *rec) string {
+	if e.late && p.cfg.LatePolicy == LateStream {
+		return p.cfg.LateStream
+	}
+	s, _ := p.route(e.raw.Type)
+	return s
+}
+
+// appendAnalytics appends the JSON of the event.Analytics record for e. It is a hand-written encoder
+// for the hot path; TestAnalyticsEncoding proves json.Unmarshal of its output equals the struct.
+func appendAnalytics(dst []byte, e *rec, shardID string, processedAt time.Time) []byte {
+	d := e.d
+	dst = append(dst, `{"event_id":`...)
+	dst = appendJSONString(dst, d.EventID)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, e.raw.Type)
+	if e.raw.Source != "" {
+		dst = append(dst, `,"source":`...)
+		dst = appendJSONString(dst, e.raw.Source)
+	}
+	dst = append(dst, `,"customer_id":`...)
+	dst = appendJSONString(dst, d.CustomerID)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, d.Seq, 10)
+	dst = append(dst, `,"occurred_at":`...)
+	dst = appendJSONString(dst, d.OccurredAt)
+	dst = append(dst, `,"properties":`...)
+	if len(d.Properties) == 0 {
+		dst = append(dst, "{}"...)
+	} else {
+		dst = append(dst, d.Properties...)
+	}
+	if e.gap > 0 {
+		dst = append(dst, `,"gap":`...)
+		dst = strconv.AppendUint(dst, e.gap, 10)
+	}
+	if e.late {
+		dst = append(dst, `,"late":true`...)
+	}
+	dst = append(dst, `,"source_shard":`...)
+	dst = appendJSONString(dst, shardID)
+	dst = append(dst, `,"source_seq":`...)
+	dst = appendJSONString(dst, e.seqNum)
+	if !e.raw.ForwardedAt.IsZero() {
+		dst = append(dst, `,"forwarded_at":"`...)
+		dst = e.raw.ForwardedAt.AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"processed_at":"`...)
+	dst = processedAt.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, `"}`...)
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as encoding/json does.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				i += size
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// arena hands out byte slices carved from large blocks, so encoding a batch costs a few allocations
+// rather than one per record. A slice stays valid after later ones are carved (blocks are never
+// reused).
+type arena struct {
+	block []byte
+}
+
+const arenaBlock = 64 << 10
+
+// buf returns an empty slice with room for at least n bytes, to append to and pass to commit.
+func (a *arena) buf(n int) []byte {
+	if cap(a.block)-len(a.block) < n {
+		a.block = make([]byte, 0, max(arenaBlock, n))
+	}
+	return a.block[len(a.block):len(a.block)]
+}
+
+// commit takes b, obtained from buf and appended to, and returns it capped at its length.
+func (a *arena) commit(b []byte) []byte {
+	if cap(b) == cap(a.block)-len(a.block) { // still in the block: append did not reallocate
+		a.block = a.block[:len(a.block)+len(b)]
+	}
+	return b[:len(b):len(b)]
+}

@@ -1,0 +1,335 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+)
+
+// Putter is the Kinesis call the sink needs (*kinesis.Client implements it).
+type Putter interface {
+	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+}
+
+const throttleCode = "ProvisionedThroughputExceededException"
+
+// errAllFailed makes a PutRecords call in which no entry succeeded count as a breaker failure.
+var errAllFailed = errors.New("every entry of the PutRecords call failed")
+
+// dest is one destination stream, shared by all shards: its breaker and outage bookkeeping.
+type dest struct {
+	name string
+	cb   *gobreaker.CircuitBreaker[*kinesis.PutRecordsOutput]
+
+	mu          sync.Mutex
+	brokenSince time.Time // first failure of the current outage; zero while healthy
+	lastFailure time.Time
+
+	calls, retries, throttles, errs prometheus.Counter
+}
+
+func (p *Pipeline) newDest(name string) *dest {
+	d := &dest{
+		name:      name,
+		calls:     p.m.putCalls.WithLabelValues(name),
+		retries:   p.m.putRetries.WithLabelValues(name),
+		throttles: p.m.putThrottles.WithLabelValues(name),
+		errs:      p.m.putErrors.WithLabelValues(name),
+	}
+	state := p.m.breakerState.WithLabelValues(name)
+	state.Set(0)
+	failures := p.cfg.BreakerFailures
+	d.cb = gobreaker.NewCircuitBreaker[*kinesis.PutRecordsOutput](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     p.cfg.BreakerOpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+		IsExcluded: func(err error) bool {
+			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			switch to {
+			case gobreaker.StateClosed:
+				state.Set(0)
+			case gobreaker.StateHalfOpen:
+				state.Set(1)
+			case gobreaker.StateOpen:
+				state.Set(2)
+			}
+			p.log.Info("circuit breaker state change", zapStream(name), zap.String("from", from.String()), zap.String("to", to.String()))
+		},
+	})
+	return d
+}
+
+// failed records a failed or refused call at now and returns how long the destination has been
+// broken. A failure long after the previous one starts a new outage.
+func (d *dest) failed(now time.Time, quiet time.Duration) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.brokenSince.IsZero() || now.Sub(d.lastFailure) > quiet {
+		d.brokenSince = now
+	}
+	d.lastFailure = now
+	return now.Sub(d.brokenSince)
+}
+
+func (d *dest) succeeded() {
+	d.mu.Lock()
+	d.brokenSince = time.Time{}
+	d.mu.Unlock()
+}
+
+// outKind says what an output record is, for the bookkeeping after the write.
+type outKind uint8
+
+const (
+	outEvent      outKind = iota // analytics or late stream
+	outQuarantine                // quarantine stream
+	outDead                      // DLQ stream
+)
+
+// outRec is one record to write to one stream.
+type outRec struct {
+	kind outKind
+	key  string // partition key
+	data []byte
+	ev   *rec         // outEvent: the event
+	q    *quarantined // outQuarantine: the rejected record
+	src  *outRec      // outDead: the record that could not be delivered
+
+	written  bool
+	dead     bool
+	attempts int
+	first    time.Time
+	last     time.Time
+	lastErr  string
+}
+
+func (o *outRec) fail(now time.Time, msg string) {
+	o.attempts++
+	if o.first.IsZero() {
+		o.first = now
+	}
+	o.last = now
+	o.lastErr = msg
+}
+
+// limiters rate-limit what one shard writes to one destination.
+type limiters struct {
+	records, bytes *rate.Limiter
+}
+
+func (p *Pipeline) newLimiters() *limiters {
+	l := &limiters{}
+	if r := p.cfg.OutputRatePerShard; r > 0 {
+		l.records = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+	}
+	if b := p.cfg.OutputBytesPerShard; b > 0 {
+		l.bytes = rate.NewLimiter(rate.Limit(b), b)
+	}
+	return l
+}
+
+// wait blocks until n records of size bytes may be sent at the shard's rate.
+func (p *Pipeline) waitRate(ctx context.Context, l *limiters, n, size int) error {
+	now := p.now()
+	var delay time.Duration
+	if l.records != nil {
+		delay = max(delay, l.records.ReserveN(now, min(n, l.records.Burst())).DelayFrom(now))
+	}
+	if l.bytes != nil {
+		delay = max(delay, l.bytes.ReserveN(now, min(size, l.bytes.Burst())).DelayFrom(now))
+	}
+	if delay > 0 {
+		return p.sleep(ctx, delay)
+	}
+	return nil
+}
+
+// writeStream writes recs to stream d in order per partition key and returns the records it gave up
+// on (only when mayDeadLetter and the destination stayed broken for BreakerHold). Each PutRecords call
+// carries at most one record per partition key, so a partial failure can never let a later record of
+// a key land before an earlier one: the failed record stays at the head of its key's queue and only
+// failed entries are sent again. It returns early only when ctx ends, with ctx's error.
+func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *limiters, recs []*outRec, mayDeadLetter bool) (dead []*outRec, err error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	// Per-key queues as linked lists over recs: next[i] is the next record with recs[i]'s key.
+	next := make([]int32, len(recs))
+	heads := make([]int32, 0, len(recs))
+	if len(recs) == 1 {
+		next[0] = -1
+		heads = append(heads, 0)
+	} else {
+		last := make(map[string]int32, len(recs))
+		for i, r := range recs {
+			next[i] = -1
+			if j, ok := last[r.key]; ok {
+				next[j] = int32(i)
+			} else {
+				heads = append(heads, int32(i))
+			}
+			last[r.key] = int32(i)
+		}
+	}
+	maxN, maxBytes := MaxPutRecords, MaxPutBytes
+	if lim.records != nil {
+		maxN = min(maxN, lim.records.Burst())
+	}
+	if lim.bytes != nil {
+		maxBytes = min(maxBytes, lim.bytes.Burst())
+	}
+	entries := make([]types.PutRecordsRequestEntry, 0, min(len(heads), maxN))
+	inCall := make([]int, 0, cap(entries)) // positions in heads
+	quiet := 2 * max(p.cfg.RetryMax, p.cfg.BreakerOpenTimeout)
+	attempt := 0
+	for len(heads) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		entries, inCall = entries[:0], inCall[:0]
+		size := 0
+		for h, i := range heads {
+			r := recs[i]
+			n := len(r.data) + len(r.key)
+			if len(entries) == maxN || (len(entries) > 0 && size+n > maxBytes) {
+				break
+			}
+			size += n
+			entries = append(entries, types.PutRecordsRequestEntry{Data: r.data, PartitionKey: &r.key})
+			inCall = append(inCall, h)
+			if r.attempts > 0 {
+				d.retries.Inc()
+			}
+		}
+		if err := p.waitRate(ctx, lim, len(entries), size); err != nil {
+			return nil, err
+		}
+		in := &kinesis.PutRecordsInput{StreamName: &d.name, Records: entries}
+		out, err := d.cb.Execute(func() (*kinesis.PutRecordsOutput, error) {
+			d.calls.Inc()
+			out, err := p.kin.PutRecords(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			if len(out.Records) != len(entries) {
+				return nil, fmt.Errorf("PutRecords answered %d entries for %d", len(out.Records), len(entries))
+			}
+			if out.FailedRecordCount != nil && int(*out.FailedRecordCount) >= len(entries) {
+				return out, errAllFailed
+			}
+			return out, nil
+		})
+		now := p.now()
+		if err != nil && !errors.Is(err, errAllFailed) {
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, cerr
+			}
+			d.errs.Inc()
+			msg := err.Error()
+			var thr *types.ProvisionedThroughputExceededException
+			if errors.As(err, &thr) {
+				d.throttles.Add(float64(len(entries)))
+			}
+			for _, h := range inCall {
+				recs[heads[h]].fail(now, msg)
+			}
+			broken := d.failed(now, quiet)
+			if mayDeadLetter && broken >= p.cfg.BreakerHold {
+				return p.giveUp(recs, heads, next, shard, d, broken), nil
+			}
+			if attempt == 0 || attempt%10 == 0 {
+				p.log.Warn("write failed, retrying", zapShard(shard), zapStream(d.name), zapErr(err), zapAttempt(attempt), zap.Duration("broken_for", broken))
+			}
+			if err := p.backoff(ctx, attempt); err != nil {
+				return nil, err
+			}
+			attempt++
+			continue
+		}
+		progressed, failed := false, false
+		for k, h := range inCall {
+			i := heads[h]
+			r := recs[i]
+			e := out.Records[k]
+			if e.ErrorCode == nil || *e.ErrorCode == "" {
+				r.written = true
+				heads[h] = next[i]
+				progressed = true
+				continue
+			}
+			failed = true
+			msg := *e.ErrorCode
+			if e.ErrorMessage != nil {
+				msg += ": " + *e.ErrorMessage
+			}
+			r.fail(now, msg)
+			if *e.ErrorCode == throttleCode {
+				d.throttles.Inc()
+			}
+		}
+		// Drop the keys whose queue is empty.
+		n := 0
+		for _, i := range heads {
+			if i >= 0 {
+				heads[n] = i
+				n++
+			}
+		}
+		heads = heads[:n]
+		if progressed {
+			d.succeeded()
+			attempt = 0
+		}
+		if failed {
+			if !progressed {
+				broken := d.failed(now, quiet)
+				if mayDeadLetter && broken >= p.cfg.BreakerHold {
+					return p.giveUp(recs, heads, next, shard, d, broken), nil
+				}
+			}
+			if err := p.backoff(ctx, attempt); err != nil {
+				return nil, err
+			}
+			attempt++
+		}
+	}
+	return nil, nil
+}
+
+// giveUp marks every record still queued as dead and returns them in order.
+func (p *Pipeline) giveUp(recs []*outRec, heads, next []int32, shard string, d *dest, broken time.Duration) []*outRec {
+	var dead []*outRec
+	for _, i := range heads {
+		for ; i >= 0; i = next[i] {
+			recs[i].dead = true
+			dead = append(dead, recs[i])
+		}
+	}
+	p.log.Error("destination unavailable past the hold, dead-lettering", zapShard(shard), zapStream(d.name),
+		zap.Duration("broken_for", broken), zap.Int("records", len(dead)))
+	return dead
+}
+
+// backoff waits the jittered exponential delay of attempt (0-based), bounded by RetryMax.
+func (p *Pipeline) backoff(ctx context.Context, attempt int) error {
+	d := p.cfg.RetryBase
+	for i := 0; i < attempt && d < p.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, p.cfg.RetryMax)
+	half := d / 2
+	d = half + time.Duration(p.jitter(int64(d-half)+1))
+	return p.sleep(ctx, d)
+}

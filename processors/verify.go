@@ -1,0 +1,119 @@
+package processors
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+// maxAcceptedRecord is the largest raw record the worker accepts. A record must fit whole (base64 in
+// JSON) into a dead letter of at most 1 MiB, or it could not be dead-lettered intact; EventBridge
+// caps events at 256 KiB, so forwarded records are far below it.
+const maxAcceptedRecord = 700 << 10
+
+// rec is one verified event travelling through the shard's stages.
+type rec struct {
+	idx    uint64 // position in the shard's watermark
+	seqNum string // source sequence number
+	data   []byte // the raw record, verbatim (kept for the dead letter)
+	raw    *event.Raw
+	d      *event.Detail
+	hash   uint64 // content hash: everything signed except the key id
+
+	// reorder state
+	heldAt time.Time
+	held   bool
+	gap    uint64
+	late   bool
+
+	out *outRec // its output record once routed
+}
+
+// quarantined is a record rejected before routing, with its reason.
+type quarantined struct {
+	idx        uint64
+	seqNum     string
+	data       []byte
+	reason     event.Reason
+	detail     string
+	eventID    string
+	customerID string
+	ev         *rec // set when the record had been accepted as an event (conflict, too large)
+}
+
+// decode runs the verify stage on one record: strict decode, size check, signature check against the
+// keyring at now, and the content hash. A failure returns the quarantine entry instead.
+func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined) {
+	q := func(reason event.Reason, err error, d *event.Detail) *quarantined {
+		out := &quarantined{idx: idx, seqNum: r.SequenceNumber, data: r.Data, reason: reason}
+		if err != nil {
+			out.detail = err.Error()
+		}
+		if d != nil {
+			out.eventID, out.customerID = d.EventID, d.CustomerID
+		}
+		return out
+	}
+	if len(r.Data) > maxAcceptedRecord {
+		return nil, q(event.ReasonTooLarge, errors.New("record of "+strconv.Itoa(len(r.Data))+" bytes is over the worker's limit"), nil)
+	}
+	raw, d, err := event.DecodeRaw(r.Data)
+	if err != nil {
+		reason := event.ReasonOf(err)
+		if reason == "" {
+			reason = event.ReasonNotJSON
+		}
+		return nil, q(reason, err, d)
+	}
+	if err := s.p.keys.VerifyBuf(s.scratch[:0], raw.Type, d, now); err != nil {
+		reason := event.ReasonOf(err)
+		if reason == "" {
+			reason = event.ReasonBadSignature
+		}
+		return nil, q(reason, err, d)
+	}
+	if _, ok := s.p.route(raw.Type); !ok {
+		return nil, q(event.ReasonUnroutable, errors.New("no route for type "+strconv.Quote(raw.Type)+" and no default stream"), d)
+	}
+	h, err := s.contentHash(raw.Type, d)
+	if err != nil {
+		return nil, q(event.ReasonOf(err), err, d)
+	}
+	return &rec{idx: idx, seqNum: r.SequenceNumber, data: r.Data, raw: raw, d: d, hash: h}, nil
+}
+
+// contentHash is FNV-1a (64 bit) over the signing input without the key id: two records of one
+// event_id with equal hashes carry the same signed content (a re-signature with a rotated key is
+// still the same content).
+func (s *Shard) contentHash(typ string, d *event.Detail) (uint64, error) {
+	c := *d
+	c.KeyID = ""
+	b, err := event.SigningInput(s.scratch[:0], typ, &c)
+	if err != nil {
+		return 0, err
+	}
+	s.scratch = b[:0]
+	const (
+		offset = 14695981039346656037
+		prime  = 1099511628211
+	)
+	h := uint64(offset)
+	for _, x := range b {
+		h ^= uint64(x)
+		h *= prime
+	}
+	return h, nil
+}
+
+// hashString is the form of a content hash stored in the dedupe table.
+func hashString(h uint64) string {
+	var b [16]byte
+	const hex = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[h&0xF]
+		h >>= 4
+	}
+	return string(b[:])
+}

@@ -1,0 +1,51 @@
+package processors
+
+// watermark tracks the records received on a shard, in shard order, and which are handled. The
+// checkpoint watermark is the sequence number of the last record of the longest handled prefix: a
+// record still held for reordering (or not yet written) pins it, whatever is handled behind it.
+type watermark struct {
+	entries []wmEntry // entries[head:] are the records after the watermark
+	head    int
+	base    uint64 // index of entries[0]
+	last    string // current watermark; "" until the first record is handled
+}
+
+type wmEntry struct {
+	seq  string
+	done bool
+}
+
+// add registers the next record in shard order and returns its index.
+func (w *watermark) add(seq string) uint64 {
+	if w.head > 1024 && w.head*2 > len(w.entries) {
+		n := copy(w.entries, w.entries[w.head:])
+		clear(w.entries[n:])
+		w.entries = w.entries[:n]
+		w.base += uint64(w.head)
+		w.head = 0
+	}
+	w.entries = append(w.entries, wmEntry{seq: seq})
+	return w.base + uint64(len(w.entries)-1)
+}
+
+// done marks record idx handled. Marking a record twice, or one already behind the watermark, is a
+// no-op.
+func (w *watermark) done(idx uint64) {
+	if idx < w.base+uint64(w.head) {
+		return
+	}
+	w.entries[idx-w.base].done = true
+}
+
+// advance moves the watermark over the handled prefix and returns it.
+func (w *watermark) advance() string {
+	for w.head < len(w.entries) && w.entries[w.head].done {
+		w.last = w.entries[w.head].seq
+		w.entries[w.head] = wmEntry{}
+		w.head++
+	}
+	return w.last
+}
+
+// pending is the number of records after the watermark (handled or not).
+func (w *watermark) pending() int { return len(w.entries) - w.head }

@@ -1,0 +1,68 @@
+package processors
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestWatermark(t *testing.T) {
+	cases := []struct {
+		name  string
+		n     int   // records added
+		done  []int // indexes marked done, in this order, advance after each
+		wants []string
+	}{
+		{"nothing handled", 3, nil, nil},
+		{"in order", 3, []int{0, 1, 2}, []string{"s0", "s1", "s2"}},
+		{"a held record pins", 4, []int{0, 2, 3, 1}, []string{"s0", "s0", "s0", "s3"}},
+		{"first record pins everything", 3, []int{2, 1, 0}, []string{"", "", "s2"}},
+		{"double done is harmless", 2, []int{0, 0, 1}, []string{"s0", "s0", "s1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var w watermark
+			for i := range tc.n {
+				if idx := w.add(fmt.Sprint("s", i)); idx != uint64(i) {
+					t.Fatalf("add %d returned index %d", i, idx)
+				}
+			}
+			if got := w.advance(); got != "" {
+				t.Fatalf("watermark %q before anything is done", got)
+			}
+			for k, i := range tc.done {
+				w.done(uint64(i))
+				if got := w.advance(); got != tc.wants[k] {
+					t.Fatalf("after done(%d): watermark %q, want %q", i, got, tc.wants[k])
+				}
+			}
+		})
+	}
+}
+
+// TestWatermarkCompacts checks that a long run keeps memory proportional to what is pending, and
+// indexes stay valid across compaction.
+func TestWatermarkCompacts(t *testing.T) {
+	var w watermark
+	pinned := w.add("pin")
+	for i := range 5000 {
+		w.done(w.add(fmt.Sprint("r", i)))
+	}
+	if got := w.advance(); got != "" {
+		t.Fatalf("watermark %q passed the pinned record", got)
+	}
+	w.done(pinned)
+	if got := w.advance(); got != "r4999" {
+		t.Fatalf("watermark %q, want r4999", got)
+	}
+	for i := range 5000 {
+		idx := w.add(fmt.Sprint("q", i))
+		w.done(idx)
+		w.advance()
+	}
+	if w.pending() != 0 || len(w.entries) > 2100 {
+		t.Fatalf("pending %d, entries %d: not compacted", w.pending(), len(w.entries))
+	}
+	if w.advance() != "q4999" {
+		t.Fatalf("watermark %q", w.advance())
+	}
+}
