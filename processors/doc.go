@@ -3,21 +3,22 @@
 //
 //	decode -> verify -> dedupe -> reorder -> route -> write -> mark seen -> advance the watermark
 //
-// verify.go   strict decode (event.DecodeRaw) and HMAC verification; anything bad is quarantined with
-//             its reason code and never routed, marked or held.
-// dedupe.go   level 1: a per-shard LRU of recent event ids; level 2: a DedupeStore (DynamoDB in
-//             production, dedupe_dynamo.go) read and written in batches. Marks carry a content hash:
-//             same id and content = natural duplicate (dropped), same id and other content =
-//             conflicting duplicate (quarantined). The store also holds a per-customer cursor (the last
-//             released seq) so a new owner of a shard resumes reordering where the old one stopped.
-// reorder.go  per-customer order by seq: the next seq is released at once, later ones are held until
-//             the gap fills or the reorder window passes; late events are released flagged.
-// route.go    event type -> stream, and the analytics record encoder.
-// sink.go     PutRecords with at most one record per partition key per call ("waves"), so a partial
-//             failure can never land a customer's later event before an earlier one; retries only the
-//             failed entries with jittered backoff; a gobreaker breaker per destination; per-shard rate
-//             limit; dead-lettering after Config.BreakerHold.
-// watermark.go the checkpoint watermark: the last sequence number of the longest fully handled prefix.
+// Files, one stage each:
+//   - verify.go: strict decode (event.DecodeRaw) and HMAC verification; anything bad is quarantined
+//     with its reason code and never routed, marked or held.
+//   - dedupe.go: level 1 is a per-shard LRU of recent event ids; level 2 a DedupeStore (DynamoDB in
+//     production, dedupe_dynamo.go) read and written in batches. Marks carry a content hash: same id
+//     and content = natural duplicate (dropped), same id and other content = conflicting duplicate
+//     (quarantined). The store also holds a per-customer cursor (the last released seq) so a new
+//     owner of a shard resumes reordering where the old one stopped.
+//   - reorder.go: per-customer order by seq: the next seq is released at once, later ones are held
+//     until the gap fills or the reorder window passes; late events are released flagged.
+//   - route.go: event type to stream, and the analytics record encoder.
+//   - sink.go: PutRecords with at most one record per partition key per call ("waves"), so a partial
+//     failure can never land a customer's later event before an earlier one; only failed entries are
+//     retried, with jittered backoff; a gobreaker breaker per destination; a per-shard rate limit;
+//     dead-lettering after Config.BreakerHold.
+//   - watermark.go: the checkpoint watermark, the last sequence number of the longest handled prefix.
 //
 // Delivery semantics: at least once, and exactly once except after a crash or a lost lease. A record
 // is "handled" once it is written to its analytics (or late) stream and its dedupe mark is durable,

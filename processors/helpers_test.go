@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -405,4 +407,12 @@ func seqs(as []event.Analytics) []string {
 		}
 	}
 	return out
+}
+
+// perCustomer is seqs grouped by customer, each customer's records in stream order: the order that
+// matters (records of different customers may interleave in any order).
+func perCustomer(as []event.Analytics) []string {
+	as = slices.Clone(as)
+	slices.SortStableFunc(as, func(a, b event.Analytics) int { return strings.Compare(a.CustomerID, b.CustomerID) })
+	return seqs(as)
 }

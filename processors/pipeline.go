@@ -379,7 +379,7 @@ func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
 		data := b.arena.commit(appendAnalytics(buf, e, s.id, now))
 		if len(data)+len(e.d.CustomerID) > maxKinesisRecord {
 			b.quar = append(b.quar, &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonTooLarge,
-				detail: "analytics record of " + strconv.Itoa(len(data)) + " bytes is over the Kinesis record limit",
+				detail:  "analytics record of " + strconv.Itoa(len(data)) + " bytes is over the Kinesis record limit",
 				eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e})
 			continue
 		}

@@ -27,8 +27,8 @@ type reorder struct {
 	// cursors caches the cursor of customers without held events.
 	cursors *simplelru.LRU[string, uint64]
 	// fifo lists held events in arrival order; released ones are skipped lazily.
-	fifo     []*rec
-	fifoHead int
+	fifo      []*rec
+	fifoHead  int
 	cursorCap int
 	// dirty collects customers whose cursor moved since the last takeDirty, with the new value.
 	dirty map[string]uint64

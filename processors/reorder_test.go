@@ -20,8 +20,8 @@ type step struct {
 }
 
 func add(c string, s uint64, at int, want string) step { return step{"add", c, s, at, want} }
-func expire(at int, want string) step                 { return step{op: "expire", at: at, want: want} }
-func drain(want string) step                          { return step{op: "drain", want: want} }
+func expire(at int, want string) step                  { return step{op: "expire", at: at, want: want} }
+func drain(want string) step                           { return step{op: "drain", want: want} }
 
 func released(out []*rec) string {
 	parts := make([]string, len(out))

@@ -1,0 +1,532 @@
+package processors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+func TestConfigValidate(t *testing.T) {
+	ok := testConfig()
+	cases := []struct {
+		name string
+		mut  func(c *Config)
+		want string // substring of the error, "" for valid
+	}{
+		{"valid", func(c *Config) {}, ""},
+		{"zero durations take defaults", func(c *Config) { c.ReorderWindow, c.RetryBase, c.RetryMax = 0, 0, 0 }, ""},
+		{"no quarantine", func(c *Config) { c.QuarantineStream = "" }, "QuarantineStream"},
+		{"no dlq", func(c *Config) { c.DLQStream = "" }, "DLQStream"},
+		{"nothing routable", func(c *Config) { c.Routes, c.DefaultStream = nil, "" }, "nothing can be routed"},
+		{"late stream policy without stream", func(c *Config) { c.LatePolicy, c.LateStream = LateStream, "" }, "LateStream"},
+		{"unknown late policy", func(c *Config) { c.LatePolicy = "drop" }, "LatePolicy"},
+		{"retry bounds inverted", func(c *Config) { c.RetryBase, c.RetryMax = time.Second, time.Millisecond }, "retry backoff"},
+		{"fractional rate", func(c *Config) { c.OutputRatePerShard = 0.5 }, "OutputRatePerShard"},
+		{"empty route", func(c *Config) { c.Routes = map[string]string{"x": ""} }, "non-empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			c.Routes = map[string]string{"page_view": "analytics-page_view"}
+			tc.mut(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := New(Config{}, Deps{}); err == nil {
+		t.Fatal("New accepted an empty config")
+	}
+}
+
+// TestProcessRoutes checks the happy path: routing by type (and the default stream), the analytics
+// record's fields, marks and cursors written, and the watermark at the last record.
+func TestProcessRoutes(t *testing.T) {
+	h := newHarness(t, testConfig())
+	s := h.p.Shard("shardId-000000000001")
+	recs := h.recs(
+		ev{id: "e1", cust: "c1", seq: 1},
+		ev{id: "e2", cust: "c1", seq: 2, typ: "purchase", props: `{"sku": "A-1", "price": 19.9}`},
+		ev{id: "e3", cust: "c2", seq: 1, typ: "newsletter_signup"},
+	)
+	wm := h.process(s, recs)
+	if wm != recs[2].SequenceNumber {
+		t.Fatalf("watermark %q, want the last record %q", wm, recs[2].SequenceNumber)
+	}
+	pv := h.kin.analytics(t, "analytics-page_view")
+	pu := h.kin.analytics(t, "analytics-purchase")
+	other := h.kin.analytics(t, "analytics-other")
+	if len(pv) != 1 || len(pu) != 1 || len(other) != 1 {
+		t.Fatalf("routed %d/%d/%d, want 1/1/1", len(pv), len(pu), len(other))
+	}
+	got := pu[0]
+	want := event.Analytics{EventID: "e2", Type: "purchase", Source: "test", CustomerID: "c1", Seq: 2,
+		OccurredAt: "2026-11-26T11:59:00Z", SourceShard: "shardId-000000000001", SourceSeq: recs[1].SequenceNumber,
+		ForwardedAt: t0, ProcessedAt: t0}
+	props := got.Properties
+	got.Properties = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("analytics record\n got %+v\nwant %+v", got, want)
+	}
+	if string(props) != `{"sku":"A-1","price":19.9}` { // as sent (the test producer compacts), not canonicalised
+		t.Fatalf("properties %s, want the producer's bytes", props)
+	}
+	if other[0].Type != "newsletter_signup" {
+		t.Fatalf("default stream got type %q", other[0].Type)
+	}
+	ctx := context.Background()
+	found, _, err := h.mem.Get(ctx, []string{"e1", "e2", "e3", CursorKey("c1"), CursorKey("c2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]Item{}
+	for _, it := range found {
+		byKey[it.Key] = it
+	}
+	for _, id := range []string{"e1", "e2", "e3"} {
+		if it, ok := byKey[id]; !ok || len(it.Hash) != 16 || !it.ExpiresAt.Equal(t0.Add(25*time.Hour)) {
+			t.Fatalf("mark of %s: %+v (found %v)", id, it, ok)
+		}
+	}
+	if byKey[CursorKey("c1")].LastSeq != 2 || byKey[CursorKey("c2")].LastSeq != 1 {
+		t.Fatalf("cursors %+v %+v", byKey[CursorKey("c1")], byKey[CursorKey("c2")])
+	}
+	if n := h.counter("pipeline_records_out_total", "stream", "analytics-purchase", "type", "purchase"); n != 1 {
+		t.Fatalf("records_out{purchase} = %v", n)
+	}
+	if n := h.counter("pipeline_records_in_total"); n != 3 {
+		t.Fatalf("records_in = %v", n)
+	}
+}
+
+// TestQuarantine checks that every bad record is quarantined with its reason, is never routed or
+// marked, and does not block the shard.
+func TestQuarantine(t *testing.T) {
+	h := newHarness(t, testConfig())
+	good := raw(t, h.kr, ev{id: "g1", cust: "c1", seq: 1})
+	tampered := bytes.Replace(raw(t, h.kr, ev{id: "t1", cust: "c1", seq: 2}), []byte(`{"n":2}`), []byte(`{"n":3}`), 1)
+	cases := []struct {
+		name string
+		data []byte
+		want event.Reason
+	}{
+		{"not json", []byte("hello"), event.ReasonNotJSON},
+		{"array", []byte("[1,2]"), event.ReasonBadEnvelope},
+		{"tampered properties", tampered, event.ReasonBadSignature},
+		{"unknown key", raw(t, h.kr, ev{id: "u1", cust: "c1", seq: 2, key: "k9"}), event.ReasonUnknownKey},
+		{"retired key", raw(t, h.kr, ev{id: "r1", cust: "c1", seq: 2, key: "old"}), event.ReasonKeyRetired},
+		{"no signature", bytes.Replace(good, []byte(`"signature":"`), []byte(`"signaturX":"`), 1), event.ReasonNoSignature},
+		{"missing seq", bytes.Replace(good, []byte(`"seq":1,`), nil, 1), event.ReasonMissingField},
+		{"too large", append([]byte(`{"pad":"`), append(bytes.Repeat([]byte("a"), maxAcceptedRecord), `"}`...)...), event.ReasonTooLarge},
+	}
+	var recs []Record
+	for _, tc := range cases {
+		recs = append(recs, Record{SequenceNumber: h.gen.next(), Data: tc.data, ArrivedAt: t0})
+	}
+	after := h.recs(ev{id: "g2", cust: "c9", seq: 1})
+	recs = append(recs, after...)
+	s := h.p.Shard("shard-q")
+	if wm := h.process(s, recs); wm != after[0].SequenceNumber {
+		t.Fatalf("watermark %q, want past every quarantined record", wm)
+	}
+	qs := h.kin.quarantine(t, "events-quarantine")
+	if len(qs) != len(cases) {
+		t.Fatalf("%d quarantine records, want %d", len(qs), len(cases))
+	}
+	bySeq := map[string]event.Quarantine{}
+	for _, q := range qs {
+		bySeq[q.SourceSeq] = q
+	}
+	for i, tc := range cases {
+		q, ok := bySeq[recs[i].SequenceNumber]
+		switch {
+		case !ok:
+			t.Errorf("%s: not quarantined", tc.name)
+		case q.Reason != tc.want:
+			t.Errorf("%s: reason %q (%s), want %q", tc.name, q.Reason, q.Detail, tc.want)
+		case q.Stage != "worker" || q.SourceShard != "shard-q":
+			t.Errorf("%s: quarantine record %+v", tc.name, q)
+		case tc.name != "too large" && !bytes.Equal(q.Original, tc.data):
+			t.Errorf("%s: original not kept verbatim", tc.name)
+		}
+		if n := h.counter("pipeline_quarantined_total", "reason", string(tc.want)); n < 1 {
+			t.Errorf("%s: quarantined_total{%s} = %v", tc.name, tc.want, n)
+		}
+	}
+	if n := len(h.kin.records("analytics-page_view")); n != 1 {
+		t.Fatalf("%d analytics records, want only the good one", n)
+	}
+	found, _, _ := h.mem.Get(context.Background(), []string{"t1", "u1", "r1"})
+	if len(found) != 0 {
+		t.Fatalf("quarantined events were marked seen: %+v", found)
+	}
+
+	// Without a default stream an unknown type is unroutable.
+	cfg := testConfig()
+	cfg.DefaultStream = ""
+	h2 := newHarness(t, cfg)
+	h2.process(h2.p.Shard("s"), h2.recs(ev{id: "x", cust: "c", seq: 1, typ: "mystery"}))
+	if qs := h2.kin.quarantine(t, "events-quarantine"); len(qs) != 1 || qs[0].Reason != event.ReasonUnroutable {
+		t.Fatalf("unknown type without default stream: %+v", qs)
+	}
+}
+
+// TestDedupeLevels checks natural and conflicting duplicates at each level: in flight (same batch),
+// level 1 (a later batch), level 2 (another shard, i.e. after a failover). The first is kept.
+func TestDedupeLevels(t *testing.T) {
+	h := newHarness(t, testConfig())
+	s := h.p.Shard("s1")
+	orig := ev{id: "e1", cust: "c1", seq: 1}
+	conflicting := ev{id: "e1", cust: "c1", seq: 1, props: `{"n":"other"}`}
+	// Same batch: the copy is a natural duplicate of the event in flight, the variant conflicts.
+	h.process(s, h.recs(orig, orig, conflicting, ev{id: "e2", cust: "c1", seq: 2}))
+	// Later batch: level 1.
+	h.process(s, h.recs(orig, conflicting))
+	// Other shards (fresh caches): level 2.
+	for _, e := range []ev{orig, conflicting} {
+		s2 := h.p.Shard("s2")
+		if wm := h.process(s2, h.recs(e)); wm == "" {
+			t.Fatal("watermark did not pass a duplicate")
+		}
+	}
+	if got := seqs(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"c1:1", "c1:2"}) {
+		t.Fatalf("delivered %v, want each event once", got)
+	}
+	qs := h.kin.quarantine(t, "events-quarantine")
+	if len(qs) != 3 {
+		t.Fatalf("%d quarantined, want 3 conflicting duplicates", len(qs))
+	}
+	for _, q := range qs {
+		if q.Reason != event.ReasonConflictingDupe || q.EventID != "e1" || !strings.Contains(string(q.Original), `"other"`) {
+			t.Fatalf("quarantine %+v: want the conflicting variant with its reason", q)
+		}
+	}
+	for _, c := range []struct{ level, kind string }{
+		{"inflight", "natural"}, {"inflight", "conflicting"}, {"l1", "natural"}, {"l1", "conflicting"}, {"l2", "natural"}, {"l2", "conflicting"},
+	} {
+		if n := h.counter("pipeline_dedupe_hits_total", "level", c.level, "kind", c.kind); n != 1 {
+			t.Errorf("dedupe_hits{%s,%s} = %v, want 1", c.level, c.kind, n)
+		}
+	}
+	// A re-signature of the same content with another key is still the same event.
+	k2, err := event.NewKeyring(testKey, event.Key{ID: "k2", Secret: []byte("another-secret-of-32-bytes......")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &event.Detail{EventID: "e2", CustomerID: "c1", Seq: 2, OccurredAt: "2026-11-26T11:59:00Z", Properties: []byte(`{"n":2}`)}
+	if err := k2.Sign("page_view", d, "k2"); err != nil {
+		t.Fatal(err)
+	}
+	h.p.keys = k2
+	data := fmt.Appendf(nil, `{"v":1,"type":"page_view","source":"test","detail":{"event_id":"e2","customer_id":"c1","seq":2,"occurred_at":%q,"properties":{"n":2},"key_id":"k2","signature":%q}}`, d.OccurredAt, d.Signature)
+	h.process(h.p.Shard("s4"), []Record{{SequenceNumber: h.gen.next(), Data: data}})
+	if n := h.counter("pipeline_dedupe_hits_total", "level", "l2", "kind", "natural"); n != 2 {
+		t.Fatalf("re-signed copy: l2 natural hits %v, want 2", n)
+	}
+}
+
+// TestMarkAfterWrite checks that an event is marked seen only once its write succeeded: while the
+// destination fails, the store holds no mark, and a dead-lettered event is never marked.
+func TestMarkAfterWrite(t *testing.T) {
+	cfg := testConfig()
+	cfg.BreakerOpenTimeout = time.Nanosecond // every retry probes
+	h := newHarness(t, cfg)
+	var marksDuringFailure []int
+	h.kin.set(func(f *fakeKinesis) {
+		f.callErr = func(stream string, n int) error {
+			if stream == "analytics-page_view" && n <= 3 {
+				return errors.New("stream unavailable")
+			}
+			return nil
+		}
+		f.onCall = func(_ context.Context, stream string, n int) {
+			if stream == "analytics-page_view" {
+				marksDuringFailure = append(marksDuringFailure, h.mem.Len())
+			}
+		}
+	})
+	h.process(h.p.Shard("s"), h.recs(ev{id: "e1", cust: "c1", seq: 1}))
+	if !slices.Equal(marksDuringFailure, []int{0, 0, 0, 0}) {
+		t.Fatalf("store sizes seen at each write attempt: %v, want nothing marked before the write succeeded", marksDuringFailure)
+	}
+	if h.mem.Len() != 2 { // the mark and the cursor
+		t.Fatalf("store holds %d items after the write, want mark + cursor", h.mem.Len())
+	}
+}
+
+// TestReorderInPipeline checks order restoration end to end through Process: a held event pins the
+// watermark; the window passing (fake clock, empty Process) releases with the gap; late events follow
+// the policy.
+func TestReorderInPipeline(t *testing.T) {
+	for _, policy := range []LatePolicy{LateFlag, LateStream} {
+		t.Run(string(policy), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.LatePolicy = policy
+			h := newHarness(t, cfg)
+			s := h.p.Shard("s")
+			b1 := h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a3", cust: "a", seq: 3}, ev{id: "b1", cust: "b", seq: 1})
+			wm := h.process(s, b1)
+			if wm != b1[0].SequenceNumber || s.Held() != 1 {
+				t.Fatalf("watermark %q held %d: want pinned at a:1 with a:3 held", wm, s.Held())
+			}
+			// Gap fills: a:2 releases a:3 right after it.
+			b2 := h.recs(ev{id: "a2", cust: "a", seq: 2}, ev{id: "a5", cust: "a", seq: 5})
+			if wm := h.process(s, b2); wm != b2[0].SequenceNumber {
+				t.Fatalf("watermark %q, want %q (a:5 held)", wm, b2[0].SequenceNumber)
+			}
+			// Window passes with nothing new: the caller is caught up and calls Process(nil).
+			h.clock.Advance(29 * time.Second)
+			if h.process(s, nil); s.Held() != 1 {
+				t.Fatal("released before the window passed")
+			}
+			h.clock.Advance(time.Second)
+			if wm := h.process(s, nil); wm != b2[1].SequenceNumber || s.Held() != 0 {
+				t.Fatalf("after the window: watermark %q held %d", wm, s.Held())
+			}
+			// a:4 is late now.
+			h.process(s, h.recs(ev{id: "a4", cust: "a", seq: 4}))
+			main := seqs(h.kin.analytics(t, "analytics-page_view"))
+			want := []string{"a:1", "b:1", "a:2", "a:3", "a:5+gap1"}
+			if policy == LateFlag {
+				want = append(want, "a:4+late")
+			} else if late := seqs(h.kin.analytics(t, "events-late")); !slices.Equal(late, []string{"a:4+late"}) {
+				t.Fatalf("late stream %v", late)
+			}
+			if !slices.Equal(main, want) {
+				t.Fatalf("delivered %v, want %v", main, want)
+			}
+			if h.counter("pipeline_reorder_gaps_total") != 1 || h.counter("pipeline_late_events_total") != 1 {
+				t.Fatal("gap and late metrics not counted")
+			}
+		})
+	}
+}
+
+// TestArrivalTimeWindow checks that the window is measured in arrival time: a backlog whose records
+// arrived close together is reordered even though it is read much later.
+func TestArrivalTimeWindow(t *testing.T) {
+	h := newHarness(t, testConfig())
+	s := h.p.Shard("s")
+	h.clock.Advance(time.Hour) // reading an hour-old backlog
+	old := t0
+	r1 := h.gen.recs(t, h.kr, old, ev{id: "a2", cust: "a", seq: 2})
+	r2 := h.gen.recs(t, h.kr, old.Add(10*time.Second), ev{id: "a1", cust: "a", seq: 1})
+	h.process(s, r1)
+	h.process(s, r2)
+	if got := seqs(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"a:1", "a:2"}) {
+		t.Fatalf("delivered %v", got)
+	}
+}
+
+// TestHeldBound checks memory stays bounded: at MaxHeldPerShard the oldest held event is released
+// with its gap.
+func TestHeldBound(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxHeldPerShard = 10
+	h := newHarness(t, cfg)
+	s := h.p.Shard("s")
+	maxHeld := 0
+	for i := range 100 {
+		h.process(s, h.recs(ev{id: fmt.Sprint("e", i), cust: fmt.Sprint("c", i), seq: 2}))
+		maxHeld = max(maxHeld, s.Held())
+		if g := h.counter("pipeline_reorder_held"); int(g) != s.Held() {
+			t.Fatalf("held gauge %v, shard holds %d", g, s.Held())
+		}
+	}
+	if maxHeld != 10 {
+		t.Fatalf("max held %d, want the bound 10", maxHeld)
+	}
+	out := h.kin.analytics(t, "analytics-page_view")
+	if len(out) != 90 || out[0].CustomerID != "c0" || out[0].Gap != 1 {
+		t.Fatalf("released %d (first %+v), want the 90 oldest with gap 1", len(out), out[0])
+	}
+	wm, err := s.Drain(context.Background())
+	if err != nil || s.Held() != 0 || wm != fmt.Sprintf("%056d", 100) {
+		t.Fatalf("drain: %q %v held %d", wm, err, s.Held())
+	}
+	if n := len(h.kin.records("analytics-page_view")); n != 100 {
+		t.Fatalf("%d delivered after drain", n)
+	}
+}
+
+// TestReplayAfterFailover: the old owner wrote some events and held one; the new owner replays from
+// the checkpoint. Already-written events are natural duplicates (not late, not rewritten), the held
+// one is reordered correctly, and the cursor from the store means a returning customer is not held.
+func TestReplayAfterFailover(t *testing.T) {
+	h := newHarness(t, testConfig())
+	old := h.p.Shard("s")
+	recs := h.recs(
+		ev{id: "a1", cust: "a", seq: 1},
+		ev{id: "a3", cust: "a", seq: 3}, // held: pins the watermark
+		ev{id: "b1", cust: "b", seq: 1},
+		ev{id: "b2", cust: "b", seq: 2},
+		ev{id: "c5", cust: "c", seq: 5}, // held
+	)
+	wm := h.process(old, recs)
+	if wm != recs[0].SequenceNumber {
+		t.Fatalf("old owner watermark %q", wm)
+	}
+	// The lease moves. The new owner (new pipeline process, same store) replays after the checkpoint.
+	p2, err := New(testConfig(), Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := p2.Shard("s")
+	h.process(s2, recs[1:])
+	more := h.recs(ev{id: "a2", cust: "a", seq: 2}, ev{id: "b3", cust: "b", seq: 3}, ev{id: "c4", cust: "c", seq: 4})
+	h.process(s2, more)
+	got := perCustomer(h.kin.analytics(t, "analytics-page_view"))
+	// b:3 right after b:2 with no hold, although the new owner never saw b before: its cursor is in
+	// the store. a:2 releases a:3. c never had seq 1..4 released: c:4, c:5 stay held.
+	want := []string{"a:1", "a:2", "a:3", "b:1", "b:2", "b:3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	if s2.Held() != 2 {
+		t.Fatalf("new owner holds %d, want c:4 and c:5", s2.Held())
+	}
+	if h.counter("pipeline_late_events_total") != 0 {
+		t.Fatal("replayed events were flagged late")
+	}
+}
+
+// TestRestartKnowsCursor: a restarted shard sees a customer's next seq and releases it at once, and a
+// later seq is held; a customer never seen starting at 1 is released at once.
+func TestRestartKnowsCursor(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.process(h.p.Shard("s"), h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}))
+	s := h.p.Shard("s") // restart: fresh state
+	h.process(s, h.recs(ev{id: "a3", cust: "a", seq: 3}, ev{id: "n1", cust: "n", seq: 1}, ev{id: "a5", cust: "a", seq: 5}))
+	if got := seqs(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "n:1"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	if s.Held() != 1 {
+		t.Fatalf("held %d, want a:5", s.Held())
+	}
+}
+
+// TestRoundTrips counts level-2 round trips per event: batched gets (100 keys) and puts (25 items),
+// and with LookupBehindCursorOnly no gets at all once the cursors are known.
+func TestRoundTrips(t *testing.T) {
+	for _, behind := range []bool{false, true} {
+		t.Run(fmt.Sprint("behind_cursor_only=", behind), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.LookupBehindCursorOnly = behind
+			h := newHarness(t, cfg)
+			s := h.p.Shard("s")
+			batch := func(round int) []Record {
+				var evs []ev
+				for i := range 500 {
+					c := i % 50
+					evs = append(evs, ev{id: fmt.Sprintf("e%d-%d", round, i), cust: fmt.Sprint("c", c), seq: uint64(round*10 + i/50 + 1)})
+				}
+				return h.recs(evs...)
+			}
+			h.process(s, batch(0))
+			gets, puts := h.store.count("get"), h.store.count("put")
+			// 500 marks + 50 cursors to read; 50 cursors + 500 marks to write.
+			if gets != 6 || puts != 22 {
+				t.Fatalf("first batch: %d gets, %d puts; want 6 and 22", gets, puts)
+			}
+			h.process(s, batch(1))
+			gets, puts = h.store.count("get")-gets, h.store.count("put")-puts
+			wantGets := 5
+			if behind {
+				wantGets = 0
+			}
+			if gets != wantGets || puts != 22 {
+				t.Fatalf("second batch: %d gets, %d puts; want %d and 22", gets, puts, wantGets)
+			}
+			perEvent := float64(gets+puts) / 500
+			t.Logf("steady state: %.3f round trips per event (%d gets, %d puts for 500 events of 50 customers)", perEvent, gets, puts)
+		})
+	}
+}
+
+// TestDedupeStoreDownBlocksThenResumes: with the store failing, Process retries with backoff, does
+// not return a watermark past unmarked records, and completes by itself once the store is back.
+func TestDedupeStoreDownBlocksThenResumes(t *testing.T) {
+	for _, op := range []string{"get", "put"} {
+		t.Run(op, func(t *testing.T) {
+			h := newHarness(t, testConfig())
+			h.store.setDown(func(o string, n int) error {
+				if o == op && n <= 5 {
+					return errors.New("dynamodb: connection refused")
+				}
+				return nil
+			})
+			recs := h.recs(ev{id: "e1", cust: "c", seq: 1})
+			wm := h.process(h.p.Shard("s"), recs)
+			if wm != recs[0].SequenceNumber || h.store.count(op) != 6 {
+				t.Fatalf("watermark %q after %d %s calls", wm, h.store.count(op), op)
+			}
+			if h.clock.slept == 0 {
+				t.Fatal("retried without backoff")
+			}
+			if n := h.counter("pipeline_dedupe_errors_total", "op", op); n != 5 {
+				t.Fatalf("dedupe errors %v", n)
+			}
+			if len(h.kin.records("analytics-page_view")) != 1 {
+				t.Fatal("event not written exactly once")
+			}
+		})
+	}
+}
+
+// TestUnprocessedItemsRetried: items the store leaves unprocessed are sent again until durable.
+func TestUnprocessedItemsRetried(t *testing.T) {
+	h := newHarness(t, testConfig())
+	partial := &partialStore{MemoryDedupe: h.mem}
+	p, err := New(testConfig(), Deps{Kinesis: h.kin, Dedupe: partial, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []ev
+	for i := range 30 {
+		evs = append(evs, ev{id: fmt.Sprint("e", i), cust: fmt.Sprint("c", i), seq: 1})
+	}
+	if _, err := p.Shard("s").Process(context.Background(), h.recs(evs...)); err != nil {
+		t.Fatal(err)
+	}
+	if h.mem.Len() != 60 {
+		t.Fatalf("%d items durable, want 30 marks + 30 cursors", h.mem.Len())
+	}
+	if partial.skippedGets == 0 || partial.skippedPuts == 0 {
+		t.Fatal("the partial store never left anything unprocessed")
+	}
+}
+
+// partialStore processes only the first half of every call.
+type partialStore struct {
+	*MemoryDedupe
+	skippedGets, skippedPuts int
+}
+
+func (s *partialStore) Get(ctx context.Context, keys []string) ([]Item, []string, error) {
+	n := (len(keys) + 1) / 2
+	found, _, err := s.MemoryDedupe.Get(ctx, keys[:n])
+	s.skippedGets += len(keys) - n
+	return found, keys[n:], err
+}
+
+func (s *partialStore) Put(ctx context.Context, items []Item) ([]Item, error) {
+	n := (len(items) + 1) / 2
+	_, err := s.MemoryDedupe.Put(ctx, items[:n])
+	s.skippedPuts += len(items) - n
+	return items[n:], err
+}
