@@ -1,0 +1,41 @@
+package infra
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
+)
+
+// StackID is the CloudFormation stack name `make deploy` creates.
+const StackID = "KinesisEventsPipeline"
+
+// FeatureFlags are the CDK feature flags the app sets, so `go run .`, the
+// tests and the cdk CLI synthesise the same template (cdk.json holds only
+// the app command).
+var FeatureFlags = map[string]any{
+	// Grant S3 server access logging through the bucket policy rather than
+	// the log-delivery ACL, which BucketOwnerEnforced buckets reject.
+	"@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": true,
+	// Merge and deduplicate IAM statements.
+	"@aws-cdk/aws-iam:minimizePolicies": true,
+}
+
+// ReportSynthErrors prints the error annotations (unsuppressed cdk-nag
+// errors among them) of every stack in the assembly and returns how many
+// errors and warnings it found.
+func ReportSynthErrors(asm cxapi.CloudAssembly, w io.Writer) (errs, warnings int) {
+	for _, st := range *asm.Stacks() {
+		for _, m := range *st.Messages() {
+			switch m.Level {
+			case cxapi.SynthesisMessageLevel_ERROR:
+				errs++
+				fmt.Fprintf(w, "error  %s: %v\n", *m.Id, m.Entry.Data)
+			case cxapi.SynthesisMessageLevel_WARNING:
+				warnings++
+				fmt.Fprintf(w, "warning %s: %v\n", *m.Id, m.Entry.Data)
+			}
+		}
+	}
+	return errs, warnings
+}

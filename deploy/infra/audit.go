@@ -1,0 +1,100 @@
+package infra
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudtrail"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// addAudit creates the CloudTrail trail: management events plus data events
+// for every stream (each PutRecord(s)/GetRecords of events) and for the
+// forwarder's invocations, written encrypted with the key to a bucket whose
+// own access is logged to a second bucket.
+func (p *Pipeline) addAudit() {
+	accessLogs := awss3.NewBucket(p.Stack, jsii.String("AccessLogsBucket"), &awss3.BucketProps{
+		// S3 server access logging delivers only to SSE-S3 buckets.
+		Encryption:        awss3.BucketEncryption_S3_MANAGED,
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		EnforceSSL:        jsii.Bool(true),
+		Versioned:         jsii.Bool(true),
+		LifecycleRules: &[]*awss3.LifecycleRule{{
+			Id:                          jsii.String("expire-access-logs"),
+			Expiration:                  awscdk.Duration_Days(jsii.Number(365)),
+			NoncurrentVersionExpiration: awscdk.Duration_Days(jsii.Number(30)),
+		}},
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	suppress(accessLogs, "AwsSolutions-S1",
+		"This bucket is the server access log destination of the audit bucket; logging its own access into itself would log every delivery of its own logs, without end.")
+
+	trailBucket := awss3.NewBucket(p.Stack, jsii.String("AuditBucket"), &awss3.BucketProps{
+		Encryption:             awss3.BucketEncryption_KMS,
+		EncryptionKey:          p.Key,
+		BucketKeyEnabled:       jsii.Bool(true),
+		BlockPublicAccess:      awss3.BlockPublicAccess_BLOCK_ALL(),
+		ObjectOwnership:        awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		EnforceSSL:             jsii.Bool(true),
+		Versioned:              jsii.Bool(true),
+		ServerAccessLogsBucket: accessLogs,
+		ServerAccessLogsPrefix: jsii.String("audit-bucket/"),
+		RemovalPolicy:          awscdk.RemovalPolicy_RETAIN,
+	})
+
+	partition, region, account := *p.Stack.Partition(), *p.Stack.Region(), *p.Stack.Account()
+	trailArn := fmt.Sprintf("arn:%s:cloudtrail:%s:%s:trail/%s", partition, region, account, trailName)
+	cloudtrail := awsiam.NewServicePrincipal(jsii.String("cloudtrail.amazonaws.com"), nil)
+	trailBucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudTrailAclCheck"),
+		Principals: &[]awsiam.IPrincipal{cloudtrail},
+		Actions:    jsii.Strings("s3:GetBucketAcl"),
+		Resources:  &[]*string{trailBucket.BucketArn()},
+		Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceArn": trailArn}},
+	}))
+	trailBucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudTrailWrite"),
+		Principals: &[]awsiam.IPrincipal{cloudtrail},
+		Actions:    jsii.Strings("s3:PutObject"),
+		Resources:  &[]*string{trailBucket.ArnForObjects(jsii.String(fmt.Sprintf("AWSLogs/%s/*", account)))},
+		Conditions: &map[string]any{"StringEquals": map[string]any{
+			"aws:SourceArn": trailArn,
+			"s3:x-amz-acl":  "bucket-owner-full-control",
+		}},
+	}))
+
+	selector := func(name, resourceType string, arns *[]*string) *awscloudtrail.CfnTrail_AdvancedEventSelectorProperty {
+		return &awscloudtrail.CfnTrail_AdvancedEventSelectorProperty{
+			Name: jsii.String(name),
+			FieldSelectors: &[]*awscloudtrail.CfnTrail_AdvancedFieldSelectorProperty{
+				{Field: jsii.String("eventCategory"), EqualTo: jsii.Strings("Data")},
+				{Field: jsii.String("resources.type"), EqualTo: jsii.Strings(resourceType)},
+				{Field: jsii.String("resources.ARN"), EqualTo: arns},
+			},
+		}
+	}
+	trail := awscloudtrail.NewCfnTrail(p.Stack, jsii.String("AuditTrail"), &awscloudtrail.CfnTrailProps{
+		TrailName:                  jsii.String(trailName),
+		IsLogging:                  jsii.Bool(true),
+		S3BucketName:               trailBucket.BucketName(),
+		KmsKeyId:                   p.Key.KeyArn(),
+		EnableLogFileValidation:    jsii.Bool(true),
+		IsMultiRegionTrail:         jsii.Bool(true),
+		IncludeGlobalServiceEvents: jsii.Bool(true),
+		AdvancedEventSelectors: &[]*awscloudtrail.CfnTrail_AdvancedEventSelectorProperty{
+			{
+				Name: jsii.String("Management events"),
+				FieldSelectors: &[]*awscloudtrail.CfnTrail_AdvancedFieldSelectorProperty{
+					{Field: jsii.String("eventCategory"), EqualTo: jsii.Strings("Management")},
+				},
+			},
+			selector("Pipeline stream data events", "AWS::Kinesis::Stream", p.streamArns(AllStreamNames())),
+			selector("Forwarder invocations", "AWS::Lambda::Function", &[]*string{p.Forwarder.FunctionArn()}),
+		},
+	})
+	// CloudTrail checks the bucket policy when the trail is created.
+	trail.Node().AddDependency(trailBucket.Policy())
+}
