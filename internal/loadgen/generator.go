@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,6 +40,7 @@ type Generator struct {
 	fresh   int      // new events created so far; drives occurred_at
 
 	line     int
+	produced atomic.Int64 // mirrors line for Produced
 	held     map[int]*emitted // displaced events by the line they are released at
 	recent   []*emitted       // ring of recent unique valid events, sources of duplicates
 	recentAt int
@@ -87,6 +89,7 @@ func New(cfg Config) (*Generator, error) {
 		manifest: Manifest{
 			Seed:      cfg.Seed,
 			Start:     cfg.Start.UTC().Format(occurredLayout),
+			Requested: cfg.Count,
 			Customers: cfg.Customers,
 			ByType:    make(map[string]int),
 			Bad:       make(map[BadKind]int),
@@ -110,6 +113,10 @@ func New(cfg Config) (*Generator, error) {
 
 // Config returns the configuration in effect, defaults filled in.
 func (g *Generator) Config() Config { return g.cfg }
+
+// Produced returns the number of lines produced so far. Unlike the other methods it is safe to call
+// from any goroutine while another one generates (for progress reports).
+func (g *Generator) Produced() int { return int(g.produced.Load()) }
 
 // Err returns the error that stopped Next early, if any.
 func (g *Generator) Err() error { return g.err }
@@ -169,6 +176,7 @@ func (g *Generator) Run(ctx context.Context, emit func(ctx context.Context, line
 func (g *Generator) next() ([]byte, Meta, error) {
 	i := g.line
 	g.line++
+	g.produced.Store(int64(g.line))
 	g.manifest.Lines = g.line
 	if e, ok := g.held[i]; ok {
 		delete(g.held, i)

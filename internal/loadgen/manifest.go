@@ -44,6 +44,7 @@ type Meta struct {
 type Manifest struct {
 	Seed      int64  `json:"seed"`
 	Start     string `json:"start"`
+	Requested int    `json:"requested"` // Config.Count; Lines < Requested means the run stopped early
 	Lines     int    `json:"lines"`
 	Customers int    `json:"customers"`
 	// Unique is the number of unique valid events; a correct pipeline delivers each exactly once.
