@@ -40,7 +40,7 @@ type Generator struct {
 	fresh   int      // new events created so far; drives occurred_at
 
 	line     int
-	produced atomic.Int64 // mirrors line for Produced
+	produced atomic.Int64     // mirrors line for Produced
 	held     map[int]*emitted // displaced events by the line they are released at
 	recent   []*emitted       // ring of recent unique valid events, sources of duplicates
 	recentAt int
