@@ -654,12 +654,12 @@ func (s *Store) acquire(ctx context.Context, shard *par.ShardStatus) error {
 		if err != nil {
 			return fmt.Errorf("shard %s: plan leases: %w", id, err)
 		}
-		if !d.MayAcquire {
-			if d.Claim != "" {
-				if _, err := s.postClaim(ctx, d.Claim); err != nil {
-					s.log.Debug("claim failed", zap.String("shard", d.Claim), zap.Error(err))
-				}
+		if d.Claim != "" {
+			if _, err := s.postClaim(ctx, d.Claim); err != nil {
+				s.log.Debug("claim failed", zap.String("shard", d.Claim), zap.Error(err))
 			}
+		}
+		if !d.MayAcquire {
 			return s.deny(id, ErrFairShare, fmt.Sprintf("holds %d, share %d of %d leasable among %d workers", d.Load, d.Target, d.Leasable, d.Workers))
 		}
 	}

@@ -1,0 +1,693 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
+)
+
+// Timings of the contract suite: short enough to keep it fast, long enough for DynamoDB Local on
+// a busy 2-core machine.
+const (
+	testLease   = 1500 * time.Millisecond
+	testCall    = 500 * time.Millisecond
+	testRenew   = 250 * time.Millisecond
+	testTimeout = 20 * time.Second
+)
+
+// contractBackend is one DynamoDB implementation the suite runs against.
+type contractBackend struct {
+	ddb         DynamoDBAPI
+	deleteTable func(ctx context.Context, table string) error
+}
+
+var tableSeq atomic.Int64
+
+type harness struct {
+	t     *testing.T
+	ctx   context.Context
+	raw   DynamoDBAPI
+	ddb   *gatedDDB
+	kin   *fakeKinesis
+	b     contractBackend
+	table string
+}
+
+func newHarness(t *testing.T, b contractBackend) *harness {
+	h := &harness{
+		t: t, ctx: t.Context(), raw: b.ddb, ddb: &gatedDDB{inner: b.ddb}, kin: &fakeKinesis{}, b: b,
+		table: fmt.Sprintf("leases-%d-%d", time.Now().UnixNano()%1e6, tableSeq.Add(1)),
+	}
+	return h
+}
+
+func (h *harness) config(worker string) Config {
+	return Config{
+		Table: h.table, WorkerID: worker, Stream: "events-raw",
+		LeaseDuration: testLease, CallTimeout: testCall, ScanInterval: 50 * time.Millisecond,
+		LineageRefresh: 200 * time.Millisecond, HandOffTimeout: testLease, TableWaitTimeout: 15 * time.Second,
+		Registerer: prometheus.NewRegistry(),
+	}
+}
+
+func (h *harness) store(worker string, mods ...func(*Config)) *Store {
+	h.t.Helper()
+	cfg := h.config(worker)
+	for _, m := range mods {
+		m(&cfg)
+	}
+	s, err := New(h.ctx, cfg, h.ddb, h.kin)
+	if err != nil {
+		h.t.Fatalf("New(%s): %v", worker, err)
+	}
+	if err := s.Init(); err != nil {
+		h.t.Fatalf("Init(%s): %v", worker, err)
+	}
+	h.t.Cleanup(s.Close)
+	return s
+}
+
+func noBalance(c *Config) { c.DisableBalancing = true }
+
+func (h *harness) row(id string) *leaseRow {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	out, err := h.raw.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.table), Key: keyOf(id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		h.t.Fatalf("read row %s: %v", id, err)
+	}
+	r, err := decodeRow(out.Item)
+	if err != nil {
+		h.t.Fatalf("decode row %s: %v", id, err)
+	}
+	return r
+}
+
+func status(id string) *par.ShardStatus { return &par.ShardStatus{ID: id, Mux: &sync.RWMutex{}} }
+
+func shardIDs(n int) []shardMeta {
+	out := make([]shardMeta, n)
+	for i := range out {
+		out[i] = shardMeta{ID: fmt.Sprintf("shardId-%012d", i)}
+	}
+	return out
+}
+
+func isNotAcquired(err error) bool { return errors.As(err, &chk.ErrLeaseNotAcquired{}) }
+
+// takeEventually calls GetLease (as the KCL's event loop does, after FetchCheckpoint) until it
+// succeeds.
+func takeEventually(t *testing.T, s *Store, st *par.ShardStatus, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, 50*time.Millisecond, s.cfg.WorkerID+" takes "+st.ID, func() (bool, string) {
+		if err := s.FetchCheckpoint(st); err != nil && !errors.Is(err, chk.ErrSequenceIDNotFound) {
+			return false, err.Error()
+		}
+		err := s.GetLease(st, s.cfg.WorkerID)
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+}
+
+func checkpoint(s *Store, st *par.ShardStatus, seq string) error {
+	st.SetCheckpoint(seq)
+	return s.CheckpointSequence(st)
+}
+
+// runStoreContract is the behaviour every backend must show. newBackend is called once; each
+// subtest uses its own table.
+func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBackend) {
+	b := newBackend(t)
+
+	t.Run("init creates the table and is idempotent", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(1)...)
+		a := h.store("a")
+		if err := a.Init(); err != nil {
+			t.Fatalf("second Init: %v", err)
+		}
+		st := status("shardId-000000000000")
+		if err := a.FetchCheckpoint(st); !errors.Is(err, chk.ErrSequenceIDNotFound) {
+			t.Fatalf("FetchCheckpoint on an empty table = %v, want ErrSequenceIDNotFound", err)
+		}
+		if err := a.Healthy(); err != nil {
+			t.Fatalf("Healthy = %v", err)
+		}
+	})
+
+	t.Run("two workers racing for leases: each shard gets exactly one owner", func(t *testing.T) {
+		h := newHarness(t, b)
+		shards := shardIDs(6)
+		h.kin.set(shards...)
+		stores := []*Store{h.store("a", noBalance), h.store("b", noBalance)}
+		winners := map[string]string{}
+		for _, sh := range shards {
+			var wg sync.WaitGroup
+			errs := make([]error, len(stores))
+			for i, s := range stores {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = s.GetLease(status(sh.ID), s.cfg.WorkerID)
+				}()
+			}
+			wg.Wait()
+			won := 0
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					won++
+					winners[sh.ID] = stores[i].cfg.WorkerID
+				case !isNotAcquired(err):
+					t.Fatalf("%s: GetLease by %s: unexpected error %v", sh.ID, stores[i].cfg.WorkerID, err)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("%s: %d winners (%v), want exactly 1", sh.ID, won, errs)
+			}
+			r := h.row(sh.ID)
+			if r.Owner != winners[sh.ID] || r.Counter != 1 || r.OwnerSwitches != 1 {
+				t.Fatalf("%s: row owner %q counter %d switches %d, want %q 1 1", sh.ID, r.Owner, r.Counter, r.OwnerSwitches, winners[sh.ID])
+			}
+		}
+		for _, s := range stores {
+			for _, id := range s.Held() {
+				if winners[id] != s.cfg.WorkerID {
+					t.Fatalf("%s holds %s locally but the row says %s", s.cfg.WorkerID, id, winners[id])
+				}
+			}
+		}
+		if len(stores[0].Held())+len(stores[1].Held()) != len(shards) {
+			t.Fatalf("held %v + %v, want %d leases in total", stores[0].Held(), stores[1].Held(), len(shards))
+		}
+	})
+
+	t.Run("renewal keeps the lease past its duration; a peer cannot take it", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(1)...)
+		a, bs := h.store("a"), h.store("b")
+		st := status("shardId-000000000000")
+		if err := a.GetLease(st, "a"); err != nil {
+			t.Fatalf("take: %v", err)
+		}
+		ctx := a.LeaseContext(st.ID)
+		end := time.Now().Add(2 * testLease)
+		renewals := 0
+		for time.Now().Before(end) {
+			if err := a.GetLease(st, "a"); err != nil { // AssignedTo == a: a renewal
+				t.Fatalf("renewal %d: %v", renewals, err)
+			}
+			renewals++
+			if err := bs.GetLease(status(st.ID), "b"); !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, ErrFairShare) {
+				t.Fatalf("peer GetLease during renewals = %v, want ErrLeaseHeld or ErrFairShare", err)
+			}
+			time.Sleep(testRenew) // the renewal cadence under test, not synchronisation
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("lease context cancelled while renewing: %v", context.Cause(ctx))
+		}
+		if r := h.row(st.ID); r.Owner != "a" || r.Counter != int64(1+renewals) {
+			t.Fatalf("row owner %q counter %d, want a %d", r.Owner, r.Counter, 1+renewals)
+		}
+	})
+
+	t.Run("fencing: a paused former owner cannot checkpoint, renew or release", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(1)...)
+		var clk clock
+		var lostCause atomic.Value
+		a := h.store("a", noBalance, func(c *Config) {
+			c.Now = clk.Now
+			c.OnLeaseLost = func(id string, cause error) { lostCause.Store(cause) }
+		})
+		bs := h.store("b", noBalance)
+		stA := status("shardId-000000000000")
+		if err := a.GetLease(stA, "a"); err != nil {
+			t.Fatalf("a takes: %v", err)
+		}
+		if err := checkpoint(a, stA, "100"); err != nil {
+			t.Fatalf("a checkpoints: %v", err)
+		}
+		ctxA := a.LeaseContext(stA.ID)
+		clk.freeze() // a stops noticing time: it still believes it holds the lease
+		stB := status(stA.ID)
+		start := time.Now()
+		takeEventually(t, bs, stB, 3*testLease)
+		if waited := time.Since(start); waited < testLease-200*time.Millisecond {
+			t.Fatalf("b took a's lease after %v, before one lease duration", waited)
+		}
+		if stB.GetCheckpoint() != "100" {
+			t.Fatalf("b sees checkpoint %q, want 100", stB.GetCheckpoint())
+		}
+		if err := checkpoint(bs, stB, "150"); err != nil {
+			t.Fatalf("b checkpoints: %v", err)
+		}
+		before := h.row(stA.ID)
+
+		err := checkpoint(a, stA, "200")
+		var lost *LeaseLostError
+		if !errors.Is(err, ErrLeaseLost) || !errors.As(err, &lost) || lost.ShardID != stA.ID {
+			t.Fatalf("stale checkpoint = %v, want *LeaseLostError for %s", err, stA.ID)
+		}
+		if after := h.row(stA.ID); after.Checkpoint != "150" || after.Owner != "b" || after.Counter != before.Counter {
+			t.Fatalf("stale checkpoint changed the row: %+v -> %+v", before, after)
+		}
+		if ctxA.Err() == nil || !errors.Is(context.Cause(ctxA), ErrLeaseLost) {
+			t.Fatalf("a's lease context: err %v cause %v, want cancelled with ErrLeaseLost", ctxA.Err(), context.Cause(ctxA))
+		}
+		if c, _ := lostCause.Load().(error); !errors.Is(c, ErrLeaseLost) {
+			t.Fatalf("OnLeaseLost cause = %v", c)
+		}
+		if err := a.GetLease(stA, "a"); !errors.Is(err, ErrLeaseLost) { // stA.AssignedTo is still a
+			t.Fatalf("stale renewal = %v, want ErrLeaseLost", err)
+		}
+		if err := a.RemoveLeaseOwner(stA.ID); err != nil {
+			t.Fatalf("stale RemoveLeaseOwner = %v, want nil (nothing to release)", err)
+		}
+		if r := h.row(stA.ID); r.Owner != "b" || r.Checkpoint != "150" {
+			t.Fatalf("stale release touched the new owner's row: %+v", r)
+		}
+	})
+
+	t.Run("release hands the lease over at once with its checkpoint", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(1)...)
+		a, bs := h.store("a", noBalance), h.store("b", noBalance)
+		st := status("shardId-000000000000")
+		if err := a.GetLease(st, "a"); err != nil {
+			t.Fatal(err)
+		}
+		ctx := a.LeaseContext(st.ID)
+		if err := checkpoint(a, st, "42"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.RemoveLeaseOwner(st.ID); err != nil {
+			t.Fatalf("release: %v", err)
+		}
+		if !errors.Is(context.Cause(ctx), ErrLeaseReleased) {
+			t.Fatalf("released lease context cause = %v", context.Cause(ctx))
+		}
+		stB := status(st.ID)
+		if err := bs.FetchCheckpoint(stB); err != nil || stB.GetCheckpoint() != "42" || stB.GetLeaseOwner() != "" {
+			t.Fatalf("after release: err %v checkpoint %q owner %q", err, stB.GetCheckpoint(), stB.GetLeaseOwner())
+		}
+		if err := bs.GetLease(stB, "b"); err != nil {
+			t.Fatalf("b takes a released lease at once: %v", err)
+		}
+		if err := a.ReleaseAll(h.ctx); err != nil {
+			t.Fatalf("ReleaseAll with nothing held: %v", err)
+		}
+		if r := h.row(st.ID); r.Owner != "b" || r.OwnerSwitches != 2 {
+			t.Fatalf("row %+v, want owner b after 2 switches", r)
+		}
+	})
+
+	t.Run("expiry: an unrenewed lease is cancelled locally at its expiry and taken by a peer", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(1)...)
+		a, bs := h.store("a", noBalance), h.store("b", noBalance)
+		st := status("shardId-000000000000")
+		sent := time.Now()
+		if err := a.GetLease(st, "a"); err != nil {
+			t.Fatal(err)
+		}
+		ctx := a.LeaseContext(st.ID)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("cancelled after %v, before the lease duration", time.Since(sent))
+		case <-time.After(testLease - 200*time.Millisecond):
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(testLease):
+			t.Fatal("lease context not cancelled after expiry")
+		}
+		var lost *LeaseLostError
+		if !errors.As(context.Cause(ctx), &lost) || !strings.Contains(lost.Reason, "expired") {
+			t.Fatalf("cause = %v, want expiry", context.Cause(ctx))
+		}
+		takeEventually(t, bs, status(st.ID), 3*testLease)
+		if err := a.GetLease(st, "a"); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("renewal after expiry = %v, want ErrLeaseLost", err)
+		}
+	})
+
+	t.Run("outage: failed renewals keep the lease until it would expire for others", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(1)...)
+		a := h.store("a", noBalance)
+		st := status("shardId-000000000000")
+		if err := a.GetLease(st, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.GetLease(st, "a"); err != nil {
+			t.Fatal(err)
+		}
+		lastOK := time.Now() // upper bound of the last successful renewal's send time
+		ctx := a.LeaseContext(st.ID)
+		h.ddb.close()
+		renewErrs := make(chan error, 1)
+		go func() {
+			for ctx.Err() == nil {
+				if err := a.GetLease(st, "a"); err != nil {
+					renewErrs <- err
+					return
+				}
+			}
+			renewErrs <- nil
+		}()
+		<-ctx.Done()
+		cancelledAfter := time.Since(lastOK)
+		if cancelledAfter < testLease-300*time.Millisecond || cancelledAfter > testLease+testCall+300*time.Millisecond {
+			t.Fatalf("lease context cancelled %v after the last good renewal, want about %v", cancelledAfter, testLease)
+		}
+		if err := <-renewErrs; err != nil && !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("renewal during outage returned %v", err)
+		}
+		eventually(t, 3*testLease, 50*time.Millisecond, "unhealthy during outage", func() (bool, string) {
+			a.GetLease(status("shardId-000000000000"), "a") // keep calling: calls fail
+			err := a.Healthy()
+			return err != nil, fmt.Sprint(err)
+		})
+		h.ddb.open()
+		if err := a.GetLease(st, "a"); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("renewal after the outage = %v, want ErrLeaseLost", err)
+		}
+		st2 := status(st.ID)
+		takeEventually(t, a, st2, testTimeout) // its own lapsed lease: taken back without waiting again
+		if err := a.Healthy(); err != nil {
+			t.Fatalf("Healthy after recovery: %v", err)
+		}
+	})
+
+	t.Run("lineage: merge waits for both parents, split children for their parent", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(
+			shardMeta{ID: "p1", Closed: true}, shardMeta{ID: "p2", Closed: true},
+			shardMeta{ID: "m", Parent: "p1", Adjacent: "p2"},
+			shardMeta{ID: "q", Closed: true},
+			shardMeta{ID: "q1", Parent: "q"}, shardMeta{ID: "q2", Parent: "q"},
+			shardMeta{ID: "gone-child", Parent: "expired-parent"},
+		)
+		a, bs := h.store("a"), h.store("b")
+		for _, id := range []string{"m", "q1", "q2"} {
+			for _, s := range []*Store{a, bs} {
+				err := s.GetLease(status(id), s.cfg.WorkerID)
+				if !isNotAcquired(err) || !errors.Is(err, ErrWaitingOnParent) {
+					t.Fatalf("%s GetLease(%s) before parents = %v, want ErrWaitingOnParent", s.cfg.WorkerID, id, err)
+				}
+			}
+			if r := h.row(id); r != nil {
+				t.Fatalf("waiting child %s got a row: %+v", id, r)
+			}
+		}
+		// A parent that left the stream (past retention) with no row does not block.
+		if err := a.GetLease(status("gone-child"), "a"); err != nil {
+			t.Fatalf("child of an expired parent: %v", err)
+		}
+		finish := func(id string) {
+			st := status(id)
+			takeEventually(t, a, st, testTimeout)
+			if err := checkpoint(a, st, ShardEnd); err != nil {
+				t.Fatalf("SHARD_END %s: %v", id, err)
+			}
+			if err := a.RemoveLeaseOwner(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		finish("p1")
+		if err := bs.GetLease(status("m"), "b"); !errors.Is(err, ErrWaitingOnParent) {
+			t.Fatalf("merge child with one parent finished = %v, want ErrWaitingOnParent", err)
+		}
+		finish("p2")
+		takeEventually(t, bs, status("m"), testTimeout)
+		if r := h.row("m"); r.Parent != "p1" || r.Adjacent != "p2" || r.Owner != "b" {
+			t.Fatalf("merge child row %+v, want parents p1+p2, owner b", r)
+		}
+		finish("q")
+		st1, st2 := status("q1"), status("q2")
+		takeEventually(t, a, st1, testTimeout)
+		takeEventually(t, bs, st2, testTimeout)
+		if err := a.GetLease(status("q2"), "a"); !isNotAcquired(err) {
+			t.Fatalf("second worker on a leased split child = %v, want not acquired", err)
+		}
+	})
+
+	t.Run("lineage: a parent that left the stream but is still leased blocks", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardMeta{ID: "p", Closed: true}, shardMeta{ID: "c", Parent: "p"})
+		a, bs := h.store("a", noBalance), h.store("b", noBalance)
+		if err := a.GetLease(status("p"), "a"); err != nil {
+			t.Fatal(err)
+		}
+		h.kin.set(shardMeta{ID: "c", Parent: "p"}) // p leaves ListShards while a still works on it
+		eventually(t, testTimeout, 50*time.Millisecond, "lineage refresh", func() (bool, string) {
+			err := bs.GetLease(status("c"), "b")
+			return errors.Is(err, ErrWaitingOnParent), fmt.Sprint(err)
+		})
+		if err := a.RemoveLeaseOwner("p"); err != nil {
+			t.Fatal(err)
+		}
+		takeEventually(t, bs, status("c"), testTimeout)
+	})
+
+	t.Run("table deleted: leases dropped, table recreated, work resumes", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(2)...)
+		reg := prometheus.NewRegistry()
+		var lost atomic.Int32
+		a := h.store("a", func(c *Config) {
+			c.Registerer = reg
+			c.OnLeaseLost = func(string, error) { lost.Add(1) }
+		})
+		st := status("shardId-000000000000")
+		if err := a.GetLease(st, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkpoint(a, st, "7"); err != nil {
+			t.Fatal(err)
+		}
+		ctx := a.LeaseContext(st.ID)
+		dctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+		defer cancel()
+		if err := b.deleteTable(dctx, h.table); err != nil {
+			t.Fatalf("delete table: %v", err)
+		}
+		eventually(t, testTimeout, 50*time.Millisecond, "lease dropped", func() (bool, string) {
+			err := a.GetLease(st, "a")
+			return errors.Is(err, ErrLeaseLost), fmt.Sprint(err)
+		})
+		var ll *LeaseLostError
+		if !errors.As(context.Cause(ctx), &ll) || !strings.Contains(ll.Reason, "table") {
+			t.Fatalf("lease context cause = %v, want table loss", context.Cause(ctx))
+		}
+		if lost.Load() == 0 {
+			t.Fatal("OnLeaseLost not called")
+		}
+		eventually(t, testTimeout, 50*time.Millisecond, "table recreated", func() (bool, string) {
+			err := a.Healthy()
+			return err == nil, fmt.Sprint(err)
+		})
+		if got := testutil.ToFloat64(a.m.tableRecreate); got != 1 {
+			t.Fatalf("table recreated metric = %v, want 1", got)
+		}
+		st2 := status(st.ID)
+		takeEventually(t, a, st2, testTimeout)
+		if err := a.FetchCheckpoint(st2); !errors.Is(err, chk.ErrSequenceIDNotFound) {
+			t.Fatalf("checkpoint after recreation: %v (%q), want none", err, st2.GetCheckpoint())
+		}
+	})
+
+	t.Run("balanced: 3 workers on 8 shards converge to 3/3/2 and hold still; a leaver's shards are shared", func(t *testing.T) {
+		h := newHarness(t, b)
+		shards := shardIDs(8)
+		h.kin.set(shards...)
+		var all []string
+		for _, s := range shards {
+			all = append(all, s.ID)
+		}
+		drivers := map[string]*kclDriver{}
+		start := func(id string) {
+			d := newKCLDriver(h.store(id), all)
+			drivers[id] = d
+			t.Cleanup(d.stop)
+		}
+		spread := func(ids ...string) (bool, string) {
+			loads := map[string]int{}
+			for _, id := range ids {
+				loads[id] = 0
+			}
+			owned := 0
+			for _, sh := range all {
+				r := h.row(sh)
+				if r == nil || r.Owner == "" {
+					continue
+				}
+				if _, ok := loads[r.Owner]; !ok {
+					return false, "owned by a stopped worker: " + r.Owner
+				}
+				loads[r.Owner]++
+				owned++
+			}
+			var ls []int
+			for _, l := range loads {
+				ls = append(ls, l)
+			}
+			sort.Ints(ls)
+			return owned == len(all) && ls[len(ls)-1]-ls[0] <= 1, fmt.Sprintf("owned %d loads %v", owned, loads)
+		}
+		switches := func() int64 {
+			var n int64
+			for _, sh := range all {
+				if r := h.row(sh); r != nil {
+					n += r.OwnerSwitches
+				}
+			}
+			return n
+		}
+		start("w1")
+		eventually(t, testTimeout, 100*time.Millisecond, "w1 alone takes all", func() (bool, string) { return spread("w1") })
+		base := switches()
+		joined := time.Now()
+		start("w2")
+		start("w3")
+		eventually(t, 2*testTimeout, 100*time.Millisecond, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
+		t.Logf("join converged in %v with %d ownership changes", time.Since(joined), switches()-base)
+		settled := switches()
+		// Hold still: no lease moves for two lease durations once balanced.
+		hold := time.Now().Add(2 * testLease)
+		for time.Now().Before(hold) {
+			if ok, state := spread("w1", "w2", "w3"); !ok {
+				t.Fatalf("balance lost after convergence: %s", state)
+			}
+			time.Sleep(100 * time.Millisecond) // sampling interval
+		}
+		if moved := switches() - settled; moved != 0 {
+			t.Fatalf("%d ownership changes after convergence (flip-flop)", moved)
+		}
+		if moves := settled - base; moves > 8 {
+			t.Fatalf("join took %d ownership changes, want <= 8 (5 are needed)", moves)
+		}
+		left := time.Now()
+		drivers["w3"].stop()
+		if err := drivers["w3"].s.ReleaseAll(h.ctx); err != nil {
+			t.Fatalf("w3 ReleaseAll: %v", err)
+		}
+		before := switches()
+		eventually(t, testTimeout, 100*time.Millisecond, "leave converges", func() (bool, string) { return spread("w1", "w2") })
+		t.Logf("leave converged in %v with %d ownership changes", time.Since(left), switches()-before)
+		if moved := switches() - before; moved > 4 {
+			t.Fatalf("leave took %d ownership changes, want <= 4 (w3 held at most 3)", moved)
+		}
+	})
+}
+
+// kclDriver drives a Store the way vmware-go-kcl-v2's worker does: an event loop that calls
+// FetchCheckpoint and GetLease on shards it does not own and starts one consumer per sync, and per
+// consumer a renewal loop (GetLease with AssignedTo set) and RemoveLeaseOwner when it ends. The
+// "processor" honours LeaseContext: on a hand-off it checkpoints and releases; on loss it drops.
+type kclDriver struct {
+	s      *Store
+	shards map[string]*par.ShardStatus
+	ids    []string
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+func newKCLDriver(s *Store, ids []string) *kclDriver {
+	d := &kclDriver{s: s, shards: map[string]*par.ShardStatus{}, ids: ids, quit: make(chan struct{})}
+	for _, id := range ids {
+		d.shards[id] = status(id)
+	}
+	d.wg.Add(1)
+	go d.eventLoop()
+	return d
+}
+
+func (d *kclDriver) stop() {
+	d.once.Do(func() { close(d.quit) })
+	d.wg.Wait()
+}
+
+func (d *kclDriver) eventLoop() {
+	defer d.wg.Done()
+	tick := time.NewTicker(60 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-tick.C:
+		}
+		order := append([]string(nil), d.ids...)
+		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, id := range order {
+			st := d.shards[id]
+			if st.GetLeaseOwner() == d.s.cfg.WorkerID {
+				continue
+			}
+			if err := d.s.FetchCheckpoint(st); err != nil && !errors.Is(err, chk.ErrSequenceIDNotFound) {
+				continue
+			}
+			if st.GetCheckpoint() == ShardEnd {
+				continue
+			}
+			if err := d.s.GetLease(st, d.s.cfg.WorkerID); err != nil {
+				continue
+			}
+			d.wg.Add(1)
+			go d.consume(st)
+			break
+		}
+	}
+}
+
+func (d *kclDriver) consume(st *par.ShardStatus) {
+	defer d.wg.Done()
+	leaseCtx := d.s.LeaseContext(st.ID)
+	own := d.s.OwnershipContext(st.ID)
+	defer func() {
+		st.SetLeaseOwner("")
+		_ = d.s.RemoveLeaseOwner(st.ID) // the KCL ignores this error too; fenced, so harmless
+	}()
+	renew := time.NewTicker(testRenew)
+	defer renew.Stop()
+	seq := 0
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-leaseCtx.Done():
+			if errors.Is(context.Cause(leaseCtx), ErrLeaseHandedOff) && own.Err() == nil {
+				seq++
+				st.SetCheckpoint(fmt.Sprint(seq))
+				if err := d.s.CheckpointSequence(st); err == nil {
+					_ = d.s.Release(own, st.ID)
+				}
+			}
+			return
+		case <-renew.C:
+			if err := d.s.GetLease(st, d.s.cfg.WorkerID); err != nil {
+				return
+			}
+		}
+	}
+}
