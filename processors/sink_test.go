@@ -1,0 +1,455 @@
+package processors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+// TestWriteOrderUnderPartialFailures is the property behind the batching scheme: whatever entries
+// of whatever calls fail (throttles, internal errors, whole-call errors), every record reaches its
+// stream exactly once, each partition key's records arrive in order, and no call carries a key twice.
+func TestWriteOrderUnderPartialFailures(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		cfg := testConfig()
+		cfg.BreakerOpenTimeout = time.Nanosecond
+		cfg.BreakerHold = 1000 * time.Hour // never give up here
+		h := newHarness(t, cfg)
+		nKeys := rapid.IntRange(1, 8).Draw(rt, "keys")
+		nRecs := rapid.IntRange(1, 60).Draw(rt, "records")
+		failPct := rapid.IntRange(0, 90).Draw(rt, "fail_pct")
+		callFailPct := rapid.IntRange(0, 30).Draw(rt, "call_fail_pct")
+		seed := rapid.Uint64().Draw(rt, "seed")
+		rnd := newSplitMix(seed)
+		h.kin.set(func(f *fakeKinesis) {
+			f.entryErr = func(stream string, n, i int, key string, data []byte) string {
+				if int(rnd.next()%100) < failPct {
+					return []string{throttleCode, "InternalFailure"}[rnd.next()%2]
+				}
+				return ""
+			}
+			f.callErr = func(stream string, n int) error {
+				if int(rnd.next()%100) < callFailPct {
+					return errors.New("injected call failure")
+				}
+				return nil
+			}
+		})
+		recs := make([]*outRec, nRecs)
+		for i := range recs {
+			key := fmt.Sprint("k", rnd.next()%uint64(nKeys))
+			recs[i] = &outRec{kind: outEvent, key: key, data: []byte(fmt.Sprintf("%s/%03d", key, i))}
+		}
+		d := h.p.dests["analytics-page_view"]
+		dead, err := h.p.writeStream(context.Background(), "s", d, h.p.newLimiters(), recs, true)
+		if err != nil || len(dead) != 0 {
+			rt.Fatalf("writeStream: %v, %d dead", err, len(dead))
+		}
+		got := h.kin.records("analytics-page_view")
+		if len(got) != nRecs {
+			rt.Fatalf("%d records written, want %d (exactly once each)", len(got), nRecs)
+		}
+		seen := map[string]bool{}
+		last := map[string]string{}
+		for _, r := range got {
+			s := string(r.Data)
+			if seen[s] {
+				rt.Fatalf("%s written twice", s)
+			}
+			seen[s] = true
+			if prev, ok := last[r.Key]; ok && prev > s {
+				rt.Fatalf("key %s: %s landed after %s", r.Key, s, prev)
+			}
+			last[r.Key] = s
+		}
+		for _, r := range recs {
+			if !r.written {
+				rt.Fatalf("%s not flagged written", r.data)
+			}
+		}
+		if h.kin.dupKeyCalls != 0 {
+			rt.Fatalf("%d calls carried a partition key twice", h.kin.dupKeyCalls)
+		}
+	})
+}
+
+// splitMix is a tiny deterministic generator for failure patterns (rapid draws the seed).
+type splitMix struct{ s uint64 }
+
+func newSplitMix(seed uint64) *splitMix { return &splitMix{seed} }
+
+func (r *splitMix) next() uint64 {
+	r.s += 0x9e3779b97f4a7c15
+	z := r.s
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// TestThrottleRetriesOnlyFailed: throttled entries are retried after a backoff; entries that
+// succeeded are not sent again; throttles and retries are counted.
+func TestThrottleRetriesOnlyFailed(t *testing.T) {
+	h := newHarness(t, testConfig())
+	sent := map[string]int{}
+	h.kin.set(func(f *fakeKinesis) {
+		f.entryErr = func(stream string, n, i int, key string, data []byte) string {
+			sent[key]++
+			if n == 1 && (key == "c2" || key == "c4") {
+				return throttleCode
+			}
+			return ""
+		}
+	})
+	var evs []ev
+	for i := range 5 {
+		evs = append(evs, ev{id: fmt.Sprint("e", i), cust: fmt.Sprint("c", i), seq: 1})
+	}
+	h.process(h.p.Shard("s"), h.recs(evs...))
+	want := map[string]int{"c0": 1, "c1": 1, "c2": 2, "c3": 1, "c4": 2}
+	if !reflect.DeepEqual(sent, want) {
+		t.Fatalf("entries sent per key %v, want %v", sent, want)
+	}
+	if h.kin.callCount("analytics-page_view") != 2 || h.clock.slept == 0 {
+		t.Fatalf("%d calls, slept %s: want a backoff then one retry call", h.kin.callCount("analytics-page_view"), h.clock.slept)
+	}
+	if h.counter("pipeline_put_throttles_total", "stream", "analytics-page_view") != 2 ||
+		h.counter("pipeline_put_retries_total", "stream", "analytics-page_view") != 2 {
+		t.Fatal("throttles or retries not counted")
+	}
+	if h.counter("pipeline_breaker_state", "stream", "analytics-page_view") != 0 {
+		t.Fatal("partial throttling opened the breaker")
+	}
+}
+
+// TestCallLimits: calls carry at most 500 records and 5 MiB.
+func TestCallLimits(t *testing.T) {
+	h := newHarness(t, testConfig())
+	var sizes [][2]int
+	h.kin.set(func(f *fakeKinesis) {
+		f.entryErr = func(stream string, n, i int, key string, data []byte) string {
+			if i == 0 {
+				sizes = append(sizes, [2]int{0, 0})
+			}
+			sizes[len(sizes)-1][0]++
+			sizes[len(sizes)-1][1] += len(data) + len(key)
+			return ""
+		}
+	})
+	var recs []*outRec
+	for i := range 1200 {
+		recs = append(recs, &outRec{key: fmt.Sprint("k", i), data: make([]byte, 100)})
+	}
+	big := strings.Repeat("x", 900<<10)
+	for i := range 12 {
+		recs = append(recs, &outRec{key: fmt.Sprint("big", i), data: []byte(big)})
+	}
+	if _, err := h.p.writeStream(context.Background(), "s", h.p.dests["analytics-page_view"], h.p.newLimiters(), recs, true); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, s := range sizes {
+		if s[0] > MaxPutRecords || s[1] > MaxPutBytes {
+			t.Fatalf("call of %d records, %d bytes", s[0], s[1])
+		}
+		total += s[0]
+	}
+	if total != len(recs) {
+		t.Fatalf("%d sent, want %d", total, len(recs))
+	}
+}
+
+// TestRateLimit: with OutputRatePerShard the writer waits (on the injected clock) so a shard writes
+// at most that many records per second to one stream.
+func TestRateLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.OutputRatePerShard = 100
+	h := newHarness(t, cfg)
+	var recs []*outRec
+	for i := range 500 {
+		recs = append(recs, &outRec{key: fmt.Sprint("k", i), data: []byte("x")})
+	}
+	start := h.clock.Now()
+	if _, err := h.p.writeStream(context.Background(), "s", h.p.dests["analytics-page_view"], h.p.newLimiters(), recs, true); err != nil {
+		t.Fatal(err)
+	}
+	if calls := h.kin.callCount("analytics-page_view"); calls != 5 {
+		t.Fatalf("%d calls, want 5 of 100", calls)
+	}
+	// 100 may go at once (the burst), the other 400 take 4 s.
+	if el := h.clock.Now().Sub(start); el < 4*time.Second || el > 5*time.Second {
+		t.Fatalf("500 records at 100/s took %s", el)
+	}
+}
+
+// TestBreakerOpensPausesAndCloses: a destination failing for a while opens its breaker; Process
+// pauses (retrying probes) instead of giving up, and once the destination is back everything is
+// written once, in order, and the breaker closes. Nothing goes to the DLQ.
+func TestBreakerOpensPausesAndCloses(t *testing.T) {
+	cfg := testConfig()
+	cfg.BreakerOpenTimeout = time.Nanosecond // each retry after opening is a half-open probe
+	cfg.BreakerFailures = 3
+	h := newHarness(t, cfg)
+	var states []float64
+	h.kin.set(func(f *fakeKinesis) {
+		f.callErr = func(stream string, n int) error {
+			if stream == "analytics-page_view" && n <= 8 {
+				return errors.New("stream unavailable")
+			}
+			return nil
+		}
+		f.onCall = func(_ context.Context, stream string, _ int) {
+			if stream == "analytics-page_view" {
+				states = append(states, h.counter("pipeline_breaker_state", "stream", stream))
+			}
+		}
+	})
+	recs := h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}, ev{id: "b1", cust: "b", seq: 1})
+	wm := h.process(h.p.Shard("s"), recs)
+	if wm != recs[2].SequenceNumber {
+		t.Fatalf("watermark %q", wm)
+	}
+	if got := perCustomer(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	if len(h.kin.records("events-dlq")) != 0 {
+		t.Fatal("dead-lettered while the hold had not passed")
+	}
+	// Closed for the first 3 calls, then every call is a half-open probe, until one succeeds.
+	if !slices.Equal(states[:3], []float64{0, 0, 0}) || !slices.Contains(states, 1) {
+		t.Fatalf("breaker states seen by the destination: %v", states)
+	}
+	if h.counter("pipeline_breaker_state", "stream", "analytics-page_view") != 0 {
+		t.Fatal("breaker not closed after recovery")
+	}
+}
+
+// TestBreakerHoldDeadLetters: a destination that stays broken past BreakerHold gets its records
+// dead-lettered with reason, attempts, failure times, source and the original bytes; the watermark
+// passes them; nothing is marked. While the breaker is open no call reaches the destination.
+func TestBreakerHoldDeadLetters(t *testing.T) {
+	cfg := testConfig()
+	cfg.BreakerOpenTimeout = time.Hour // stays open for the whole test (real time)
+	cfg.BreakerHold = time.Minute
+	h := newHarness(t, cfg)
+	h.kin.set(func(f *fakeKinesis) {
+		f.callErr = func(stream string, n int) error {
+			if stream == "analytics-purchase" {
+				return errors.New("ResourceNotFoundException: stream gone")
+			}
+			return nil
+		}
+	})
+	s := h.p.Shard("shard-7")
+	recs := h.recs(ev{id: "p1", cust: "a", seq: 1, typ: "purchase"}, ev{id: "v1", cust: "b", seq: 1})
+	start := h.clock.Now()
+	wm := h.process(s, recs)
+	if wm != recs[1].SequenceNumber {
+		t.Fatalf("watermark %q: dead-lettered record not handled", wm)
+	}
+	if el := h.clock.Now().Sub(start); el < time.Minute {
+		t.Fatalf("gave up after %s, before the hold", el)
+	}
+	if calls := h.kin.callCount("analytics-purchase"); calls != 5 {
+		t.Fatalf("%d calls reached the broken stream, want 5 (then the open breaker refuses)", calls)
+	}
+	dls := h.kin.deadLetters(t, "events-dlq")
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters", len(dls))
+	}
+	dl := dls[0]
+	if !strings.HasPrefix(dl.Reason, "destination_unavailable") || dl.Destination != "analytics-purchase" ||
+		dl.SourceShard != "shard-7" || dl.SourceSeq != recs[0].SequenceNumber || dl.EventID != "p1" || dl.CustomerID != "a" ||
+		string(dl.Original) != string(recs[0].Data) || dl.Attempts < 5 || !dl.FirstFailure.Equal(start) || !dl.LastFailure.After(dl.FirstFailure) {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	found, _, _ := h.mem.Get(context.Background(), []string{"p1", "v1"})
+	if len(found) != 1 || found[0].Key != "v1" {
+		t.Fatalf("marks %+v: want only the delivered event", found)
+	}
+	if h.counter("pipeline_dead_lettered_total", "reason", "destination_unavailable") != 1 ||
+		h.counter("pipeline_breaker_state", "stream", "analytics-purchase") != 2 {
+		t.Fatal("dead-letter or breaker metrics wrong")
+	}
+	// The destination is still broken: the next batch does not wait the hold again.
+	before := h.clock.Now()
+	h.process(s, h.recs(ev{id: "p2", cust: "a", seq: 2, typ: "purchase"}))
+	if el := h.clock.Now().Sub(before); el >= time.Minute {
+		t.Fatalf("second batch waited %s", el)
+	}
+	if n := len(h.kin.records("events-dlq")); n != 2 {
+		t.Fatalf("%d dead letters", n)
+	}
+}
+
+// TestDLQNeverGivesUp: when the DLQ itself fails, the writer keeps retrying (no hold) until it works.
+func TestDLQNeverGivesUp(t *testing.T) {
+	cfg := testConfig()
+	cfg.BreakerOpenTimeout = time.Nanosecond
+	cfg.BreakerHold = time.Second
+	h := newHarness(t, cfg)
+	h.kin.set(func(f *fakeKinesis) {
+		f.callErr = func(stream string, n int) error {
+			switch {
+			case stream == "analytics-page_view":
+				return errors.New("down")
+			case stream == "events-dlq" && n <= 40:
+				return errors.New("dlq down too")
+			}
+			return nil
+		}
+	})
+	recs := h.recs(ev{id: "e1", cust: "a", seq: 1})
+	if wm := h.process(h.p.Shard("s"), recs); wm != recs[0].SequenceNumber {
+		t.Fatalf("watermark %q", wm)
+	}
+	if h.kin.callCount("events-dlq") != 41 || len(h.kin.records("events-dlq")) != 1 {
+		t.Fatalf("dlq calls %d, records %d", h.kin.callCount("events-dlq"), len(h.kin.records("events-dlq")))
+	}
+}
+
+// TestQuarantineUnavailableDeadLetters: a quarantine stream broken past the hold sends the rejected
+// record to the DLQ with the quarantine reason.
+func TestQuarantineUnavailableDeadLetters(t *testing.T) {
+	cfg := testConfig()
+	cfg.BreakerHold = time.Second
+	h := newHarness(t, cfg)
+	h.kin.set(func(f *fakeKinesis) {
+		f.callErr = func(stream string, n int) error {
+			if stream == "events-quarantine" {
+				return errors.New("down")
+			}
+			return nil
+		}
+	})
+	h.process(h.p.Shard("s"), []Record{{SequenceNumber: "1", Data: []byte("junk")}})
+	dls := h.kin.deadLetters(t, "events-dlq")
+	if len(dls) != 1 || !strings.Contains(dls[0].Reason, string(event.ReasonNotJSON)) || string(dls[0].Original) != "junk" {
+		t.Fatalf("dead letters %+v", dls)
+	}
+}
+
+// TestLeaseLostStopsWrites: when the lease context is cancelled during a write, Process returns
+// promptly with an error wrapping the context's, no further PutRecords call is made, nothing is
+// marked, and the Shard refuses further work.
+func TestLeaseLostStopsWrites(t *testing.T) {
+	cfg := testConfig()
+	cfg.BreakerOpenTimeout = time.Nanosecond
+	h := newHarness(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	callsAfterCancel := 0
+	h.kin.set(func(f *fakeKinesis) {
+		f.onCall = func(cctx context.Context, stream string, n int) {
+			if ctx.Err() != nil {
+				callsAfterCancel++
+			}
+			if stream == "analytics-page_view" && n == 3 {
+				cancel() // the lease is lost while the destination is failing
+			}
+		}
+		f.callErr = func(stream string, n int) error {
+			if stream == "analytics-page_view" {
+				return errors.New("unavailable")
+			}
+			return nil
+		}
+	})
+	s := h.p.Shard("s")
+	recs := h.recs(ev{id: "e1", cust: "a", seq: 1}, ev{id: "e2", cust: "b", seq: 1, typ: "purchase"}, ev{id: "e3", cust: "c", seq: 3})
+	wm, err := s.Process(ctx, recs)
+	if !errors.Is(err, context.Canceled) || wm != "" {
+		t.Fatalf("Process after lease loss: %q, %v", wm, err)
+	}
+	if callsAfterCancel != 0 {
+		t.Fatalf("%d PutRecords calls after the lease was lost", callsAfterCancel)
+	}
+	if h.mem.Len() != 0 {
+		t.Fatalf("%d items marked after lease loss", h.mem.Len())
+	}
+	if _, err := s.Process(context.Background(), h.recs(ev{id: "e4", cust: "d", seq: 1})); !errors.Is(err, ErrShardClosed) {
+		t.Fatalf("Process on a closed shard: %v", err)
+	}
+	if s.Held() != 0 || h.counter("pipeline_reorder_held") != 0 {
+		t.Fatal("buffers of the closed shard still counted")
+	}
+	// Cancelled while the dedupe store is down: returns too.
+	h2 := newHarness(t, testConfig())
+	h2.store.setDown(func(string, int) error { return errors.New("down") })
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	h2.clock.onWait = func(time.Duration) {
+		if h2.store.count("get") >= 3 {
+			cancel2()
+		}
+	}
+	if _, err := h2.p.Shard("s").Process(ctx2, h2.recs(ev{id: "e1", cust: "a", seq: 1})); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Process with the store down and the lease lost: %v", err)
+	}
+	if n := len(h2.kin.records("analytics-page_view")); n != 0 {
+		t.Fatalf("%d written", n)
+	}
+}
+
+// TestAnalyticsEncoding: the hand-written encoder's output decodes (encoding/json) to exactly the
+// event.Analytics the fields describe, for arbitrary strings, seqs, gaps and times.
+func TestAnalyticsEncoding(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		str := rapid.StringN(0, 20, -1)
+		d := &event.Detail{
+			EventID: str.Draw(rt, "id"), CustomerID: str.Draw(rt, "cust"), Seq: rapid.Uint64().Draw(rt, "seq"),
+			OccurredAt: str.Draw(rt, "occurred"),
+		}
+		props := rapid.SampledFrom([]string{"", `{}`, `{"a":[1,2,{"b":null}],"c":"\u00e9\n"}`, `{ "x" : 1 }`}).Draw(rt, "props")
+		if props != "" {
+			d.Properties = json.RawMessage(props)
+		}
+		r := &event.Raw{Type: str.Draw(rt, "type"), Source: str.Draw(rt, "source")}
+		if rapid.Bool().Draw(rt, "forwarded") {
+			r.ForwardedAt = time.Unix(rapid.Int64Range(0, 4e9).Draw(rt, "fwd"), rapid.Int64Range(0, 1e9-1).Draw(rt, "ns")).UTC()
+		}
+		e := &rec{raw: r, d: d, seqNum: str.Draw(rt, "seqnum"), gap: rapid.Uint64().Draw(rt, "gap"), late: rapid.Bool().Draw(rt, "late")}
+		shard := str.Draw(rt, "shard")
+		at := time.Unix(rapid.Int64Range(0, 4e9).Draw(rt, "at"), 0).In(time.FixedZone("x", 3600))
+		b := appendAnalytics(nil, e, shard, at)
+		var got event.Analytics
+		if err := json.Unmarshal(b, &got); err != nil {
+			rt.Fatalf("not JSON: %v: %s", err, b)
+		}
+		want := event.Analytics{EventID: d.EventID, Type: r.Type, Source: r.Source, CustomerID: d.CustomerID, Seq: d.Seq,
+			OccurredAt: d.OccurredAt, Gap: e.gap, Late: e.late, SourceShard: shard, SourceSeq: e.seqNum, ForwardedAt: r.ForwardedAt}
+		if !reflect.DeepEqual(got.ProcessedAt.UTC(), at.UTC()) {
+			rt.Fatalf("processed_at %v, want %v", got.ProcessedAt, at)
+		}
+		// Strings that are not valid UTF-8 are replaced, as encoding/json does.
+		norm := func(s string) string {
+			var b strings.Builder
+			for _, r := range s { // ranging yields U+FFFD for each invalid byte
+				b.WriteRune(r)
+			}
+			return b.String()
+		}
+		want.EventID, want.Type, want.Source, want.CustomerID = norm(want.EventID), norm(want.Type), norm(want.Source), norm(want.CustomerID)
+		want.OccurredAt, want.SourceShard, want.SourceSeq = norm(want.OccurredAt), norm(want.SourceShard), norm(want.SourceSeq)
+		gotProps := got.Properties
+		got.Properties, got.ProcessedAt = nil, time.Time{}
+		if !reflect.DeepEqual(got, want) {
+			rt.Fatalf("decoded\n%+v\nwant\n%+v\nfrom %s", got, want, b)
+		}
+		wantProps := props
+		if wantProps == "" {
+			wantProps = "{}"
+		}
+		if string(gotProps) != wantProps {
+			rt.Fatalf("properties %s, want %s", gotProps, wantProps)
+		}
+	})
+}
