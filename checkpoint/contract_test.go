@@ -585,12 +585,14 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if moves := settled - base; moves > 8 {
 			t.Fatalf("join took %d ownership changes, want <= 8 (5 are needed)", moves)
 		}
-		left := time.Now()
-		drivers["w3"].stop()
+		left, before := time.Now(), switches()
+		drivers["w3"].stop() // its consumers end and release their leases (RemoveLeaseOwner)
 		if err := drivers["w3"].s.ReleaseAll(h.ctx); err != nil {
 			t.Fatalf("w3 ReleaseAll: %v", err)
 		}
-		before := switches()
+		if held := drivers["w3"].s.Held(); len(held) != 0 {
+			t.Fatalf("w3 still holds %v after ReleaseAll", held)
+		}
 		eventually(t, testTimeout, 100*time.Millisecond, "leave converges", func() (bool, string) { return spread("w1", "w2") })
 		t.Logf("leave converged in %v with %d ownership changes", time.Since(left), switches()-before)
 		if moved := switches() - before; moved > 4 {
