@@ -515,6 +515,129 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 	})
 
+	t.Run("reset refuses a live lease, force fences the holder; inspect reports the table", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardMeta{ID: "s0"}, shardMeta{ID: "s1"}, shardMeta{ID: "p", Closed: true}, shardMeta{ID: "c", Parent: "p"})
+		a, bs := h.store("a", noBalance), h.store("b", noBalance)
+		st := status("s0")
+		if err := a.GetLease(st, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkpoint(a, st, "1500"); err != nil {
+			t.Fatal(err)
+		}
+		leaseCtx := a.LeaseContext("s0")
+		to := Position{Kind: PositionAfterSequence, Sequence: "1200"}
+		now := time.Now()
+		plan, err := PlanReset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, now)
+		if err != nil || plan.OldCheckpoint != "1500" || plan.NewCheckpoint != "1200" || !plan.LeaseLive || plan.Owner != "a" || plan.Applied {
+			t.Fatalf("PlanReset = %+v, %v", plan, err)
+		}
+		before := h.row("s0")
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, false, "alice", now); !errors.Is(err, ErrShardLeased) {
+			t.Fatalf("Reset of a leased shard without force = %v, want ErrShardLeased", err)
+		}
+		if after := h.row("s0"); after.Checkpoint != "1500" || after.Counter != before.Counter || after.Owner != "a" {
+			t.Fatalf("refused reset changed the row: %+v", after)
+		}
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", Position{Kind: PositionAfterSequence, Sequence: "12x"}, true, "alice", now); err == nil {
+			t.Fatal("Reset to a malformed sequence succeeded")
+		}
+		res, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, true, "alice", now)
+		if err != nil || !res.Applied {
+			t.Fatalf("forced Reset = %+v, %v", res, err)
+		}
+		r := h.row("s0")
+		if r.Checkpoint != "1200" || r.Owner != "" || r.ResetBy != "alice" || r.ResetFrom != "1500" || r.Counter != before.Counter+1 ||
+			r.ResetAt.Sub(now).Abs() > time.Millisecond {
+			t.Fatalf("row after forced reset: %+v", r)
+		}
+		if err := checkpoint(a, st, "1600"); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("former holder's checkpoint after a forced reset = %v, want ErrLeaseLost", err)
+		}
+		if leaseCtx.Err() == nil {
+			t.Fatal("former holder's lease context still live after a forced reset")
+		}
+		stB := status("s0")
+		if err := bs.FetchCheckpoint(stB); err != nil || stB.GetCheckpoint() != "1200" {
+			t.Fatalf("checkpoint seen after reset: %q, %v", stB.GetCheckpoint(), err)
+		}
+		if err := bs.GetLease(stB, "b"); err != nil {
+			t.Fatalf("taking a reset shard: %v", err)
+		}
+		if res, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s1", Position{Kind: PositionTrimHorizon}, false, "bob", now); err != nil || res.NewCheckpoint != "" {
+			t.Fatalf("trim-horizon reset of a never-leased shard = %+v, %v", res, err)
+		}
+		if r := h.row("s1"); r == nil || r.Checkpoint != "" || r.ResetBy != "bob" {
+			t.Fatalf("row after trim-horizon reset: %+v", r)
+		}
+
+		// Rows the fleet cannot produce on demand: a dead worker's expired lease on a shard that
+		// left the stream, and a live lease with no checkpoint for long.
+		put := func(id string, build func(u *update)) {
+			u := &update{}
+			build(u)
+			ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+			defer cancel()
+			in := &dynamodb.UpdateItemInput{TableName: aws.String(h.table), Key: keyOf(id), UpdateExpression: aws.String(u.expression()),
+				ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values}
+			if _, err := h.raw.UpdateItem(ctx, in); err != nil {
+				t.Fatalf("write row %s: %v", id, err)
+			}
+		}
+		put("old", func(u *update) {
+			u.set(attrOwner, sv("ghost"))
+			u.set(attrLeaseTimeout, sv(formatTime(now.Add(-time.Hour))))
+			u.set(attrCheckpoint, sv("5"))
+		})
+		put("s1", func(u *update) {
+			u.set(attrOwner, sv("slow"))
+			u.set(attrCounter, nv(3))
+			u.set(attrLeaseTimeout, sv(formatTime(now.Add(time.Hour))))
+			u.set(attrAcquiredAt, sv(formatTime(now.Add(-time.Hour))))
+			u.set(attrRenewedAt, sv(formatTime(now.Add(-time.Second))))
+		})
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", now)
+		if err != nil {
+			t.Fatalf("Inspect: %v", err)
+		}
+		byID := map[string]ShardInfo{}
+		for _, s := range snap.Shards {
+			byID[s.ShardID] = s
+		}
+		if got := byID["s0"]; got.State != ShardOpen || got.Owner != "b" || got.Checkpoint != "1200" || got.LastResetBy != "alice" || !got.HasRow {
+			t.Fatalf("s0 = %+v", got)
+		}
+		if got := byID["p"]; got.State != ShardClosed || got.HasRow {
+			t.Fatalf("p = %+v", got)
+		}
+		if got := byID["c"]; got.ParentShardID != "p" || len(got.WaitingOn) != 1 || got.WaitingOn[0] != "p" {
+			t.Fatalf("c = %+v", got)
+		}
+		if got := byID["old"]; got.State != ShardGone || !got.LeaseExpired || got.Owner != "ghost" {
+			t.Fatalf("old = %+v", got)
+		}
+		want := map[string]bool{"c/waiting_on_parent": true, "old/expired_lease": true, "old/orphaned_lease": true,
+			"p/unleased": true, "s1/no_progress": true}
+		got := map[string]bool{}
+		for _, w := range snap.Warnings {
+			got[w.ShardID+"/"+string(w.Kind)] = true
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("warnings = %v, want %v (%+v)", got, want, snap.Warnings)
+		}
+		workers := map[string]WorkerInfo{}
+		for _, w := range snap.Workers {
+			workers[w.WorkerID] = w
+		}
+		if w := workers["b"]; len(w.Shards) != 1 || w.Shards[0] != "s0" || w.Live != 1 || w.LastRenewal.IsZero() {
+			t.Fatalf("worker b = %+v", w)
+		}
+		if w := workers["ghost"]; w.Live != 0 || len(w.Shards) != 1 {
+			t.Fatalf("worker ghost = %+v", w)
+		}
+	})
+
 	t.Run("balanced: 3 workers on 8 shards converge to 3/3/2 and hold still; a leaver's shards are shared", func(t *testing.T) {
 		h := newHarness(t, b)
 		shards := shardIDs(8)
