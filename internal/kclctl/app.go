@@ -1,0 +1,206 @@
+package kclctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// Exit codes. Scripts may rely on them.
+const (
+	ExitOK       = 0 // success, nothing to warn about
+	ExitError    = 1 // the command failed (AWS unreachable, table missing, ...)
+	ExitUsage    = 2 // bad command line
+	ExitWarnings = 3 // the command succeeded and found warnings (listed in its output)
+)
+
+// Environment variables for the global flags' defaults.
+const (
+	EnvLeaseTable = "LEASE_TABLE"
+	EnvRawStream  = "RAW_STREAM"
+)
+
+// Defaults of the global flags.
+const (
+	DefaultLeaseTable = "kcl-leases"
+	DefaultRawStream  = "events-raw"
+	DefaultTimeout    = 10 * time.Second
+)
+
+// ErrWarnings is returned by a command that completed and printed warnings; Main maps it to
+// ExitWarnings without printing anything more.
+var ErrWarnings = errors.New("warnings found")
+
+// usageError marks a bad command line (ExitUsage).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// App holds what the commands need from the outside world. Tests replace any of it.
+type App struct {
+	Stdout, Stderr io.Writer
+	// Getenv supplies the environment for flag defaults (default os.Getenv). The AWS SDK reads its
+	// own variables from the process environment.
+	Getenv func(string) string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Connect builds the AWS clients (default ConnectAWS). It is called once per process, on first use.
+	Connect func(ctx context.Context, requestTimeout time.Duration) (*Clients, error)
+	// Inspect builds the checkpoints report (default InspectLive).
+	Inspect func(ctx context.Context, c *Clients, table, stream string, now time.Time) (Report, error)
+	// Terminal reports whether Stdout is a terminal, so --watch clears the screen (default: checks
+	// Stdout when it is an *os.File).
+	Terminal func() bool
+
+	clientsOnce sync.Once
+	clients     *Clients
+	clientsErr  error
+}
+
+func (a *App) withDefaults() {
+	if a.Stdout == nil {
+		a.Stdout = os.Stdout
+	}
+	if a.Stderr == nil {
+		a.Stderr = os.Stderr
+	}
+	if a.Getenv == nil {
+		a.Getenv = os.Getenv
+	}
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	if a.Connect == nil {
+		a.Connect = ConnectAWS
+	}
+	if a.Inspect == nil {
+		a.Inspect = InspectLive
+	}
+	if a.Terminal == nil {
+		a.Terminal = func() bool {
+			f, ok := a.Stdout.(*os.File)
+			return ok && term.IsTerminal(int(f.Fd()))
+		}
+	}
+}
+
+// awsClients returns the process's AWS clients, building them on first use.
+func (a *App) awsClients(ctx context.Context, timeout time.Duration) (*Clients, error) {
+	a.clientsOnce.Do(func() { a.clients, a.clientsErr = a.Connect(ctx, timeout) })
+	return a.clients, a.clientsErr
+}
+
+// Globals are the flags every command shares.
+type Globals struct {
+	Table   string
+	Stream  string
+	Timeout time.Duration
+	JSON    bool
+}
+
+// Main runs kclctl with args (without the program name) and returns the exit code.
+func Main(ctx context.Context, app *App, args []string) int {
+	app.withDefaults()
+	root := NewRootCommand(app)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return exitCode(app.Stderr, err)
+}
+
+// exitCode reports err on stderr and maps it to an exit code.
+func exitCode(stderr io.Writer, err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrWarnings):
+		return ExitWarnings
+	case errors.Is(err, errReported):
+		return ExitError
+	case errors.As(err, new(usageError)) || isCobraUsage(err):
+		fmt.Fprintf(stderr, "kclctl: %v\nRun 'kclctl --help' for usage.\n", err)
+		return ExitUsage
+	}
+	fmt.Fprintf(stderr, "kclctl: %v\n", err)
+	return ExitError
+}
+
+// isCobraUsage recognises the usage errors cobra builds itself (it has no typed error for them).
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") ||
+		strings.HasPrefix(msg, "unknown shorthand flag")
+}
+
+// NewRootCommand builds the kclctl command tree. Every command registers on the root here, sharing
+// Globals; new commands follow newCheckpointsCommand.
+func NewRootCommand(app *App) *cobra.Command {
+	app.withDefaults()
+	g := &Globals{}
+	envOr := func(k, def string) string {
+		if v := app.Getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	root := &cobra.Command{
+		Use:   "kclctl",
+		Short: "Inspect and operate the KCL worker fleet: leases, checkpoints, lag",
+		Long: `kclctl inspects the lease/checkpoint table of the worker fleet and the raw stream.
+
+AWS settings come from the SDK's own environment: AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB,
+AWS_ENDPOINT_URL_KINESIS (local emulators), and the default credential chain.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 warnings found (the command succeeded and listed
+warnings, e.g. expired leases or shards whose lag could not be read).`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for \"kclctl\"", args[0])}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_ = cmd.Help() // help goes to the terminal; a failure to print it is not actionable
+			return usageError{errors.New("a command is required")}
+		},
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if g.Timeout <= 0 {
+				return usageError{errors.New("--timeout must be positive")}
+			}
+			if g.Table == "" || g.Stream == "" {
+				return usageError{errors.New("--table and --stream must not be empty")}
+			}
+			return nil
+		},
+	}
+	root.SetOut(app.Stdout)
+	root.SetErr(app.Stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.CompletionOptions.DisableDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Table, "table", envOr(EnvLeaseTable, DefaultLeaseTable), "lease table (env "+EnvLeaseTable+")")
+	pf.StringVar(&g.Stream, "stream", envOr(EnvRawStream, DefaultRawStream), "raw stream the fleet consumes (env "+EnvRawStream+")")
+	pf.DurationVar(&g.Timeout, "timeout", DefaultTimeout, "deadline of one command run (of each refresh with --watch); also the timeout of each AWS request")
+	pf.BoolVar(&g.JSON, "json", false, "print JSON for scripts instead of tables (with --watch: one JSON document per line)")
+
+	root.AddCommand(newCheckpointsCommand(app, g))
+	return root
+}
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	}
+	return nil
+}
