@@ -170,7 +170,7 @@ func resolvePosition(ctx context.Context, kin KinesisAPI, stream string, meta sh
 		if meta.Closed {
 			return ShardEnd, nil
 		}
-		return lastRecordBefore(ctx, kin, stream, meta.ID, time.Now().Add(time.Minute))
+		return lastRecordBefore(ctx, kin, stream, meta.ID, time.Time{})
 	case PositionAtTimestamp:
 		if to.Timestamp.IsZero() {
 			return "", fmt.Errorf("shard %s: timestamp position without a timestamp", meta.ID)
@@ -180,48 +180,70 @@ func resolvePosition(ctx context.Context, kin KinesisAPI, stream string, meta sh
 	return "", fmt.Errorf("shard %s: unknown position kind %q", meta.ID, to.Kind)
 }
 
-// lastRecordBefore returns the sequence number of the last record that arrived before t, or ""
-// when there is none in the shard's retention. It reads from AT_TIMESTAMP(t - w) for growing
-// windows w until it finds one, within maxResolvePages GetRecords calls.
+// lastRecordBefore returns the sequence number of the last record that arrived before t (zero t:
+// the newest record), or "" when the shard has none. It reads forward from AT_TIMESTAMP(t - w) for
+// growing windows w, which is cheap on Kinesis; if an AT_TIMESTAMP iterator cannot be had (some
+// emulators hang when no record follows the timestamp), it reads the shard from TRIM_HORIZON. At
+// most maxResolvePages GetRecords calls are made in all.
 func lastRecordBefore(ctx context.Context, kin KinesisAPI, stream, shardID string, t time.Time) (string, error) {
 	pages := 0
+	base := t
+	if base.IsZero() {
+		base = time.Now().Add(-time.Second)
+	}
 	for _, w := range []time.Duration{time.Minute, 15 * time.Minute, 2 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 400 * 24 * time.Hour} {
-		cctx, cancel := context.WithTimeout(ctx, inspectCallTimeout)
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		it, err := kin.GetShardIterator(cctx, &kinesis.GetShardIteratorInput{
 			StreamName: aws.String(stream), ShardId: aws.String(shardID),
-			ShardIteratorType: ktypes.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(t.Add(-w)),
+			ShardIteratorType: ktypes.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(base.Add(-w)),
 		})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			break // fall back to reading from the trim horizon
+		}
+		last, err := readUntil(ctx, kin, shardID, it.ShardIterator, t, &pages)
+		if err != nil || last != "" {
+			return last, err
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, inspectCallTimeout)
+	it, err := kin.GetShardIterator(cctx, &kinesis.GetShardIteratorInput{
+		StreamName: aws.String(stream), ShardId: aws.String(shardID), ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon,
+	})
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("shard %s: resolve position: %w", shardID, err)
+	}
+	return readUntil(ctx, kin, shardID, it.ShardIterator, t, &pages)
+}
+
+// readUntil reads from iter until a record at or after t (zero: none), the end of the shard or its
+// tip, and returns the last record before that.
+func readUntil(ctx context.Context, kin KinesisAPI, shardID string, iter *string, t time.Time, pages *int) (string, error) {
+	last := ""
+	for iter != nil {
+		if *pages++; *pages > maxResolvePages {
+			return "", fmt.Errorf("shard %s: resolving the position needs more than %d reads; reset to a sequence number instead", shardID, maxResolvePages)
+		}
+		cctx, cancel := context.WithTimeout(ctx, inspectCallTimeout)
+		out, err := kin.GetRecords(cctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
 		cancel()
 		if err != nil {
 			return "", fmt.Errorf("shard %s: resolve position: %w", shardID, err)
 		}
-		last, iter := "", it.ShardIterator
-		for iter != nil {
-			if pages++; pages > maxResolvePages {
-				return "", fmt.Errorf("shard %s: resolving the position needs more than %d reads; reset to a sequence number instead", shardID, maxResolvePages)
+		for _, r := range out.Records {
+			if !t.IsZero() && r.ApproximateArrivalTimestamp != nil && !r.ApproximateArrivalTimestamp.Before(t) {
+				return last, nil
 			}
-			cctx, cancel := context.WithTimeout(ctx, inspectCallTimeout)
-			out, err := kin.GetRecords(cctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
-			cancel()
-			if err != nil {
-				return "", fmt.Errorf("shard %s: resolve position: %w", shardID, err)
-			}
-			passed := false
-			for _, r := range out.Records {
-				if r.ApproximateArrivalTimestamp != nil && !r.ApproximateArrivalTimestamp.Before(t) {
-					passed = true
-					break
-				}
-				last = aws.ToString(r.SequenceNumber)
-			}
-			if passed || (len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0) {
-				break
-			}
-			iter = out.NextShardIterator
+			last = aws.ToString(r.SequenceNumber)
 		}
-		if last != "" {
+		if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
 			return last, nil
 		}
+		iter = out.NextShardIterator
 	}
-	return "", nil
+	return last, nil
 }
