@@ -115,6 +115,9 @@ func (p *Pipeline) lookup(ctx context.Context, shard string, keys []string, fn f
 	for start := 0; start < len(keys); start += MaxGetKeys {
 		chunk := keys[start:min(start+MaxGetKeys, len(keys))]
 		for attempt := 0; len(chunk) > 0; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			found, unprocessed, err := p.store.Get(ctx, chunk)
 			p.m.dedupeCalls.WithLabelValues("get").Inc()
 			if err != nil {
@@ -146,12 +149,15 @@ func (p *Pipeline) lookup(ctx context.Context, shard string, keys []string, fn f
 	return nil
 }
 
-// store writes items in batches of MaxPutItems, retrying errors and unprocessed items with backoff
+// storeItems writes items in batches of MaxPutItems, retrying errors and unprocessed items with backoff
 // until all are durable or ctx ends.
 func (p *Pipeline) storeItems(ctx context.Context, shard string, items []Item) error {
 	for start := 0; start < len(items); start += MaxPutItems {
 		chunk := items[start:min(start+MaxPutItems, len(items))]
 		for attempt := 0; len(chunk) > 0; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			unprocessed, err := p.store.Put(ctx, chunk)
 			p.m.dedupeCalls.WithLabelValues("put").Inc()
 			if err != nil {

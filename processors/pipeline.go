@@ -200,6 +200,15 @@ func (p *Pipeline) Shard(shardID string) *Shard {
 	return s
 }
 
+// Close drops the shard's buffers when its lease ends without Drain (shutdown, lease handed over):
+// the held events are not lost, they are after the watermark and the next owner replays them. Later
+// calls return ErrShardClosed. Closing a closed shard is a no-op.
+func (s *Shard) Close() {
+	if s.closed == nil {
+		s.drop(ErrShardClosed)
+	}
+}
+
 // Held returns the number of events held in the reorder buffers.
 func (s *Shard) Held() int {
 	if s.ro == nil {
@@ -240,7 +249,7 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 	if len(recs) == 0 && now.After(s.clock) {
 		s.clock = now
 	}
-	s.ro.ensureCapacity(len(recs))
+	s.ro.ensureCapacity(len(recs) + s.ro.held) // no customer of this batch can be evicted mid-batch
 	p.m.recordsIn.Add(float64(len(recs)))
 	for i := range recs {
 		r := &recs[i]
@@ -491,16 +500,6 @@ func (s *Shard) mark(ctx context.Context, now time.Time) error {
 	for c, v := range b.dirty {
 		items = append(items, Item{Key: CursorKey(c), LastSeq: v, ExpiresAt: cursorExp})
 	}
-	// Sorted so that equal batches produce equal calls (tests and logs).
-	slices.SortFunc(items, func(a, b Item) int {
-		switch {
-		case a.Key < b.Key:
-			return -1
-		case a.Key > b.Key:
-			return 1
-		}
-		return 0
-	})
 	markExp := now.Add(p.cfg.DedupeTTL)
 	for _, e := range b.released {
 		// Written events only: a dead-lettered one is not delivered, and a quarantined one never is.
@@ -558,12 +557,16 @@ func (s *Shard) report() {
 // fail closes the shard after its context ended or a call failed: buffers are dropped (the next
 // owner replays from the checkpoint) and every later call returns ErrShardClosed.
 func (s *Shard) fail(err error) error {
+	s.drop(err)
+	return fmt.Errorf("shard %s: %w", s.id, err)
+}
+
+func (s *Shard) drop(err error) {
 	s.closed = err
 	s.ro = nil
 	s.inflight = nil
 	s.b = batch{}
 	s.report()
-	return fmt.Errorf("shard %s: %w", s.id, err)
 }
 
 // quarantineRecord encodes the event.Quarantine record for q. An original too large to fit a

@@ -530,3 +530,22 @@ func (s *partialStore) Put(ctx context.Context, items []Item) ([]Item, error) {
 	s.skippedPuts += len(items) - n
 	return items[n:], err
 }
+
+// TestCloseReleasesGauge: a shard closed without Drain (lease handed over) drops its buffers from
+// the held gauge and refuses further work; its held events stay after the watermark for the next owner.
+func TestCloseReleasesGauge(t *testing.T) {
+	h := newHarness(t, testConfig())
+	s := h.p.Shard("s")
+	recs := h.recs(ev{id: "a2", cust: "a", seq: 2})
+	if wm := h.process(s, recs); wm != "" || h.counter("pipeline_reorder_held") != 1 {
+		t.Fatalf("watermark %q held gauge %v", wm, h.counter("pipeline_reorder_held"))
+	}
+	s.Close()
+	s.Close()
+	if h.counter("pipeline_reorder_held") != 0 || s.Held() != 0 {
+		t.Fatal("closed shard still counted as holding events")
+	}
+	if _, err := s.Drain(context.Background()); !errors.Is(err, ErrShardClosed) {
+		t.Fatalf("Drain after Close: %v", err)
+	}
+}

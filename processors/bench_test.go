@@ -1,0 +1,231 @@
+package processors
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+// Benchmarks of the in-process pipeline (issue 7 part 1). Run with -cpu 1; each op is one event, so
+// ns/op is ns/event and allocs/op is allocs/event. BenchmarkFloor is the baseline of the same run:
+// a bare encoding/json decode of the raw record plus an HMAC-SHA256 over the same bytes.
+
+const (
+	benchBatch     = 500 // records per Process call, like one GetRecords page
+	benchCustomers = 1000
+)
+
+var benchTypes = []string{"page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout_started", "purchase"}
+
+var (
+	benchMu   sync.Mutex
+	benchPool []Record // clean: distinct events, in order per customer
+	benchKR   *event.Keyring
+)
+
+// benchRecords returns n distinct signed records (generated once, extended as needed).
+func benchRecords(b *testing.B, n int) ([]Record, *event.Keyring) {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if benchKR == nil {
+		benchKR = testKeyring(b)
+	}
+	for i := len(benchPool); i < n; i++ {
+		c := i % benchCustomers
+		e := ev{id: fmt.Sprintf("evt-%08d", i), cust: fmt.Sprintf("tok_cust%022d", c), seq: uint64(i/benchCustomers + 1),
+			typ:   benchTypes[i%len(benchTypes)],
+			props: fmt.Sprintf(`{"page":"/products/%d","referrer":"https://example.com/search?q=shoes","sku":"SKU-%05d","price":%d.99,"qty":%d,"currency":"EUR"}`, i%977, i%50000, i%200, 1+i%3)}
+		benchPool = append(benchPool, Record{SequenceNumber: fmt.Sprintf("4963%052d", i), Data: raw(b, benchKR, e), PartitionKey: e.cust, ArrivedAt: t0})
+	}
+	return benchPool[:n], benchKR
+}
+
+// benchPutter accepts everything at once.
+type benchPutter struct{ ok []types.PutRecordsResultEntry }
+
+func newBenchPutter() *benchPutter {
+	p := &benchPutter{ok: make([]types.PutRecordsResultEntry, MaxPutRecords)}
+	sn, shard := "1", "shardId-000000000000"
+	for i := range p.ok {
+		p.ok[i] = types.PutRecordsResultEntry{SequenceNumber: &sn, ShardId: &shard}
+	}
+	return p
+}
+
+var zero32 int32
+
+func (p *benchPutter) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	return &kinesis.PutRecordsOutput{Records: p.ok[:len(in.Records)], FailedRecordCount: &zero32}, nil
+}
+
+func benchConfig() Config {
+	routes := map[string]string{}
+	for _, t := range benchTypes {
+		routes[t] = "analytics-" + t
+	}
+	return Config{Routes: routes, DefaultStream: "analytics-other", QuarantineStream: "events-quarantine", DLQStream: "events-dlq"}
+}
+
+// BenchmarkPipeline runs decode + verify + dedupe (L1, in-flight, batched L2 on an in-memory store)
+// + reorder + route + encode + write (fake Putter) + mark, in batches of 500.
+//
+//	clean: distinct events, in order per customer.
+//	mixed: 5% natural duplicates and 10% of events displaced a few positions (reordered).
+func BenchmarkPipeline(b *testing.B) {
+	for _, mode := range []string{"clean", "mixed"} {
+		b.Run(mode, func(b *testing.B) {
+			pool, kr := benchRecords(b, b.N)
+			recs := pool
+			if mode == "mixed" {
+				recs = mix(pool)
+			}
+			store := NewMemoryDedupe(nil)
+			counted := newFlakyStore(store)
+			p, err := New(benchConfig(), Deps{Kinesis: newBenchPutter(), Dedupe: counted, Keys: kr, Now: func() time.Time { return t0 }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := p.Shard("shardId-000000000000")
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for start := 0; start < len(recs); start += benchBatch {
+				if _, err := s.Process(ctx, recs[start:min(start+benchBatch, len(recs))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := s.Drain(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			el := b.Elapsed()
+			b.ReportMetric(float64(len(recs))/el.Seconds(), "events/s")
+			b.ReportMetric(float64(counted.count("get")+counted.count("put"))/float64(len(recs)), "roundtrips/event")
+		})
+	}
+}
+
+// mix returns pool with every 20th event duplicated right after itself and every 10th event moved
+// three positions later (so it arrives after its customer's successor only when they are close).
+func mix(pool []Record) []Record {
+	out := make([]Record, 0, len(pool)+len(pool)/20)
+	var delayed []Record
+	var delay []int
+	for i, r := range pool {
+		if i%10 == 3 {
+			delayed = append(delayed, r)
+			delay = append(delay, 3)
+		} else {
+			out = append(out, r)
+			if i%20 == 7 {
+				out = append(out, r)
+			}
+		}
+		for k := 0; k < len(delayed); {
+			delay[k]--
+			if delay[k] <= 0 {
+				out = append(out, delayed[k])
+				delayed = append(delayed[:k], delayed[k+1:]...)
+				delay = append(delay[:k], delay[k+1:]...)
+				continue
+			}
+			k++
+		}
+	}
+	return append(out, delayed...)
+}
+
+// floorRaw mirrors event.Raw with its detail decoded into a typed struct, as a plain consumer would.
+type floorRaw struct {
+	V           int       `json:"v"`
+	Type        string    `json:"type"`
+	Source      string    `json:"source"`
+	ForwardedAt time.Time `json:"forwarded_at"`
+	Detail      struct {
+		EventID    string          `json:"event_id"`
+		CustomerID string          `json:"customer_id"`
+		Seq        uint64          `json:"seq"`
+		OccurredAt string          `json:"occurred_at"`
+		Properties json.RawMessage `json:"properties"`
+		KeyID      string          `json:"key_id"`
+		Signature  string          `json:"signature"`
+	} `json:"detail"`
+}
+
+// BenchmarkFloor is the baseline: encoding/json decode of the raw record + HMAC-SHA256 over the same
+// bytes, per event.
+func BenchmarkFloor(b *testing.B) {
+	pool, _ := benchRecords(b, b.N)
+	mac := hmac.New(sha256.New, testKey.Secret)
+	var sum [sha256.Size]byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range pool {
+		var r floorRaw
+		if err := json.Unmarshal(pool[i].Data, &r); err != nil {
+			b.Fatal(err)
+		}
+		mac.Reset()
+		mac.Write(pool[i].Data)
+		mac.Sum(sum[:0])
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(len(pool))/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDecodeVerify isolates the event package's share of the pipeline:
+//
+//	raw:         event.DecodeRaw + Keyring.VerifyBuf, what the pipeline runs per record;
+//	detail_only: event.ParseDetail of the detail bytes + VerifyBuf, i.e. the cost DecodeRaw would have
+//	             if it did not first canonicalise the whole detail object only to find where it ends.
+func BenchmarkDecodeVerify(b *testing.B) {
+	b.Run("raw", func(b *testing.B) {
+		pool, kr := benchRecords(b, b.N)
+		scratch := make([]byte, 0, 1024)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range pool {
+			r, d, err := event.DecodeRaw(pool[i].Data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := kr.VerifyBuf(scratch, r.Type, d, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("detail_only", func(b *testing.B) {
+		pool, kr := benchRecords(b, b.N)
+		details := make([][]byte, len(pool))
+		types := make([]string, len(pool))
+		for i := range pool {
+			r, _, err := event.DecodeRaw(pool[i].Data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			details[i], types[i] = r.Detail, r.Type
+		}
+		scratch := make([]byte, 0, 1024)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range details {
+			d, err := event.ParseDetail(details[i])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := kr.VerifyBuf(scratch, types[i], d, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
