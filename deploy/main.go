@@ -37,6 +37,7 @@ func run() int {
 	}
 	infra.CheckWithNag(app)
 	asm := app.Synth(nil)
+	infra.PrintResourceCounts(asm, os.Stderr)
 	errs, warnings := infra.ReportSynthErrors(asm, os.Stderr)
 	fmt.Fprintf(os.Stderr, "synth: %s, %d error(s), %d warning(s)\n", *asm.Directory(), errs, warnings)
 	if errs > 0 {

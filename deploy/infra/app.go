@@ -3,6 +3,7 @@ package infra
 import (
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 )
@@ -38,4 +39,44 @@ func ReportSynthErrors(asm cxapi.CloudAssembly, w io.Writer) (errs, warnings int
 		}
 	}
 	return errs, warnings
+}
+
+// ResourceCounts returns, per stack in the assembly, how many resources of
+// each CloudFormation type its template has.
+func ResourceCounts(asm cxapi.CloudAssembly) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, st := range *asm.Stacks() {
+		counts := map[string]int{}
+		tpl, _ := st.Template().(map[string]any)
+		res, _ := tpl["Resources"].(map[string]any)
+		for _, r := range res {
+			if typ, ok := r.(map[string]any)["Type"].(string); ok {
+				counts[typ]++
+			}
+		}
+		out[*st.StackName()] = counts
+	}
+	return out
+}
+
+// PrintResourceCounts writes ResourceCounts as a table, largest first.
+func PrintResourceCounts(asm cxapi.CloudAssembly, w io.Writer) {
+	for stack, counts := range ResourceCounts(asm) {
+		types := make([]string, 0, len(counts))
+		total := 0
+		for t, n := range counts {
+			types = append(types, t)
+			total += n
+		}
+		sort.Slice(types, func(i, j int) bool {
+			if counts[types[i]] != counts[types[j]] {
+				return counts[types[i]] > counts[types[j]]
+			}
+			return types[i] < types[j]
+		})
+		fmt.Fprintf(w, "%s: %d resources\n", stack, total)
+		for _, t := range types {
+			fmt.Fprintf(w, "  %4d  %s\n", counts[t], t)
+		}
+	}
 }

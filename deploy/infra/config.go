@@ -114,7 +114,7 @@ func DefaultConfig() Config {
 		LogRetentionDays:             30,
 		IteratorAgeAlarmMillis:       60_000,
 		QuarantineAlarmRecords:       100,
-		BreakerOpenLogPattern:        `{ ($.msg = "breaker state change") && ($.to = "open") }`,
+		BreakerOpenLogPattern:        `{ ($.msg = "circuit breaker state change") && ($.to = "open") }`,
 	}
 }
 

@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -66,20 +67,33 @@ func (p *Pipeline) addData() {
 	p.LeaseTable = table("LeaseTable", cfg.LeaseTable, "ShardID", "")
 	p.DedupeTable = table("DedupeTable", cfg.DedupeTable, "event_id", "expires_at")
 
-	// The HMAC signing keys, as a JSON object key_id -> key. The stack seeds
-	// one random key under signingKeyInitialID; rotation adds a key_id beside
-	// it (both stay valid) and later removes the old one.
-	p.SigningKeys = awssecretsmanager.NewSecret(p.Stack, jsii.String("SigningKeys"), &awssecretsmanager.SecretProps{
-		SecretName:    jsii.String(signingSecretName),
-		Description:   jsii.String("HMAC-SHA256 event signing keys: JSON object key_id -> key"),
+	// The HMAC signing keys, in the worker's key-file format (event.ParseKeys):
+	// a JSON array of {"id", "secret" (base64), "retired_at"}. Secrets Manager
+	// can only generate a string, so the first key's secret is generated into
+	// a seed secret (64 alphanumeric characters: valid base64 for 48 random
+	// bytes) and spliced into the array by a CloudFormation dynamic reference;
+	// the key never appears in the template. Rotation adds an entry beside it
+	// and later sets its retired_at.
+	seed := awssecretsmanager.NewSecret(p.Stack, jsii.String("SigningKeySeed"), &awssecretsmanager.SecretProps{
+		SecretName:    jsii.String(signingSeedName),
+		Description:   jsii.String("Generated secret of the first signing key (" + signingKeyInitialID + "); copied into " + signingSecretName + ", not read at run time"),
 		EncryptionKey: p.Key,
 		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
-			SecretStringTemplate: jsii.String("{}"),
-			GenerateStringKey:    jsii.String(signingKeyInitialID),
-			PasswordLength:       jsii.Number(64),
-			ExcludePunctuation:   jsii.Bool(true),
+			PasswordLength:     jsii.Number(64),
+			ExcludePunctuation: jsii.Bool(true),
+			IncludeSpace:       jsii.Bool(false),
 		},
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	suppress(seed, "AwsSolutions-SMG4",
+		"The seed only initialises the first signing key and is never read at run time; rotating it would change nothing. Signing keys rotate inside "+signingSecretName+" by key_id.")
+	initial := fmt.Sprintf(`[{"id":%q,"secret":"%s"}]`, signingKeyInitialID, *seed.SecretValue().UnsafeUnwrap())
+	p.SigningKeys = awssecretsmanager.NewSecret(p.Stack, jsii.String("SigningKeys"), &awssecretsmanager.SecretProps{
+		SecretName:        jsii.String(signingSecretName),
+		Description:       jsii.String("HMAC-SHA256 event signing keys: JSON [{id, secret (base64), retired_at}]"),
+		EncryptionKey:     p.Key,
+		SecretStringValue: awscdk.SecretValue_UnsafePlainText(jsii.String(initial)),
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
 	})
 	suppress(p.SigningKeys, "AwsSolutions-SMG4",
 		"Signing keys rotate by key_id, not by Secrets Manager rotation: a new key is added beside the old one, producers move to it, and only then is the old key removed (issue 4's rotation without downtime). A rotation Lambda replacing the value in place would invalidate every event signed with the old key that is still in flight.")

@@ -89,9 +89,11 @@ func (p *Pipeline) addForwarder() {
 		ReservedConcurrentExecutions: jsii.Number(float64(cfg.ForwarderReservedConcurrency)),
 		LogGroup:                     p.ForwarderLogs,
 		LoggingFormat:                awslambda.LoggingFormat_JSON,
+		// The forwarder's own variable names (forwarder.EnvRawStream,
+		// forwarder.EnvQuarantineStream); contract_test.go checks them.
 		Environment: &map[string]*string{
-			"RAW_STREAM":        jsii.String(StreamRaw),
-			"QUARANTINE_STREAM": jsii.String(StreamQuarantine),
+			"FORWARDER_RAW_STREAM":        jsii.String(StreamRaw),
+			"FORWARDER_QUARANTINE_STREAM": jsii.String(StreamQuarantine),
 		},
 	})
 

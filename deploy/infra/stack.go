@@ -29,6 +29,7 @@ const (
 	metricsNamespace    = "KinesisEventsPipeline"
 	breakerMetricName   = "BreakerOpened"
 	signingSecretName   = "kinesis-events/signing-keys"
+	signingSeedName     = "kinesis-events/signing-key-seed"
 	forwardRuleName     = "customer-events-forward"
 	malformedRuleName   = "customer-events-malformed"
 	forwarderDLQName    = "kinesis-events-forwarder-dlq"

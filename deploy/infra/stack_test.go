@@ -508,7 +508,7 @@ func TestForwarderFunction(t *testing.T) {
 			"Handler":                      "bootstrap",
 			"ReservedConcurrentExecutions": fx.cfg.ForwarderReservedConcurrency,
 			"Environment": map[string]any{"Variables": map[string]any{
-				"RAW_STREAM": StreamRaw, "QUARANTINE_STREAM": StreamQuarantine,
+				"FORWARDER_RAW_STREAM": StreamRaw, "FORWARDER_QUARANTINE_STREAM": StreamQuarantine,
 			}},
 		})
 	})
@@ -605,10 +605,13 @@ func TestWorkerService(t *testing.T) {
 		"RAW_STREAM": StreamRaw, "LEASE_TABLE": "kcl-leases", "DEDUPE_TABLE": "events-dedupe",
 		"QUARANTINE_STREAM": StreamQuarantine, "DLQ_STREAM": StreamDLQ, "LATE_STREAM": StreamLate,
 		"SIGNING_KEYS_SECRET_ARN": ref(secret), "METRICS_ADDR": ":9090",
-		"ROUTES": env["ROUTES"],
+		"AWS_REGION": ref("AWS::Region"), "ROUTES": env["ROUTES"],
 	}
 	if jsonOf(env) != jsonOf(want) {
 		t.Errorf("worker environment:\n got %v\nwant %v", env, want)
+	}
+	if got, want := jsonOf(c["Secrets"]), jsonOf([]any{map[string]any{"Name": "SIGNING_KEYS", "ValueFrom": ref(secret)}}); got != want {
+		t.Errorf("worker secrets = %s, want %s", got, want)
 	}
 	var routes map[string]string
 	if err := json.Unmarshal([]byte(env["ROUTES"].(string)), &routes); err != nil {
