@@ -81,7 +81,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		return ExitOK
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
+		fmt.Fprintln(stderr, "loadgen:", strings.TrimPrefix(err.Error(), "loadgen: "))
 		if errors.As(err, new(usageError)) {
 			return ExitUsage
 		}
@@ -102,7 +102,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		fmt.Fprintln(stderr, "loadgen: interrupted:", err)
 		return ExitInterrupted
 	default:
-		fmt.Fprintln(stderr, "loadgen:", err)
+		fmt.Fprintln(stderr, "loadgen:", strings.TrimPrefix(err.Error(), "loadgen: "))
 		return ExitError
 	}
 }

@@ -36,11 +36,17 @@ func runMain(t *testing.T, getenv func(string) string, args ...string) (int, str
 func lastSummary(t *testing.T, stderr string) summary {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	var s summary
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil || s.Type != "summary" {
-		t.Fatalf("last stderr line is not a summary (%v):\n%s", err, stderr)
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], `{"type":"summary"`) {
+			var s summary
+			if err := json.Unmarshal([]byte(lines[i]), &s); err != nil {
+				t.Fatalf("summary line %q: %v", lines[i], err)
+			}
+			return s
+		}
 	}
-	return s
+	t.Fatalf("no summary line on stderr:\n%s", stderr)
+	return summary{}
 }
 
 func TestOutputAndManifestAreDeterministic(t *testing.T) {
@@ -346,5 +352,20 @@ func TestForwardInProcess(t *testing.T) {
 	}
 	if len(q) != forwarderBad {
 		t.Errorf("%d quarantine records, want %d", len(q), forwarderBad)
+	}
+}
+
+func TestForwardToMissingStreamFails(t *testing.T) {
+	st := localstacktest.Start(t)
+	for _, kv := range st.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	code, _, stderr := runMain(t, os.Getenv, "--forward", "--raw-stream", "no-such-stream", "--count", "2000", "--seed", "1")
+	if code != ExitError || !strings.Contains(stderr, "no-such-stream") {
+		t.Fatalf("exit %d, want %d naming the stream:\n%s", code, ExitError, stderr)
+	}
+	if s := lastSummary(t, stderr); s.OK || s.Forwarder == nil || s.Forwarder.Forwarded != 0 {
+		t.Fatalf("summary %+v", s)
 	}
 }
