@@ -38,6 +38,7 @@ const (
 // Environment variables Main reads (flags override them).
 const (
 	EnvSigningKeys      = "SIGNING_KEYS"      // key-file JSON: [{"id":..,"secret":"<base64>","retired_at":..}]
+	EnvSigningKeysFile  = "SIGNING_KEYS_FILE" // --keys-file default; wins over SIGNING_KEYS (as for the worker)
 	EnvTokenizerKey     = "TOKENIZER_KEY"     // base64, at least 32 bytes
 	EnvRawStream        = "RAW_STREAM"        // --raw-stream default
 	EnvQuarantineStream = "QUARANTINE_STREAM" // --quarantine-stream default
@@ -125,7 +126,7 @@ Generates signed, tokenized customer events as newline-delimited EventBridge eve
 a given --seed and --start. --manifest writes the ground truth: every unique valid event and the
 counts of duplicates, displaced events and malformed inputs.
 
-Keys: --keys-file or `+EnvSigningKeys+` (key-file JSON) sign events; without either, the public
+Keys: --keys-file (`+EnvSigningKeysFile+`) or `+EnvSigningKeys+` (key-file JSON) sign events; without either, the public
 development key signs and a warning is printed (loadgen --print-dev-keys writes it for the workers).
 `+EnvTokenizerKey+` or --token-key-file (base64, >= 32 bytes) keys the tokenizer.
 AWS (--forward): AWS_REGION, AWS_ENDPOINT_URL_KINESIS, default credential chain.
@@ -156,7 +157,7 @@ flags:
 	fs.StringVar(&c.Region, "region", envOr(EnvRegion, loadgen.DefaultRegion), "EventBridge region field (env "+EnvRegion+")")
 	fs.StringVar(&o.out, "out", "", "write NDJSON here instead of stdout (with --forward: also write it here)")
 	fs.StringVar(&o.manifest, "manifest", "", "write the manifest JSON to this file")
-	fs.StringVar(&o.keysFile, "keys-file", "", "signing keys in key-file JSON (default env "+EnvSigningKeys+")")
+	fs.StringVar(&o.keysFile, "keys-file", getenv(EnvSigningKeysFile), "file with the signing keys in key-file JSON (env "+EnvSigningKeysFile+"; else the JSON in env "+EnvSigningKeys+")")
 	fs.StringVar(&c.KeyID, "key-id", "", "signing key id; default the first key not retired at --start")
 	fs.StringVar(&o.tokenKeyFile, "token-key-file", "", "file with the base64 tokenizer key (default env "+EnvTokenizerKey+")")
 	fs.BoolVar(&o.forward, "forward", false, "forward events in-process to the raw stream instead of writing NDJSON to stdout")
@@ -350,8 +351,8 @@ func writeJSONLine(w io.Writer, v any) {
 
 func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
 	if o.cfg.Keyring == nil {
-		fmt.Fprintf(stderr, "loadgen: WARNING: no signing keys configured (--keys-file or %s): signing with the PUBLIC development key %q. "+
-			"Workers must be given the same key (loadgen --print-dev-keys); never use it outside local runs.\n", EnvSigningKeys, loadgen.DevKeyID)
+		fmt.Fprintf(stderr, "loadgen: WARNING: no signing keys configured (--keys-file, %s or %s): signing with the PUBLIC development key %q. "+
+			"Workers must be given the same key (loadgen --print-dev-keys); never use it outside local runs.\n", EnvSigningKeysFile, EnvSigningKeys, loadgen.DevKeyID)
 	}
 	if o.cfg.Tokenizer == nil {
 		fmt.Fprintf(stderr, "loadgen: WARNING: no tokenizer key configured (--token-key-file or %s): customer ids are tokenized with the public development key.\n", EnvTokenizerKey)

@@ -185,6 +185,11 @@ func TestConfiguredKeys(t *testing.T) {
 	if code, _, stderr := runMain(t, noEnv, "--count", "2", "--seed", "2", "--keys-file", kf, "--key-id", "k-old"); code != ExitUsage || !strings.Contains(stderr, "retired") {
 		t.Fatalf("retired --key-id: exit %d: %s", code, stderr)
 	}
+	// SIGNING_KEYS_FILE is the --keys-file default and wins over SIGNING_KEYS, as for the worker.
+	fileEnv := envOf(map[string]string{EnvSigningKeysFile: kf, EnvSigningKeys: "not even json"})
+	if code, stdout, stderr := runMain(t, fileEnv, "--count", "2", "--seed", "2"); code != ExitOK || !strings.Contains(stdout, `"key_id":"k-new"`) {
+		t.Fatalf("%s: exit %d: %s", EnvSigningKeysFile, code, stderr)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
