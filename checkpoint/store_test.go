@@ -2,10 +2,17 @@ package checkpoint
 
 import (
 	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 	"go.uber.org/goleak"
 )
 
@@ -27,4 +34,198 @@ func TestStoreContractFake(t *testing.T) {
 			return err
 		}}
 	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{WorkerID: "w", Stream: "s"}
+	ok.setDefaults()
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want string // substring of the error, "" for valid
+	}{
+		{"defaults are valid", func(*Config) {}, ""},
+		{"worker id required", func(c *Config) { c.WorkerID = "" }, "WorkerID"},
+		{"stream required", func(c *Config) { c.Stream = "" }, "Stream"},
+		{"negative duration", func(c *Config) { c.ClaimTTL = -time.Second }, "ClaimTTL"},
+		{"call timeout must be shorter than the lease", func(c *Config) { c.CallTimeout = c.LeaseDuration }, "CallTimeout"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.mod(&c)
+			err := c.Validate()
+			if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate = %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+	if ok.Table != "kcl-leases" || ok.LeaseDuration != 10*time.Second || ok.CallTimeout != 3*time.Second || ok.Logger == nil || ok.Now == nil {
+		t.Fatalf("defaults: %+v", ok)
+	}
+	if _, err := New(t.Context(), Config{Stream: "s"}, newFakeDDB(), &fakeKinesis{}); err == nil {
+		t.Fatal("New without WorkerID succeeded")
+	}
+}
+
+func fakeHarness(t *testing.T) *harness {
+	f := newFakeDDB()
+	return newHarness(t, contractBackend{ddb: f, deleteTable: func(ctx context.Context, table string) error {
+		_, err := f.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+		return err
+	}})
+}
+
+func TestGetLeaseForAnotherWorkerIsRefused(t *testing.T) {
+	h := fakeHarness(t)
+	h.kin.set(shardIDs(1)...)
+	a := h.store("a")
+	if err := a.GetLease(status("shardId-000000000000"), "b"); err == nil || isNotAcquired(err) {
+		t.Fatalf("GetLease for another worker = %v, want a plain error", err)
+	}
+}
+
+// A hand-off the processor ignores is released by the store after HandOffTimeout; meanwhile the
+// lease is still owned: OwnershipContext is live and checkpoints succeed.
+func TestHandOffReleasedAfterTimeout(t *testing.T) {
+	h := fakeHarness(t)
+	h.kin.set(shardIDs(2)...)
+	var handedOff atomic.Value
+	a := h.store("a", func(c *Config) {
+		c.HandOffTimeout = 500 * time.Millisecond
+		c.OnLeaseLost = func(id string, cause error) {
+			if errors.Is(cause, ErrLeaseHandedOff) {
+				handedOff.Store(id)
+			}
+		}
+	})
+	b := h.store("b")
+	sts := map[string]*par.ShardStatus{}
+	for _, m := range shardIDs(2) {
+		sts[m.ID] = status(m.ID)
+		if err := a.GetLease(sts[m.ID], "a"); err != nil {
+			t.Fatalf("a takes %s: %v", m.ID, err)
+		}
+	}
+	// b finds nothing free and claims one of a's leases.
+	if err := b.GetLease(status("shardId-000000000000"), "b"); !isNotAcquired(err) {
+		t.Fatalf("b GetLease = %v", err)
+	}
+	if testutil.ToFloat64(b.m.claims) != 1 {
+		t.Fatalf("b posted %v claims, want 1", testutil.ToFloat64(b.m.claims))
+	}
+	// a's renewals see the claim and hand one lease off.
+	var id string
+	eventually(t, 5*time.Second, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
+		for _, st := range sts {
+			if err := a.GetLease(st, "a"); err != nil {
+				return false, err.Error()
+			}
+		}
+		id, _ = handedOff.Load().(string)
+		return id != "", ""
+	})
+	leaseCtx, own := a.LeaseContext(id), a.OwnershipContext(id)
+	if !errors.Is(context.Cause(leaseCtx), ErrLeaseHandedOff) || own.Err() != nil {
+		t.Fatalf("after the hand-off request: lease ctx cause %v, ownership ctx err %v", context.Cause(leaseCtx), own.Err())
+	}
+	if err := checkpoint(a, sts[id], "77"); err != nil {
+		t.Fatalf("checkpoint while handing off: %v", err)
+	}
+	if err := a.GetLease(sts[id], "a"); err != nil {
+		t.Fatalf("renewal while handing off: %v", err)
+	}
+	select {
+	case <-own.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("lease not released after HandOffTimeout")
+	}
+	if r := h.row(id); r.Owner != "" || r.Checkpoint != "77" || r.Claim != "b" {
+		t.Fatalf("row after the forced hand-off: %+v", r)
+	}
+	takeEventually(t, b, status(id), 5*time.Second)
+	if r := h.row(id); r.Claim != "" || r.Owner != "b" {
+		t.Fatalf("row after the claimer took it: %+v", r)
+	}
+	if got := a.Held(); len(got) != 1 {
+		t.Fatalf("a holds %v after handing one off", got)
+	}
+}
+
+// landThenFail applies UpdateItem calls but reports a timeout for the next n of them, like a
+// response lost on the wire.
+type landThenFail struct {
+	DynamoDBAPI
+	mu sync.Mutex
+	n  int
+}
+
+func (l *landThenFail) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	out, err := l.DynamoDBAPI.UpdateItem(ctx, in, o...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && l.n > 0 {
+		l.n--
+		return nil, context.DeadlineExceeded
+	}
+	return out, err
+}
+
+// A renewal whose response was lost (it landed) must not make the next write look fenced.
+func TestAmbiguousWriteIsAdopted(t *testing.T) {
+	h := fakeHarness(t)
+	h.kin.set(shardIDs(1)...)
+	lf := &landThenFail{DynamoDBAPI: h.raw}
+	h.ddb.inner = lf
+	a := h.store("a")
+	st := status("shardId-000000000000")
+	if err := a.GetLease(st, "a"); err != nil {
+		t.Fatal(err)
+	}
+	lf.mu.Lock()
+	lf.n = 1
+	lf.mu.Unlock()
+	if err := a.GetLease(st, "a"); err != nil {
+		t.Fatalf("renewal with a lost response = %v, want nil (lease still valid)", err)
+	}
+	if r := h.row(st.ID); r.Counter != 2 {
+		t.Fatalf("row counter %d, want 2 (the renewal landed)", r.Counter)
+	}
+	if err := checkpoint(a, st, "9"); err != nil {
+		t.Fatalf("checkpoint after an ambiguous renewal = %v, want success", err)
+	}
+	if r := h.row(st.ID); r.Counter != 3 || r.Checkpoint != "9" || r.Owner != "a" {
+		t.Fatalf("row %+v", r)
+	}
+	if a.LeaseContext(st.ID).Err() != nil {
+		t.Fatal("lease context cancelled by an ambiguous write")
+	}
+}
+
+// A row naming this worker that this Store does not hold (a crashed earlier incarnation with the
+// same WorkerID) is reported as unowned, so the KCL keeps trying it, and taken once it expired.
+func TestOwnRowFromEarlierIncarnation(t *testing.T) {
+	h := fakeHarness(t)
+	h.kin.set(shardIDs(1)...)
+	old := h.store("a")
+	st := status("shardId-000000000000")
+	if err := old.GetLease(st, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint(old, st, "5"); err != nil {
+		t.Fatal(err)
+	}
+	old.Close() // crash: nothing released
+	a := h.store("a")
+	st2 := status(st.ID)
+	if err := a.FetchCheckpoint(st2); err != nil || st2.GetLeaseOwner() != "" || st2.GetCheckpoint() != "5" {
+		t.Fatalf("FetchCheckpoint: err %v owner %q checkpoint %q", err, st2.GetLeaseOwner(), st2.GetCheckpoint())
+	}
+	if err := a.GetLease(st2, "a"); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("taking our own unexpired earlier lease = %v, want ErrLeaseHeld", err)
+	}
+	takeEventually(t, a, st2, 3*testLease)
+	if r := h.row(st.ID); r.Owner != "a" || r.Counter != 3 || r.OwnerSwitches != 2 {
+		t.Fatalf("row %+v", r)
+	}
 }
