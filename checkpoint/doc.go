@@ -32,7 +32,29 @@
 //     ErrLeaseHandedOff, then Release); a worker under its share that sees no free lease posts a
 //     ClaimRequest on a lease of the most loaded worker. The decisions are the pure planLeases.
 //
-// Delivery semantics: the store never loses a checkpoint it acknowledged and never lets a checkpoint
+// Using it from the KCL worker (package worker):
+//
+//	store, err := checkpoint.New(ctx, checkpoint.Config{WorkerID: id, Stream: "events-raw"}, ddb, kin)
+//	w := kclworker.NewWorker(factory, kclCfg).WithCheckpointer(store).WithKinesis(kin)
+//
+// with kclCfg.EnableLeaseStealing = false (the store balances), InitialPositionInStream =
+// TRIM_HORIZON (a shard without checkpoint, e.g. a new child, must start at its beginning),
+// FailoverTimeMillis = Config.LeaseDuration and LeaseRefreshWaitTime at most a third of it. In the
+// record processor's Initialize, capture store.LeaseContext(shardID) and
+// store.OwnershipContext(shardID) once. When the lease context is done:
+//
+//   - cause ErrLeaseHandedOff: stop taking records, finish in-flight writes under the ownership
+//     context, checkpoint, then store.Release(ctx, shardID); the KCL consumer ends at its next
+//     renewal (GetLease returns ErrLeaseLost) and a peer takes the shard from the checkpoint;
+//   - any other cause (ErrLeaseLost, ErrLeaseReleased): stop emitting at once and drop buffers;
+//     never checkpoint (it would fail with ErrLeaseLost anyway). The next owner replays from the
+//     last checkpoint.
+//
+// On shutdown, Worker.Shutdown makes every consumer checkpoint and call RemoveLeaseOwner, which
+// releases the lease; ReleaseAll afterwards releases whatever is left, then Close.
+//
+// Delivery semantics: the store never loses a checkpoint it acknowledged (short of the table itself
+// being deleted) and never lets a checkpoint
 // of a former owner overwrite the current one. Processing between the last checkpoint and a lease
 // loss is replayed by the next owner (at-least-once); the processor must drop its buffers when its
 // LeaseContext is done.
