@@ -34,7 +34,7 @@ func generate(t *testing.T, cfg Config) ([][]byte, []Meta, *Generator) {
 }
 
 func TestDeterministic(t *testing.T) {
-	cfg := Config{Seed: 42, Count: 2000, Customers: 30, Start: testStart, DupRatio: 0.05, ConflictRatio: 0.02,
+	cfg := Config{Seed: 42, Count: 1000, Customers: 30, Start: testStart, DupRatio: 0.05, ConflictRatio: 0.02,
 		BadRatio: 0.03, OOORatio: 0.1, UnknownRatio: 0.05, Rate: 100}
 	a, _, ga := generate(t, cfg)
 	b, _, gb := generate(t, cfg)
@@ -160,7 +160,7 @@ func TestStreamMatchesManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Seed: 7, Count: 6000, Customers: 50, Start: testStart, Keyring: keyring, KeyID: "k-new", Tokenizer: tok,
+	cfg := Config{Seed: 7, Count: 4000, Customers: 50, Start: testStart, Keyring: keyring, KeyID: "k-new", Tokenizer: tok,
 		DupRatio: 0.05, ConflictRatio: 0.03, BadRatio: 0.05, OOORatio: 0.1, UnknownRatio: 0.04}
 	lines, metas, g := generate(t, cfg)
 	if len(lines) != cfg.Count {
@@ -266,7 +266,7 @@ func TestSeqConsecutiveAndDisplacementBounded(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			cfg.Seed, cfg.Count, cfg.Customers, cfg.Start = 3, 2500, 20, testStart
+			cfg.Seed, cfg.Count, cfg.Customers, cfg.Start = 3, 1500, 15, testStart
 			lines, _, g := generate(t, cfg)
 			got := check(t, lines, DevKeyring())
 			// Line of each (customer, seq).
