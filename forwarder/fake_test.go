@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -22,18 +23,20 @@ type fakeKinesis struct {
 	entryErr func(stream, key string, data []byte, attempt int) string
 	// gate, when set, is received from before each call answers (to hold calls in flight).
 	gate chan struct{}
+	// latency is the simulated service time of a call.
+	latency time.Duration
 
-	mu          sync.Mutex
-	calls       int
-	records     map[string][]fakeRecord // written, in write order, per stream
-	attempts    map[string]int          // data -> calls that carried it
-	inflight    map[string]bool         // keys in calls in flight
-	inCalls     int
-	maxInCalls  int
-	violations  []string
-	batchSizes  []int
-	batchBytes  []int
-	seq         int
+	mu         sync.Mutex
+	calls      int
+	records    map[string][]fakeRecord // written, in write order, per stream
+	attempts   map[string]int          // data -> calls that carried it
+	inflight   map[string]bool         // keys in calls in flight
+	inCalls    int
+	maxInCalls int
+	violations []string
+	batchSizes []int
+	batchBytes []int
+	seq        int
 }
 
 type fakeRecord struct {
@@ -96,6 +99,15 @@ func (k *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 		select {
 		case <-k.gate:
 		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if k.latency > 0 {
+		t := time.NewTimer(k.latency)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
 			return nil, ctx.Err()
 		}
 	}

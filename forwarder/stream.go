@@ -127,13 +127,14 @@ func (lr *lineReader) next() (input, error) {
 		buf       []byte
 		size      int64
 		truncated bool
+		newline   bool
 	)
 	for {
 		frag, err := lr.br.ReadSlice('\n')
 		size += int64(len(frag))
 		switch {
 		case truncated:
-		case len(buf)+len(frag) <= MaxLineBytes:
+		case len(buf)+len(frag) <= MaxLineBytes+1: // + the newline
 			buf = append(buf, frag...)
 		default:
 			truncated = true
@@ -149,16 +150,20 @@ func (lr *lineReader) next() (input, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return input{}, fmt.Errorf("line %d: %w", lr.line+1, err)
 		}
+		newline = err == nil
 		break
 	}
 	lr.line++
-	if n := len(buf); !truncated && n > 0 && buf[n-1] == '\n' {
-		buf, size = buf[:n-1], size-1
-		if n := len(buf); n > 0 && buf[n-1] == '\r' {
-			buf, size = buf[:n-1], size-1
+	if newline {
+		size--
+		if !truncated {
+			buf = buf[:len(buf)-1]
 		}
 	}
-	return input{data: buf, size: size, truncated: truncated, line: lr.line}, nil
+	if n := len(buf); !truncated && n > 0 && buf[n-1] == '\r' {
+		buf, size = buf[:n-1], size-1
+	}
+	return input{data: buf, size: size, truncated: truncated || size > MaxLineBytes, line: lr.line}, nil
 }
 
 // keyState holds a customer's events waiting behind the one that is in flight, ready or delayed.
@@ -256,6 +261,14 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 				break absorb
 			}
 		}
+		if r.abortErr == nil && ctx.Err() != nil {
+			r.abort(fmt.Errorf("run stopped: %w", ctx.Err()))
+		}
+		if r.abortErr != nil && drain == nil {
+			stopReading()
+			drain = time.AfterFunc(f.cfg.DrainTimeout, cancelSends)
+			defer drain.Stop()
+		}
 		r.dispatch()
 		if (in == nil || r.abortErr != nil) && r.pending == 0 && r.inflight == 0 {
 			break
@@ -284,13 +297,7 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 			r.complete(b)
 		case <-timerC:
 			r.promote(time.Now())
-		case <-doneC:
-			r.abort(fmt.Errorf("run stopped: %w", ctx.Err()))
-		}
-		if r.abortErr != nil && drain == nil {
-			stopReading()
-			drain = time.AfterFunc(f.cfg.DrainTimeout, cancelSends)
-			defer drain.Stop()
+		case <-doneC: // handled at the top of the loop
 		}
 	}
 	r.res.Elapsed = time.Since(start)

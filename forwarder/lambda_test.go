@@ -1,0 +1,172 @@
+package forwarder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+var _ lambda.Handler = (*Forwarder)(nil)
+
+func TestInvokeForwardsAndQuarantines(t *testing.T) {
+	kin := newFake()
+	reg := prometheus.NewRegistry()
+	f := newTestForwarder(t, kin, func(c *Config) { c.Registerer = reg })
+	ctx := t.Context()
+
+	out, err := f.Invoke(ctx, []byte(goodLine("e1", "c1", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o Outcome
+	if err := json.Unmarshal(out, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != StatusForwarded || o.EventID != "e1" || o.Stream != DefaultRawStream || o.SequenceNumber == "" {
+		t.Fatalf("outcome %+v", o)
+	}
+	raw := kin.written(DefaultRawStream)
+	if len(raw) != 1 || raw[0].key != "c1" {
+		t.Fatalf("raw stream %+v", raw)
+	}
+
+	// Decoding into a struct would hide this duplicate; Invoke sees the bytes.
+	dup := strings.Replace(goodLine("e2", "c1", 2), `"source":"shop.web"`, `"source":"a","source":"b"`, 1)
+	for _, bad := range []string{`not json`, dup, ``} {
+		out, err := f.Invoke(ctx, []byte(bad))
+		if err != nil {
+			t.Fatalf("%q: %v", bad, err)
+		}
+		if err := json.Unmarshal(out, &o); err != nil || o.Status != StatusQuarantined || o.Stream != DefaultQuarantineStream {
+			t.Fatalf("%q: %v %+v", bad, err, o)
+		}
+	}
+	q := kin.written(DefaultQuarantineStream)
+	if len(q) != 3 {
+		t.Fatalf("quarantine stream has %d records", len(q))
+	}
+	if r := decodeQuarantine(t, q[1].data); r.Reason != event.ReasonDuplicateKey || string(r.Original) != dup {
+		t.Fatalf("quarantine %+v", r)
+	}
+	if got := counterValue(t, f.m.quarantined.WithLabelValues(string(event.ReasonNotJSON))); got != 2 {
+		t.Fatalf("not_json quarantined metric %v", got)
+	}
+	if got := counterValue(t, f.m.forwarded); got != 1 {
+		t.Fatalf("forwarded metric %v", got)
+	}
+	if s := f.Stats(); s.Read != 4 || s.Forwarded != 1 || s.Quarantined != 3 || s.Failed != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestHandleTyped(t *testing.T) {
+	kin := newFake()
+	f := newTestForwarder(t, kin, nil)
+	det := `{"event_id":"e1","customer_id":"c9","seq":1,"occurred_at":"2026-11-26T09:59:59Z","properties":{"x":"<&>"}}`
+	o, err := f.Handle(t.Context(), event.BridgeEvent{DetailType: "purchase", Source: "shop", Detail: json.RawMessage(det)})
+	if err != nil || o.Status != StatusForwarded {
+		t.Fatalf("%v %+v", err, o)
+	}
+	if got := kin.written(DefaultRawStream); len(got) != 1 || !strings.HasSuffix(string(got[0].data), `"detail":`+det+`}`) {
+		t.Fatalf("raw %+v", got)
+	}
+	o, err = f.Handle(t.Context(), event.BridgeEvent{DetailType: "purchase", Source: "shop"})
+	if err != nil || o.Status != StatusQuarantined || o.Reason != event.ReasonMissingField {
+		t.Fatalf("%v %+v", err, o)
+	}
+}
+
+func TestHandleRetries(t *testing.T) {
+	throttle := &types.ProvisionedThroughputExceededException{Message: ptr("slow down")}
+	tests := []struct {
+		name      string
+		callErr   func(n int) error
+		entryErr  func(attempt int) string
+		wantErr   error // nil: written
+		wantCalls int
+	}{
+		{"entry throttled twice", nil, func(a int) string {
+			if a <= 2 {
+				return "ProvisionedThroughputExceededException"
+			}
+			return ""
+		}, nil, 3},
+		{"call throttled once", func(n int) error {
+			if n == 1 {
+				return throttle
+			}
+			return nil
+		}, nil, nil, 2},
+		{"always failing", nil, func(int) string { return "InternalFailure" }, ErrNotWritten, 4},
+		{"missing stream is fatal", func(int) error {
+			return &types.ResourceNotFoundException{Message: ptr("no stream")}
+		}, nil, ErrFatalPut, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kin := newFake()
+			if tc.callErr != nil {
+				kin.callErr = func(n int, _ string, _ []string) error { return tc.callErr(n) }
+			}
+			if tc.entryErr != nil {
+				kin.entryErr = func(_, _ string, _ []byte, a int) string { return tc.entryErr(a) }
+			}
+			f := newTestForwarder(t, kin, func(c *Config) { c.MaxAttempts = 4 })
+			_, err := f.Invoke(t.Context(), []byte(goodLine("e1", "c1", 1)))
+			switch {
+			case tc.wantErr == nil && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.wantErr != nil && (!errors.Is(err, tc.wantErr) || !errors.Is(err, ErrNotWritten)):
+				t.Fatalf("error %v, want %v", err, tc.wantErr)
+			}
+			if kin.calls != tc.wantCalls {
+				t.Fatalf("%d calls, want %d", kin.calls, tc.wantCalls)
+			}
+			if tc.wantErr == nil && len(kin.written(DefaultRawStream)) != 1 {
+				t.Fatal("not written")
+			}
+			if s := f.Stats(); tc.wantErr != nil && s.Failed != 1 {
+				t.Fatalf("stats %+v", s)
+			}
+		})
+	}
+}
+
+func TestHandleStopsBeforeDeadline(t *testing.T) {
+	kin := newFake()
+	kin.entryErr = func(_, _ string, _ []byte, _ int) string { return "ProvisionedThroughputExceededException" }
+	f := newTestForwarder(t, kin, func(c *Config) {
+		c.MaxAttempts, c.MinBackoff, c.MaxBackoff = 100, time.Second, time.Second
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := f.Invoke(ctx, []byte(goodLine("e1", "c1", 1)))
+	if !errors.Is(err, ErrNotWritten) || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("error %v", err)
+	}
+	if time.Since(start) > 250*time.Millisecond || kin.calls != 1 {
+		t.Fatalf("waited %v over %d calls instead of giving up", time.Since(start), kin.calls)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}

@@ -1,0 +1,409 @@
+package forwarder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-events/pipeline/event"
+)
+
+// genInput makes n events over customers, seq per customer from 1, in input order.
+func genInput(n, customers int) (string, map[string][]uint64) {
+	var b strings.Builder
+	want := map[string][]uint64{}
+	for i := range n {
+		c := fmt.Sprintf("c%03d", i%customers)
+		seq := uint64(len(want[c]) + 1)
+		want[c] = append(want[c], seq)
+		b.WriteString(goodLine(fmt.Sprintf("e%06d", i), c, int(seq)))
+		b.WriteByte('\n')
+	}
+	return b.String(), want
+}
+
+// checkOrder asserts the raw stream holds exactly want: every event once, each customer in order.
+func checkOrder(t *testing.T, recs []fakeRecord, want map[string][]uint64) {
+	t.Helper()
+	got := map[string][]uint64{}
+	for _, r := range recs {
+		c, seq, _ := rawIDs(t, r.data)
+		if c != r.key {
+			t.Fatalf("partition key %q for customer %q", r.key, c)
+		}
+		got[c] = append(got[c], seq)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d customers written, want %d", len(got), len(want))
+	}
+	for c, w := range want {
+		if fmt.Sprint(got[c]) != fmt.Sprint(w) {
+			t.Fatalf("customer %s: written %v, want %v", c, got[c], w)
+		}
+	}
+}
+
+func noViolations(t *testing.T, kin *fakeKinesis) {
+	t.Helper()
+	if v := kin.checkViolations(); len(v) > 0 {
+		t.Fatalf("%d violations, first: %s", len(v), v[0])
+	}
+}
+
+// TestForwardStreamBatchesWithinLimits holds the first call until everything is read: the calls
+// after it must be full batches of 500 distinct customers.
+func TestForwardStreamBatchesWithinLimits(t *testing.T) {
+	in, want := genInput(2400, 1200)
+	kin := newFake()
+	kin.gate = make(chan struct{})
+	f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency = 1 })
+	done := make(chan struct{})
+	var (
+		res Result
+		err error
+	)
+	go func() {
+		defer close(done)
+		res, err = f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
+	}()
+	waitFor(t, func() bool { return f.Stats().Read == 2400 })
+	close(kin.gate)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forwarded != 2400 || res.Lines != 2400 || res.Failed != 0 || res.DoneThrough != 2400 {
+		t.Fatalf("result %+v", res)
+	}
+	checkOrder(t, kin.written(DefaultRawStream), want)
+	noViolations(t, kin)
+	sizes := kin.batchSizes
+	for i, n := range sizes[1 : len(sizes)-1] {
+		if n != MaxBatchRecords {
+			t.Fatalf("batch %d has %d records: %v", i+1, n, sizes)
+		}
+	}
+}
+
+func TestForwardStreamRespectsByteLimit(t *testing.T) {
+	// 7 events of ~300 KiB with a 1 MiB batch limit: batches of at most 3.
+	var b strings.Builder
+	want := map[string][]uint64{}
+	big := `{"pad":[` + strings.Repeat(`"`+strings.Repeat("y", 8000)+`",`, 38) + `1]}`
+	for i := range 7 {
+		c := fmt.Sprintf("c%02d", i)
+		want[c] = []uint64{1}
+		b.WriteString(bridge("page_view", detail(fmt.Sprintf("e%d", i), c, 1, big)) + "\n")
+	}
+	kin := newFake()
+	kin.gate = make(chan struct{})
+	f := newTestForwarder(t, kin, func(c *Config) { c.BatchBytes, c.Concurrency = MaxRecordBytes, 1 })
+	done := make(chan struct{})
+	var (
+		res Result
+		err error
+	)
+	go func() {
+		defer close(done)
+		res, err = f.ForwardStream(t.Context(), strings.NewReader(b.String()), StreamOptions{})
+	}()
+	waitFor(t, func() bool { return f.Stats().Read == 7 })
+	close(kin.gate)
+	<-done
+	if err != nil || res.Forwarded != 7 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	noViolations(t, kin)
+	checkOrder(t, kin.written(DefaultRawStream), want)
+	for _, n := range kin.batchBytes {
+		if n > MaxRecordBytes {
+			t.Fatalf("batch of %d bytes over the 1 MiB limit", n)
+		}
+	}
+	sizes := kin.batchSizes
+	for i, n := range sizes[1:] {
+		if n > 3 || (n != 3 && i+2 < len(sizes)) {
+			t.Fatalf("batch sizes %v: want full batches of 3", sizes)
+		}
+	}
+}
+
+func TestForwardStreamHotCustomerKeepsOrder(t *testing.T) {
+	// One customer only: every call carries one record, in order.
+	in, want := genInput(50, 1)
+	kin := newFake()
+	f := newTestForwarder(t, kin, nil)
+	if _, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	noViolations(t, kin)
+	checkOrder(t, kin.written(DefaultRawStream), want)
+}
+
+// TestForwardStreamRetriesOnlyFailedEntries fails entries and whole calls at random (seeded) and
+// checks that everything arrives exactly once, in order per customer, with retries carrying only
+// what failed.
+func TestForwardStreamRetriesOnlyFailedEntries(t *testing.T) {
+	for _, conc := range []int{1, 4, 8} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
+			in, want := genInput(3000, 97)
+			kin := newFake()
+			kin.latency = time.Millisecond
+			kin.entryErr = func(_, _ string, data []byte, attempt int) string {
+				h := fnv.New32a()
+				h.Write(data)
+				switch v := (h.Sum32() + uint32(attempt)*7919) % 10; {
+				case attempt < 4 && v < 2:
+					return "ProvisionedThroughputExceededException"
+				case attempt < 4 && v < 3:
+					return "InternalFailure"
+				}
+				return ""
+			}
+			kin.callErr = func(n int, _ string, _ []string) error {
+				h := fnv.New32a()
+				fmt.Fprint(h, n)
+				if h.Sum32()%7 == 0 { // one call in 7, not periodic
+					return &types.ProvisionedThroughputExceededException{Message: ptr("throttled")}
+				}
+				return nil
+			}
+			f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency, c.BatchSize, c.MaxAttempts = conc, 100, 20 })
+			res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Forwarded != 3000 || res.Retries == 0 || res.Throttles == 0 || res.Failed != 0 {
+				t.Fatalf("result %+v", res)
+			}
+			noViolations(t, kin)
+			checkOrder(t, kin.written(DefaultRawStream), want)
+			if conc > 1 && kin.maxInCalls < 2 {
+				t.Fatalf("never more than %d calls in flight", kin.maxInCalls)
+			}
+			if kin.maxInCalls > conc {
+				t.Fatalf("%d calls in flight, limit %d", kin.maxInCalls, conc)
+			}
+		})
+	}
+}
+
+func TestForwardStreamQuarantinesBadLinesWithLineNumbers(t *testing.T) {
+	in := lines(goodLine("e1", "c1", 1), `not json`, ``, goodLine("e2", "c1", 2), `{"detail-type":"x","detail":{}}`, "\xff\xfe")
+	kin := newFake()
+	f := newTestForwarder(t, kin, nil)
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{Source: "events.ndjson"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lines != 6 || res.Blank != 1 || res.Forwarded != 2 || res.Quarantined != 3 || res.DoneThrough != 6 {
+		t.Fatalf("result %+v", res)
+	}
+	if res.QuarantinedBy[event.ReasonNotJSON] != 1 || res.QuarantinedBy[event.ReasonMissingField] != 1 || res.QuarantinedBy[event.ReasonInvalidUTF8] != 1 {
+		t.Fatalf("by reason %v", res.QuarantinedBy)
+	}
+	details := map[string]bool{}
+	for _, r := range kin.written(DefaultQuarantineStream) {
+		details[decodeQuarantine(t, r.data).Detail[:len("events.ndjson:2")]] = true
+	}
+	for _, l := range []string{"events.ndjson:2", "events.ndjson:5", "events.ndjson:6"} {
+		if !details[l] {
+			t.Fatalf("no quarantine record for %s: %v", l, details)
+		}
+	}
+}
+
+func TestForwardStreamLongLinesAndCRLF(t *testing.T) {
+	huge := strings.Repeat("x", 5<<20)
+	in := goodLine("e1", "c1", 1) + "\r\n" + huge + "\n" + goodLine("e2", "c1", 2) // no final newline
+	kin := newFake()
+	f := newTestForwarder(t, kin, nil)
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
+	if err != nil || res.Forwarded != 2 || res.Quarantined != 1 || res.QuarantinedBy[event.ReasonTooLarge] != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	q := decodeQuarantine(t, kin.written(DefaultQuarantineStream)[0].data)
+	if !strings.Contains(q.Detail, fmt.Sprint(5<<20)) || len(q.Original) != maxOriginalBytes {
+		t.Fatalf("detail %q, original %d bytes", q.Detail, len(q.Original))
+	}
+}
+
+// TestForwardStreamGivesUpInOrder: one customer's entries always fail. Its first event fails after
+// MaxAttempts and its later events are failed without being written; everyone else is forwarded.
+func TestForwardStreamGivesUpInOrder(t *testing.T) {
+	in, want := genInput(300, 10) // c000 holds lines 1, 11, 21, ...
+	kin := newFake()
+	kin.entryErr = func(_, key string, _ []byte, _ int) string {
+		if key == "c003" {
+			return "InternalFailure"
+		}
+		return ""
+	}
+	var failed bytes.Buffer
+	f := newTestForwarder(t, kin, func(c *Config) { c.MaxAttempts = 3 })
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{FailedOut: &failed})
+	if !errors.Is(err, ErrNotForwarded) {
+		t.Fatalf("error %v", err)
+	}
+	if res.Failed != 30 || res.Forwarded != 270 || res.DoneThrough != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	if res.FailedLines[0] != 4 || len(res.FailedLines) != 30 {
+		t.Fatalf("failed lines %v", res.FailedLines)
+	}
+	delete(want, "c003")
+	checkOrder(t, kin.written(DefaultRawStream), want)
+	// c003's events come out for replay, complete and in order.
+	var seqs []uint64
+	for _, l := range strings.Split(strings.TrimSpace(failed.String()), "\n") {
+		e := f.prepare(newInput([]byte(l), 0, ""))
+		c, seq, _ := rawIDs(t, e.data)
+		if c != "c003" {
+			t.Fatalf("failed-out has %s", c)
+		}
+		seqs = append(seqs, seq)
+	}
+	if len(seqs) != 30 || seqs[0] != 1 || seqs[29] != 30 {
+		t.Fatalf("failed-out seqs %v", seqs)
+	}
+	for i := range seqs[1:] {
+		if seqs[i+1] != seqs[i]+1 {
+			t.Fatalf("failed-out out of order: %v", seqs)
+		}
+	}
+	if kin.attempts[string(f.prepare(newInput([]byte(goodLine("e000013", "c003", 2)), 0, "")).data)] != 0 {
+		t.Fatal("a later event of the failed customer was sent")
+	}
+}
+
+func TestForwardStreamFatalErrorStops(t *testing.T) {
+	in, _ := genInput(5000, 100)
+	kin := newFake()
+	kin.callErr = func(int, string, []string) error {
+		return &types.ResourceNotFoundException{Message: ptr("Stream events-raw not found")}
+	}
+	f := newTestForwarder(t, kin, nil)
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
+	if !errors.Is(err, ErrFatalPut) || !errors.Is(err, ErrNotForwarded) {
+		t.Fatalf("error %v", err)
+	}
+	if res.Forwarded != 0 || res.Failed == 0 || res.Failed+res.Blank != res.Lines || kin.calls > f.cfg.Concurrency {
+		t.Fatalf("result %+v after %d calls", res, kin.calls)
+	}
+}
+
+// TestForwardStreamCancelDrains cancels while calls are held in flight: the run stops sending, the
+// held calls finish (they count as written), and every line read is accounted for.
+func TestForwardStreamCancelDrains(t *testing.T) {
+	for _, release := range []bool{true, false} {
+		t.Run(fmt.Sprintf("calls answer %v", release), func(t *testing.T) {
+			kin := newFake()
+			kin.gate = make(chan struct{})
+			f := newTestForwarder(t, kin, func(c *Config) { c.BatchSize, c.DrainTimeout = 10, 200*time.Millisecond })
+			ctx, cancel := context.WithCancel(t.Context())
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			go func() {
+				in, _ := genInput(1000, 1000)
+				_, _ = io.WriteString(pw, in) // fails once the test ends and closes the pipe
+			}()
+			type out struct {
+				res Result
+				err error
+			}
+			done := make(chan out, 1)
+			go func() {
+				res, err := f.ForwardStream(ctx, pr, StreamOptions{})
+				done <- out{res, err}
+			}()
+			kin.gate <- struct{}{} // one call through, then hold the next ones in flight
+			waitFor(t, func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return kin.inCalls == f.cfg.Concurrency })
+			cancel()
+			if release {
+				close(kin.gate)
+			}
+			var o out
+			select {
+			case o = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("run did not stop after cancel")
+			}
+			if !errors.Is(o.err, context.Canceled) {
+				t.Fatalf("error %v", o.err)
+			}
+			r := o.res
+			written := int64(len(kin.written(DefaultRawStream)))
+			if r.Forwarded != written || r.Forwarded == 0 {
+				t.Fatalf("forwarded %d, stream has %d", r.Forwarded, written)
+			}
+			if r.Forwarded+r.Quarantined+r.Failed+r.Blank != r.Lines || (!release && r.Failed == 0) {
+				t.Fatalf("unaccounted lines: %+v", r)
+			}
+			if !release && r.Forwarded > 10 { // only the first call (<= 10 records) went through
+				t.Fatalf("forwarded %d with calls held", r.Forwarded)
+			}
+			if r.DoneThrough > r.Forwarded {
+				t.Fatalf("done through %d", r.DoneThrough)
+			}
+		})
+	}
+}
+
+func TestForwardBatchAndEvents(t *testing.T) {
+	kin := newFake()
+	f := newTestForwarder(t, kin, nil)
+	res, err := f.ForwardBatch(t.Context(), [][]byte{[]byte(goodLine("e1", "c1", 1)), []byte("{"), []byte(goodLine("e2", "c1", 2))}, StreamOptions{Source: "loadgen"})
+	if err != nil || res.Forwarded != 2 || res.Quarantined != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if q := decodeQuarantine(t, kin.written(DefaultQuarantineStream)[0].data); !strings.HasPrefix(q.Detail, "loadgen:2: ") {
+		t.Fatalf("detail %q", q.Detail)
+	}
+	evs := []event.BridgeEvent{
+		{DetailType: "purchase", Source: "s", Detail: []byte(detail("e3", "c1", 3, ""))},
+		{DetailType: "", Source: "s", Detail: []byte(detail("e4", "c1", 4, ""))},
+	}
+	res, err = f.ForwardEvents(t.Context(), evs, StreamOptions{})
+	if err != nil || res.Forwarded != 1 || res.QuarantinedBy[event.ReasonMissingField] != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if s := f.Stats(); s.Forwarded != 3 || s.Quarantined != 2 || s.Read != 5 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestForwardStreamReadError(t *testing.T) {
+	kin := newFake()
+	f := newTestForwarder(t, kin, nil)
+	r := io.MultiReader(strings.NewReader(lines(goodLine("e1", "c1", 1))), &failingReader{})
+	res, err := f.ForwardStream(t.Context(), r, StreamOptions{Source: "f.ndjson"})
+	if err == nil || !strings.Contains(err.Error(), "read f.ndjson") || res.Forwarded != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+type failingReader struct{}
+
+func (*failingReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+var _ = atomic.Int64{}
