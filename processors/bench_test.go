@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -99,6 +100,7 @@ func BenchmarkPipeline(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
 			for start := 0; start < len(recs); start += benchBatch {
 				if _, err := s.Process(ctx, recs[start:min(start+benchBatch, len(recs))]); err != nil {
 					b.Fatal(err)
@@ -108,6 +110,7 @@ func BenchmarkPipeline(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
+			cpu.report(b, len(recs))
 			el := b.Elapsed()
 			b.ReportMetric(float64(len(recs))/el.Seconds(), "events/s")
 			b.ReportMetric(float64(counted.count("get")+counted.count("put"))/float64(len(recs)), "roundtrips/event")
@@ -145,6 +148,24 @@ func mix(pool []Record) []Record {
 	return append(out, delayed...)
 }
 
+// cpuMeter reports process CPU time (user + system, all threads, GC included) per event: on a shared,
+// busy machine it is a steadier figure than wall time, which also counts time spent waiting for a core.
+type cpuMeter struct{ start time.Duration }
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() cpuMeter { return cpuMeter{start: cpuNow()} }
+
+func (m cpuMeter) report(b *testing.B, events int) {
+	b.ReportMetric(float64(cpuNow()-m.start)/float64(events), "cpu-ns/event")
+}
+
 // floorRaw mirrors event.Raw with its detail decoded into a typed struct, as a plain consumer would.
 type floorRaw struct {
 	V           int       `json:"v"`
@@ -170,6 +191,7 @@ func BenchmarkFloor(b *testing.B) {
 	var sum [sha256.Size]byte
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := range pool {
 		var r floorRaw
 		if err := json.Unmarshal(pool[i].Data, &r); err != nil {
@@ -180,6 +202,7 @@ func BenchmarkFloor(b *testing.B) {
 		mac.Sum(sum[:0])
 	}
 	b.StopTimer()
+	cpu.report(b, len(pool))
 	b.ReportMetric(float64(len(pool))/b.Elapsed().Seconds(), "events/s")
 }
 
@@ -194,6 +217,7 @@ func BenchmarkDecodeVerify(b *testing.B) {
 		scratch := make([]byte, 0, 1024)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := startCPU()
 		for i := range pool {
 			r, d, err := event.DecodeRaw(pool[i].Data)
 			if err != nil {
@@ -203,6 +227,8 @@ func BenchmarkDecodeVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		b.StopTimer()
+		cpu.report(b, len(pool))
 	})
 	b.Run("detail_only", func(b *testing.B) {
 		pool, kr := benchRecords(b, b.N)
@@ -218,6 +244,7 @@ func BenchmarkDecodeVerify(b *testing.B) {
 		scratch := make([]byte, 0, 1024)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := startCPU()
 		for i := range details {
 			d, err := event.ParseDetail(details[i])
 			if err != nil {
@@ -227,5 +254,7 @@ func BenchmarkDecodeVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		b.StopTimer()
+		cpu.report(b, len(details))
 	})
 }
