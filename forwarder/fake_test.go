@@ -25,6 +25,8 @@ type fakeKinesis struct {
 	gate chan struct{}
 	// latency is the simulated service time of a call.
 	latency time.Duration
+	// streams, when set, lists the streams that exist; others answer ResourceNotFoundException.
+	streams map[string]bool
 
 	mu         sync.Mutex
 	calls      int
@@ -52,6 +54,10 @@ func (k *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 	stream := aws.ToString(in.StreamName)
 	keys := make([]string, len(in.Records))
 	k.mu.Lock()
+	if k.streams != nil && !k.streams[stream] {
+		k.mu.Unlock()
+		return nil, &types.ResourceNotFoundException{Message: aws.String("Stream " + stream + " not found")}
+	}
 	k.calls++
 	n := k.calls
 	total := 0
