@@ -100,3 +100,16 @@ type DeadLetter struct {
 	CustomerID   string    `json:"customer_id,omitempty"`
 	Original     []byte    `json:"original"`
 }
+
+// StandardTypes are the customer event types the default routing table knows; each goes to the
+// stream "analytics-<type>", anything else to "analytics-other".
+var StandardTypes = []string{"page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout_started", "purchase"}
+
+// DefaultRoutes is the default routing table: each standard type to "analytics-<type>".
+func DefaultRoutes() map[string]string {
+	m := make(map[string]string, len(StandardTypes))
+	for _, t := range StandardTypes {
+		m[t] = "analytics-" + t
+	}
+	return m
+}

@@ -1,0 +1,124 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/processors"
+)
+
+// Config is everything one worker process needs. Zero values take the defaults in Defaults.
+type Config struct {
+	// Application names the fleet; workers with the same application share leases.
+	Application string
+	Stream      string // raw stream
+	LeaseTable  string
+	DedupeTable string
+	Region      string
+	// WorkerID must be stable across restarts and unique within the fleet. Default: hostname plus
+	// IDSuffix ("hostname-0").
+	WorkerID string
+	IDSuffix string
+
+	// StartAtLatest starts shards without a checkpoint at LATEST instead of TRIM_HORIZON.
+	StartAtLatest bool
+
+	ShardSync     time.Duration // how often the shard list and free leases are checked
+	LeaseDuration time.Duration // a lease not renewed for this long may be taken by another worker
+	LeaseRenew    time.Duration // renewal period; well under LeaseDuration
+	IdleTime      time.Duration // wait after an empty GetRecords
+	MaxRecords    int           // per GetRecords call
+	CallTimeout   time.Duration // per AWS request
+	ShutdownGrace time.Duration // bound on finishing in-flight work after SIGTERM
+
+	MetricsAddr string // ":9090"; "" disables the HTTP server
+
+	Pipeline processors.Config
+}
+
+// Defaults returns a Config with every default filled in; tuned so a new worker picks up shards in
+// well under a second, not the library's one lease per 60 s.
+func Defaults() Config {
+	return Config{
+		Application:   "events-pipeline",
+		Stream:        "events-raw",
+		LeaseTable:    "kcl-leases",
+		DedupeTable:   "events-dedupe",
+		Region:        "us-east-1",
+		IDSuffix:      "0",
+		ShardSync:     250 * time.Millisecond,
+		LeaseDuration: 10 * time.Second,
+		LeaseRenew:    2 * time.Second,
+		IdleTime:      250 * time.Millisecond,
+		MaxRecords:    2000,
+		CallTimeout:   5 * time.Second,
+		ShutdownGrace: 10 * time.Second,
+		MetricsAddr:   ":9090",
+		Pipeline: processors.Config{
+			Routes:           event.DefaultRoutes(),
+			DefaultStream:    "analytics-other",
+			QuarantineStream: "events-quarantine",
+			DLQStream:        "events-dlq",
+			LateStream:       "events-late",
+		},
+	}
+}
+
+func (c *Config) fill() {
+	d := Defaults()
+	set := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	setD := func(dst *time.Duration, v time.Duration) {
+		if *dst == 0 {
+			*dst = v
+		}
+	}
+	set(&c.Application, d.Application)
+	set(&c.Stream, d.Stream)
+	set(&c.LeaseTable, d.LeaseTable)
+	set(&c.DedupeTable, d.DedupeTable)
+	set(&c.Region, d.Region)
+	set(&c.IDSuffix, d.IDSuffix)
+	setD(&c.ShardSync, d.ShardSync)
+	setD(&c.LeaseDuration, d.LeaseDuration)
+	setD(&c.LeaseRenew, d.LeaseRenew)
+	setD(&c.IdleTime, d.IdleTime)
+	setD(&c.CallTimeout, d.CallTimeout)
+	setD(&c.ShutdownGrace, d.ShutdownGrace)
+	if c.MaxRecords == 0 {
+		c.MaxRecords = d.MaxRecords
+	}
+	if c.WorkerID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "worker"
+		}
+		c.WorkerID = host + "-" + c.IDSuffix
+	}
+}
+
+// Validate fills defaults and reports every invalid field at once.
+func (c *Config) Validate() error {
+	c.fill()
+	var errs []error
+	if strings.ContainsAny(c.WorkerID, " \n\t") {
+		errs = append(errs, fmt.Errorf("worker id %q contains white space", c.WorkerID))
+	}
+	if c.LeaseRenew >= c.LeaseDuration/2 {
+		errs = append(errs, fmt.Errorf("lease renew period %s must be under half the lease duration %s", c.LeaseRenew, c.LeaseDuration))
+	}
+	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
+		errs = append(errs, fmt.Errorf("max records %d outside 1..10000", c.MaxRecords))
+	}
+	if err := c.Pipeline.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("pipeline: %w", err))
+	}
+	return errors.Join(errs...)
+}

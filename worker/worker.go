@@ -1,0 +1,174 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	kclcfg "github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
+	kclworker "github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
+	kclzap "github.com/vmware/vmware-go-kcl-v2/logger/zap"
+	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/processors"
+)
+
+// Deps are the clients and shared objects a worker uses. Kinesis and DynamoDB clients must carry
+// request timeouts (NewClients builds such clients).
+type Deps struct {
+	Kinesis  *kinesis.Client
+	DynamoDB *dynamodb.Client
+	Keys     *event.Keyring
+	Logger   *zap.Logger
+	// Registry receives the worker's metrics and is served on /metrics. Default: a new registry.
+	Registry *prometheus.Registry
+	Now      func() time.Time
+}
+
+// Worker is one running fleet member.
+type Worker struct {
+	cfg      Config
+	log      *zap.Logger
+	leases   *checkpoint.Store
+	pipeline *processors.Pipeline
+	shards   *shardRegistry
+	metrics  *metrics
+	kcl      *kclworker.Worker
+	kc       *kinesis.Client
+	// hardStop is cancelled when the shutdown grace runs out: in-flight processing gives up and
+	// leaves its records behind the checkpoint for the next owner.
+	hardStop context.Context
+}
+
+// Run starts the worker and blocks until ctx is cancelled, then shuts down gracefully: stop
+// fetching, finish in-flight batches within cfg.ShutdownGrace, checkpoint, release leases.
+func Run(ctx context.Context, cfg Config, deps Deps) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("worker config: %w", err)
+	}
+	if deps.Kinesis == nil || deps.DynamoDB == nil || deps.Keys == nil {
+		return errors.New("worker: Kinesis, DynamoDB and Keys are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+		deps.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	log := deps.Logger.With(zap.String("worker", cfg.WorkerID))
+
+	// The lease store lives as long as the worker: it keeps renewing nothing by itself (the KCL
+	// drives renewals) but its timers and calls are bounded by this context.
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStore()
+	store, err := checkpoint.New(storeCtx, checkpoint.Config{
+		Table:         cfg.LeaseTable,
+		Stream:        cfg.Stream,
+		WorkerID:      cfg.WorkerID,
+		LeaseDuration: cfg.LeaseDuration,
+		CallTimeout:   cfg.CallTimeout,
+		Logger:        log.Named("checkpoint"),
+		Registerer:    deps.Registry,
+		Now:           deps.Now,
+	}, deps.DynamoDB, deps.Kinesis)
+	if err != nil {
+		return fmt.Errorf("lease store: %w", err)
+	}
+
+	pipe, err := processors.New(cfg.Pipeline, processors.Deps{
+		Kinesis:    deps.Kinesis,
+		Dedupe:     processors.NewDynamoDedupe(deps.DynamoDB, cfg.DedupeTable),
+		Keys:       deps.Keys,
+		Logger:     log.Named("pipeline"),
+		Registerer: deps.Registry,
+		Now:        deps.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+
+	hardStop, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardCancel()
+	w := &Worker{
+		cfg:      cfg,
+		log:      log,
+		leases:   store,
+		pipeline: pipe,
+		shards:   &shardRegistry{now: deps.Now, shards: map[string]*shardState{}},
+		metrics:  newMetrics(deps.Registry),
+		kc:       deps.Kinesis,
+		hardStop: hardStop,
+	}
+
+	var srv *http.Server
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
+		}
+		srv = &http.Server{Handler: w.handler(deps.Registry), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", zap.Error(err))
+			}
+		}()
+		log.Info("serving /metrics, /healthz, /readyz", zap.String("addr", ln.Addr().String()))
+	}
+
+	w.kcl = kclworker.NewWorker(factory{w: w}, w.kclConfig(log)).
+		WithKinesis(deps.Kinesis).
+		WithCheckpointer(store)
+	if err := w.kcl.Start(); err != nil {
+		return fmt.Errorf("start KCL worker: %w", err)
+	}
+	log.Info("worker started", zap.String("stream", cfg.Stream), zap.String("lease_table", cfg.LeaseTable))
+
+	<-ctx.Done()
+	log.Info("shutting down: finishing in-flight batches, checkpointing, releasing leases",
+		zap.Duration("grace", cfg.ShutdownGrace))
+	start := time.Now()
+	grace := time.AfterFunc(cfg.ShutdownGrace, hardCancel)
+	w.kcl.Shutdown() // returns when every shard consumer has shut down and released its lease
+	grace.Stop()
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		_ = srv.Shutdown(sctx) // best effort: the process is exiting; in-flight scrapes may be cut
+		cancel()
+	}
+	log.Info("worker stopped", zap.Duration("shutdown", time.Since(start)))
+	return nil
+}
+
+func (w *Worker) kclConfig(log *zap.Logger) *kclcfg.KinesisClientLibConfiguration {
+	c := w.cfg
+	pos := kclcfg.TRIM_HORIZON
+	if c.StartAtLatest {
+		pos = kclcfg.LATEST
+	}
+	ms := func(d time.Duration) int { return int(d / time.Millisecond) }
+	return kclcfg.NewKinesisClientLibConfig(c.Application, c.Stream, c.Region, c.WorkerID).
+		WithTableName(c.LeaseTable).
+		WithInitialPositionInStream(pos).
+		WithShardSyncIntervalMillis(ms(c.ShardSync)).
+		WithFailoverTimeMillis(ms(c.LeaseDuration)).
+		WithLeaseRefreshWaitTime(ms(c.LeaseRenew)).
+		WithIdleTimeBetweenReadsInMillis(ms(c.IdleTime)).
+		WithMaxRecords(c.MaxRecords).
+		WithCallProcessRecordsEvenForEmptyRecordList(true).
+		WithLeaseStealing(false).
+		WithMonitoringService(&monitor{m: w.metrics, shards: w.shards}).
+		WithLogger(kclzap.NewZapLogger(log.Named("kcl").Sugar()))
+}
