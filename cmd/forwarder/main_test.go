@@ -275,7 +275,7 @@ func TestLocalMode(t *testing.T) {
 		fmt.Fprintln(&a, bridgeEvent(fmt.Sprintf("a%d", i), fmt.Sprintf("c%d", i%20), i/20+1))
 	}
 	fmt.Fprintln(&b, `{"detail-type":`) // line 1: not JSON
-	fmt.Fprintln(&b)                      // line 2: blank
+	fmt.Fprintln(&b)                    // line 2: blank
 	fmt.Fprintln(&b, bridgeEvent("b0", "c0", 16))
 	fileA, fileB := filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "b.ndjson")
 	for p, s := range map[string]string{fileA: a.String(), fileB: b.String()} {
