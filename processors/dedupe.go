@@ -29,7 +29,7 @@ type DedupeStore interface {
 // (Key = CursorKey(customer), LastSeq set).
 type Item struct {
 	Key       string
-	Hash      string // content hash of the event that was written, for marks
+	Hash      uint64 // content hash of the event that was written, for marks
 	LastSeq   uint64 // last released seq, for cursors
 	ExpiresAt time.Time
 }

@@ -83,8 +83,8 @@ func (s *DynamoDedupe) Put(ctx context.Context, items []Item) ([]Item, error) {
 			attrKey:     &types.AttributeValueMemberS{Value: it.Key},
 			attrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(it.ExpiresAt.Unix(), 10)},
 		}
-		if it.Hash != "" {
-			av[attrHash] = &types.AttributeValueMemberS{Value: it.Hash}
+		if _, isCursor := IsCursorKey(it.Key); !isCursor {
+			av[attrHash] = &types.AttributeValueMemberS{Value: hashString(it.Hash)}
 		}
 		if it.LastSeq != 0 {
 			av[attrLastSeq] = &types.AttributeValueMemberN{Value: strconv.FormatUint(it.LastSeq, 10)}
@@ -117,7 +117,11 @@ func decodeItem(av map[string]types.AttributeValue) (Item, error) {
 	}
 	it.Key = k.Value
 	if h, ok := av[attrHash].(*types.AttributeValueMemberS); ok {
-		it.Hash = h.Value
+		v, err := strconv.ParseUint(h.Value, 16, 64)
+		if err != nil {
+			return it, fmt.Errorf("item %q: %s %q is not a content hash", it.Key, attrHash, h.Value)
+		}
+		it.Hash = v
 	}
 	if n, ok := av[attrLastSeq].(*types.AttributeValueMemberN); ok {
 		v, err := strconv.ParseUint(n.Value, 10, 64)

@@ -27,9 +27,9 @@ func testDedupeContract(t *testing.T, store DedupeStore) {
 	})
 	t.Run("marks and cursors round trip", func(t *testing.T) {
 		items := []Item{
-			{Key: "evt-1", Hash: "00000000000000ff", ExpiresAt: exp},
+			{Key: "evt-1", Hash: 0xff, ExpiresAt: exp},
 			{Key: CursorKey("cust-1"), LastSeq: 42, ExpiresAt: exp},
-			{Key: "cust-1", Hash: "0000000000000001", ExpiresAt: exp}, // an event id that looks like a customer
+			{Key: "cust-1", Hash: 0xfedcba9876543210, ExpiresAt: exp}, // an event id that looks like a customer
 		}
 		if un, err := store.Put(ctx, items); err != nil || len(un) != 0 {
 			t.Fatalf("put: %v %v", un, err)
@@ -65,7 +65,7 @@ func testDedupeContract(t *testing.T, store DedupeStore) {
 			var items []Item
 			for i := range MaxPutItems {
 				k := fmt.Sprintf("full-%d-%d", b, i)
-				items = append(items, Item{Key: k, Hash: "0123456789abcdef", ExpiresAt: exp})
+				items = append(items, Item{Key: k, Hash: 0x0123456789abcdef, ExpiresAt: exp})
 				keys = append(keys, k)
 			}
 			for len(items) > 0 {

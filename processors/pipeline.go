@@ -166,7 +166,7 @@ type batch struct {
 	quar     []*quarantined
 	keys     []string
 	planned  map[string]struct{}
-	marks    map[string]string // event_id -> hash found in the level-2 store
+	marks    map[string]uint64 // event_id -> content hash found in the level-2 store
 	cursors  map[string]uint64 // customer -> cursor found in the level-2 store
 	dirty    map[string]uint64
 	byStream map[string][]*outRec
@@ -189,7 +189,7 @@ func (p *Pipeline) Shard(shardID string) *Shard {
 	}
 	s.b = batch{
 		planned:  map[string]struct{}{},
-		marks:    map[string]string{},
+		marks:    map[string]uint64{},
 		cursors:  map[string]uint64{},
 		dirty:    map[string]uint64{},
 		byStream: map[string][]*outRec{},
@@ -286,7 +286,7 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 		id, c := e.d.EventID, e.d.CustomerID
 		if h, ok := b.marks[id]; ok {
 			delete(s.inflight, id)
-			if h == hashString(e.hash) {
+			if h == e.hash {
 				p.m.dedupeHits.WithLabelValues("l2", "natural").Inc()
 				s.wm.done(e.idx)
 				s.l1.Add(id, e.hash)
@@ -392,7 +392,8 @@ func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
 				eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e})
 			continue
 		}
-		e.out = &outRec{kind: outEvent, key: e.d.CustomerID, data: data, ev: e}
+		e.o = outRec{kind: outEvent, key: e.d.CustomerID, data: data, ev: e}
+		e.out = &e.o
 		b.byStream[stream] = append(b.byStream[stream], e.out)
 	}
 	for _, q := range b.quar {
@@ -504,7 +505,7 @@ func (s *Shard) mark(ctx context.Context, now time.Time) error {
 	for _, e := range b.released {
 		// Written events only: a dead-lettered one is not delivered, and a quarantined one never is.
 		if e.out != nil && e.out.written {
-			items = append(items, Item{Key: e.d.EventID, Hash: hashString(e.hash), ExpiresAt: markExp})
+			items = append(items, Item{Key: e.d.EventID, Hash: e.hash, ExpiresAt: markExp})
 		}
 	}
 	if len(items) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,9 +125,16 @@ func (o *outRec) fail(now time.Time, msg string) {
 	o.lastErr = msg
 }
 
-// limiters rate-limit what one shard writes to one destination.
+// limiters rate-limit what one shard writes to one destination, and hold the writer's scratch space
+// for that destination (one goroutine at a time uses it).
 type limiters struct {
 	records, bytes *rate.Limiter
+
+	last    map[string]int32
+	next    []int32
+	heads   []int32
+	entries []types.PutRecordsRequestEntry
+	inCall  []int
 }
 
 func (p *Pipeline) newLimiters() *limiters {
@@ -166,13 +174,22 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 		return nil, nil
 	}
 	// Per-key queues as linked lists over recs: next[i] is the next record with recs[i]'s key.
-	next := make([]int32, len(recs))
-	heads := make([]int32, 0, len(recs))
+	next := slices.Grow(lim.next[:0], len(recs))[:len(recs)]
+	heads := slices.Grow(lim.heads[:0], len(recs))
+	defer func() {
+		lim.next, lim.heads = next[:0], heads[:0]
+		clear(lim.entries[:cap(lim.entries)]) // drop references to this batch's data
+		lim.entries = lim.entries[:0]
+	}()
 	if len(recs) == 1 {
 		next[0] = -1
 		heads = append(heads, 0)
 	} else {
-		last := make(map[string]int32, len(recs))
+		if lim.last == nil {
+			lim.last = make(map[string]int32, len(recs))
+		}
+		last := lim.last
+		defer clear(last)
 		for i, r := range recs {
 			next[i] = -1
 			if j, ok := last[r.key]; ok {
@@ -190,8 +207,9 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 	if lim.bytes != nil {
 		maxBytes = min(maxBytes, lim.bytes.Burst())
 	}
-	entries := make([]types.PutRecordsRequestEntry, 0, min(len(heads), maxN))
-	inCall := make([]int, 0, cap(entries)) // positions in heads
+	entries := slices.Grow(lim.entries[:0], min(len(heads), maxN))
+	inCall := slices.Grow(lim.inCall[:0], min(len(heads), maxN)) // positions in heads
+	defer func() { lim.entries, lim.inCall = entries[:0], inCall[:0] }()
 	quiet := 2 * max(p.cfg.RetryMax, p.cfg.BreakerOpenTimeout)
 	attempt := 0
 	for len(heads) > 0 {

@@ -1,6 +1,8 @@
 package processors
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"time"
@@ -28,7 +30,8 @@ type rec struct {
 	gap    uint64
 	late   bool
 
-	out *outRec // its output record once routed
+	out *outRec // its output record once routed (points to o)
+	o   outRec
 }
 
 // quarantined is a record rejected before routing, with its reason.
@@ -84,9 +87,10 @@ func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined
 	return &rec{idx: idx, seqNum: r.SequenceNumber, data: r.Data, raw: raw, d: d, hash: h}, nil
 }
 
-// contentHash is FNV-1a (64 bit) over the signing input without the key id: two records of one
-// event_id with equal hashes carry the same signed content (a re-signature with a rotated key is
-// still the same content).
+// contentHash is the first 64 bits of SHA-256 over the signing input without the key id: two records
+// of one event_id with equal hashes carry the same signed content (a re-signature with a rotated key
+// is still the same content). A cryptographic hash, so a producer cannot craft a different event that
+// passes for a natural duplicate and is silently dropped.
 func (s *Shard) contentHash(typ string, d *event.Detail) (uint64, error) {
 	c := *d
 	c.KeyID = ""
@@ -95,16 +99,8 @@ func (s *Shard) contentHash(typ string, d *event.Detail) (uint64, error) {
 		return 0, err
 	}
 	s.scratch = b[:0]
-	const (
-		offset = 14695981039346656037
-		prime  = 1099511628211
-	)
-	h := uint64(offset)
-	for _, x := range b {
-		h ^= uint64(x)
-		h *= prime
-	}
-	return h, nil
+	sum := sha256.Sum256(b)
+	return binary.BigEndian.Uint64(sum[:8]), nil
 }
 
 // hashString is the form of a content hash stored in the dedupe table.
