@@ -256,12 +256,18 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 			}
 			d.errs.Inc()
 			msg := err.Error()
+			refused := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
 			var thr *types.ProvisionedThroughputExceededException
 			if errors.As(err, &thr) {
 				d.throttles.Add(float64(len(entries)))
 			}
 			for _, h := range inCall {
-				recs[heads[h]].fail(now, msg)
+				r := recs[heads[h]]
+				if refused && r.lastErr != "" {
+					r.fail(now, r.lastErr) // keep the destination's own error, not the breaker's refusal
+					continue
+				}
+				r.fail(now, msg)
 			}
 			broken := d.failed(now, quiet)
 			if mayDeadLetter && broken >= p.cfg.BreakerHold {

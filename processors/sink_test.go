@@ -267,7 +267,7 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 		t.Fatalf("%d dead letters", len(dls))
 	}
 	dl := dls[0]
-	if !strings.HasPrefix(dl.Reason, "destination_unavailable") || dl.Destination != "analytics-purchase" ||
+	if dl.Reason != "destination_unavailable: ResourceNotFoundException: stream gone" || dl.Destination != "analytics-purchase" ||
 		dl.SourceShard != "shard-7" || dl.SourceSeq != recs[0].SequenceNumber || dl.EventID != "p1" || dl.CustomerID != "a" ||
 		string(dl.Original) != string(recs[0].Data) || dl.Attempts < 5 || !dl.FirstFailure.Equal(start) || !dl.LastFailure.After(dl.FirstFailure) {
 		t.Fatalf("dead letter %+v", dl)
