@@ -47,9 +47,11 @@ function log(name, msg) {
 
 // installLifecycle makes the process exit with its parent and survive errors
 // that would otherwise kill it.
-function installLifecycle(name, opts) {
+// beforeExit, if given, runs synchronously before the process exits.
+function installLifecycle(name, opts, beforeExit) {
   const exit = (why) => {
     log(name, `exiting: ${why}`)
+    if (beforeExit) beforeExit()
     process.exit(0)
   }
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => exit(sig))
