@@ -33,6 +33,7 @@ const (
 type contractBackend struct {
 	ddb         DynamoDBAPI
 	deleteTable func(ctx context.Context, table string) error
+	callTimeout time.Duration // default testCall
 }
 
 var tableSeq atomic.Int64
@@ -58,10 +59,17 @@ func newHarness(t *testing.T, b contractBackend) *harness {
 func (h *harness) config(worker string) Config {
 	return Config{
 		Table: h.table, WorkerID: worker, Stream: "events-raw",
-		LeaseDuration: testLease, CallTimeout: testCall, ScanInterval: 50 * time.Millisecond,
+		LeaseDuration: testLease, CallTimeout: h.callTimeout(), ScanInterval: 50 * time.Millisecond,
 		LineageRefresh: 200 * time.Millisecond, HandOffTimeout: testLease, TableWaitTimeout: 15 * time.Second,
 		Registerer: prometheus.NewRegistry(),
 	}
+}
+
+func (h *harness) callTimeout() time.Duration {
+	if h.b.callTimeout > 0 {
+		return h.b.callTimeout
+	}
+	return testCall
 }
 
 func (h *harness) store(worker string, mods ...func(*Config)) *Store {
@@ -375,7 +383,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}()
 		<-ctx.Done()
 		cancelledAfter := time.Since(lastOK)
-		if cancelledAfter < testLease-300*time.Millisecond || cancelledAfter > testLease+testCall+300*time.Millisecond {
+		if cancelledAfter < testLease-300*time.Millisecond || cancelledAfter > testLease+h.callTimeout()+300*time.Millisecond {
 			t.Fatalf("lease context cancelled %v after the last good renewal, want about %v", cancelledAfter, testLease)
 		}
 		if err := <-renewErrs; err != nil && !errors.Is(err, ErrLeaseLost) {
