@@ -143,7 +143,10 @@ func (p *Pipeline) addFleet() {
 		ServiceName:       jsii.String(workerServiceName),
 		Cluster:           cluster,
 		TaskDefinition:    task,
-		DesiredCount:      jsii.Number(float64(cfg.MinWorkers)),
+		// No DesiredCount: CloudFormation would reset the fleet to it on every
+		// deploy, shrinking a fleet autoscaling grew during a spike (and moving
+		// leases mid-spike). ECS starts one task; autoscaling's minimum (below)
+		// raises it to MinWorkers and owns the count from then on.
 		MinHealthyPercent: jsii.Number(100),
 		MaxHealthyPercent: jsii.Number(200),
 		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
