@@ -140,9 +140,9 @@ func (p *Pipeline) addFleet() {
 	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS to AWS service endpoints"), nil)
 
 	p.Workers = awsecs.NewFargateService(p.Stack, jsii.String("Workers"), &awsecs.FargateServiceProps{
-		ServiceName:       jsii.String(workerServiceName),
-		Cluster:           cluster,
-		TaskDefinition:    task,
+		ServiceName:    jsii.String(workerServiceName),
+		Cluster:        cluster,
+		TaskDefinition: task,
 		// No DesiredCount: CloudFormation would reset the fleet to it on every
 		// deploy, shrinking a fleet autoscaling grew during a spike (and moving
 		// leases mid-spike). ECS starts one task; autoscaling's minimum (below)

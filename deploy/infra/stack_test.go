@@ -632,7 +632,9 @@ func TestWorkerService(t *testing.T) {
 	})
 	assert(t, "service in private subnets, no public IP", func() {
 		fx.tpl.HasResourceProperties(jsii.String("AWS::ECS::Service"), &map[string]any{
-			"LaunchType":           "FARGATE",
+			"LaunchType": "FARGATE",
+			// Autoscaling owns the count; a DesiredCount would reset it on every deploy.
+			"DesiredCount":         assertions.Match_Absent(),
 			"NetworkConfiguration": map[string]any{"AwsvpcConfiguration": map[string]any{"AssignPublicIp": "DISABLED"}},
 		})
 	})
