@@ -24,11 +24,12 @@ import (
 )
 
 var flavors = []struct {
-	name string
-	opts localstack.Options
+	name   string
+	opts   localstack.Options
+	compat bool // slow compatibility tier: not run with -short
 }{
-	{"default", localstack.Options{}},
-	{"compat", localstack.Options{Kinesis: localstack.KinesisMock, DynamoDB: localstack.DynamoDBLocal}},
+	{"default", localstack.Options{}, false},
+	{"compat", localstack.Options{Kinesis: localstack.KinesisMock, DynamoDB: localstack.DynamoDBLocal}, true},
 }
 
 // TestStack drives each flavor pair through what the rest of the project
@@ -37,6 +38,9 @@ var flavors = []struct {
 func TestStack(t *testing.T) {
 	for _, fl := range flavors {
 		t.Run(fl.name, func(t *testing.T) {
+			if fl.compat && testing.Short() {
+				t.Skip("-short: the compatibility tier (kinesis-mock, DynamoDB Local) runs in the full suite")
+			}
 			t.Parallel()
 			begin := time.Now()
 			s := localstacktest.Start(t, fl.opts)

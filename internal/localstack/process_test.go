@@ -73,6 +73,9 @@ func TestLaunchersExitWithParent(t *testing.T) {
 	} {
 		f := c.flavor
 		t.Run(string(f), func(t *testing.T) {
+			if (f == KinesisMock || f == DynamoDBLocal) && testing.Short() {
+				t.Skip("-short: the compatibility tier runs in the full suite")
+			}
 			t.Parallel()
 			for _, how := range c.ways {
 				sp, err := specFor(root, f, 0)
