@@ -33,7 +33,7 @@ func goodLine(eventID, customer string, seq int) string {
 	return bridge("page_view", detail(eventID, customer, seq, ""))
 }
 
-func newTestForwarder(t *testing.T, kin Kinesis, mod func(*Config)) *Forwarder {
+func newTestForwarder(t testing.TB, kin Kinesis, mod func(*Config)) *Forwarder {
 	t.Helper()
 	cfg := Config{
 		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
