@@ -91,6 +91,13 @@ func (d *deployment) dumpLog(path string) {
 	if err != nil {
 		return
 	}
+	// E2E_KEEP_LOGS=dir keeps the whole log of a failed run for a post-mortem.
+	if keep := os.Getenv("E2E_KEEP_LOGS"); keep != "" {
+		dst := filepath.Join(keep, d.t.Name(), filepath.Base(path))
+		if os.MkdirAll(filepath.Dir(dst), 0o755) == nil && os.WriteFile(dst, b, 0o644) == nil {
+			d.t.Logf("kept %s", dst)
+		}
+	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) > 40 {
 		lines = lines[len(lines)-40:]

@@ -64,6 +64,7 @@ func runPipeline(t *testing.T, count int, rate float64, o localstack.Options) {
 		t.Fatal(err)
 	}
 	m := res.Manifest
+	t.Logf("forwarder: %s", res.Forwarder)
 	if res.Forwarder.Failed != 0 {
 		t.Fatalf("forwarder failed %d events", res.Forwarder.Failed)
 	}

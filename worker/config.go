@@ -32,8 +32,13 @@ type Config struct {
 	LeaseRenew    time.Duration // renewal period; well under LeaseDuration
 	IdleTime      time.Duration // wait after an empty GetRecords
 	MaxRecords    int           // per GetRecords call
-	CallTimeout   time.Duration // per AWS request
-	ShutdownGrace time.Duration // bound on finishing in-flight work after SIGTERM
+	// CallTimeout bounds lease-store calls and readiness probes. RequestTimeout is the HTTP
+	// backstop of every AWS request; it is long because a PutRecords that times out but landed is
+	// retried and then arrives twice (Kinesis has no idempotent put), so it must only fire when the
+	// endpoint is really gone.
+	CallTimeout    time.Duration
+	RequestTimeout time.Duration
+	ShutdownGrace  time.Duration // bound on finishing in-flight work after SIGTERM
 
 	MetricsAddr string // ":9090"; "" disables the HTTP server
 
@@ -44,20 +49,21 @@ type Config struct {
 // well under a second, not the library's one lease per 60 s.
 func Defaults() Config {
 	return Config{
-		Application:   "events-pipeline",
-		Stream:        "events-raw",
-		LeaseTable:    "kcl-leases",
-		DedupeTable:   "events-dedupe",
-		Region:        "us-east-1",
-		IDSuffix:      "0",
-		ShardSync:     250 * time.Millisecond,
-		LeaseDuration: 10 * time.Second,
-		LeaseRenew:    2 * time.Second,
-		IdleTime:      250 * time.Millisecond,
-		MaxRecords:    2000,
-		CallTimeout:   5 * time.Second,
-		ShutdownGrace: 10 * time.Second,
-		MetricsAddr:   ":9090",
+		Application:    "events-pipeline",
+		Stream:         "events-raw",
+		LeaseTable:     "kcl-leases",
+		DedupeTable:    "events-dedupe",
+		Region:         "us-east-1",
+		IDSuffix:       "0",
+		ShardSync:      250 * time.Millisecond,
+		LeaseDuration:  10 * time.Second,
+		LeaseRenew:     2 * time.Second,
+		IdleTime:       250 * time.Millisecond,
+		MaxRecords:     2000,
+		CallTimeout:    3 * time.Second,
+		RequestTimeout: 30 * time.Second,
+		ShutdownGrace:  10 * time.Second,
+		MetricsAddr:    ":9090",
 		Pipeline: processors.Config{
 			Routes:           event.DefaultRoutes(),
 			DefaultStream:    "analytics-other",
@@ -91,6 +97,7 @@ func (c *Config) fill() {
 	setD(&c.LeaseRenew, d.LeaseRenew)
 	setD(&c.IdleTime, d.IdleTime)
 	setD(&c.CallTimeout, d.CallTimeout)
+	setD(&c.RequestTimeout, d.RequestTimeout)
 	setD(&c.ShutdownGrace, d.ShutdownGrace)
 	if c.MaxRecords == 0 {
 		c.MaxRecords = d.MaxRecords

@@ -159,6 +159,9 @@ func (p *recordProcessor) stop(what string, err error) {
 }
 
 func (p *recordProcessor) finish() {
+	if p.shard != nil {
+		p.shard.Close() // drops anything still held; it stays behind the checkpoint for the next owner
+	}
 	if p.cancel != nil {
 		p.cancel()
 	}

@@ -57,6 +57,7 @@ func run() error {
 	dur(fs, &cfg.ShardSync, "shard-sync", "SHARD_SYNC", "shard and lease sync period")
 	dur(fs, &cfg.LeaseDuration, "lease-duration", "LEASE_DURATION", "lease duration (failover time)")
 	dur(fs, &cfg.IdleTime, "idle-time", "IDLE_TIME", "wait after an empty GetRecords")
+	dur(fs, &cfg.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", "HTTP timeout of one AWS request")
 	dur(fs, &cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "bound on finishing in-flight work after SIGTERM")
 	fs.BoolVar(&cfg.StartAtLatest, "start-at-latest", envBool("START_AT_LATEST"), "start shards without a checkpoint at LATEST (default TRIM_HORIZON) [START_AT_LATEST]")
 	fs.BoolVar(&routeStreams, "print-config", false, "print the effective configuration and exit")
@@ -114,7 +115,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	kc, ddb, err := worker.NewClients(ctx, cfg.Region, cfg.CallTimeout)
+	kc, ddb, err := worker.NewClients(ctx, cfg.Region, cfg.RequestTimeout)
 	if err != nil {
 		return err
 	}
