@@ -38,7 +38,8 @@ type recordProcessor struct {
 	last string // last checkpointed sequence number
 	// dead is set when the lease is gone or the shard was abandoned: from then on nothing is
 	// processed or checkpointed; the KCL ends this consumer at its next lease renewal.
-	dead bool
+	dead     bool
+	finished bool
 }
 
 func (p *recordProcessor) Initialize(in *kcl.InitializationInput) {
@@ -47,6 +48,13 @@ func (p *recordProcessor) Initialize(in *kcl.InitializationInput) {
 	p.lease = p.w.leases.LeaseContext(p.shardID)
 	p.ctx, p.cancel = mergeCancel(p.w.leases.OwnershipContext(p.shardID), p.w.hardStop)
 	p.shard = p.w.pipeline.Shard(p.shardID)
+	// The KCL ends a consumer whose lease renewal failed without calling Shutdown; take the shard
+	// off the registry then, so /readyz does not report it as stalled.
+	context.AfterFunc(p.lease, func() {
+		if !errors.Is(context.Cause(p.lease), checkpoint.ErrLeaseHandedOff) {
+			p.w.shards.stop(p.shardID)
+		}
+	})
 	if in.ExtendedSequenceNumber != nil {
 		p.last = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
 	}
@@ -128,6 +136,7 @@ func (p *recordProcessor) handOff() bool {
 	} else {
 		p.log.Info("shard handed off for balance", zap.String("checkpoint", p.last), zap.Int("held_not_written", p.shard.Held()))
 	}
+	p.finish()
 	return true
 }
 
@@ -156,9 +165,15 @@ func (p *recordProcessor) stop(what string, err error) {
 			zap.String("during", what), zap.Error(err))
 	}
 	p.w.metrics.shardStops.WithLabelValues(what).Inc()
+	p.finish()
 }
 
+// finish drops the shard's state; it runs once, at Shutdown or as soon as the shard is dead.
 func (p *recordProcessor) finish() {
+	if p.finished {
+		return
+	}
+	p.finished = true
 	if p.shard != nil {
 		p.shard.Close() // drops anything still held; it stays behind the checkpoint for the next owner
 	}
