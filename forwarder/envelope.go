@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -26,37 +27,49 @@ type envelope struct {
 // maxEnvelopeMembers bounds the top-level keys of an EventBridge event (EventBridge sends 9).
 const maxEnvelopeMembers = 64
 
-// decodeEnvelope reads an EventBridge event strictly: exact key names, no duplicate keys, one JSON
-// object and nothing after it. The caller has checked UTF-8 validity. Unknown members are ignored.
+// decodeEnvelope reads an EventBridge event strictly: one JSON object and nothing after it, exact
+// key names, no duplicate keys. The caller has checked UTF-8 validity. Unknown members are ignored.
+// The input is validated as a whole first, so the member scan below can rely on well-formed JSON.
 func decodeEnvelope(b []byte) (envelope, error) {
 	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
+	if !json.Valid(b) {
+		err := json.Unmarshal(b, new(json.RawMessage)) // only to locate the error
 		return env, &event.Error{Reason: event.ReasonNotJSON, Msg: "not JSON: " + syntaxMsg(err)}
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	s := scanner{b: b}
+	s.skipWS()
+	if b[s.i] != '{' {
 		return env, &event.Error{Reason: event.ReasonBadEnvelope, Msg: "top level is not an object"}
 	}
-	seen := make(map[string]struct{}, 10)
-	var haveDetail bool
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return env, &event.Error{Reason: event.ReasonNotJSON, Msg: "not JSON: " + syntaxMsg(err)}
+	s.i++
+	var (
+		seen       [maxEnvelopeMembers]string
+		nseen      int
+		haveDetail bool
+	)
+	for {
+		s.skipWS()
+		if b[s.i] == '}' {
+			break
 		}
-		key, _ := tok.(string)
-		if _, dup := seen[key]; dup {
-			return env, &event.Error{Reason: event.ReasonDuplicateKey, Msg: "duplicate key " + strconv.Quote(clip(key, 32)) + " in the EventBridge event"}
+		key := s.str()
+		for _, k := range seen[:nseen] {
+			if k == key {
+				return env, &event.Error{Reason: event.ReasonDuplicateKey, Msg: "duplicate key " + strconv.Quote(clip(key, 32)) + " in the EventBridge event"}
+			}
 		}
-		seen[key] = struct{}{}
-		if len(seen) > maxEnvelopeMembers {
+		if nseen == maxEnvelopeMembers {
 			return env, &event.Error{Reason: event.ReasonBadEnvelope, Msg: "EventBridge event with more than 64 members"}
 		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return env, &event.Error{Reason: event.ReasonNotJSON, Msg: "not JSON: " + syntaxMsg(err)}
-		}
+		seen[nseen] = key
+		nseen++
+		s.skipWS()
+		s.i++ // ':'
+		s.skipWS()
+		start := s.i
+		s.skipValue()
+		raw := b[start:s.i]
+		var err error
 		switch key {
 		case "detail-type":
 			env.detailType, err = stringMember(key, raw)
@@ -78,17 +91,82 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		if err != nil {
 			return env, err
 		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return env, &event.Error{Reason: event.ReasonNotJSON, Msg: "not JSON: " + syntaxMsg(err)}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return env, &event.Error{Reason: event.ReasonNotJSON, Msg: "trailing data after the event"}
+		s.skipWS()
+		if b[s.i] == ',' {
+			s.i++
+		}
 	}
 	if !haveDetail {
 		return env, &event.Error{Reason: event.ReasonMissingField, Msg: "detail is required"}
 	}
 	return env, env.validate()
+}
+
+// scanner walks JSON already known to be valid.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) skipWS() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// skipString moves past the string starting at s.i and reports whether it has escapes.
+func (s *scanner) skipString() bool {
+	esc := false
+	for s.i++; s.b[s.i] != '"'; s.i++ {
+		if s.b[s.i] == '\\' {
+			esc = true
+			s.i++
+		}
+	}
+	s.i++
+	return esc
+}
+
+// str reads the string at s.i, unescaped.
+func (s *scanner) str() string {
+	start := s.i
+	if !s.skipString() {
+		return string(s.b[start+1 : s.i-1])
+	}
+	var v string
+	if err := json.Unmarshal(s.b[start:s.i], &v); err != nil { // valid JSON: cannot fail
+		return string(s.b[start+1 : s.i-1])
+	}
+	return v
+}
+
+// skipValue moves past the value starting at s.i.
+func (s *scanner) skipValue() {
+	switch s.b[s.i] {
+	case '"':
+		s.skipString()
+	case '{', '[':
+		depth := 0
+		for {
+			switch s.b[s.i] {
+			case '"':
+				s.skipString()
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			s.i++
+			if depth == 0 {
+				return
+			}
+		}
+	default: // number or literal
+		for s.i < len(s.b) && !strings.ContainsRune(",}] \t\r\n", rune(s.b[s.i])) {
+			s.i++
+		}
+	}
 }
 
 // validate applies the limits the worker's event.DecodeRaw applies to the raw envelope, so that
@@ -123,12 +201,15 @@ func (env envelope) validate() error {
 }
 
 // stringMember decodes a string member; null counts as absent.
-func stringMember(name string, raw json.RawMessage) (string, error) {
+func stringMember(name string, raw []byte) (string, error) {
 	if raw[0] == 'n' {
 		return "", nil
 	}
 	if raw[0] != '"' {
 		return "", &event.Error{Reason: event.ReasonBadField, Msg: name + " is not a string"}
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
