@@ -148,4 +148,3 @@ func rawPut(ctx context.Context, kin *kinesis.Client, stream string, recs []type
 		return nil
 	}
 }
-
