@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/kinesis-events/pipeline/event"
 )
 
 // Environment variables the command reads (flags override them). AWS settings come from the SDK's
@@ -83,6 +85,9 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		logLevel    = fs.String("log-level", envOr(EnvLogLevel, "warn"), "debug, info, warn or error (env "+EnvLogLevel+")")
 	)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // usage printed
+		}
 		return err
 	}
 	var level zapcore.Level
@@ -104,21 +109,25 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer func() { _ = logger.Sync() }() // stderr sync fails on some terminals; nothing to do about it
 
-	kin, err := NewKinesisClient(ctx, *reqTimeout)
-	if err != nil {
-		return err
-	}
 	var paths []string
 	for _, p := range strings.Split(*piiPaths, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			paths = append(paths, p)
 		}
 	}
-	f, err := New(Config{
+	cfg := Config{
 		RawStream: *rawStream, QuarantineStream: *quarStream,
 		MaxAttempts: *maxAttempts, MinBackoff: *minBackoff, MaxBackoff: *maxBackoff,
 		BatchSize: *batchSize, Concurrency: *concurrency, PIIPaths: paths, Logger: logger,
-	}, kin)
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	kin, err := NewKinesisClient(ctx, *reqTimeout)
+	if err != nil {
+		return err
+	}
+	f, err := New(cfg, kin)
 	if err != nil {
 		return err
 	}
@@ -162,14 +171,47 @@ type progressLine struct {
 	RatePerS float64 `json:"rate_per_s"` // forwarded+quarantined per second since the previous line
 }
 
+// summaryLine is the last line: the totals over all sources in Result's field names (so it decodes
+// into a Result), plus the per-source Results. DoneThrough and FailedLines are per source; the
+// totals carry them only for a single source.
 type summaryLine struct {
-	Type     string   `json:"type"`
-	ElapsedS float64  `json:"elapsed_s"`
-	OK       bool     `json:"ok"`
-	Error    string   `json:"error,omitempty"`
-	Sources  []Result `json:"sources"`
-	Skipped  []string `json:"skipped,omitempty"` // files not read because an earlier one failed
-	Stats
+	Type     string `json:"type"`
+	ElapsedS float64 `json:"elapsed_s"`
+	OK       bool   `json:"ok"`
+	Error    string `json:"error,omitempty"`
+	Result
+	Read    int64    `json:"read"`
+	Sources []Result `json:"sources"`
+	Skipped []string `json:"skipped,omitempty"` // files not read because an earlier one failed
+}
+
+// total adds up per-source results.
+func total(rs []Result) Result {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	var t Result
+	var names []string
+	for _, r := range rs {
+		names = append(names, r.Source)
+		t.Lines += r.Lines
+		t.Blank += r.Blank
+		t.Forwarded += r.Forwarded
+		t.Quarantined += r.Quarantined
+		t.Failed += r.Failed
+		t.Retries += r.Retries
+		t.Throttles += r.Throttles
+		t.Batches += r.Batches
+		t.Elapsed += r.Elapsed
+		for k, v := range r.QuarantinedBy {
+			if t.QuarantinedBy == nil {
+				t.QuarantinedBy = map[event.Reason]int64{}
+			}
+			t.QuarantinedBy[k] += v
+		}
+	}
+	t.Source = strings.Join(names, ",")
+	return t
 }
 
 func runLocal(ctx context.Context, f *Forwarder, files []string, stdin io.Reader, stderr io.Writer,
@@ -247,7 +289,8 @@ func runLocal(ctx context.Context, f *Forwarder, files []string, stdin io.Reader
 		}
 	}
 	sum.ElapsedS = time.Since(start).Seconds()
-	sum.Stats = f.Stats()
+	sum.Result = total(sum.Sources)
+	sum.Read = sum.Lines - sum.Blank
 	sum.OK = runErr == nil
 	if runErr != nil {
 		sum.Error = runErr.Error()
