@@ -175,10 +175,10 @@ type progressLine struct {
 // into a Result), plus the per-source Results. DoneThrough and FailedLines are per source; the
 // totals carry them only for a single source.
 type summaryLine struct {
-	Type     string `json:"type"`
+	Type     string  `json:"type"`
 	ElapsedS float64 `json:"elapsed_s"`
-	OK       bool   `json:"ok"`
-	Error    string `json:"error,omitempty"`
+	OK       bool    `json:"ok"`
+	Error    string  `json:"error,omitempty"`
 	Result
 	Read    int64    `json:"read"`
 	Sources []Result `json:"sources"`
