@@ -18,7 +18,7 @@ import (
 //	"kev1" LF type LF event_id LF customer_id LF seq LF occurred_at LF key_id LF canonical(properties)
 //
 // seq is base-10 without leading zeros; occurred_at is the string exactly as sent; properties is the
-// RFC 8785 canonical JSON of the properties object ("{}" when absent). No field may contain LF.
+// RFC 8785 canonical JSON of the properties object ("{}" when absent or null). No field may contain LF.
 func SigningInput(dst []byte, typ string, d *Detail) ([]byte, error) {
 	for _, f := range [...]struct{ name, v string }{
 		{"type", typ}, {"event_id", d.EventID}, {"customer_id", d.CustomerID},
@@ -47,7 +47,19 @@ func SigningInput(dst []byte, typ string, d *Detail) ([]byte, error) {
 	case len(d.Properties) == 0:
 		return append(dst, "{}"...), nil
 	}
-	return AppendCanonicalJSON(dst, d.Properties, DefaultLimits)
+	n := len(dst)
+	dst, err := AppendCanonicalJSON(dst, d.Properties, DefaultLimits)
+	if err != nil {
+		return dst[:n], err
+	}
+	// The same reading as ParseDetail: null is absent, anything else must be an object.
+	switch props := dst[n:]; {
+	case string(props) == "null":
+		return append(dst[:n], "{}"...), nil
+	case props[0] != '{':
+		return dst[:n], reject(ReasonBadField, "properties is not an object")
+	}
+	return dst, nil
 }
 
 // Key is one signing key. A key verifies events while it is not retired; several keys may be active at
