@@ -196,6 +196,7 @@ type runState struct {
 	sendCtx               context.Context
 
 	abortErr     error
+	minFailed    int64 // the lowest failed line, 0 while none failed
 	firstFailure string
 	failedOutErr error
 }
@@ -368,7 +369,7 @@ func (r *runState) dispatch() {
 			batch []*entry
 			bytes int
 		)
-		for r.ready[l].len() > 0 && len(batch) < cfg.BatchSize && bytes+r.ready[l].peek().size() <= cfg.BatchBytes {
+		for r.ready[l].len() > 0 && len(batch) < cfg.BatchSize && (len(batch) == 0 || bytes+r.ready[l].peek().size() <= cfg.BatchBytes) {
 			e := r.ready[l].pop()
 			e.attempts++
 			bytes += e.size()
@@ -481,6 +482,14 @@ func (r *runState) fail(e *entry, why string) {
 	r.res.Failed++
 	r.f.stats.failed.Add(1)
 	r.f.m.failed.Inc()
+	if r.minFailed == 0 || e.line < r.minFailed {
+		r.minFailed = e.line
+		for l := range r.done {
+			if l > r.minFailed {
+				delete(r.done, l)
+			}
+		}
+	}
 	if len(r.res.FailedLines) < maxFailedLines {
 		r.res.FailedLines = append(r.res.FailedLines, e.line)
 	}
@@ -522,8 +531,12 @@ func (r *runState) abort(err error) {
 	}
 }
 
-// finishLine advances DoneThrough over contiguous finished lines.
+// finishLine advances DoneThrough over contiguous finished lines. Once a line has failed, the
+// watermark cannot pass it, so later lines are not remembered (memory stays bounded).
 func (r *runState) finishLine(line int64) {
+	if r.minFailed > 0 && line > r.minFailed {
+		return
+	}
 	if line != r.res.DoneThrough+1 {
 		r.done[line] = struct{}{}
 		return
