@@ -43,8 +43,9 @@ const (
 // forwards NDJSON EventBridge events from the files named in args ("-" or none: stdin), one file
 // after the other, stopping at the first file that leaves an event unwritten (so no customer's later
 // event from a later file overtakes it). It prints JSON lines to stderr: {"type":"progress",...}
-// every --stats-every with --progress, and one {"type":"summary",...} at the end. The error is nil
-// only when every event was forwarded or quarantined.
+// every --stats-every with --progress, then a human-readable line per input and one
+// {"type":"summary",...} line (see summaryLine) at the end. The error is nil only when every event
+// was forwarded or quarantined.
 func Command(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stderr io.Writer) error {
 	fs := flag.NewFlagSet("forwarder", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -294,6 +295,9 @@ func runLocal(ctx context.Context, f *Forwarder, files []string, stdin io.Reader
 	sum.OK = runErr == nil
 	if runErr != nil {
 		sum.Error = runErr.Error()
+	}
+	for _, r := range sum.Sources {
+		fmt.Fprintf(stderr, "forwarder: %s\n", r)
 	}
 	emit(sum)
 	return runErr
