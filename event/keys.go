@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -29,7 +30,13 @@ type keyJSON struct {
 func ParseKeys(b []byte) ([]Key, error) {
 	var raw []keyJSON
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("signing keys: not a JSON array of {id, secret, retired_at}: %w", err)
+		// Not wrapped: encoding/json's messages quote input characters, which may be secret.
+		where := ""
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			where = fmt.Sprintf(" (syntax error at byte %d)", se.Offset)
+		}
+		return nil, fmt.Errorf("signing keys: not a JSON array of {id, secret, retired_at}%s", where)
 	}
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("signing keys: no keys")
