@@ -327,6 +327,49 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 	})
 
+	t.Run("MillisBehindLatest rides on renewals and checkpoints and shows in Inspect", func(t *testing.T) {
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(2)...)
+		a := h.store("a", noBalance)
+		st := status("shardId-000000000000")
+		if err := a.GetLease(st, "a"); err != nil {
+			t.Fatal(err)
+		}
+		a.NoteMillisBehindLatest("shardId-000000000001", 99) // not held: ignored
+		if r := h.row(st.ID); r.HasBehind {
+			t.Fatalf("taken lease already has MillisBehindLatest: %+v", r)
+		}
+		noted := time.Now()
+		a.NoteMillisBehindLatest(st.ID, 4200)
+		if err := a.GetLease(st, "a"); err != nil { // renewal
+			t.Fatal(err)
+		}
+		if r := h.row(st.ID); !r.HasBehind || r.Behind != 4200 || r.BehindAt.Before(noted.Add(-time.Millisecond)) {
+			t.Fatalf("after renewal: behind %v %d at %v", r.HasBehind, r.Behind, r.BehindAt)
+		}
+		a.NoteMillisBehindLatest(st.ID, 0)
+		if err := checkpoint(a, st, "77"); err != nil {
+			t.Fatal(err)
+		}
+		if r := h.row(st.ID); r.Behind != 0 || !r.HasBehind || r.Checkpoint != "77" {
+			t.Fatalf("after checkpoint: %+v", r)
+		}
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID := map[string]ShardInfo{}
+		for _, s := range snap.Shards {
+			byID[s.ShardID] = s
+		}
+		if s := byID[st.ID]; !s.HasMillisBehind || s.MillisBehindLatest != 0 || s.MillisBehindAt.IsZero() {
+			t.Fatalf("inspect %+v", s)
+		}
+		if s := byID["shardId-000000000001"]; s.HasMillisBehind {
+			t.Fatalf("never-leased shard has MillisBehindLatest: %+v", s)
+		}
+	})
+
 	t.Run("expiry: an unrenewed lease is cancelled locally at its expiry and taken by a peer", func(t *testing.T) {
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)

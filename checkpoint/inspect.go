@@ -46,7 +46,14 @@ type ShardInfo struct {
 	ClaimRequest           string
 	LastResetBy            string
 	LastResetAt            time.Time
-	WaitingOn              []string // parents that have not finished: the shard cannot be leased yet
+	LastResetFrom          string
+	// MillisBehindLatest is what the shard's last owner published with its latest renewal or
+	// checkpoint (Store.NoteMillisBehindLatest), observed at MillisBehindAt; HasMillisBehind is
+	// false when no worker has published it.
+	MillisBehindLatest int64
+	MillisBehindAt     time.Time
+	HasMillisBehind    bool
+	WaitingOn          []string // parents that have not finished: the shard cannot be leased yet
 }
 
 // WorkerInfo is one worker that holds at least one lease row.
@@ -120,7 +127,8 @@ func Inspect(ctx context.Context, ddb DynamoDBAPI, kin KinesisAPI, table, stream
 			info.LeaseExpired = r.Owner != "" && now.After(r.LeaseTimeout)
 			info.LastRenewal, info.LeaseAcquiredAt = r.RenewedAt, r.AcquiredAt
 			info.Checkpoint, info.CheckpointedAt, info.OwnerSwitches = r.Checkpoint, r.CheckpointedAt, r.OwnerSwitches
-			info.ClaimRequest, info.LastResetBy, info.LastResetAt = r.Claim, r.ResetBy, r.ResetAt
+			info.ClaimRequest, info.LastResetBy, info.LastResetAt, info.LastResetFrom = r.Claim, r.ResetBy, r.ResetAt, r.ResetFrom
+			info.MillisBehindLatest, info.MillisBehindAt, info.HasMillisBehind = r.Behind, r.BehindAt, r.HasBehind
 			if !inStream {
 				info.ParentShardID, info.AdjacentParentShardID = r.Parent, r.Adjacent
 			}

@@ -28,7 +28,9 @@ const (
 	attrAcquiredAt     = "LeaseAcquiredAt"
 	attrResetBy        = "LastResetBy"
 	attrResetAt        = "LastResetAt"
-	attrResetFrom      = "LastResetFrom" // S, the checkpoint a reset replaced
+	attrResetFrom      = "LastResetFrom"        // S, the checkpoint a reset replaced
+	attrBehind         = "MillisBehindLatest"   // N, the owner's last GetRecords MillisBehindLatest
+	attrBehindAt       = "MillisBehindLatestAt" // S, when the owner observed it
 )
 
 // ShardEnd is the checkpoint of a shard whose every record has been processed.
@@ -63,6 +65,9 @@ type leaseRow struct {
 	ResetBy        string
 	ResetAt        time.Time
 	ResetFrom      string
+	Behind         int64 // MillisBehindLatest the owner published (HasBehind)
+	HasBehind      bool
+	BehindAt       time.Time
 }
 
 func (r *leaseRow) finished() bool { return r.Checkpoint == ShardEnd }
@@ -123,6 +128,8 @@ func decodeRow(item map[string]types.AttributeValue) (*leaseRow, error) {
 	r.ResetBy = str(attrResetBy)
 	r.ResetAt = tm(attrResetAt)
 	r.ResetFrom = str(attrResetFrom)
+	r.Behind, r.HasBehind = num(attrBehind)
+	r.BehindAt = tm(attrBehindAt)
 	if r.ShardID == "" {
 		return nil, fmt.Errorf("lease row without %s", attrShardID)
 	}
