@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", dir+"/", "../cmd/worker", "../cmd/forwarder", "../cmd/loadgen", "../cmd/kclctl")
+	build := exec.Command("go", "build", "-o", dir+"/", "../cmd/worker", "../cmd/forwarder", "../cmd/loadgen", "../cmd/kclctl", "../cmd/localrun")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the commands:", err)

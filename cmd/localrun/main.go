@@ -1,0 +1,56 @@
+// Command localrun is `make run`: the whole pipeline on the local stack with live progress. It stops
+// by itself when every event has arrived (or --duration passes; Ctrl-C also stops it cleanly) and
+// stops every process it started.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/kinesis-events/pipeline/internal/localrun"
+	"github.com/kinesis-events/pipeline/internal/localstack"
+)
+
+func main() {
+	cfg := localrun.Defaults()
+	var kin, ddb string
+	fs := flag.NewFlagSet("localrun", flag.ExitOnError)
+	fs.IntVar(&cfg.Events, "events", cfg.Events, "lines the load generator sends (valid, duplicate and malformed together)")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "events per second; 0 = as fast as possible")
+	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "distinct customers")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "worker processes")
+	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "shards of the raw stream")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "load generator seed")
+	fs.Float64Var(&cfg.DupRatio, "dup-ratio", cfg.DupRatio, "natural duplicates sent")
+	fs.Float64Var(&cfg.ConflictRatio, "conflict-ratio", cfg.ConflictRatio, "conflicting duplicates sent (same event_id, other content)")
+	fs.Float64Var(&cfg.OOORatio, "ooo-ratio", cfg.OOORatio, "events sent out of per-customer order")
+	fs.Float64Var(&cfg.BadRatio, "bad-ratio", cfg.BadRatio, "malformed inputs sent")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "upper bound of the run")
+	fs.IntVar(&cfg.KinesisPort, "kinesis-port", cfg.KinesisPort, "Kinesis emulator port on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&cfg.DynamoDBPort, "dynamodb-port", cfg.DynamoDBPort, "DynamoDB emulator port on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&cfg.MetricsBasePort, "metrics-port", cfg.MetricsBasePort, "worker n serves /metrics on this port + n (0: free ports)")
+	fs.StringVar(&kin, "kinesis", string(cfg.Kinesis), "Kinesis emulator: kinesalite or kinesis-local")
+	fs.StringVar(&ddb, "dynamodb", string(cfg.DynamoDB), "DynamoDB emulator: dynalite or dynamodb-local")
+	fs.StringVar(&cfg.Bin, "bin", cfg.Bin, "directory with the built commands")
+	fs.StringVar(&cfg.Dir, "dir", cfg.Dir, "run directory for logs (emptied first)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the stack and workers up after the run until Ctrl-C")
+	_ = fs.Parse(os.Args[1:])
+	cfg.Kinesis, cfg.DynamoDB = localstack.Flavor(kin), localstack.Flavor(ddb)
+	cfg.Interactive = term.IsTerminal(int(os.Stdout.Fd()))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := localrun.Run(ctx, cfg); err != nil {
+		if !errors.Is(err, localrun.ErrNotClean) {
+			fmt.Fprintln(os.Stderr, "localrun:", err)
+		}
+		os.Exit(1)
+	}
+}

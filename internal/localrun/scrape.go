@@ -1,0 +1,49 @@
+package localrun
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// scrapeDedupe sums pipeline_dedupe_hits_total by its kind label (natural, conflicting) over the
+// workers' /metrics. Workers that cannot be reached contribute nothing.
+func scrapeDedupe(ports []int) map[string]float64 {
+	out := map[string]float64{}
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, p := range ports {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(p)+"/metrics", nil)
+		if err != nil {
+			continue
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "pipeline_dedupe_hits_total{") {
+				continue
+			}
+			labels, value, ok := strings.Cut(line[len("pipeline_dedupe_hits_total{"):], "} ")
+			if !ok {
+				continue
+			}
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(labels, ",") {
+				if k, val, ok := strings.Cut(l, "="); ok && k == "kind" {
+					out[strings.Trim(val, `"`)] += v
+				}
+			}
+		}
+		resp.Body.Close()
+	}
+	return out
+}
