@@ -42,6 +42,7 @@ type Worker struct {
 	pipeline *processors.Pipeline
 	shards   *shardRegistry
 	metrics  *metrics
+	batches  *batchTracker
 	kcl      *kclworker.Worker
 	kc       *kinesis.Client
 	// hardStop is cancelled when the shutdown grace runs out: in-flight processing gives up and
@@ -109,8 +110,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		pipeline: pipe,
 		shards:   &shardRegistry{now: deps.Now, shards: map[string]*shardState{}},
 		metrics:  newMetrics(deps.Registry),
+		batches:  newBatchTracker(deps.Now),
 		kc:       deps.Kinesis,
 		hardStop: hardStop,
+	}
+	if err := deps.Registry.Register(newShardCollector(w.shards, w.batches)); err != nil {
+		return fmt.Errorf("register shard metrics: %w", err)
 	}
 
 	var srv *http.Server
@@ -169,6 +174,6 @@ func (w *Worker) kclConfig(log *zap.Logger) *kclcfg.KinesisClientLibConfiguratio
 		WithMaxRecords(c.MaxRecords).
 		WithCallProcessRecordsEvenForEmptyRecordList(true).
 		WithLeaseStealing(false).
-		WithMonitoringService(&monitor{m: w.metrics, shards: w.shards}).
+		WithMonitoringService(&monitor{m: w.metrics, shards: w.shards, batches: w.batches, behind: w.leases.NoteMillisBehindLatest}).
 		WithLogger(kclzap.NewZapLogger(log.Named("kcl").Sugar()))
 }

@@ -1,0 +1,107 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+)
+
+// TestReadyz checks /healthz and /readyz against the emulators: ready while the lease table and the
+// raw stream answer and every shard makes progress; not ready (503, with the reason) when a shard
+// stalls past the limit or the raw stream is gone.
+func TestReadyz(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the local emulators")
+	}
+	st := localstacktest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := st.CreateStream(ctx, "ready-raw", 1); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	store, err := checkpoint.New(ctx, checkpoint.Config{Table: "ready-leases", WorkerID: "w1", Stream: "ready-raw", Now: clock}, st.DynamoDB(), st.Kinesis())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Init(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	w := &Worker{
+		cfg:     Config{Stream: "ready-raw", CallTimeout: 3 * time.Second},
+		leases:  store,
+		shards:  &shardRegistry{now: clock, shards: map[string]*shardState{}},
+		metrics: newMetrics(reg),
+		kc:      st.Kinesis(),
+	}
+	srv := httptest.NewServer(w.handler(reg))
+	defer srv.Close()
+	get := func(path string) (int, readiness) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r readiness
+		if path == "/readyz" {
+			if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, r
+	}
+
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d", code)
+	}
+	w.shards.start("shardId-000000000000")
+	w.shards.behind("shardId-000000000000", 1500)
+	if code, r := get("/readyz"); code != http.StatusOK || !r.Ready || r.Shards["shardId-000000000000"].MillisBehindLatest != 1500 {
+		t.Fatalf("/readyz = %d %+v, want 200 ready", code, r)
+	}
+
+	now = now.Add(stallLimit + time.Second) // no batch completed since
+	code, r := get("/readyz")
+	if code != http.StatusServiceUnavailable || r.Ready || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "shardId-000000000000 made no progress") {
+		t.Fatalf("stalled shard: /readyz = %d %+v", code, r)
+	}
+	w.shards.progress("shardId-000000000000", 0)
+	if code, r := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("after progress: /readyz = %d %+v", code, r)
+	}
+
+	if _, err := st.Kinesis().DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("ready-raw")}); err != nil {
+		t.Fatal(err)
+	}
+	// Deleting takes a moment on the emulator; readiness must fail once the stream is gone.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, r = get("/readyz")
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("raw stream deleted, /readyz still %d %+v", code, r)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
+	if len(r.Problems) != 1 || !strings.HasPrefix(r.Problems[0], "raw stream: ") {
+		t.Fatalf("problems %q, want the raw stream", r.Problems)
+	}
+}
