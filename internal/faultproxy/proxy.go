@@ -1,0 +1,363 @@
+// Package faultproxy is a fault-injecting HTTP proxy for the AWS JSON protocol (Kinesis, DynamoDB),
+// meant to sit in front of a local emulator on 127.0.0.1 so that chaos tests can make one operation
+// on one stream slow or unavailable while everything else works: point a process's
+// AWS_ENDPOINT_URL_KINESIS at Proxy.URL.
+//
+// A request is matched against the active rules by operation (the X-Amz-Target suffix, e.g.
+// "PutRecords") and stream (StreamName, or the name in StreamARN). The first matching rule decides:
+// it may delay the request before forwarding it, answer it with an error without forwarding it, or
+// fail every entry of a PutRecords call (HTTP 200, the way Kinesis reports throttling per record)
+// without forwarding it. A faulted request never reaches the emulator, so the client's retry of it
+// can never create a duplicate; a delayed one is forwarded once, after the delay.
+//
+// Concurrency: a Proxy serves requests concurrently; Set, Remove and Counts may be called from any
+// goroutine while it runs.
+package faultproxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config configures a Proxy.
+type Config struct {
+	// Upstream is the emulator's base URL, e.g. http://127.0.0.1:4567. Required.
+	Upstream string
+	// Addr is the listen address. Default 127.0.0.1:0 (a free port on loopback).
+	Addr string
+	// MaxBody bounds the request body the proxy reads to match rules. Default 16 MiB (a PutRecords
+	// call is at most 5 MiB of data, base64-encoded).
+	MaxBody int64
+	// Logger, default zap.NewNop().
+	Logger *zap.Logger
+	// Now is the clock rules' Until is compared with. Default time.Now.
+	Now func() time.Time
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.Upstream == "" {
+		return errors.New("faultproxy: Upstream is required")
+	}
+	u, err := url.Parse(c.Upstream)
+	if err != nil {
+		return fmt.Errorf("faultproxy: Upstream %q: %w", c.Upstream, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("faultproxy: Upstream %q: want http(s)://host:port", c.Upstream)
+	}
+	if c.MaxBody < 0 {
+		return fmt.Errorf("faultproxy: MaxBody %d is negative", c.MaxBody)
+	}
+	return nil
+}
+
+// Fault says how a matched request is answered instead of being forwarded.
+type Fault int
+
+const (
+	// Forward forwards the request (after the rule's Delay): no fault.
+	Forward Fault = iota
+	// FailCall answers the whole call with Status and ErrorType, e.g. 503 ServiceUnavailable or
+	// 400 ProvisionedThroughputExceededException. The SDK's retryer retries both.
+	FailCall
+	// FailEntries answers a PutRecords call with HTTP 200 and every entry failed with ErrorType
+	// (default ProvisionedThroughputExceededException): what Kinesis does when a stream throttles.
+	// The SDK does not retry it; the caller sees FailedRecordCount = len(Records).
+	FailEntries
+)
+
+// Rule is one fault. Zero Operation or Stream match any.
+type Rule struct {
+	Operation string // X-Amz-Target operation, e.g. "PutRecords"
+	Stream    string // stream name
+	// Delay is added before the request is forwarded or answered.
+	Delay time.Duration
+	Fault Fault
+	// Status and ErrorType of FailCall (defaults 503, "ServiceUnavailable"); ErrorType of
+	// FailEntries (default "ProvisionedThroughputExceededException").
+	Status    int
+	ErrorType string
+	// Until ends the rule at this instant (zero: until Remove).
+	Until time.Time
+}
+
+// Counts are what the proxy did with the requests of one operation and stream.
+type Counts struct {
+	Requests  int64 // requests seen
+	Forwarded int64 // forwarded to the upstream
+	Delayed   int64 // delayed by a rule (forwarded or not)
+	Faulted   int64 // answered with a fault, not forwarded
+	Entries   int64 // PutRecords entries in faulted calls
+}
+
+// Proxy is a running fault-injecting proxy.
+type Proxy struct {
+	cfg      Config
+	upstream *url.URL
+	ln       net.Listener
+	srv      *http.Server
+	rp       *httputil.ReverseProxy
+	log      *zap.Logger
+	served   chan struct{}
+	reqID    atomic.Int64
+
+	mu     sync.Mutex
+	rules  []namedRule
+	counts map[key]*Counts
+}
+
+type namedRule struct {
+	name string
+	Rule
+}
+
+type key struct{ op, stream string }
+
+// Start listens on cfg.Addr and serves until Close or until ctx ends.
+func Start(ctx context.Context, cfg Config) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 16 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	up, _ := url.Parse(cfg.Upstream) // validated
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("faultproxy: listen on %s: %w", cfg.Addr, err)
+	}
+	p := &Proxy{cfg: cfg, upstream: up, ln: ln, log: cfg.Logger, served: make(chan struct{}), counts: map[key]*Counts{}}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(up) },
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     30 * time.Second,
+		},
+		ErrorHandler: func(rw http.ResponseWriter, r *http.Request, err error) {
+			p.log.Warn("upstream call failed", zap.String("target", r.Header.Get("X-Amz-Target")), zap.Error(err))
+			writeError(rw, http.StatusBadGateway, "InternalFailure", "fault proxy: upstream: "+err.Error(), "")
+		},
+	}
+	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(p.served)
+		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("serve", zap.Error(err))
+		}
+	}()
+	context.AfterFunc(ctx, func() { _ = p.Close() })
+	return p, nil
+}
+
+// URL is the proxy's base URL, e.g. http://127.0.0.1:41234.
+func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+// Close stops the proxy, cutting open connections, and waits for the server to stop. Idempotent.
+func (p *Proxy) Close() error {
+	err := p.srv.Close()
+	<-p.served
+	if c, ok := p.rp.Transport.(*http.Transport); ok {
+		c.CloseIdleConnections()
+	}
+	return err
+}
+
+// Set adds or replaces the rule called name. Rules are matched in the order they were first set.
+func (p *Proxy) Set(name string, r Rule) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.rules {
+		if p.rules[i].name == name {
+			p.rules[i].Rule = r
+			return
+		}
+	}
+	p.rules = append(p.rules, namedRule{name: name, Rule: r})
+}
+
+// Remove deletes the rule called name (no-op when absent).
+func (p *Proxy) Remove(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.rules {
+		if p.rules[i].name == name {
+			p.rules = append(p.rules[:i], p.rules[i+1:]...)
+			return
+		}
+	}
+}
+
+// Counts returns what the proxy did with operation op on stream (either may be "" to sum over all).
+func (p *Proxy) Counts(op, stream string) Counts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out Counts
+	for k, c := range p.counts {
+		if (op == "" || k.op == op) && (stream == "" || k.stream == stream) {
+			out.Requests += c.Requests
+			out.Forwarded += c.Forwarded
+			out.Delayed += c.Delayed
+			out.Faulted += c.Faulted
+			out.Entries += c.Entries
+		}
+	}
+	return out
+}
+
+// match returns the first active rule for op and stream, if any, and counts the request.
+func (p *Proxy) match(op, stream string) (Rule, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.counts[key{op, stream}]
+	if c == nil {
+		c = &Counts{}
+		p.counts[key{op, stream}] = c
+	}
+	c.Requests++
+	now := p.cfg.Now()
+	for _, r := range p.rules {
+		if !r.Until.IsZero() && !now.Before(r.Until) {
+			continue
+		}
+		if (r.Operation == "" || r.Operation == op) && (r.Stream == "" || r.Stream == stream) {
+			return r.Rule, true
+		}
+	}
+	return Rule{}, false
+}
+
+func (p *Proxy) count(op, stream string, f func(c *Counts)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p.counts[key{op, stream}]) // created by match
+}
+
+// requestHead is the part of a JSON-protocol request body a rule can match on.
+type requestHead struct {
+	StreamName string
+	StreamARN  string
+	Records    []json.RawMessage
+}
+
+func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	op := target[strings.LastIndexByte(target, '.')+1:]
+	body, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxBody+1))
+	r.Body.Close()
+	if err != nil {
+		writeError(rw, http.StatusBadRequest, "SerializationException", "fault proxy: reading the request: "+err.Error(), "")
+		return
+	}
+	if int64(len(body)) > p.cfg.MaxBody {
+		writeError(rw, http.StatusRequestEntityTooLarge, "SerializationException", "fault proxy: request body over MaxBody", "")
+		return
+	}
+	var head requestHead
+	_ = json.Unmarshal(body, &head) // a body that is not JSON matches rules without a stream only
+	stream := head.StreamName
+	if stream == "" && head.StreamARN != "" {
+		stream = head.StreamARN[strings.LastIndexByte(head.StreamARN, '/')+1:]
+	}
+	rule, ok := p.match(op, stream)
+	if ok && rule.Delay > 0 {
+		p.count(op, stream, func(c *Counts) { c.Delayed++ })
+		t := time.NewTimer(rule.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done(): // the client gave up: nothing was forwarded
+			t.Stop()
+			return
+		}
+	}
+	if ok {
+		switch rule.Fault {
+		case FailCall:
+			status, typ := rule.Status, rule.ErrorType
+			if status == 0 {
+				status = http.StatusServiceUnavailable
+			}
+			if typ == "" {
+				typ = "ServiceUnavailable"
+			}
+			p.count(op, stream, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
+			writeError(rw, status, typ, "fault proxy: "+op+" on "+stream+" refused", p.requestID())
+			return
+		case FailEntries:
+			if op == "PutRecords" && len(head.Records) > 0 {
+				p.count(op, stream, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
+				p.failEntries(rw, len(head.Records), rule.ErrorType)
+				return
+			}
+		}
+	}
+	p.count(op, stream, func(c *Counts) { c.Forwarded++ })
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	p.rp.ServeHTTP(rw, r)
+}
+
+func (p *Proxy) requestID() string {
+	return "faultproxy-" + strconv.FormatInt(p.reqID.Add(1), 10)
+}
+
+type entryResult struct {
+	ErrorCode    string
+	ErrorMessage string
+}
+
+func (p *Proxy) failEntries(rw http.ResponseWriter, n int, code string) {
+	if code == "" {
+		code = "ProvisionedThroughputExceededException"
+	}
+	out := struct {
+		FailedRecordCount int
+		Records           []entryResult
+	}{FailedRecordCount: n, Records: make([]entryResult, n)}
+	for i := range out.Records {
+		out.Records[i] = entryResult{ErrorCode: code, ErrorMessage: "fault proxy: entry refused"}
+	}
+	b, _ := json.Marshal(out) // plain strings and ints: cannot fail
+	rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	rw.Header().Set("X-Amzn-Requestid", p.requestID())
+	rw.WriteHeader(http.StatusOK)
+	_, _ = rw.Write(b)
+}
+
+// writeError answers in the AWS JSON protocol's error shape, which the SDK decodes into its typed
+// exceptions (the type is in both the header and the body).
+func writeError(rw http.ResponseWriter, status int, typ, msg, reqID string) {
+	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg}) // strings only: cannot fail
+	rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	rw.Header().Set("X-Amzn-Errortype", typ)
+	if reqID != "" {
+		rw.Header().Set("X-Amzn-Requestid", reqID)
+	}
+	rw.WriteHeader(status)
+	_, _ = rw.Write(b)
+}
