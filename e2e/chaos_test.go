@@ -1,0 +1,421 @@
+package e2e
+
+// Binary-level chaos scenarios (issue 3, "Done when"): the real worker, forwarder and loadgen
+// binaries on kinesalite + dynalite, with one failure injected mid-run. Each scenario logs
+// "sent / delivered / lost / duplicated / order violations" and asserts what the issue asks.
+//
+// `make test` runs the bounded subset (kill -9, DynamoDB pause, dirty input); the long ones
+// (reshard under a slow processor, destination outage) run with E2E_CHAOS=1 (`make chaos`).
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/audit"
+	"github.com/kinesis-events/pipeline/internal/faultproxy"
+	"github.com/kinesis-events/pipeline/internal/fleet"
+)
+
+// TestChaosKillWorker: kill -9 of one of two workers mid-run. Nothing is lost and first deliveries
+// stay in per-customer order. Duplicates are allowed, but no more than the records the killed
+// worker can have processed since its last checkpoint.
+//
+// The bound: just before the kill the test reads the lease table (checkpoint.Inspect) and notes,
+// for every shard the victim holds, its checkpoint C. After the run it reads the raw stream and
+// counts, on those shards, the records after C that had arrived by the moment of the kill (+1 s for
+// the emulator's timestamp resolution). Only those can have been written by the victim and not
+// covered by a checkpoint, so only those can be replayed into the output by the new owner. A later
+// checkpoint written between the read and the kill only makes the true number smaller.
+func TestChaosKillWorker(t *testing.T) {
+	skipUnlessChaos(t, false)
+	d := deploy(t, fleet.DefaultTopology())
+	w1 := d.chaosWorker(1, nil)
+	d.chaosWorker(2, nil)
+
+	const count = 20000
+	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 31})
+	waitFor(t, tail, 3*time.Minute, "a third of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/3 })
+
+	before := d.inspect(t.Context())
+	victim := map[string]string{} // shard -> checkpoint just before the kill
+	for _, s := range before.Shards {
+		if s.Owner == w1.id {
+			victim[s.ShardID] = s.Checkpoint
+		}
+	}
+	if len(victim) == 0 {
+		t.Fatalf("worker 1 (%s) holds no lease just before the kill: %+v", w1.id, before.Shards)
+	}
+	killedAt := time.Now()
+	w1.Kill()
+	deliveredAtKill := tail.Snapshot().Unique
+	t.Logf("killed worker 1 (SIGKILL) holding %v after %d events delivered", sortedKeys(victim), deliveredAtKill)
+
+	// Failover: the survivor takes the victim's leases once they expire (LeaseDuration, 10 s).
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var failover time.Duration
+	for failover == 0 {
+		snap := d.inspect(ctx)
+		taken := 0
+		for _, s := range snap.Shards {
+			if _, ok := victim[s.ShardID]; ok && s.Owner != "" && s.Owner != w1.id {
+				taken++
+			}
+		}
+		if taken == len(victim) {
+			failover = time.Since(killedAt)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the survivor did not take the killed worker's shards: %+v", snap.Shards)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	t.Logf("failover: every shard of the killed worker leased again %s after the kill", failover.Round(100*time.Millisecond))
+
+	s := d.settle(send, tail, 4*time.Minute)
+	o := s.report(t, "kill -9")
+	requireDelivered(t, o)
+
+	bound := 0
+	for shard, cp := range victim {
+		n := 0
+		for _, r := range s.raw[shard] {
+			if seqAfter(aws.ToString(r.Record.SequenceNumber), cp) && !aws.ToTime(r.Record.ApproximateArrivalTimestamp).After(killedAt.Add(time.Second)) {
+				n++
+			}
+		}
+		t.Logf("kill -9: %s: checkpoint before the kill %q; %d records after it had arrived by the kill", shard, cp, n)
+		bound += n
+	}
+	t.Logf("kill -9: duplicated %d, bound (records of the killed worker's shards past their checkpoints at the kill) %d", o.Duplicates, bound)
+	if o.Duplicates > bound {
+		t.Errorf("%d duplicates, more than the %d records processed since the killed worker's last checkpoints", o.Duplicates, bound)
+	}
+}
+
+// TestChaosDynamoDBPause: the DynamoDB emulator is frozen (SIGSTOP) for 10 s mid-run and then
+// resumed. Leases, checkpoints and dedupe calls all hang; nothing may be lost and processing must
+// resume without any restart.
+func TestChaosDynamoDBPause(t *testing.T) {
+	skipUnlessChaos(t, false)
+	d := deploy(t, fleet.DefaultTopology())
+	w1 := d.chaosWorker(1, nil)
+	w2 := d.chaosWorker(2, nil)
+
+	const count = 20000
+	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 41})
+	waitFor(t, tail, 3*time.Minute, "a quarter of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/4 })
+
+	const pause = 10 * time.Second
+	if err := d.stack.PauseDynamoDB(); err != nil {
+		t.Fatal(err)
+	}
+	pausedAt := time.Now()
+	t.Cleanup(func() { _ = d.stack.ResumeDynamoDB() }) // no-op once resumed; Close resumes too
+	atPause := tail.Snapshot().Unique
+	// The fault lasts `pause`; meanwhile keep reading the outputs.
+	pollUntil(t, tail, pausedAt.Add(pause))
+	if err := d.stack.ResumeDynamoDB(); err != nil {
+		t.Fatal(err)
+	}
+	resumedAt := time.Now()
+	atResume := tail.Snapshot().Unique
+	t.Logf("DynamoDB paused for %s: %d events delivered before, %d during the pause", resumedAt.Sub(pausedAt).Round(100*time.Millisecond), atPause, atResume-atPause)
+
+	waitFor(t, tail, 3*time.Minute, "deliveries to resume after DynamoDB is back", func(s audit.Snapshot) bool {
+		return s.Unique > atResume || s.Unique >= count // count bounds the unique valid events
+	})
+	t.Logf("first new delivery %s after the resume", time.Since(resumedAt).Round(100*time.Millisecond))
+
+	s := d.settle(send, tail, 4*time.Minute)
+	t.Logf("every raw shard checkpointed to its end %s after the resume", time.Since(resumedAt).Round(100*time.Millisecond))
+	o := s.report(t, "DynamoDB pause")
+	for _, w := range []*chaosWorker{w1, w2} {
+		fams, err := scrape(t.Context(), w.metrics)
+		if err != nil {
+			t.Errorf("%s: metrics: %v", w.Name, err)
+			continue
+		}
+		stops, _ := metricValue(fams, "worker_shard_stops_total", nil)
+		derr, _ := metricValue(fams, "pipeline_dedupe_errors_total", nil)
+		t.Logf("DynamoDB pause: %s: shard stops (lease lost) %v, dedupe store errors (retried) %v", w.Name, stops, derr)
+		select {
+		case <-w.Done():
+			t.Errorf("%s exited during the run: %v", w.Name, w.Err())
+		default:
+		}
+	}
+	requireDelivered(t, o)
+}
+
+// TestChaosDirtyInput: 5% duplicates (3% natural, 2% conflicting) and 10% of the events displaced
+// behind a later event of their customer by up to ~10 s of input. Every unique event is delivered
+// once, in per-customer order, with the original's content; every conflicting duplicate is
+// quarantined with reason conflicting_duplicate.
+func TestChaosDirtyInput(t *testing.T) {
+	skipUnlessChaos(t, false)
+	d := deploy(t, fleet.DefaultTopology())
+	w1 := d.chaosWorker(1, nil)
+	w2 := d.chaosWorker(2, nil)
+
+	const rate = 1000
+	send, tail := d.startLoad(fleet.Load{Count: 20000, Customers: 500, Rate: rate, Seed: 51,
+		DupRatio: 0.03, ConflictRatio: 0.02, OOORatio: 0.1,
+		// Displaced by up to 10 s of input at the nominal rate: well inside the 30 s reorder window.
+		Extra: []string{"-ooo-max-distance", fmt.Sprint(10 * rate)}})
+	s := d.settle(send, tail, 5*time.Minute)
+	m := s.res.Manifest
+	o := s.report(t, "dirty input")
+	t.Logf("dirty input: manifest: %d lines, %d unique, %d natural + %d conflicting duplicates (%d ids), %d displaced (max %d lines)",
+		m.Lines, m.Unique, m.Duplicates.Natural, m.Duplicates.Conflicting, len(m.ConflictingIDs), m.OutOfOrder, m.MaxDisplacement)
+	var natural float64
+	for _, w := range []*chaosWorker{w1, w2} {
+		if fams, err := scrape(t.Context(), w.metrics); err == nil {
+			n, _ := metricValue(fams, "pipeline_dedupe_hits_total", map[string]string{"kind": "natural"})
+			natural += n
+		}
+	}
+	t.Logf("dirty input: natural duplicates dropped by the workers (metrics, both workers): %v", natural)
+
+	requireDelivered(t, o)
+	requireNoDuplicates(t, o)
+	if o.Late > 0 || o.Gaps > 0 {
+		t.Errorf("%d late events and %d gap seqs: displacement within the window must be reordered, not flagged", o.Late, o.Gaps)
+	}
+	if m.Duplicates.Natural == 0 || m.Duplicates.Conflicting == 0 || m.OutOfOrder == 0 {
+		t.Fatalf("the generator produced no dirt: %+v, %d displaced", m.Duplicates, m.OutOfOrder)
+	}
+	if got := o.Quarantined[event.ReasonConflictingDupe]; got != m.Duplicates.Conflicting {
+		t.Errorf("quarantined %d conflicting duplicates, the generator made %d", got, m.Duplicates.Conflicting)
+	}
+	if got := s.audit.Quarantined[event.ReasonConflictingDupe]; got != m.Duplicates.Conflicting {
+		t.Errorf("audit tail: quarantined[%s] = %d, want %d", event.ReasonConflictingDupe, got, m.Duplicates.Conflicting)
+	}
+	gotIDs := slices.Clone(o.QuarantinedIDs[event.ReasonConflictingDupe])
+	slices.Sort(gotIDs)
+	gotIDs = slices.Compact(gotIDs)
+	wantIDs := slices.Clone(m.ConflictingIDs)
+	sort.Strings(wantIDs)
+	if !slices.Equal(gotIDs, wantIDs) {
+		t.Errorf("conflicting duplicates quarantined for %d event ids, the manifest's conflicting_ids has %d (first got %v, want %v)",
+			len(gotIDs), len(wantIDs), first(gotIDs, 3), first(wantIDs, 3))
+	}
+	for r, n := range o.Quarantined {
+		if r != event.ReasonConflictingDupe {
+			t.Errorf("quarantined %d records for %s; only conflicting duplicates were expected", n, r)
+		}
+	}
+}
+
+// TestChaosReshard: split one shard, merge two others, then merge the split's two children, all
+// while events flow, with 2 workers whose every PutRecords is slowed by a fault proxy (a slow
+// processor builds a backlog, so parents close with records still unprocessed). Nothing lost, no
+// order violation, no duplicate.
+func TestChaosReshard(t *testing.T) {
+	skipUnlessChaos(t, true)
+	d := deploy(t, fleet.DefaultTopology())
+	proxy, env := d.faultProxy()
+	const delay = 200 * time.Millisecond
+	proxy.Set("slow", faultproxy.Rule{Operation: "PutRecords", Delay: delay})
+	d.chaosWorker(1, env)
+	d.chaosWorker(2, env)
+
+	const count = 20000
+	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 800, Seed: 61})
+	kc := d.stack.Kinesis()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	waitForwarded := func(n int) {
+		t.Helper()
+		pollUntilCond(t, tail, 3*time.Minute, fmt.Sprintf("%d events forwarded", n), func() bool { return send.Stats().Forwarded >= int64(n) })
+	}
+	lag := func() int64 { return send.Stats().Forwarded - int64(tail.Snapshot().Unique) }
+
+	waitForwarded(count / 4)
+	kids, err := splitShard(ctx, kc, fleet.RawStream, "shardId-000000000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("split shardId-000000000000 into %v (backlog: %d events forwarded, not yet delivered)", kids, lag())
+	if len(kids) != 2 {
+		t.Fatalf("split made %d children", len(kids))
+	}
+	waitForwarded(count / 2)
+	merged, err := mergeShards(ctx, kc, fleet.RawStream, "shardId-000000000002", "shardId-000000000003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("merged shardId-000000000002 + shardId-000000000003 into %s (backlog %d)", merged, lag())
+	waitForwarded(count * 7 / 10)
+	grandchild, err := mergeShards(ctx, kc, fleet.RawStream, kids[0], kids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("merged the split's children %v into %s (backlog %d)", kids, grandchild, lag())
+
+	s := d.settle(send, tail, 6*time.Minute)
+	o := s.report(t, "split+merge")
+	for _, id := range sortedKeys(s.raw) {
+		t.Logf("split+merge: raw %s: %d records", id, len(s.raw[id]))
+	}
+	pc := proxy.Counts("PutRecords", "")
+	t.Logf("split+merge: %d PutRecords calls delayed by %s at the proxy", pc.Delayed, delay)
+	for _, id := range []string{kids[0], kids[1], merged, grandchild} {
+		if len(s.raw[id]) == 0 {
+			t.Errorf("new shard %s received no records: the reshard did not happen mid-run", id)
+		}
+	}
+	requireDelivered(t, o)
+	requireNoDuplicates(t, o)
+}
+
+// TestChaosDestinationOutage: one analytics stream (analytics-purchase) answers every PutRecords
+// with 503 ServiceUnavailable for 20 s, through a fault proxy in front of kinesalite (the source and
+// the other streams are untouched). The stream's breaker opens, then closes after the outage;
+// nothing is lost or duplicated, nothing is dead-lettered (the outage is shorter than the 60 s
+// hold), and the workers' memory stays bounded: shards pause instead of buffering.
+func TestChaosDestinationOutage(t *testing.T) {
+	skipUnlessChaos(t, true)
+	d := deploy(t, fleet.DefaultTopology())
+	proxy, env := d.faultProxy()
+	ws := []*chaosWorker{d.chaosWorker(1, env), d.chaosWorker(2, env)}
+	rss := sampleRSS(t.Context(), 250*time.Millisecond, ws[0].PID(), ws[1].PID())
+	defer rss.Stop()
+
+	const count, target = 30000, "analytics-purchase"
+	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 71})
+	startedAt := time.Now()
+	waitFor(t, tail, 3*time.Minute, "a fifth of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/5 })
+
+	const outage = 20 * time.Second
+	from := time.Now()
+	until := from.Add(outage)
+	proxy.Set("outage", faultproxy.Rule{Operation: "PutRecords", Stream: target, Fault: faultproxy.FailCall, Until: until})
+	atStart := tail.Snapshot()
+
+	// During the outage: scrape both workers for the breaker state and the held events.
+	var openedAt time.Time
+	maxHeld := 0.0
+	state := func() (open, closed int) {
+		for _, w := range ws {
+			fams, err := scrape(t.Context(), w.metrics)
+			if err != nil {
+				continue
+			}
+			v, _ := metricValue(fams, "pipeline_breaker_state", map[string]string{"stream": target})
+			switch v {
+			case 2:
+				open++
+			case 0:
+				closed++
+			}
+			h, _ := metricValue(fams, "pipeline_reorder_held", nil)
+			maxHeld = max(maxHeld, h)
+		}
+		return open, closed
+	}
+	for time.Now().Before(until) {
+		if open, _ := state(); open > 0 && openedAt.IsZero() {
+			openedAt = time.Now()
+		}
+		next := time.Now().Add(500 * time.Millisecond)
+		if next.After(until) {
+			next = until
+		}
+		pollUntil(t, tail, next)
+	}
+	atEnd := tail.Snapshot()
+	if openedAt.IsZero() {
+		t.Errorf("the %s breaker never opened during the %s outage", target, outage)
+	} else {
+		t.Logf("outage: breaker of %s open %s after the outage began", target, openedAt.Sub(from).Round(100*time.Millisecond))
+	}
+	t.Logf("outage: %d events delivered during the outage (%d to %s)", atEnd.Unique-atStart.Unique,
+		atEnd.PerStream[target]-atStart.PerStream[target], target)
+
+	var closedAt time.Time
+	pollUntilCond(t, tail, 3*time.Minute, "both breakers closed after the outage", func() bool {
+		_, closed := state()
+		return closed == len(ws)
+	})
+	closedAt = time.Now()
+	t.Logf("outage: both breakers closed %s after the outage ended", closedAt.Sub(until).Round(100*time.Millisecond))
+
+	s := d.settle(send, tail, 5*time.Minute)
+	drainedAt := time.Now()
+	t.Logf("outage: backlog drained and checkpointed %s after the outage ended", drainedAt.Sub(until).Round(100*time.Millisecond))
+	rss.Stop()
+	o := s.report(t, "destination outage")
+	pc := proxy.Counts("PutRecords", target)
+	t.Logf("outage: proxy answered %d PutRecords calls (%d entries) to %s with 503", pc.Faulted, pc.Entries, target)
+	t.Logf("outage: most events held for reordering at once (both workers): %v", maxHeld)
+
+	requireDelivered(t, o)
+	requireNoDuplicates(t, o)
+	if n := len(o.DeadLetterIDs); n > 0 {
+		t.Errorf("%d dead letters for a %s outage (hold is 60 s): %v", n, outage, o.DeadLetters)
+	}
+	if pc.Faulted == 0 {
+		t.Errorf("no PutRecords call to %s was faulted: the outage did not happen", target)
+	}
+	// Memory: the peak RSS from the outage until the backlog drained may exceed the peak of the
+	// busy period before it by a fixed allowance, whatever the backlog (10-20k events at 1000/s).
+	const allowanceKiB = 64 << 10
+	for _, w := range ws {
+		pre, npre := rss.peak(w.PID(), startedAt, from)
+		during, ndur := rss.peak(w.PID(), from, drainedAt)
+		t.Logf("outage: %s RSS peak before the outage %d MiB (%d samples), during outage and recovery %d MiB (%d samples)",
+			w.Name, pre>>10, npre, during>>10, ndur)
+		if npre == 0 || ndur == 0 {
+			t.Errorf("%s: no RSS samples (%d before, %d during)", w.Name, npre, ndur)
+			continue
+		}
+		if during > pre+allowanceKiB {
+			t.Errorf("%s: RSS grew from %d MiB to %d MiB during the outage: more than %d MiB", w.Name, pre>>10, during>>10, allowanceKiB>>10)
+		}
+	}
+}
+
+// pollUntil keeps reading the output streams until the instant at (a fault's scheduled end).
+func pollUntil(t *testing.T, tail *audit.Tail, at time.Time) {
+	t.Helper()
+	for {
+		d := time.Until(at)
+		if d <= 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), d)
+		err := tail.Poll(ctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			t.Fatalf("reading output streams: %v", err)
+		}
+		select {
+		case <-t.Context().Done():
+			return
+		case <-time.After(min(100*time.Millisecond, max(time.Until(at), 0))):
+		}
+	}
+}
+
+// pollUntilCond keeps reading the output streams until cond holds, failing after timeout.
+func pollUntilCond(t *testing.T, tail *audit.Tail, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		pollUntil(t, tail, time.Now().Add(250*time.Millisecond))
+	}
+}
