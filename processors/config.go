@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kinesis-events/pipeline/event"
 )
 
 // LatePolicy says where a late event (one whose customer already had a later seq released) goes.
@@ -85,6 +87,12 @@ type Config struct {
 	// OutputBytesPerShard limits bytes/s that one source shard writes to one destination stream.
 	// 0 = unlimited. Kinesis accepts 1 MiB/s per destination shard.
 	OutputBytesPerShard int
+
+	// PIIPaths turns the PII policy on when not empty: dotted detail paths (for example
+	// "properties.email", "customer_id") whose values must be tokens, null or "" (event.PIIPolicy).
+	// A verified event with anything else there is quarantined with event.ReasonRawPII, and no
+	// quarantine record or dead letter keeps a raw value at these paths (see pii.go).
+	PIIPaths []string
 }
 
 func (c *Config) withDefaults() Config {
@@ -173,6 +181,9 @@ func (c Config) Validate() error {
 	}
 	if d.OutputBytesPerShard < 0 {
 		errs = append(errs, fmt.Errorf("OutputBytesPerShard %d: want 0 (unlimited) or > 0", d.OutputBytesPerShard))
+	}
+	if _, err := event.NewPIIPolicy(d.PIIPaths); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("processors config: %w", err)

@@ -6,6 +6,8 @@
 // Files, one stage each:
 //   - verify.go: strict decode (event.DecodeRaw) and HMAC verification; anything bad is quarantined
 //     with its reason code and never routed, marked or held.
+//   - pii.go: the optional PII policy (Config.PIIPaths), applied right after verification: raw values
+//     at the configured detail paths are quarantined as raw_pii, and no quarantine record keeps one.
 //   - dedupe.go: level 1 is a per-shard LRU of recent event ids; level 2 a DedupeStore (DynamoDB in
 //     production, dedupe_dynamo.go) read and written in batches. Marks carry a content hash: same id
 //     and content = natural duplicate (dropped), same id and other content = conflicting duplicate

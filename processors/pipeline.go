@@ -48,6 +48,7 @@ type Pipeline struct {
 	kin   Putter
 	store DedupeStore
 	keys  *event.Keyring
+	pii   *event.PIIPolicy // nil: policy off
 	log   *zap.Logger
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
@@ -83,6 +84,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		dests: map[string]*dest{},
 		rnd:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
+	p.pii, _ = event.NewPIIPolicy(p.cfg.PIIPaths) // validated above
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}

@@ -57,6 +57,7 @@ func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined
 		if d != nil {
 			out.eventID, out.customerID = d.EventID, d.CustomerID
 		}
+		s.p.scrubPII(out)
 		return out
 	}
 	if len(r.Data) > maxAcceptedRecord {
@@ -76,6 +77,9 @@ func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined
 			reason = event.ReasonBadSignature
 		}
 		return nil, q(reason, err, d)
+	}
+	if err := s.p.checkPII(raw); err != nil {
+		return nil, q(event.ReasonRawPII, err, d)
 	}
 	if _, ok := s.p.route(raw.Type); !ok {
 		return nil, q(event.ReasonUnroutable, errors.New("no route for type "+strconv.Quote(raw.Type)+" and no default stream"), d)
