@@ -15,12 +15,14 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/event/secretsmgr"
 	"github.com/kinesis-events/pipeline/processors"
 	"github.com/kinesis-events/pipeline/worker"
 )
@@ -34,8 +36,9 @@ func main() {
 
 func run() error {
 	cfg := worker.Defaults()
-	var routes, keysFile, keysJSON, logLevel, latePolicy string
+	var routes, keysFile, keysJSON, keysSecret, piiPaths, logLevel, latePolicy string
 	var routeStreams bool
+	keysReload := time.Minute
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	str(fs, &cfg.Stream, "stream", "RAW_STREAM", "raw Kinesis stream to consume")
 	str(fs, &cfg.LeaseTable, "lease-table", "LEASE_TABLE", "DynamoDB lease and checkpoint table")
@@ -52,6 +55,9 @@ func run() error {
 	str(fs, &latePolicy, "late-policy", "LATE_POLICY", "late events: flag (route with late=true) or stream (to -late-stream)")
 	str(fs, &keysFile, "keys-file", "SIGNING_KEYS_FILE", "signing keys file: JSON [{id, secret (base64), retired_at}]")
 	str(fs, &keysJSON, "keys", "SIGNING_KEYS", "signing keys inline, same JSON as -keys-file")
+	str(fs, &keysSecret, "keys-secret-arn", "SIGNING_KEYS_SECRET_ARN", "AWS Secrets Manager secret holding the signing keys (same JSON); takes precedence over -keys-file and -keys")
+	dur(fs, &keysReload, "keys-reload", "SIGNING_KEYS_RELOAD", "how often to re-read the keys from -keys-secret-arn or -keys-file (0: never)")
+	str(fs, &piiPaths, "pii-paths", "PII_PATHS", "comma-separated detail paths that must hold tokens, e.g. properties.email,customer_id; empty: PII policy off")
 	str(fs, &logLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 	dur(fs, &cfg.Pipeline.ReorderWindow, "reorder-window", "REORDER_WINDOW", "how long to hold an event waiting for a missing predecessor")
 	dur(fs, &cfg.ShardSync, "shard-sync", "SHARD_SYNC", "shard and lease sync period")
@@ -69,6 +75,9 @@ func run() error {
 	}
 
 	cfg.Pipeline.LatePolicy = processors.LatePolicy(latePolicy)
+	if piiPaths != "" {
+		cfg.Pipeline.PIIPaths = strings.Split(piiPaths, ",")
+	}
 	if routes != "" {
 		m := map[string]string{}
 		if err := json.Unmarshal([]byte(routes), &m); err != nil {
@@ -91,29 +100,44 @@ func run() error {
 	}
 	defer func() { _ = log.Sync() }()
 
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	var src event.KeySource
+	reload := keysReload > 0
 	switch {
+	case keysSecret != "":
+		sm, err := secretsmgr.NewClient(ctx, cfg.Region, cfg.RequestTimeout)
+		if err != nil {
+			return err
+		}
+		if src, err = secretsmgr.New(sm, secretsmgr.Config{SecretID: keysSecret}); err != nil {
+			return err
+		}
 	case keysJSON != "":
 		keys, err := event.ParseKeys([]byte(keysJSON))
 		if err != nil {
 			return err
 		}
-		src = event.StaticKeys(keys)
+		src, reload = event.StaticKeys(keys), false
 	case keysFile != "":
 		src = event.FileKeys(keysFile)
 	default:
-		return fmt.Errorf("no signing keys: set -keys-file (SIGNING_KEYS_FILE) or -keys (SIGNING_KEYS)")
+		return fmt.Errorf("no signing keys: set -keys-secret-arn (SIGNING_KEYS_SECRET_ARN), -keys-file (SIGNING_KEYS_FILE) or -keys (SIGNING_KEYS)")
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	keys, err := src.Keys(ctx)
+	ring, err := event.NewKeyring()
 	if err != nil {
 		return err
 	}
-	ring, err := event.NewKeyring(keys...)
-	if err != nil {
+	if err := ring.Load(ctx, src); err != nil {
 		return err
+	}
+	log.Info("signing keys loaded", zap.String("keys", ring.Describe()), zap.Duration("reload", keysReload), zap.Bool("reloading", reload))
+	if reload {
+		go func() {
+			if err := event.Reload(ctx, ring, src, event.ReloadConfig{Every: keysReload, Logger: log.Named("keys")}); err != nil {
+				log.Error("signing keys will not be reloaded", zap.Error(err))
+			}
+		}()
 	}
 	kc, ddb, err := worker.NewClients(ctx, cfg.Region, cfg.RequestTimeout)
 	if err != nil {
