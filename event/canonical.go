@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -30,7 +31,8 @@ var DefaultLimits = Limits{MaxDepth: 16, MaxStringLen: 8 << 10, MaxMembers: 1000
 // Rejected, with a Reason: invalid JSON, trailing data, invalid UTF-8, duplicate keys, numbers that are
 // not finite doubles, and anything over the limits.
 func AppendCanonicalJSON(dst, src []byte, lim Limits) ([]byte, error) {
-	p := parser{src: src, lim: lim}
+	p := parser{src: src, lim: lim, sc: getScratch()}
+	defer p.sc.release()
 	p.skipWS()
 	out, err := p.value(dst, 0)
 	if err != nil {
@@ -43,10 +45,65 @@ func AppendCanonicalJSON(dst, src []byte, lim Limits) ([]byte, error) {
 	return out, nil
 }
 
+// parser is a single forward pass over src. It canonicalises as it goes: an object's members are
+// written to the output in input order, and only put in key order (through sc.tmp) when they are
+// not already, so nothing is allocated per member or per key.
 type parser struct {
 	src []byte
 	i   int
 	lim Limits
+	sc  *scratch
+}
+
+// scratch holds the buffers one parse reuses; pooled, so decoding a record allocates only what it
+// returns. The member and key stacks follow the nesting: an object pushes its members and pops them
+// when it ends.
+type scratch struct {
+	members []memberSpan // members of the objects being read, innermost last
+	keys    []byte       // their decoded keys
+	top     []keySpan    // keys of the top-level object walked by members()
+	seen    map[string]struct{}
+	tmp     []byte // an object's members while they are put in key order
+	str     []byte // a string value with escapes, decoded
+	skip    []byte // output of values that are only validated
+	strs    []byte // decoded string fields of a record
+	canon   []byte // canonical properties of a detail
+}
+
+// memberSpan is one member of an object being read: its decoded key in scratch.keys and its
+// `"key":value` bytes in the output.
+type memberSpan struct {
+	ks, ke     int
+	start, end int
+}
+
+type keySpan struct{ ks, ke int }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+// release returns s to the pool; buffers grown by an unusually large input are dropped rather than
+// kept.
+func (s *scratch) release() {
+	const keep = 64 << 10
+	trim := func(b []byte) []byte {
+		if cap(b) > keep {
+			return nil
+		}
+		return b[:0]
+	}
+	s.keys, s.tmp, s.str, s.skip, s.strs, s.canon = trim(s.keys), trim(s.tmp), trim(s.str), trim(s.skip), trim(s.strs), trim(s.canon)
+	if cap(s.members) > keep/32 {
+		s.members = nil
+	}
+	s.members = s.members[:0]
+	if cap(s.top) > keep/16 {
+		s.top = nil
+	}
+	s.top = s.top[:0]
+	s.seen = nil
+	scratchPool.Put(s)
 }
 
 func (p *parser) skipWS() {
@@ -70,11 +127,7 @@ func (p *parser) value(dst []byte, depth int) ([]byte, error) {
 	case c == '[':
 		return p.array(dst, depth+1)
 	case c == '"':
-		s, err := p.str()
-		if err != nil {
-			return dst, err
-		}
-		return appendString(dst, s), nil
+		return p.canonString(dst)
 	case c == 't':
 		return p.literal(dst, "true")
 	case c == 'f':
@@ -88,6 +141,13 @@ func (p *parser) value(dst []byte, depth int) ([]byte, error) {
 	}
 }
 
+// skipValue validates the value at p.i as value does and drops its canonical form.
+func (p *parser) skipValue(depth int) error {
+	out, err := p.value(p.sc.skip[:0], depth)
+	p.sc.skip = out[:0]
+	return err
+}
+
 func (p *parser) literal(dst []byte, lit string) ([]byte, error) {
 	if !bytes.HasPrefix(p.src[p.i:], []byte(lit)) {
 		return dst, reject(ReasonNotJSON, "bad literal at byte %d", p.i)
@@ -96,44 +156,55 @@ func (p *parser) literal(dst []byte, lit string) ([]byte, error) {
 	return append(dst, lit...), nil
 }
 
-type member struct {
-	key string
-	val []byte
-}
-
 func (p *parser) object(dst []byte, depth int) ([]byte, error) {
 	if depth > p.lim.MaxDepth {
 		return dst, reject(ReasonTooDeep, "nesting deeper than %d", p.lim.MaxDepth)
 	}
 	p.i++ // {
-	var members []member
 	p.skipWS()
 	if p.i < len(p.src) && p.src[p.i] == '}' {
 		p.i++
 		return append(dst, "{}"...), nil
 	}
+	sc := p.sc
+	base, kbase := len(sc.members), len(sc.keys)
+	open := len(dst)
+	dst = append(dst, '{')
+	sorted := true
 	for {
 		p.skipWS()
 		if p.i >= len(p.src) || p.src[p.i] != '"' {
 			return dst, reject(ReasonNotJSON, "expected object key at byte %d", p.i)
 		}
-		key, err := p.str()
-		if err != nil {
+		ks := len(sc.keys)
+		var err error
+		if sc.keys, err = p.appendStr(sc.keys); err != nil {
 			return dst, err
 		}
+		ke := len(sc.keys)
 		p.skipWS()
 		if p.i >= len(p.src) || p.src[p.i] != ':' {
 			return dst, reject(ReasonNotJSON, "expected ':' at byte %d", p.i)
 		}
 		p.i++
 		p.skipWS()
-		val, err := p.value(nil, depth)
-		if err != nil {
+		n := len(sc.members) - base
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		start := len(dst)
+		dst = appendString(dst, sc.keys[ks:ke])
+		dst = append(dst, ':')
+		if dst, err = p.value(dst, depth); err != nil {
 			return dst, err
 		}
-		members = append(members, member{key: key, val: val})
-		if len(members) > p.lim.MaxMembers {
+		sc.members = append(sc.members, memberSpan{ks: ks, ke: ke, start: start, end: len(dst)})
+		if n+1 > p.lim.MaxMembers {
 			return dst, reject(ReasonTooLarge, "object with more than %d members", p.lim.MaxMembers)
+		}
+		if sorted && n > 0 {
+			prev := sc.members[base+n-1]
+			sorted = compareKeys(sc.keys[prev.ks:prev.ke], sc.keys[ks:ke]) < 0
 		}
 		p.skipWS()
 		if p.i >= len(p.src) {
@@ -149,22 +220,34 @@ func (p *parser) object(dst []byte, depth int) ([]byte, error) {
 		p.i++
 		break
 	}
-	slices.SortFunc(members, func(a, b member) int { return compareUTF16(a.key, b.key) })
-	for k := 1; k < len(members); k++ {
-		if members[k].key == members[k-1].key {
-			return dst, reject(ReasonDuplicateKey, "duplicate key (%d bytes) in object", len(members[k].key))
+	if !sorted {
+		ms := sc.members[base:]
+		if err := sortMembers(ms, sc.keys); err != nil {
+			return dst, err
+		}
+		sc.tmp = append(sc.tmp[:0], dst[open+1:]...)
+		dst = dst[:open+1]
+		for k, m := range ms {
+			if k > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, sc.tmp[m.start-open-1:m.end-open-1]...)
 		}
 	}
-	dst = append(dst, '{')
-	for k, m := range members {
-		if k > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, m.key)
-		dst = append(dst, ':')
-		dst = append(dst, m.val...)
-	}
+	sc.members = sc.members[:base]
+	sc.keys = sc.keys[:kbase]
 	return append(dst, '}'), nil
+}
+
+// sortMembers puts ms in key order (RFC 8785) and rejects duplicate keys.
+func sortMembers(ms []memberSpan, keys []byte) error {
+	slices.SortFunc(ms, func(a, b memberSpan) int { return compareKeys(keys[a.ks:a.ke], keys[b.ks:b.ke]) })
+	for k := 1; k < len(ms); k++ {
+		if a, b := keys[ms[k-1].ks:ms[k-1].ke], keys[ms[k].ks:ms[k].ke]; bytes.Equal(a, b) {
+			return reject(ReasonDuplicateKey, "duplicate key (%d bytes) in object", len(b))
+		}
+	}
+	return nil
 }
 
 func (p *parser) array(dst []byte, depth int) ([]byte, error) {
@@ -206,10 +289,41 @@ func (p *parser) array(dst []byte, depth int) ([]byte, error) {
 	}
 }
 
-// str parses a JSON string starting at the opening quote and returns its decoded value.
-func (p *parser) str() (string, error) {
+// canonString appends the canonical form of the string at p.i. A string without escapes is its own
+// canonical form (it cannot contain a quote, a backslash or a control character), so it is copied.
+func (p *parser) canonString(dst []byte) ([]byte, error) {
+	i := p.i + 1
+	for i < len(p.src) {
+		if c := p.src[i]; c == '"' || c == '\\' || c < 0x20 {
+			break
+		}
+		i++
+	}
+	if i < len(p.src) && p.src[i] == '"' {
+		raw := p.src[p.i+1 : i]
+		if len(raw) > p.lim.MaxStringLen {
+			return dst, reject(ReasonTooLarge, "string of %d bytes over limit %d", len(raw), p.lim.MaxStringLen)
+		}
+		if !utf8.Valid(raw) {
+			return dst, reject(ReasonInvalidUTF8, "invalid UTF-8 in string")
+		}
+		p.i = i + 1
+		dst = append(dst, '"')
+		dst = append(dst, raw...)
+		return append(dst, '"'), nil
+	}
+	s, err := p.appendStr(p.sc.str[:0])
+	p.sc.str = s[:0]
+	if err != nil {
+		return dst, err
+	}
+	return appendString(dst, s), nil
+}
+
+// appendStr parses a JSON string starting at the opening quote and appends its decoded value to dst.
+func (p *parser) appendStr(dst []byte) ([]byte, error) {
 	p.i++ // opening quote
-	start := p.i
+	start, base := p.i, len(dst)
 	// Fast path: no escapes.
 	for p.i < len(p.src) {
 		c := p.src[p.i]
@@ -217,103 +331,114 @@ func (p *parser) str() (string, error) {
 			raw := p.src[start:p.i]
 			p.i++
 			if len(raw) > p.lim.MaxStringLen {
-				return "", reject(ReasonTooLarge, "string of %d bytes over limit %d", len(raw), p.lim.MaxStringLen)
+				return dst, reject(ReasonTooLarge, "string of %d bytes over limit %d", len(raw), p.lim.MaxStringLen)
 			}
 			if !utf8.Valid(raw) {
-				return "", reject(ReasonInvalidUTF8, "invalid UTF-8 in string")
+				return dst, reject(ReasonInvalidUTF8, "invalid UTF-8 in string")
 			}
-			return string(raw), nil
+			return append(dst, raw...), nil
 		}
 		if c == '\\' {
 			break
 		}
 		if c < 0x20 {
-			return "", reject(ReasonNotJSON, "control character in string at byte %d", p.i)
+			return dst, reject(ReasonNotJSON, "control character in string at byte %d", p.i)
 		}
 		p.i++
 	}
-	buf := append([]byte(nil), p.src[start:p.i]...)
+	dst = append(dst, p.src[start:p.i]...)
 	for {
 		if p.i >= len(p.src) {
-			return "", reject(ReasonNotJSON, "unterminated string")
+			return dst, reject(ReasonNotJSON, "unterminated string")
 		}
 		c := p.src[p.i]
 		switch {
 		case c == '"':
 			p.i++
-			if len(buf) > p.lim.MaxStringLen {
-				return "", reject(ReasonTooLarge, "string of %d bytes over limit %d", len(buf), p.lim.MaxStringLen)
+			if n := len(dst) - base; n > p.lim.MaxStringLen {
+				return dst, reject(ReasonTooLarge, "string of %d bytes over limit %d", n, p.lim.MaxStringLen)
 			}
-			if !utf8.Valid(buf) {
-				return "", reject(ReasonInvalidUTF8, "invalid UTF-8 in string")
+			if !utf8.Valid(dst[base:]) {
+				return dst, reject(ReasonInvalidUTF8, "invalid UTF-8 in string")
 			}
-			return string(buf), nil
+			return dst, nil
 		case c < 0x20:
-			return "", reject(ReasonNotJSON, "control character in string at byte %d", p.i)
+			return dst, reject(ReasonNotJSON, "control character in string at byte %d", p.i)
 		case c != '\\':
-			buf = append(buf, c)
+			dst = append(dst, c)
 			p.i++
 			continue
 		}
 		if p.i+1 >= len(p.src) {
-			return "", reject(ReasonNotJSON, "unterminated escape")
+			return dst, reject(ReasonNotJSON, "unterminated escape")
 		}
 		e := p.src[p.i+1]
 		p.i += 2
 		switch e {
 		case '"', '\\', '/':
-			buf = append(buf, e)
+			dst = append(dst, e)
 		case 'b':
-			buf = append(buf, '\b')
+			dst = append(dst, '\b')
 		case 'f':
-			buf = append(buf, '\f')
+			dst = append(dst, '\f')
 		case 'n':
-			buf = append(buf, '\n')
+			dst = append(dst, '\n')
 		case 'r':
-			buf = append(buf, '\r')
+			dst = append(dst, '\r')
 		case 't':
-			buf = append(buf, '\t')
+			dst = append(dst, '\t')
 		case 'u':
 			r, ok := p.hex4()
 			if !ok {
-				return "", reject(ReasonNotJSON, "bad \\u escape at byte %d", p.i)
+				return dst, reject(ReasonNotJSON, "bad \\u escape at byte %d", p.i)
 			}
 			if r >= 0xD800 && r < 0xDC00 { // high surrogate: must pair with a low one
 				if p.i+1 < len(p.src) && p.src[p.i] == '\\' && p.src[p.i+1] == 'u' {
 					p.i += 2
 					lo, ok := p.hex4()
 					if !ok || lo < 0xDC00 || lo > 0xDFFF {
-						return "", reject(ReasonInvalidUTF8, "unpaired surrogate in string")
+						return dst, reject(ReasonInvalidUTF8, "unpaired surrogate in string")
 					}
 					r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
 				} else {
-					return "", reject(ReasonInvalidUTF8, "unpaired surrogate in string")
+					return dst, reject(ReasonInvalidUTF8, "unpaired surrogate in string")
 				}
 			} else if r >= 0xDC00 && r <= 0xDFFF {
-				return "", reject(ReasonInvalidUTF8, "unpaired surrogate in string")
+				return dst, reject(ReasonInvalidUTF8, "unpaired surrogate in string")
 			}
-			buf = utf8.AppendRune(buf, r)
+			dst = utf8.AppendRune(dst, r)
 		default:
-			return "", reject(ReasonNotJSON, "bad escape at byte %d", p.i-1)
+			return dst, reject(ReasonNotJSON, "bad escape at byte %d", p.i-1)
 		}
 	}
 }
 
+// hex4 reads exactly four hex digits.
 func (p *parser) hex4() (rune, bool) {
 	if p.i+4 > len(p.src) {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(p.src[p.i:p.i+4]), 16, 32)
-	if err != nil {
-		return 0, false
+	var v rune
+	for _, c := range p.src[p.i : p.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
 	}
 	p.i += 4
-	return rune(v), true
+	return v, true
 }
 
 func (p *parser) number(dst []byte) ([]byte, error) {
 	start := p.i
-	if p.src[p.i] == '-' {
+	neg := p.src[p.i] == '-'
+	if neg {
 		p.i++
 	}
 	digits := func() int {
@@ -328,16 +453,22 @@ func (p *parser) number(dst []byte) ([]byte, error) {
 	if digits() == 0 {
 		return dst, reject(ReasonNotJSON, "bad number at byte %d", start)
 	}
-	if p.src[intStart] == '0' && p.i-intStart > 1 {
+	intEnd := p.i
+	if p.src[intStart] == '0' && intEnd-intStart > 1 {
 		return dst, reject(ReasonNotJSON, "leading zero in number at byte %d", start)
 	}
+	fracStart, fracEnd := intEnd, intEnd
 	if p.i < len(p.src) && p.src[p.i] == '.' {
 		p.i++
+		fracStart = p.i
 		if digits() == 0 {
 			return dst, reject(ReasonNotJSON, "bad fraction at byte %d", start)
 		}
+		fracEnd = p.i
 	}
+	exp := false
 	if p.i < len(p.src) && (p.src[p.i] == 'e' || p.src[p.i] == 'E') {
+		exp = true
 		p.i++
 		if p.i < len(p.src) && (p.src[p.i] == '+' || p.src[p.i] == '-') {
 			p.i++
@@ -350,11 +481,43 @@ func (p *parser) number(dst []byte) ([]byte, error) {
 	if len(lit) > 64 {
 		return dst, reject(ReasonBadNumber, "number literal of %d bytes", len(lit))
 	}
+	if !exp {
+		if out, ok := appendDecimal(dst, neg, p.src[intStart:intEnd], p.src[fracStart:fracEnd]); ok {
+			return out, nil
+		}
+	}
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil || math.IsInf(f, 0) {
 		return dst, reject(ReasonBadNumber, "number out of range for a double")
 	}
 	return appendESNumber(dst, f), nil
+}
+
+// appendDecimal appends the ECMAScript form of the decimal literal int.frac without going through a
+// float, when that is exact: at most 15 significant digits (every such decimal is the shortest
+// representation of the double nearest to it, DBL_DIG = 15) and, with no exponent and at most 64
+// bytes, far inside the normal range of doubles. It reports false when the literal needs ParseFloat.
+func appendDecimal(dst []byte, neg bool, intPart, frac []byte) ([]byte, bool) {
+	var buf [64]byte
+	d := append(append(buf[:0], intPart...), frac...)
+	n := len(intPart) // position of the decimal point in d
+	for len(d) > 0 && d[0] == '0' {
+		d = d[1:]
+		n--
+	}
+	for len(d) > 0 && d[len(d)-1] == '0' {
+		d = d[:len(d)-1]
+	}
+	if len(d) == 0 {
+		return append(dst, '0'), true // also for -0
+	}
+	if len(d) > 15 {
+		return dst, false
+	}
+	if neg {
+		dst = append(dst, '-')
+	}
+	return appendESDigits(dst, d, n), true
 }
 
 // appendESNumber prints f the way ECMAScript Number.prototype.toString does (RFC 8785 section 3.2.2.3).
@@ -370,15 +533,21 @@ func appendESNumber(dst []byte, f float64) []byte {
 	var tmp [32]byte
 	e := strconv.AppendFloat(tmp[:0], f, 'e', -1, 64)
 	mant, exp, _ := bytes.Cut(e, []byte("e"))
-	digits := make([]byte, 0, len(mant))
+	var dbuf [32]byte
+	digits := dbuf[:0]
 	for _, c := range mant {
 		if c != '.' {
 			digits = append(digits, c)
 		}
 	}
 	x, _ := strconv.Atoi(string(exp))
+	return appendESDigits(dst, digits, x+1)
+}
+
+// appendESDigits prints the positive number 0.digits × 10^n (digits without leading or trailing
+// zeros) the way ECMAScript's Number.prototype.toString does.
+func appendESDigits(dst, digits []byte, n int) []byte {
 	k := len(digits)
-	n := x + 1 // position of the decimal point relative to the digits
 	switch {
 	case k <= n && n <= 21:
 		dst = append(dst, digits...)
@@ -410,7 +579,7 @@ func appendESNumber(dst []byte, f float64) []byte {
 	return dst
 }
 
-func appendString(dst []byte, s string) []byte {
+func appendString[S string | []byte](dst []byte, s S) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
@@ -437,12 +606,29 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// compareKeys orders object keys as RFC 8785 requires (compareUTF16), comparing bytes directly where
+// the keys first differ in an ASCII character.
+func compareKeys(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	if i == n {
+		return len(a) - len(b)
+	}
+	if a[i] < utf8.RuneSelf && b[i] < utf8.RuneSelf {
+		return int(a[i]) - int(b[i])
+	}
+	return compareUTF16(a, b)
+}
+
 // compareUTF16 orders strings by their UTF-16 code units, as RFC 8785 requires. For strings without
 // characters above U+FFFF this equals byte order of the UTF-8 form.
-func compareUTF16(a, b string) int {
+func compareUTF16(a, b []byte) int {
 	for len(a) > 0 && len(b) > 0 {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
+		ra, na := utf8.DecodeRune(a)
+		rb, nb := utf8.DecodeRune(b)
 		if ra != rb {
 			ua, ub := utf16Key(ra), utf16Key(rb)
 			if ua < ub {

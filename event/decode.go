@@ -2,9 +2,10 @@ package event
 
 import (
 	"encoding/json"
-	"strconv"
+	"math"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Size and field limits enforced by the decoders. Kinesis caps a record at 1 MiB; EventBridge caps an
@@ -22,103 +23,87 @@ func ParseDetail(b []byte) (*Detail, error) {
 	if len(b) > MaxRecordBytes {
 		return nil, reject(ReasonTooLarge, "detail of %d bytes", len(b))
 	}
-	d := &Detail{}
-	var haveSeq bool
-	p := parser{src: b, lim: DefaultLimits}
-	err := p.members(func(key string) error {
-		var err error
-		switch key {
-		case "event_id":
-			d.EventID, err = p.idString(key)
-		case "customer_id":
-			d.CustomerID, err = p.idString(key)
-		case "key_id":
-			d.KeyID, err = p.idString(key)
-		case "signature":
-			d.Signature, err = p.stringField(key, 128)
-		case "occurred_at":
-			d.OccurredAt, err = p.stringField(key, 64)
-		case "seq":
-			d.Seq, err = p.uintField(key)
-			haveSeq = true
-		case "properties":
-			start := p.i
-			if p.i >= len(p.src) || p.src[p.i] != '{' {
-				if p.i < len(p.src) && p.src[p.i] == 'n' { // null: same as absent
-					_, err = p.literal(nil, "null")
-					return err
-				}
-				return reject(ReasonBadField, "properties is not an object")
-			}
-			d.canon, err = p.value(nil, 1)
-			d.Properties = json.RawMessage(p.src[start:p.i])
-		default:
-			_, err = p.value(nil, 1)
-		}
-		return err
-	})
-	if err != nil {
+	p := parser{src: b, lim: DefaultLimits, sc: getScratch()}
+	defer p.sc.release()
+	var f detailFields
+	if err := p.members(func(key []byte) error { return p.detailMember(key, &f, 1, false) }); err != nil {
 		return nil, err
 	}
-	switch {
-	case d.EventID == "":
-		return nil, reject(ReasonMissingField, "event_id is required")
-	case d.CustomerID == "":
-		return nil, reject(ReasonMissingField, "customer_id is required")
-	case !haveSeq || d.Seq == 0:
-		return nil, reject(ReasonMissingField, "seq is required and starts at 1")
-	case d.OccurredAt == "":
-		return nil, reject(ReasonMissingField, "occurred_at is required")
-	}
-	if _, err := time.Parse(time.RFC3339Nano, d.OccurredAt); err != nil {
-		return nil, reject(ReasonBadField, "occurred_at is not RFC 3339")
+	d := &Detail{}
+	if err := f.fill(d, string(p.sc.strs), p.sc.canon); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
 
 // DecodeRaw decodes a raw-stream record written by the forwarder and its detail.
+//
+// The record is read in one pass: the detail is decoded in place while the record is validated as a
+// whole, and a rejection of one of the detail's fields is reported only once the record itself is
+// known to be valid JSON with a supported envelope (the same outcome as validating the record first
+// and then calling ParseDetail on its detail).
 func DecodeRaw(b []byte) (*Raw, *Detail, error) {
 	if len(b) > MaxRecordBytes {
 		return nil, nil, reject(ReasonTooLarge, "record of %d bytes", len(b))
 	}
-	r := &Raw{}
-	var detail []byte
-	p := parser{src: b, lim: DefaultLimits}
-	err := p.members(func(key string) error {
+	p := parser{src: b, lim: DefaultLimits, sc: getScratch()}
+	defer p.sc.release()
+	var (
+		v                                 uint64
+		typ, source, bridgeID, bridgeTime span
+		forwardedAt                       time.Time
+		detail                            []byte
+		f                                 detailFields
+	)
+	err := p.members(func(key []byte) error {
+		var bad *Error
 		var err error
-		switch key {
+		switch string(key) {
 		case "v":
-			var v uint64
-			v, err = p.uintField(key)
-			r.V = int(min(v, 1<<30))
+			v, bad, err = p.uintField("v", 1)
 		case "type":
-			r.Type, err = p.idString(key)
+			typ, bad, err = p.idField("type", 1)
 		case "source":
-			r.Source, err = p.stringField(key, 256)
+			source, bad, err = p.stringField("source", 256, 1)
 		case "bridge_id":
-			r.BridgeID, err = p.stringField(key, 256)
+			bridgeID, bad, err = p.stringField("bridge_id", 256, 1)
 		case "bridge_time":
-			r.BridgeTime, err = p.stringField(key, 64)
+			bridgeTime, bad, err = p.stringField("bridge_time", 64, 1)
 		case "forwarded_at":
-			var s string
-			if s, err = p.stringField(key, 64); err == nil {
-				if r.ForwardedAt, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			var s span
+			if s, bad, err = p.stringField("forwarded_at", 64, 1); err == nil && bad == nil {
+				if forwardedAt, err = time.Parse(time.RFC3339Nano, string(p.sc.strs[s.off:s.end])); err != nil {
 					err = reject(ReasonBadField, "forwarded_at is not RFC 3339")
 				}
 			}
 		case "detail":
 			start := p.i
-			if _, err = p.value(nil, 1); err == nil {
+			if err = p.detailInRecord(&f, 1); err == nil {
 				detail = p.src[start:p.i]
 			}
 		default:
-			_, err = p.value(nil, 1)
+			err = p.skipValue(1)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		if bad != nil {
+			return bad
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	type decoded struct {
+		r Raw
+		d Detail
+	}
+	out := &decoded{}
+	r, strs := &out.r, string(p.sc.strs)
+	r.V = int(min(v, 1<<30))
+	r.Type, r.Source, r.BridgeID, r.BridgeTime = typ.of(strs), source.of(strs), bridgeID.of(strs), bridgeTime.of(strs)
+	r.ForwardedAt = forwardedAt
 	if r.V != RawVersion {
 		return nil, nil, reject(ReasonUnsupportedRaw, "raw envelope version %d", r.V)
 	}
@@ -129,16 +114,198 @@ func DecodeRaw(b []byte) (*Raw, *Detail, error) {
 		return nil, nil, reject(ReasonMissingField, "detail is required")
 	}
 	r.Detail = json.RawMessage(detail)
-	d, err := ParseDetail(detail)
-	if err != nil {
+	if f.bad != nil {
+		return r, nil, f.bad
+	}
+	if err := f.fill(&out.d, strs, p.sc.canon); err != nil {
 		return r, nil, err
 	}
-	return r, d, nil
+	return r, &out.d, nil
+}
+
+// span is a decoded string field's position in scratch.strs.
+type span struct{ off, end int }
+
+func (s span) of(strs string) string { return strs[s.off:s.end] }
+
+// detailFields collects a detail's fields while its members are read.
+type detailFields struct {
+	eventID, customerID, keyID, signature, occurredAt span
+
+	seq      uint64
+	haveSeq  bool
+	props    []byte // the properties object as sent; nil when absent or null
+	hasCanon bool   // scratch.canon holds its canonical form
+	// bad is the first rejected field when the rejection is reported after the record is validated.
+	bad *Error
+}
+
+// fill sets d from f once every member is read (strs holds scratch.strs, canon scratch.canon) and
+// checks what the detail as a whole requires.
+func (f *detailFields) fill(d *Detail, strs string, canon []byte) error {
+	d.EventID, d.CustomerID, d.KeyID = f.eventID.of(strs), f.customerID.of(strs), f.keyID.of(strs)
+	d.Signature, d.OccurredAt, d.Seq = f.signature.of(strs), f.occurredAt.of(strs), f.seq
+	if f.props != nil {
+		d.Properties = json.RawMessage(f.props)
+	}
+	if f.hasCanon {
+		d.canon = append(make([]byte, 0, len(canon)), canon...)
+	}
+	switch {
+	case d.EventID == "":
+		return reject(ReasonMissingField, "event_id is required")
+	case d.CustomerID == "":
+		return reject(ReasonMissingField, "customer_id is required")
+	case !f.haveSeq || d.Seq == 0:
+		return reject(ReasonMissingField, "seq is required and starts at 1")
+	case d.OccurredAt == "":
+		return reject(ReasonMissingField, "occurred_at is required")
+	}
+	if _, err := time.Parse(time.RFC3339Nano, d.OccurredAt); err != nil {
+		return reject(ReasonBadField, "occurred_at is not RFC 3339")
+	}
+	return nil
+}
+
+// detailMember reads the value of the detail member named key into f; depth is the nesting depth of
+// the detail's member values. A field of the wrong type or size is returned at once, or, when
+// deferred, kept in f.bad (the first one only) while the value is still read through, and every
+// member after it is only validated.
+func (p *parser) detailMember(key []byte, f *detailFields, depth int, deferred bool) error {
+	if deferred && f.bad != nil {
+		return p.skipValue(depth)
+	}
+	var bad *Error
+	var err error
+	switch string(key) {
+	case "event_id":
+		f.eventID, bad, err = p.idField("event_id", depth)
+	case "customer_id":
+		f.customerID, bad, err = p.idField("customer_id", depth)
+	case "key_id":
+		f.keyID, bad, err = p.idField("key_id", depth)
+	case "signature":
+		f.signature, bad, err = p.stringField("signature", 128, depth)
+	case "occurred_at":
+		f.occurredAt, bad, err = p.stringField("occurred_at", 64, depth)
+	case "seq":
+		f.seq, bad, err = p.uintField("seq", depth)
+		f.haveSeq = true
+	case "properties":
+		start := p.i
+		switch p.src[p.i] {
+		case '{':
+			p.sc.canon, err = p.value(p.sc.canon[:0], depth)
+			f.props, f.hasCanon = p.src[start:p.i], true
+		case 'n': // null: same as absent
+			_, err = p.literal(p.sc.skip[:0], "null")
+		default:
+			bad = reject(ReasonBadField, "properties is not an object")
+			if !deferred {
+				return bad
+			}
+			err = p.skipValue(depth)
+		}
+	default:
+		err = p.skipValue(depth)
+	}
+	if err != nil {
+		return err
+	}
+	if bad != nil {
+		if !deferred {
+			return bad
+		}
+		f.bad = bad
+	}
+	return nil
+}
+
+// detailInRecord reads the detail at p.i inside a raw record, whose members' values are at depth:
+// it validates the value exactly as value(depth) does, and reads the detail's fields into f with
+// their rejections deferred (see detailMember). A detail that is not an object is rejected the way
+// ParseDetail rejects it, also deferred.
+func (p *parser) detailInRecord(f *detailFields, depth int) error {
+	if p.src[p.i] != '{' {
+		if err := p.skipValue(depth); err != nil {
+			return err
+		}
+		f.bad = reject(ReasonBadEnvelope, "top level is not an object")
+		return nil
+	}
+	// What follows mirrors object(dst, depth+1), without output.
+	depth++
+	if depth > p.lim.MaxDepth {
+		return reject(ReasonTooDeep, "nesting deeper than %d", p.lim.MaxDepth)
+	}
+	p.i++ // {
+	p.skipWS()
+	if p.i < len(p.src) && p.src[p.i] == '}' {
+		p.i++
+		return nil
+	}
+	sc := p.sc
+	base, kbase := len(sc.members), len(sc.keys)
+	sorted := true
+	for {
+		p.skipWS()
+		if p.i >= len(p.src) || p.src[p.i] != '"' {
+			return reject(ReasonNotJSON, "expected object key at byte %d", p.i)
+		}
+		ks := len(sc.keys)
+		var err error
+		if sc.keys, err = p.appendStr(sc.keys); err != nil {
+			return err
+		}
+		ke := len(sc.keys)
+		p.skipWS()
+		if p.i >= len(p.src) || p.src[p.i] != ':' {
+			return reject(ReasonNotJSON, "expected ':' at byte %d", p.i)
+		}
+		p.i++
+		p.skipWS()
+		if p.i >= len(p.src) {
+			return reject(ReasonNotJSON, "unexpected end of input")
+		}
+		if err := p.detailMember(sc.keys[ks:ke], f, depth, true); err != nil {
+			return err
+		}
+		n := len(sc.members) - base
+		sc.members = append(sc.members, memberSpan{ks: ks, ke: ke})
+		if n+1 > p.lim.MaxMembers {
+			return reject(ReasonTooLarge, "object with more than %d members", p.lim.MaxMembers)
+		}
+		if sorted && n > 0 {
+			prev := sc.members[base+n-1]
+			sorted = compareKeys(sc.keys[prev.ks:prev.ke], sc.keys[ks:ke]) < 0
+		}
+		p.skipWS()
+		if p.i >= len(p.src) {
+			return reject(ReasonNotJSON, "unterminated object")
+		}
+		if p.src[p.i] == ',' {
+			p.i++
+			continue
+		}
+		if p.src[p.i] != '}' {
+			return reject(ReasonNotJSON, "expected ',' or '}' at byte %d", p.i)
+		}
+		p.i++
+		break
+	}
+	if !sorted {
+		if err := sortMembers(sc.members[base:], sc.keys); err != nil {
+			return err
+		}
+	}
+	sc.members = sc.members[:base]
+	sc.keys = sc.keys[:kbase]
+	return nil
 }
 
 // members walks the members of the top-level object, calling fn with each key while the parser stands
 // at the member's value; fn must consume the value. Duplicate keys are rejected.
-func (p *parser) members(fn func(key string) error) error {
+func (p *parser) members(fn func(key []byte) error) error {
 	p.skipWS()
 	if p.i >= len(p.src) || p.src[p.i] != '{' {
 		if p.i >= len(p.src) {
@@ -150,7 +317,7 @@ func (p *parser) members(fn func(key string) error) error {
 		return reject(ReasonNotJSON, "not a JSON object")
 	}
 	p.i++
-	seen := make(map[string]struct{}, 8)
+	sc := p.sc
 	p.skipWS()
 	if p.i < len(p.src) && p.src[p.i] == '}' {
 		p.i++
@@ -160,15 +327,17 @@ func (p *parser) members(fn func(key string) error) error {
 			if p.i >= len(p.src) || p.src[p.i] != '"' {
 				return reject(ReasonNotJSON, "expected object key at byte %d", p.i)
 			}
-			key, err := p.str()
-			if err != nil {
+			ks := len(sc.keys)
+			var err error
+			if sc.keys, err = p.appendStr(sc.keys); err != nil {
 				return err
 			}
-			if _, dup := seen[key]; dup {
-				return reject(ReasonDuplicateKey, "duplicate key %q", truncate(key, 32))
+			key := sc.keys[ks:]
+			if p.seenKey(key) {
+				return reject(ReasonDuplicateKey, "duplicate key %q", truncate(string(key), 32))
 			}
-			seen[key] = struct{}{}
-			if len(seen) > p.lim.MaxMembers {
+			sc.top = append(sc.top, keySpan{ks, len(sc.keys)})
+			if len(sc.top) > p.lim.MaxMembers {
 				return reject(ReasonTooLarge, "object with more than %d members", p.lim.MaxMembers)
 			}
 			p.skipWS()
@@ -205,48 +374,95 @@ func (p *parser) members(fn func(key string) error) error {
 	return nil
 }
 
-func (p *parser) stringField(name string, max int) (string, error) {
+// seenKey reports whether key is among the top-level keys read so far: a linear scan for the few
+// members a record has, a set beyond that.
+func (p *parser) seenKey(key []byte) bool {
+	sc := p.sc
+	const linear = 16
+	if len(sc.top) < linear {
+		for _, k := range sc.top {
+			if string(sc.keys[k.ks:k.ke]) == string(key) {
+				return true
+			}
+		}
+		return false
+	}
+	if sc.seen == nil {
+		sc.seen = make(map[string]struct{}, 2*linear)
+		for _, k := range sc.top {
+			sc.seen[string(sc.keys[k.ks:k.ke])] = struct{}{}
+		}
+	}
+	if _, ok := sc.seen[string(key)]; ok {
+		return true
+	}
+	sc.seen[string(key)] = struct{}{}
+	return false
+}
+
+// stringField reads a string member value (at depth) of at most max bytes into scratch.strs. A value
+// of another type or size is returned as bad, after it is read through.
+func (p *parser) stringField(name string, max, depth int) (s span, bad *Error, err error) {
 	if p.src[p.i] != '"' {
-		if _, err := p.value(nil, 1); err != nil {
-			return "", err
+		if err := p.skipValue(depth); err != nil {
+			return span{}, nil, err
 		}
-		return "", reject(ReasonBadField, "%s is not a string", name)
+		return span{}, reject(ReasonBadField, "%s is not a string", name), nil
 	}
-	s, err := p.str()
-	if err != nil {
-		return "", err
+	off := len(p.sc.strs)
+	if p.sc.strs, err = p.appendStr(p.sc.strs); err != nil {
+		return span{}, nil, err
 	}
-	if len(s) > max {
-		return "", reject(ReasonBadField, "%s longer than %d bytes", name, max)
+	if n := len(p.sc.strs) - off; n > max {
+		p.sc.strs = p.sc.strs[:off]
+		return span{}, reject(ReasonBadField, "%s longer than %d bytes", name, max), nil
 	}
-	return s, nil
+	return span{off, len(p.sc.strs)}, nil, nil
 }
 
-// idString reads an identifier: 1 to MaxIDLen printable characters, no white space.
-func (p *parser) idString(name string) (string, error) {
-	s, err := p.stringField(name, MaxIDLen)
-	if err != nil {
-		return "", err
+// idField reads an identifier: 1 to MaxIDLen printable characters, no white space.
+func (p *parser) idField(name string, depth int) (span, *Error, error) {
+	s, bad, err := p.stringField(name, MaxIDLen, depth)
+	if err != nil || bad != nil {
+		return s, bad, err
 	}
-	for _, r := range s {
+	b := p.sc.strs[s.off:s.end]
+	for i := 0; i < len(b); {
+		if c := b[i]; c < utf8.RuneSelf {
+			if c <= ' ' || c == 0x7f {
+				return span{}, reject(ReasonBadField, "%s has a non-printable or space character", name), nil
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
 		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return "", reject(ReasonBadField, "%s has a non-printable or space character", name)
+			return span{}, reject(ReasonBadField, "%s has a non-printable or space character", name), nil
 		}
+		i += n
 	}
-	return s, nil
+	return s, nil, nil
 }
 
-func (p *parser) uintField(name string) (uint64, error) {
+// uintField reads a member value that must be a base-10 integer literal in the range of uint64.
+func (p *parser) uintField(name string, depth int) (uint64, *Error, error) {
 	start := p.i
-	if _, err := p.value(nil, 1); err != nil {
-		return 0, err
+	if err := p.skipValue(depth); err != nil {
+		return 0, nil, err
 	}
-	lit := string(p.src[start:p.i])
-	v, err := strconv.ParseUint(lit, 10, 64)
-	if err != nil {
-		return 0, reject(ReasonBadField, "%s is not a non-negative integer", name)
+	lit := p.src[start:p.i]
+	var v uint64
+	for _, c := range lit {
+		d := uint64(c - '0')
+		if c < '0' || c > '9' || v > (math.MaxUint64-d)/10 {
+			return 0, reject(ReasonBadField, "%s is not a non-negative integer", name), nil
+		}
+		v = v*10 + d
 	}
-	return v, nil
+	if len(lit) == 0 {
+		return 0, reject(ReasonBadField, "%s is not a non-negative integer", name), nil
+	}
+	return v, nil, nil
 }
 
 func truncate(s string, n int) string {
