@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/kinesis-events/pipeline/checkpoint"
 )
 
 // Exit codes. Scripts may rely on them.
@@ -20,6 +22,7 @@ const (
 	ExitError    = 1 // the command failed (AWS unreachable, table missing, ...)
 	ExitUsage    = 2 // bad command line
 	ExitWarnings = 3 // the command succeeded and found warnings (listed in its output)
+	ExitRefused  = 4 // a safety check refused a change; nothing was written (e.g. reset of a leased shard without --force)
 )
 
 // Environment variables for the global flags' defaults.
@@ -39,6 +42,10 @@ const (
 // ExitWarnings without printing anything more.
 var ErrWarnings = errors.New("warnings found")
 
+// ErrRefused is returned (wrapped, with the reason) by a command whose safety check refused the
+// change; Main prints it and maps it to ExitRefused.
+var ErrRefused = errors.New("refused")
+
 // usageError marks a bad command line (ExitUsage).
 type usageError struct{ err error }
 
@@ -57,6 +64,10 @@ type App struct {
 	Connect func(ctx context.Context, requestTimeout time.Duration) (*Clients, error)
 	// Inspect builds the checkpoints report (default InspectLive).
 	Inspect func(ctx context.Context, c *Clients, table, stream string, now time.Time) (Report, error)
+	// Snapshot reads the lease table joined with the stream's shards (default InspectSnapshot).
+	Snapshot func(ctx context.Context, c *Clients, table, stream string, now time.Time) (checkpoint.Snapshot, error)
+	// Hostname names this machine in the "who" of a reset (default os.Hostname).
+	Hostname func() (string, error)
 	// Terminal reports whether Stdout is a terminal, so --watch clears the screen (default: checks
 	// Stdout when it is an *os.File).
 	Terminal func() bool
@@ -84,6 +95,12 @@ func (a *App) withDefaults() {
 	}
 	if a.Inspect == nil {
 		a.Inspect = InspectLive
+	}
+	if a.Snapshot == nil {
+		a.Snapshot = InspectSnapshot
+	}
+	if a.Hostname == nil {
+		a.Hostname = os.Hostname
 	}
 	if a.Terminal == nil {
 		a.Terminal = func() bool {
@@ -123,6 +140,9 @@ func exitCode(stderr io.Writer, err error) int {
 		return ExitOK
 	case errors.Is(err, ErrWarnings):
 		return ExitWarnings
+	case errors.Is(err, ErrRefused):
+		fmt.Fprintf(stderr, "kclctl: %v\n", err)
+		return ExitRefused
 	case errors.Is(err, errReported):
 		return ExitError
 	case errors.As(err, new(usageError)) || isCobraUsage(err):
@@ -153,14 +173,24 @@ func NewRootCommand(app *App) *cobra.Command {
 	}
 	root := &cobra.Command{
 		Use:   "kclctl",
-		Short: "Inspect and operate the KCL worker fleet: leases, checkpoints, lag",
-		Long: `kclctl inspects the lease/checkpoint table of the worker fleet and the raw stream.
+		Short: "Inspect and operate the KCL worker fleet: leases, checkpoints, lag, resharding, DLQ",
+		Long: `kclctl inspects and operates the worker fleet: the lease/checkpoint table, the raw stream
+and the dead-letter stream. Human tables by default, --json for scripts.
+
+Commands that change something (reset, scale, dlq replay) only show what they would do unless
+given --apply.
 
 AWS settings come from the SDK's own environment: AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB,
 AWS_ENDPOINT_URL_KINESIS (local emulators), and the default credential chain.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 warnings found (the command succeeded and listed
-warnings, e.g. expired leases or shards whose lag could not be read).`,
+Exit codes (every command):
+  0  ok (a dry run that could be applied is ok too)
+  1  error: the command failed (AWS unreachable, table or stream missing, a step failed)
+  2  usage: bad command line
+  3  warnings found: the command succeeded and listed warnings (expired leases, unbalanced
+     fleet, lag not measurable, DLQ records that cannot be read or replayed, ...)
+  4  refused: a safety check stopped a change and nothing was written (reset of a leased
+     shard without --force)`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -193,7 +223,8 @@ warnings, e.g. expired leases or shards whose lag could not be read).`,
 	pf.DurationVar(&g.Timeout, "timeout", DefaultTimeout, "deadline of one command run (of each refresh with --watch); also the timeout of each AWS request")
 	pf.BoolVar(&g.JSON, "json", false, "print JSON for scripts instead of tables (with --watch: one JSON document per line)")
 
-	root.AddCommand(newCheckpointsCommand(app, g))
+	root.AddCommand(newCheckpointsCommand(app, g), newWorkersCommand(app, g), newResetCommand(app, g),
+		newScaleCommand(app, g), newDLQCommand(app, g))
 	return root
 }
 

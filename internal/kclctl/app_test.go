@@ -102,7 +102,7 @@ func TestCheckpointsExitCodes(t *testing.T) {
 		{name: "bad duration", args: []string{"checkpoints", "--timeout", "soon"}, wantCode: ExitUsage, wantErr: "invalid argument"},
 		{name: "bad interval", args: []string{"checkpoints", "--watch", "--interval", "0s"}, wantCode: ExitUsage, wantErr: "--interval"},
 		{name: "help", args: []string{"checkpoints", "--help"}, wantCode: ExitOK, wantOut: "Exit codes"},
-		{name: "root help", args: []string{"--help"}, wantCode: ExitOK, wantOut: "3 warnings found"},
+		{name: "root help", args: []string{"--help"}, wantCode: ExitOK, wantOut: "4  refused"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,10 +25,12 @@ func newCheckpointsCommand(app *App, g *Globals) *cobra.Command {
 		Short: "Show each shard's state, parents, lease owner and expiry, checkpoint and lag",
 		Long: `checkpoints prints the lease table joined with the stream's shards: per shard its state
 (open, closed, SHARD_END, gone), parent shard(s), lease owner, time until the lease expires,
-checkpoint (sequence numbers shortened; full in --json) and lag.
+checkpoint (sequence numbers shortened; full in --json), lag and how far behind the owner reads.
 
-Lag is the age of the oldest unprocessed record: the arrival time of the first record after the
+LAG is the age of the oldest unprocessed record: the arrival time of the first record after the
 checkpoint. "0" means caught up, "-" finished (SHARD_END), "?" not measurable (see --json).
+BEHIND is the MillisBehindLatest the owning worker last saw from GetRecords, published in the
+lease row with every renewal and checkpoint; "-" when no worker holds the shard.
 
 Warnings (expired or orphaned leases, children waiting on unfinished parents, shards without
 progress, lag that could not be read) are listed after the table; any warning makes the exit

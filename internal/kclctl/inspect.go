@@ -39,6 +39,12 @@ func FromSnapshot(s checkpoint.Snapshot) Report {
 			LastRenewal:    in.LastRenewal,
 			OwnerSwitches:  in.OwnerSwitches,
 			ClaimRequest:   in.ClaimRequest,
+			LastResetBy:    in.LastResetBy,
+			LastResetAt:    in.LastResetAt,
+			LastResetFrom:  in.LastResetFrom,
+		}
+		if in.HasMillisBehind {
+			sh.Behind = &Behind{MS: in.MillisBehindLatest, At: in.MillisBehindAt.UTC()}
 		}
 		for _, p := range []string{in.ParentShardID, in.AdjacentParentShardID} {
 			if p != "" {

@@ -92,6 +92,19 @@ func clean(s string) string {
 	}, s)
 }
 
+// behindCell renders the MillisBehindLatest the owner published: "0" at the tip, the time behind,
+// or "-" when the shard has no live lease or nothing was published (it is only current while an
+// owner renews).
+func behindCell(s Shard, at time.Time) string {
+	if s.Behind == nil || s.Owner == "" || s.LeaseExpiry.Before(at) {
+		return "-"
+	}
+	if s.Behind.MS <= 0 {
+		return "0"
+	}
+	return HumanDuration(time.Duration(s.Behind.MS) * time.Millisecond)
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -100,7 +113,7 @@ func orDash(s string) string {
 }
 
 // CheckpointsHeader is the header of the checkpoints table.
-var CheckpointsHeader = []string{"SHARD", "STATE", "PARENTS", "OWNER", "LEASE EXPIRES IN", "CHECKPOINT", "LAG"}
+var CheckpointsHeader = []string{"SHARD", "STATE", "PARENTS", "OWNER", "LEASE EXPIRES IN", "CHECKPOINT", "LAG", "BEHIND"}
 
 // RenderCheckpoints writes r as the human table: one row per shard, then the warnings, if any.
 func RenderCheckpoints(w io.Writer, r Report) error {
@@ -112,7 +125,7 @@ func RenderCheckpoints(w io.Writer, r Report) error {
 		}
 		rows = append(rows, []string{
 			clean(s.ShardID), clean(s.State), orDash(clean(strings.Join(s.Parents, ","))), orDash(clean(s.Owner)),
-			expiresIn(s, r.At), orDash(clean(cp)), lagCell(s.Lag),
+			expiresIn(s, r.At), orDash(clean(cp)), lagCell(s.Lag), behindCell(s, r.At),
 		})
 	}
 	if err := Table(w, CheckpointsHeader, rows); err != nil {

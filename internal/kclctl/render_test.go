@@ -24,10 +24,11 @@ func sampleReport() Report {
 				Lag: Lag{Status: LagDone}},
 			{ShardID: "shardId-000000000001", State: StateOpen, Parents: []string{"shardId-000000000000"}, Owner: "host-a-1", LeaseCounter: 17,
 				LeaseExpiry: at.Add(7 * time.Second), LeaseExpiresInMS: ms(7 * time.Second), Checkpoint: longSeq, HasLease: true,
-				Lag: Lag{Status: LagBehind, AgeMS: (2*time.Minute + 5*time.Second).Milliseconds(), OldestUnprocessed: at.Add(-125 * time.Second)}},
+				Lag:    Lag{Status: LagBehind, AgeMS: (2*time.Minute + 5*time.Second).Milliseconds(), OldestUnprocessed: at.Add(-125 * time.Second)},
+				Behind: &Behind{MS: 118000, At: at.Add(-time.Second)}},
 			{ShardID: "shardId-000000000002", State: StateOpen, Owner: "host-b-1", LeaseCounter: 3,
 				LeaseExpiry: at.Add(-3 * time.Second), LeaseExpiresInMS: ms(-3 * time.Second), Checkpoint: CheckpointTrimHorizon, HasLease: true,
-				Lag: Lag{Status: LagCaughtUp}},
+				Lag: Lag{Status: LagCaughtUp}, Behind: &Behind{MS: 0, At: at.Add(-4 * time.Second)}},
 			{ShardID: "shardId-000000000003", State: StateOpen, Parents: []string{"shardId-000000000001", "shardId-000000000002"},
 				Lag: Lag{Status: LagUnknown, Reason: "shard shardId-000000000003: lag: get records: boom"}},
 		},
@@ -43,11 +44,11 @@ func TestRenderCheckpointsTable(t *testing.T) {
 	if err := RenderCheckpoints(&b, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
-	want := `SHARD                 STATE   PARENTS                                    OWNER     LEASE EXPIRES IN  CHECKPOINT       LAG
-shardId-000000000000  closed  -                                          -         -                 SHARD_END        -
-shardId-000000000001  open    shardId-000000000000                       host-a-1  7s                4965...23450034  2m05s
-shardId-000000000002  open    -                                          host-b-1  expired 3s ago    TRIM_HORIZON     0
-shardId-000000000003  open    shardId-000000000001,shardId-000000000002  -         -                 (no lease)       ?
+	want := `SHARD                 STATE   PARENTS                                    OWNER     LEASE EXPIRES IN  CHECKPOINT       LAG    BEHIND
+shardId-000000000000  closed  -                                          -         -                 SHARD_END        -      -
+shardId-000000000001  open    shardId-000000000000                       host-a-1  7s                4965...23450034  2m05s  1m58s
+shardId-000000000002  open    -                                          host-b-1  expired 3s ago    TRIM_HORIZON     0      -
+shardId-000000000003  open    shardId-000000000001,shardId-000000000002  -         -                 (no lease)       ?      -
 
 WARNINGS (2):
   shardId-000000000002  expired_lease    lease of host-b-1 expired 3s ago

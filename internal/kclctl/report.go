@@ -55,6 +55,21 @@ type Shard struct {
 	// OwnerSwitches counts how often the lease changed hands; ClaimRequest is a worker asking for it.
 	OwnerSwitches int64  `json:"owner_switches"`
 	ClaimRequest  string `json:"claim_request,omitempty"`
+
+	// Behind is the MillisBehindLatest the shard's owner last published in the lease row (it rides on
+	// every lease renewal and checkpoint); nil when no worker has published one.
+	Behind *Behind `json:"worker_millis_behind_latest,omitempty"`
+	// LastReset* record the last `kclctl reset --apply` of the shard: who, when, and the checkpoint
+	// it replaced.
+	LastResetBy   string    `json:"last_reset_by,omitempty"`
+	LastResetAt   time.Time `json:"last_reset_at,omitzero"`
+	LastResetFrom string    `json:"last_reset_from,omitempty"`
+}
+
+// Behind is a MillisBehindLatest a worker published, and when it observed it.
+type Behind struct {
+	MS int64     `json:"ms"`
+	At time.Time `json:"at"`
 }
 
 // LagStatus says what Lag measured.
