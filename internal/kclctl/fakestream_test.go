@@ -21,7 +21,7 @@ type fakeStream struct {
 	mu          sync.Mutex
 	shards      []*fakeShard
 	seq         int
-	noUniform   bool                        // UpdateShardCount answers UnknownOperationException
+	noUniform   bool                         // UpdateShardCount answers UnknownOperationException
 	putFail     func(key string, n int) bool // fail the n-th put attempt of a key (1-based)
 	putAttempts map[string]int
 	puts        []fakeRecord // every record that landed, in order

@@ -44,7 +44,9 @@ type ShardRange struct {
 	Start, End *big.Int
 }
 
-func (r ShardRange) size() *big.Int { return new(big.Int).Add(new(big.Int).Sub(r.End, r.Start), big.NewInt(1)) }
+func (r ShardRange) size() *big.Int {
+	return new(big.Int).Add(new(big.Int).Sub(r.End, r.Start), big.NewInt(1))
+}
 
 // ScaleStep is one resharding operation, planned or done.
 type ScaleStep struct {
