@@ -1,9 +1,15 @@
 // Package kclctl is the operator CLI of the worker fleet (cmd/kclctl): a thin client over the
-// checkpoint package's read-only inspection and the Kinesis API, printing human tables by default,
-// JSON with --json, refreshing with --watch, and exiting with codes scripts can rely on (ExitOK,
-// ExitError, ExitUsage, ExitWarnings).
+// checkpoint package's inspection and guarded reset and the Kinesis API, printing human tables by
+// default, JSON with --json, refreshing with --watch, and exiting with codes scripts can rely on
+// (ExitOK, ExitError, ExitUsage, ExitWarnings, ExitRefused).
 //
-// Commands only read, except where a command's help says otherwise; reads are bounded by --timeout
-// per run (per refresh with --watch) and every AWS request by the same timeout. An App is used by one
-// command run at a time; MeasureLag reads shards concurrently and is safe to call from any goroutine.
+// checkpoints, workers and dlq list only read. reset, scale and dlq replay change something only
+// with --apply; without it they show what they would do. reset writes one conditional update that
+// fences out the lease holder; scale reshards step by step, each step waited for until the stream
+// is ACTIVE again; dlq replay puts records into the raw stream at least once (a PutRecords that
+// timed out may have landed), which the pipeline's dedupe makes safe.
+//
+// Reads are bounded by --timeout per run (per refresh with --watch; scale by --wait) and every AWS
+// request by the same timeout. An App is used by one command run at a time; MeasureLag reads
+// shards concurrently and is safe to call from any goroutine.
 package kclctl
