@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/kclctl"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
@@ -126,17 +129,17 @@ func TestCheckpointsBinary(t *testing.T) {
 		}
 		t.Logf("kclctl checkpoints:\n%s", r.stdout)
 		lines := strings.Split(r.stdout, "\n")
-		if !strings.HasPrefix(lines[0], "SHARD ") || !strings.Contains(lines[0], "LEASE EXPIRES IN") || !strings.HasSuffix(lines[0], "LAG") {
+		if !strings.HasPrefix(lines[0], "SHARD ") || !strings.Contains(lines[0], "LEASE EXPIRES IN") || !strings.HasSuffix(strings.Join(strings.Fields(lines[0]), " "), "LAG BEHIND") {
 			t.Fatalf("header %q", lines[0])
 		}
 		row0, row1 := strings.Fields(lines[1]), lines[2]
-		// SHARD STATE PARENTS OWNER EXPIRES CHECKPOINT LAG; "expires in" is one field ("4m59s").
-		if len(row0) != 7 || row0[0] != s0 || row0[1] != "open" || row0[2] != "-" || row0[3] != "worker-a" ||
-			row0[5] != kclctl.ShortSeq(seqs[s0][0]) || row0[6] == "0" || row0[6] == "?" {
+		// SHARD STATE PARENTS OWNER EXPIRES CHECKPOINT LAG BEHIND; "expires in" is one field ("4m59s").
+		if len(row0) != 8 || row0[0] != s0 || row0[1] != "open" || row0[2] != "-" || row0[3] != "worker-a" ||
+			row0[5] != kclctl.ShortSeq(seqs[s0][0]) || row0[6] == "0" || row0[6] == "?" || row0[7] != "-" {
 			t.Fatalf("row for %s: %q", s0, lines[1])
 		}
 		if !strings.HasPrefix(row1, s1) || !strings.Contains(row1, "worker-b") || !strings.Contains(row1, "expired 1m00s ago") ||
-			!strings.HasSuffix(strings.TrimSpace(row1), " 0") {
+			!strings.HasSuffix(strings.Join(strings.Fields(row1), " "), " 0 -") {
 			t.Fatalf("row for %s: %q", s1, row1)
 		}
 		if !strings.Contains(r.stdout, "WARNINGS") || !strings.Contains(r.stdout, "expired_lease") {
@@ -199,4 +202,236 @@ func TestCheckpointsBinary(t *testing.T) {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
 		}
 	})
+}
+
+// TestOperateBinary drives workers, reset, scale and dlq against kinesalite + dynalite.
+func TestOperateBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("binary-level run on the emulators")
+	}
+	bin := buildKclctl(t)
+	st := localstacktest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	for name, n := range map[string]int{"events-raw": 2, "events-dlq": 1} {
+		if err := st.CreateStream(ctx, name, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.CreateTable(ctx, "kcl-leases", "ShardID"); err != nil {
+		t.Fatal(err)
+	}
+	kin, ddb := st.Kinesis(), st.DynamoDB()
+	ls, err := kin.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("events-raw")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0, s1 := aws.ToString(ls.Shards[0].ShardId), aws.ToString(ls.Shards[1].ShardId)
+	var seqs []string
+	for i := range 3 {
+		out, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("events-raw"), Data: []byte("r" + strconv.Itoa(i)),
+			PartitionKey: aws.String("k"), ExplicitHashKey: ls.Shards[0].HashKeyRange.StartingHashKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, aws.ToString(out.SequenceNumber))
+	}
+	leaseRow(t, ctx, ddb, s0, "worker-a", time.Now().Add(5*time.Minute), seqs[2], 4)
+	leaseRow(t, ctx, ddb, s1, "worker-b", time.Now().Add(5*time.Minute), "TRIM_HORIZON", 2)
+
+	t.Run("workers", func(t *testing.T) {
+		r := runKclctl(t, bin, st, "workers")
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "worker-a  1       "+s0) || !strings.Contains(r.stdout, "2 worker(s) with live leases, 2 leasable shard(s), 0 unowned, spread 0") {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		leaseRow(t, ctx, ddb, s1, "worker-a", time.Now().Add(5*time.Minute), "TRIM_HORIZON", 3)
+		r = runKclctl(t, bin, st, "workers", "--json")
+		var rep kclctl.WorkersReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != kclctl.ExitOK || len(rep.Workers) != 1 || len(rep.Workers[0].Shards) != 2 {
+			t.Fatalf("exit %d %v\n%s", r.code, err, r.stdout)
+		}
+	})
+
+	t.Run("reset", func(t *testing.T) {
+		// Dry run against a live lease: shows old and new, writes nothing, exit 0.
+		r := runKclctl(t, bin, st, "reset", "--shard", s0, "--to", "sequence", seqs[0])
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, seqs[2]) || !strings.Contains(r.stdout, "dry-run") || !strings.Contains(r.stdout, "refused without --force") {
+			t.Fatalf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		t.Logf("kclctl reset (dry run):\n%s", r.stdout)
+		// --apply refuses while leased: exit 4, row unchanged.
+		r = runKclctl(t, bin, st, "reset", "--shard", s0, "--to", "sequence", seqs[0], "--apply")
+		if r.code != kclctl.ExitRefused || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stdout, "refused") {
+			t.Fatalf("apply on a leased shard: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		cp := func() map[string]string {
+			out, err := ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("kcl-leases"), ConsistentRead: aws.Bool(true),
+				Key: map[string]ddbtypes.AttributeValue{"ShardID": &ddbtypes.AttributeValueMemberS{Value: s0}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]string{}
+			for k, v := range out.Item {
+				if s, ok := v.(*ddbtypes.AttributeValueMemberS); ok {
+					m[k] = s.Value
+				}
+			}
+			return m
+		}
+		if row := cp(); row["Checkpoint"] != seqs[2] || row["AssignedTo"] != "worker-a" {
+			t.Fatalf("refused reset changed the row: %v", row)
+		}
+		// --force fences the owner out and records who.
+		r = runKclctl(t, bin, st, "reset", "--shard", s0, "--to", "sequence="+seqs[0], "--apply", "--force", "--who", "alice")
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "applied") || !strings.Contains(r.stdout, "LastResetBy=alice") {
+			t.Fatalf("forced reset: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		t.Logf("kclctl reset --apply --force:\n%s", r.stdout)
+		if row := cp(); row["Checkpoint"] != seqs[0] || row["AssignedTo"] != "" || row["LastResetBy"] != "alice" || row["LastResetFrom"] != seqs[2] {
+			t.Fatalf("row after forced reset: %v", row)
+		}
+		// Unleased now: latest and trim-horizon apply without --force.
+		r = runKclctl(t, bin, st, "reset", "--shard", s0, "--to", "latest", "--apply", "--json")
+		var rep kclctl.ResetReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != kclctl.ExitOK || rep.NewCheckpoint != seqs[2] || rep.Result != kclctl.ResetApplied {
+			t.Fatalf("reset to latest: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+		}
+		r = runKclctl(t, bin, st, "reset", "--shard", s0, "--to", "trim-horizon", "--apply")
+		if r.code != kclctl.ExitOK || cp()["Checkpoint"] != "" {
+			t.Fatalf("reset to trim horizon: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		r = runKclctl(t, bin, st, "reset", "--shard", "shardId-999999999999", "--to", "latest")
+		if r.code != kclctl.ExitError || !strings.Contains(r.stderr, "shard not in stream") {
+			t.Fatalf("unknown shard: exit %d\n%s", r.code, r.stderr)
+		}
+	})
+
+	t.Run("dlq", func(t *testing.T) {
+		for i, c := range []string{"c1", "c2", "c1"} {
+			detail := fmt.Sprintf(`{"event_id":"e%d","customer_id":%q,"seq":%d}`, i, c, i)
+			dl := event.DeadLetter{Reason: "destination_unavailable: ResourceNotFoundException", Destination: "analytics-purchase", Attempts: 3,
+				FirstFailure: time.Now().Add(-time.Minute), LastFailure: time.Now(), SourceShard: s0, SourceSeq: seqs[i],
+				EventID: fmt.Sprintf("e%d", i), CustomerID: c, Original: []byte(`{"v":1,"type":"purchase","detail":` + detail + `}`)}
+			b, _ := json.Marshal(dl)
+			if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("events-dlq"), Data: b, PartitionKey: aws.String(c)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := runKclctl(t, bin, st, "dlq", "list")
+		if r.code != kclctl.ExitOK || strings.Count(r.stdout, "destination_unavailable") != 4 || !strings.Contains(r.stdout, "3 dead letter(s) in events-dlq") {
+			t.Fatalf("dlq list: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		t.Logf("kclctl dlq list:\n%s", r.stdout)
+		before := countRecords(t, ctx, kin, "events-raw")
+		r = runKclctl(t, bin, st, "dlq", "replay")
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "would replay 3 into events-raw") || countRecords(t, ctx, kin, "events-raw") != before {
+			t.Fatalf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		r = runKclctl(t, bin, st, "dlq", "replay", "--apply", "--event-id", "e0,e2")
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "replayed 2 into events-raw") {
+			t.Fatalf("replay: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		t.Logf("kclctl dlq replay --apply:\n%s", r.stdout)
+		if got := countRecords(t, ctx, kin, "events-raw"); got != before+2 {
+			t.Fatalf("raw stream has %d records, want %d", got, before+2)
+		}
+		// A record that is not a dead letter is a warning.
+		if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("events-dlq"), Data: []byte("junk"), PartitionKey: aws.String("x")}); err != nil {
+			t.Fatal(err)
+		}
+		r = runKclctl(t, bin, st, "dlq", "list", "--json")
+		var rep kclctl.DLQReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != kclctl.ExitWarnings || len(rep.Records) != 3 || len(rep.Warnings) != 1 {
+			t.Fatalf("dlq list with junk: exit %d %v\n%s", r.code, err, r.stdout)
+		}
+	})
+
+	t.Run("scale by split and merge (kinesalite has no UpdateShardCount)", func(t *testing.T) {
+		r := runKclctl(t, bin, st, "scale", "--shards", "3")
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "would run") || openShards(t, ctx, kin, "events-raw") != 2 {
+			t.Fatalf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		r = runKclctl(t, bin, st, "scale", "--shards", "3", "--apply")
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "split-merge; ran 1 step(s)") || !strings.Contains(r.stdout, "UnknownOperationException") {
+			t.Fatalf("scale to 3: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		t.Logf("kclctl scale --shards 3 --apply:\n%s", r.stdout)
+		if n := openShards(t, ctx, kin, "events-raw"); n != 3 {
+			t.Fatalf("%d open shards after scale to 3", n)
+		}
+		r = runKclctl(t, bin, st, "scale", "--shards", "2", "--apply", "--json")
+		var rep kclctl.ScaleReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != kclctl.ExitOK || rep.Method != kclctl.MethodSplitMerge ||
+			len(rep.Steps) != 1 || rep.Steps[0].Op != "merge" || len(rep.Lineage) != 5 {
+			t.Fatalf("scale to 2: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+		}
+		if n := openShards(t, ctx, kin, "events-raw"); n != 2 {
+			t.Fatalf("%d open shards after scale to 2", n)
+		}
+	})
+}
+
+// TestScaleBinaryUpdateShardCount runs scale on kinesis-local, which implements UpdateShardCount.
+func TestScaleBinaryUpdateShardCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("binary-level run on the compatibility emulators")
+	}
+	bin := buildKclctl(t)
+	st := localstacktest.Start(t, localstack.Options{Kinesis: localstack.KinesisMock})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	if err := st.CreateStream(ctx, "events-raw", 2); err != nil {
+		t.Fatal(err)
+	}
+	r := runKclctl(t, bin, st, "scale", "--shards", "4", "--apply", "--timeout", "30s")
+	if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "2 -> 4 open shards (uniform; ran 1 step(s))") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("kclctl scale --shards 4 --apply (kinesis-local):\n%s", r.stdout)
+	if n := openShards(t, ctx, st.Kinesis(), "events-raw"); n != 4 {
+		t.Fatalf("%d open shards, want 4", n)
+	}
+}
+
+func openShards(t *testing.T, ctx context.Context, kin *kinesis.Client, stream string) int {
+	t.Helper()
+	out, err := kin.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range out.Shards {
+		if s.SequenceNumberRange.EndingSequenceNumber == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// countRecords reads every shard of stream from the trim horizon and counts its records.
+func countRecords(t *testing.T, ctx context.Context, kin *kinesis.Client, stream string) int {
+	t.Helper()
+	ls, err := kin.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range ls.Shards {
+		it, err := kin.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: s.ShardId, ShardIteratorType: kintypes.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for iter := it.ShardIterator; iter != nil; {
+			out, err := kin.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(out.Records)
+			if len(out.Records) == 0 {
+				break
+			}
+			iter = out.NextShardIterator
+		}
+	}
+	return n
 }

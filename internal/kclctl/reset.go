@@ -249,7 +249,11 @@ func RenderReset(w io.Writer, r ResetReport) error {
 		}
 		return s
 	}
-	row := []string{clean(r.Shard), orDash(clean(r.Owner)), lease, clean(r.To), clean(cp(r.OldCheckpoint)), clean(cp(r.NewCheckpoint)), r.Result}
+	to := r.To
+	if strings.HasPrefix(to, string(checkpoint.PositionAfterSequence)+" ") {
+		to = string(checkpoint.PositionAfterSequence) // the number is the new checkpoint
+	}
+	row := []string{clean(r.Shard), orDash(clean(r.Owner)), lease, clean(to), clean(cp(r.OldCheckpoint)), clean(cp(r.NewCheckpoint)), r.Result}
 	if err := Table(w, ResetHeader, [][]string{row}); err != nil {
 		return err
 	}
