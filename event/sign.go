@@ -13,7 +13,7 @@ import (
 )
 
 // SigningInput is what a signature covers: the event type and every detail field except the signature
-// itself. The byte form is documented in README.md ("Signing") so producers in any language can sign:
+// itself. The byte form is documented in docs/signing.md so producers in any language can sign:
 //
 //	"kev1" LF type LF event_id LF customer_id LF seq LF occurred_at LF key_id LF canonical(properties)
 //
