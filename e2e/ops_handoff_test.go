@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kinesis-events/pipeline/internal/audit"
+	"github.com/kinesis-events/pipeline/internal/fleet"
+)
+
+// TestOpsHandOff measures graceful hand-off: SIGTERM one of two workers under load and time (a)
+// until its peer holds every one of its shards and (b) until the peer has checkpointed new progress
+// on each of them. The peer must take each shard before the stopped worker's lease on it would have
+// expired (so it was released, not left to run out), and the run stays exactly-once and in order.
+func TestOpsHandOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("binary-level operations run; not in -short")
+	}
+	topo := fleet.DefaultTopology()
+	d := deploy(t, topo)
+	f := newOpsFleet(t, d)
+	f.start(1)
+	f.start(2)
+	send, err := d.env.Send(fleet.Load{Count: 8000, Customers: 400, Rate: 300, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(send.Stop)
+	tail := d.env.NewTail(d.stack.Kinesis())
+	waitFor(t, tail, 3*time.Minute, "a quarter of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= 2000 })
+	f.convergence("before the hand-off", time.Now(), 0, 2*time.Minute, 0, 1, 2)
+
+	// The stopped worker's shards and the lease expiry it last wrote on each.
+	w1, w2 := f.id(1), f.id(2)
+	expiry := map[string]time.Time{}
+	for _, sh := range f.snapshot().Shards {
+		if sh.Owner == w1 && !sh.LeaseExpired {
+			expiry[sh.ShardID] = sh.LeaseExpiresAt
+		}
+	}
+	if len(expiry) == 0 {
+		t.Fatal("worker 1 holds no lease before the hand-off")
+	}
+	p := f.procs[1]
+	sigterm := time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	taken, processed := map[string]time.Duration{}, map[string]time.Duration{}
+	var exited time.Duration
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(processed) < len(expiry) || exited == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("hand-off incomplete after 2m: taken %v processed %v exited %v", taken, processed, exited)
+		}
+		select {
+		case <-p.Done():
+			if exited == 0 {
+				exited = time.Since(sigterm)
+				if err := p.Err(); err != nil {
+					t.Fatalf("worker 1 exit: %v", err)
+				}
+			}
+		default:
+		}
+		for _, sh := range f.snapshot().Shards {
+			if _, ok := expiry[sh.ShardID]; !ok || sh.Owner != w2 || sh.LeaseExpired {
+				continue
+			}
+			if _, ok := taken[sh.ShardID]; !ok {
+				taken[sh.ShardID] = time.Since(sigterm)
+				if !sh.LeaseAcquiredAt.Before(expiry[sh.ShardID]) {
+					t.Errorf("shard %s: taken at %s, not before worker 1's lease expiry %s: it ran out instead of being released",
+						sh.ShardID, sh.LeaseAcquiredAt.Format(time.RFC3339Nano), expiry[sh.ShardID].Format(time.RFC3339Nano))
+				}
+			}
+			if _, ok := processed[sh.ShardID]; !ok && sh.CheckpointedAt.After(sigterm) {
+				processed[sh.ShardID] = time.Since(sigterm)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	delete(f.procs, 1)
+	var maxTaken, maxProcessed time.Duration
+	ids := make([]string, 0, len(expiry))
+	for id := range expiry {
+		ids = append(ids, id)
+		maxTaken, maxProcessed = max(maxTaken, taken[id]), max(maxProcessed, processed[id])
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		t.Logf("HANDOFF shard %s: peer holds the lease %s after SIGTERM, first peer checkpoint %s after SIGTERM",
+			id, taken[id].Round(time.Millisecond), processed[id].Round(time.Millisecond))
+	}
+	t.Logf("HANDOFF worker 1 exited %s after SIGTERM; peer held all %d of its shards after %s and was processing all of them after %s",
+		exited.Round(time.Millisecond), len(ids), maxTaken.Round(time.Millisecond), maxProcessed.Round(time.Millisecond))
+
+	res, err := send.Wait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, tail, 3*time.Minute, "every event delivered", func(s audit.Snapshot) bool { return s.Unique >= res.Manifest.Unique })
+	f.caughtUp(2 * time.Minute)
+	if err := tail.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep := tail.Check(fleet.Expected(res.Manifest))
+	t.Logf("HANDOFF run: %s", rep)
+	if !rep.OK() {
+		t.Fatalf("not exactly-once and in order: lost=%d duplicates=%d order=%d", len(rep.Lost), rep.Duplicates, rep.OrderViol)
+	}
+}
+
+// TestOpsRollingRestart restarts each of three workers in turn (SIGTERM, wait for the exit, start
+// again with the same id, wait for the fleet to rebalance) while events flow, and requires 0 lost,
+// 0 duplicated and 0 out-of-order events.
+func TestOpsRollingRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("binary-level operations run; not in -short")
+	}
+	topo := fleet.DefaultTopology()
+	topo.RawShards = 6
+	d := deploy(t, topo)
+	f := newOpsFleet(t, d)
+	for n := 1; n <= 3; n++ {
+		f.start(n)
+	}
+	send, err := d.env.Send(fleet.Load{Count: 15000, Customers: 600, Rate: 250, Seed: 11, DupRatio: 0.02, OOORatio: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(send.Stop)
+	tail := d.env.NewTail(d.stack.Kinesis())
+	waitFor(t, tail, 3*time.Minute, "events flowing", func(s audit.Snapshot) bool { return s.Unique >= 1000 })
+	_, _, st := f.convergence("before the roll", time.Now(), 0, 2*time.Minute, 0, 1, 2, 3)
+	start, base := time.Now(), st.Switches
+	for n := 1; n <= 3; n++ {
+		began := time.Now()
+		f.stop(n)
+		stopped := time.Since(began)
+		before := tail.Snapshot().Unique
+		f.start(n)
+		took, moves, _ := f.convergence("restart of worker "+f.id(n), began, st.Switches, 3*time.Minute, 5*time.Second, 1, 2, 3)
+		st = f.leases(1, 2, 3)
+		t.Logf("ROLLING worker %d: exited %s after SIGTERM, fleet balanced again %s after SIGTERM, %d ownership changes; %d events delivered meanwhile",
+			n, stopped.Round(time.Millisecond), took.Round(time.Millisecond), moves, tail.Snapshot().Unique-before)
+	}
+	t.Logf("ROLLING whole fleet restarted in %s with %d ownership changes", time.Since(start).Round(time.Millisecond), st.Switches-base)
+	if sent := send.Stats(); sent.Forwarded >= 15000*9/10 {
+		t.Logf("ROLLING note: the load had mostly been sent (%d) when the roll finished", sent.Forwarded)
+	}
+
+	res, err := send.Wait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, tail, 4*time.Minute, "every event delivered", func(s audit.Snapshot) bool { return s.Unique >= res.Manifest.Unique })
+	f.caughtUp(2 * time.Minute)
+	if err := tail.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep := tail.Check(fleet.Expected(res.Manifest))
+	t.Logf("ROLLING run: sent %d lines (%d unique valid); %s", res.Manifest.Lines, res.Manifest.Unique, rep)
+	if !rep.OK() {
+		t.Fatalf("rolling restart lost or duplicated events: lost=%d (first %v) duplicates=%d order=%d wrong=%v",
+			len(rep.Lost), first(rep.Lost, 5), rep.Duplicates, rep.OrderViol, first(rep.WrongStream, 5))
+	}
+}
