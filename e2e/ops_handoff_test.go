@@ -144,6 +144,9 @@ func TestOpsRollingRestart(t *testing.T) {
 		f.start(n)
 		took, moves, _ := f.convergence("restart of worker "+f.id(n), began, st.Switches, 3*time.Minute, 5*time.Second, 1, 2, 3)
 		st = f.leases(1, 2, 3)
+		if err := tail.Poll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		t.Logf("ROLLING worker %d: exited %s after SIGTERM, fleet balanced again %s after SIGTERM, %d ownership changes; %d events delivered meanwhile",
 			n, stopped.Round(time.Millisecond), took.Round(time.Millisecond), moves, tail.Snapshot().Unique-before)
 	}
