@@ -3,11 +3,15 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -236,7 +240,133 @@ func FuzzCanonicalJSON(f *testing.F) {
 		if !reflect.DeepEqual(v1, v2) {
 			t.Fatalf("canonical form changes the value: %q -> %q", b, c)
 		}
+		if want := referenceJCS(t, b); !bytes.Equal(c, want) {
+			t.Fatalf("canonical form differs from the reference:\n in  %q\n got %q\nwant %q", b, c, want)
+		}
 	})
+}
+
+// referenceJCS is an independent, slow RFC 8785 canonicaliser for the differential check: encoding/json
+// decodes (numbers kept as text), keys are sorted by UTF-16 code units, strings escaped as JCS says,
+// and numbers printed from strconv's shortest digits by the ECMAScript rules. Only called on inputs
+// AppendCanonicalJSON accepted (no duplicate keys, valid UTF-8, finite numbers).
+func referenceJCS(t *testing.T, b []byte) []byte {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("reference decode: %v", err)
+	}
+	var out []byte
+	var emit func(v any)
+	emit = func(v any) {
+		switch x := v.(type) {
+		case nil:
+			out = append(out, "null"...)
+		case bool:
+			out = strconv.AppendBool(out, x)
+		case json.Number:
+			f, err := strconv.ParseFloat(string(x), 64)
+			if err != nil {
+				t.Fatalf("reference: number %s: %v", x, err)
+			}
+			out = append(out, esNumber(f)...)
+		case string:
+			out = append(out, jcsString(x)...)
+		case []any:
+			out = append(out, '[')
+			for i, e := range x {
+				if i > 0 {
+					out = append(out, ',')
+				}
+				emit(e)
+			}
+			out = append(out, ']')
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			slices.SortFunc(keys, func(a, b string) int {
+				return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+			})
+			out = append(out, '{')
+			for i, k := range keys {
+				if i > 0 {
+					out = append(out, ',')
+				}
+				out = append(out, jcsString(k)...)
+				out = append(out, ':')
+				emit(x[k])
+			}
+			out = append(out, '}')
+		default:
+			t.Fatalf("reference: %T", v)
+		}
+	}
+	emit(v)
+	return out
+}
+
+func jcsString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// esNumber is ECMAScript's Number.prototype.toString for a finite double (ECMA-262 Number::toString):
+// with k shortest digits s and exponent n (value = 0.s × 10^n), integers up to 21 digits are written
+// out, then decimals down to 1e-6, else exponential notation with an explicit sign.
+func esNumber(f float64) string {
+	if f == 0 {
+		return "0"
+	}
+	sign := ""
+	if f < 0 {
+		sign, f = "-", -f
+	}
+	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde±x
+	mant, exp, _ := strings.Cut(e, "e")
+	digits := strings.Replace(mant, ".", "", 1)
+	x, _ := strconv.Atoi(exp)
+	k, n := len(digits), x+1
+	switch {
+	case k <= n && n <= 21:
+		return sign + digits + strings.Repeat("0", n-k)
+	case 0 < n && n <= 21:
+		return sign + digits[:n] + "." + digits[n:]
+	case -6 < n && n <= 0:
+		return sign + "0." + strings.Repeat("0", -n) + digits
+	}
+	m := digits[:1]
+	if k > 1 {
+		m += "." + digits[1:]
+	}
+	return fmt.Sprintf("%s%se%+d", sign, m, n-1)
 }
 
 // FuzzVerify signs generated details and checks hostile records against a keyring.
