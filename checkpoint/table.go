@@ -9,56 +9,78 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
 )
 
 // ensureTable creates the lease table if it is missing (on-demand billing, hash key ShardID) and
-// waits until it is ACTIVE, within wait. callTimeout bounds each call.
+// waits until it is ACTIVE, within wait. callTimeout bounds each call. Transient failures (a call
+// that timed out, throttling, a server error) are retried with backoff until wait runs out: a busy
+// DynamoDB at startup must not stop the worker. A client error (access denied, validation) is
+// returned at once.
 func ensureTable(ctx context.Context, ddb DynamoDBAPI, table string, callTimeout, wait time.Duration, log *zap.Logger) (created bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	status, err := describeTable(ctx, ddb, table, callTimeout)
-	if errors.As(err, new(*types.ResourceNotFoundException)) {
-		cctx, ccancel := context.WithTimeout(ctx, callTimeout)
-		_, err = ddb.CreateTable(cctx, &dynamodb.CreateTableInput{
-			TableName:            aws.String(table),
-			BillingMode:          types.BillingModePayPerRequest,
-			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrShardID), AttributeType: types.ScalarAttributeTypeS}},
-			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrShardID), KeyType: types.KeyTypeHash}},
-		})
-		ccancel()
-		switch {
-		case err == nil:
-			created = true
-			log.Info("created lease table", zap.String("table", table))
-		case errors.As(err, new(*types.ResourceInUseException)):
-			// Another worker is creating it right now.
-		default:
-			return false, fmt.Errorf("create table %s: %w", table, err)
-		}
-		status = ""
-	} else if err != nil {
-		return false, err
-	}
 	delay := 50 * time.Millisecond
-	for status != types.TableStatusActive {
+	var status types.TableStatus
+	for {
 		status, err = describeTable(ctx, ddb, table, callTimeout)
-		if err != nil && !errors.As(err, new(*types.ResourceNotFoundException)) {
+		switch {
+		case err == nil && status == types.TableStatusActive:
+			return created, nil
+		case isTableMissing(err):
+			cctx, ccancel := context.WithTimeout(ctx, callTimeout)
+			_, err = ddb.CreateTable(cctx, &dynamodb.CreateTableInput{
+				TableName:            aws.String(table),
+				BillingMode:          types.BillingModePayPerRequest,
+				AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrShardID), AttributeType: types.ScalarAttributeTypeS}},
+				KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrShardID), KeyType: types.KeyTypeHash}},
+			})
+			ccancel()
+			switch {
+			case err == nil:
+				created = true
+				log.Info("created lease table", zap.String("table", table))
+			case errors.As(err, new(*types.ResourceInUseException)):
+				err = nil // another worker is creating it right now
+			case !transient(err):
+				return false, fmt.Errorf("create table %s: %w", table, err)
+			default:
+				// A create that timed out may have landed: the next describe tells.
+				err = fmt.Errorf("create table %s: %w", table, err)
+				log.Warn("creating the lease table failed; retrying", zap.String("table", table), zap.Error(err))
+			}
+		case err != nil && !transient(err):
 			return created, err
-		}
-		if status == types.TableStatusActive {
-			break
+		case err != nil:
+			log.Warn("describing the lease table failed; retrying", zap.String("table", table), zap.Error(err))
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if err != nil {
+				return created, fmt.Errorf("table %s not ACTIVE within %v: %w", table, wait, err)
+			}
 			return created, fmt.Errorf("table %s not ACTIVE within %v (status %q): %w", table, wait, status, ctx.Err())
 		case <-t.C:
 		}
 		delay = min(2*delay, time.Second)
 	}
-	return created, nil
+}
+
+// transient reports whether a failed DynamoDB call may succeed when retried: anything but an
+// error the service attributes to the request itself, throttling excepted.
+func transient(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return true // timeouts, connection errors
+	}
+	switch api.ErrorCode() {
+	case "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded", "LimitExceededException":
+		return true
+	}
+	return api.ErrorFault() != smithy.FaultClient
 }
 
 func describeTable(ctx context.Context, ddb DynamoDBAPI, table string, callTimeout time.Duration) (types.TableStatus, error) {
