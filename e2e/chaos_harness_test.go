@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,8 +65,17 @@ func (d *deployment) chaosWorker(n int, env []string, flags ...string) *chaosWor
 		if err := p.Stop(20 * time.Second); err != nil {
 			d.t.Logf("%s: %v", p.Name, err)
 		}
-		if d.t.Failed() {
+		switch {
+		case d.t.Failed():
 			d.dumpLog(p.LogPath)
+		case os.Getenv("E2E_KEEP_LOGS") != "":
+			// Chaos runs keep their worker logs on success too: the numbers are worth a look.
+			if b, err := os.ReadFile(p.LogPath); err == nil {
+				dst := filepath.Join(os.Getenv("E2E_KEEP_LOGS"), d.t.Name(), filepath.Base(p.LogPath))
+				if os.MkdirAll(filepath.Dir(dst), 0o755) == nil {
+					_ = os.WriteFile(dst, b, 0o644)
+				}
+			}
 		}
 	})
 	host, err := os.Hostname()
@@ -343,4 +353,40 @@ func childrenOf(ctx context.Context, kc *kinesis.Client, stream, parent string) 
 		}
 	}
 	return kids, nil
+}
+
+// leaseLosses sums, over the workers still running, the shards whose processing stopped early
+// (worker_shard_stops_total: a lease lost, fenced or expired), for the failure messages of
+// scenarios that must not duplicate: a lost lease replays from the checkpoint by design.
+func leaseLosses(ctx context.Context, ws ...*chaosWorker) (total float64, detail string) {
+	var parts []string
+	for _, w := range ws {
+		select {
+		case <-w.Done():
+			continue
+		default:
+		}
+		fams, err := scrape(ctx, w.metrics)
+		if err != nil {
+			parts = append(parts, w.Name+": "+err.Error())
+			continue
+		}
+		n, _ := metricValue(fams, "worker_shard_stops_total", nil)
+		total += n
+		parts = append(parts, fmt.Sprintf("%s: %v", w.Name, n))
+	}
+	return total, strings.Join(parts, ", ")
+}
+
+// requireRunning fails the test if a worker that should have run the whole scenario exited: a
+// scenario run with one worker fewer than it says proves less than it claims.
+func requireRunning(t *testing.T, ws ...*chaosWorker) {
+	t.Helper()
+	for _, w := range ws {
+		select {
+		case <-w.Done():
+			t.Errorf("%s exited during the run: %v (log %s)", w.Name, w.Err(), w.LogPath)
+		default:
+		}
+	}
 }

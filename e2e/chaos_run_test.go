@@ -147,9 +147,14 @@ func requireDelivered(t *testing.T, o outcome) {
 	}
 }
 
-// requireNoDuplicates fails the test on any duplicate delivery.
-func requireNoDuplicates(t *testing.T, o outcome) {
+// requireNoDuplicates fails the test on any duplicate delivery; the message says how many leases
+// the workers lost during the run (a lost lease replays from the checkpoint by design).
+func requireNoDuplicates(t *testing.T, o outcome, ws ...*chaosWorker) {
 	t.Helper()
+	losses, detail := leaseLosses(t.Context(), ws...)
+	if losses > 0 {
+		t.Logf("shards stopped early (lease lost) during the run: %v (%s)", losses, detail)
+	}
 	if o.Duplicates > 0 {
 		ids := make([]string, 0, 5)
 		for id := range o.DuplicatesByEvent {
@@ -158,6 +163,6 @@ func requireNoDuplicates(t *testing.T, o outcome) {
 			}
 			ids = append(ids, id)
 		}
-		t.Errorf("%d duplicate deliveries (e.g. %v)", o.Duplicates, ids)
+		t.Errorf("%d duplicate deliveries (e.g. %v); shards stopped early by a lost lease: %v (%s)", o.Duplicates, ids, losses, detail)
 	}
 }
