@@ -10,14 +10,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/middleware"
 )
+
+// readTimeout bounds one read-side Kinesis operation, all SDK retries included. The KCL calls
+// GetRecords, GetShardIterator and ListShards with context.TODO; without this a stalled endpoint
+// would hold a shard consumer (and a graceful shutdown) for as long as the HTTP backstop allows,
+// times the retries. Reads are idempotent, so giving up early is always safe.
+const readTimeout = 10 * time.Second
+
+var readOps = map[string]bool{
+	"GetRecords": true, "GetShardIterator": true, "ListShards": true,
+	"DescribeStream": true, "DescribeStreamSummary": true,
+}
 
 // NewClients loads the AWS configuration the SDK's usual way (AWS_REGION, the default credential
 // chain, AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL_DYNAMODB for local emulators), so the same
-// binary runs against AWS unchanged, and returns clients whose every request is bounded by timeout.
-func NewClients(ctx context.Context, region string, timeout time.Duration) (*kinesis.Client, *dynamodb.Client, error) {
+// binary runs against AWS unchanged, and returns clients whose every request is bounded: each HTTP
+// attempt by requestTimeout, and each Kinesis read operation (retries included) by readTimeout.
+// Writes keep the long backstop: a PutRecords that times out after landing would be retried into
+// duplicates.
+func NewClients(ctx context.Context, region string, requestTimeout time.Duration) (*kinesis.Client, *dynamodb.Client, error) {
 	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(requestTimeout)),
 	}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
@@ -31,5 +46,27 @@ func NewClients(ctx context.Context, region string, timeout time.Duration) (*kin
 	}
 	cfg.RetryMaxAttempts = 3
 	cfg.RetryMode = aws.RetryModeStandard
-	return kinesis.NewFromConfig(cfg), dynamodb.NewFromConfig(cfg), nil
+	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		o.APIOptions = append(o.APIOptions, operationDeadline(readOps, readTimeout))
+	})
+	return kc, dynamodb.NewFromConfig(cfg), nil
+}
+
+// operationDeadline adds a deadline of d to the operations named in ops when the caller's context
+// has none.
+func operationDeadline(ops map[string]bool, d time.Duration) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		if !ops[stack.ID()] {
+			return nil
+		}
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("OperationDeadline",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				if _, ok := ctx.Deadline(); ok {
+					return next.HandleInitialize(ctx, in)
+				}
+				ctx, cancel := context.WithTimeout(ctx, d)
+				defer cancel()
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	}
 }

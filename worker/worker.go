@@ -146,7 +146,17 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		zap.Duration("grace", cfg.ShutdownGrace))
 	start := time.Now()
 	grace := time.AfterFunc(cfg.ShutdownGrace, hardCancel)
-	w.kcl.Shutdown() // returns when every shard consumer has shut down and released its lease
+	// Shutdown returns when every shard consumer has shut down and released its lease. A consumer
+	// stuck in a call the KCL made is bounded by the read deadline; past grace plus that bound the
+	// process exits anyway: leases it still holds expire and peers replay from the checkpoints.
+	stopped := make(chan struct{})
+	go func() { w.kcl.Shutdown(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(cfg.ShutdownGrace + readTimeout):
+		log.Error("shutdown bound passed with shard consumers still running; exiting, their leases will expire",
+			zap.Duration("bound", cfg.ShutdownGrace+readTimeout))
+	}
 	grace.Stop()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
