@@ -8,7 +8,7 @@ GOFLAGS_TEST ?= -race -count=1
 # Flags for `make run`, e.g. make run RUN_ARGS="--events 50000 --workers 3"
 RUN_ARGS ?=
 
-.PHONY: help deps build test test-short lint bench run chaos fuzz clean
+.PHONY: help deps build test test-short lint bench run chaos fuzz fuzz-smoke clean
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -27,10 +27,24 @@ build: ## build every command into bin/ (static binaries)
 run: deps build ## run the whole pipeline on the local stack with live progress (RUN_ARGS="--events N ...")
 	$(BIN)/localrun --bin $(BIN) $(RUN_ARGS)
 
-test: deps ## unit, integration, end-to-end and deploy tests against real local emulators
+test: deps ## unit, integration, end-to-end (bounded chaos subset), fuzz smoke, benchmarks once, deploy tests
 	$(GO) vet ./...
-	$(GO) test $(GOFLAGS_TEST) -timeout 20m ./...
+	$(GO) test $(GOFLAGS_TEST) -timeout 25m ./...
+	$(MAKE) fuzz-smoke
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./processors/ ./event/ ./forwarder/
 	$(MAKE) deploy-test
+
+chaos: deps ## every chaos scenario (kill -9, reshard, destination outage, DynamoDB pause, dirty input), bounded
+	E2E_CHAOS=1 $(GO) test -count=1 -timeout 30m -run '^TestChaos' -v ./e2e/
+
+fuzz-smoke: ## run each fuzz target briefly (FUZZTIME=10s each)
+	scripts/fuzz-smoke.sh
+
+fuzz: ## run each fuzz target for 10 minutes
+	FUZZTIME=10m scripts/fuzz-smoke.sh
+
+bench: deps ## the performance suite (issue 7): in-process vs floor, end to end on the local stack; prints a summary table
+	scripts/bench.sh
 
 test-short: deps ## the fast tests only (no binary-level end-to-end runs)
 	$(GO) test $(GOFLAGS_TEST) -short ./...
