@@ -29,6 +29,7 @@ func TestOpsHandOff(t *testing.T) {
 	}
 	t.Cleanup(send.Stop)
 	tail := d.env.NewTail(d.stack.Kinesis())
+	f.tail = tail
 	waitFor(t, tail, 3*time.Minute, "a quarter of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= 2000 })
 	f.convergence("before the hand-off", time.Now(), 0, 2*time.Minute, 0, 1, 2)
 
@@ -133,6 +134,7 @@ func TestOpsRollingRestart(t *testing.T) {
 	}
 	t.Cleanup(send.Stop)
 	tail := d.env.NewTail(d.stack.Kinesis())
+	f.tail = tail
 	waitFor(t, tail, 3*time.Minute, "events flowing", func(s audit.Snapshot) bool { return s.Unique >= 1000 })
 	_, _, st := f.convergence("before the roll", time.Now(), 0, 2*time.Minute, 0, 1, 2, 3)
 	start, base := time.Now(), st.Switches

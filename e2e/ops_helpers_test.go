@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/kclctl"
 )
@@ -31,6 +32,24 @@ type opsFleet struct {
 	procs map[int]*fleet.Proc
 	ports map[int]int
 	extra []string
+	// tail, when set, is polled by the long waits (at most every tailEvery), so its shard iterators
+	// never sit unused long enough to expire (5 minutes).
+	tail     *audit.Tail
+	tailPoll time.Time
+}
+
+const tailEvery = 10 * time.Second
+
+// keepTail polls the tail if it has not been polled for tailEvery.
+func (f *opsFleet) keepTail() {
+	f.t.Helper()
+	if f.tail == nil || time.Since(f.tailPoll) < tailEvery {
+		return
+	}
+	f.tailPoll = time.Now()
+	if err := f.tail.Poll(f.t.Context()); err != nil {
+		f.t.Fatalf("reading output streams: %v", err)
+	}
 }
 
 func newOpsFleet(t *testing.T, d *deployment, extra ...string) *opsFleet {
@@ -121,16 +140,23 @@ func (f *opsFleet) metric(n int, name string) float64 {
 	return total
 }
 
-// snapshot reads the lease table joined with the raw stream's shards.
+// snapshot reads the lease table joined with the raw stream's shards. The workers create the
+// table; until it exists (or while a read fails) it retries for up to a minute.
 func (f *opsFleet) snapshot() checkpoint.Snapshot {
 	f.t.Helper()
-	ctx, cancel := context.WithTimeout(f.t.Context(), 15*time.Second)
-	defer cancel()
-	s, err := checkpoint.Inspect(ctx, f.d.stack.DynamoDB(), f.d.stack.Kinesis(), fleet.LeaseTable, fleet.RawStream, time.Now())
-	if err != nil {
-		f.t.Fatalf("inspect lease table: %v", err)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(f.t.Context(), 15*time.Second)
+		s, err := checkpoint.Inspect(ctx, f.d.stack.DynamoDB(), f.d.stack.Kinesis(), fleet.LeaseTable, fleet.RawStream, time.Now())
+		cancel()
+		if err == nil {
+			return s
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("inspect lease table: %v", err)
+		}
+		time.Sleep(250 * time.Millisecond) // polling interval
 	}
-	return s
 }
 
 // leaseState is the balance of the fleet as the lease table shows it.
@@ -138,8 +164,9 @@ type leaseState struct {
 	Leasable int            // shards that need a worker: not finished, every parent finished
 	Loads    map[string]int // live leases per live worker (zero for a live worker holding none)
 	Unowned  int            // leasable shards without a live lease of a live worker
-	Switches int64          // sum of OwnerSwitches over every row
-	Finished int            // shards at SHARD_END
+	Switches int64            // sum of OwnerSwitches over every row
+	PerShard map[string]int64 // OwnerSwitches per shard
+	Finished int              // shards at SHARD_END
 }
 
 func (s leaseState) spread() int {
@@ -172,7 +199,7 @@ func (s leaseState) String() string {
 // leases computes the balance for the given live workers.
 func (f *opsFleet) leases(live ...int) leaseState {
 	snap := f.snapshot()
-	st := leaseState{Loads: map[string]int{}}
+	st := leaseState{Loads: map[string]int{}, PerShard: map[string]int64{}}
 	alive := map[string]bool{}
 	for _, n := range live {
 		alive[f.id(n)] = true
@@ -180,6 +207,7 @@ func (f *opsFleet) leases(live ...int) leaseState {
 	}
 	for _, sh := range snap.Shards {
 		st.Switches += sh.OwnerSwitches
+		st.PerShard[sh.ShardID] = sh.OwnerSwitches
 		if sh.State == checkpoint.ShardFinished {
 			st.Finished++
 			continue
@@ -202,16 +230,23 @@ func (f *opsFleet) leases(live ...int) leaseState {
 // from since, and the ownership changes from base to convergence.
 func (f *opsFleet) convergence(what string, since time.Time, base int64, timeout, hold time.Duration, live ...int) (time.Duration, int64, leaseState) {
 	f.t.Helper()
+	return f.convergenceWhen(what, since, base, timeout, hold, nil, live...)
+}
+
+// convergenceWhen is convergence with an extra condition on the lease state (nil: none).
+func (f *opsFleet) convergenceWhen(what string, since time.Time, base int64, timeout, hold time.Duration, also func(leaseState) bool, live ...int) (time.Duration, int64, leaseState) {
+	f.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var st leaseState
 	for {
 		st = f.leases(live...)
-		if st.converged() {
+		if st.converged() && (also == nil || also(st)) {
 			break
 		}
 		if time.Now().After(deadline) {
 			f.t.Fatalf("%s: not balanced within %s: %s", what, timeout, st)
 		}
+		f.keepTail()
 		time.Sleep(100 * time.Millisecond) // polling interval
 	}
 	took, moves := time.Since(since), st.Switches-base
@@ -222,6 +257,7 @@ func (f *opsFleet) convergence(what string, since time.Time, base int64, timeout
 		if now.Switches != settled || !now.converged() {
 			f.t.Fatalf("%s: lease moved after convergence (thrash): was %s, now %s", what, st, now)
 		}
+		f.keepTail()
 		time.Sleep(250 * time.Millisecond) // polling interval
 	}
 	return took, moves, st
@@ -253,6 +289,7 @@ func (f *opsFleet) caughtUp(timeout time.Duration) {
 		} else {
 			last = err.Error()
 		}
+		f.keepTail()
 		time.Sleep(250 * time.Millisecond) // polling interval
 	}
 	f.t.Fatalf("fleet not caught up within %s: %s", timeout, last)
