@@ -161,9 +161,9 @@ func (f *opsFleet) snapshot() checkpoint.Snapshot {
 
 // leaseState is the balance of the fleet as the lease table shows it.
 type leaseState struct {
-	Leasable int            // shards that need a worker: not finished, every parent finished
-	Loads    map[string]int // live leases per live worker (zero for a live worker holding none)
-	Unowned  int            // leasable shards without a live lease of a live worker
+	Leasable int              // shards that need a worker: not finished, every parent finished
+	Loads    map[string]int   // live leases per live worker (zero for a live worker holding none)
+	Unowned  int              // leasable shards without a live lease of a live worker
 	Switches int64            // sum of OwnerSwitches over every row
 	PerShard map[string]int64 // OwnerSwitches per shard
 	Finished int              // shards at SHARD_END
