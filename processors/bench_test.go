@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,15 +72,15 @@ func (p *benchPutter) PutRecords(_ context.Context, in *kinesis.PutRecordsInput,
 
 // benchStore is the fake level-2 store: it finds nothing (every event is new to it) and accepts every
 // write at once, counting round trips. Duplicates in the mixed run are caught by level 1 and in flight.
-type benchStore struct{ gets, puts int }
+type benchStore struct{ gets, puts atomic.Int64 }
 
 func (s *benchStore) Get(context.Context, []string) ([]Item, []string, error) {
-	s.gets++
+	s.gets.Add(1)
 	return nil, nil, nil
 }
 
 func (s *benchStore) Put(context.Context, []Item) ([]Item, error) {
-	s.puts++
+	s.puts.Add(1)
 	return nil, nil
 }
 
@@ -132,7 +133,7 @@ func BenchmarkPipeline(b *testing.B) {
 			cpu.report(b, len(recs))
 			el := b.Elapsed()
 			b.ReportMetric(float64(len(recs))/el.Seconds(), "events/s")
-			b.ReportMetric(float64(counted.gets+counted.puts)/float64(len(recs)), "roundtrips/event")
+			b.ReportMetric(float64(counted.gets.Load()+counted.puts.Load())/float64(len(recs)), "roundtrips/event")
 		})
 	}
 }

@@ -109,79 +109,133 @@ func (m *MemoryDedupe) Len() int {
 	return len(m.items)
 }
 
-// lookup reads keys from the level-2 store in batches of MaxGetKeys, retrying errors and unprocessed
-// keys with backoff until they are read or ctx ends, and calls fn for every item found.
+// dedupeCallsInFlight bounds the level-2 store calls one shard has in flight at once. A batch's keys
+// (and its items) go out as concurrent chunks, so a 2,000-record batch waits for a few round trips
+// rather than for a hundred one after the other; the number of calls is the same.
+const dedupeCallsInFlight = 4
+
+// inChunks runs fn over [0, n) in chunks of size, at most dedupeCallsInFlight at once, and returns
+// the first error (the others are cancelled). A single chunk runs on the caller's goroutine.
+func inChunks(ctx context.Context, n, size int, fn func(ctx context.Context, lo, hi int) error) error {
+	if n <= size {
+		return fn(ctx, 0, n)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	sem := make(chan struct{}, dedupeCallsInFlight)
+	for lo := 0; lo < n && cctx.Err() == nil; lo += size {
+		select {
+		case sem <- struct{}{}:
+		case <-cctx.Done():
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(cctx, lo, min(lo+size, n)); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// lookup reads keys from the level-2 store in batches of MaxGetKeys (concurrently, see inChunks),
+// retrying errors and unprocessed keys with backoff until they are read or ctx ends, and calls fn
+// for every item found, one call at a time.
 func (p *Pipeline) lookup(ctx context.Context, shard string, keys []string, fn func(Item)) error {
-	for start := 0; start < len(keys); start += MaxGetKeys {
-		chunk := keys[start:min(start+MaxGetKeys, len(keys))]
-		for attempt := 0; len(chunk) > 0; {
-			if err := ctx.Err(); err != nil {
-				return err
+	var mu sync.Mutex
+	return inChunks(ctx, len(keys), MaxGetKeys, func(ctx context.Context, lo, hi int) error {
+		return p.lookupChunk(ctx, shard, keys[lo:hi], func(it Item) {
+			mu.Lock()
+			fn(it)
+			mu.Unlock()
+		})
+	})
+}
+
+// lookupChunk reads at most MaxGetKeys keys, retrying until they are read or ctx ends.
+func (p *Pipeline) lookupChunk(ctx context.Context, shard string, chunk []string, fn func(Item)) error {
+	for attempt := 0; len(chunk) > 0; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		found, unprocessed, err := p.store.Get(ctx, chunk)
+		p.m.dedupeCalls.WithLabelValues("get").Inc()
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
 			}
-			found, unprocessed, err := p.store.Get(ctx, chunk)
-			p.m.dedupeCalls.WithLabelValues("get").Inc()
-			if err != nil {
-				if cerr := ctx.Err(); cerr != nil {
-					return cerr
-				}
-				p.m.dedupeErrors.WithLabelValues("get").Inc()
-				p.log.Warn("dedupe store read failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
-				if err := p.backoff(ctx, attempt); err != nil {
-					return err
-				}
-				attempt++
-				continue
-			}
-			p.m.dedupeKeys.WithLabelValues("get").Add(float64(len(chunk) - len(unprocessed)))
-			for _, it := range found {
-				fn(it)
-			}
-			if len(unprocessed) == 0 {
-				break
-			}
-			chunk = unprocessed
+			p.m.dedupeErrors.WithLabelValues("get").Inc()
+			p.log.Warn("dedupe store read failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
 			if err := p.backoff(ctx, attempt); err != nil {
 				return err
 			}
 			attempt++
+			continue
 		}
+		p.m.dedupeKeys.WithLabelValues("get").Add(float64(len(chunk) - len(unprocessed)))
+		for _, it := range found {
+			fn(it)
+		}
+		if len(unprocessed) == 0 {
+			break
+		}
+		chunk = unprocessed
+		if err := p.backoff(ctx, attempt); err != nil {
+			return err
+		}
+		attempt++
 	}
 	return nil
 }
 
-// storeItems writes items in batches of MaxPutItems, retrying errors and unprocessed items with backoff
-// until all are durable or ctx ends.
+// storeItems writes items in batches of MaxPutItems (concurrently, see inChunks), retrying errors and
+// unprocessed items with backoff until all are durable or ctx ends. Items of one call are in no
+// order: a caller that needs some items durable before others makes two calls.
 func (p *Pipeline) storeItems(ctx context.Context, shard string, items []Item) error {
-	for start := 0; start < len(items); start += MaxPutItems {
-		chunk := items[start:min(start+MaxPutItems, len(items))]
-		for attempt := 0; len(chunk) > 0; {
-			if err := ctx.Err(); err != nil {
-				return err
+	return inChunks(ctx, len(items), MaxPutItems, func(ctx context.Context, lo, hi int) error {
+		return p.storeChunk(ctx, shard, items[lo:hi])
+	})
+}
+
+// storeChunk writes at most MaxPutItems items, retrying until they are durable or ctx ends.
+func (p *Pipeline) storeChunk(ctx context.Context, shard string, chunk []Item) error {
+	for attempt := 0; len(chunk) > 0; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		unprocessed, err := p.store.Put(ctx, chunk)
+		p.m.dedupeCalls.WithLabelValues("put").Inc()
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
 			}
-			unprocessed, err := p.store.Put(ctx, chunk)
-			p.m.dedupeCalls.WithLabelValues("put").Inc()
-			if err != nil {
-				if cerr := ctx.Err(); cerr != nil {
-					return cerr
-				}
-				p.m.dedupeErrors.WithLabelValues("put").Inc()
-				p.log.Warn("dedupe store write failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
-				if err := p.backoff(ctx, attempt); err != nil {
-					return err
-				}
-				attempt++
-				continue
-			}
-			p.m.dedupeKeys.WithLabelValues("put").Add(float64(len(chunk) - len(unprocessed)))
-			if len(unprocessed) == 0 {
-				break
-			}
-			chunk = unprocessed
+			p.m.dedupeErrors.WithLabelValues("put").Inc()
+			p.log.Warn("dedupe store write failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
 			if err := p.backoff(ctx, attempt); err != nil {
 				return err
 			}
 			attempt++
+			continue
 		}
+		p.m.dedupeKeys.WithLabelValues("put").Add(float64(len(chunk) - len(unprocessed)))
+		if len(unprocessed) == 0 {
+			break
+		}
+		chunk = unprocessed
+		if err := p.backoff(ctx, attempt); err != nil {
+			return err
+		}
+		attempt++
 	}
 	return nil
 }

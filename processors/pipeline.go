@@ -493,8 +493,9 @@ func (s *Shard) writeAll(ctx context.Context, byStream map[string][]*outRec, may
 	return dead, nil
 }
 
-// mark writes the cursors that moved and the marks of the events written, cursors first, and
-// returns once all are durable (retrying while the store is down) or ctx ends.
+// mark writes the cursors that moved and the marks of the events written, cursors first (with
+// LookupBehindCursorOnly a written event's seq must not be ahead of its customer's durable cursor),
+// and returns once all are durable (retrying while the store is down) or ctx ends.
 func (s *Shard) mark(ctx context.Context, now time.Time) error {
 	p, b := s.p, &s.b
 	s.ro.takeDirty(b.dirty)
@@ -503,6 +504,7 @@ func (s *Shard) mark(ctx context.Context, now time.Time) error {
 	for c, v := range b.dirty {
 		items = append(items, Item{Key: CursorKey(c), LastSeq: v, ExpiresAt: cursorExp})
 	}
+	cursors := len(items)
 	markExp := now.Add(p.cfg.DedupeTTL)
 	for _, e := range b.released {
 		// Written events only: a dead-lettered one is not delivered, and a quarantined one never is.
@@ -510,10 +512,18 @@ func (s *Shard) mark(ctx context.Context, now time.Time) error {
 			items = append(items, Item{Key: e.d.EventID, Hash: e.hash, ExpiresAt: markExp})
 		}
 	}
-	if len(items) == 0 {
-		return nil
+	// The calls that carry cursors (the last one topped up with marks, as one call of MaxPutItems
+	// carries them) complete before the calls of marks alone start.
+	first := min(len(items), (cursors+MaxPutItems-1)/MaxPutItems*MaxPutItems)
+	if first > 0 {
+		if err := p.storeItems(ctx, s.id, items[:first]); err != nil {
+			return err
+		}
 	}
-	return p.storeItems(ctx, s.id, items)
+	if len(items) > first {
+		return p.storeItems(ctx, s.id, items[first:])
+	}
+	return nil
 }
 
 func (s *Shard) countOut(stream, typ string) {

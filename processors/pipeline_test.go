@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -511,23 +512,29 @@ func TestUnprocessedItemsRetried(t *testing.T) {
 	}
 }
 
-// partialStore processes only the first half of every call.
+// partialStore processes only the first half of every call. Safe for concurrent use, like every
+// DedupeStore (a shard's chunks go out concurrently).
 type partialStore struct {
 	*MemoryDedupe
+	mu                       sync.Mutex
 	skippedGets, skippedPuts int
 }
 
 func (s *partialStore) Get(ctx context.Context, keys []string) ([]Item, []string, error) {
 	n := (len(keys) + 1) / 2
 	found, _, err := s.MemoryDedupe.Get(ctx, keys[:n])
+	s.mu.Lock()
 	s.skippedGets += len(keys) - n
+	s.mu.Unlock()
 	return found, keys[n:], err
 }
 
 func (s *partialStore) Put(ctx context.Context, items []Item) ([]Item, error) {
 	n := (len(items) + 1) / 2
 	_, err := s.MemoryDedupe.Put(ctx, items[:n])
+	s.mu.Lock()
 	s.skippedPuts += len(items) - n
+	s.mu.Unlock()
 	return items[n:], err
 }
 

@@ -1,0 +1,96 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestInChunks: every index is covered exactly once, at most dedupeCallsInFlight chunks run at once,
+// the first error cancels the rest and is returned, and a single chunk needs no goroutine.
+func TestInChunks(t *testing.T) {
+	t.Run("bound and coverage", func(t *testing.T) {
+		const n, size = 1000, 25
+		var (
+			inFlight, most atomic.Int64
+			mu             sync.Mutex
+			seen           = make([]int, n)
+			gate           = make(chan struct{})
+		)
+		done := make(chan error, 1)
+		go func() {
+			done <- inChunks(t.Context(), n, size, func(_ context.Context, lo, hi int) error {
+				cur := inFlight.Add(1)
+				for {
+					m := most.Load()
+					if cur <= m || most.CompareAndSwap(m, cur) {
+						break
+					}
+				}
+				<-gate
+				mu.Lock()
+				for i := lo; i < hi; i++ {
+					seen[i]++
+				}
+				mu.Unlock()
+				inFlight.Add(-1)
+				return nil
+			})
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for inFlight.Load() < dedupeCallsInFlight {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d chunks in flight", inFlight.Load())
+			}
+			time.Sleep(time.Millisecond) // polling the counter, not synchronising on it
+		}
+		close(gate)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if m := most.Load(); m > dedupeCallsInFlight {
+			t.Fatalf("%d chunks in flight at once, bound %d", m, dedupeCallsInFlight)
+		}
+		for i, c := range seen {
+			if c != 1 {
+				t.Fatalf("index %d covered %d times", i, c)
+			}
+		}
+	})
+	t.Run("first error cancels the rest", func(t *testing.T) {
+		boom := errors.New("boom")
+		err := inChunks(t.Context(), 500, 25, func(ctx context.Context, lo, _ int) error {
+			if lo == 0 {
+				return boom
+			}
+			<-ctx.Done() // the others run until cancelled
+			return ctx.Err()
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("err %v, want boom", err)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		err := inChunks(ctx, 500, 25, func(ctx context.Context, _, _ int) error { return ctx.Err() })
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled", err)
+		}
+	})
+	t.Run("one chunk", func(t *testing.T) {
+		calls := 0
+		if err := inChunks(t.Context(), 25, 25, func(_ context.Context, lo, hi int) error {
+			calls++
+			if lo != 0 || hi != 25 {
+				t.Errorf("chunk [%d, %d)", lo, hi)
+			}
+			return nil
+		}); err != nil || calls != 1 {
+			t.Fatalf("err %v after %d calls", err, calls)
+		}
+	})
+}
