@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/localstack"
+)
+
+// Scenario names, for Config.Only.
+const (
+	ScenarioIngest       = "ingest"
+	ScenarioThroughput   = "throughput"
+	ScenarioNaiveDedupe  = "naive-dedupe"
+	ScenarioLatency      = "latency"
+	ScenarioBackpressure = "backpressure"
+)
+
+// Scenarios lists every scenario in the order Run executes them.
+var Scenarios = []string{ScenarioIngest, ScenarioThroughput, ScenarioNaiveDedupe, ScenarioLatency, ScenarioBackpressure}
+
+// Config sizes one benchmark run. Zero values take the defaults (the `make bench` sizes: five to eight
+// minutes on a busy two-core machine); Quick returns the sizes CI uses.
+type Config struct {
+	// Bin is the directory holding the worker, forwarder and loadgen binaries. Required.
+	Bin string
+	// Dir receives each scenario's logs and keys; default a new temporary directory, removed when
+	// Run returns.
+	Dir string
+	// Stack chooses the emulators; the default is kinesalite + dynalite on free ports.
+	Stack localstack.Options
+	// Logger reports progress; default zap.NewNop().
+	Logger *zap.Logger
+	// Only runs these scenarios (see Scenarios); empty runs all. Throughput and NaiveDedupe use
+	// Ingest's stream and events, so either runs Ingest too.
+	Only []string
+
+	// Events is the size of the pre-filled raw stream (Ingest and Throughput). Default 20,000.
+	Events int
+	// Customers is the number of distinct customers loadgen spreads events over. Default 1,000.
+	Customers int
+	// Seed makes every generated stream reproducible. Default 7.
+	Seed int64
+	// MaxRecords is the GetRecords limit of the baseline loop, the worker's own default. Default 2,000.
+	MaxRecords int32
+	// NaiveEvents is the number of conditional PutItem calls NaiveDedupe makes. Default 1,000.
+	NaiveEvents int
+	// LatencyRate and LatencyDuration give the steady load of each Latency run. Defaults 1,000/s, 20 s.
+	LatencyRate     float64
+	LatencyDuration time.Duration
+	// IdleTime is the worker's wait after an empty GetRecords in Latency. Default 250 ms.
+	IdleTime time.Duration
+	// BackpressureRate, BreakerOpen and Warmup shape Backpressure: events/s sent throughout, how
+	// long the analytics streams fail, and the healthy period before. Defaults 2,000/s, 60 s, 10 s.
+	BackpressureRate float64
+	BreakerOpen      time.Duration
+	Warmup           time.Duration
+	// Timeout bounds each scenario. Default 4 minutes.
+	Timeout time.Duration
+}
+
+// Quick returns a configuration small enough for CI's single run of each benchmark: the same
+// scenarios, a few thousand events, a 10 s outage.
+func Quick(bin string) Config {
+	return Config{Bin: bin, Events: 4000, Customers: 200, NaiveEvents: 300, LatencyRate: 500, LatencyDuration: 4 * time.Second,
+		BackpressureRate: 500, BreakerOpen: 10 * time.Second, Warmup: 3 * time.Second, Timeout: 3 * time.Minute}
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	setI := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setD := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setI(&c.Events, 20000)
+	setI(&c.Customers, 1000)
+	setI(&c.NaiveEvents, 1000)
+	if c.Seed == 0 {
+		c.Seed = 7
+	}
+	if c.MaxRecords == 0 {
+		c.MaxRecords = 2000
+	}
+	if c.LatencyRate == 0 {
+		c.LatencyRate = 1000
+	}
+	setD(&c.LatencyDuration, 20*time.Second)
+	setD(&c.IdleTime, 250*time.Millisecond)
+	if c.BackpressureRate == 0 {
+		c.BackpressureRate = 2000
+	}
+	setD(&c.BreakerOpen, 60*time.Second)
+	setD(&c.Warmup, 10*time.Second)
+	setD(&c.Timeout, 4*time.Minute)
+	return c
+}
+
+// Validate reports a configuration that cannot run. Defaults are applied first.
+func (c Config) Validate() error {
+	d := c.withDefaults()
+	var errs []error
+	if d.Bin == "" {
+		errs = append(errs, errors.New("Bin (directory of the worker, forwarder and loadgen binaries) is required"))
+	} else {
+		for _, b := range []string{"worker", "forwarder", "loadgen"} {
+			if _, err := os.Stat(filepath.Join(d.Bin, b)); err != nil {
+				errs = append(errs, fmt.Errorf("binary %s: %w", b, err))
+			}
+		}
+	}
+	for _, s := range d.Only {
+		known := false
+		for _, k := range Scenarios {
+			known = known || s == k
+		}
+		if !known {
+			errs = append(errs, fmt.Errorf("unknown scenario %q (have %v)", s, Scenarios))
+		}
+	}
+	if d.Events < 100 || d.Customers < 1 || d.NaiveEvents < 1 {
+		errs = append(errs, fmt.Errorf("Events %d (>= 100), Customers %d and NaiveEvents %d (>= 1)", d.Events, d.Customers, d.NaiveEvents))
+	}
+	if d.MaxRecords < 1 || d.MaxRecords > 10000 {
+		errs = append(errs, fmt.Errorf("MaxRecords %d outside 1..10000", d.MaxRecords))
+	}
+	if d.LatencyRate <= 0 || d.BackpressureRate <= 0 || d.LatencyDuration < time.Second || d.BreakerOpen < time.Second || d.Warmup <= 0 {
+		errs = append(errs, errors.New("rates must be positive, LatencyDuration and BreakerOpen at least 1 s, Warmup positive"))
+	}
+	if d.Timeout < 30*time.Second {
+		errs = append(errs, fmt.Errorf("Timeout %s: want at least 30 s", d.Timeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bench config: %w", err)
+	}
+	return nil
+}
+
+func (c Config) wants(s string) bool {
+	if len(c.Only) == 0 {
+		return true
+	}
+	for _, o := range c.Only {
+		if o == s || (s == ScenarioIngest && (o == ScenarioThroughput || o == ScenarioNaiveDedupe)) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-events/pipeline/forwarder"
+	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/loadgen"
+	"github.com/kinesis-events/pipeline/internal/localstack"
+)
+
+// IngestResult compares the forwarder binary in local mode with a plain PutRecords loop writing the
+// same records (the forwarder's own output, read back) with the same batch size and concurrency.
+type IngestResult struct {
+	Events int
+	// ForwarderRates and PutRates are events/s of each run; they ran forwarder, put, put, forwarder.
+	// A forwarder run is timed from process start to exit.
+	ForwarderRates, PutRates []float64
+	// Ratio is the mean forwarder rate over the mean PutRecords rate.
+	Ratio float64
+	// RecordBytes is the mean raw record size (data plus partition key).
+	RecordBytes float64
+}
+
+const (
+	putBatch       = forwarder.MaxBatchRecords // the forwarder's default batch size
+	putConcurrency = 4                         // and its default calls in flight
+)
+
+// ingest runs the forwarder comparison on d and leaves events-raw filled with its first forwarder
+// run's records (Throughput reads them).
+func ingest(ctx context.Context, d *deployment, cfg Config) (IngestResult, loadgen.Manifest, error) {
+	res := IngestResult{Events: cfg.Events}
+	file, m, err := d.generate(ctx, "ingest", cfg.Events, cfg.Customers, cfg.Seed)
+	if err != nil {
+		return res, m, err
+	}
+	if m.Unique != cfg.Events {
+		return res, m, fmt.Errorf("loadgen made %d unique events of %d lines", m.Unique, m.Lines)
+	}
+	rate, err := d.forward(ctx, file, fleet.RawStream, cfg.Events)
+	if err != nil {
+		return res, m, err
+	}
+	res.ForwarderRates = append(res.ForwarderRates, rate)
+	recs, err := d.st.ReadAll(ctx, fleet.RawStream)
+	if err != nil {
+		return res, m, err
+	}
+	if len(recs) != cfg.Events {
+		return res, m, fmt.Errorf("raw stream holds %d records after forwarding %d events", len(recs), cfg.Events)
+	}
+	var bytes int
+	for _, r := range recs {
+		bytes += len(r.Record.Data) + len(aws.ToString(r.Record.PartitionKey))
+	}
+	res.RecordBytes = float64(bytes) / float64(len(recs))
+	shards := d.env.Topology.RawShards
+	// Forwarder, put, put, forwarder: a drift of the machine's speed during the run cancels out.
+	for i, step := range []string{"put", "put", "forward"} {
+		stream := fmt.Sprintf("bench-%s-%d", step, i)
+		if err := d.st.CreateStream(ctx, stream, shards); err != nil {
+			return res, m, err
+		}
+		if step == "forward" {
+			rate, err := d.forward(ctx, file, stream, cfg.Events)
+			if err != nil {
+				return res, m, err
+			}
+			res.ForwarderRates = append(res.ForwarderRates, rate)
+			continue
+		}
+		n, el, err := putAll(ctx, d.st.Kinesis(), stream, recs)
+		if err != nil {
+			return res, m, err
+		}
+		res.PutRates = append(res.PutRates, float64(n)/el.Seconds())
+		d.log.Sugar().Infof("put %d records in %s", n, el.Round(time.Millisecond))
+	}
+	res.Ratio = mean(res.ForwarderRates) / mean(res.PutRates)
+	return res, m, nil
+}
+
+// forward runs the forwarder binary on file into stream and returns events/s, timed from process
+// start to exit. Every event must be forwarded.
+func (d *deployment) forward(ctx context.Context, file, stream string, want int) (float64, error) {
+	logPath := filepath.Join(d.dir, "forwarder-"+stream+".log")
+	start := time.Now()
+	p, err := fleet.Start("forwarder", filepath.Join(d.env.Bin, "forwarder"),
+		[]string{"-raw-stream", stream, "-quarantine-stream", fleet.QuarantineStream, file}, d.env.StackEnv, logPath)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.Wait(ctx); err != nil {
+		p.Kill()
+		return 0, fmt.Errorf("forwarder into %s: %w; log tail:\n%s", stream, err, logTail(logPath, 10))
+	}
+	el := time.Since(start)
+	sum, err := forwarderSummary(logPath)
+	if err != nil {
+		return 0, err
+	}
+	if sum.Forwarded != int64(want) {
+		return 0, fmt.Errorf("forwarder into %s: forwarded %d of %d (%s)", stream, sum.Forwarded, want, sum)
+	}
+	d.log.Sugar().Infof("forwarder: %d events into %s in %s", want, stream, el.Round(time.Millisecond))
+	return float64(want) / el.Seconds(), nil
+}
+
+// forwarderSummary reads the {"type":"summary",...} line the forwarder prints last.
+func forwarderSummary(logPath string) (forwarder.Result, error) {
+	var res forwarder.Result
+	f, err := os.Open(logPath)
+	if err != nil {
+		return res, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	found := false
+	for sc.Scan() {
+		var head struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(sc.Bytes(), &head) == nil && head.Type == "summary" {
+			found = json.Unmarshal(sc.Bytes(), &res) == nil
+		}
+	}
+	if !found {
+		return res, fmt.Errorf("no summary line in %s", logPath)
+	}
+	return res, sc.Err()
+}
+
+// putAll writes recs to stream with plain PutRecords calls: batches of putBatch in order,
+// putConcurrency calls in flight, failed entries sent again until none is left. It returns the
+// records written and the time from the first call to the last answer.
+func putAll(ctx context.Context, kc *kinesis.Client, stream string, recs []localstack.ShardRecord) (int, time.Duration, error) {
+	batches := make(chan []types.PutRecordsRequestEntry)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		written int
+		errs    []error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	for range putConcurrency {
+		wg.Go(func() {
+			for b := range batches {
+				for len(b) > 0 {
+					out, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: b})
+					if err != nil {
+						mu.Lock()
+						errs = append(errs, fmt.Errorf("put records into %s: %w", stream, err))
+						mu.Unlock()
+						cancel()
+						return
+					}
+					var failed []types.PutRecordsRequestEntry
+					for i, e := range out.Records {
+						if e.ErrorCode != nil {
+							failed = append(failed, b[i])
+						}
+					}
+					mu.Lock()
+					written += len(b) - len(failed)
+					mu.Unlock()
+					b = failed
+				}
+			}
+		})
+	}
+	for i := 0; i < len(recs); i += putBatch {
+		b := make([]types.PutRecordsRequestEntry, 0, putBatch)
+		for _, r := range recs[i:min(i+putBatch, len(recs))] {
+			b = append(b, types.PutRecordsRequestEntry{Data: r.Record.Data, PartitionKey: r.Record.PartitionKey})
+		}
+		select {
+		case batches <- b:
+		case <-ctx.Done():
+		}
+	}
+	close(batches)
+	wg.Wait()
+	el := time.Since(start)
+	if len(errs) > 0 {
+		return written, el, errors.Join(errs...)
+	}
+	if err := ctx.Err(); err != nil {
+		return written, el, err
+	}
+	return written, el, nil
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}

@@ -1,0 +1,327 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/loadgen"
+	"github.com/kinesis-events/pipeline/internal/localstack"
+)
+
+// deployment is one fresh local stack with every stream and table provisioned and a run directory.
+type deployment struct {
+	st  *localstack.Stack
+	env *fleet.Env
+	dir string
+	log *zap.Logger
+}
+
+func deploy(ctx context.Context, cfg Config, name string) (*deployment, error) {
+	dir := filepath.Join(cfg.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	o := cfg.Stack
+	o.LogDir = dir
+	st, err := localstack.Launch(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: start the local stack: %w", name, err)
+	}
+	topo := fleet.DefaultTopology()
+	if err := fleet.Provision(ctx, st, topo); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("%s: provision: %w", name, err)
+	}
+	env, err := fleet.NewEnv(st.Env(), cfg.Bin, dir, topo)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &deployment{st: st, env: env, dir: dir, log: cfg.Logger.With(zap.String("scenario", name))}, nil
+}
+
+func (d *deployment) close() { d.st.Close() }
+
+// worker is a running worker process with its metrics endpoint.
+type worker struct {
+	proc    *fleet.Proc
+	started time.Time
+	metrics string // http://127.0.0.1:port
+	hc      *http.Client
+}
+
+// startWorker starts worker n with its metrics server on a free port.
+func (d *deployment) startWorker(n int, env []string, flags ...string) (*worker, error) {
+	port, err := fleet.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	p, err := d.env.StartWorkerWith(n, fleet.WorkerOptions{MetricsPort: port, Env: env, Flags: flags})
+	if err != nil {
+		return nil, err
+	}
+	return &worker{proc: p, started: started, metrics: "http://127.0.0.1:" + strconv.Itoa(port), hc: &http.Client{Timeout: 5 * time.Second}}, nil
+}
+
+// stop ends the worker (SIGTERM, then kill) and returns its log's last lines when it did not exit
+// cleanly.
+func (w *worker) stop() error {
+	if err := w.proc.Stop(20 * time.Second); err != nil {
+		return fmt.Errorf("%w; log tail:\n%s", err, logTail(w.proc.LogPath, 20))
+	}
+	return nil
+}
+
+// samples is one scrape of a Prometheus text endpoint: metric name -> label set -> value.
+type samples map[string]map[string]float64
+
+// sum adds every sample of name whose labels contain each of match ("k=\"v\"").
+func (s samples) sum(name string, match ...string) float64 {
+	var total float64
+	for labels, v := range s[name] {
+		ok := true
+		for _, m := range match {
+			ok = ok && strings.Contains(labels, m)
+		}
+		if ok {
+			total += v
+		}
+	}
+	return total
+}
+
+func (w *worker) scrape(ctx context.Context) (samples, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.metrics+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := w.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: %s", w.metrics, resp.Status)
+	}
+	return parseMetrics(resp.Body)
+}
+
+// parseMetrics reads the Prometheus text format (only sample lines; comments skipped).
+func parseMetrics(r io.Reader) (samples, error) {
+	out := samples{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[sp+1:], 64)
+		if err != nil {
+			continue
+		}
+		name, labels := line[:sp], ""
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name, labels = name[:i], name[i:]
+		}
+		if out[name] == nil {
+			out[name] = map[string]float64{}
+		}
+		out[name][labels] = v
+	}
+	return out, sc.Err()
+}
+
+// ready reports whether the worker's /readyz answers 200 with at least shards shards held.
+func (w *worker) ready(ctx context.Context, shards int) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.metrics+"/readyz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := w.hc.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Ready  bool                       `json:"ready"`
+		Shards map[string]json.RawMessage `json:"shards"`
+	}
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&body) == nil && body.Ready && len(body.Shards) >= shards
+}
+
+// poll calls cond every interval until it returns true, ctx ends (ctx's error) or the process dies.
+func poll(ctx context.Context, interval time.Duration, proc *fleet.Proc, what string, cond func() (bool, error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-proc.Done():
+			return fmt.Errorf("waiting for %s: %s exited: %v; log tail:\n%s", what, proc.Name, proc.Err(), logTail(proc.LogPath, 20))
+		case <-t.C:
+		}
+	}
+}
+
+// waitDelivered polls the worker's counters until want events were written to the analytics
+// streams, quarantined or dead-lettered, and returns the last scrape.
+func (w *worker) waitDelivered(ctx context.Context, want int) (samples, error) {
+	var last samples
+	err := poll(ctx, 100*time.Millisecond, w.proc, fmt.Sprintf("%d events out of the worker", want), func() (bool, error) {
+		s, err := w.scrape(ctx)
+		if err != nil {
+			return false, nil // the metrics server is not up yet
+		}
+		last = s
+		done := s.sum("pipeline_records_out_total") + s.sum("pipeline_quarantined_total") + s.sum("pipeline_dead_lettered_total")
+		return done >= float64(want), nil
+	})
+	return last, err
+}
+
+// waitDeliveredCPU is waitDelivered that also returns the worker's CPU time per event between the
+// first scrape that showed a delivery and the last one (start-up excluded).
+func (w *worker) waitDeliveredCPU(ctx context.Context, want int) (samples, time.Duration, error) {
+	var (
+		last           samples
+		firstCPU       time.Duration
+		firstOut, out  float64
+		cpuAt, lastCPU time.Duration
+	)
+	err := poll(ctx, 100*time.Millisecond, w.proc, fmt.Sprintf("%d events out of the worker", want), func() (bool, error) {
+		s, err := w.scrape(ctx)
+		if err != nil {
+			return false, nil // the metrics server is not up yet
+		}
+		ps, err := readProcStat(w.proc.PID())
+		if err != nil {
+			return false, err
+		}
+		cpuAt = ps.CPU
+		last = s
+		out = s.sum("pipeline_records_out_total") + s.sum("pipeline_quarantined_total") + s.sum("pipeline_dead_lettered_total")
+		if firstOut == 0 && out > 0 {
+			firstOut, firstCPU = out, cpuAt
+		}
+		lastCPU = cpuAt
+		return out >= float64(want), nil
+	})
+	if err != nil {
+		return last, 0, err
+	}
+	if out <= firstOut {
+		return last, 0, fmt.Errorf("all %d events appeared in one scrape: no CPU figure", want)
+	}
+	return last, (lastCPU - firstCPU) / time.Duration(out-firstOut), nil
+}
+
+// procStat is a process's resource use read from /proc.
+type procStat struct {
+	RSS, HWM int64         // bytes: resident now, peak resident
+	CPU      time.Duration // user + system, all threads
+}
+
+// userHZ is the unit of utime and stime in /proc/<pid>/stat (USER_HZ, 100 on every Linux ABI Go
+// supports).
+const userHZ = 100
+
+func readProcStat(pid int) (procStat, error) {
+	var ps procStat
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return ps, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			ps.RSS = kb << 10
+		case "VmHWM:":
+			ps.HWM = kb << 10
+		}
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ps, err
+	}
+	// Fields after the command name (which may hold spaces, inside parentheses).
+	rest := string(stat)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return ps, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14 of the whole line
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	ps.CPU = time.Duration(utime+stime) * time.Second / userHZ
+	return ps, nil
+}
+
+// generate writes count signed events from loadgen to a file and returns its path and manifest.
+func (d *deployment) generate(ctx context.Context, name string, count, customers int, seed int64) (string, loadgen.Manifest, error) {
+	var m loadgen.Manifest
+	out, mpath := filepath.Join(d.dir, name+".ndjson"), filepath.Join(d.dir, name+".manifest.json")
+	p, err := fleet.Start("loadgen", filepath.Join(d.env.Bin, "loadgen"), []string{
+		"-count", strconv.Itoa(count), "-customers", strconv.Itoa(customers), "-seed", strconv.FormatInt(seed, 10),
+		"-keys-file", d.env.KeysFile, "-out", out, "-manifest", mpath,
+	}, d.env.StackEnv, filepath.Join(d.dir, name+".loadgen.log"))
+	if err != nil {
+		return "", m, err
+	}
+	if err := p.Wait(ctx); err != nil {
+		p.Kill()
+		return "", m, fmt.Errorf("loadgen: %w; log tail:\n%s", err, logTail(p.LogPath, 10))
+	}
+	b, err := os.ReadFile(mpath)
+	if err != nil {
+		return "", m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", m, fmt.Errorf("manifest %s: %w", mpath, err)
+	}
+	return out, m, nil
+}
+
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
