@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 )
@@ -387,6 +388,33 @@ func requireRunning(t *testing.T, ws ...*chaosWorker) {
 		case <-w.Done():
 			t.Errorf("%s exited during the run: %v (log %s)", w.Name, w.Err(), w.LogPath)
 		default:
+		}
+	}
+}
+
+// chaosPollInterval is how often the chaos scenarios read the output streams while they wait. A
+// tail poll lists and reads every shard of a dozen streams; polling it back to back would load
+// the emulators the scenarios are measuring.
+const chaosPollInterval = time.Second
+
+// waitTail is waitFor with chaosPollInterval between polls.
+func waitTail(t *testing.T, tail *audit.Tail, timeout time.Duration, what string, cond func(audit.Snapshot) bool) audit.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	for {
+		if err := tail.Poll(ctx); err != nil && ctx.Err() == nil {
+			t.Fatalf("reading output streams: %v", err)
+		}
+		s := tail.Snapshot()
+		if cond(s) {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %s waiting for %s; now: delivered=%d unique=%d quarantined=%v dead=%v",
+				timeout, what, s.Delivered, s.Unique, s.Quarantined, s.DeadLetters)
+		case <-time.After(chaosPollInterval):
 		}
 	}
 }

@@ -54,7 +54,7 @@ func (d *deployment) settle(send *fleet.Send, tail *audit.Tail, timeout time.Dur
 	for _, n := range m.Bad {
 		wantQ += n
 	}
-	waitFor(t, tail, timeout, "every unique event and every quarantine record", func(s audit.Snapshot) bool {
+	waitTail(t, tail, timeout, "every unique event and every quarantine record", func(s audit.Snapshot) bool {
 		q := 0
 		for _, n := range s.Quarantined {
 			q += n
@@ -62,6 +62,9 @@ func (d *deployment) settle(send *fleet.Send, tail *audit.Tail, timeout time.Dur
 		return s.Unique >= m.Unique && q >= wantQ
 	})
 
+	// Each step below gets its own budget: a slow delivery must not starve the checks.
+	ctx, cancel = context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
 	recs, err := d.stack.ReadAll(ctx, fleet.RawStream)
 	if err != nil {
 		t.Fatalf("read the raw stream: %v", err)
@@ -84,10 +87,12 @@ func (d *deployment) settle(send *fleet.Send, tail *audit.Tail, timeout time.Dur
 		}
 	}
 	// One last poll: anything a worker wrote before its final checkpoint is in the streams now.
+	ctx, cancel = context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	if err := tail.Poll(ctx); err != nil {
 		t.Fatalf("reading output streams: %v", err)
 	}
-	return settled{res: res, out: d.readOutcome(ctx, m), audit: tail.Check(fleet.Expected(m)), raw: raw}
+	return settled{res: res, out: d.readOutcome(t.Context(), m), audit: tail.Check(fleet.Expected(m)), raw: raw}
 }
 
 // pendingShards lists the raw shards whose checkpoint has not reached their last record (or

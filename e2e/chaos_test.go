@@ -41,7 +41,7 @@ func TestChaosKillWorker(t *testing.T) {
 
 	const count = 20000
 	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 31})
-	waitFor(t, tail, 3*time.Minute, "a third of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/3 })
+	waitTail(t, tail, 3*time.Minute, "a third of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/3 })
 
 	before := d.inspect(t.Context())
 	victim := map[string]string{} // shard -> checkpoint just before the kill
@@ -78,12 +78,12 @@ func TestChaosKillWorker(t *testing.T) {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("the survivor did not take the killed worker's shards: %+v", snap.Shards)
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 	t.Logf("failover: every shard of the killed worker leased again %s after the kill", failover.Round(100*time.Millisecond))
 
-	s := d.settle(send, tail, 4*time.Minute)
+	s := d.settle(send, tail, 6*time.Minute)
 	o := s.report(t, "kill -9")
 	requireRunning(t, w2)
 	requireDelivered(t, o)
@@ -116,7 +116,7 @@ func TestChaosDynamoDBPause(t *testing.T) {
 
 	const count = 20000
 	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 41})
-	waitFor(t, tail, 3*time.Minute, "a quarter of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/4 })
+	waitTail(t, tail, 3*time.Minute, "a quarter of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/4 })
 
 	const pause = 10 * time.Second
 	if err := d.stack.PauseDynamoDB(); err != nil {
@@ -134,12 +134,12 @@ func TestChaosDynamoDBPause(t *testing.T) {
 	atResume := tail.Snapshot().Unique
 	t.Logf("DynamoDB paused for %s: %d events delivered before, %d during the pause", resumedAt.Sub(pausedAt).Round(100*time.Millisecond), atPause, atResume-atPause)
 
-	waitFor(t, tail, 3*time.Minute, "deliveries to resume after DynamoDB is back", func(s audit.Snapshot) bool {
+	waitTail(t, tail, 3*time.Minute, "deliveries to resume after DynamoDB is back", func(s audit.Snapshot) bool {
 		return s.Unique > atResume || s.Unique >= count // count bounds the unique valid events
 	})
 	t.Logf("first new delivery %s after the resume", time.Since(resumedAt).Round(100*time.Millisecond))
 
-	s := d.settle(send, tail, 4*time.Minute)
+	s := d.settle(send, tail, 6*time.Minute)
 	t.Logf("every raw shard checkpointed to its end %s after the resume", time.Since(resumedAt).Round(100*time.Millisecond))
 	o := s.report(t, "DynamoDB pause")
 	for _, w := range []*chaosWorker{w1, w2} {
@@ -171,7 +171,7 @@ func TestChaosDirtyInput(t *testing.T) {
 		DupRatio: 0.03, ConflictRatio: 0.02, OOORatio: 0.1,
 		// Displaced by up to 10 s of input at the nominal rate: well inside the 30 s reorder window.
 		Extra: []string{"-ooo-max-distance", fmt.Sprint(10 * rate)}})
-	s := d.settle(send, tail, 5*time.Minute)
+	s := d.settle(send, tail, 6*time.Minute)
 	m := s.res.Manifest
 	o := s.report(t, "dirty input")
 	t.Logf("dirty input: manifest: %d lines, %d unique, %d natural + %d conflicting duplicates (%d ids), %d displaced (max %d lines)",
@@ -294,7 +294,7 @@ func TestChaosDestinationOutage(t *testing.T) {
 	const count, target = 30000, "analytics-purchase"
 	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 71})
 	startedAt := time.Now()
-	waitFor(t, tail, 3*time.Minute, "a fifth of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/5 })
+	waitTail(t, tail, 3*time.Minute, "a fifth of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/5 })
 
 	const outage = 20 * time.Second
 	from := time.Now()
@@ -350,7 +350,7 @@ func TestChaosDestinationOutage(t *testing.T) {
 	closedAt = time.Now()
 	t.Logf("outage: both breakers closed %s after the outage ended", closedAt.Sub(until).Round(100*time.Millisecond))
 
-	s := d.settle(send, tail, 5*time.Minute)
+	s := d.settle(send, tail, 6*time.Minute)
 	drainedAt := time.Now()
 	t.Logf("outage: backlog drained and checkpointed %s after the outage ended", drainedAt.Sub(until).Round(100*time.Millisecond))
 	rss.Stop()
@@ -410,7 +410,7 @@ func pollUntil(t *testing.T, tail *audit.Tail, at time.Time) {
 		select {
 		case <-t.Context().Done():
 			return
-		case <-time.After(min(100*time.Millisecond, max(time.Until(at), 0))):
+		case <-time.After(min(chaosPollInterval, max(time.Until(at), 0))):
 		}
 	}
 }
@@ -423,7 +423,7 @@ func pollUntilCond(t *testing.T, tail *audit.Tail, timeout time.Duration, what s
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		pollUntil(t, tail, time.Now().Add(250*time.Millisecond))
+		pollUntil(t, tail, time.Now().Add(chaosPollInterval))
 	}
 }
 
