@@ -410,9 +410,18 @@ func (s *Store) Release(ctx context.Context, shardID string) error {
 	return s.release(ctx, h, "released")
 }
 
-// ReleaseAll releases every lease this worker holds (graceful shutdown: call it after the KCL
-// worker has stopped its consumers, or rely on their RemoveLeaseOwner calls).
+// ReleaseAll releases every lease this worker holds and withdraws its outstanding ClaimRequest
+// (graceful shutdown: call it after the KCL worker has stopped its consumers, which release their
+// own leases). A claim left behind would count this worker as active, and reserve the claimed
+// lease for it, until ClaimTTL: peers would hold back from the departed worker's share.
 func (s *Store) ReleaseAll(ctx context.Context) error {
+	s.mu.Lock()
+	claim := s.claimShard
+	s.claimShard = ""
+	s.mu.Unlock()
+	if claim != "" {
+		s.withdrawClaim(ctx, claim)
+	}
 	var errs []error
 	for _, id := range s.Held() {
 		if err := s.Release(ctx, id); err != nil {
@@ -681,8 +690,13 @@ func (s *Store) acquire(ctx context.Context, shard *par.ShardStatus) error {
 	if !known {
 		return s.deny(id, ErrUnknownShard, "")
 	}
+	// fullAfterTake: taking this lease brings us to our share, so a claim we posted on another
+	// shard is no longer needed and is withdrawn (left in place it would keep counting us as a
+	// worker wanting a lease, and reserve that lease for us, until ClaimTTL).
+	fullAfterTake := true
 	if !s.cfg.DisableBalancing {
 		d, err := s.decide(ctx)
+		fullAfterTake = d.Load+1 >= d.Target
 		if err != nil {
 			return fmt.Errorf("shard %s: plan leases: %w", id, err)
 		}
@@ -754,11 +768,18 @@ func (s *Store) acquire(ctx context.Context, shard *par.ShardStatus) error {
 	if newRow != nil {
 		s.rows[id] = newRow
 	}
-	if s.claimShard == id {
+	stale := ""
+	switch {
+	case s.claimShard == id:
 		s.claimShard = ""
+	case s.claimShard != "" && fullAfterTake:
+		stale, s.claimShard = s.claimShard, ""
 	}
 	s.addHeldLocked(id, counter, timeoutS, sent)
 	s.mu.Unlock()
+	if stale != "" {
+		s.withdrawClaim(ctx, stale)
+	}
 	shard.SetLeaseOwner(s.cfg.WorkerID)
 	shard.SetLeaseTimeout(sent.Add(s.cfg.LeaseDuration))
 	if newRow != nil {
@@ -1055,6 +1076,32 @@ func (s *Store) postClaim(ctx context.Context, shardID string) (bool, error) {
 	s.m.claims.Inc()
 	s.log.Info("claimed a peer's lease for balance", zap.String("shard", shardID))
 	return true, nil
+}
+
+// withdrawClaim removes this worker's ClaimRequest from shardID, if it is still ours. Best
+// effort: a claim that cannot be withdrawn expires after ClaimTTL.
+func (s *Store) withdrawClaim(ctx context.Context, shardID string) {
+	u := &update{}
+	u.condEq(attrClaim, sv(s.cfg.WorkerID))
+	u.remove(attrClaim)
+	u.remove(attrClaimedAt)
+	out, err := s.updateItem(ctx, shardID, u)
+	switch {
+	case isConditionFailed(err):
+		return // taken, withdrawn or replaced by another claim meanwhile
+	case err != nil:
+		if isTableMissing(err) {
+			s.tableLost(err)
+		}
+		s.log.Debug("withdrawing a claim failed; it expires by itself", zap.String("shard", shardID), zap.Error(err))
+		return
+	}
+	if row, _ := decodeRow(out.Attributes); row != nil {
+		s.mu.Lock()
+		s.rows[shardID] = row
+		s.mu.Unlock()
+	}
+	s.log.Info("claim withdrawn", zap.String("shard", shardID))
 }
 
 // ---- table loss ----

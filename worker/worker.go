@@ -153,6 +153,14 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	go func() { w.kcl.Shutdown(); close(stopped) }()
 	select {
 	case <-stopped:
+		// Release whatever is left and withdraw this worker's lease claim, so peers take its
+		// share at once instead of keeping it reserved for a departed worker until the claim
+		// expires.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*cfg.CallTimeout)
+		if err := store.ReleaseAll(rctx); err != nil {
+			log.Warn("releasing leases at shutdown; they expire by themselves", zap.Error(err))
+		}
+		rcancel()
 	case <-time.After(cfg.ShutdownGrace + readTimeout):
 		log.Error("shutdown bound passed with shard consumers still running; exiting, their leases will expire",
 			zap.Duration("bound", cfg.ShutdownGrace+readTimeout))
