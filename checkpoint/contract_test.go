@@ -20,20 +20,36 @@ import (
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 )
 
-// Timings of the contract suite: short enough to keep it fast, long enough for DynamoDB Local on
-// a busy 2-core machine.
-const (
-	testLease   = 1500 * time.Millisecond
-	testCall    = 500 * time.Millisecond
-	testRenew   = 250 * time.Millisecond
-	testTimeout = 20 * time.Second
-)
+// timing is one backend's clock for the contract suite. Lease durations are real time, so they
+// must outlast what a loaded 2-core machine does to the suite (CI runs two packages' tests at once,
+// several with emulators, on top of whatever else runs): an emulator call can take seconds, and
+// the race-enabled test process itself can stall for a second or two. Assertions about time are
+// lower bounds taken from these values (nothing happens before the lease could have expired);
+// upper bounds are the generous wait, because under load they only measure the scheduler.
+type timing struct {
+	lease time.Duration // Config.LeaseDuration and HandOffTimeout
+	call  time.Duration // Config.CallTimeout
+	renew time.Duration // renewal cadence of the suite's lease holders (KCL LeaseRefreshWaitTime)
+	sync  time.Duration // event-loop tick of kclDriver (KCL ShardSyncIntervalMillis)
+	wait  time.Duration // bound for whatever the suite waits for and for calls that set the scene
+}
+
+// fakeTiming: the in-memory fake answers at once, but on a loaded machine the race-enabled test
+// process stalls at times (seen: a fake call returning after 3.9 s), so the lease outlasts a few
+// seconds without a renewal.
+var fakeTiming = timing{lease: 6 * time.Second, call: 2 * time.Second, renew: 500 * time.Millisecond,
+	sync: 60 * time.Millisecond, wait: time.Minute}
+
+// emulatorTiming: a DynamoDB emulator call on a loaded machine takes seconds at times; a call gets
+// five, and a lease outlives two renewals in a row that timed out.
+var emulatorTiming = timing{lease: 15 * time.Second, call: 5 * time.Second, renew: time.Second,
+	sync: 250 * time.Millisecond, wait: 2 * time.Minute}
 
 // contractBackend is one DynamoDB implementation the suite runs against.
 type contractBackend struct {
 	ddb         DynamoDBAPI
 	deleteTable func(ctx context.Context, table string) error
-	callTimeout time.Duration // default testCall
+	tm          timing
 }
 
 var tableSeq atomic.Int64
@@ -45,31 +61,30 @@ type harness struct {
 	ddb   *gatedDDB
 	kin   *fakeKinesis
 	b     contractBackend
+	tm    timing
 	table string
 }
 
 func newHarness(t *testing.T, b contractBackend) *harness {
 	h := &harness{
-		t: t, ctx: t.Context(), raw: b.ddb, ddb: &gatedDDB{inner: b.ddb}, kin: &fakeKinesis{}, b: b,
+		t: t, ctx: t.Context(), raw: b.ddb, ddb: &gatedDDB{inner: b.ddb}, kin: &fakeKinesis{}, b: b, tm: b.tm,
 		table: fmt.Sprintf("leases-%d-%d", time.Now().UnixNano()%1e6, tableSeq.Add(1)),
 	}
+	t.Cleanup(func() {
+		if d, op := h.ddb.slowest(); d > 0 {
+			t.Logf("slowest DynamoDB call through the stores: %s %v (call timeout %v)", op, d, h.tm.call)
+		}
+	})
 	return h
 }
 
 func (h *harness) config(worker string) Config {
 	return Config{
 		Table: h.table, WorkerID: worker, Stream: "events-raw",
-		LeaseDuration: testLease, CallTimeout: h.callTimeout(), ScanInterval: 50 * time.Millisecond,
-		LineageRefresh: 200 * time.Millisecond, HandOffTimeout: testLease, TableWaitTimeout: 15 * time.Second,
+		LeaseDuration: h.tm.lease, CallTimeout: h.tm.call, ScanInterval: 50 * time.Millisecond,
+		LineageRefresh: 200 * time.Millisecond, HandOffTimeout: h.tm.lease, TableWaitTimeout: h.tm.wait,
 		Registerer: prometheus.NewRegistry(),
 	}
-}
-
-func (h *harness) callTimeout() time.Duration {
-	if h.b.callTimeout > 0 {
-		return h.b.callTimeout
-	}
-	return testCall
 }
 
 func (h *harness) store(worker string, mods ...func(*Config)) *Store {
@@ -93,7 +108,7 @@ func noBalance(c *Config) { c.DisableBalancing = true }
 
 func (h *harness) row(id string) *leaseRow {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(h.ctx, h.tm.wait)
 	defer cancel()
 	out, err := h.raw.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.table), Key: keyOf(id), ConsistentRead: aws.Bool(true)})
 	if err != nil {
@@ -216,7 +231,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatalf("take: %v", err)
 		}
 		ctx := a.LeaseContext(st.ID)
-		end := time.Now().Add(2 * testLease)
+		end := time.Now().Add(2 * h.tm.lease)
 		renewals := 0
 		for time.Now().Before(end) {
 			if err := a.GetLease(st, "a"); err != nil { // AssignedTo == a: a renewal
@@ -226,7 +241,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			if err := bs.GetLease(status(st.ID), "b"); !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, ErrFairShare) {
 				t.Fatalf("peer GetLease during renewals = %v, want ErrLeaseHeld or ErrFairShare", err)
 			}
-			time.Sleep(testRenew) // the renewal cadence under test, not synchronisation
+			time.Sleep(h.tm.renew) // the renewal cadence under test, not synchronisation
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("lease context cancelled while renewing: %v", context.Cause(ctx))
@@ -257,8 +272,8 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		clk.freeze() // a stops noticing time: it still believes it holds the lease
 		stB := status(stA.ID)
 		start := time.Now()
-		takeEventually(t, bs, stB, 3*testLease)
-		if waited := time.Since(start); waited < testLease-200*time.Millisecond {
+		takeEventually(t, bs, stB, h.tm.wait)
+		if waited := time.Since(start); waited < h.tm.lease-200*time.Millisecond {
 			t.Fatalf("b took a's lease after %v, before one lease duration", waited)
 		}
 		if stB.GetCheckpoint() != "100" {
@@ -383,18 +398,18 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		select {
 		case <-ctx.Done():
 			t.Fatalf("cancelled after %v, before the lease duration", time.Since(sent))
-		case <-time.After(testLease - 200*time.Millisecond):
+		case <-time.After(h.tm.lease - 200*time.Millisecond):
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(testLease):
-			t.Fatal("lease context not cancelled after expiry")
+		case <-time.After(h.tm.wait):
+			t.Fatalf("lease context not cancelled within %v after expiry", h.tm.wait)
 		}
 		var lost *LeaseLostError
 		if !errors.As(context.Cause(ctx), &lost) || !strings.Contains(lost.Reason, "expired") {
 			t.Fatalf("cause = %v, want expiry", context.Cause(ctx))
 		}
-		takeEventually(t, bs, status(st.ID), 3*testLease)
+		takeEventually(t, bs, status(st.ID), h.tm.wait)
 		if err := a.GetLease(st, "a"); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("renewal after expiry = %v, want ErrLeaseLost", err)
 		}
@@ -426,13 +441,13 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}()
 		<-ctx.Done()
 		cancelledAfter := time.Since(lastOK)
-		if cancelledAfter < testLease-300*time.Millisecond || cancelledAfter > testLease+h.callTimeout()+300*time.Millisecond {
-			t.Fatalf("lease context cancelled %v after the last good renewal, want about %v", cancelledAfter, testLease)
+		if cancelledAfter < h.tm.lease-300*time.Millisecond || cancelledAfter > h.tm.lease+h.tm.wait {
+			t.Fatalf("lease context cancelled %v after the last good renewal, want about %v", cancelledAfter, h.tm.lease)
 		}
 		if err := <-renewErrs; err != nil && !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("renewal during outage returned %v", err)
 		}
-		eventually(t, 3*testLease, 50*time.Millisecond, "unhealthy during outage", func() (bool, string) {
+		eventually(t, h.tm.wait, 50*time.Millisecond, "unhealthy during outage", func() (bool, string) {
 			a.GetLease(status("shardId-000000000000"), "a") // keep calling: calls fail
 			err := a.Healthy()
 			return err != nil, fmt.Sprint(err)
@@ -442,7 +457,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatalf("renewal after the outage = %v, want ErrLeaseLost", err)
 		}
 		st2 := status(st.ID)
-		takeEventually(t, a, st2, testTimeout) // its own lapsed lease: taken back without waiting again
+		takeEventually(t, a, st2, h.tm.wait) // its own lapsed lease: taken back without waiting again
 		if err := a.Healthy(); err != nil {
 			t.Fatalf("Healthy after recovery: %v", err)
 		}
@@ -475,7 +490,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 		finish := func(id string) {
 			st := status(id)
-			takeEventually(t, a, st, testTimeout)
+			takeEventually(t, a, st, h.tm.wait)
 			if err := checkpoint(a, st, ShardEnd); err != nil {
 				t.Fatalf("SHARD_END %s: %v", id, err)
 			}
@@ -488,14 +503,14 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatalf("merge child with one parent finished = %v, want ErrWaitingOnParent", err)
 		}
 		finish("p2")
-		takeEventually(t, bs, status("m"), testTimeout)
+		takeEventually(t, bs, status("m"), h.tm.wait)
 		if r := h.row("m"); r.Parent != "p1" || r.Adjacent != "p2" || r.Owner != "b" {
 			t.Fatalf("merge child row %+v, want parents p1+p2, owner b", r)
 		}
 		finish("q")
 		st1, st2 := status("q1"), status("q2")
-		takeEventually(t, a, st1, testTimeout)
-		takeEventually(t, bs, st2, testTimeout)
+		takeEventually(t, a, st1, h.tm.wait)
+		takeEventually(t, bs, st2, h.tm.wait)
 		if err := a.GetLease(status("q2"), "a"); !isNotAcquired(err) {
 			t.Fatalf("second worker on a leased split child = %v, want not acquired", err)
 		}
@@ -509,14 +524,14 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatal(err)
 		}
 		h.kin.set(shardMeta{ID: "c", Parent: "p"}) // p leaves ListShards while a still works on it
-		eventually(t, testTimeout, 50*time.Millisecond, "lineage refresh", func() (bool, string) {
+		eventually(t, h.tm.wait, 50*time.Millisecond, "lineage refresh", func() (bool, string) {
 			err := bs.GetLease(status("c"), "b")
 			return errors.Is(err, ErrWaitingOnParent), fmt.Sprint(err)
 		})
 		if err := a.RemoveLeaseOwner("p"); err != nil {
 			t.Fatal(err)
 		}
-		takeEventually(t, bs, status("c"), testTimeout)
+		takeEventually(t, bs, status("c"), h.tm.wait)
 	})
 
 	t.Run("table deleted: leases dropped, table recreated, work resumes", func(t *testing.T) {
@@ -536,12 +551,12 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatal(err)
 		}
 		ctx := a.LeaseContext(st.ID)
-		dctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+		dctx, cancel := context.WithTimeout(h.ctx, h.tm.wait)
 		defer cancel()
 		if err := b.deleteTable(dctx, h.table); err != nil {
 			t.Fatalf("delete table: %v", err)
 		}
-		eventually(t, testTimeout, 50*time.Millisecond, "lease dropped", func() (bool, string) {
+		eventually(t, h.tm.wait, 50*time.Millisecond, "lease dropped", func() (bool, string) {
 			err := a.GetLease(st, "a")
 			return errors.Is(err, ErrLeaseLost), fmt.Sprint(err)
 		})
@@ -552,7 +567,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if lost.Load() == 0 {
 			t.Fatal("OnLeaseLost not called")
 		}
-		eventually(t, testTimeout, 50*time.Millisecond, "table recreated", func() (bool, string) {
+		eventually(t, h.tm.wait, 50*time.Millisecond, "table recreated", func() (bool, string) {
 			err := a.Healthy()
 			return err == nil, fmt.Sprint(err)
 		})
@@ -560,7 +575,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatalf("table recreated metric = %v, want 1", got)
 		}
 		st2 := status(st.ID)
-		takeEventually(t, a, st2, testTimeout)
+		takeEventually(t, a, st2, h.tm.wait)
 		if err := a.FetchCheckpoint(st2); !errors.Is(err, chk.ErrSequenceIDNotFound) {
 			t.Fatalf("checkpoint after recreation: %v (%q), want none", err, st2.GetCheckpoint())
 		}
@@ -628,7 +643,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		put := func(id string, build func(u *update)) {
 			u := &update{}
 			build(u)
-			ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+			ctx, cancel := context.WithTimeout(h.ctx, h.tm.wait)
 			defer cancel()
 			in := &dynamodb.UpdateItemInput{TableName: aws.String(h.table), Key: keyOf(id), UpdateExpression: aws.String(u.expression()),
 				ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values}
@@ -699,7 +714,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 		drivers := map[string]*kclDriver{}
 		start := func(id string) {
-			d := newKCLDriver(h.store(id), all)
+			d := newKCLDriver(h.store(id), all, h.tm)
 			drivers[id] = d
 			t.Cleanup(d.stop)
 		}
@@ -737,16 +752,17 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			return n
 		}
 		start("w1")
-		eventually(t, testTimeout, 100*time.Millisecond, "w1 alone takes all", func() (bool, string) { return spread("w1") })
+		eventually(t, h.tm.wait, 100*time.Millisecond, "w1 alone takes all", func() (bool, string) { return spread("w1") })
 		base := switches()
 		joined := time.Now()
 		start("w2")
 		start("w3")
-		eventually(t, 2*testTimeout, 100*time.Millisecond, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
+		eventually(t, 2*h.tm.wait, 100*time.Millisecond, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
 		t.Logf("join converged in %v with %d ownership changes", time.Since(joined), switches()-base)
 		settled := switches()
-		// Hold still: no lease moves for two lease durations once balanced.
-		hold := time.Now().Add(2 * testLease)
+		// Hold still: no lease moves for one and a half lease durations once balanced; a lease
+		// whose renewals stopped would have expired and moved by then.
+		hold := time.Now().Add(h.tm.lease + h.tm.lease/2)
 		for time.Now().Before(hold) {
 			if ok, state := spread("w1", "w2", "w3"); !ok {
 				t.Fatalf("balance lost after convergence: %s", state)
@@ -767,7 +783,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if held := drivers["w3"].s.Held(); len(held) != 0 {
 			t.Fatalf("w3 still holds %v after ReleaseAll", held)
 		}
-		eventually(t, testTimeout, 100*time.Millisecond, "leave converges", func() (bool, string) { return spread("w1", "w2") })
+		eventually(t, h.tm.wait, 100*time.Millisecond, "leave converges", func() (bool, string) { return spread("w1", "w2") })
 		t.Logf("leave converged in %v with %d ownership changes", time.Since(left), switches()-before)
 		if moved := switches() - before; moved > 4 {
 			t.Fatalf("leave took %d ownership changes, want <= 4 (w3 held at most 3)", moved)
@@ -781,6 +797,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 // "processor" honours LeaseContext: on a hand-off it checkpoints and releases; on loss it drops.
 type kclDriver struct {
 	s      *Store
+	tm     timing
 	shards map[string]*par.ShardStatus
 	ids    []string
 	quit   chan struct{}
@@ -788,8 +805,8 @@ type kclDriver struct {
 	once   sync.Once
 }
 
-func newKCLDriver(s *Store, ids []string) *kclDriver {
-	d := &kclDriver{s: s, shards: map[string]*par.ShardStatus{}, ids: ids, quit: make(chan struct{})}
+func newKCLDriver(s *Store, ids []string, tm timing) *kclDriver {
+	d := &kclDriver{s: s, tm: tm, shards: map[string]*par.ShardStatus{}, ids: ids, quit: make(chan struct{})}
 	for _, id := range ids {
 		d.shards[id] = status(id)
 	}
@@ -805,7 +822,7 @@ func (d *kclDriver) stop() {
 
 func (d *kclDriver) eventLoop() {
 	defer d.wg.Done()
-	tick := time.NewTicker(60 * time.Millisecond)
+	tick := time.NewTicker(d.tm.sync)
 	defer tick.Stop()
 	for {
 		select {
@@ -844,7 +861,7 @@ func (d *kclDriver) consume(st *par.ShardStatus) {
 		st.SetLeaseOwner("")
 		_ = d.s.RemoveLeaseOwner(st.ID) // the KCL ignores this error too; fenced, so harmless
 	}()
-	renew := time.NewTicker(testRenew)
+	renew := time.NewTicker(d.tm.renew)
 	defer renew.Stop()
 	seq := 0
 	for {

@@ -27,10 +27,11 @@ func TestStoreContractDynamoDBLocal(t *testing.T) {
 
 func emulatorBackend(flavor localstack.Flavor) func(t *testing.T) contractBackend {
 	return func(t *testing.T) contractBackend {
-		stack := localstacktest.Start(t, localstack.Options{DynamoDB: flavor})
+		// Starting a JVM on a loaded 2-core machine can take minutes; that is not under test.
+		stack := localstacktest.Start(t, localstack.Options{DynamoDB: flavor, StartTimeout: 3 * time.Minute})
 		ddb := stack.DynamoDB()
 		warmUp(t, ddb)
-		return contractBackend{ddb: ddb, callTimeout: time.Second, deleteTable: func(ctx context.Context, table string) error {
+		return contractBackend{ddb: ddb, tm: emulatorTiming, deleteTable: func(ctx context.Context, table string) error {
 			_, err := ddb.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 			return err
 		}}
@@ -41,7 +42,7 @@ func emulatorBackend(flavor localstack.Flavor) func(t *testing.T) contractBacken
 // measure a cold JVM (DynamoDB Local compiles its request paths on first use).
 func warmUp(t *testing.T, ddb *dynamodb.Client) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*emulatorTiming.wait)
 	defer cancel()
 	const table = "warm-up"
 	if _, err := ensureTable(ctx, ddb, table, 20*time.Second, 40*time.Second, zap.NewNop()); err != nil {

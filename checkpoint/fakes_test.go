@@ -79,11 +79,30 @@ func (f *fakeKinesis) GetRecords(context.Context, *kinesis.GetRecordsInput, ...f
 }
 
 // gatedDDB wraps a DynamoDB client; while closed, every call hangs until its context ends, as
-// calls to a stopped (SIGSTOP) DynamoDB do.
+// calls to a stopped (SIGSTOP) DynamoDB do. It remembers the slowest call that passed the gate,
+// for the test log.
 type gatedDDB struct {
-	inner DynamoDBAPI
-	mu    sync.Mutex
-	gate  chan struct{} // nil: open
+	inner  DynamoDBAPI
+	mu     sync.Mutex
+	gate   chan struct{} // nil: open
+	maxDur time.Duration
+	maxOp  string
+}
+
+func (g *gatedDDB) timed(op string, start time.Time) {
+	d := time.Since(start)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if d > g.maxDur {
+		g.maxDur, g.maxOp = d, op
+	}
+}
+
+// slowest returns the duration and operation of the slowest call that passed the gate.
+func (g *gatedDDB) slowest() (time.Duration, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.maxDur, g.maxOp
 }
 
 func (g *gatedDDB) close() {
@@ -122,6 +141,7 @@ func (g *gatedDDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...
 	if err := g.wait(ctx); err != nil {
 		return nil, err
 	}
+	defer g.timed("GetItem", time.Now())
 	return g.inner.GetItem(ctx, in, o...)
 }
 
@@ -129,6 +149,7 @@ func (g *gatedDDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput,
 	if err := g.wait(ctx); err != nil {
 		return nil, err
 	}
+	defer g.timed("UpdateItem", time.Now())
 	return g.inner.UpdateItem(ctx, in, o...)
 }
 
@@ -136,6 +157,7 @@ func (g *gatedDDB) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput,
 	if err := g.wait(ctx); err != nil {
 		return nil, err
 	}
+	defer g.timed("DeleteItem", time.Now())
 	return g.inner.DeleteItem(ctx, in, o...)
 }
 
@@ -143,6 +165,7 @@ func (g *gatedDDB) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*
 	if err := g.wait(ctx); err != nil {
 		return nil, err
 	}
+	defer g.timed("Scan", time.Now())
 	return g.inner.Scan(ctx, in, o...)
 }
 
@@ -150,6 +173,7 @@ func (g *gatedDDB) CreateTable(ctx context.Context, in *dynamodb.CreateTableInpu
 	if err := g.wait(ctx); err != nil {
 		return nil, err
 	}
+	defer g.timed("CreateTable", time.Now())
 	return g.inner.CreateTable(ctx, in, o...)
 }
 
@@ -157,6 +181,7 @@ func (g *gatedDDB) DescribeTable(ctx context.Context, in *dynamodb.DescribeTable
 	if err := g.wait(ctx); err != nil {
 		return nil, err
 	}
+	defer g.timed("DescribeTable", time.Now())
 	return g.inner.DescribeTable(ctx, in, o...)
 }
 

@@ -12,6 +12,7 @@ import (
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
 )
 
@@ -19,8 +20,9 @@ import (
 // emulator reports after MergeShards and SplitShard, and resolves reset positions from real
 // records and arrival timestamps.
 func TestLineageAndResetOnKinesalite(t *testing.T) {
-	stack := localstacktest.Start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	stack := localstacktest.Start(t, localstack.Options{StartTimeout: 3 * time.Minute}) // a loaded machine: not under test
+	tm := emulatorTiming
+	ctx, cancel := context.WithTimeout(t.Context(), 2*tm.wait)
 	defer cancel()
 	kin, ddb := stack.Kinesis(), stack.DynamoDB()
 	const stream = "events-raw"
@@ -30,7 +32,7 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 	if err := stack.CreateTable(ctx, "kcl-leases", "ShardID"); err != nil {
 		t.Fatal(err)
 	}
-	shards, err := listShards(ctx, kin, stream, testCall)
+	shards, err := listShards(ctx, kin, stream, tm.call)
 	if err != nil || len(shards) != 2 {
 		t.Fatalf("ListShards: %v %v", shards, err)
 	}
@@ -86,7 +88,7 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 
 	waitActive := func() {
 		t.Helper()
-		eventually(t, 30*time.Second, 20*time.Millisecond, "stream active", func() (bool, string) {
+		eventually(t, tm.wait, 20*time.Millisecond, "stream active", func() (bool, string) {
 			out, err := kin.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
 			if err != nil {
 				return false, err.Error()
@@ -98,7 +100,7 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 		t.Fatalf("merge: %v", err)
 	}
 	waitActive()
-	shards, err = listShards(ctx, kin, stream, testCall)
+	shards, err = listShards(ctx, kin, stream, tm.call)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +123,8 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 	}
 	waitActive()
 
-	s, err := New(t.Context(), Config{Table: "kcl-leases", WorkerID: "a", Stream: stream, LeaseDuration: testLease, CallTimeout: testCall,
-		Registerer: prometheus.NewRegistry()}, ddb, kin)
+	s, err := New(t.Context(), Config{Table: "kcl-leases", WorkerID: "a", Stream: stream, LeaseDuration: tm.lease, CallTimeout: tm.call,
+		TableWaitTimeout: tm.wait, Registerer: prometheus.NewRegistry()}, ddb, kin)
 	if err != nil {
 		t.Fatal(err)
 	}

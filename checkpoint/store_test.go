@@ -29,7 +29,7 @@ func TestStoreContractFake(t *testing.T) {
 	t.Parallel()
 	runStoreContract(t, func(t *testing.T) contractBackend {
 		f := newFakeDDB()
-		return contractBackend{ddb: f, deleteTable: func(ctx context.Context, table string) error {
+		return contractBackend{ddb: f, tm: fakeTiming, deleteTable: func(ctx context.Context, table string) error {
 			_, err := f.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 			return err
 		}}
@@ -70,7 +70,7 @@ func TestConfigValidate(t *testing.T) {
 
 func fakeHarness(t *testing.T) *harness {
 	f := newFakeDDB()
-	return newHarness(t, contractBackend{ddb: f, deleteTable: func(ctx context.Context, table string) error {
+	return newHarness(t, contractBackend{ddb: f, tm: fakeTiming, deleteTable: func(ctx context.Context, table string) error {
 		_, err := f.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 		return err
 	}})
@@ -116,7 +116,7 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	}
 	// a's renewals see the claim and hand one lease off.
 	var id string
-	eventually(t, 5*time.Second, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
+	eventually(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
 		for _, st := range sts {
 			if err := a.GetLease(st, "a"); err != nil {
 				return false, err.Error()
@@ -137,13 +137,13 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	}
 	select {
 	case <-own.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("lease not released after HandOffTimeout")
+	case <-time.After(h.tm.wait):
+		t.Fatalf("lease not released within %v of HandOffTimeout", h.tm.wait)
 	}
 	if r := h.row(id); r.Owner != "" || r.Checkpoint != "77" || r.Claim != "b" {
 		t.Fatalf("row after the forced hand-off: %+v", r)
 	}
-	takeEventually(t, b, status(id), 5*time.Second)
+	takeEventually(t, b, status(id), h.tm.wait)
 	if r := h.row(id); r.Claim != "" || r.Owner != "b" {
 		t.Fatalf("row after the claimer took it: %+v", r)
 	}
@@ -224,7 +224,7 @@ func TestOwnRowFromEarlierIncarnation(t *testing.T) {
 	if err := a.GetLease(st2, "a"); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("taking our own unexpired earlier lease = %v, want ErrLeaseHeld", err)
 	}
-	takeEventually(t, a, st2, 3*testLease)
+	takeEventually(t, a, st2, h.tm.wait)
 	if r := h.row(st.ID); r.Owner != "a" || r.Counter != 3 || r.OwnerSwitches != 2 {
 		t.Fatalf("row %+v", r)
 	}
