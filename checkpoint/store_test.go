@@ -91,8 +91,12 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	h := fakeHarness(t)
 	h.kin.set(shardIDs(2)...)
 	var handedOff atomic.Value
+	// Long enough that the checks below, made while the hand-off is pending, survive a stalled
+	// test process, and shorter than the lease, which is not renewed after them; the release is
+	// checked not to come earlier.
+	handOffTimeout := h.tm.lease / 2
 	a := h.store("a", func(c *Config) {
-		c.HandOffTimeout = 500 * time.Millisecond
+		c.HandOffTimeout = handOffTimeout
 		c.OnLeaseLost = func(id string, cause error) {
 			if errors.Is(cause, ErrLeaseHandedOff) {
 				handedOff.Store(id)
@@ -116,7 +120,9 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	}
 	// a's renewals see the claim and hand one lease off.
 	var id string
+	var polled time.Time // start of the renewals that signalled the hand-off: before its timer started
 	eventually(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
+		polled = time.Now()
 		for _, st := range sts {
 			if err := a.GetLease(st, "a"); err != nil {
 				return false, err.Error()
@@ -137,8 +143,14 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	}
 	select {
 	case <-own.Done():
-	case <-time.After(h.tm.wait):
+	case <-time.After(handOffTimeout + h.tm.wait):
 		t.Fatalf("lease not released within %v of HandOffTimeout", h.tm.wait)
+	}
+	if after := time.Since(polled); after < handOffTimeout {
+		t.Fatalf("lease released %v after the hand-off request, before HandOffTimeout %v", after, handOffTimeout)
+	}
+	if got := a.Held(); len(got) != 1 || got[0] == id {
+		t.Fatalf("a holds %v after handing %s off", got, id)
 	}
 	if r := h.row(id); r.Owner != "" || r.Checkpoint != "77" || r.Claim != "b" {
 		t.Fatalf("row after the forced hand-off: %+v", r)
@@ -146,9 +158,6 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	takeEventually(t, b, status(id), h.tm.wait)
 	if r := h.row(id); r.Claim != "" || r.Owner != "b" {
 		t.Fatalf("row after the claimer took it: %+v", r)
-	}
-	if got := a.Held(); len(got) != 1 {
-		t.Fatalf("a holds %v after handing one off", got)
 	}
 }
 
@@ -215,6 +224,8 @@ func TestOwnRowFromEarlierIncarnation(t *testing.T) {
 	if err := checkpoint(old, st, "5"); err != nil {
 		t.Fatal(err)
 	}
+	// After the send time of the earlier incarnation's last write.
+	written := time.Now()
 	old.Close() // crash: nothing released
 	a := h.store("a")
 	st2 := status(st.ID)
@@ -225,6 +236,9 @@ func TestOwnRowFromEarlierIncarnation(t *testing.T) {
 		t.Fatalf("taking our own unexpired earlier lease = %v, want ErrLeaseHeld", err)
 	}
 	takeEventually(t, a, st2, h.tm.wait)
+	if after := time.Since(written); after < h.tm.lease {
+		t.Fatalf("took the earlier lease %v after its last write, before it expired (lease %v)", after, h.tm.lease)
+	}
 	if r := h.row(st.ID); r.Owner != "a" || r.Counter != 3 || r.OwnerSwitches != 2 {
 		t.Fatalf("row %+v", r)
 	}
