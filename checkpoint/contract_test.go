@@ -30,7 +30,8 @@ type timing struct {
 	lease time.Duration // Config.LeaseDuration and HandOffTimeout
 	call  time.Duration // Config.CallTimeout
 	renew time.Duration // renewal cadence of the suite's lease holders (KCL LeaseRefreshWaitTime)
-	sync  time.Duration // event-loop tick of kclDriver (KCL ShardSyncIntervalMillis)
+	scan  time.Duration // Config.ScanInterval
+	sync  time.Duration // event-loop tick of kclDriver (KCL ShardSyncIntervalMillis), polling of the table
 	wait  time.Duration // bound for whatever the suite waits for and for calls that set the scene
 }
 
@@ -38,12 +39,12 @@ type timing struct {
 // process stalls at times (seen: a fake call returning after 3.9 s), so the lease outlasts a few
 // seconds without a renewal.
 var fakeTiming = timing{lease: 6 * time.Second, call: 2 * time.Second, renew: 500 * time.Millisecond,
-	sync: 60 * time.Millisecond, wait: time.Minute}
+	scan: 100 * time.Millisecond, sync: 100 * time.Millisecond, wait: time.Minute}
 
 // emulatorTiming: a DynamoDB emulator call on a loaded machine takes seconds at times; a call gets
 // five, and a lease outlives two renewals in a row that timed out.
 var emulatorTiming = timing{lease: 15 * time.Second, call: 5 * time.Second, renew: time.Second,
-	sync: 250 * time.Millisecond, wait: 2 * time.Minute}
+	scan: time.Second, sync: 500 * time.Millisecond, wait: 2 * time.Minute}
 
 // contractBackend is one DynamoDB implementation the suite runs against.
 type contractBackend struct {
@@ -81,7 +82,7 @@ func newHarness(t *testing.T, b contractBackend) *harness {
 func (h *harness) config(worker string) Config {
 	return Config{
 		Table: h.table, WorkerID: worker, Stream: "events-raw",
-		LeaseDuration: h.tm.lease, CallTimeout: h.tm.call, ScanInterval: 50 * time.Millisecond,
+		LeaseDuration: h.tm.lease, CallTimeout: h.tm.call, ScanInterval: h.tm.scan,
 		LineageRefresh: 200 * time.Millisecond, HandOffTimeout: h.tm.lease, TableWaitTimeout: h.tm.wait,
 		Registerer: prometheus.NewRegistry(),
 	}
@@ -105,6 +106,18 @@ func (h *harness) store(worker string, mods ...func(*Config)) *Store {
 }
 
 func noBalance(c *Config) { c.DisableBalancing = true }
+
+// rows reads the whole lease table in one consistent scan.
+func (h *harness) rows() map[string]*leaseRow {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.ctx, h.tm.wait)
+	defer cancel()
+	rows, err := scanRows(ctx, h.raw, h.table, h.tm.wait)
+	if err != nil {
+		h.t.Fatalf("scan %s: %v", h.table, err)
+	}
+	return rows
+}
 
 func (h *harness) row(id string) *leaseRow {
 	h.t.Helper()
@@ -134,10 +147,11 @@ func shardIDs(n int) []shardMeta {
 func isNotAcquired(err error) bool { return errors.As(err, &chk.ErrLeaseNotAcquired{}) }
 
 // takeEventually calls GetLease (as the KCL's event loop does, after FetchCheckpoint) until it
-// succeeds.
+// succeeds, as often as the store rescans the lease table (the harness sets ScanInterval to the
+// backend's pace).
 func takeEventually(t *testing.T, s *Store, st *par.ShardStatus, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, 50*time.Millisecond, s.cfg.WorkerID+" takes "+st.ID, func() (bool, string) {
+	eventually(t, timeout, s.cfg.ScanInterval, s.cfg.WorkerID+" takes "+st.ID, func() (bool, string) {
 		if err := s.FetchCheckpoint(st); err != nil && !errors.Is(err, chk.ErrSequenceIDNotFound) {
 			return false, err.Error()
 		}
@@ -499,7 +513,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if err := <-renewErrs; err != nil && !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("renewal during outage returned %v", err)
 		}
-		eventually(t, h.tm.wait, 50*time.Millisecond, "unhealthy during outage", func() (bool, string) {
+		eventually(t, h.tm.wait, h.tm.sync, "unhealthy during outage", func() (bool, string) {
 			a.GetLease(status("shardId-000000000000"), "a") // keep calling: calls fail
 			err := a.Healthy()
 			return err != nil, fmt.Sprint(err)
@@ -574,7 +588,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatal(err)
 		}
 		h.kin.set(shardMeta{ID: "c", Parent: "p"}) // p leaves ListShards while a still works on it
-		eventually(t, h.tm.wait, 50*time.Millisecond, "lineage refresh", func() (bool, string) {
+		eventually(t, h.tm.wait, h.tm.sync, "lineage refresh", func() (bool, string) {
 			err := bs.GetLease(status("c"), "b")
 			return errors.Is(err, ErrWaitingOnParent), fmt.Sprint(err)
 		})
@@ -604,7 +618,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if err := b.deleteTable(dctx, h.table); err != nil {
 			t.Fatalf("delete table: %v", err)
 		}
-		eventually(t, h.tm.wait, 50*time.Millisecond, "lease dropped", func() (bool, string) {
+		eventually(t, h.tm.wait, h.tm.sync, "lease dropped", func() (bool, string) {
 			err := a.GetLease(st, "a")
 			return errors.Is(err, ErrLeaseLost), fmt.Sprint(err)
 		})
@@ -615,7 +629,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if lost.Load() == 0 {
 			t.Fatal("OnLeaseLost not called")
 		}
-		eventually(t, h.tm.wait, 50*time.Millisecond, "table recreated", func() (bool, string) {
+		eventually(t, h.tm.wait, h.tm.sync, "table recreated", func() (bool, string) {
 			err := a.Healthy()
 			return err == nil, fmt.Sprint(err)
 		})
@@ -771,9 +785,9 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			for _, id := range ids {
 				loads[id] = 0
 			}
-			owned := 0
+			owned, rows := 0, h.rows()
 			for _, sh := range all {
-				r := h.row(sh)
+				r := rows[sh]
 				if r == nil || r.Owner == "" {
 					continue
 				}
@@ -792,20 +806,18 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 		switches := func() int64 {
 			var n int64
-			for _, sh := range all {
-				if r := h.row(sh); r != nil {
-					n += r.OwnerSwitches
-				}
+			for _, r := range h.rows() {
+				n += r.OwnerSwitches
 			}
 			return n
 		}
 		start("w1")
-		eventually(t, h.tm.wait, 100*time.Millisecond, "w1 alone takes all", func() (bool, string) { return spread("w1") })
+		eventually(t, h.tm.wait, h.tm.sync, "w1 alone takes all", func() (bool, string) { return spread("w1") })
 		base := switches()
 		joined := time.Now()
 		start("w2")
 		start("w3")
-		eventually(t, 2*h.tm.wait, 100*time.Millisecond, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
+		eventually(t, 2*h.tm.wait, h.tm.sync, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
 		t.Logf("join converged in %v with %d ownership changes", time.Since(joined), switches()-base)
 		settled := switches()
 		// Hold still: no lease moves for one and a half lease durations once balanced; a lease
@@ -815,7 +827,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			if ok, state := spread("w1", "w2", "w3"); !ok {
 				t.Fatalf("balance lost after convergence: %s", state)
 			}
-			time.Sleep(100 * time.Millisecond) // sampling interval
+			time.Sleep(h.tm.sync) // sampling interval
 		}
 		if moved := switches() - settled; moved != 0 {
 			t.Fatalf("%d ownership changes after convergence (flip-flop)", moved)
@@ -831,7 +843,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if held := drivers["w3"].s.Held(); len(held) != 0 {
 			t.Fatalf("w3 still holds %v after ReleaseAll", held)
 		}
-		eventually(t, h.tm.wait, 100*time.Millisecond, "leave converges", func() (bool, string) { return spread("w1", "w2") })
+		eventually(t, h.tm.wait, h.tm.sync, "leave converges", func() (bool, string) { return spread("w1", "w2") })
 		t.Logf("leave converged in %v with %d ownership changes", time.Since(left), switches()-before)
 		if moved := switches() - before; moved > 4 {
 			t.Fatalf("leave took %d ownership changes, want <= 4 (w3 held at most 3)", moved)
