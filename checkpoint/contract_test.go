@@ -198,11 +198,12 @@ func renewOnce(t *testing.T, h *harness, s *Store, st *par.ShardStatus) time.Tim
 }
 
 // runStoreContract is the behaviour every backend must show. newBackend is called once; each
-// subtest uses its own table.
+// subtest uses its own table, lease stores and Kinesis fake, so the subtests run in parallel.
 func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBackend) {
 	b := newBackend(t)
 
 	t.Run("init creates the table and is idempotent", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a := h.store("a")
@@ -219,6 +220,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("two workers racing for leases: each shard gets exactly one owner", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		shards := shardIDs(6)
 		h.kin.set(shards...)
@@ -266,6 +268,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("renewal keeps the lease past its duration; a peer cannot take it", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a, bs := h.store("a"), h.store("b")
@@ -308,6 +311,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("fencing: a paused former owner cannot checkpoint, renew or release", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		var clk clock
@@ -366,6 +370,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("release hands the lease over at once with its checkpoint", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a, bs := h.store("a", noBalance), h.store("b", noBalance)
@@ -399,6 +404,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("MillisBehindLatest rides on renewals and checkpoints and shows in Inspect", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(2)...)
 		a := h.store("a", noBalance)
@@ -442,6 +448,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("expiry: an unrenewed lease is cancelled locally at its expiry and taken by a peer", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a, bs := h.store("a", noBalance), h.store("b", noBalance)
@@ -480,6 +487,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("outage: failed renewals keep the lease until it would expire for others", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a := h.store("a", noBalance)
@@ -530,6 +538,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("lineage: merge waits for both parents, split children for their parent", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(
 			shardMeta{ID: "p1", Closed: true}, shardMeta{ID: "p2", Closed: true},
@@ -581,6 +590,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("lineage: a parent that left the stream but is still leased blocks", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardMeta{ID: "p", Closed: true}, shardMeta{ID: "c", Parent: "p"})
 		a, bs := h.store("a", noBalance), h.store("b", noBalance)
@@ -597,6 +607,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("table deleted: leases dropped, table recreated, work resumes", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(2)...)
 		reg := prometheus.NewRegistry()
@@ -644,6 +655,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("reset refuses a live lease, force fences the holder; inspect reports the table", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardMeta{ID: "s0"}, shardMeta{ID: "s1"}, shardMeta{ID: "p", Closed: true}, shardMeta{ID: "c", Parent: "p"})
 		a, bs := h.store("a", noBalance), h.store("b", noBalance)
@@ -767,6 +779,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 
 	t.Run("balanced: 3 workers on 8 shards converge to 3/3/2 and hold still; a leaver's shards are shared", func(t *testing.T) {
+		t.Parallel()
 		h := newHarness(t, b)
 		shards := shardIDs(8)
 		h.kin.set(shards...)

@@ -17,11 +17,17 @@ import (
 // The contract suite against the real emulators on 127.0.0.1 (started per test by localstacktest;
 // a missing emulator fails the test, run `make deps`).
 
+// The emulator suites, like the fake's, run in parallel (and so do their subtests, see TestMain):
+// most of their time is spent waiting for leases to expire; run one after the other they would
+// take minutes.
+
 func TestStoreContractDynalite(t *testing.T) {
+	t.Parallel()
 	runStoreContract(t, emulatorBackend(localstack.Dynalite))
 }
 
 func TestStoreContractDynamoDBLocal(t *testing.T) {
+	t.Parallel()
 	runStoreContract(t, emulatorBackend(localstack.DynamoDBLocal))
 }
 

@@ -20,6 +20,7 @@ import (
 // emulator reports after MergeShards and SplitShard, and resolves reset positions from real
 // records and arrival timestamps.
 func TestLineageAndResetOnKinesalite(t *testing.T) {
+	t.Parallel()
 	stack := localstacktest.Start(t, localstack.Options{StartTimeout: 3 * time.Minute}) // a loaded machine: not under test
 	tm := emulatorTiming
 	ctx, cancel := context.WithTimeout(t.Context(), 2*tm.wait)

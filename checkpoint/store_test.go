@@ -3,6 +3,10 @@ package checkpoint
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +20,21 @@ import (
 	"go.uber.org/goleak"
 )
 
+// minParallel is how many parallel tests run at once unless -test.parallel says otherwise. The
+// contract suites spend their time waiting for real-time leases to expire, not on the CPU; with
+// the default of GOMAXPROCS (2 here) their waits would run one after the other for minutes.
+const minParallel = 8
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if n, err := strconv.Atoi(flag.Lookup("test.parallel").Value.String()); !explicit && err == nil && n < minParallel {
+		if err := flag.Set("test.parallel", strconv.Itoa(minParallel)); err != nil {
+			fmt.Fprintln(os.Stderr, "checkpoint tests:", err)
+			os.Exit(2)
+		}
+	}
 	goleak.VerifyTestMain(m,
 		// Idle keep-alive connections of the SDK's HTTP client to the emulators.
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
@@ -88,6 +106,7 @@ func TestGetLeaseForAnotherWorkerIsRefused(t *testing.T) {
 // A hand-off the processor ignores is released by the store after HandOffTimeout; meanwhile the
 // lease is still owned: OwnershipContext is live and checkpoints succeed.
 func TestHandOffReleasedAfterTimeout(t *testing.T) {
+	t.Parallel()
 	h := fakeHarness(t)
 	h.kin.set(shardIDs(2)...)
 	var handedOff atomic.Value
@@ -214,6 +233,7 @@ func TestAmbiguousWriteIsAdopted(t *testing.T) {
 // A row naming this worker that this Store does not hold (a crashed earlier incarnation with the
 // same WorkerID) is reported as unowned, so the KCL keeps trying it, and taken once it expired.
 func TestOwnRowFromEarlierIncarnation(t *testing.T) {
+	t.Parallel()
 	h := fakeHarness(t)
 	h.kin.set(shardIDs(1)...)
 	old := h.store("a")
