@@ -81,9 +81,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		WorkerID:      cfg.WorkerID,
 		LeaseDuration: cfg.LeaseDuration,
 		CallTimeout:   cfg.CallTimeout,
-		Logger:        log.Named("checkpoint"),
-		Registerer:    deps.Registry,
-		Now:           deps.Now,
+		// Balancing decisions (claims seen, one hand-off per interval) run on a table scan at most
+		// this old: a tenth of the lease duration converges a join in a few seconds for one
+		// Scan per second per worker.
+		ScanInterval: cfg.LeaseDuration / 10,
+		Logger:       log.Named("checkpoint"),
+		Registerer:   deps.Registry,
+		Now:          deps.Now,
 	}, deps.DynamoDB, deps.Kinesis)
 	if err != nil {
 		return fmt.Errorf("lease store: %w", err)
