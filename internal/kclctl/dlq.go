@@ -516,6 +516,7 @@ oldest first, then the count per reason. --json has every field, the original re
 		eventIDs []string
 		reason   string
 		apply    bool
+		wait     time.Duration
 	)
 	replay := &cobra.Command{
 		Use:   "replay [--event-id ID ...] [--reason TEXT] [--apply]",
@@ -528,10 +529,15 @@ Replaying is safe: the pipeline dedupes by event_id after a successful write, so
 was delivered after all (or is replayed twice) is dropped as a natural duplicate, and events of
 a customer go through the reorder stage like any other. Dead letters with the same event and
 content are replayed once. Originals that are not raw records or have no customer_id are
-skipped with a warning (exit 3); records that could not be put make the exit code 1.`,
+skipped with a warning (exit 3); records that could not be put make the exit code 1.
+
+--wait bounds the whole run (reading the DLQ and every put); --timeout each AWS request.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.Timeout)
+			if wait <= 0 {
+				return usageError{errors.New("--wait must be positive")}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
 			c, r, err := read(ctx)
 			if err != nil {
@@ -555,6 +561,7 @@ skipped with a warning (exit 3); records that could not be put make the exit cod
 	replay.Flags().StringSliceVar(&eventIDs, "event-id", nil, "replay only these event ids (repeat or comma-separate)")
 	replay.Flags().StringVar(&reason, "reason", "", "replay only dead letters whose reason contains this text")
 	replay.Flags().BoolVar(&apply, "apply", false, "put the records (default: dry run)")
+	replay.Flags().DurationVar(&wait, "wait", 5*time.Minute, "bound on the whole run")
 	dlq.AddCommand(list, replay)
 	return dlq
 }
