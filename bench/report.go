@@ -112,6 +112,8 @@ func (r *Report) Targets() []Target {
 		add("2", "worker / copy loop (GetRecords + PutRecords of every record)", fmt.Sprintf("%.2f (%s rec/s)", t.CopyRatio, rates(t.CopyRates)), "", true)
 		add("2", "worker start to first record delivered", t.FirstRecord.Round(time.Millisecond).String(), "<= "+wantFirstRecord.String(), t.FirstRecord <= wantFirstRecord)
 		add("2", "worker CPU per event, end to end (SDK included)", fmt.Sprintf("%s (%.0f events/s per core)", t.CPUPerEvent.Round(100*time.Nanosecond), 1/t.CPUPerEvent.Seconds()), "", true)
+		add("2", "emulator CPU per event during the worker run: kinesalite, dynalite", fmt.Sprintf("%s, %s (kinesalite per record: loop %s, copy loop %s)",
+			us(t.KinesisCPU), us(t.DynamoDBCPU), us(t.FloorCPU), us(t.CopyCPU)), "", true)
 		add("2", "exactly-once audit of the throughput run", t.Audit, "ok", t.OK)
 	}
 	if l := r.Latency; l != nil {
@@ -167,6 +169,8 @@ func windowName(w time.Duration) string {
 	}
 	return w.String()
 }
+
+func us(d time.Duration) string { return d.Round(100 * time.Nanosecond).String() }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
 

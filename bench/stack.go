@@ -205,14 +205,15 @@ func (w *worker) waitDelivered(ctx context.Context, want int) (samples, error) {
 	return last, err
 }
 
-// waitDeliveredCPU is waitDelivered that also returns the worker's CPU time per event between the
-// first scrape that showed a delivery and the last one (start-up excluded).
-func (w *worker) waitDeliveredCPU(ctx context.Context, want int) (samples, time.Duration, error) {
+// waitDeliveredCPU is waitDelivered that also returns the CPU time per event of the worker and of
+// each emulator between the first scrape that showed a delivery and the last one (start-up
+// excluded).
+func (w *worker) waitDeliveredCPU(ctx context.Context, d *deployment, want int) (samples, cpuPerEvent, error) {
 	var (
-		last           samples
-		firstCPU       time.Duration
-		firstOut, out  float64
-		cpuAt, lastCPU time.Duration
+		last              samples
+		firstCPU, lastCPU time.Duration
+		firstEm, lastEm   cpuMeter
+		firstOut, out     float64
 	)
 	err := poll(ctx, 100*time.Millisecond, w.proc, fmt.Sprintf("%d events out of the worker", want), func() (bool, error) {
 		s, err := w.scrape(ctx)
@@ -223,22 +224,31 @@ func (w *worker) waitDeliveredCPU(ctx context.Context, want int) (samples, time.
 		if err != nil {
 			return false, err
 		}
-		cpuAt = ps.CPU
+		em, err := d.emulatorCPU()
+		if err != nil {
+			return false, err
+		}
 		last = s
 		out = s.sum("pipeline_records_out_total") + s.sum("pipeline_quarantined_total") + s.sum("pipeline_dead_lettered_total")
 		if firstOut == 0 && out > 0 {
-			firstOut, firstCPU = out, cpuAt
+			firstOut, firstCPU, firstEm = out, ps.CPU, em
 		}
-		lastCPU = cpuAt
+		lastCPU, lastEm = ps.CPU, em
 		return out >= float64(want), nil
 	})
 	if err != nil {
-		return last, 0, err
+		return last, cpuPerEvent{}, err
 	}
 	if out <= firstOut {
-		return last, 0, fmt.Errorf("all %d events appeared in one scrape: no CPU figure", want)
+		return last, cpuPerEvent{}, fmt.Errorf("all %d events appeared in one scrape: no CPU figure", want)
 	}
-	return last, (lastCPU - firstCPU) / time.Duration(out-firstOut), nil
+	n := time.Duration(out - firstOut)
+	return last, cpuPerEvent{Worker: (lastCPU - firstCPU) / n, Kinesis: (lastEm.kin - firstEm.kin) / n, DynamoDB: (lastEm.ddb - firstEm.ddb) / n}, nil
+}
+
+// cpuPerEvent splits the CPU time one event costs between the processes of the stack.
+type cpuPerEvent struct {
+	Worker, Kinesis, DynamoDB time.Duration
 }
 
 // procStat is a process's resource use read from /proc.
@@ -287,6 +297,53 @@ func readProcStat(pid int) (procStat, error) {
 	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
 	ps.CPU = time.Duration(utime+stime) * time.Second / userHZ
 	return ps, nil
+}
+
+// groupCPU is the CPU time (user + system) of the live processes of process group pgid.
+func groupCPU(pgid int) (time.Duration, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	found := false
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		rest := string(b)
+		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) < 13 || f[2] != strconv.Itoa(pgid) { // f[2]: field 5, the process group
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("no process in group %d", pgid)
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// cpuMeter reads the CPU time of the emulators while a scenario runs.
+type cpuMeter struct{ kin, ddb time.Duration }
+
+func (d *deployment) emulatorCPU() (cpuMeter, error) {
+	k, err := groupCPU(d.st.KinesisPID())
+	if err != nil {
+		return cpuMeter{}, err
+	}
+	dd, err := groupCPU(d.st.DynamoDBPID())
+	return cpuMeter{kin: k, ddb: dd}, err
 }
 
 // generate writes count signed events from loadgen to a file and returns its path and manifest.

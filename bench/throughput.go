@@ -39,8 +39,11 @@ type ThroughputResult struct {
 	// analytics stream.
 	FirstRecord time.Duration
 	// CPUPerEvent is the worker process's CPU time (all threads) per event while it delivers: from
-	// the first delivery it reported to the last, start-up excluded.
-	CPUPerEvent time.Duration
+	// the first delivery it reported to the last, start-up excluded. KinesisCPU and DynamoDBCPU are
+	// the emulators' CPU time per event over the same interval; FloorCPU and CopyCPU kinesalite's
+	// per record in the first loop and the first copy loop.
+	CPUPerEvent, KinesisCPU, DynamoDBCPU time.Duration
+	FloorCPU, CopyCPU                    time.Duration
 	// Gets, Puts and RoundTrips are the worker's DynamoDB dedupe calls per event (its own counters);
 	// ItemsPerEvent and KeysPerEvent the items written and keys read per event.
 	Gets, Puts, RoundTrips      float64
@@ -55,10 +58,19 @@ type ThroughputResult struct {
 func throughput(ctx context.Context, d *deployment, cfg Config, m loadgen.Manifest) (ThroughputResult, error) {
 	res := ThroughputResult{Events: cfg.Events}
 	kc := d.st.Kinesis()
+	before, err := d.emulatorCPU()
+	if err != nil {
+		return res, err
+	}
 	n, el, err := floorLoop(ctx, kc, fleet.RawStream, cfg.MaxRecords)
 	if err != nil {
 		return res, err
 	}
+	after, err := d.emulatorCPU()
+	if err != nil {
+		return res, err
+	}
+	res.FloorCPU = (after.kin - before.kin) / time.Duration(max(n, 1))
 	if n != cfg.Events {
 		return res, fmt.Errorf("GetRecords loop read %d records, want %d", n, cfg.Events)
 	}
@@ -67,17 +79,20 @@ func throughput(ctx context.Context, d *deployment, cfg Config, m loadgen.Manife
 	if err := copyRun(ctx, d, cfg, &res, "bench-copy-0"); err != nil {
 		return res, err
 	}
+	if after2, err := d.emulatorCPU(); err == nil {
+		res.CopyCPU = (after2.kin - after.kin) / time.Duration(cfg.Events)
+	}
 
 	w, err := d.startWorker(1, nil)
 	if err != nil {
 		return res, err
 	}
-	s, cpu, err := w.waitDeliveredCPU(ctx, cfg.Events)
+	s, cpu, err := w.waitDeliveredCPU(ctx, d, cfg.Events)
 	if err := errors.Join(err, w.stop()); err != nil {
 		return res, err
 	}
 	in := s.sum("pipeline_records_in_total")
-	res.CPUPerEvent = cpu
+	res.CPUPerEvent, res.KinesisCPU, res.DynamoDBCPU = cpu.Worker, cpu.Kinesis, cpu.DynamoDB
 	res.Gets = s.sum("pipeline_dedupe_round_trips_total", `op="get"`) / in
 	res.Puts = s.sum("pipeline_dedupe_round_trips_total", `op="put"`) / in
 	res.RoundTrips = res.Gets + res.Puts
