@@ -89,7 +89,9 @@ func TestOpsKclctl(t *testing.T) {
 	shard, owner := rep.Shards[0].ShardID, rep.Shards[0].Owner
 	run("reset-dry-run", kclctl.ExitOK, "reset", "--shard", shard, "--to", "trim-horizon")
 	run("reset-refused", kclctl.ExitRefused, "reset", "--shard", shard, "--to", "trim-horizon", "--apply")
-	hits := func() float64 { return f.metric(1, "pipeline_dedupe_hits_total") + f.metric(2, "pipeline_dedupe_hits_total") }
+	hits := func() float64 {
+		return f.metric(1, "pipeline_dedupe_hits_total") + f.metric(2, "pipeline_dedupe_hits_total")
+	}
 	before := hits()
 	run("reset-force", kclctl.ExitOK, "reset", "--shard", shard, "--to", "trim-horizon", "--apply", "--force", "--who", "ops-test")
 	f.caughtUp(3 * time.Minute)
