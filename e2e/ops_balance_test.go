@@ -78,6 +78,13 @@ func TestOpsBalance(t *testing.T) {
 	took, moves, st = f.convergenceWhen("reshard 6->8", resharded, before.Switches, 3*time.Minute, balanceHold,
 		func(s leaseState) bool { return s.Leasable == 8 && s.Finished >= 2 }, 1, 2)
 	newShards := int64(len(st.PerShard) - len(before.PerShard))
+	for _, c := range [][]string{{"checkpoints"}, {"workers"}} {
+		code, out, errOut := f.kclctl(c...)
+		if code != 0 {
+			t.Fatalf("kclctl %s after the reshard: exit %d\n%s\n%s", c[0], code, out, errOut)
+		}
+		record(t, c[0]+"-after-reshard", "kclctl "+c[0], out)
+	}
 	phases = append(phases, phase{"reshard 6->8", took, moves, newShards, perShardMax(before, st), st})
 
 	for _, p := range phases {
