@@ -41,7 +41,7 @@ func TestChaosKillWorker(t *testing.T) {
 
 	const count = 20000
 	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 31})
-	waitTail(t, tail, 3*time.Minute, "a third of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/3 })
+	waitForwarded(t, send, tail, count/3)
 
 	before := d.inspect(t.Context())
 	victim := map[string]string{} // shard -> checkpoint just before the kill
@@ -56,8 +56,8 @@ func TestChaosKillWorker(t *testing.T) {
 	requireRunning(t, w1, w2)
 	killedAt := time.Now()
 	w1.Kill()
-	deliveredAtKill := tail.Snapshot().Unique
-	t.Logf("killed worker 1 (SIGKILL) holding %v after %d events delivered", sortedKeys(victim), deliveredAtKill)
+	requireMidRun(t, send, count, "kill -9")
+	t.Logf("killed worker 1 (SIGKILL) holding %v", sortedKeys(victim))
 
 	// Failover: the survivor takes the victim's leases once they expire (LeaseDuration, 10 s).
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -116,13 +116,14 @@ func TestChaosDynamoDBPause(t *testing.T) {
 
 	const count = 20000
 	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 41})
-	waitTail(t, tail, 3*time.Minute, "a quarter of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/4 })
+	waitForwarded(t, send, tail, count/4)
 
 	const pause = 10 * time.Second
 	if err := d.stack.PauseDynamoDB(); err != nil {
 		t.Fatal(err)
 	}
 	pausedAt := time.Now()
+	requireMidRun(t, send, count, "DynamoDB pause")
 	t.Cleanup(func() { _ = d.stack.ResumeDynamoDB() }) // no-op once resumed; Close resumes too
 	atPause := tail.Snapshot().Unique
 	// The fault lasts `pause`; meanwhile keep reading the outputs.
@@ -132,7 +133,7 @@ func TestChaosDynamoDBPause(t *testing.T) {
 	}
 	resumedAt := time.Now()
 	atResume := tail.Snapshot().Unique
-	t.Logf("DynamoDB paused for %s: %d events delivered before, %d during the pause", resumedAt.Sub(pausedAt).Round(100*time.Millisecond), atPause, atResume-atPause)
+	t.Logf("DynamoDB paused for %s: the tail read %d events before, %d during the pause (it lags the streams)", resumedAt.Sub(pausedAt).Round(100*time.Millisecond), atPause, atResume-atPause)
 
 	waitTail(t, tail, 3*time.Minute, "deliveries to resume after DynamoDB is back", func(s audit.Snapshot) bool {
 		return s.Unique > atResume || s.Unique >= count // count bounds the unique valid events
@@ -233,13 +234,9 @@ func TestChaosReshard(t *testing.T) {
 	kc := d.stack.Kinesis()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	waitForwarded := func(n int) {
-		t.Helper()
-		pollUntilCond(t, tail, 3*time.Minute, fmt.Sprintf("%d events forwarded", n), func() bool { return send.Stats().Forwarded >= int64(n) })
-	}
 	lag := func() int64 { return send.Stats().Forwarded - int64(tail.Snapshot().Unique) }
 
-	waitForwarded(count / 4)
+	waitForwarded(t, send, tail, count/4)
 	kids, err := splitShard(ctx, kc, fleet.RawStream, "shardId-000000000000")
 	if err != nil {
 		t.Fatal(err)
@@ -248,18 +245,19 @@ func TestChaosReshard(t *testing.T) {
 	if len(kids) != 2 {
 		t.Fatalf("split made %d children", len(kids))
 	}
-	waitForwarded(count / 2)
+	waitForwarded(t, send, tail, count/2)
 	merged, err := mergeShards(ctx, kc, fleet.RawStream, "shardId-000000000002", "shardId-000000000003")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("merged shardId-000000000002 + shardId-000000000003 into %s (backlog %d)", merged, lag())
-	waitForwarded(count * 7 / 10)
+	waitForwarded(t, send, tail, count*7/10)
 	grandchild, err := mergeShards(ctx, kc, fleet.RawStream, kids[0], kids[1])
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("merged the split's children %v into %s (backlog %d)", kids, grandchild, lag())
+	requireMidRun(t, send, count, "the last merge")
 
 	s := d.settle(send, tail, 6*time.Minute)
 	o := s.report(t, "split+merge")
@@ -294,12 +292,13 @@ func TestChaosDestinationOutage(t *testing.T) {
 	const count, target = 30000, "analytics-purchase"
 	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 71})
 	startedAt := time.Now()
-	waitTail(t, tail, 3*time.Minute, "a fifth of the events delivered", func(s audit.Snapshot) bool { return s.Unique >= count/5 })
+	waitForwarded(t, send, tail, count/5)
 
 	const outage = 20 * time.Second
 	from := time.Now()
 	until := from.Add(outage)
 	proxy.Set("outage", faultproxy.Rule{Operation: "PutRecords", Stream: target, Fault: faultproxy.FailCall, Until: until})
+	requireMidRun(t, send, count, "outage of "+target)
 	atStart := tail.Snapshot()
 
 	// During the outage: scrape both workers for the breaker state and the held events.
@@ -390,6 +389,23 @@ func TestChaosDestinationOutage(t *testing.T) {
 		if during > pre+allowanceKiB {
 			t.Errorf("%s: RSS grew from %d MiB to %d MiB during the outage: more than %d MiB", w.Name, pre>>10, during>>10, allowanceKiB>>10)
 		}
+	}
+}
+
+// waitForwarded waits until the forwarder has put n events into the raw stream: faults are timed
+// by the input's progress, not by what the (lagging) tail has read, so they land mid-run.
+func waitForwarded(t *testing.T, send *fleet.Send, tail *audit.Tail, n int) {
+	t.Helper()
+	pollUntilCond(t, tail, 3*time.Minute, fmt.Sprintf("%d events forwarded", n), func() bool { return send.Stats().Forwarded >= int64(n) })
+}
+
+// requireMidRun fails the test when the fault came after the whole input was sent.
+func requireMidRun(t *testing.T, send *fleet.Send, count int, fault string) {
+	t.Helper()
+	f := send.Stats().Forwarded
+	t.Logf("%s with %d of %d events forwarded", fault, f, count)
+	if f >= int64(count) {
+		t.Fatalf("%s came after the whole input was sent: not mid-run", fault)
 	}
 }
 
