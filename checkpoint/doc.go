@@ -30,7 +30,9 @@
 //   - Balanced leasing. A worker takes a free lease only while it holds fewer than its target
 //     share; an over-share worker hands off one lease at a time (LeaseContext cause
 //     ErrLeaseHandedOff, then Release); a worker under its share that sees no free lease posts a
-//     ClaimRequest on a lease of the most loaded worker. The decisions are the pure planLeases.
+//     ClaimRequest on a lease of the most loaded worker, and withdraws it once it holds its share
+//     or on ReleaseAll (a claim counts its worker as active until ClaimTTL). The decisions are the
+//     pure planLeases.
 //
 // Using it from the KCL worker (package worker):
 //
