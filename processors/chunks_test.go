@@ -94,3 +94,30 @@ func TestInChunks(t *testing.T) {
 		}
 	})
 }
+
+// TestRecent: the level-1 cache keeps the last size ids added, forgets the oldest first, and a
+// re-added id keeps its place with the new hash.
+func TestRecent(t *testing.T) {
+	r := newRecent(3)
+	for i, id := range []string{"a", "b", "c"} {
+		r.add(id, uint64(i))
+	}
+	r.add("a", 10) // present: hash replaced, place kept
+	if h, ok := r.get("a"); !ok || h != 10 {
+		t.Fatalf("a = %d, %v", h, ok)
+	}
+	r.add("d", 3) // evicts a, the first added
+	r.add("e", 4) // evicts b
+	cases := []struct {
+		id   string
+		want bool
+	}{{"a", false}, {"b", false}, {"c", true}, {"d", true}, {"e", true}}
+	for _, c := range cases {
+		if _, ok := r.get(c.id); ok != c.want {
+			t.Errorf("get(%s) present %v, want %v", c.id, ok, c.want)
+		}
+	}
+	if len(r.m) != 3 {
+		t.Fatalf("%d ids held, bound 3", len(r.m))
+	}
+}

@@ -46,6 +46,40 @@ func IsCursorKey(key string) (customerID string, ok bool) {
 	return strings.CutPrefix(key, cursorPrefix)
 }
 
+// recent is the level-1 dedupe cache of one shard: the content hashes of the last size event ids
+// added, forgotten in the order they were added (a hit does not refresh an id: duplicates follow
+// their original within a short time, and a plain map and ring cost no allocation per event, where
+// an LRU list costs one). Not safe for concurrent use.
+type recent struct {
+	size int
+	m    map[string]uint64
+	ring []string // ids in the order added; ring[next] is the oldest once full
+	next int
+}
+
+func newRecent(size int) *recent { return &recent{size: size, m: map[string]uint64{}} }
+
+func (r *recent) get(id string) (uint64, bool) {
+	h, ok := r.m[id]
+	return h, ok
+}
+
+// add records id with content hash h; an id already present only has its hash replaced.
+func (r *recent) add(id string, h uint64) {
+	if _, ok := r.m[id]; ok {
+		r.m[id] = h
+		return
+	}
+	if len(r.ring) < r.size {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.m, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % r.size
+	}
+	r.m[id] = h
+}
+
 // MemoryDedupe is an in-memory DedupeStore for tests and a single-process local run. Expired items
 // are dropped lazily. Safe for concurrent use.
 type MemoryDedupe struct {

@@ -8,11 +8,12 @@
 //     with its reason code and never routed, marked or held.
 //   - pii.go: the optional PII policy (Config.PIIPaths), applied right after verification: raw values
 //     at the configured detail paths are quarantined as raw_pii, and no quarantine record keeps one.
-//   - dedupe.go: level 1 is a per-shard LRU of recent event ids; level 2 a DedupeStore (DynamoDB in
-//     production, dedupe_dynamo.go) read and written in batches. Marks carry a content hash: same id
-//     and content = natural duplicate (dropped), same id and other content = conflicting duplicate
-//     (quarantined). The store also holds a per-customer cursor (the last released seq) so a new
-//     owner of a shard resumes reordering where the old one stopped.
+//   - dedupe.go: level 1 is a per-shard cache of the most recent event ids (first in, first out);
+//     level 2 a DedupeStore (DynamoDB in production, dedupe_dynamo.go) read and written in batches,
+//     a few calls in flight at once. Marks carry a content hash: same id and content = natural
+//     duplicate (dropped), same id and other content = conflicting duplicate (quarantined). The
+//     store also holds a per-customer cursor (the last released seq) so a new owner of a shard
+//     resumes reordering where the old one stopped.
 //   - reorder.go: per-customer order by seq: the next seq is released at once, later ones are held
 //     until the gap fills or the reorder window passes; late events are released flagged.
 //   - route.go: event type to stream, and the analytics record encoder.

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -148,7 +147,7 @@ type Shard struct {
 	id string
 
 	wm       watermark
-	l1       *simplelru.LRU[string, uint64]
+	l1       *recent
 	inflight map[string]uint64 // event_id -> content hash of events accepted but not yet handled
 	ro       *reorder
 	clock    time.Time // stream time: the latest arrival seen (or the wall clock when caught up)
@@ -156,6 +155,7 @@ type Shard struct {
 	reported int // held count last added to the shared gauge
 
 	scratch  []byte
+	stamp    []byte // the shard id as JSON and processed_at of the records emit encodes
 	lims     map[string]*limiters
 	outCount map[[2]string]prometheus.Counter
 	b        batch
@@ -178,11 +178,10 @@ type batch struct {
 // Shard returns fresh state for one shard: call it when a lease is taken, and drop it when the
 // lease ends.
 func (p *Pipeline) Shard(shardID string) *Shard {
-	l1, _ := simplelru.NewLRU[string, uint64](p.cfg.L1Size, nil) // errors only for size <= 0
 	s := &Shard{
 		p:        p,
 		id:       shardID,
-		l1:       l1,
+		l1:       newRecent(p.cfg.L1Size),
 		inflight: map[string]uint64{},
 		ro:       newReorder(p.cfg.ReorderWindow, p.cfg.MaxHeldPerShard, p.cfg.CursorCacheSize),
 		scratch:  make([]byte, 0, 1024),
@@ -273,7 +272,7 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 			s.duplicate(e, h, "inflight")
 			continue
 		}
-		if h, ok := s.l1.Get(id); ok {
+		if h, ok := s.l1.get(id); ok {
 			s.duplicate(e, h, "l1")
 			continue
 		}
@@ -291,7 +290,7 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 			if h == e.hash {
 				p.m.dedupeHits.WithLabelValues("l2", "natural").Inc()
 				s.wm.done(e.idx)
-				s.l1.Add(id, e.hash)
+				s.l1.add(id, e.hash)
 				s.ro.observe(c, e.d.Seq)
 			} else {
 				p.m.dedupeHits.WithLabelValues("l2", "conflicting").Inc()
@@ -377,6 +376,13 @@ func (s *Shard) lookup(ctx context.Context) error {
 // the caches and the watermark, and resets the batch.
 func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
 	p, b := s.p, &s.b
+	var shardJSON, processedAt []byte // the same for every record of the call: encoded once
+	if len(b.released) > 0 {
+		s.stamp = appendJSONString(s.stamp[:0], s.id)
+		n := len(s.stamp)
+		s.stamp = now.AppendFormat(s.stamp, time.RFC3339Nano)
+		shardJSON, processedAt = s.stamp[:n], s.stamp[n:]
+	}
 	for _, e := range b.released {
 		if e.gap > 0 {
 			p.m.gaps.Inc()
@@ -387,7 +393,7 @@ func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
 		}
 		stream := p.destination(e)
 		buf := b.arena.buf(len(e.d.Properties) + len(e.seqNum) + 4*len(e.d.EventID) + 4*len(e.d.CustomerID) + 512)
-		data := b.arena.commit(appendAnalytics(buf, e, s.id, now))
+		data := b.arena.commit(appendAnalyticsWith(buf, e, shardJSON, processedAt))
 		if len(data)+len(e.d.CustomerID) > maxKinesisRecord {
 			b.quar = append(b.quar, &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonTooLarge,
 				detail:  "analytics record of " + strconv.Itoa(len(data)) + " bytes is over the Kinesis record limit",
@@ -434,7 +440,7 @@ func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
 				delete(s.inflight, id)
 				s.wm.done(o.ev.idx)
 				if o.written {
-					s.l1.Add(id, o.ev.hash)
+					s.l1.add(id, o.ev.hash)
 					s.countOut(stream, o.ev.raw.Type)
 				}
 			case outQuarantine:

@@ -26,6 +26,12 @@ func (p *Pipeline) destination(e *rec) string {
 // appendAnalytics appends the JSON of the event.Analytics record for e. It is a hand-written encoder
 // for the hot path; TestAnalyticsEncoding proves json.Unmarshal of its output equals the struct.
 func appendAnalytics(dst []byte, e *rec, shardID string, processedAt time.Time) []byte {
+	return appendAnalyticsWith(dst, e, appendJSONString(nil, shardID), processedAt.AppendFormat(nil, time.RFC3339Nano))
+}
+
+// appendAnalyticsWith is appendAnalytics with the shard id already a JSON string and processed_at
+// already formatted (RFC 3339, nanoseconds), which are the same for every record of a batch.
+func appendAnalyticsWith(dst []byte, e *rec, shardJSON, processedAt []byte) []byte {
 	d := e.d
 	dst = append(dst, `{"event_id":`...)
 	dst = appendJSONString(dst, d.EventID)
@@ -55,7 +61,7 @@ func appendAnalytics(dst []byte, e *rec, shardID string, processedAt time.Time) 
 		dst = append(dst, `,"late":true`...)
 	}
 	dst = append(dst, `,"source_shard":`...)
-	dst = appendJSONString(dst, shardID)
+	dst = append(dst, shardJSON...)
 	dst = append(dst, `,"source_seq":`...)
 	dst = appendJSONString(dst, e.seqNum)
 	if !e.raw.ForwardedAt.IsZero() {
@@ -64,7 +70,7 @@ func appendAnalytics(dst []byte, e *rec, shardID string, processedAt time.Time) 
 		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"processed_at":"`...)
-	dst = processedAt.AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, processedAt...)
 	return append(dst, `"}`...)
 }
 
