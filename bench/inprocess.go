@@ -10,9 +10,10 @@ import (
 )
 
 // InProcess holds the in-process benchmarks' figures (processors.BenchmarkPipeline and
-// BenchmarkFloor, run with -cpu 1 in the same `go test -bench` invocation): the median of each
-// metric over the -count repetitions.
-type InProcess map[string]map[string]float64 // benchmark name (no -N suffix) -> unit -> median
+// BenchmarkFloor with -cpu 1): every run of each benchmark, in the order they ran. scripts/bench.sh
+// runs `go test -bench` several times, each run measuring the pipeline and its floor a moment apart,
+// so that their ratio is taken pair by pair and a machine whose speed drifts does not skew it.
+type InProcess map[string]map[string][]float64 // benchmark name (no -N suffix) -> unit -> values
 
 // Names of the benchmarks the report uses.
 const (
@@ -22,9 +23,9 @@ const (
 	benchFloor          = "BenchmarkFloor"
 )
 
-// ParseGoBench reads `go test -bench` output.
+// ParseGoBench reads `go test -bench` output (one or several runs, concatenated).
 func ParseGoBench(r io.Reader) (InProcess, error) {
-	all := map[string]map[string][]float64{}
+	out := InProcess{}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -40,30 +41,45 @@ func ParseGoBench(r io.Reader) (InProcess, error) {
 		if _, err := strconv.Atoi(f[1]); err != nil {
 			continue
 		}
-		if all[name] == nil {
-			all[name] = map[string][]float64{}
+		if out[name] == nil {
+			out[name] = map[string][]float64{}
 		}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
 				return nil, fmt.Errorf("benchmark line %q: %w", sc.Text(), err)
 			}
-			all[name][f[i+1]] = append(all[name][f[i+1]], v)
+			out[name][f[i+1]] = append(out[name][f[i+1]], v)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	out := InProcess{}
-	for name, units := range all {
-		out[name] = map[string]float64{}
-		for unit, vs := range units {
-			slices.Sort(vs)
-			out[name][unit] = vs[len(vs)/2]
-		}
-	}
-	return out, nil
+	return out, sc.Err()
 }
 
-// cpuNs returns the CPU ns per event of a benchmark (its cpu-ns/event metric), 0 when absent.
-func (p InProcess) cpuNs(name string) float64 { return p[name]["cpu-ns/event"] }
+// median returns the median of a benchmark's metric over its runs, 0 when absent.
+func (p InProcess) median(name, unit string) float64 {
+	return medianOf(p[name][unit])
+}
+
+// ratio returns the median over runs i of name's unit divided by base's unit in the same run i.
+func (p InProcess) ratio(name, base, unit string) float64 {
+	a, b := p[name][unit], p[base][unit]
+	rs := make([]float64, 0, min(len(a), len(b)))
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	return medianOf(rs)
+}
+
+func medianOf(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -26,15 +26,22 @@ ok  	github.com/kinesis-events/pipeline/processors	2.081s
 		name, unit string
 		want       float64
 	}{
-		{benchPipeline, "cpu-ns/event", 6080}, // median of three
+		{benchPipeline, cpuUnit, 6080}, // median of three
 		{benchPipeline, "allocs/op", 7},
 		{benchPipeline, "roundtrips/event", 0.0905},
-		{benchFloor, "cpu-ns/event", 5459}, // -2 suffix dropped
+		{benchFloor, cpuUnit, 5459}, // -2 suffix dropped
 	}
 	for _, c := range cases {
-		if v := got[c.name][c.unit]; math.Abs(v-c.want) > 1e-9 {
+		if v := got.median(c.name, c.unit); math.Abs(v-c.want) > 1e-9 {
 			t.Errorf("%s %s = %v, want %v", c.name, c.unit, v, c.want)
 		}
+	}
+	// Ratios pair the i-th run of each: 6080/5459 only (the floor ran once).
+	if r := got.ratio(benchPipeline, benchFloor, cpuUnit); math.Abs(r-6080.0/5459) > 1e-9 {
+		t.Errorf("ratio %v", r)
+	}
+	if got.median("BenchmarkNone", cpuUnit) != 0 || got.ratio("BenchmarkNone", benchFloor, cpuUnit) != 0 {
+		t.Error("figures for a benchmark that did not run")
 	}
 	if _, err := ParseGoBench(strings.NewReader("BenchmarkX 10 abc ns/op\n")); err == nil {
 		t.Error("a malformed value parsed")
