@@ -34,8 +34,8 @@ test: deps ## unit, integration, end-to-end (bounded chaos subset), fuzz smoke, 
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./processors/ ./event/ ./forwarder/
 	$(MAKE) deploy-test
 
-chaos: deps ## every chaos scenario (kill -9, reshard, destination outage, DynamoDB pause, dirty input), bounded
-	E2E_CHAOS=1 $(GO) test -count=1 -timeout 30m -run '^TestChaos' -v ./e2e/
+chaos: deps ## every chaos scenario (kill -9, reshard, destination outage, DynamoDB pause, dirty input) and the 1->3->2 balance run, bounded
+	E2E_CHAOS=1 $(GO) test -count=1 -timeout 40m -run '^(TestChaos|TestOpsBalance)' -v ./e2e/
 
 fuzz-smoke: ## run each fuzz target briefly (FUZZTIME=10s each)
 	scripts/fuzz-smoke.sh

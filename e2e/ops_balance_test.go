@@ -19,9 +19,7 @@ const balanceHold = 20 * time.Second
 // It reports the convergence time and the ownership changes (OwnerSwitches) of each phase, and
 // the whole run must be exactly-once and in order: the fleet followed the reshard by itself.
 func TestOpsBalance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("binary-level operations run; not in -short")
-	}
+	skipUnlessChaos(t, true) // about four minutes: part of `make chaos`, not of `make test`
 	topo := fleet.DefaultTopology()
 	topo.RawShards = 6
 	d := deploy(t, topo)
