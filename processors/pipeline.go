@@ -285,6 +285,11 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 	}
 	for _, e := range b.cands {
 		id, c := e.d.EventID, e.d.CustomerID
+		if !s.ro.known(c) {
+			// Before observe as well as add: a replayed duplicate of an old event (seq below the
+			// durable cursor) must not become the customer's cursor on a new owner.
+			s.ro.setCursor(c, b.cursors[c])
+		}
 		if h, ok := b.marks[id]; ok {
 			delete(s.inflight, id)
 			if h == e.hash {
@@ -297,9 +302,6 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 				b.quar = append(b.quar, conflict(e, "a different event with this event_id was already delivered"))
 			}
 			continue
-		}
-		if !s.ro.known(c) {
-			s.ro.setCursor(c, b.cursors[c])
 		}
 		b.released = s.ro.add(e, e.heldAt, b.released)
 	}

@@ -582,3 +582,58 @@ func TestBehindCursorReplay(t *testing.T) {
 		t.Fatal("an event ahead of a known cursor was looked up")
 	}
 }
+
+// TestReplayedDuplicateKeepsStoredCursor: a new owner whose replay starts with a natural duplicate
+// of an old event (a producer re-emitted a:2 after a:5 was delivered) must start the customer from
+// its durable cursor (5), not from the duplicate's seq: otherwise a:6 waits for a:3..a:5, which were
+// delivered before the checkpoint and never come again, and is released with a false gap.
+func TestReplayedDuplicateKeepsStoredCursor(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		behindOnly bool
+		sameBatch  bool // a:6 in the replayed batch, or in the next one
+	}{
+		{"same batch", false, true},
+		{"next batch", false, false},
+		{"same batch, lookup behind cursor only", true, true},
+		{"next batch, lookup behind cursor only", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.LookupBehindCursorOnly = tc.behindOnly
+			h := newHarness(t, cfg)
+			old := h.p.Shard("s")
+			h.process(old, h.recs(
+				ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}, ev{id: "a3", cust: "a", seq: 3},
+				ev{id: "a4", cust: "a", seq: 4}, ev{id: "a5", cust: "a", seq: 5},
+			))
+			replay := h.recs(
+				ev{id: "z2", cust: "z", seq: 2}, // held: pins the checkpoint before the duplicate
+				ev{id: "a2", cust: "a", seq: 2}, // natural duplicate, dropped by the old owner
+			)
+			h.process(old, replay)
+			old.Close() // the lease moves; the new owner (same store) replays after the checkpoint
+
+			p2, err := New(cfg, Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s2 := p2.Shard("s")
+			next := h.recs(ev{id: "a6", cust: "a", seq: 6})
+			if tc.sameBatch {
+				h.process(s2, append(replay, next...))
+			} else {
+				h.process(s2, replay)
+				h.process(s2, next)
+			}
+			got := perCustomer(h.kin.analytics(t, "analytics-page_view"))
+			want := []string{"a:1", "a:2", "a:3", "a:4", "a:5", "a:6"}
+			if !slices.Equal(got, want) {
+				t.Fatalf("delivered %v, want %v", got, want)
+			}
+			if s2.Held() != 1 {
+				t.Fatalf("new owner holds %d, want only z:2", s2.Held())
+			}
+		})
+	}
+}

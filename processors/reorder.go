@@ -17,7 +17,7 @@ import (
 //     with the number of skipped seqs recorded as its gap. A window of 0 releases at once with the gap.
 //
 // When more than max events are held, the oldest held event (by arrival) is released as if its window
-// had passed. The cursor of a customer must be known (setCursor) before its first add.
+// had passed. The cursor of a customer must be known (setCursor) before its first add or observe.
 type reorder struct {
 	window time.Duration
 	max    int
@@ -90,7 +90,8 @@ func (o *reorder) ensureCapacity(n int) {
 }
 
 // observe tells the reorder that seq s of c is already delivered (a duplicate found in the dedupe
-// store). A customer with nothing held moves its cursor up to s.
+// store). A customer with nothing held moves its cursor up to s. As for add, the cursor of c must be
+// known (setCursor) first: a duplicate may be far older than the customer's durable cursor.
 func (o *reorder) observe(c string, s uint64) {
 	if _, ok := o.active[c]; ok {
 		return
