@@ -51,7 +51,10 @@ func runScenario(b *testing.B, scenario string) *Report {
 		var err error
 		rep, err = Run(b.Context(), cfg, nil)
 		if err != nil {
-			b.Fatalf("%v: %v", err, rep.Errors)
+			if rep != nil {
+				b.Fatalf("%v: %v", err, rep.Errors)
+			}
+			b.Fatal(err)
 		}
 	}
 	return rep

@@ -3,8 +3,8 @@
 # (processors, -cpu 1, one `go test -bench` run), then the end-to-end scenarios of package bench on
 # the local stack (kinesalite + dynalite) with the real worker, forwarder and loadgen binaries, and
 # one summary table with every target. Figures are ratios or per-core rates measured side by side;
-# nothing here fails on a time. Bounded: the end-to-end part stops at BENCH_TIMEOUT (default 8m30s)
-# and reports what finished; builds and the in-process part take about a minute.
+# nothing here fails on a time. Bounded: the end-to-end part stops at BENCH_TIMEOUT (default 7m30s)
+# and reports what finished; builds and the in-process part take one to two minutes.
 #
 #   scripts/bench.sh                      everything, full sizes
 #   BENCH_QUICK=1 scripts/bench.sh        CI sizes (about two minutes)
@@ -43,7 +43,7 @@ done
 
 echo "== end to end on the local stack"
 args=(-bin "$out/bin" -dir "$out/run" -in-process "$out/inprocess.txt" -commit "$commit"
-	-json "$out/report.json" -timeout "${BENCH_TIMEOUT:-8m30s}")
+	-json "$out/report.json" -timeout "${BENCH_TIMEOUT:-7m30s}")
 if [[ -n "${BENCH_QUICK:-}" ]]; then
 	args+=(-quick -command "BENCH_QUICK=1 make bench")
 fi
