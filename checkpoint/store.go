@@ -209,9 +209,10 @@ func (s *Store) lookup(shardID string) *heldLease {
 //
 // Taking returns a *NotAcquiredError (errors.As chk.ErrLeaseNotAcquired) when the lease is held,
 // a parent has not finished, the worker holds its fair share, or the shard is claimed by another
-// worker. Renewing returns a *LeaseLostError when the lease is gone; a renewal that fails for
-// another reason (timeout, throttling) returns nil because the lease is still valid until its
-// local expiry, when its LeaseContext is cancelled and the next renewal returns ErrLeaseLost.
+// worker. Renewing returns a *LeaseLostError when the lease is gone. A renewal write that fails
+// for another reason (timeout, throttling) is retried while the lease is still valid locally, so a
+// renewal can take up to LeaseDuration; if none succeeds it returns nil, the lease's local expiry
+// cancels its LeaseContext, and the next renewal returns ErrLeaseLost.
 func (s *Store) GetLease(shard *par.ShardStatus, newAssignTo string) error {
 	if newAssignTo != s.cfg.WorkerID {
 		return fmt.Errorf("shard %s: GetLease for %q on the store of worker %q", shard.ID, newAssignTo, s.cfg.WorkerID)
@@ -642,14 +643,26 @@ func (s *Store) renew(shard *par.ShardStatus) error {
 		s.m.renewals.WithLabelValues("failed").Inc()
 		return leaseLost(shard.ID, "not held")
 	}
-	h.write.Lock()
-	row, sent, err := s.fencedWrite(s.base, h, "renew", func(u *update, sent time.Time) {
-		u.set(attrLeaseTimeout, sv(formatTime(sent.Add(s.cfg.LeaseDuration))))
-		u.set(attrRenewedAt, sv(formatTime(sent)))
-		s.setBehind(u, h)
-	})
-	h.write.Unlock()
-	if err != nil {
+	// A renewal that fails for a reason other than fencing (a call timeout, throttling, a server
+	// error) is retried at once, with a short backoff, for as long as the lease is valid: the KCL
+	// calls again only LeaseRefreshWaitTime after GetLease returns, so a lease given up after one
+	// failed call would survive just two or three slow calls, far less than LeaseDuration.
+	delay := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		h.write.Lock()
+		row, sent, err := s.fencedWrite(s.base, h, "renew", func(u *update, sent time.Time) {
+			u.set(attrLeaseTimeout, sv(formatTime(sent.Add(s.cfg.LeaseDuration))))
+			u.set(attrRenewedAt, sv(formatTime(sent)))
+			s.setBehind(u, h)
+		})
+		h.write.Unlock()
+		if err == nil {
+			s.extend(h, sent, row)
+			shard.SetLeaseTimeout(sent.Add(s.cfg.LeaseDuration))
+			s.m.renewals.WithLabelValues("ok").Inc()
+			s.maybeHandOff(s.base)
+			return nil
+		}
 		s.m.renewals.WithLabelValues("failed").Inc()
 		if errors.Is(err, ErrLeaseLost) {
 			return err
@@ -657,15 +670,22 @@ func (s *Store) renew(shard *par.ShardStatus) error {
 		s.mu.Lock()
 		until := h.validUntil
 		s.mu.Unlock()
-		s.log.Warn("lease renewal failed; lease stays valid until its local expiry",
-			zap.String("shard", shard.ID), zap.Time("valid_until", until), zap.Error(err))
-		return nil
+		if !s.now().Add(delay).Before(until) {
+			s.log.Warn("lease renewal failed; lease stays valid until its local expiry",
+				zap.String("shard", shard.ID), zap.Time("valid_until", until), zap.Int("attempts", attempt+1), zap.Error(err))
+			return nil
+		}
+		s.log.Warn("lease renewal failed; retrying while the lease is valid",
+			zap.String("shard", shard.ID), zap.Time("valid_until", until), zap.Int("attempt", attempt), zap.Error(err))
+		t := time.NewTimer(delay)
+		select {
+		case <-s.base.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(2*delay, time.Second)
 	}
-	s.extend(h, sent, row)
-	shard.SetLeaseTimeout(sent.Add(s.cfg.LeaseDuration))
-	s.m.renewals.WithLabelValues("ok").Inc()
-	s.maybeHandOff(s.base)
-	return nil
 }
 
 // ---- taking a lease ----

@@ -199,7 +199,8 @@ func (l *landThenFail) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemIn
 	return out, err
 }
 
-// A renewal whose response was lost (it landed) must not make the next write look fenced.
+// A renewal whose response was lost (it landed) must not make the next write look fenced: the
+// renewal's own retry finds the row one counter ahead, adopts it and renews on top of it.
 func TestAmbiguousWriteIsAdopted(t *testing.T) {
 	h := fakeHarness(t)
 	h.kin.set(shardIDs(1)...)
@@ -216,13 +217,13 @@ func TestAmbiguousWriteIsAdopted(t *testing.T) {
 	if err := a.GetLease(st, "a"); err != nil {
 		t.Fatalf("renewal with a lost response = %v, want nil (lease still valid)", err)
 	}
-	if r := h.row(st.ID); r.Counter != 2 {
-		t.Fatalf("row counter %d, want 2 (the renewal landed)", r.Counter)
+	if r := h.row(st.ID); r.Counter != 3 {
+		t.Fatalf("row counter %d, want 3 (the renewal landed, then its retry adopted it and renewed)", r.Counter)
 	}
 	if err := checkpoint(a, st, "9"); err != nil {
 		t.Fatalf("checkpoint after an ambiguous renewal = %v, want success", err)
 	}
-	if r := h.row(st.ID); r.Counter != 3 || r.Checkpoint != "9" || r.Owner != "a" {
+	if r := h.row(st.ID); r.Counter != 4 || r.Checkpoint != "9" || r.Owner != "a" {
 		t.Fatalf("row %+v", r)
 	}
 	if a.LeaseContext(st.ID).Err() != nil {
