@@ -67,6 +67,13 @@ func (p *recordProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	if p.dead || p.handOff() {
 		return
 	}
+	if len(in.Records) == 0 && in.MillisBehindLatest > 0 {
+		// Kinesis can return an empty page while the shard is still behind (a gap in the stream).
+		// An empty batch tells the pipeline the shard is caught up and moves its reorder clock to
+		// the wall clock; a new owner replaying a backlog would then release held events early.
+		p.w.shards.progress(p.shardID, p.shard.Held())
+		return
+	}
 	recs := make([]processors.Record, len(in.Records))
 	for i, r := range in.Records {
 		recs[i] = processors.Record{
