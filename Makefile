@@ -31,7 +31,7 @@ test: deps ## unit, integration, end-to-end (bounded chaos subset), fuzz smoke, 
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) -timeout 25m ./...
 	$(MAKE) fuzz-smoke
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./processors/ ./event/ ./forwarder/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 15m ./bench/ ./forwarder/ ./internal/loadgen/ ./processors/
 	$(MAKE) deploy-test
 
 chaos: deps ## every chaos scenario (kill -9, reshard, destination outage, DynamoDB pause, dirty input) and the 1->3->2 balance run, bounded
@@ -43,7 +43,7 @@ fuzz-smoke: ## run each fuzz target briefly (FUZZTIME=10s each)
 fuzz: ## run each fuzz target for 10 minutes
 	FUZZTIME=10m scripts/fuzz-smoke.sh
 
-bench: deps ## the performance suite (issue 7): in-process vs floor, end to end on the local stack; prints a summary table
+bench: deps ## issue 7 benchmarks: in-process pipeline vs floor, end to end on the local stack, summary table (< 10 min)
 	scripts/bench.sh
 
 test-short: deps ## the fast tests only (no binary-level end-to-end runs)
