@@ -245,6 +245,9 @@ func (t *Tail) observe(stream string, r types.Record) {
 	if a.Late {
 		return // late events are out of order by definition; they are flagged, not violations
 	}
+	if t.seen[a.EventID] > 1 {
+		return // a re-delivery is counted as a duplicate; order is judged on first deliveries
+	}
 	last := t.lastSeq[stream]
 	if last == nil {
 		last = map[string]uint64{}
