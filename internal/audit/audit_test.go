@@ -37,7 +37,7 @@ func TestObserve(t *testing.T) {
 	obs("a-page", analytics("e1", "page", "c1", 1)) // re-delivery: a duplicate, not an order violation
 	late := analytics("e4", "page", "c2", 1)
 	late.Late = true
-	obs("a-page", late)                              // late events are flagged, not violations
+	obs("a-page", late)                             // late events are flagged, not violations
 	obs("a-page", analytics("e5", "shop", "c3", 1)) // wrong stream: unknown types go to a-other
 	obs("a-other", analytics("e6", "shop", "c3", 2))
 	obs("q", event.Quarantine{Reason: event.ReasonNotJSON})
