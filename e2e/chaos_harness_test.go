@@ -400,21 +400,5 @@ const chaosPollInterval = time.Second
 // waitTail is waitFor with chaosPollInterval between polls.
 func waitTail(t *testing.T, tail *audit.Tail, timeout time.Duration, what string, cond func(audit.Snapshot) bool) audit.Snapshot {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	for {
-		if err := tail.Poll(ctx); err != nil && ctx.Err() == nil {
-			t.Fatalf("reading output streams: %v", err)
-		}
-		s := tail.Snapshot()
-		if cond(s) {
-			return s
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s; now: delivered=%d unique=%d quarantined=%v dead=%v",
-				timeout, what, s.Delivered, s.Unique, s.Quarantined, s.DeadLetters)
-		case <-time.After(chaosPollInterval):
-		}
-	}
+	return waitEvery(t, tail, timeout, chaosPollInterval, what, cond)
 }

@@ -108,6 +108,12 @@ func (d *deployment) dumpLog(path string) {
 // waitFor polls the tail until cond holds or the deadline passes.
 func waitFor(t *testing.T, tail *audit.Tail, timeout time.Duration, what string, cond func(audit.Snapshot) bool) audit.Snapshot {
 	t.Helper()
+	return waitEvery(t, tail, timeout, 100*time.Millisecond, what, cond)
+}
+
+// waitEvery is waitFor with the given interval between polls.
+func waitEvery(t *testing.T, tail *audit.Tail, timeout, interval time.Duration, what string, cond func(audit.Snapshot) bool) audit.Snapshot {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	for {
@@ -122,7 +128,7 @@ func waitFor(t *testing.T, tail *audit.Tail, timeout time.Duration, what string,
 		case <-ctx.Done():
 			t.Fatalf("timed out after %s waiting for %s; now: delivered=%d unique=%d quarantined=%v dead=%v",
 				timeout, what, s.Delivered, s.Unique, s.Quarantined, s.DeadLetters)
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }
