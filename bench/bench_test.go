@@ -77,6 +77,9 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportMetric(t.FirstRecord.Seconds(), "s-to-first-record")
 	b.ReportMetric(float64(t.CPUPerEvent.Microseconds()), "cpu-µs/event")
 	b.ReportMetric(t.RoundTrips, "dedupe-roundtrips/event")
+	if bc := rep.BehindCursor; bc != nil {
+		b.ReportMetric(bc.RoundTrips, "dedupe-roundtrips/event-behind-cursor")
+	}
 }
 
 func BenchmarkNaiveDedupe(b *testing.B) {

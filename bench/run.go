@@ -54,10 +54,16 @@ func Run(ctx context.Context, cfg Config, inProcess InProcess) (*Report, error) 
 		// Throughput reads the stream Ingest filled; both dedupe figures use its events.
 		step(ScenarioThroughput, func(ctx context.Context) error {
 			tp, err := throughput(ctx, d, cfg, m)
+			if err != nil {
+				return err
+			}
+			rep.Throughput = &tp
+			rep.ScaleInputs = scaleInputs(tp, ing, m)
+			rep.Scale = scaleModel(*rep.ScaleInputs, ScaleRates)
+			// The same raw stream again, dedupe reads only behind each customer's cursor.
+			bc, err := behindCursor(ctx, d, cfg, mean(tp.FloorRates))
 			if err == nil {
-				rep.Throughput = &tp
-				rep.ScaleInputs = scaleInputs(tp, ing, m)
-				rep.Scale = scaleModel(*rep.ScaleInputs, ScaleRates)
+				rep.BehindCursor = &bc
 			}
 			return err
 		})

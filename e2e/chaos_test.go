@@ -165,12 +165,14 @@ func TestChaosDynamoDBPause(t *testing.T) {
 // TestChaosDirtyInput: 5% duplicates (3% natural, 2% conflicting) and 10% of the events displaced
 // behind a later event of their customer by up to ~10 s of input. Every unique event is delivered
 // once, in per-customer order, with the original's content; every conflicting duplicate is
-// quarantined with reason conflicting_duplicate.
+// quarantined with reason conflicting_duplicate. The two workers use the two dedupe lookup modes
+// (worker 1 strict, worker 2 -dedupe-lookup=behind-cursor), so both are held to all of this on the
+// shards they own, and a fleet mixing them shares one dedupe table.
 func TestChaosDirtyInput(t *testing.T) {
 	skipUnlessChaos(t, false)
 	d := deploy(t, fleet.DefaultTopology())
 	w1 := d.chaosWorker(1, nil)
-	w2 := d.chaosWorker(2, nil)
+	w2 := d.chaosWorker(2, nil, "-dedupe-lookup=behind-cursor")
 
 	const rate = 1000
 	send, tail := d.startLoad(fleet.Load{Count: 20000, Customers: 500, Rate: rate, Seed: 51,
@@ -183,10 +185,19 @@ func TestChaosDirtyInput(t *testing.T) {
 	t.Logf("dirty input: manifest: %d lines, %d unique, %d natural + %d conflicting duplicates (%d ids), %d displaced (max %d lines)",
 		m.Lines, m.Unique, m.Duplicates.Natural, m.Duplicates.Conflicting, len(m.ConflictingIDs), m.OutOfOrder, m.MaxDisplacement)
 	var natural float64
-	for _, w := range []*chaosWorker{w1, w2} {
-		if fams, err := scrape(t.Context(), w.metrics); err == nil {
-			n, _ := metricValue(fams, "pipeline_dedupe_hits_total", map[string]string{"kind": "natural"})
-			natural += n
+	for i, w := range []*chaosWorker{w1, w2} {
+		fams, err := scrape(t.Context(), w.metrics)
+		if err != nil {
+			t.Errorf("worker %d metrics: %v", i+1, err)
+			continue
+		}
+		n, _ := metricValue(fams, "pipeline_dedupe_hits_total", map[string]string{"kind": "natural"})
+		natural += n
+		in, _ := metricValue(fams, "pipeline_records_in_total", nil)
+		gets, _ := metricValue(fams, "pipeline_dedupe_round_trips_total", map[string]string{"op": "get"})
+		t.Logf("dirty input: worker %d read %v records, %v dedupe reads", i+1, in, gets)
+		if in == 0 { // each lookup mode must have had records to judge
+			t.Errorf("worker %d read no records: it owned no shard", i+1)
 		}
 	}
 	t.Logf("dirty input: natural duplicates dropped by the workers (metrics, both workers): %v", natural)

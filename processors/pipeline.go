@@ -345,10 +345,16 @@ func conflict(e *rec, msg string) *quarantined {
 }
 
 // lookup plans and runs the level-2 reads for the batch's candidates: the mark of every candidate
-// (or, with LookupBehindCursorOnly, of those not ahead of a known cursor) and the cursor of every
-// customer whose cursor is not known.
+// and the cursor of every customer whose cursor is not known, in one round of calls.
+//
+// With LookupBehindCursorOnly a mark is read only for an event at or behind its customer's cursor,
+// so for a customer whose cursor is not known the cursor is read first and the marks of that
+// customer's events behind it in a second round (events of a customer new to the table cost no
+// mark read at all).
 func (s *Shard) lookup(ctx context.Context) error {
 	b := &s.b
+	behindOnly := s.p.cfg.LookupBehindCursorOnly
+	var later []*rec // behindOnly: events whose customer's cursor is being read
 	for _, e := range b.cands {
 		c := e.d.CustomerID
 		cur, known := s.ro.cursor(c)
@@ -358,14 +364,34 @@ func (s *Shard) lookup(ctx context.Context) error {
 				b.keys = append(b.keys, CursorKey(c))
 			}
 		}
-		if !s.p.cfg.LookupBehindCursorOnly || !known || e.d.Seq <= cur {
+		switch {
+		case !behindOnly:
+			b.keys = append(b.keys, e.d.EventID)
+		case !known:
+			later = append(later, e)
+		case e.d.Seq <= cur:
 			b.keys = append(b.keys, e.d.EventID)
 		}
 	}
-	if len(b.keys) == 0 {
+	if err := s.read(ctx, b.keys); err != nil {
+		return err
+	}
+	b.keys = b.keys[:0]
+	for _, e := range later {
+		if cur, ok := b.cursors[e.d.CustomerID]; ok && e.d.Seq <= cur {
+			b.keys = append(b.keys, e.d.EventID)
+		}
+	}
+	return s.read(ctx, b.keys)
+}
+
+// read looks keys up in the level-2 store into the batch's cursors and marks.
+func (s *Shard) read(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
 		return nil
 	}
-	return s.p.lookup(ctx, s.id, b.keys, func(it Item) {
+	b := &s.b
+	return s.p.lookup(ctx, s.id, keys, func(it Item) {
 		if c, ok := IsCursorKey(it.Key); ok {
 			b.cursors[c] = it.LastSeq
 			return

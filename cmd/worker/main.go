@@ -37,6 +37,7 @@ func main() {
 func run() error {
 	cfg := worker.Defaults()
 	var routes, keysFile, keysJSON, keysSecret, piiPaths, logLevel, latePolicy string
+	dedupeLookup := "all"
 	var routeStreams bool
 	keysReload := time.Minute
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
@@ -57,6 +58,9 @@ func run() error {
 	str(fs, &keysJSON, "keys", "SIGNING_KEYS", "signing keys inline, same JSON as -keys-file")
 	str(fs, &keysSecret, "keys-secret-arn", "SIGNING_KEYS_SECRET_ARN", "AWS Secrets Manager secret holding the signing keys (same JSON); takes precedence over -keys-file and -keys")
 	dur(fs, &keysReload, "keys-reload", "SIGNING_KEYS_RELOAD", "how often to re-read the keys from -keys-secret-arn or -keys-file (0: never)")
+	str(fs, &dedupeLookup, "dedupe-lookup", "DEDUPE_LOOKUP", "which events not in the in-memory cache are looked up in the dedupe table: all (strict: "+
+		"catches every reused event_id) or behind-cursor (only events at or behind their customer's cursor: fewer reads; "+
+		"an event_id reused under another customer or a later seq is then caught only by the in-memory cache)")
 	str(fs, &piiPaths, "pii-paths", "PII_PATHS", "comma-separated detail paths that must hold tokens, e.g. properties.email,customer_id; empty: PII policy off")
 	str(fs, &logLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 	dur(fs, &cfg.Pipeline.ReorderWindow, "reorder-window", "REORDER_WINDOW", "how long to hold an event waiting for a missing predecessor")
@@ -75,6 +79,13 @@ func run() error {
 	}
 
 	cfg.Pipeline.LatePolicy = processors.LatePolicy(latePolicy)
+	switch dedupeLookup {
+	case "all":
+	case "behind-cursor":
+		cfg.Pipeline.LookupBehindCursorOnly = true
+	default:
+		return fmt.Errorf("-dedupe-lookup %q: want all or behind-cursor", dedupeLookup)
+	}
 	if piiPaths != "" {
 		cfg.Pipeline.PIIPaths = strings.Split(piiPaths, ",")
 	}
