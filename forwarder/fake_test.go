@@ -35,6 +35,9 @@ type fakeKinesis struct {
 	inflight   map[string]bool         // keys in calls in flight
 	inCalls    int
 	maxInCalls int
+	// fullBatch, when set, makes a call of fewer records that starts while another is in flight a
+	// violation (local mode sends only full batches alongside a call in flight).
+	fullBatch int
 	violations []string
 	batchSizes []int
 	batchBytes []int
@@ -83,6 +86,9 @@ func (k *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 	}
 	if len(in.Records) == 0 || len(in.Records) > MaxBatchRecords || total > MaxBatchBytes {
 		k.violations = append(k.violations, fmt.Sprintf("call %d: %d records, %d bytes", n, len(in.Records), total))
+	}
+	if k.fullBatch > 0 && k.inCalls > 0 && len(in.Records) < k.fullBatch {
+		k.violations = append(k.violations, fmt.Sprintf("call %d: %d records sent alongside %d calls in flight", n, len(in.Records), k.inCalls))
 	}
 	for _, key := range keys {
 		k.inflight[key] = true

@@ -59,7 +59,8 @@ type Result struct {
 // Blank lines are skipped; every other line is forwarded or quarantined with its line number, never
 // dropped. Records go out in PutRecords batches of at most Config.BatchSize records and
 // Config.BatchBytes bytes, Config.Concurrency calls in flight, at most one record per customer in
-// flight; failed entries alone are retried. On cancellation, calls in flight get Config.DrainTimeout
+// flight; a call that is not full goes out only while no other is in flight (the next one starts as
+// soon as a batch fills or that call returns); failed entries alone are retried. On cancellation, calls in flight get Config.DrainTimeout
 // to finish so the counts stay exact; a goroutine blocked in r.Read stays blocked until it returns.
 //
 // The error wraps ErrNotForwarded when Result.Failed > 0, ctx's error when cancelled, ErrFatalPut
@@ -358,11 +359,8 @@ func (r *runState) add(e *entry) {
 func (r *runState) dispatch() {
 	cfg := &r.f.cfg
 	for r.inflight < cfg.Concurrency && r.abortErr == nil {
-		l := laneQuarantine
-		if r.ready[l].len() == 0 {
-			l = laneRaw
-		}
-		if r.ready[l].len() == 0 {
+		l, ok := r.nextLane()
+		if !ok {
 			return
 		}
 		var (
@@ -386,6 +384,19 @@ func (r *runState) dispatch() {
 			r.results <- batchDone{lane: l, es: batch, res: r.f.put(r.sendCtx, stream, batch)}
 		}()
 	}
+}
+
+// nextLane picks the lane of the next call, quarantine first. While a call is in flight only a lane
+// that fills a whole batch is sent: the finished call brings the loop back, and what is ready then
+// goes out together, so concurrent calls carry full batches rather than whatever trickled in
+// meanwhile (with few customers, most of them in flight, greedy sending made calls of a few records).
+func (r *runState) nextLane() (lane, bool) {
+	for _, l := range []lane{laneQuarantine, laneRaw} {
+		if q := &r.ready[l]; q.len() > 0 && (r.inflight == 0 || q.len() >= r.f.cfg.BatchSize || q.bytes >= r.f.cfg.BatchBytes) {
+			return l, true
+		}
+	}
+	return 0, false
 }
 
 // complete accounts for a finished PutRecords call: written entries finish, failed ones wait for
@@ -555,13 +566,18 @@ func (r *runState) finishLine(line int64) {
 type fifo struct {
 	items []*entry
 	head  int
+	bytes int // sum of the entries' size()
 }
 
-func (q *fifo) len() int      { return len(q.items) - q.head }
-func (q *fifo) peek() *entry  { return q.items[q.head] }
-func (q *fifo) push(e *entry) { q.items = append(q.items, e) }
+func (q *fifo) len() int     { return len(q.items) - q.head }
+func (q *fifo) peek() *entry { return q.items[q.head] }
+func (q *fifo) push(e *entry) {
+	q.items = append(q.items, e)
+	q.bytes += e.size()
+}
 func (q *fifo) pop() *entry {
 	e := q.items[q.head]
+	q.bytes -= e.size()
 	q.items[q.head] = nil
 	q.head++
 	if q.head == len(q.items) {

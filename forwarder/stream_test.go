@@ -149,6 +149,30 @@ func TestForwardStreamHotCustomerKeepsOrder(t *testing.T) {
 	checkOrder(t, kin.written(DefaultRawStream), want)
 }
 
+// TestForwardStreamConcurrentCallsCarryFullBatches: a call that is not full goes out only when no
+// other call is in flight, so concurrency is spent on whole batches (few customers, most of them in
+// flight, used to give calls of a few records each), and order holds.
+func TestForwardStreamConcurrentCallsCarryFullBatches(t *testing.T) {
+	in, want := genInput(3000, 1000)
+	kin := newFake()
+	kin.latency = 20 * time.Millisecond // slower than reading a batch, so batches fill while calls are out
+	kin.fullBatch = 100
+	f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency, c.BatchSize = 4, 100 })
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forwarded != 3000 {
+		t.Fatalf("result %+v", res)
+	}
+	noViolations(t, kin)
+	checkOrder(t, kin.written(DefaultRawStream), want)
+	if kin.maxInCalls < 2 {
+		t.Fatalf("never more than %d calls in flight", kin.maxInCalls)
+	}
+	t.Logf("%d calls for 3000 events, at most %d in flight", len(kin.batchSizes), kin.maxInCalls)
+}
+
 // TestForwardStreamRetriesOnlyFailedEntries fails entries and whole calls at random (seeded) and
 // checks that everything arrives exactly once, in order per customer, with retries carrying only
 // what failed.
@@ -177,7 +201,7 @@ func TestForwardStreamRetriesOnlyFailedEntries(t *testing.T) {
 				}
 				return nil
 			}
-			f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency, c.BatchSize, c.MaxAttempts = conc, 100, 20 })
+			f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency, c.BatchSize, c.MaxAttempts = conc, 20, 20 })
 			res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
 			if err != nil {
 				t.Fatal(err)
