@@ -40,11 +40,19 @@ func main() {
 	flag.StringVar(&commit, "commit", "", "commit the binaries were built from, for the report")
 	flag.StringVar(&command, "command", "make bench", "command line named in the markdown")
 	flag.DurationVar(&timeout, "timeout", 9*time.Minute, "bound on the whole run; the report shows what finished")
+	events := flag.Int("events", 0, "events in the pre-filled raw stream (ingest, throughput; default 20,000, or the -quick size)")
+	customers := flag.Int("customers", 0, "customers those events are spread over (default 1,000, or the -quick size)")
 	flag.Parse()
 	if quick {
 		q := bench.Quick(cfg.Bin)
 		q.Dir = cfg.Dir
 		cfg = q
+	}
+	if *events > 0 {
+		cfg.Events = *events
+	}
+	if *customers > 0 {
+		cfg.Customers = *customers
 	}
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")
