@@ -37,7 +37,7 @@ type fakeKinesis struct {
 	maxInCalls int
 	// fullBatch, when set, makes a call of fewer records that starts while another is in flight a
 	// violation (local mode sends only full batches alongside a call in flight).
-	fullBatch int
+	fullBatch  int
 	violations []string
 	batchSizes []int
 	batchBytes []int
