@@ -211,13 +211,10 @@ func TestChaosDirtyInput(t *testing.T) {
 	if m.Duplicates.Natural == 0 || m.Duplicates.Conflicting == 0 || m.OutOfOrder == 0 {
 		t.Fatalf("the generator produced no dirt: %+v, %d displaced", m.Duplicates, m.OutOfOrder)
 	}
-	// Quarantine is at-least-once: records after a checkpoint that is pinned by events held for
-	// reordering are read again by the next owner after a hand-off, and a conflicting duplicate
-	// among them is quarantined again. None may be missing; the ids must match exactly (below).
-	if got := o.Quarantined[event.ReasonConflictingDupe]; got < m.Duplicates.Conflicting {
+	// Quarantine is held to the analytics streams' standard: a record read again after a lease moved
+	// finds its quarantine mark and is not quarantined twice.
+	if got := o.Quarantined[event.ReasonConflictingDupe]; got != m.Duplicates.Conflicting {
 		t.Errorf("quarantined %d conflicting duplicates, the generator made %d", got, m.Duplicates.Conflicting)
-	} else if got > m.Duplicates.Conflicting {
-		t.Logf("dirty input: %d conflicting duplicates quarantined again after a replay", got-m.Duplicates.Conflicting)
 	}
 	if got := s.audit.Quarantined[event.ReasonConflictingDupe]; got < m.Duplicates.Conflicting {
 		t.Errorf("audit tail: quarantined[%s] = %d, want at least %d", event.ReasonConflictingDupe, got, m.Duplicates.Conflicting)

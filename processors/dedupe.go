@@ -13,8 +13,8 @@ const (
 	MaxPutItems = 25
 )
 
-// DedupeStore is the level-2 dedupe table: event marks keyed by event_id, and per-customer cursors
-// keyed by CursorKey(customer_id). Every call is one round trip. Implementations: DynamoDedupe
+// DedupeStore is the level-2 dedupe table: event marks keyed by event_id, per-customer cursors
+// keyed by CursorKey(customer_id), and marks of quarantined records keyed by QuarantineKey. Every call is one round trip. Implementations: DynamoDedupe
 // (production) and MemoryDedupe.
 type DedupeStore interface {
 	// Get reads at most MaxGetKeys distinct keys. It returns the items found and the keys the store
@@ -40,6 +40,13 @@ const cursorPrefix = "cust# "
 
 // CursorKey is the dedupe-table key of a customer's cursor.
 func CursorKey(customerID string) string { return cursorPrefix + customerID }
+
+// quarantinePrefix, like cursorPrefix, contains a space, so it collides with no event id.
+const quarantinePrefix = "quar# "
+
+// QuarantineKey is the dedupe-table key marking that the raw record at sequence number seqNum of
+// shard was quarantined, so a replay of the record after a lease moved does not quarantine it again.
+func QuarantineKey(shard, seqNum string) string { return quarantinePrefix + shard + " " + seqNum }
 
 // IsCursorKey reports whether key is a cursor key, and for which customer.
 func IsCursorKey(key string) (customerID string, ok bool) {

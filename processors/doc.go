@@ -13,7 +13,8 @@
 //     a few calls in flight at once. Marks carry a content hash: same id and content = natural
 //     duplicate (dropped), same id and other content = conflicting duplicate (quarantined). The
 //     store also holds a per-customer cursor (the last released seq) so a new owner of a shard
-//     resumes reordering where the old one stopped.
+//     resumes reordering where the old one stopped, and a mark per quarantined record (shard and
+//     sequence number), so a record read again after a lease moved is not quarantined twice.
 //   - reorder.go: per-customer order by seq: the next seq is released at once, later ones are held
 //     until the gap fills or the reorder window passes; late events are released flagged.
 //   - route.go: event type to stream, and the analytics record encoder.
@@ -25,7 +26,7 @@
 //
 // Delivery semantics: at least once, and exactly once except after a crash or a lost lease. A record
 // is "handled" once it is written to its analytics (or late) stream and its dedupe mark is durable,
-// or it is quarantined, dropped as a natural duplicate, or dead-lettered. The watermark never passes
+// or it is quarantined (and marked), dropped as a natural duplicate, or dead-lettered. The watermark never passes
 // a record that is not handled, and an event is marked seen only after its output write succeeded,
 // so a failure can cause a duplicate (dropped by dedupe on replay, unless the process died between
 // the write and the mark) but never a loss.

@@ -12,6 +12,7 @@ type metrics struct {
 	quarantined  *prometheus.CounterVec // reason
 	deadLettered *prometheus.CounterVec // reason
 	dedupeHits   *prometheus.CounterVec // level (l1, inflight, l2), kind (natural, conflicting)
+	quarReplays  prometheus.Counter
 	dedupeCalls  *prometheus.CounterVec // op (get, put): round trips
 	dedupeKeys   *prometheus.CounterVec // op: keys read / items written
 	dedupeErrors *prometheus.CounterVec // op
@@ -39,6 +40,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Records written to the DLQ, by reason."}, []string{"reason"}),
 		dedupeHits: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_hits_total",
 			Help: "Duplicates found, by level (l1, inflight, l2) and kind (natural, conflicting)."}, []string{"level", "kind"}),
+		quarReplays: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_quarantine_replays_total",
+			Help: "Records read again (after a lease moved) that were already quarantined: not written again."}),
 		dedupeCalls: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_round_trips_total",
 			Help: "Round trips to the level-2 dedupe store, by operation (get, put)."}, []string{"op"}),
 		dedupeKeys: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_keys_total",

@@ -432,6 +432,9 @@ func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
 		e.out = &e.o
 		b.byStream[stream] = append(b.byStream[stream], e.out)
 	}
+	if err := s.skipQuarantined(ctx); err != nil {
+		return "", s.fail(err)
+	}
 	for _, q := range b.quar {
 		p.m.quarantined.WithLabelValues(string(q.reason)).Inc()
 		key := q.customerID
@@ -484,6 +487,48 @@ func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
 	return s.wm.advance(), nil
 }
 
+// skipQuarantined drops from the batch's quarantine list every record whose quarantine mark is in
+// the level-2 store (it was quarantined before and is read again after a lease moved), and counts it
+// handled, so a replay does not quarantine a record twice.
+func (s *Shard) skipQuarantined(ctx context.Context) error {
+	b := &s.b
+	if len(b.quar) == 0 {
+		return nil
+	}
+	keys := make([]string, len(b.quar))
+	uniq := make([]string, 0, len(b.quar))
+	seen := make(map[string]bool, len(b.quar))
+	for i, q := range b.quar {
+		keys[i] = QuarantineKey(s.id, q.seqNum)
+		if !seen[keys[i]] {
+			seen[keys[i]] = true
+			uniq = append(uniq, keys[i])
+		}
+	}
+	found := map[string]bool{}
+	if err := s.p.lookup(ctx, s.id, uniq, func(it Item) { found[it.Key] = true }); err != nil {
+		return err
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	kept := b.quar[:0]
+	for i, q := range b.quar {
+		if !found[keys[i]] {
+			kept = append(kept, q)
+			continue
+		}
+		s.p.m.quarReplays.Inc()
+		if q.ev != nil {
+			delete(s.inflight, q.ev.d.EventID)
+		}
+		s.wm.done(q.idx)
+	}
+	clear(b.quar[len(kept):])
+	b.quar = kept
+	return nil
+}
+
 // writeAll writes each stream's records concurrently (one goroutine per stream) and returns the
 // records given up on.
 func (s *Shard) writeAll(ctx context.Context, byStream map[string][]*outRec, mayDeadLetter bool) ([]*outRec, error) {
@@ -527,7 +572,8 @@ func (s *Shard) writeAll(ctx context.Context, byStream map[string][]*outRec, may
 	return dead, nil
 }
 
-// mark writes the cursors that moved and the marks of the events written, cursors first (with
+// mark writes the cursors that moved, the marks of the events written and of the records
+// quarantined, cursors first (with
 // LookupBehindCursorOnly a written event's seq must not be ahead of its customer's durable cursor),
 // and returns once all are durable (retrying while the store is down) or ctx ends.
 func (s *Shard) mark(ctx context.Context, now time.Time) error {
@@ -544,6 +590,11 @@ func (s *Shard) mark(ctx context.Context, now time.Time) error {
 		// Written events only: a dead-lettered one is not delivered, and a quarantined one never is.
 		if e.out != nil && e.out.written {
 			items = append(items, Item{Key: e.d.EventID, Hash: e.hash, ExpiresAt: markExp})
+		}
+	}
+	for _, o := range b.byStream[p.cfg.QuarantineStream] {
+		if o.kind == outQuarantine && o.written {
+			items = append(items, Item{Key: QuarantineKey(s.id, o.q.seqNum), ExpiresAt: markExp})
 		}
 	}
 	// The calls that carry cursors (the last one topped up with marks, as one call of MaxPutItems

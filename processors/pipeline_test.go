@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/kinesis-events/pipeline/event"
 )
 
@@ -184,6 +186,39 @@ func TestQuarantine(t *testing.T) {
 	h2.process(h2.p.Shard("s"), h2.recs(ev{id: "x", cust: "c", seq: 1, typ: "mystery"}))
 	if qs := h2.kin.quarantine(t, "events-quarantine"); len(qs) != 1 || qs[0].Reason != event.ReasonUnroutable {
 		t.Fatalf("unknown type without default stream: %+v", qs)
+	}
+}
+
+// TestReplayDoesNotQuarantineAgain: a new owner replaying records that were quarantined (bad input,
+// conflicting duplicates) writes no second quarantine record, counts them, and passes them in the
+// watermark; a record that arrives for the first time is still quarantined.
+func TestReplayDoesNotQuarantineAgain(t *testing.T) {
+	h := newHarness(t, testConfig())
+	good := h.recs(ev{id: "a1", cust: "a", seq: 1})
+	conflict := h.recs(ev{id: "a1", cust: "a", seq: 1, props: `{"other":true}`})
+	recs := append(append(good, Record{SequenceNumber: h.gen.next(), Data: []byte("junk")}), conflict...)
+	h.process(h.p.Shard("s"), recs)
+	if qs := h.kin.quarantine(t, "events-quarantine"); len(qs) != 2 {
+		t.Fatalf("first owner: %d quarantine records, want 2", len(qs))
+	}
+	p2, err := New(testConfig(), Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := p2.Shard("s")
+	fresh := Record{SequenceNumber: h.gen.next(), Data: []byte("more junk")}
+	if wm := h.process(s2, append(recs, fresh)); wm != fresh.SequenceNumber {
+		t.Fatalf("replay watermark %q, want %q", wm, fresh.SequenceNumber)
+	}
+	qs := h.kin.quarantine(t, "events-quarantine")
+	if len(qs) != 3 || qs[2].SourceSeq != fresh.SequenceNumber {
+		t.Fatalf("after the replay: %d quarantine records (%+v), want the first 2 and the new one", len(qs), qs)
+	}
+	if n := len(h.kin.records("analytics-page_view")); n != 1 {
+		t.Fatalf("%d analytics records, want 1", n)
+	}
+	if n := testutil.ToFloat64(p2.m.quarReplays); n != 2 {
+		t.Fatalf("pipeline_quarantine_replays_total = %v, want 2", n)
 	}
 }
 

@@ -336,6 +336,10 @@ func TestQuarantineUnavailableDeadLetters(t *testing.T) {
 	if len(dls) != 1 || !strings.Contains(dls[0].Reason, string(event.ReasonNotJSON)) || string(dls[0].Original) != "junk" {
 		t.Fatalf("dead letters %+v", dls)
 	}
+	// Not quarantined, so not marked: a replay must try to quarantine it again.
+	if found, _, _ := h.mem.Get(context.Background(), []string{QuarantineKey("s", "1")}); len(found) != 0 {
+		t.Fatalf("a dead-lettered quarantine record was marked quarantined: %+v", found)
+	}
 }
 
 // TestLeaseLostStopsWrites: when the lease context is cancelled during a write, Process returns
