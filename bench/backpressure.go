@@ -16,8 +16,8 @@ type BackpressureResult struct {
 	Open time.Duration // how long every PutRecords to an analytics stream failed (503)
 	// StartRSS is the resident set when the outage began; Peak the highest resident set of the whole
 	// process life (VmHWM) at the outage's end; Growth the RSS at the end minus the RSS a quarter
-	// into the outage (flat: close to zero).
-	StartRSS, PeakRSS, EndRSS, Growth int64
+	// into the outage (QuarterRSS; flat: close to zero).
+	StartRSS, PeakRSS, EndRSS, Growth, QuarterRSS int64
 	Samples                           []RSSSample
 	// Refused is the PutRecords calls the proxy failed; DeadLettered the records the worker gave up
 	// on (after its breaker hold) and wrote to the DLQ; Recovered says the worker delivered again
@@ -97,8 +97,8 @@ func backpressure(ctx context.Context, cfg Config) (BackpressureResult, error) {
 		case <-tick.C:
 		}
 	}
-	quarter := res.Samples[len(res.Samples)/4].RSS
-	res.Growth = res.EndRSS - quarter
+	res.QuarterRSS = res.Samples[len(res.Samples)/4].RSS
+	res.Growth = res.EndRSS - res.QuarterRSS
 	for _, s := range streams {
 		res.Refused += px.Counts("PutRecords", s).Faulted
 		px.Remove("down-" + s)

@@ -163,7 +163,7 @@ func (r *Report) Targets() []Target {
 	if b := r.Backpressure; b != nil {
 		add("5", fmt.Sprintf("worker peak RSS, analytics streams down %s at %.0f ev/s", b.Open, b.Rate), mib(b.PeakRSS), fmt.Sprintf("< %.0f MB", wantPeakRSS/1e6), float64(b.PeakRSS) < wantPeakRSS)
 		limit := max(flatMinGrowth, int64(flatGrowthFraction*float64(b.StartRSS)))
-		add("5", "RSS growth over the last three quarters of the outage", fmt.Sprintf("%+.1f MiB (%s -> %s)", float64(b.Growth)/(1<<20), mib(b.StartRSS), mib(b.EndRSS)),
+		add("5", "RSS growth over the last three quarters of the outage", fmt.Sprintf("%+.1f MiB (%s a quarter in -> %s at the end; %s at the start)", float64(b.Growth)/(1<<20), mib(b.QuarterRSS), mib(b.EndRSS), mib(b.StartRSS)),
 			"flat", b.Growth <= limit)
 		add("5", "recovery after the outage", fmt.Sprintf("recovered %v, %d calls refused, %.0f dead-lettered", b.Recovered, b.Refused, b.DeadLettered), "recovers", b.Recovered)
 	}
