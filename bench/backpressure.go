@@ -18,7 +18,7 @@ type BackpressureResult struct {
 	// process life (VmHWM) at the outage's end; Growth the RSS at the end minus the RSS a quarter
 	// into the outage (QuarterRSS; flat: close to zero).
 	StartRSS, PeakRSS, EndRSS, Growth, QuarterRSS int64
-	Samples                           []RSSSample
+	Samples                                       []RSSSample
 	// Refused is the PutRecords calls the proxy failed; DeadLettered the records the worker gave up
 	// on (after its breaker hold) and wrote to the DLQ; Recovered says the worker delivered again
 	// once the streams were healthy.
