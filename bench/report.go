@@ -229,7 +229,7 @@ func (r *Report) Print(w io.Writer) {
 func (r *Report) printScale(w io.Writer, markdown bool) {
 	in := r.ScaleInputs
 	head := []string{"events/s", "raw shards", "analytics shards", "worker vCPUs", fmt.Sprintf("workers (%d vCPU)", vCPUPerWorker),
-		"read MiB/s per raw shard", "dedupe WCU/s", "dedupe RCU/s", "dedupe partitions"}
+		"read MiB/s per raw shard", "dedupe WCU/s", "dedupe RCU/s", "many customers: WCU/s", "RCU/s (strict / behind-cursor)", "dedupe partitions"}
 	if markdown {
 		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
 	} else {
@@ -243,7 +243,7 @@ func (r *Report) printScale(w io.Writer, markdown bool) {
 	for _, row := range r.Scale {
 		cells := []string{fmt.Sprintf("%.0f", row.Rate), fmt.Sprint(row.RawShards), fmt.Sprint(row.AnalyticsShards), fmt.Sprint(row.VCPUs),
 			fmt.Sprint(row.Workers), fmt.Sprintf("%.2f", row.ReadMBps), fmt.Sprintf("%.0f", row.DedupeWCU), fmt.Sprintf("%.0f", row.DedupeRCU),
-			fmt.Sprint(row.DedupePartitions)}
+			fmt.Sprintf("%.0f", row.ManyWCU), fmt.Sprintf("%.0f / %.0f", row.ManyRCU, row.ManyRCUBehind), fmt.Sprint(row.DedupePartitions)}
 		if markdown {
 			fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 		} else {

@@ -115,8 +115,9 @@ func TestScaleModel(t *testing.T) {
 	if r.VCPUs != 1 || r.Workers != 1 {
 		t.Errorf("vCPUs %d workers %d, want 1 and 1", r.VCPUs, r.Workers)
 	}
-	if r.DedupeWCU != 11_000 || r.DedupeRCU != 10_000 || r.DedupePartitions != 11 {
-		t.Errorf("dedupe %v WCU %v RCU %d partitions", r.DedupeWCU, r.DedupeRCU, r.DedupePartitions)
+	// Many customers: 2 WCU per event (mark and cursor) sets the partitions: 20,000 / 1,000.
+	if r.DedupeWCU != 11_000 || r.DedupeRCU != 10_000 || r.ManyWCU != 20_000 || r.ManyRCU != 20_000 || r.ManyRCUBehind != 10_000 || r.DedupePartitions != 20 {
+		t.Errorf("dedupe %v WCU %v RCU, many customers %v WCU %v / %v RCU, %d partitions", r.DedupeWCU, r.DedupeRCU, r.ManyWCU, r.ManyRCU, r.ManyRCUBehind, r.DedupePartitions)
 	}
 	if big := rows[1]; big.VCPUs != 100 || big.Workers != 50 {
 		t.Errorf("1M/s: %d vCPUs, %d workers; want 100 and 50", big.VCPUs, big.Workers)

@@ -38,8 +38,20 @@ type ScaleRow struct {
 	Workers              int     // worker tasks of vCPUPerWorker cores
 	ReadMBps             float64 // raw stream read per shard (MiB/s), against the 2 MiB/s limit
 	DedupeWCU, DedupeRCU float64
-	DedupePartitions     int
+	// ManyWCU and ManyRCU are the dedupe capacity when every event's customer is new in its batch
+	// (many customers, each rarely active: a mark and a cursor written per event, and the mark and
+	// the cursor read), ManyRCUBehind the reads of -dedupe-lookup=behind-cursor then (the cursor).
+	ManyWCU, ManyRCU, ManyRCUBehind float64
+	// DedupePartitions is the table's partitions for the larger of the two loads.
+	DedupePartitions int
 }
+
+// Dedupe items per event when every event's customer is new in its batch (see ScaleRow.ManyWCU).
+const (
+	manyItemsPerEvent      = 2 // the mark and the cursor
+	manyKeysPerEvent       = 2 // the mark and the cursor
+	manyKeysPerEventBehind = 1 // the cursor; the mark only behind it (replays, late events)
+)
 
 // ScaleRates are the rates of the model's table.
 var ScaleRates = []float64{10_000, 100_000, 1_000_000}
@@ -62,7 +74,9 @@ func scaleModel(in ScaleInputs, rates []float64) []ScaleRow {
 		row.Workers = max(1, int(math.Ceil(cores/vCPUPerWorker)))
 		row.DedupeWCU = r * in.ItemsPerEvent
 		row.DedupeRCU = r * in.KeysReadPerEvent
-		row.DedupePartitions = int(math.Ceil(max(row.DedupeWCU/partitionWCU, row.DedupeRCU/partitionRCU)))
+		row.ManyWCU, row.ManyRCU, row.ManyRCUBehind = r*manyItemsPerEvent, r*manyKeysPerEvent, r*manyKeysPerEventBehind
+		row.DedupePartitions = int(math.Ceil(max(row.DedupeWCU/partitionWCU, row.DedupeRCU/partitionRCU,
+			row.ManyWCU/partitionWCU, row.ManyRCU/partitionRCU)))
 		rows = append(rows, row)
 	}
 	return rows
