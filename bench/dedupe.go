@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -89,20 +88,13 @@ func behindCursor(ctx context.Context, d *deployment, cfg Config, floor float64)
 	if err := d.st.CreateTable(ctx, table, "event_id"); err != nil {
 		return res, err
 	}
-	w, err := d.startWorker(1, nil, "-dedupe-lookup=behind-cursor", "-application="+behindApp,
+	_, dc, cpu, err := d.deliver(ctx, cfg.Events, "-dedupe-lookup=behind-cursor", "-application="+behindApp,
 		"-lease-table="+behindApp+"-leases", "-dedupe-table="+table, `-routes={"default":"`+out+`"}`,
 		"-quarantine-stream="+quar, "-dlq-stream="+dlq)
 	if err != nil {
 		return res, err
 	}
-	s, cpu, err := w.waitDeliveredCPU(ctx, d, cfg.Events)
-	if err := errors.Join(err, w.stop()); err != nil {
-		return res, err
-	}
-	in := s.sum("pipeline_records_in_total")
-	res.Gets = s.sum("pipeline_dedupe_round_trips_total", `op="get"`) / in
-	res.Puts = s.sum("pipeline_dedupe_round_trips_total", `op="put"`) / in
-	res.RoundTrips = res.Gets + res.Puts
+	res.Gets, res.Puts, res.RoundTrips = dc.Gets, dc.Puts, dc.Gets+dc.Puts
 	res.DynamoDBCPU = cpu.DynamoDB
 
 	recs, err := d.st.ReadAll(ctx, out)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -74,6 +75,31 @@ func (d *deployment) startWorker(n int, env []string, flags ...string) (*worker,
 		return nil, err
 	}
 	return &worker{proc: p, started: started, metrics: "http://127.0.0.1:" + strconv.Itoa(port), hc: &http.Client{Timeout: 5 * time.Second}}, nil
+}
+
+// dedupeCalls is a worker's level-2 dedupe use per event, from its own counters.
+type dedupeCalls struct {
+	Gets, Puts, ItemsPerEvent, KeysPerEvent float64
+}
+
+// deliver starts worker 1 with flags, waits until it has delivered want events, stops it, and
+// returns it (for its start time) with its dedupe use and CPU per event while it delivered.
+func (d *deployment) deliver(ctx context.Context, want int, flags ...string) (*worker, dedupeCalls, cpuPerEvent, error) {
+	var dc dedupeCalls
+	w, err := d.startWorker(1, nil, flags...)
+	if err != nil {
+		return nil, dc, cpuPerEvent{}, err
+	}
+	s, cpu, err := w.waitDeliveredCPU(ctx, d, want)
+	if err := errors.Join(err, w.stop()); err != nil {
+		return nil, dc, cpu, err
+	}
+	in := s.sum("pipeline_records_in_total")
+	dc.Gets = s.sum("pipeline_dedupe_round_trips_total", `op="get"`) / in
+	dc.Puts = s.sum("pipeline_dedupe_round_trips_total", `op="put"`) / in
+	dc.ItemsPerEvent = s.sum("pipeline_dedupe_keys_total", `op="put"`) / in
+	dc.KeysPerEvent = s.sum("pipeline_dedupe_keys_total", `op="get"`) / in
+	return w, dc, cpu, nil
 }
 
 // stop ends the worker (SIGTERM, then kill) and returns its log's last lines when it did not exit

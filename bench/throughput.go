@@ -83,21 +83,13 @@ func throughput(ctx context.Context, d *deployment, cfg Config, m loadgen.Manife
 		res.CopyCPU = (after2.kin - after.kin) / time.Duration(cfg.Events)
 	}
 
-	w, err := d.startWorker(1, nil)
+	w, dc, cpu, err := d.deliver(ctx, cfg.Events)
 	if err != nil {
 		return res, err
 	}
-	s, cpu, err := w.waitDeliveredCPU(ctx, d, cfg.Events)
-	if err := errors.Join(err, w.stop()); err != nil {
-		return res, err
-	}
-	in := s.sum("pipeline_records_in_total")
 	res.CPUPerEvent, res.KinesisCPU, res.DynamoDBCPU = cpu.Worker, cpu.Kinesis, cpu.DynamoDB
-	res.Gets = s.sum("pipeline_dedupe_round_trips_total", `op="get"`) / in
-	res.Puts = s.sum("pipeline_dedupe_round_trips_total", `op="put"`) / in
-	res.RoundTrips = res.Gets + res.Puts
-	res.ItemsPerEvent = s.sum("pipeline_dedupe_keys_total", `op="put"`) / in
-	res.KeysPerEvent = s.sum("pipeline_dedupe_keys_total", `op="get"`) / in
+	res.Gets, res.Puts, res.RoundTrips = dc.Gets, dc.Puts, dc.Gets+dc.Puts
+	res.ItemsPerEvent, res.KeysPerEvent = dc.ItemsPerEvent, dc.KeysPerEvent
 
 	// Loop, copy, worker, copy, loop: a drift of the machine's speed during the run cancels out.
 	if err := copyRun(ctx, d, cfg, &res, "bench-copy-1"); err != nil {
