@@ -14,9 +14,9 @@ import (
 )
 
 // readTimeout bounds one read-side Kinesis operation, all SDK retries included. The KCL calls
-// GetRecords, GetShardIterator and ListShards with context.TODO; without this a stalled endpoint
-// would hold a shard consumer (and a graceful shutdown) for as long as the HTTP backstop allows,
-// times the retries. Reads are idempotent, so giving up early is always safe.
+// GetRecords, GetShardIterator and ListShards with a context that never ends; without this a
+// stalled endpoint would hold a shard consumer (and a graceful shutdown) for as long as the HTTP
+// backstop allows, times the retries. Reads are idempotent, so giving up early is always safe.
 const readTimeout = 10 * time.Second
 
 var readOps = map[string]bool{

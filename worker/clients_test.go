@@ -13,8 +13,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 )
 
-// TestReadOperationsHaveADeadline: a GetRecords called without a deadline (as the KCL does, with
-// context.TODO) against an endpoint that never answers returns within the operation deadline,
+// TestReadOperationsHaveADeadline: a GetRecords called without a deadline (as the KCL does, with a
+// context that never ends) against an endpoint that never answers returns within the operation deadline,
 // while PutRecords is not cut short by it.
 func TestReadOperationsHaveADeadline(t *testing.T) {
 	release := make(chan struct{})
@@ -33,7 +33,7 @@ func TestReadOperationsHaveADeadline(t *testing.T) {
 	})
 	done := make(chan error, 1)
 	go func() {
-		_, err := kc.GetRecords(context.TODO(), &kinesis.GetRecordsInput{ShardIterator: aws.String("it")})
+		_, err := kc.GetRecords(context.Background(), &kinesis.GetRecordsInput{ShardIterator: aws.String("it")})
 		done <- err
 	}()
 	select {
