@@ -205,38 +205,16 @@ func (p *Pipeline) lookup(ctx context.Context, shard string, keys []string, fn f
 
 // lookupChunk reads at most MaxGetKeys keys, retrying until they are read or ctx ends.
 func (p *Pipeline) lookupChunk(ctx context.Context, shard string, chunk []string, fn func(Item)) error {
-	for attempt := 0; len(chunk) > 0; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		found, unprocessed, err := p.store.Get(ctx, chunk)
-		p.m.dedupeCalls.WithLabelValues("get").Inc()
+	return retryChunk(ctx, p, shard, "get", chunk, func(ctx context.Context, keys []string) ([]string, error) {
+		found, unprocessed, err := p.store.Get(ctx, keys)
 		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-			p.m.dedupeErrors.WithLabelValues("get").Inc()
-			p.log.Warn("dedupe store read failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
-			if err := p.backoff(ctx, attempt); err != nil {
-				return err
-			}
-			attempt++
-			continue
+			return nil, err
 		}
-		p.m.dedupeKeys.WithLabelValues("get").Add(float64(len(chunk) - len(unprocessed)))
 		for _, it := range found {
 			fn(it)
 		}
-		if len(unprocessed) == 0 {
-			break
-		}
-		chunk = unprocessed
-		if err := p.backoff(ctx, attempt); err != nil {
-			return err
-		}
-		attempt++
-	}
-	return nil
+		return unprocessed, nil
+	})
 }
 
 // storeItems writes items in batches of MaxPutItems (concurrently, see inChunks), retrying errors and
@@ -250,33 +228,39 @@ func (p *Pipeline) storeItems(ctx context.Context, shard string, items []Item) e
 
 // storeChunk writes at most MaxPutItems items, retrying until they are durable or ctx ends.
 func (p *Pipeline) storeChunk(ctx context.Context, shard string, chunk []Item) error {
-	for attempt := 0; len(chunk) > 0; {
+	return retryChunk(ctx, p, shard, "put", chunk, p.store.Put)
+}
+
+// retryChunk makes one level-2 store call (op "get" or "put") for chunk, then again for what the
+// store left unprocessed or for all of it after an error, backing off in between, until nothing is
+// left or ctx ends. It counts calls, keys and errors under op.
+func retryChunk[T any](ctx context.Context, p *Pipeline, shard, op string, chunk []T, call func(context.Context, []T) ([]T, error)) error {
+	what := "write"
+	if op == "get" {
+		what = "read"
+	}
+	for attempt := 0; len(chunk) > 0; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		unprocessed, err := p.store.Put(ctx, chunk)
-		p.m.dedupeCalls.WithLabelValues("put").Inc()
+		unprocessed, err := call(ctx, chunk)
+		p.m.dedupeCalls.WithLabelValues(op).Inc()
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
 				return cerr
 			}
-			p.m.dedupeErrors.WithLabelValues("put").Inc()
-			p.log.Warn("dedupe store write failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
-			if err := p.backoff(ctx, attempt); err != nil {
-				return err
+			p.m.dedupeErrors.WithLabelValues(op).Inc()
+			p.log.Warn("dedupe store "+what+" failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
+		} else {
+			p.m.dedupeKeys.WithLabelValues(op).Add(float64(len(chunk) - len(unprocessed)))
+			if len(unprocessed) == 0 {
+				return nil
 			}
-			attempt++
-			continue
+			chunk = unprocessed
 		}
-		p.m.dedupeKeys.WithLabelValues("put").Add(float64(len(chunk) - len(unprocessed)))
-		if len(unprocessed) == 0 {
-			break
-		}
-		chunk = unprocessed
 		if err := p.backoff(ctx, attempt); err != nil {
 			return err
 		}
-		attempt++
 	}
 	return nil
 }
