@@ -32,7 +32,7 @@ const maxEnvelopeMembers = 64
 // The input is validated as a whole first, so the member scan below can rely on well-formed JSON.
 func decodeEnvelope(b []byte) (envelope, error) {
 	var env envelope
-	if !json.Valid(b) {
+	if !validJSON(b) {
 		err := json.Unmarshal(b, new(json.RawMessage)) // only to locate the error
 		return env, &event.Error{Reason: event.ReasonNotJSON, Msg: "not JSON: " + syntaxMsg(err)}
 	}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fuzz-smoke.sh runs every fuzz target of the trust boundary briefly, one after the other, for CI:
 # decoding (event.DecodeRaw, event.ParseDetail), canonicalisation (event.AppendCanonicalJSON),
-# signing and verification, the PII policy, the forwarder's forward/quarantine decision and the
-# worker's verify stage.
+# signing and verification, the PII policy, the forwarder's forward/quarantine decision and its JSON
+# validator (against encoding/json.Valid), and the worker's verify stage.
 #
 #   scripts/fuzz-smoke.sh                 each target for 10s (FUZZTIME), one fuzzing process (FUZZPARALLEL)
 #   FUZZTIME=10m scripts/fuzz-smoke.sh    a longer local run
@@ -22,6 +22,7 @@ targets=(
 	"./event FuzzVerify"
 	"./event FuzzPIIRedact"
 	"./forwarder FuzzPrepare"
+	"./forwarder FuzzValidJSON"
 	"./processors FuzzDecodeRecord"
 )
 for t in "${targets[@]}"; do
