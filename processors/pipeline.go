@@ -573,9 +573,9 @@ func (s *Shard) writeAll(ctx context.Context, byStream map[string][]*outRec, may
 }
 
 // mark writes the cursors that moved, the marks of the events written and of the records
-// quarantined, cursors first (with
-// LookupBehindCursorOnly a written event's seq must not be ahead of its customer's durable cursor),
-// and returns once all are durable (retrying while the store is down) or ctx ends.
+// quarantined, cursors first (with LookupBehindCursorOnly a written event's seq must not be ahead of
+// its customer's durable cursor), and returns once all are durable (retrying while the store is
+// down) or ctx ends.
 func (s *Shard) mark(ctx context.Context, now time.Time) error {
 	p, b := s.p, &s.b
 	s.ro.takeDirty(b.dirty)
