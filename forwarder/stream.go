@@ -60,8 +60,9 @@ type Result struct {
 // dropped. Records go out in PutRecords batches of at most Config.BatchSize records and
 // Config.BatchBytes bytes, Config.Concurrency calls in flight, at most one record per customer in
 // flight; a call that is not full goes out only while no other is in flight (the next one starts as
-// soon as a batch fills or that call returns); failed entries alone are retried. On cancellation, calls in flight get Config.DrainTimeout
-// to finish so the counts stay exact; a goroutine blocked in r.Read stays blocked until it returns.
+// soon as a batch fills or that call returns); failed entries alone are retried. On cancellation,
+// calls in flight get Config.DrainTimeout to finish so the counts stay exact; a goroutine blocked in
+// r.Read stays blocked until it returns.
 //
 // The error wraps ErrNotForwarded when Result.Failed > 0, ctx's error when cancelled, ErrFatalPut
 // when Kinesis refused the stream, and the read error when r failed; the Result is valid in every
