@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 )
@@ -128,7 +129,7 @@ func TestOpsRollingRestart(t *testing.T) {
 	for n := 1; n <= 3; n++ {
 		f.start(n)
 	}
-	send, err := d.env.Send(fleet.Load{Count: 15000, Customers: 600, Rate: 250, Seed: 11, DupRatio: 0.02, OOORatio: 0.05})
+	send, err := d.env.Send(fleet.Load{Count: 15000, Customers: 600, Rate: 250, Seed: 11, DupRatio: 0.02, ConflictRatio: 0.01, OOORatio: 0.05})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,5 +172,21 @@ func TestOpsRollingRestart(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("rolling restart lost or duplicated events: lost=%d (first %v) duplicates=%d order=%d wrong=%v",
 			len(rep.Lost), first(rep.Lost, 5), rep.Duplicates, rep.OrderViol, first(rep.WrongStream, 5))
+	}
+	// Records read again by a new owner after each hand-off include conflicting duplicates that were
+	// quarantined already: each must still be quarantined exactly once.
+	var replays float64
+	for n := 1; n <= 3; n++ {
+		replays += f.metric(n, "pipeline_quarantine_replays_total")
+	}
+	t.Logf("ROLLING quarantine records not repeated after a replay (workers' counters since their last start): %v", replays)
+	q := tail.Snapshot().Quarantined
+	if got, want := q[event.ReasonConflictingDupe], res.Manifest.Duplicates.Conflicting; got != want || want == 0 {
+		t.Errorf("quarantined %d conflicting duplicates, the generator made %d", got, want)
+	}
+	for r, n := range q {
+		if r != event.ReasonConflictingDupe {
+			t.Errorf("quarantined %d records for %s; only conflicting duplicates were expected", n, r)
+		}
 	}
 }
