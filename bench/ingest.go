@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,6 +33,10 @@ type IngestResult struct {
 	Ratio float64
 	// RecordBytes is the mean raw record size (data plus partition key).
 	RecordBytes float64
+	// ForwarderCPU is the forwarder process's CPU per event (user + system, SDK included) and PutCPU
+	// the put loop's, its process's CPU over the loop; KinesisCPU and PutKinesisCPU kinesalite's CPU per
+	// record during the timed forwarder and put runs. Means over the runs.
+	ForwarderCPU, PutCPU, KinesisCPU, PutKinesisCPU time.Duration
 	// Distinct is the same comparison on events spread over ten times as many customers as events
 	// (loadgen picks customers at random: about 95 % of the events are their customer's only one),
 	// so the forwarder's one-record-per-customer-in-flight rule almost never holds a record back.
@@ -100,11 +105,29 @@ func (d *deployment) warmUp(ctx context.Context, file string, events int) error 
 // writing the records the first run produced.
 func (d *deployment) compareIngest(ctx context.Context, file, first, prefix string, events int) (IngestResult, error) {
 	res := IngestResult{Events: events}
-	rate, err := d.forward(ctx, file, first, events)
-	if err != nil {
+	var fwdCPU, putCPU, fwdKin, putKin time.Duration
+	// forwardTimed runs one timed forwarder run and adds its CPU and kinesalite's.
+	forwardTimed := func(stream string) error {
+		k0, err := d.emulatorCPU()
+		if err != nil {
+			return err
+		}
+		rate, cpu, err := d.forwardCPU(ctx, file, stream, events)
+		if err != nil {
+			return err
+		}
+		k1, err := d.emulatorCPU()
+		if err != nil {
+			return err
+		}
+		res.ForwarderRates = append(res.ForwarderRates, rate)
+		fwdCPU += cpu
+		fwdKin += k1.kin - k0.kin
+		return nil
+	}
+	if err := forwardTimed(first); err != nil {
 		return res, err
 	}
-	res.ForwarderRates = append(res.ForwarderRates, rate)
 	recs, err := d.st.ReadAll(ctx, first)
 	if err != nil {
 		return res, err
@@ -123,48 +146,68 @@ func (d *deployment) compareIngest(ctx context.Context, file, first, prefix stri
 			return res, err
 		}
 		if step == "forward" {
-			rate, err := d.forward(ctx, file, stream, events)
-			if err != nil {
+			if err := forwardTimed(stream); err != nil {
 				return res, err
 			}
-			res.ForwarderRates = append(res.ForwarderRates, rate)
 			continue
 		}
+		k0, err := d.emulatorCPU()
+		if err != nil {
+			return res, err
+		}
+		c0 := selfCPU()
 		n, el, err := putAll(ctx, d.st.Kinesis(), stream, recs)
 		if err != nil {
 			return res, err
 		}
+		putCPU += selfCPU() - c0
+		k1, err := d.emulatorCPU()
+		if err != nil {
+			return res, err
+		}
+		putKin += k1.kin - k0.kin
 		res.PutRates = append(res.PutRates, float64(n)/el.Seconds())
 		d.log.Sugar().Infof("put %d records in %s", n, el.Round(time.Millisecond))
 	}
 	res.Ratio = mean(res.ForwarderRates) / mean(res.PutRates)
+	perEvent := func(total time.Duration, runs int) time.Duration {
+		return total / time.Duration(max(1, runs*events))
+	}
+	res.ForwarderCPU, res.KinesisCPU = perEvent(fwdCPU, len(res.ForwarderRates)), perEvent(fwdKin, len(res.ForwarderRates))
+	res.PutCPU, res.PutKinesisCPU = perEvent(putCPU, len(res.PutRates)), perEvent(putKin, len(res.PutRates))
 	return res, nil
 }
 
 // forward runs the forwarder binary on file into stream and returns events/s, timed from process
 // start to exit. Every event must be forwarded.
 func (d *deployment) forward(ctx context.Context, file, stream string, want int) (float64, error) {
+	rate, _, err := d.forwardCPU(ctx, file, stream, want)
+	return rate, err
+}
+
+// forwardCPU is forward that also returns the forwarder process's CPU time.
+func (d *deployment) forwardCPU(ctx context.Context, file, stream string, want int) (float64, time.Duration, error) {
 	logPath := filepath.Join(d.dir, "forwarder-"+stream+".log")
 	start := time.Now()
 	p, err := fleet.Start("forwarder", filepath.Join(d.env.Bin, "forwarder"),
 		[]string{"-raw-stream", stream, "-quarantine-stream", fleet.QuarantineStream, file}, d.env.StackEnv, logPath)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := p.Wait(ctx); err != nil {
 		p.Kill()
-		return 0, fmt.Errorf("forwarder into %s: %w; log tail:\n%s", stream, err, logTail(logPath, 10))
+		return 0, 0, fmt.Errorf("forwarder into %s: %w; log tail:\n%s", stream, err, logTail(logPath, 10))
 	}
 	el := time.Since(start)
 	sum, err := forwarderSummary(logPath)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if sum.Forwarded != int64(want) {
-		return 0, fmt.Errorf("forwarder into %s: forwarded %d of %d (%s)", stream, sum.Forwarded, want, sum)
+		return 0, 0, fmt.Errorf("forwarder into %s: forwarded %d of %d (%s)", stream, sum.Forwarded, want, sum)
 	}
 	d.log.Sugar().Infof("forwarder: %d events into %s in %s", want, stream, el.Round(time.Millisecond))
-	return float64(want) / el.Seconds(), nil
+	return float64(want) / el.Seconds(), p.CPU(), nil
 }
 
 // forwarderSummary reads the {"type":"summary",...} line the forwarder prints last.
@@ -252,6 +295,15 @@ func putAll(ctx context.Context, kc *kinesis.Client, stream string, recs []local
 		return written, el, err
 	}
 	return written, el, nil
+}
+
+// selfCPU is this process's user and system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func mean(xs []float64) float64 {

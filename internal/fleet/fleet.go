@@ -168,6 +168,18 @@ func (p *Proc) Err() error {
 	return p.err
 }
 
+// CPU is the user and system CPU time the process used, known once it has exited (0 before).
+func (p *Proc) CPU() time.Duration {
+	select {
+	case <-p.done:
+		if st := p.cmd.ProcessState; st != nil {
+			return st.UserTime() + st.SystemTime()
+		}
+	default:
+	}
+	return 0
+}
+
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig syscall.Signal) error {
 	select {
