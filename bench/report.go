@@ -109,12 +109,12 @@ func (r *Report) Targets() []Target {
 		}
 	}
 	if t := r.Ingest; t != nil {
-		add("2", "forwarder local mode / raw PutRecords, same records", fmt.Sprintf("%.2f (%s vs %s ev/s)", t.Ratio, rates(t.ForwarderRates), rates(t.PutRates)),
+		add("2", "forwarder local mode / raw PutRecords, same records", fmt.Sprintf("%.3f (%s vs %s ev/s)", t.Ratio, rates(t.ForwarderRates), rates(t.PutRates)),
 			fmt.Sprintf(">= %.1f", wantIngestRatio), t.Ratio >= wantIngestRatio)
 		add("2", "CPU per event: forwarder process vs put loop (SDK included); kinesalite per record during each", fmt.Sprintf("%s vs %s; %s vs %s",
 			us(t.ForwarderCPU), us(t.PutCPU), us(t.KinesisCPU), us(t.PutKinesisCPU)), "", true)
 		if ds := t.Distinct; ds != nil {
-			add("2", "same, events of 10x as many customers (the order rule almost never holds one back)", fmt.Sprintf("%.2f (%s vs %s ev/s)", ds.Ratio, rates(ds.ForwarderRates), rates(ds.PutRates)), "", true)
+			add("2", "same, events of 10x as many customers (the order rule almost never holds one back)", fmt.Sprintf("%.3f (%s vs %s ev/s)", ds.Ratio, rates(ds.ForwarderRates), rates(ds.PutRates)), "", true)
 		}
 	}
 	if t := r.Throughput; t != nil {
