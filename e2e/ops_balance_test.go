@@ -98,17 +98,7 @@ func TestOpsBalance(t *testing.T) {
 		}
 	}
 
-	res, err := send.Wait(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, tail, 4*time.Minute, "every event delivered", func(s audit.Snapshot) bool { return s.Unique >= res.Manifest.Unique })
-	f.caughtUp(2 * time.Minute)
-	if err := tail.Poll(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	rep := tail.Check(fleet.Expected(res.Manifest))
-	t.Logf("BALANCE run: %s", rep)
+	_, rep := f.settle(send, tail, 4*time.Minute, "BALANCE")
 	if !rep.OK() {
 		t.Fatalf("not exactly-once and in order across join, leave and reshard: lost=%d duplicates=%d order=%d", len(rep.Lost), rep.Duplicates, rep.OrderViol)
 	}

@@ -99,17 +99,7 @@ func TestOpsHandOff(t *testing.T) {
 	t.Logf("HANDOFF worker 1 exited %s after SIGTERM; peer held all %d of its shards after %s and was processing all of them after %s",
 		exited.Round(time.Millisecond), len(ids), maxTaken.Round(time.Millisecond), maxProcessed.Round(time.Millisecond))
 
-	res, err := send.Wait(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, tail, 3*time.Minute, "every event delivered", func(s audit.Snapshot) bool { return s.Unique >= res.Manifest.Unique })
-	f.caughtUp(2 * time.Minute)
-	if err := tail.Poll(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	rep := tail.Check(fleet.Expected(res.Manifest))
-	t.Logf("HANDOFF run: %s", rep)
+	_, rep := f.settle(send, tail, 3*time.Minute, "HANDOFF")
 	if !rep.OK() {
 		t.Fatalf("not exactly-once and in order: lost=%d duplicates=%d order=%d", len(rep.Lost), rep.Duplicates, rep.OrderViol)
 	}
@@ -158,17 +148,7 @@ func TestOpsRollingRestart(t *testing.T) {
 		t.Logf("ROLLING note: the load had mostly been sent (%d) when the roll finished", sent.Forwarded)
 	}
 
-	res, err := send.Wait(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, tail, 4*time.Minute, "every event delivered", func(s audit.Snapshot) bool { return s.Unique >= res.Manifest.Unique })
-	f.caughtUp(2 * time.Minute)
-	if err := tail.Poll(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	rep := tail.Check(fleet.Expected(res.Manifest))
-	t.Logf("ROLLING run: sent %d lines (%d unique valid); %s", res.Manifest.Lines, res.Manifest.Unique, rep)
+	res, rep := f.settle(send, tail, 4*time.Minute, "ROLLING")
 	if !rep.OK() {
 		t.Fatalf("rolling restart lost or duplicated events: lost=%d (first %v) duplicates=%d order=%d wrong=%v",
 			len(rep.Lost), first(rep.Lost, 5), rep.Duplicates, rep.OrderViol, first(rep.WrongStream, 5))

@@ -328,3 +328,22 @@ func record(t *testing.T, name, cmdline, out string) {
 		t.Fatal(err)
 	}
 }
+
+// settle waits until the load is sent and every unique event is delivered (within deliver), lets
+// the fleet catch up, reads every output stream once more and returns the load's result with the
+// audit of the whole run, logged under label.
+func (f *opsFleet) settle(send *fleet.Send, tail *audit.Tail, deliver time.Duration, label string) (*fleet.SendResult, audit.Report) {
+	f.t.Helper()
+	res, err := send.Wait(f.t.Context())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	waitFor(f.t, tail, deliver, "every event delivered", func(s audit.Snapshot) bool { return s.Unique >= res.Manifest.Unique })
+	f.caughtUp(2 * time.Minute)
+	if err := tail.Poll(f.t.Context()); err != nil {
+		f.t.Fatal(err)
+	}
+	rep := tail.Check(fleet.Expected(res.Manifest))
+	f.t.Logf("%s run: sent %d lines (%d unique valid); %s", label, res.Manifest.Lines, res.Manifest.Unique, rep)
+	return res, rep
+}
