@@ -63,12 +63,7 @@ func (v *jsonValidator) object(depth int) bool {
 		return false
 	}
 	v.i++ // '{'
-	v.ws()
-	if v.i < len(v.b) && v.b[v.i] == '}' {
-		v.i++
-		return true
-	}
-	for {
+	for more := v.open('}'); more; {
 		if v.i >= len(v.b) || v.b[v.i] != '"' || !v.str() {
 			return false
 		}
@@ -81,21 +76,12 @@ func (v *jsonValidator) object(depth int) bool {
 		if !v.value(depth) {
 			return false
 		}
-		v.ws()
-		if v.i >= len(v.b) {
-			return false
-		}
-		switch v.b[v.i] {
-		case ',':
-			v.i++
-			v.ws()
-		case '}':
-			v.i++
-			return true
-		default:
+		var ok bool
+		if more, ok = v.sep('}'); !ok {
 			return false
 		}
 	}
+	return true
 }
 
 func (v *jsonValidator) array(depth int) bool {
@@ -103,30 +89,46 @@ func (v *jsonValidator) array(depth int) bool {
 		return false
 	}
 	v.i++ // '['
-	v.ws()
-	if v.i < len(v.b) && v.b[v.i] == ']' {
-		v.i++
-		return true
-	}
-	for {
+	for more := v.open(']'); more; {
 		if !v.value(depth) {
 			return false
 		}
-		v.ws()
-		if v.i >= len(v.b) {
-			return false
-		}
-		switch v.b[v.i] {
-		case ',':
-			v.i++
-			v.ws()
-		case ']':
-			v.i++
-			return true
-		default:
+		var ok bool
+		if more, ok = v.sep(']'); !ok {
 			return false
 		}
 	}
+	return true
+}
+
+// open consumes the white space after a container's opening bracket and, when the container is
+// empty, its closer; it reports whether a member or element follows.
+func (v *jsonValidator) open(closer byte) bool {
+	v.ws()
+	if v.i < len(v.b) && v.b[v.i] == closer {
+		v.i++
+		return false
+	}
+	return true
+}
+
+// sep consumes what follows a member or element: white space, then ',' and white space (more
+// follows) or the container's closer (done). Anything else is invalid.
+func (v *jsonValidator) sep(closer byte) (more, ok bool) {
+	v.ws()
+	if v.i >= len(v.b) {
+		return false, false
+	}
+	switch v.b[v.i] {
+	case ',':
+		v.i++
+		v.ws()
+		return true, true
+	case closer:
+		v.i++
+		return false, true
+	}
+	return false, false
 }
 
 // str consumes a string starting at its opening quote.
