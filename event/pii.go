@@ -209,7 +209,7 @@ func (w *piiWalker) object(depth int) error {
 		if w.i >= len(w.src) {
 			return reject(ReasonNotJSON, "unexpected end of input")
 		}
-		full, prefix := w.match(depth, key)
+		full, prefix := MatchPIIPath(w.paths, depth, key)
 		start := w.i
 		switch {
 		case prefix && full == nil && w.src[w.i] == '{':
@@ -240,10 +240,12 @@ func (w *piiWalker) object(depth int) error {
 	}
 }
 
-// match reports the path that ends at key at this depth (full) and whether a path continues below it.
-// The walk only descends along configured paths, so comparing the segment at depth is enough.
-func (w *piiWalker) match(depth int, key string) (full []string, prefix bool) {
-	for _, path := range w.paths {
+// MatchPIIPath reports which of paths (split dotted detail paths) ends at key at this depth (full),
+// and whether one continues below key (prefix). A walk that descends only along the paths reaches a
+// depth only along one of them, so comparing the segment at depth with key is enough. Shared by the
+// worker's policy and the forwarder's.
+func MatchPIIPath(paths [][]string, depth int, key string) (full []string, prefix bool) {
+	for _, path := range paths {
 		if len(path) <= depth || path[depth] != key {
 			continue
 		}

@@ -58,7 +58,7 @@ func (p *piiPolicy) walk(doc []byte, base, depth int, spans *[]span) error {
 		}
 		end := int(dec.InputOffset())
 		start := end - len(raw)
-		full, prefix := p.match(depth, key)
+		full, prefix := event.MatchPIIPath(p.paths, depth, key)
 		switch {
 		case full != nil:
 			if !allowedPIIValue(raw) {
@@ -79,23 +79,6 @@ func (p *piiPolicy) walk(doc []byte, base, depth int, spans *[]span) error {
 		}
 	}
 	return nil
-}
-
-// match reports the configured path that ends at key at this depth (full), and whether some
-// configured path continues below key (prefix). The walk reaches depth d only along a configured
-// path, so comparing the segment at d with key is enough.
-func (p *piiPolicy) match(depth int, key string) (full []string, prefix bool) {
-	for _, path := range p.paths {
-		if len(path) <= depth || path[depth] != key {
-			continue
-		}
-		if len(path) == depth+1 {
-			full = path
-		} else {
-			prefix = true
-		}
-	}
-	return full, prefix
 }
 
 // allowedPIIValue: a token, null or the empty string.
