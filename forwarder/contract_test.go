@@ -89,6 +89,7 @@ func runContract(t *testing.T, b backend) {
 	if res.Forwarded != 600 || res.Quarantined != 3 || res.DoneThrough != 603 {
 		t.Fatalf("result %v", res)
 	}
+	t.Logf("local mode: %d calls, %d entries sent again, %d throttled", res.Batches, res.Retries, res.Throttles)
 	o, err := f.Handle(ctx, event.BridgeEvent{DetailType: "purchase", Source: "s", Detail: []byte(detail("e-lambda", "c-lambda", 1, ""))})
 	if err != nil || o.Status != StatusForwarded || o.ShardID == "" || o.SequenceNumber == "" {
 		t.Fatalf("%v %+v", err, o)
