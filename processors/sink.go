@@ -14,6 +14,8 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // Putter is the Kinesis call the sink needs (*kinesis.Client implements it).
@@ -35,7 +37,7 @@ type dest struct {
 	brokenSince time.Time // first failure of the current outage; zero while healthy
 	lastFailure time.Time
 
-	calls, retries, throttles, errs prometheus.Counter
+	calls, retries, throttles, errs, unknown prometheus.Counter
 }
 
 func (p *Pipeline) newDest(name string) *dest {
@@ -45,6 +47,7 @@ func (p *Pipeline) newDest(name string) *dest {
 		retries:   p.m.putRetries.WithLabelValues(name),
 		throttles: p.m.putThrottles.WithLabelValues(name),
 		errs:      p.m.putErrors.WithLabelValues(name),
+		unknown:   p.m.putUnknown.WithLabelValues(name),
 	}
 	state := p.m.breakerState.WithLabelValues(name)
 	state.Set(0)
@@ -110,6 +113,7 @@ type outRec struct {
 
 	written  bool
 	dead     bool
+	unsure   bool // sent in an attempt whose outcome is unknown: may be in the stream twice
 	attempts int
 	first    time.Time
 	last     time.Time
@@ -235,9 +239,10 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 			return nil, err
 		}
 		in := &kinesis.PutRecordsInput{StreamName: &d.name, Records: entries}
+		cctx, tracker := ambiguous.Track(ctx)
 		out, err := d.cb.Execute(func() (*kinesis.PutRecordsOutput, error) {
 			d.calls.Inc()
-			out, err := p.kin.PutRecords(ctx, in)
+			out, err := p.kin.PutRecords(cctx, in)
 			if err != nil {
 				return nil, err
 			}
@@ -249,6 +254,9 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 			}
 			return out, nil
 		})
+		if tracker.Unknown() > 0 {
+			p.unsure(shard, d, recs, heads, inCall, err)
+		}
 		now := p.now()
 		if err != nil && !errors.Is(err, errAllFailed) {
 			if cerr := ctx.Err(); cerr != nil {
@@ -330,6 +338,44 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 		}
 	}
 	return nil, nil
+}
+
+// unsure marks the records of a call in which an attempt's outcome was unknown (the client may
+// already have sent them again, or the caller will): they may be in the stream twice, byte for byte.
+// Each record is counted once, and the event ids are logged so that a consumer can be told.
+func (p *Pipeline) unsure(shard string, d *dest, recs []*outRec, heads []int32, inCall []int, err error) {
+	var ids []string
+	n := 0
+	for _, h := range inCall {
+		r := recs[heads[h]]
+		if r.unsure {
+			continue
+		}
+		r.unsure = true
+		n++
+		if len(ids) < 50 {
+			ids = append(ids, r.eventID())
+		}
+	}
+	if n == 0 {
+		return
+	}
+	d.unknown.Add(float64(n))
+	p.log.Warn("write outcome unknown, records sent again may appear twice", zapShard(shard), zapStream(d.name),
+		zap.Int("records", n), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
+}
+
+// eventID is the event id behind an output record ("" when its input had none).
+func (o *outRec) eventID() string {
+	switch {
+	case o.ev != nil:
+		return o.ev.d.EventID
+	case o.q != nil:
+		return o.q.eventID
+	case o.src != nil:
+		return o.src.eventID()
+	}
+	return ""
 }
 
 // giveUp marks every record still queued as dead and returns them in order.

@@ -14,6 +14,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // TestWriteOrderUnderPartialFailures is the property behind the batching scheme: whatever entries
@@ -456,4 +457,66 @@ func TestAnalyticsEncoding(t *testing.T) {
 			rt.Fatalf("properties %s, want %s", gotProps, wantProps)
 		}
 	})
+}
+
+// TestUnknownOutcomeCounted: records of a call in which an attempt's outcome was unknown (the client
+// retried it itself, or the call failed after it may have landed and the sink sends it again) are
+// counted once each, whatever happens next.
+func TestUnknownOutcomeCounted(t *testing.T) {
+	const stream = "analytics-page_view"
+	for _, tc := range []struct {
+		name      string
+		failFirst bool
+		wantCalls int
+	}{
+		{"client retried it itself", false, 1},
+		{"call failed, sink sends it again", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, testConfig())
+			h.kin.set(func(f *fakeKinesis) {
+				f.onCall = func(ctx context.Context, s string, n int) {
+					if s == stream && n == 1 {
+						ambiguous.Note(ctx)
+					}
+				}
+				if tc.failFirst {
+					f.callErr = func(s string, n int) error {
+						if s == stream && n == 1 {
+							return errors.New("read tcp: use of closed network connection")
+						}
+						return nil
+					}
+				}
+			})
+			var evs []ev
+			for i := range 5 {
+				evs = append(evs, ev{id: fmt.Sprint("e", i), cust: fmt.Sprint("c", i), seq: 1})
+			}
+			h.process(h.p.Shard("s"), h.recs(evs...))
+			if got := h.kin.callCount(stream); got != tc.wantCalls {
+				t.Fatalf("%d calls, want %d", got, tc.wantCalls)
+			}
+			if got := len(h.kin.records(stream)); got != 5 {
+				t.Fatalf("%d records written, want 5", got)
+			}
+			if got := h.counter("pipeline_put_unknown_outcome_total", "stream", stream); got != 5 {
+				t.Fatalf("pipeline_put_unknown_outcome_total = %v, want 5 (each record once)", got)
+			}
+		})
+	}
+	// A clean failure (the attempt was refused before anything could land) is not counted.
+	h := newHarness(t, testConfig())
+	h.kin.set(func(f *fakeKinesis) {
+		f.callErr = func(s string, n int) error {
+			if n == 1 {
+				return errors.New("dial tcp: connection refused")
+			}
+			return nil
+		}
+	})
+	h.process(h.p.Shard("s"), h.recs(ev{id: "e", cust: "c", seq: 1}))
+	if got := h.counter("pipeline_put_unknown_outcome_total"); got != 0 {
+		t.Fatalf("pipeline_put_unknown_outcome_total = %v after a clean failure, want 0", got)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // readTimeout bounds one read-side Kinesis operation, all SDK retries included. The KCL calls
@@ -29,7 +31,8 @@ var readOps = map[string]bool{
 // binary runs against AWS unchanged, and returns clients whose every request is bounded: each HTTP
 // attempt by requestTimeout, and each Kinesis read operation (retries included) by readTimeout.
 // Writes keep the long backstop: a PutRecords that times out after landing would be retried into
-// duplicates.
+// duplicates. Every PutRecords attempt whose outcome is unknown is marked (package ambiguous), so the
+// pipeline can count and log the records that may appear twice.
 func NewClients(ctx context.Context, region string, requestTimeout time.Duration) (*kinesis.Client, *dynamodb.Client, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(requestTimeout)),
@@ -47,7 +50,7 @@ func NewClients(ctx context.Context, region string, requestTimeout time.Duration
 	cfg.RetryMaxAttempts = 3
 	cfg.RetryMode = aws.RetryModeStandard
 	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
-		o.APIOptions = append(o.APIOptions, operationDeadline(readOps, readTimeout))
+		o.APIOptions = append(o.APIOptions, operationDeadline(readOps, readTimeout), ambiguous.Middleware("PutRecords", "PutRecord"))
 	})
 	return kc, dynamodb.NewFromConfig(cfg), nil
 }
