@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -64,8 +65,10 @@ func naiveDedupe(ctx context.Context, d *deployment, cfg Config, m loadgen.Manif
 // so it starts from nothing exactly as the strict pass did.
 type BehindCursorResult struct {
 	Events int
-	// Delivered and Unique count the records in its output stream and their distinct event ids.
-	Delivered, Unique int
+	// Delivered and Unique count the records in its output stream and their distinct event ids;
+	// Resent the byte-identical copies among them, Unsure the records the worker counted as sent in
+	// a write whose outcome was unknown (Resent may not exceed it).
+	Delivered, Unique, Resent, Unsure int
 	// Gets, Puts and RoundTrips are dedupe calls per event (the worker's counters).
 	Gets, Puts, RoundTrips float64
 	// SteadyRate is events / (last - first arrival in its output stream); SteadyRatio divides it by
@@ -101,7 +104,8 @@ func behindCursor(ctx context.Context, d *deployment, cfg Config, floor float64)
 	if err != nil {
 		return res, err
 	}
-	ids := map[string]struct{}{}
+	ids := map[string]uint64{} // event id -> hash of its first record
+	resent := 0
 	var first, last time.Time
 	for _, r := range recs {
 		var a struct {
@@ -110,7 +114,13 @@ func behindCursor(ctx context.Context, d *deployment, cfg Config, floor float64)
 		if err := json.Unmarshal(r.Record.Data, &a); err != nil || a.EventID == "" {
 			return res, fmt.Errorf("%s: record %s is not an analytics record: %v", out, aws.ToString(r.Record.SequenceNumber), err)
 		}
-		ids[a.EventID] = struct{}{}
+		h := fnv.New64a()
+		h.Write(r.Record.Data)
+		if prev, ok := ids[a.EventID]; !ok {
+			ids[a.EventID] = h.Sum64()
+		} else if prev == h.Sum64() {
+			resent++
+		}
 		at := aws.ToTime(r.Record.ApproximateArrivalTimestamp)
 		if first.IsZero() || at.Before(first) {
 			first = at
@@ -129,9 +139,14 @@ func behindCursor(ctx context.Context, d *deployment, cfg Config, floor float64)
 			return res, fmt.Errorf("behind-cursor pass: %d records in %s, want none", len(rs), s)
 		}
 	}
-	res.OK = res.Delivered == cfg.Events && res.Unique == cfg.Events
+	// A byte-identical copy is a write sent again after its outcome was unknown (the SDK retries a
+	// PutRecords whose 200 answer was cut off); the worker counts those records, and only they may
+	// appear twice.
+	res.Resent, res.Unsure = resent, dc.Unsure
+	res.OK = res.Unique == cfg.Events && res.Delivered-res.Unique == resent && resent <= dc.Unsure
 	if !res.OK {
-		return res, fmt.Errorf("behind-cursor pass delivered %d records of %d distinct event ids, want %d of each", res.Delivered, res.Unique, cfg.Events)
+		return res, fmt.Errorf("behind-cursor pass delivered %d records of %d distinct event ids, want %d of each (%d byte-identical resent copies, %d records the worker counted as sent with an unknown outcome)",
+			res.Delivered, res.Unique, cfg.Events, resent, dc.Unsure)
 	}
 	if d := last.Sub(first); d > 0 {
 		res.SteadyRate = float64(cfg.Events-1) / d.Seconds()

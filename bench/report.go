@@ -144,8 +144,8 @@ func (r *Report) Targets() []Target {
 	if b := r.BehindCursor; b != nil {
 		add("4", "same, worker with -dedupe-lookup=behind-cursor (same raw stream, fresh tables)", fmt.Sprintf("%.3f (%.3f get + %.3f put)", b.RoundTrips, b.Gets, b.Puts),
 			fmt.Sprintf("<= %.2f", wantRoundTrips), b.RoundTrips <= wantRoundTrips && b.OK)
-		add("4", "behind-cursor pass: delivered, worker / GetRecords loop, dynalite CPU per event", fmt.Sprintf("%d of %d distinct ids, %.2f (%.0f rec/s), %s",
-			b.Unique, b.Events, b.SteadyRatio, b.SteadyRate, us(b.DynamoDBCPU)), "", true)
+		add("4", "behind-cursor pass: delivered, worker / GetRecords loop, dynalite CPU per event", fmt.Sprintf("%d of %d distinct ids (%d resent writes), %.2f (%.0f rec/s), %s",
+			b.Unique, b.Events, b.Resent, b.SteadyRatio, b.SteadyRate, us(b.DynamoDBCPU)), "", true)
 	}
 	if l := r.Latency; l != nil {
 		add("4", fmt.Sprintf("dedupe round trips per event, batched at %.0f ev/s", l.Rate), fmt.Sprintf("%.3f (%.3f get + %.3f put)", l.Off.RoundTrips, l.Off.Gets, l.Off.Puts),

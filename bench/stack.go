@@ -80,6 +80,9 @@ func (d *deployment) startWorker(n int, env []string, flags ...string) (*worker,
 // dedupeCalls is a worker's level-2 dedupe use per event, from its own counters.
 type dedupeCalls struct {
 	Gets, Puts, ItemsPerEvent, KeysPerEvent float64
+	// Unsure is the worker's count of records sent in a PutRecords attempt whose outcome was
+	// unknown (pipeline_put_unknown_outcome_total): at most this many may be in the output twice.
+	Unsure int
 }
 
 // deliver starts worker 1 with flags, waits until it has delivered want events, stops it, and
@@ -99,6 +102,7 @@ func (d *deployment) deliver(ctx context.Context, want int, flags ...string) (*w
 	dc.Puts = s.sum("pipeline_dedupe_round_trips_total", `op="put"`) / in
 	dc.ItemsPerEvent = s.sum("pipeline_dedupe_keys_total", `op="put"`) / in
 	dc.KeysPerEvent = s.sum("pipeline_dedupe_keys_total", `op="get"`) / in
+	dc.Unsure = int(s.sum("pipeline_put_unknown_outcome_total"))
 	return w, dc, cpu, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"sync"
 	"time"
@@ -59,7 +60,9 @@ type Tail struct {
 	mu          sync.Mutex
 	shards      map[string]*shardCursor // stream/shard -> cursor
 	perStream   map[string]int
-	seen        map[string]int // event id -> deliveries to analytics streams
+	seen        map[string]int    // event id -> deliveries to analytics streams
+	firstHash   map[string]uint64 // event id -> hash of its first delivered record's bytes
+	resent      int               // deliveries byte-identical to their event's first one
 	wrongStream []string
 	lastSeq     map[string]map[string]uint64 // stream -> customer -> last seq delivered
 	orderViol   int
@@ -83,7 +86,7 @@ type shardCursor struct {
 func NewTail(kc Kinesis, streams map[string]Kind, routes map[string]string, fallback string) *Tail {
 	return &Tail{
 		kc: kc, streams: streams, routes: routes, fallback: fallback,
-		shards: map[string]*shardCursor{}, perStream: map[string]int{}, seen: map[string]int{},
+		shards: map[string]*shardCursor{}, perStream: map[string]int{}, seen: map[string]int{}, firstHash: map[string]uint64{},
 		lastSeq: map[string]map[string]uint64{}, quarantined: map[event.Reason]int{}, dead: map[string]int{},
 	}
 }
@@ -231,6 +234,13 @@ func (t *Tail) observe(stream string, r types.Record) {
 		t.latencies = append(t.latencies, arrived.Sub(a.ForwardedAt))
 	}
 	t.seen[a.EventID]++
+	h := fnv.New64a()
+	h.Write(r.Data)
+	if t.seen[a.EventID] == 1 {
+		t.firstHash[a.EventID] = h.Sum64()
+	} else if t.firstHash[a.EventID] == h.Sum64() {
+		t.resent++
+	}
 	t.gaps += a.Gap
 	if a.Late {
 		t.late++
@@ -264,10 +274,14 @@ func (t *Tail) observe(stream string, r types.Record) {
 
 // Snapshot is the current state of the watched streams.
 type Snapshot struct {
-	PerStream   map[string]int
-	Delivered   int // analytics records, duplicates included
-	Unique      int // distinct event ids delivered
-	Duplicates  int // deliveries beyond the first
+	PerStream  map[string]int
+	Delivered  int // analytics records, duplicates included
+	Unique     int // distinct event ids delivered
+	Duplicates int // deliveries beyond the first
+	// Resent counts the Duplicates that are byte for byte the first delivery: the same output write
+	// sent twice (an attempt whose outcome was unknown, sent again), never a second processing, which
+	// would carry another processed_at.
+	Resent      int
 	OrderViol   int
 	Late        int
 	Gaps        uint64
@@ -284,7 +298,7 @@ func (t *Tail) Snapshot() Snapshot {
 	defer t.mu.Unlock()
 	s := Snapshot{
 		PerStream: map[string]int{}, Quarantined: map[event.Reason]int{}, DeadLetters: map[string]int{},
-		OrderViol: t.orderViol, Late: t.late, Gaps: t.gaps, First: t.firstAt, Last: t.lastAt,
+		OrderViol: t.orderViol, Resent: t.resent, Late: t.late, Gaps: t.gaps, First: t.firstAt, Last: t.lastAt,
 		WrongStream: append([]string(nil), t.wrongStream...), Latencies: append([]time.Duration(nil), t.latencies...),
 	}
 	for k, v := range t.perStream {
@@ -337,14 +351,20 @@ func (t *Tail) Check(expected []Expected) Report {
 }
 
 // OK reports whether the run was exactly-once and in order.
-func (r Report) OK() bool {
-	return len(r.Lost) == 0 && r.Duplicates == 0 && r.OrderViol == 0 && len(r.WrongStream) == 0 && len(r.Unwanted) == 0
+func (r Report) OK() bool { return r.OKWithResent(0) }
+
+// OKWithResent is OK, except that up to allowed duplicates may be resent writes (Resent): the
+// number of records the workers counted as sent in a write whose outcome was unknown
+// (pipeline_put_unknown_outcome_total). A duplicate of any other kind still fails it.
+func (r Report) OKWithResent(allowed int) bool {
+	return len(r.Lost) == 0 && r.Duplicates == r.Resent && r.Resent <= allowed && r.OrderViol == 0 &&
+		len(r.WrongStream) == 0 && len(r.Unwanted) == 0
 }
 
 // String is a one-line summary.
 func (r Report) String() string {
-	return fmt.Sprintf("expected=%d delivered=%d unique=%d lost=%d duplicates=%d order_violations=%d late=%d gaps=%d wrong_stream=%d unexpected=%d quarantined=%d dead_letters=%d",
-		r.Expected, r.Delivered, r.Unique, len(r.Lost), r.Duplicates, r.OrderViol, r.Late, r.Gaps, len(r.WrongStream), len(r.Unwanted), sum(r.Quarantined), sum(r.DeadLetters))
+	return fmt.Sprintf("expected=%d delivered=%d unique=%d lost=%d duplicates=%d (resent writes %d) order_violations=%d late=%d gaps=%d wrong_stream=%d unexpected=%d quarantined=%d dead_letters=%d",
+		r.Expected, r.Delivered, r.Unique, len(r.Lost), r.Duplicates, r.Resent, r.OrderViol, r.Late, r.Gaps, len(r.WrongStream), len(r.Unwanted), sum(r.Quarantined), sum(r.DeadLetters))
 }
 
 func sum[K comparable](m map[K]int) int {

@@ -70,3 +70,29 @@ func TestCleanRunIsOK(t *testing.T) {
 		t.Fatalf("clean run not OK: %s", rep)
 	}
 }
+
+// TestResentWrites: a byte-identical copy is a resent write, allowed up to the workers' count of
+// unknown write outcomes; a copy with other bytes (processed again) never is.
+func TestResentWrites(t *testing.T) {
+	tail := NewTail(nil, map[string]Kind{"a-page": Analytics}, map[string]string{"page": "a-page"}, "a-other")
+	obs := func(v event.Analytics) { tail.observe("a-page", rec(t, v)) }
+	e1, e2 := analytics("e1", "page", "c", 1), analytics("e2", "page", "c", 2)
+	obs(e1)
+	obs(e2)
+	obs(e1) // the same write again
+	want := []Expected{{EventID: "e1"}, {EventID: "e2"}}
+	rep := tail.Check(want)
+	if rep.Duplicates != 1 || rep.Resent != 1 {
+		t.Fatalf("duplicates=%d resent=%d, want 1 and 1", rep.Duplicates, rep.Resent)
+	}
+	if rep.OK() || rep.OKWithResent(0) || !rep.OKWithResent(1) {
+		t.Fatalf("OK=%v OKWithResent(0)=%v OKWithResent(1)=%v, want false false true", rep.OK(), rep.OKWithResent(0), rep.OKWithResent(1))
+	}
+	again := e2
+	again.ProcessedAt = time.Unix(200, 0) // processed a second time: other bytes
+	obs(again)
+	rep = tail.Check(want)
+	if rep.Duplicates != 2 || rep.Resent != 1 || rep.OKWithResent(10) {
+		t.Fatalf("duplicates=%d resent=%d OKWithResent(10)=%v, want 2, 1, false", rep.Duplicates, rep.Resent, rep.OKWithResent(10))
+	}
+}
