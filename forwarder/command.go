@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // Environment variables the command reads (flags override them). AWS settings come from the SDK's
@@ -161,7 +162,11 @@ func NewKinesisClient(ctx context.Context, requestTimeout time.Duration) (*kines
 	if cfg.Region == "" {
 		return nil, errors.New("AWS region not set: set AWS_REGION (us-east-1 locally)")
 	}
-	return kinesis.NewFromConfig(cfg), nil
+	// Every PutRecords attempt whose outcome is unknown is marked, so that the entries it carried
+	// are counted (Stats.Unknown): the SDK retries such an attempt, which may write them twice.
+	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		o.APIOptions = append(o.APIOptions, ambiguous.Middleware("PutRecords", "PutRecord"))
+	}), nil
 }
 
 // progressLine is one --progress line; summaryLine the final line.

@@ -95,7 +95,15 @@ func runContract(t *testing.T, b backend) {
 		t.Fatalf("%v %+v", err, o)
 	}
 	want["c-lambda"] = []uint64{1}
-	checkOrder(t, b.read(t, raw), want)
+	// A PutRecords whose answer was lost is sent again (by the SDK or the forwarder): only the entries
+	// the forwarder counted as such may be in the stream twice, byte for byte.
+	written, resent := dropResent(b.read(t, raw))
+	if unknown := f.Stats().Unknown; int64(resent) > unknown {
+		t.Fatalf("%d records written twice, but only %d entries had an unknown outcome", resent, unknown)
+	} else if resent > 0 {
+		t.Logf("%d records written twice after %d entries had an unknown outcome", resent, unknown)
+	}
+	checkOrder(t, written, want)
 	reasons := map[event.Reason]int{}
 	for _, r := range b.read(t, quar) {
 		q := decodeQuarantine(t, r.data)

@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // fakeKinesis is an in-memory Kinesis PutRecords that enforces the service limits and the
@@ -27,6 +30,9 @@ type fakeKinesis struct {
 	latency time.Duration
 	// streams, when set, lists the streams that exist; others answer ResourceNotFoundException.
 	streams map[string]bool
+	// lostAnswer, when set, makes call n write its records and then fail as if its answer was lost
+	// (the outcome is reported unknown, as the SDK middleware would).
+	lostAnswer func(n int) bool
 
 	mu         sync.Mutex
 	calls      int
@@ -147,6 +153,10 @@ func (k *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 		k.seq++
 		k.records[stream] = append(k.records[stream], fakeRecord{key: keys[i], data: append([]byte(nil), r.Data...)})
 		out.Records = append(out.Records, types.PutRecordsResultEntry{ShardId: aws.String("shardId-000000000000"), SequenceNumber: aws.String(strconv.Itoa(k.seq))})
+	}
+	if k.lostAnswer != nil && k.lostAnswer(n) {
+		ambiguous.Note(ctx)
+		return nil, errors.New("deserialization failed: read tcp: use of closed network connection")
 	}
 	return out, nil
 }

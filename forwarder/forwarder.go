@@ -18,7 +18,7 @@ type Forwarder struct {
 	pii *piiPolicy // nil when the PII policy is off
 
 	stats struct {
-		read, forwarded, quarantined, failed, retries, throttles, batches atomic.Int64
+		read, forwarded, quarantined, failed, retries, throttles, batches, unknown atomic.Int64
 	}
 }
 
@@ -52,6 +52,10 @@ type Stats struct {
 	Retries     int64 `json:"retries"`     // entries scheduled again after a failed attempt
 	Throttles   int64 `json:"throttles"`   // entries refused for throughput
 	Batches     int64 `json:"batches"`     // PutRecords calls made
+	// Unknown counts entries sent in a PutRecords attempt whose outcome was unknown (a 200 cut off,
+	// a 5xx, no answer once sent), each once: the SDK or the forwarder sent them again, so each may
+	// be in its stream twice, byte for byte.
+	Unknown int64 `json:"unknown_outcome"`
 }
 
 // Stats returns a snapshot of the cumulative counts; safe to call at any time from any goroutine.
@@ -60,6 +64,6 @@ func (f *Forwarder) Stats() Stats {
 	return Stats{
 		Read: s.read.Load(), Forwarded: s.forwarded.Load(), Quarantined: s.quarantined.Load(),
 		Failed: s.failed.Load(), Retries: s.retries.Load(), Throttles: s.throttles.Load(),
-		Batches: s.batches.Load(),
+		Batches: s.batches.Load(), Unknown: s.unknown.Load(),
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // Kinesis is the one call the forwarder makes. *kinesis.Client implements it.
@@ -36,6 +39,7 @@ type putResult struct {
 	seq       []string
 	errMsg    []string // why an entry failed (error code), for the final report
 	throttled int
+	unknown   int   // entries first marked as sent with an unknown outcome by this call
 	err       error // set when the whole call failed; fatal when it wraps ErrFatalPut or a ctx error
 }
 
@@ -53,8 +57,12 @@ func (f *Forwarder) put(ctx context.Context, stream string, es []*entry) putResu
 	}
 	f.m.batchRecords.WithLabelValues(stream).Observe(float64(len(es)))
 	start := time.Now()
-	out, err := f.kin.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: recs})
+	cctx, tracker := ambiguous.Track(ctx)
+	out, err := f.kin.PutRecords(cctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: recs})
 	f.m.putSeconds.WithLabelValues(stream).Observe(time.Since(start).Seconds())
+	if tracker.Unknown() > 0 {
+		res.unknown = f.unsure(stream, es, err)
+	}
 	if err == nil && len(out.Records) != len(es) {
 		err = fmt.Errorf("PutRecords answered %d entries for %d records", len(out.Records), len(es))
 	}
@@ -88,6 +96,30 @@ func (f *Forwarder) put(ctx context.Context, stream string, es []*entry) putResu
 		}
 	}
 	return res
+}
+
+// unsure counts, once each, the entries of a call in which an attempt's outcome was unknown, and logs
+// their event ids: the SDK sent them again, or the forwarder will, so each may be in stream twice.
+func (f *Forwarder) unsure(stream string, es []*entry, err error) int {
+	var ids []string
+	n := 0
+	for _, e := range es {
+		if e.unsure {
+			continue
+		}
+		e.unsure = true
+		n++
+		if len(ids) < 50 {
+			ids = append(ids, e.eventID)
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	f.stats.unknown.Add(int64(n))
+	f.log.Warn("write outcome unknown, entries sent again may appear twice", zap.String("stream", stream),
+		zap.Int("entries", n), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
+	return n
 }
 
 // written counts the entries that were written.

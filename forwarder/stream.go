@@ -47,6 +47,9 @@ type Result struct {
 	Retries       int64                  `json:"retries"`
 	Throttles     int64                  `json:"throttles"`
 	Batches       int64                  `json:"batches"`
+	// Unknown counts entries sent in a call whose outcome was unknown (each once): they were sent
+	// again and may be in their stream twice, byte for byte (Stats.Unknown).
+	Unknown int64 `json:"unknown_outcome"`
 	// DoneThrough is the highest line N such that every line 1..N was forwarded, quarantined or
 	// blank. After a failed or cancelled run, feeding the input again from line N+1 loses nothing
 	// (events after N that were written already arrive twice; the worker's dedupe drops them).
@@ -409,6 +412,7 @@ func (r *runState) complete(b batchDone) {
 	if b.lane == laneQuarantine {
 		stream = cfg.QuarantineStream
 	}
+	r.res.Unknown += int64(b.res.unknown)
 	if b.res.throttled > 0 {
 		r.res.Throttles += int64(b.res.throttled)
 		r.f.stats.throttles.Add(int64(b.res.throttled))
@@ -613,5 +617,8 @@ func (res Result) String() string {
 		fmt.Fprintf(&b, " %s=%d", k, res.QuarantinedBy[k])
 	}
 	fmt.Fprintf(&b, ", %d failed, %d blank, %d retries, %d throttles, %d batches, %s", res.Failed, res.Blank, res.Retries, res.Throttles, res.Batches, res.Elapsed.Round(time.Millisecond))
+	if res.Unknown > 0 {
+		fmt.Fprintf(&b, ", %d with an unknown outcome (may be in the stream twice)", res.Unknown)
+	}
 	return b.String()
 }

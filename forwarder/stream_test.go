@@ -431,3 +431,42 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 var _ = atomic.Int64{}
+
+// dropResent removes the records byte for byte the same as an earlier one (one write sent twice)
+// and returns how many it removed.
+func dropResent(recs []fakeRecord) ([]fakeRecord, int) {
+	seen := map[string]bool{}
+	kept := recs[:0:0]
+	for _, r := range recs {
+		if seen[string(r.data)] {
+			continue
+		}
+		seen[string(r.data)] = true
+		kept = append(kept, r)
+	}
+	return kept, len(recs) - len(kept)
+}
+
+// TestForwardStreamCountsUnknownOutcomes: a call that landed but whose answer was lost is sent
+// again; its entries are counted once each as unknown outcomes, and they are the only copies.
+func TestForwardStreamCountsUnknownOutcomes(t *testing.T) {
+	in, want := genInput(200, 97)
+	kin := newFake()
+	kin.lostAnswer = func(n int) bool { return n == 2 }
+	f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency, c.BatchSize = 1, 20 })
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kin.mu.Lock()
+	second := kin.batchSizes[1]
+	kin.mu.Unlock()
+	if res.Forwarded != 200 || res.Failed != 0 || res.Unknown != int64(second) || f.Stats().Unknown != res.Unknown {
+		t.Fatalf("result %v (stats %d unknown), want 200 forwarded and the %d entries of call 2 unknown", res, f.Stats().Unknown, second)
+	}
+	kept, resent := dropResent(kin.written(DefaultRawStream))
+	if resent != second {
+		t.Fatalf("%d copies in the stream, want the %d entries of the call whose answer was lost", resent, second)
+	}
+	checkOrder(t, kept, want)
+}
