@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"reflect"
 	"sort"
 	"strings"
@@ -26,6 +27,10 @@ type outcome struct {
 	Unique     int
 	Lost       []string
 	Duplicates int
+	// Resent counts the Duplicates byte for byte the same as their first delivery (one output write
+	// sent twice); Unsure is the workers' count of records sent with an unknown outcome, which
+	// bounds Resent (see exactlyOnce).
+	Resent, Unsure int
 	// OrderViol counts first deliveries whose seq is below an earlier first delivery of the same
 	// customer in the same stream. RedeliveredBehind counts duplicates that arrived after a later
 	// seq of their customer (a replay after a crash); they are part of Duplicates.
@@ -53,8 +58,8 @@ func (o outcome) String() string {
 	for _, n := range o.DeadLetters {
 		dl += n
 	}
-	return fmt.Sprintf("sent=%d delivered=%d unique=%d lost=%d duplicated=%d order_violations=%d (redelivered_behind=%d) late=%d gaps=%d wrong_stream=%d wrong_content=%d unexpected=%d quarantined=%d dead_letters=%d",
-		o.Sent, o.Delivered, o.Unique, len(o.Lost), o.Duplicates, o.OrderViol, o.RedeliveredBehind, o.Late, o.Gaps,
+	return fmt.Sprintf("sent=%d delivered=%d unique=%d lost=%d duplicated=%d (resent writes %d of %d unsure) order_violations=%d (redelivered_behind=%d) late=%d gaps=%d wrong_stream=%d wrong_content=%d unexpected=%d quarantined=%d dead_letters=%d",
+		o.Sent, o.Delivered, o.Unique, len(o.Lost), o.Duplicates, o.Resent, o.Unsure, o.OrderViol, o.RedeliveredBehind, o.Late, o.Gaps,
 		len(o.WrongStream), len(o.WrongContent), len(o.Unexpected), q, dl)
 }
 
@@ -71,6 +76,7 @@ func (d *deployment) readOutcome(ctx context.Context, m loadgen.Manifest) outcom
 	o := outcome{Sent: m.Unique, PerStream: map[string]int{}, Quarantined: map[event.Reason]int{},
 		QuarantinedIDs: map[event.Reason][]string{}, DeadLetters: map[string]int{}, DuplicatesByEvent: map[string]int{}}
 	seen := map[string]int{}
+	firstHash := map[string]uint64{}
 	streams := append(d.env.Topology.AnalyticsStreams(), fleet.LateStream)
 	sort.Strings(streams)
 	for _, stream := range streams {
@@ -91,9 +97,16 @@ func (d *deployment) readOutcome(ctx context.Context, m loadgen.Manifest) outcom
 			o.Delivered++
 			seen[a.EventID]++
 			first := seen[a.EventID] == 1
-			if !first {
+			h := fnv.New64a()
+			h.Write(r.Record.Data)
+			if first {
+				firstHash[a.EventID] = h.Sum64()
+			} else {
 				o.Duplicates++
 				o.DuplicatesByEvent[a.EventID]++
+				if firstHash[a.EventID] == h.Sum64() {
+					o.Resent++
+				}
 			}
 			o.Gaps += a.Gap
 			if a.Late {
@@ -160,6 +173,11 @@ func (d *deployment) readOutcome(ctx context.Context, m loadgen.Manifest) outcom
 		o.DeadLetters[dl.Destination]++
 		o.DeadLetterIDs = append(o.DeadLetterIDs, dl.EventID)
 	}
+	n, err := d.env.UnknownOutcomes()
+	if err != nil {
+		d.t.Fatalf("reading the workers' unknown write outcomes: %v", err)
+	}
+	o.Unsure = n
 	return o
 }
 

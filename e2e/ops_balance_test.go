@@ -99,7 +99,7 @@ func TestOpsBalance(t *testing.T) {
 	}
 
 	_, rep := f.settle(send, tail, 4*time.Minute, "BALANCE")
-	if !rep.OK() {
+	if !exactlyOnce(t, f.d, rep) {
 		t.Fatalf("not exactly-once and in order across join, leave and reshard: lost=%d duplicates=%d order=%d", len(rep.Lost), rep.Duplicates, rep.OrderViol)
 	}
 }

@@ -100,7 +100,7 @@ func TestOpsHandOff(t *testing.T) {
 		exited.Round(time.Millisecond), len(ids), maxTaken.Round(time.Millisecond), maxProcessed.Round(time.Millisecond))
 
 	_, rep := f.settle(send, tail, 3*time.Minute, "HANDOFF")
-	if !rep.OK() {
+	if !exactlyOnce(t, f.d, rep) {
 		t.Fatalf("not exactly-once and in order: lost=%d duplicates=%d order=%d", len(rep.Lost), rep.Duplicates, rep.OrderViol)
 	}
 }
@@ -149,7 +149,7 @@ func TestOpsRollingRestart(t *testing.T) {
 	}
 
 	res, rep := f.settle(send, tail, 4*time.Minute, "ROLLING")
-	if !rep.OK() {
+	if !exactlyOnce(t, f.d, rep) {
 		t.Fatalf("rolling restart lost or duplicated events: lost=%d (first %v) duplicates=%d order=%d wrong=%v",
 			len(rep.Lost), first(rep.Lost, 5), rep.Duplicates, rep.OrderViol, first(rep.WrongStream, 5))
 	}

@@ -76,7 +76,7 @@ func TestQuarantineOnceAfterHandOff(t *testing.T) {
 		{EventID: "b1", Type: "page_view", CustomerID: "cust-b", Seq: 1}, {EventID: "c1", Type: "page_view", CustomerID: "cust-c", Seq: 1},
 	})
 	t.Logf("quarantine after hand-off: %s", rep)
-	if !rep.OK() {
+	if !exactlyOnce(t, d, rep) {
 		t.Fatalf("not exactly once and in order: %s", rep)
 	}
 	if got := s.Quarantined[event.ReasonConflictingDupe]; got != 1 {

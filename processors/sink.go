@@ -340,6 +340,10 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 	return nil, nil
 }
 
+// LogUnknownOutcome is the message of the warning logged for the records of a write whose outcome
+// was unknown; its fields are shard, stream, records (how many) and event_ids (the first 50).
+const LogUnknownOutcome = "write outcome unknown, records sent again may appear twice"
+
 // unsure marks the records of a call in which an attempt's outcome was unknown (the client may
 // already have sent them again, or the caller will): they may be in the stream twice, byte for byte.
 // Each record is counted once, and the event ids are logged so that a consumer can be told.
@@ -361,7 +365,7 @@ func (p *Pipeline) unsure(shard string, d *dest, recs []*outRec, heads []int32, 
 		return
 	}
 	d.unknown.Add(float64(n))
-	p.log.Warn("write outcome unknown, records sent again may appear twice", zapShard(shard), zapStream(d.name),
+	p.log.Warn(LogUnknownOutcome, zapShard(shard), zapStream(d.name),
 		zap.Int("records", n), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
 }
 
