@@ -179,6 +179,9 @@ func Run(ctx context.Context, cfg Config) error {
 	res, rep, runErr := watch(ctx, cfg, ui, send, tail, clients, workers)
 
 	sum := summary{cfg: cfg, res: res, rep: rep, dedupe: scrapeDedupe(ports)}
+	if sum.unknown, err = env.UnknownOutcomes(); err != nil {
+		return ui.fail(err)
+	}
 	ui.summary(sum)
 	if cfg.Keep && ctx.Err() == nil {
 		ui.printf("\n--keep: the stack and workers stay up; use the kclctl line above. Ctrl-C to stop.\n")
