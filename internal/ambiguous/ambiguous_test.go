@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -162,5 +163,60 @@ func TestUnknown(t *testing.T) {
 		if got := ambiguous.Unknown(tc.err, tc.wrote); got != tc.want {
 			t.Errorf("Unknown(%v, %v) = %v, want %v", tc.err, tc.wrote, got, tc.want)
 		}
+	}
+}
+
+// doerFunc is an HTTP client made of a function.
+type doerFunc func(*http.Request) (*http.Response, error)
+
+func (f doerFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+// closedBody yields part of a body, then the error Go's transport returns when the connection was
+// closed under the reader.
+type closedBody struct{ r io.Reader }
+
+func (b *closedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		return n, fmt.Errorf("read tcp 127.0.0.1:1->127.0.0.1:2: %w", net.ErrClosed)
+	}
+	return n, err
+}
+
+func (b *closedBody) Close() error { return nil }
+
+// TestSDKRetriesCutOffAnswer pins down the SDK behaviour this package exists for: a PutRecords whose
+// 200 answer is cut off by a closed connection is sent again by the SDK's own retryer, and the call
+// then succeeds, so the records were written twice while the caller sees one clean success. The
+// Tracker is the only trace.
+func TestSDKRetriesCutOffAnswer(t *testing.T) {
+	const okBody = `{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"shardId-000000000000"}]}`
+	var calls atomic.Int32
+	client := doerFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Body != nil {
+			io.Copy(io.Discard, r.Body)
+		}
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/x-amz-json-1.1"}}, Request: r}
+		if calls.Add(1) == 1 {
+			resp.Body = &closedBody{strings.NewReader(okBody[:20])}
+		} else {
+			resp.Body = io.NopCloser(strings.NewReader(okBody))
+		}
+		return resp, nil
+	})
+	kc := kinesis.New(kinesis.Options{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider("k", "s", ""),
+		BaseEndpoint:     aws.String("http://127.0.0.1:1"),
+		HTTPClient:       client,
+		RetryMaxAttempts: 3,
+		APIOptions:       []func(*middleware.Stack) error{ambiguous.Middleware("PutRecords")},
+	})
+	ctx, tr := ambiguous.Track(t.Context())
+	if err := put(ctx, kc); err != nil {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	if calls.Load() != 2 || tr.Unknown() != 1 {
+		t.Fatalf("%d requests sent, Unknown() = %d; want 2 and 1", calls.Load(), tr.Unknown())
 	}
 }
