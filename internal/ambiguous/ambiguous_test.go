@@ -63,18 +63,8 @@ func TestMiddlewareCountsUnknownOutcomes(t *testing.T) {
 			buf.Flush()
 			conn.Close()
 		}, true, 1},
-		{"500 internal failure", func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-			w.WriteHeader(http.StatusInternalServerError)
-			fmt.Fprint(w, `{"__type":"InternalFailure","message":"boom"}`)
-		}, true, 1},
-		{"400 refused", func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `{"__type":"ValidationException","message":"no"}`)
-		}, true, 0},
+		{"500 internal failure", answer(http.StatusInternalServerError, `{"__type":"InternalFailure","message":"boom"}`), true, 1},
+		{"400 refused", answer(http.StatusBadRequest, `{"__type":"ValidationException","message":"no"}`), true, 0},
 		{"connection dropped before any answer", func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			conn, _, err := http.NewResponseController(w).Hijack()
@@ -105,6 +95,16 @@ func TestMiddlewareCountsUnknownOutcomes(t *testing.T) {
 				t.Errorf("Unknown() = %d, want %d (err %v)", got, tc.unknown, err)
 			}
 		})
+	}
+}
+
+// answer is a handler that reads the request and answers status with a JSON body.
+func answer(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
 	}
 }
 
