@@ -53,8 +53,8 @@ type Stats struct {
 	Throttles   int64 `json:"throttles"`   // entries refused for throughput
 	Batches     int64 `json:"batches"`     // PutRecords calls made
 	// Unknown counts entries sent in a PutRecords attempt whose outcome was unknown (a 200 cut off,
-	// a 5xx, no answer once sent), each once: the SDK or the forwarder sent them again, so each may
-	// be in its stream twice, byte for byte.
+	// a 5xx, no answer once sent), once per such attempt: the SDK or the forwarder sent them again,
+	// so this bounds the byte-identical extra copies in the streams.
 	Unknown int64 `json:"unknown_outcome"`
 }
 

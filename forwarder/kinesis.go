@@ -39,7 +39,7 @@ type putResult struct {
 	seq       []string
 	errMsg    []string // why an entry failed (error code), for the final report
 	throttled int
-	unknown   int   // entries first marked as sent with an unknown outcome by this call
+	unknown   int   // entries sent in attempts with an unknown outcome, once per attempt
 	err       error // set when the whole call failed; fatal when it wraps ErrFatalPut or a ctx error
 }
 
@@ -60,8 +60,8 @@ func (f *Forwarder) put(ctx context.Context, stream string, es []*entry) putResu
 	cctx, tracker := ambiguous.Track(ctx)
 	out, err := f.kin.PutRecords(cctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: recs})
 	f.m.putSeconds.WithLabelValues(stream).Observe(time.Since(start).Seconds())
-	if tracker.Unknown() > 0 {
-		res.unknown = f.unsure(stream, es, err)
+	if u := tracker.Unknown(); u > 0 {
+		res.unknown = f.unsure(stream, es, u, err)
 	}
 	if err == nil && len(out.Records) != len(es) {
 		err = fmt.Errorf("PutRecords answered %d entries for %d records", len(out.Records), len(es))
@@ -98,27 +98,18 @@ func (f *Forwarder) put(ctx context.Context, stream string, es []*entry) putResu
 	return res
 }
 
-// unsure counts, once each, the entries of a call in which an attempt's outcome was unknown, and logs
-// their event ids: the SDK sent them again, or the forwarder will, so each may be in stream twice.
-func (f *Forwarder) unsure(stream string, es []*entry, err error) int {
-	var ids []string
-	n := 0
-	for _, e := range es {
-		if e.unsure {
-			continue
-		}
-		e.unsure = true
-		n++
-		if len(ids) < 50 {
-			ids = append(ids, e.eventID)
-		}
+// unsure counts the entries of a call in which attempts ended with an unknown outcome, once per
+// such attempt (each may have landed, and every later attempt may add one more copy), logs their
+// event ids, and returns the count: it bounds the byte-identical copies in stream.
+func (f *Forwarder) unsure(stream string, es []*entry, attempts int, err error) int {
+	ids := make([]string, 0, min(len(es), 50))
+	for _, e := range es[:min(len(es), 50)] {
+		ids = append(ids, e.eventID)
 	}
-	if n == 0 {
-		return 0
-	}
+	n := len(es) * attempts
 	f.stats.unknown.Add(int64(n))
 	f.log.Warn("write outcome unknown, entries sent again may appear twice", zap.String("stream", stream),
-		zap.Int("entries", n), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
+		zap.Int("entries", n), zap.Int("attempts", attempts), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
 	return n
 }
 

@@ -55,7 +55,6 @@ type entry struct {
 	reason   event.Reason // quarantine lane only
 	orig     []byte       // original input, kept only when failed inputs are written out
 	attempts int
-	unsure   bool      // sent in an attempt whose outcome is unknown (counted in Stats.Unknown)
 	due      time.Time // earliest next attempt
 	lastErr  string
 }

@@ -47,8 +47,8 @@ type Result struct {
 	Retries       int64                  `json:"retries"`
 	Throttles     int64                  `json:"throttles"`
 	Batches       int64                  `json:"batches"`
-	// Unknown counts entries sent in a call whose outcome was unknown (each once): they were sent
-	// again and may be in their stream twice, byte for byte (Stats.Unknown).
+	// Unknown counts entries sent in attempts whose outcome was unknown, once per attempt: the most
+	// byte-identical extra copies the run can have written (Stats.Unknown).
 	Unknown int64 `json:"unknown_outcome"`
 	// DoneThrough is the highest line N such that every line 1..N was forwarded, quarantined or
 	// blank. After a failed or cancelled run, feeding the input again from line N+1 loses nothing

@@ -448,7 +448,7 @@ func dropResent(recs []fakeRecord) ([]fakeRecord, int) {
 }
 
 // TestForwardStreamCountsUnknownOutcomes: a call that landed but whose answer was lost is sent
-// again; its entries are counted once each as unknown outcomes, and they are the only copies.
+// again; its entries are counted as unknown outcomes (one attempt), and they are the only copies.
 func TestForwardStreamCountsUnknownOutcomes(t *testing.T) {
 	in, want := genInput(200, 97)
 	kin := newFake()

@@ -25,7 +25,7 @@ type metrics struct {
 	putRetries   *prometheus.CounterVec // stream: entries sent again after a failure
 	putThrottles *prometheus.CounterVec // stream: entries refused with ProvisionedThroughputExceeded
 	putErrors    *prometheus.CounterVec // stream: calls that failed as a whole or were refused by the breaker
-	putUnknown   *prometheus.CounterVec // stream: records sent in an attempt whose outcome is unknown
+	putUnknown   *prometheus.CounterVec // stream: records sent in attempts whose outcome is unknown, once per attempt
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		putErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_errors_total",
 			Help: "PutRecords calls that failed whole, or were refused by an open breaker, by destination stream."}, []string{"stream"}),
 		putUnknown: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_unknown_outcome_total",
-			Help: "Records sent in a PutRecords attempt whose outcome is unknown (a 200 cut off, a 5xx, no answer) and sent again: each may appear twice in its stream, byte for byte, by destination stream."}, []string{"stream"}),
+			Help: "Records sent in a PutRecords attempt whose outcome is unknown (a 200 cut off, a 5xx, no answer), once per such attempt: the most byte-identical extra copies the writes can have left in the stream, by destination stream."}, []string{"stream"}),
 	}
 }
 

@@ -113,7 +113,6 @@ type outRec struct {
 
 	written  bool
 	dead     bool
-	unsure   bool // sent in an attempt whose outcome is unknown: may be in the stream twice
 	attempts int
 	first    time.Time
 	last     time.Time
@@ -254,8 +253,8 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 			}
 			return out, nil
 		})
-		if tracker.Unknown() > 0 {
-			p.unsure(shard, d, recs, heads, inCall, err)
+		if u := tracker.Unknown(); u > 0 {
+			p.unsure(shard, d, recs, heads, inCall, u, err)
 		}
 		now := p.now()
 		if err != nil && !errors.Is(err, errAllFailed) {
@@ -341,32 +340,22 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 }
 
 // LogUnknownOutcome is the message of the warning logged for the records of a write whose outcome
-// was unknown; its fields are shard, stream, records (how many) and event_ids (the first 50).
+// was unknown; its fields are shard, stream, records (records times attempts: the most extra copies
+// the call can have written), attempts and event_ids (the first 50).
 const LogUnknownOutcome = "write outcome unknown, records sent again may appear twice"
 
-// unsure marks the records of a call in which an attempt's outcome was unknown (the client may
-// already have sent them again, or the caller will): they may be in the stream twice, byte for byte.
-// Each record is counted once, and the event ids are logged so that a consumer can be told.
-func (p *Pipeline) unsure(shard string, d *dest, recs []*outRec, heads []int32, inCall []int, err error) {
-	var ids []string
-	n := 0
-	for _, h := range inCall {
-		r := recs[heads[h]]
-		if r.unsure {
-			continue
-		}
-		r.unsure = true
-		n++
-		if len(ids) < 50 {
-			ids = append(ids, r.eventID())
-		}
+// unsure counts the records of a call in which attempts ended with an unknown outcome, once per
+// such attempt (each may have landed, and every later attempt, by the client or the sink, may add
+// one more copy), and logs their event ids: the count bounds the byte-identical copies in the stream.
+func (p *Pipeline) unsure(shard string, d *dest, recs []*outRec, heads []int32, inCall []int, attempts int, err error) {
+	ids := make([]string, 0, min(len(inCall), 50))
+	for _, h := range inCall[:min(len(inCall), 50)] {
+		ids = append(ids, recs[heads[h]].eventID())
 	}
-	if n == 0 {
-		return
-	}
+	n := len(inCall) * attempts
 	d.unknown.Add(float64(n))
-	p.log.Warn(LogUnknownOutcome, zapShard(shard), zapStream(d.name),
-		zap.Int("records", n), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
+	p.log.Warn(LogUnknownOutcome, zapShard(shard), zapStream(d.name), zap.Int("records", n),
+		zap.Int("attempts", attempts), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
 }
 
 // eventID is the event id behind an output record ("" when its input had none).
