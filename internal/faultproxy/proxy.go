@@ -7,8 +7,10 @@
 // "PutRecords") and stream (StreamName, or the name in StreamARN). The first matching rule decides:
 // it may delay the request before forwarding it, answer it with an error without forwarding it, or
 // fail every entry of a PutRecords call (HTTP 200, the way Kinesis reports throttling per record)
-// without forwarding it. A faulted request never reaches the emulator, so the client's retry of it
-// can never create a duplicate; a delayed one is forwarded once, after the delay.
+// without forwarding it. Such a faulted request never reaches the emulator, so the client's retry of
+// it can never create a duplicate; a delayed one is forwarded once, after the delay. The one
+// exception is LoseAnswer, which forwards the request and then cuts the answer off: the write
+// happened, the client cannot know it, and sending it again writes it twice.
 //
 // Concurrency: a Proxy serves requests concurrently; Set, Remove and Counts may be called from any
 // goroutine while it runs.
@@ -80,6 +82,9 @@ const (
 	// (default ProvisionedThroughputExceededException): what Kinesis does when a stream throttles.
 	// The SDK does not retry it; the caller sees FailedRecordCount = len(Records).
 	FailEntries
+	// LoseAnswer forwards the request (it is applied), then answers HTTP 200 with the upstream's
+	// body cut off halfway and the connection closed: a write whose outcome the client cannot know.
+	LoseAnswer
 )
 
 // Rule is one fault. Zero Operation or Stream match any.
@@ -95,6 +100,8 @@ type Rule struct {
 	ErrorType string
 	// Until ends the rule at this instant (zero: until Remove).
 	Until time.Time
+	// Times ends the rule once it has applied to that many requests (zero: no limit).
+	Times int
 }
 
 // Counts are what the proxy did with the requests of one operation and stream.
@@ -125,6 +132,7 @@ type Proxy struct {
 type namedRule struct {
 	name string
 	Rule
+	used int // requests the rule has applied to
 }
 
 type key struct{ op, stream string }
@@ -194,7 +202,7 @@ func (p *Proxy) Set(name string, r Rule) {
 	defer p.mu.Unlock()
 	for i := range p.rules {
 		if p.rules[i].name == name {
-			p.rules[i].Rule = r
+			p.rules[i].Rule, p.rules[i].used = r, 0
 			return
 		}
 	}
@@ -241,11 +249,13 @@ func (p *Proxy) match(op, stream string) (Rule, bool) {
 	}
 	c.Requests++
 	now := p.cfg.Now()
-	for _, r := range p.rules {
-		if !r.Until.IsZero() && !now.Before(r.Until) {
+	for i := range p.rules {
+		r := &p.rules[i]
+		if (!r.Until.IsZero() && !now.Before(r.Until)) || (r.Times > 0 && r.used >= r.Times) {
 			continue
 		}
 		if (r.Operation == "" || r.Operation == op) && (r.Stream == "" || r.Stream == stream) {
+			r.used++
 			return r.Rule, true
 		}
 	}
@@ -314,12 +324,65 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 				p.failEntries(rw, len(head.Records), rule.ErrorType)
 				return
 			}
+		case LoseAnswer:
+			p.count(op, stream, func(c *Counts) { c.Forwarded++; c.Faulted++; c.Entries += int64(len(head.Records)) })
+			p.loseAnswer(rw, r, body)
+			return
 		}
 	}
 	p.count(op, stream, func(c *Counts) { c.Forwarded++ })
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	p.rp.ServeHTTP(rw, r)
+}
+
+// loseAnswer forwards r to the upstream, then sends the client the upstream's status and headers
+// with half of its body, and closes the connection.
+func (p *Proxy) loseAnswer(rw http.ResponseWriter, r *http.Request, body []byte) {
+	var got cutOff
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	p.rp.ServeHTTP(&got, r)
+	conn, buf, err := http.NewResponseController(rw).Hijack()
+	if err != nil {
+		p.cfg.Logger.Warn("fault proxy: cannot hijack the connection to lose an answer", zap.Error(err))
+		return
+	}
+	defer conn.Close()
+	if got.status == 0 {
+		got.status = http.StatusOK
+	}
+	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", got.status, http.StatusText(got.status))
+	got.header.Del("Content-Length")
+	got.header.Write(buf)
+	fmt.Fprintf(buf, "Content-Length: %d\r\n\r\n", got.body.Len())
+	buf.Write(got.body.Bytes()[:got.body.Len()/2])
+	buf.Flush()
+}
+
+// cutOff records the upstream's answer for loseAnswer.
+type cutOff struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (c *cutOff) Header() http.Header {
+	if c.header == nil {
+		c.header = http.Header{}
+	}
+	return c.header
+}
+
+func (c *cutOff) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+}
+
+func (c *cutOff) Write(b []byte) (int, error) {
+	c.WriteHeader(http.StatusOK)
+	return c.body.Write(b)
 }
 
 func (p *Proxy) requestID() string {

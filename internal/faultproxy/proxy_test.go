@@ -130,3 +130,52 @@ func TestProxyOnKinesalite(t *testing.T) {
 		t.Errorf("Counts(*, healthy) = %+v, want 1 forwarded, 0 faulted", c)
 	}
 }
+
+// TestLoseAnswer: the call reaches the emulator and is applied, but the client gets a 200 whose body
+// stops halfway, so it cannot tell whether its records landed.
+func TestLoseAnswer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the local emulators")
+	}
+	st := localstacktest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := st.CreateStream(ctx, "lossy", 1); err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: st.KinesisEndpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cfg, err := st.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RetryMaxAttempts = 1
+	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+	p.Set("lose", faultproxy.Rule{Operation: "PutRecords", Stream: "lossy", Fault: faultproxy.LoseAnswer, Times: 1})
+	put := func() error {
+		_, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("lossy"), Records: []types.PutRecordsRequestEntry{
+			{Data: []byte("a"), PartitionKey: aws.String("k1")}, {Data: []byte("b"), PartitionKey: aws.String("k2")},
+		}})
+		return err
+	}
+	var status interface{ HTTPStatusCode() int }
+	if err := put(); !errors.As(err, &status) || status.HTTPStatusCode() != 200 {
+		t.Fatalf("PutRecords with its answer lost: err = %v, want a failure with status 200", err)
+	}
+	if err := put(); err != nil { // Times: 1, the rule is spent
+		t.Fatalf("second PutRecords: %v", err)
+	}
+	recs, err := st.ReadAll(ctx, "lossy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4 {
+		t.Fatalf("stream holds %d records, want 4: the 2 the lost call wrote and the 2 of the next", len(recs))
+	}
+	if c := p.Counts("PutRecords", "lossy"); c != (faultproxy.Counts{Requests: 2, Forwarded: 2, Faulted: 1, Entries: 2}) {
+		t.Errorf("Counts = %+v", c)
+	}
+}
