@@ -14,6 +14,8 @@ import (
 	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // Store is the lease and checkpoint store of one worker. It implements the KCL's
@@ -56,7 +58,7 @@ type heldLease struct {
 	counter    int64
 	timeoutS   string    // the LeaseTimeout we last wrote
 	validUntil time.Time // send time of the last successful owner write + LeaseDuration
-	ambiguous  int       // owner writes whose outcome is unknown (timeouts) since the last success
+	ambiguous  int       // owner write attempts whose outcome is unknown (timeouts, lost answers) since the last success
 	handOff    bool
 	gone       bool
 	ctx        context.Context
@@ -570,7 +572,15 @@ func (s *Store) fencedWrite(ctx context.Context, h *heldLease, op string, build 
 		u.condEq(attrCounter, nv(n))
 		u.set(attrCounter, nv(n+1))
 		build(u, sent)
-		out, err := s.updateItem(ctx, h.id, u)
+		// The SDK retries an attempt whose answer was lost (a 200 cut off): if that attempt landed,
+		// the retry fails our own condition. Such attempts count as writes that may have landed.
+		tctx, tracker := ambiguous.Track(ctx)
+		out, err := s.updateItem(tctx, h.id, u)
+		if unknown := tracker.Unknown(); unknown > 0 && err != nil {
+			s.mu.Lock()
+			h.ambiguous += unknown
+			s.mu.Unlock()
+		}
 		switch {
 		case err == nil:
 			row, derr := decodeRow(out.Attributes)

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 	"go.uber.org/goleak"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // minParallel is how many parallel tests run at once unless -test.parallel says otherwise. The
@@ -228,6 +230,59 @@ func TestAmbiguousWriteIsAdopted(t *testing.T) {
 	}
 	if a.LeaseContext(st.ID).Err() != nil {
 		t.Fatal("lease context cancelled by an ambiguous write")
+	}
+}
+
+// sdkRetryLanded is a DynamoDB whose client retries an UpdateItem that landed but whose answer was
+// lost, as the AWS SDK does when a 200 body read fails: the first attempt applies, is noted as an
+// unknown outcome, and the retry fails its own condition.
+type sdkRetryLanded struct {
+	DynamoDBAPI
+	mu sync.Mutex
+	n  int
+}
+
+func (l *sdkRetryLanded) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	out, err := l.DynamoDBAPI.UpdateItem(ctx, in, o...)
+	l.mu.Lock()
+	retry := err == nil && l.n > 0
+	if retry {
+		l.n--
+	}
+	l.mu.Unlock()
+	if !retry {
+		return out, err
+	}
+	ambiguous.Note(ctx)
+	return l.DynamoDBAPI.UpdateItem(ctx, in, o...)
+}
+
+// A renewal the SDK sent twice (the first landed, its answer was lost, the retry failed the
+// condition the first one changed) must not look fenced: the row still names us one counter ahead.
+func TestSDKRetriedWriteIsAdopted(t *testing.T) {
+	h := fakeHarness(t)
+	h.kin.set(shardIDs(1)...)
+	lf := &sdkRetryLanded{DynamoDBAPI: h.raw}
+	h.ddb.inner = lf
+	a := h.store("a")
+	st := status("shardId-000000000000")
+	if err := a.GetLease(st, "a"); err != nil {
+		t.Fatal(err)
+	}
+	lf.mu.Lock()
+	lf.n = 1
+	lf.mu.Unlock()
+	if err := a.GetLease(st, "a"); err != nil {
+		t.Fatalf("renewal retried by the SDK after it landed = %v, want nil (lease still ours)", err)
+	}
+	if a.LeaseContext(st.ID).Err() != nil {
+		t.Fatal("lease context cancelled by a write the SDK retried")
+	}
+	if err := checkpoint(a, st, "9"); err != nil {
+		t.Fatalf("checkpoint after it = %v, want success", err)
+	}
+	if r := h.row(st.ID); r.Owner != "a" || r.Checkpoint != "9" {
+		t.Fatalf("row %+v", r)
 	}
 }
 

@@ -32,7 +32,8 @@ var readOps = map[string]bool{
 // attempt by requestTimeout, and each Kinesis read operation (retries included) by readTimeout.
 // Writes keep the long backstop: a PutRecords that times out after landing would be retried into
 // duplicates. Every PutRecords attempt whose outcome is unknown is marked (package ambiguous), so the
-// pipeline can count and log the records that may appear twice.
+// pipeline can count and log the records that may appear twice; so is every DynamoDB item write,
+// so that a conditional lease write the SDK resent after it landed is not taken for fencing.
 func NewClients(ctx context.Context, region string, requestTimeout time.Duration) (*kinesis.Client, *dynamodb.Client, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(requestTimeout)),
@@ -52,7 +53,13 @@ func NewClients(ctx context.Context, region string, requestTimeout time.Duration
 	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		o.APIOptions = append(o.APIOptions, operationDeadline(readOps, readTimeout), ambiguous.Middleware("PutRecords", "PutRecord"))
 	})
-	return kc, dynamodb.NewFromConfig(cfg), nil
+	// Lease and checkpoint writes are conditional: when the SDK resends one that landed (its answer
+	// was lost), the resend fails the condition the first attempt changed. Marking such attempts lets
+	// package checkpoint check the row instead of declaring the lease lost.
+	dc := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, ambiguous.Middleware("UpdateItem", "PutItem", "DeleteItem"))
+	})
+	return kc, dc, nil
 }
 
 // operationDeadline adds a deadline of d to the operations named in ops when the caller's context
