@@ -182,6 +182,16 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	}
 }
 
+// landing is a DynamoDB whose next n UpdateItem calls land but lose their answer.
+type landing interface {
+	DynamoDBAPI
+	arm(n int)
+}
+
+func (l *landThenFail) arm(n int) { l.mu.Lock(); l.n = n; l.mu.Unlock() }
+
+func (l *sdkRetryLanded) arm(n int) { l.mu.Lock(); l.n = n; l.mu.Unlock() }
+
 // landThenFail applies UpdateItem calls but reports a timeout for the next n of them, like a
 // response lost on the wire.
 type landThenFail struct {
@@ -199,38 +209,6 @@ func (l *landThenFail) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemIn
 		return nil, context.DeadlineExceeded
 	}
 	return out, err
-}
-
-// A renewal whose response was lost (it landed) must not make the next write look fenced: the
-// renewal's own retry finds the row one counter ahead, adopts it and renews on top of it.
-func TestAmbiguousWriteIsAdopted(t *testing.T) {
-	h := fakeHarness(t)
-	h.kin.set(shardIDs(1)...)
-	lf := &landThenFail{DynamoDBAPI: h.raw}
-	h.ddb.inner = lf
-	a := h.store("a")
-	st := status("shardId-000000000000")
-	if err := a.GetLease(st, "a"); err != nil {
-		t.Fatal(err)
-	}
-	lf.mu.Lock()
-	lf.n = 1
-	lf.mu.Unlock()
-	if err := a.GetLease(st, "a"); err != nil {
-		t.Fatalf("renewal with a lost response = %v, want nil (lease still valid)", err)
-	}
-	if r := h.row(st.ID); r.Counter != 3 {
-		t.Fatalf("row counter %d, want 3 (the renewal landed, then its retry adopted it and renewed)", r.Counter)
-	}
-	if err := checkpoint(a, st, "9"); err != nil {
-		t.Fatalf("checkpoint after an ambiguous renewal = %v, want success", err)
-	}
-	if r := h.row(st.ID); r.Counter != 4 || r.Checkpoint != "9" || r.Owner != "a" {
-		t.Fatalf("row %+v", r)
-	}
-	if a.LeaseContext(st.ID).Err() != nil {
-		t.Fatal("lease context cancelled by an ambiguous write")
-	}
 }
 
 // sdkRetryLanded is a DynamoDB whose client retries an UpdateItem that landed but whose answer was
@@ -257,32 +235,45 @@ func (l *sdkRetryLanded) UpdateItem(ctx context.Context, in *dynamodb.UpdateItem
 	return l.DynamoDBAPI.UpdateItem(ctx, in, o...)
 }
 
-// A renewal the SDK sent twice (the first landed, its answer was lost, the retry failed the
-// condition the first one changed) must not look fenced: the row still names us one counter ahead.
-func TestSDKRetriedWriteIsAdopted(t *testing.T) {
-	h := fakeHarness(t)
-	h.kin.set(shardIDs(1)...)
-	lf := &sdkRetryLanded{DynamoDBAPI: h.raw}
-	h.ddb.inner = lf
-	a := h.store("a")
-	st := status("shardId-000000000000")
-	if err := a.GetLease(st, "a"); err != nil {
-		t.Fatal(err)
-	}
-	lf.mu.Lock()
-	lf.n = 1
-	lf.mu.Unlock()
-	if err := a.GetLease(st, "a"); err != nil {
-		t.Fatalf("renewal retried by the SDK after it landed = %v, want nil (lease still ours)", err)
-	}
-	if a.LeaseContext(st.ID).Err() != nil {
-		t.Fatal("lease context cancelled by a write the SDK retried")
-	}
-	if err := checkpoint(a, st, "9"); err != nil {
-		t.Fatalf("checkpoint after it = %v, want success", err)
-	}
-	if r := h.row(st.ID); r.Owner != "a" || r.Checkpoint != "9" {
-		t.Fatalf("row %+v", r)
+// A renewal that landed but whose answer was lost must not make the lease look fenced, whether the
+// Store's own next write finds the row one counter ahead (the call timed out) or the SDK resent it
+// and the resend failed the condition the first attempt changed: the row still names us, the Store
+// adopts it and renews on top of it.
+func TestLandedWriteIsAdopted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(DynamoDBAPI) landing
+	}{
+		{"the call timed out", func(d DynamoDBAPI) landing { return &landThenFail{DynamoDBAPI: d} }},
+		{"the SDK resent it", func(d DynamoDBAPI) landing { return &sdkRetryLanded{DynamoDBAPI: d} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fakeHarness(t)
+			h.kin.set(shardIDs(1)...)
+			lf := tc.wrap(h.raw)
+			h.ddb.inner = lf
+			a := h.store("a")
+			st := status("shardId-000000000000")
+			if err := a.GetLease(st, "a"); err != nil {
+				t.Fatal(err)
+			}
+			lf.arm(1)
+			if err := a.GetLease(st, "a"); err != nil {
+				t.Fatalf("renewal with a lost answer = %v, want nil (lease still valid)", err)
+			}
+			if r := h.row(st.ID); r.Counter != 3 {
+				t.Fatalf("row counter %d, want 3 (the renewal landed, then its retry adopted it and renewed)", r.Counter)
+			}
+			if err := checkpoint(a, st, "9"); err != nil {
+				t.Fatalf("checkpoint after an ambiguous renewal = %v, want success", err)
+			}
+			if r := h.row(st.ID); r.Counter != 4 || r.Checkpoint != "9" || r.Owner != "a" {
+				t.Fatalf("row %+v", r)
+			}
+			if a.LeaseContext(st.ID).Err() != nil {
+				t.Fatal("lease context cancelled by an ambiguous write")
+			}
+		})
 	}
 }
 

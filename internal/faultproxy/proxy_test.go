@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
+	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
 )
 
@@ -37,17 +38,15 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestProxyOnKinesalite drives the proxy with the real SDK against kinesalite: faults on one stream
-// leave the other untouched, a faulted call never reaches the emulator, and the SDK decodes the
-// faults as Kinesis would send them.
-func TestProxyOnKinesalite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the local emulators")
-	}
+// proxied starts the local stack with streams (one shard each) and a proxy in front of its Kinesis,
+// and returns a context bounding the test, the stack, the proxy and a Kinesis client through the
+// proxy that makes one attempt per call (each fault is seen as the proxy sends it).
+func proxied(t *testing.T, streams ...string) (context.Context, *localstack.Stack, *faultproxy.Proxy, *kinesis.Client) {
+	t.Helper()
 	st := localstacktest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	for _, s := range []string{"broken", "healthy"} {
+	t.Cleanup(cancel)
+	for _, s := range streams {
 		if err := st.CreateStream(ctx, s, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -56,13 +55,23 @@ func TestProxyOnKinesalite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
 	cfg, err := st.AWSConfig(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.RetryMaxAttempts = 1 // see each fault as the proxy sends it
-	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+	cfg.RetryMaxAttempts = 1
+	return ctx, st, p, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+}
+
+// TestProxyOnKinesalite drives the proxy with the real SDK against kinesalite: faults on one stream
+// leave the other untouched, a faulted call never reaches the emulator, and the SDK decodes the
+// faults as Kinesis would send them.
+func TestProxyOnKinesalite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the local emulators")
+	}
+	ctx, st, p, kc := proxied(t, "broken", "healthy")
 	put := func(stream string) (*kinesis.PutRecordsOutput, error) {
 		return kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: []types.PutRecordsRequestEntry{
 			{Data: []byte("a"), PartitionKey: aws.String("k1")}, {Data: []byte("b"), PartitionKey: aws.String("k2")},
@@ -77,7 +86,7 @@ func TestProxyOnKinesalite(t *testing.T) {
 	}
 
 	p.Set("down", faultproxy.Rule{Operation: "PutRecords", Stream: "broken", Fault: faultproxy.FailCall})
-	_, err = put("broken")
+	_, err := put("broken")
 	var api smithy.APIError
 	if !errors.As(err, &api) || api.ErrorCode() != "ServiceUnavailable" {
 		t.Fatalf("PutRecords to a stream failed with 503: err = %v, want ServiceUnavailable", err)
@@ -137,23 +146,7 @@ func TestLoseAnswer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the local emulators")
 	}
-	st := localstacktest.Start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	if err := st.CreateStream(ctx, "lossy", 1); err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: st.KinesisEndpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	cfg, err := st.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.RetryMaxAttempts = 1
-	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+	ctx, st, p, kc := proxied(t, "lossy")
 	p.Set("lose", faultproxy.Rule{Operation: "PutRecords", Stream: "lossy", Fault: faultproxy.LoseAnswer, Times: 1})
 	put := func() error {
 		_, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("lossy"), Records: []types.PutRecordsRequestEntry{
