@@ -12,8 +12,18 @@
 // exception is LoseAnswer, which forwards the request and then cuts the answer off: the write
 // happened, the client cannot know it, and sending it again writes it twice.
 //
-// Concurrency: a Proxy serves requests concurrently; Set, Remove and Counts may be called from any
-// goroutine while it runs.
+// With Config.ShardLimits the proxy also enforces Kinesis's per-shard write limits (records/s and
+// bytes/s), answering ProvisionedThroughputExceededException per entry above them, as Kinesis does:
+// a refused entry never reaches the emulator, and the entries of the same call that fit are
+// written. It maps a record to its shard by the MD5 of its partition key (or its ExplicitHashKey)
+// over the open shards' hash key ranges, listed from the emulator and listed again after a reshard.
+//
+// Whatever the rules and limits, the proxy counts every stream's write load per second the way
+// CloudWatch counts IncomingRecords, IncomingBytes and WriteProvisionedThroughputExceeded, and
+// serves it (Load, and GET LoadPath on its address): the autoscaler's local metrics source.
+//
+// Concurrency: a Proxy serves requests concurrently; Set, Remove, Counts and Load may be called
+// from any goroutine while it runs.
 package faultproxy
 
 import (
@@ -47,8 +57,12 @@ type Config struct {
 	MaxBody int64
 	// Logger, default zap.NewNop().
 	Logger *zap.Logger
-	// Now is the clock rules' Until is compared with. Default time.Now.
+	// Now is the clock rules' Until, the limits and the load samples use. Default time.Now.
 	Now func() time.Time
+	// ShardLimits, when set, enforces per-shard write limits (see ShardLimits).
+	ShardLimits *ShardLimits
+	// LoadHistory is how long per-second load samples are kept. Default 30 minutes.
+	LoadHistory time.Duration
 }
 
 // Validate reports a configuration that cannot work.
@@ -63,10 +77,17 @@ func (c Config) Validate() error {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("faultproxy: Upstream %q: want http(s)://host:port", c.Upstream)
 	}
+	var errs []error
 	if c.MaxBody < 0 {
-		return fmt.Errorf("faultproxy: MaxBody %d is negative", c.MaxBody)
+		errs = append(errs, fmt.Errorf("faultproxy: MaxBody %d is negative", c.MaxBody))
 	}
-	return nil
+	if c.LoadHistory < 0 {
+		errs = append(errs, fmt.Errorf("faultproxy: LoadHistory %v is negative", c.LoadHistory))
+	}
+	if c.ShardLimits != nil {
+		errs = append(errs, c.ShardLimits.validate())
+	}
+	return errors.Join(errs...)
 }
 
 // Fault says how a matched request is answered instead of being forwarded.
@@ -111,6 +132,7 @@ type Counts struct {
 	Delayed   int64 // delayed by a rule (forwarded or not)
 	Faulted   int64 // answered with a fault, not forwarded
 	Entries   int64 // PutRecords entries in faulted calls
+	Limited   int64 // PutRecords entries (or PutRecord calls) refused by ShardLimits
 }
 
 // Proxy is a running fault-injecting proxy.
@@ -123,6 +145,8 @@ type Proxy struct {
 	log      *zap.Logger
 	served   chan struct{}
 	reqID    atomic.Int64
+	lim      *limiter // nil without ShardLimits
+	load     *loadBook
 
 	mu     sync.Mutex
 	rules  []namedRule
@@ -154,12 +178,19 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LoadHistory == 0 {
+		cfg.LoadHistory = 30 * time.Minute
+	}
 	up, _ := url.Parse(cfg.Upstream) // validated
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: listen on %s: %w", cfg.Addr, err)
 	}
-	p := &Proxy{cfg: cfg, upstream: up, ln: ln, log: cfg.Logger, served: make(chan struct{}), counts: map[key]*Counts{}}
+	p := &Proxy{cfg: cfg, upstream: up, ln: ln, log: cfg.Logger, served: make(chan struct{}), counts: map[key]*Counts{},
+		load: newLoadBook(cfg.LoadHistory)}
+	if cfg.ShardLimits != nil {
+		p.lim = newLimiter(*cfg.ShardLimits, cfg.Now)
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(up) },
 		Transport: &http.Transport{
@@ -233,6 +264,7 @@ func (p *Proxy) Counts(op, stream string) Counts {
 			out.Delayed += c.Delayed
 			out.Faulted += c.Faulted
 			out.Entries += c.Entries
+			out.Limited += c.Limited
 		}
 	}
 	return out
@@ -276,6 +308,10 @@ type requestHead struct {
 }
 
 func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == LoadPath {
+		p.serveLoad(rw, r)
+		return
+	}
 	target := r.Header.Get("X-Amz-Target")
 	op := target[strings.LastIndexByte(target, '.')+1:]
 	body, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxBody+1))
@@ -316,33 +352,51 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 				typ = "ServiceUnavailable"
 			}
 			p.count(op, stream, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
+			if typ == throttleCode {
+				p.load.add(p.cfg.Now(), stream, 0, 0, int64(max(len(head.Records), 1)))
+			}
 			writeError(rw, status, typ, "fault proxy: "+op+" on "+stream+" refused", p.requestID())
 			return
 		case FailEntries:
 			if op == "PutRecords" && len(head.Records) > 0 {
 				p.count(op, stream, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
+				if rule.ErrorType == "" || rule.ErrorType == throttleCode {
+					p.load.add(p.cfg.Now(), stream, 0, 0, int64(len(head.Records)))
+				}
 				p.failEntries(rw, len(head.Records), rule.ErrorType)
 				return
 			}
 		case LoseAnswer:
 			p.count(op, stream, func(c *Counts) { c.Forwarded++; c.Faulted++; c.Entries += int64(len(head.Records)) })
-			p.loseAnswer(rw, r, body)
+			p.loseAnswer(rw, r, op, stream, body)
 			return
 		}
+	}
+	switch op {
+	case "PutRecords":
+		p.forwardPutRecords(rw, r, stream, body, head.Records)
+		return
+	case "PutRecord":
+		p.forwardPutRecord(rw, r, stream, body)
+		return
 	}
 	p.count(op, stream, func(c *Counts) { c.Forwarded++ })
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	p.rp.ServeHTTP(rw, r)
+	switch op {
+	case "SplitShard", "MergeShards", "UpdateShardCount":
+		if p.lim != nil {
+			p.lim.invalidate(stream)
+		}
+	}
 }
 
 // loseAnswer forwards r to the upstream, then sends the client the upstream's status and headers
-// with half of its body, and closes the connection.
-func (p *Proxy) loseAnswer(rw http.ResponseWriter, r *http.Request, body []byte) {
-	var got cutOff
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	p.rp.ServeHTTP(&got, r)
+// with half of its body, and closes the connection. What it wrote counts in the stream's load.
+func (p *Proxy) loseAnswer(rw http.ResponseWriter, r *http.Request, op, stream string, body []byte) {
+	got := p.roundTrip(r, body)
+	p.countLanded(op, stream, body, &got)
 	conn, buf, err := http.NewResponseController(rw).Hijack()
 	if err != nil {
 		p.cfg.Logger.Warn("fault proxy: cannot hijack the connection to lose an answer", zap.Error(err))

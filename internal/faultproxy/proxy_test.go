@@ -138,6 +138,14 @@ func TestProxyOnKinesalite(t *testing.T) {
 	if c := p.Counts("", "healthy"); c.Forwarded != 1 || c.Faulted != 0 {
 		t.Errorf("Counts(*, healthy) = %+v, want 1 forwarded, 0 faulted", c)
 	}
+	// Load as CloudWatch counts it: written records, and entries refused for throughput (the 400
+	// ProvisionedThroughputExceededException call and the FailEntries call), not the 503.
+	if n := sumLoad(p, "broken"); n != (faultproxy.Sample{Records: 4, Bytes: 12, Throttled: 4}) {
+		t.Errorf("load of broken = %+v", n)
+	}
+	if n := sumLoad(p, "healthy"); n != (faultproxy.Sample{Records: 2, Bytes: 6}) {
+		t.Errorf("load of healthy = %+v", n)
+	}
 }
 
 // TestLoseAnswer: the call reaches the emulator and is applied, but the client gets a 200 whose body
@@ -171,4 +179,18 @@ func TestLoseAnswer(t *testing.T) {
 	if c := p.Counts("PutRecords", "lossy"); c != (faultproxy.Counts{Requests: 2, Forwarded: 2, Faulted: 1, Entries: 2}) {
 		t.Errorf("Counts = %+v", c)
 	}
+	if n := sumLoad(p, "lossy"); n != (faultproxy.Sample{Records: 4, Bytes: 12}) {
+		t.Errorf("load %+v, want the 4 records written (3 bytes each, data and key), the lost answer's included", n)
+	}
+}
+
+// sumLoad adds up the load samples of stream (At left zero).
+func sumLoad(p *faultproxy.Proxy, stream string) faultproxy.Sample {
+	var s faultproxy.Sample
+	for _, x := range p.Load(time.Unix(0, 0)).Streams[stream] {
+		s.Records += x.Records
+		s.Bytes += x.Bytes
+		s.Throttled += x.Throttled
+	}
+	return s
 }
