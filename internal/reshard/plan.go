@@ -69,15 +69,28 @@ func NextUniform(cur, target int) int {
 // PlanSplitMerge simulates the split/merge path from open to target open shards. Steps on shards
 // that earlier steps create name them by hash range, e.g. "(25.0%-50.0%)".
 func PlanSplitMerge(open []Range, target int) ([]Step, error) {
+	steps, _, err := simulate(open, target)
+	return steps, err
+}
+
+// SplitMergeResult is the open ranges the split/merge path from open to target leaves (the
+// ranges of shards it creates are named by hash range). With Effective it tells what capacity a
+// split/merge reshard really adds: from 2 even shards, 3 hold what 2 hold.
+func SplitMergeResult(open []Range, target int) ([]Range, error) {
+	_, ranges, err := simulate(open, target)
+	return ranges, err
+}
+
+func simulate(open []Range, target int) ([]Step, []Range, error) {
 	if target < 1 {
-		return nil, fmt.Errorf("target %d: want at least 1 shard", target)
+		return nil, nil, fmt.Errorf("target %d: want at least 1 shard", target)
 	}
 	cur := slices.Clone(open)
 	var steps []Step
 	for len(cur) != target {
 		s, err := nextStep(cur, target)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		steps = append(steps, s)
 		if s.Op == "split" {
@@ -94,7 +107,7 @@ func PlanSplitMerge(open []Range, target int) ([]Step, error) {
 			cur = slices.Replace(cur, i, i+2, m)
 		}
 	}
-	return steps, nil
+	return steps, cur, nil
 }
 
 func indexOf(rs []Range, id string) int {

@@ -186,3 +186,22 @@ func TestEffective(t *testing.T) {
 		t.Fatal("Effective(nil) != 0")
 	}
 }
+
+// TestSplitMergeResult: the capacity a split/merge path leaves, in even shards.
+func TestSplitMergeResult(t *testing.T) {
+	for _, tc := range []struct {
+		from, to int
+		want     float64
+	}{{2, 3, 2}, {2, 4, 4}, {4, 3, 2}, {8, 4, 4}, {4, 6, 4}, {4, 8, 8}} {
+		k := reshardtest.New()
+		k.AddStream("s", tc.from)
+		rs, err := reshard.SplitMergeResult(openOf(t, k, "s"), tc.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != tc.to || math.Abs(reshard.Effective(rs)-tc.want) > 1e-9 {
+			t.Errorf("%d -> %d: %d ranges of effective capacity %v, want %d and %v", tc.from, tc.to, len(rs), reshard.Effective(rs), tc.to, tc.want)
+		}
+		coverage(t, rs)
+	}
+}
