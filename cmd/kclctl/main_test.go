@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/kclctl"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
@@ -435,3 +437,90 @@ func countRecords(t *testing.T, ctx context.Context, kin *kinesis.Client, stream
 	}
 	return n
 }
+
+// TestAutoscaleBinary: `kclctl autoscale run --once` on the local stack reads the load the fault
+// proxy counted, splits the throttled raw stream (kinesalite has no UpdateShardCount), and
+// `kclctl autoscale status` shows the decision, the leader and the calls left.
+func TestAutoscaleBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("binary-level run on the local emulators")
+	}
+	bin := buildKclctl(t)
+	st := localstacktest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	for _, s := range []string{"events-raw", "events-dlq"} {
+		if err := st.CreateStream(ctx, s, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.CreateTable(ctx, "kcl-leases", "ShardID"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: st.KinesisEndpoint,
+		ShardLimits: &faultproxy.ShardLimits{RecordsPerSecond: 100, BytesPerSecond: 100 << 10, Shards: st.Kinesis()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cfg, err := st.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+	// About 600 records/s at two shards of 100/s for 3 s.
+	pace := time.NewTicker(50 * time.Millisecond)
+	defer pace.Stop()
+	for i := range 60 {
+		<-pace.C
+		es := make([]kintypes.PutRecordsRequestEntry, 30)
+		for j := range es {
+			es[j] = kintypes.PutRecordsRequestEntry{Data: []byte("payload"), PartitionKey: aws.String(fmt.Sprintf("c%d-%d", i, j))}
+		}
+		if _, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("events-raw"), Records: es}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) result {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		env := []string{}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "AWS_") {
+				env = append(env, kv)
+			}
+		}
+		cmd.Env = append(append(env, st.Env()...), "AWS_ENDPOINT_URL_KINESIS="+p.URL())
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("run kclctl %v: %v", args, err)
+		}
+		return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+	}
+	r := run("autoscale", "run", "--once", "--profile", "local", "--out-window", "3s", "--source", "proxy", "--proxy-url", p.URL(),
+		"--streams", "events-raw,events-dlq", "--id", "test-scaler")
+	if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "events-raw  scale-out  2     4") || !strings.Contains(r.stdout, "ok (split-merge)") ||
+		!strings.Contains(r.stdout, "events-dlq  hold") || !strings.Contains(r.stderr, `"msg":"resharded"`) {
+		t.Fatalf("autoscale run --once: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("kclctl autoscale run --once:\n%s", r.stdout)
+	if n := openShards(t, ctx, st.Kinesis(), "events-raw"); n != 4 {
+		t.Fatalf("%d open raw shards, want 4", n)
+	}
+	r = run("autoscale", "status")
+	if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "leader: test-scaler") || !strings.Contains(r.stdout, "scale-out  2     4   ok (split-merge)") ||
+		!regexpMatch(`events-raw\s+provisioned\s+ACTIVE\s+4\s.*\s9\n`, r.stdout) {
+		t.Fatalf("autoscale status: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("kclctl autoscale status:\n%s", r.stdout)
+	r = run("autoscale", "status", "--json")
+	var status kclctl.AutoscaleStatus
+	if err := json.Unmarshal([]byte(r.stdout), &status); err != nil || len(status.Streams) != 2 || status.Leader == nil || !status.Leader.Live {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }

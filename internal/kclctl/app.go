@@ -224,7 +224,7 @@ Exit codes (every command):
 	pf.BoolVar(&g.JSON, "json", false, "print JSON for scripts instead of tables (with --watch: one JSON document per line)")
 
 	root.AddCommand(newCheckpointsCommand(app, g), newWorkersCommand(app, g), newResetCommand(app, g),
-		newScaleCommand(app, g), newDLQCommand(app, g))
+		newScaleCommand(app, g), newDLQCommand(app, g), newAutoscaleCommand(app, g))
 	return root
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
@@ -18,6 +20,9 @@ import (
 type Clients struct {
 	DynamoDB *dynamodb.Client
 	Kinesis  *kinesis.Client
+	// CloudWatch and Scaling (Application Auto Scaling) are used by `autoscale run` only.
+	CloudWatch *cloudwatch.Client
+	Scaling    *applicationautoscaling.Client
 }
 
 // ConnectAWS builds the clients the SDK's way: region, endpoints (AWS_ENDPOINT_URL_DYNAMODB,
@@ -37,5 +42,6 @@ func ConnectAWS(ctx context.Context, requestTimeout time.Duration) (*Clients, er
 	if cfg.Region == "" {
 		return nil, errors.New("AWS region not set: set AWS_REGION (us-east-1 locally)")
 	}
-	return &Clients{DynamoDB: dynamodb.NewFromConfig(cfg), Kinesis: kinesis.NewFromConfig(cfg)}, nil
+	return &Clients{DynamoDB: dynamodb.NewFromConfig(cfg), Kinesis: kinesis.NewFromConfig(cfg),
+		CloudWatch: cloudwatch.NewFromConfig(cfg), Scaling: applicationautoscaling.NewFromConfig(cfg)}, nil
 }
