@@ -79,11 +79,18 @@ type Config struct {
 
 	// Rate is the pace of Run in lines per second; 0 means as fast as possible.
 	Rate float64
+	// Profile, instead of Rate, paces Run by a rate that changes over time (a ramp, a spike): line
+	// i is due at Profile.TimeOf(i) after Run starts. Count defaults to the profile's lines.
+	Profile Profile
+	// HotRate makes customer 1 a hot customer sending this many lines per second while the others
+	// share the rest (at most 90% of the lines at any moment are the hot customer's). It needs Rate
+	// or Profile. The manifest names the hot customer.
+	HotRate float64
 	// Start is occurred_at of the first event (default 2026-01-01T00:00:00Z). Consumers that check
 	// clock skew need a Start close to now: the command line defaults it to the current time.
 	Start time.Time
 	// Step is the occurred_at distance between consecutive new events (default 1/Rate, or 1 ms when
-	// Rate is 0).
+	// Rate is 0; with a Profile and no Step, occurred_at is Start plus the line's due time).
 	Step time.Duration
 
 	// Keyring signs events with KeyID. Default: the development keyring (DevKeys), which must never
@@ -109,6 +116,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Count == 0 {
 		c.Count = DefaultCount
+		if len(c.Profile) > 0 {
+			c.Count = c.Profile.Lines()
+		}
 	}
 	if c.Customers == 0 {
 		c.Customers = DefaultCustomers
@@ -134,7 +144,7 @@ func (c Config) withDefaults() Config {
 	if c.Start.IsZero() {
 		c.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	if c.Step == 0 {
+	if c.Step == 0 && len(c.Profile) == 0 {
 		c.Step = DefaultStepUnpaced
 		if c.Rate > 0 {
 			c.Step = max(time.Duration(float64(time.Second)/c.Rate), time.Millisecond)
@@ -183,6 +193,20 @@ func (c Config) Validate() error {
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		add("rate %v must be a finite number >= 0", c.Rate)
 	}
+	if len(c.Profile) > 0 {
+		if c.Rate != 0 {
+			add("rate %v and a profile: give one of them", c.Rate)
+		}
+		if err := c.Profile.Validate(); err != nil {
+			add("%w", err)
+		}
+	}
+	if c.HotRate < 0 || math.IsNaN(c.HotRate) || math.IsInf(c.HotRate, 0) {
+		add("hot rate %v must be a finite number >= 0", c.HotRate)
+	}
+	if c.HotRate > 0 && (c.pace() == 0 || c.Customers < 2) {
+		add("a hot customer needs a rate or a profile, and at least 2 customers")
+	}
 	if c.OOOMaxDistance < 0 {
 		add("ooo max distance %d is negative", c.OOOMaxDistance)
 	}
@@ -228,10 +252,27 @@ func (c Config) Validate() error {
 // oooDistance is the effective bound on displacement in lines.
 func (c Config) oooDistance() int {
 	d := c.OOOMaxDistance
-	if c.Rate > 0 {
-		d = min(d, int(math.Floor(c.Rate*c.ReorderWindow.Seconds()/2)))
+	if r := c.pace(); r > 0 {
+		d = min(d, int(math.Floor(r*c.ReorderWindow.Seconds()/2)))
 	}
 	return d
+}
+
+// pace is the lowest rate lines are sent at: Rate, or the profile's lowest positive rate (0:
+// unpaced).
+func (c Config) pace() float64 {
+	if len(c.Profile) > 0 {
+		return c.Profile.minRate()
+	}
+	return c.Rate
+}
+
+// rateAt is the rate at which line i is sent (0: unpaced).
+func (c Config) rateAt(i int) float64 {
+	if len(c.Profile) > 0 {
+		return c.Profile.RateAt(c.Profile.TimeOf(i))
+	}
+	return c.Rate
 }
 
 func checkType(t string) error {

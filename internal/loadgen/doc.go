@@ -11,6 +11,8 @@
 // order against what a pipeline delivered.
 //
 // A Generator is not safe for concurrent use: one goroutine calls Next (or ranges over All, or calls
-// Run). Manifest may be called between calls of Next. It does no I/O; Run paces lines to Config.Rate and
-// hands them to a caller's function.
+// Run). Manifest may be called between calls of Next. It does no I/O; Run paces lines to Config.Rate, or
+// to a Profile (a rate over time: ramps, a spike; each line is due at a fixed offset from the start), and
+// hands them to a caller's function. Config.HotRate makes customer 1 a hot customer at a fixed rate
+// whatever the total rate (the manifest names it).
 package loadgen

@@ -95,6 +95,9 @@ func New(cfg Config) (*Generator, error) {
 			Bad:       make(map[BadKind]int),
 		},
 	}
+	if cfg.HotRate > 0 {
+		g.manifest.HotCustomer = g.customerID(1)
+	}
 	if cfg.OOORatio > 0 {
 		// Each start of a pair yields two new events, one displaced: p/(1+p) of new events are displaced.
 		g.pSwap = cfg.OOORatio / (1 - cfg.OOORatio)
@@ -150,6 +153,9 @@ func (g *Generator) All() iter.Seq2[[]byte, Meta] {
 // Run passes every remaining line to emit, paced to Config.Rate lines per second (unpaced when 0). It
 // returns nil when all lines were emitted, emit's first error, or ctx's error.
 func (g *Generator) Run(ctx context.Context, emit func(ctx context.Context, line []byte, m Meta) error) error {
+	if len(g.cfg.Profile) > 0 {
+		return g.runProfile(ctx, emit)
+	}
 	var lim *rate.Limiter
 	if g.cfg.Rate > 0 {
 		// A burst of 10 ms worth of lines keeps high rates accurate despite timer granularity.
@@ -159,6 +165,34 @@ func (g *Generator) Run(ctx context.Context, emit func(ctx context.Context, line
 		if lim != nil {
 			if err := lim.Wait(ctx); err != nil {
 				return fmt.Errorf("loadgen: pacing: %w", err)
+			}
+		} else if err := ctx.Err(); err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+		line, m, ok := g.Next()
+		if !ok {
+			return g.err
+		}
+		if err := emit(ctx, line, m); err != nil {
+			return fmt.Errorf("loadgen: emit line %d: %w", m.Line, err)
+		}
+	}
+}
+
+// runProfile is Run paced by the profile: each line is emitted once it is due (lines due within
+// a couple of milliseconds go out together, as the timer cannot do better).
+func (g *Generator) runProfile(ctx context.Context, emit func(ctx context.Context, line []byte, m Meta) error) error {
+	start := time.Now()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for {
+		if wait := time.Until(start.Add(g.cfg.Profile.TimeOf(g.line))); wait > 2*time.Millisecond {
+			t.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("loadgen: pacing: %w", ctx.Err())
+			case <-t.C:
 			}
 		} else if err := ctx.Err(); err != nil {
 			return fmt.Errorf("loadgen: %w", err)
@@ -357,13 +391,31 @@ func (g *Generator) envelope(typ, id string, at time.Time, detail []byte) ([]byt
 	return b, nil
 }
 
-// eventTime is occurred_at of the k-th new event.
+// eventTime is occurred_at of the k-th new event: k steps after Start, or, paced by a profile
+// without a Step, the due time of the line being generated.
 func (g *Generator) eventTime(k int) time.Time {
+	if g.cfg.Step == 0 {
+		return g.cfg.Start.Add(g.cfg.Profile.TimeOf(g.line - 1)).UTC()
+	}
 	return g.cfg.Start.Add(time.Duration(k) * g.cfg.Step).UTC()
 }
 
-// pickCustomer returns a customer number in [1, Customers].
-func (g *Generator) pickCustomer() int { return 1 + g.rng.IntN(g.cfg.Customers) }
+// pickCustomer returns a customer number in [1, Customers]. With a hot customer, customer 1 gets
+// HotRate of the lines per second at the rate of the current line (at most 90% of them), the
+// others share the rest.
+func (g *Generator) pickCustomer() int {
+	if g.cfg.HotRate > 0 {
+		share := 0.9
+		if r := g.cfg.rateAt(g.line - 1); r > 0 {
+			share = min(share, g.cfg.HotRate/r)
+		}
+		if g.rng.Float64() < share {
+			return 1
+		}
+		return 2 + g.rng.IntN(g.cfg.Customers-1)
+	}
+	return 1 + g.rng.IntN(g.cfg.Customers)
+}
 
 // pickType draws a type: an unknown one with UnknownRatio, else a weighted one of Types.
 func (g *Generator) pickType() string {

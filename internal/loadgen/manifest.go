@@ -47,6 +47,8 @@ type Manifest struct {
 	Requested int    `json:"requested"` // Config.Count; Lines < Requested means the run stopped early
 	Lines     int    `json:"lines"`
 	Customers int    `json:"customers"`
+	// HotCustomer is the customer_id of the hot customer (Config.HotRate), if any.
+	HotCustomer string `json:"hot_customer,omitempty"`
 	// Unique is the number of unique valid events; a correct pipeline delivers each exactly once.
 	Unique int `json:"unique"`
 	// ByType counts unique valid events per type.

@@ -51,6 +51,7 @@ type options struct {
 	unknownTypes string
 	badKinds     string
 	start        string
+	profile      string
 	out          string
 	manifest     string
 	keysFile     string
@@ -139,6 +140,8 @@ flags:
 	c := &o.cfg
 	fs.IntVar(&c.Count, "count", loadgen.DefaultCount, "total lines to produce (valid events, duplicates and bad inputs together)")
 	fs.Float64Var(&c.Rate, "rate", 0, "lines per second; 0 = as fast as possible")
+	fs.StringVar(&o.profile, "profile", "", `rate over time instead of --rate: segments "RATE:DURATION" or "FROM-TO:DURATION" (a ramp), e.g. "150:30s,150-1500:30s,1500:3m"; --count defaults to its lines`)
+	fs.Float64Var(&c.HotRate, "hot-rate", 0, "make customer 1 a hot customer sending about this many events per second (needs --rate or --profile)")
 	fs.IntVar(&c.Customers, "customers", loadgen.DefaultCustomers, "number of distinct customers")
 	fs.StringVar(&o.types, "types", strings.Join(loadgen.DefaultTypes, ","), "comma-separated event types of valid events")
 	fs.Float64Var(&c.UnknownRatio, "unknown-ratio", 0, "fraction of valid events with a type outside the routing table")
@@ -178,11 +181,25 @@ flags:
 	if o.printDevKeys {
 		return o, nil
 	}
+	countGiven := false
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "seed" {
+		switch f.Name {
+		case "seed":
 			o.seedGiven = true
+		case "count":
+			countGiven = true
 		}
 	})
+	if o.profile != "" {
+		p, err := loadgen.ParseProfile(o.profile)
+		if err != nil {
+			return nil, usagef("--profile: %v", err)
+		}
+		c.Profile = p
+		if !countGiven {
+			c.Count = p.Lines()
+		}
+	}
 	if !o.seedGiven {
 		c.Seed = rand.Int64N(1 << 53) // exact in JSON consumers that read numbers as doubles
 	}

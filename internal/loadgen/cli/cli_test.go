@@ -217,6 +217,9 @@ func TestUsageErrors(t *testing.T) {
 		{"key id without keys", nil, []string{"--key-id", "k9"}, "no keys"},
 		{"key id not in keys", map[string]string{EnvSigningKeys: `[{"id":"a","secret":"` + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("a"), 16)) + `"}]`}, []string{"--key-id", "b"}, "not in the keyring"},
 		{"short tokenizer key", map[string]string{EnvTokenizerKey: base64.StdEncoding.EncodeToString([]byte("short"))}, nil, "32 bytes"},
+		{"bad profile", nil, []string{"--profile", "150"}, "--profile"},
+		{"profile and rate", nil, []string{"--profile", "150:1s", "--rate", "5"}, "give one of them"},
+		{"hot customer unpaced", nil, []string{"--hot-rate", "30"}, "needs a rate or a profile"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,6 +228,23 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr:\n%s\nwant exit %d mentioning %q", code, stdout, stderr, ExitUsage, tc.want)
 			}
 		})
+	}
+}
+
+// TestProfile: --profile paces the run and sets the count; --hot-rate names the hot customer.
+func TestProfile(t *testing.T) {
+	manifest := filepath.Join(t.TempDir(), "m.json")
+	code, stdout, stderr := runMain(t, noEnv, "--profile", "100:200ms,100-300:200ms", "--hot-rate", "20", "--customers", "9", "--seed", "3", "--manifest", manifest)
+	if code != ExitOK || strings.Count(stdout, "\n") != 60 {
+		t.Fatalf("exit %d, %d lines (want 60), stderr:\n%s", code, strings.Count(stdout, "\n"), stderr)
+	}
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m loadgen.Manifest
+	if err := json.Unmarshal(b, &m); err != nil || m.Requested != 60 || m.HotCustomer == "" {
+		t.Fatalf("manifest %+v, %v", m, err)
 	}
 }
 
