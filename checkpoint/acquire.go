@@ -26,6 +26,8 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 		return Acquisition{}, fmt.Errorf("shard %s: %w", id, tableErr)
 	case holding:
 		return s.deny(ErrAlreadyHeld, ""), nil
+	case IsReserved(id):
+		return s.deny(ErrUnknownShard, "reserved key"), nil
 	}
 	meta, known, err := s.lineageOf(ctx, id)
 	if err != nil {

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -26,6 +27,15 @@ type KinesisAPI interface {
 	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
 	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
 }
+
+// ReservedPrefix starts every lease-table key that is not a shard: a row whose ShardID begins with
+// it belongs to another component of the fleet (the autoscaler keeps "__autoscaler#<stream>"
+// there). The store never leases, scans into its plans, counts, inspects, resets or deletes such a
+// row; Kinesis shard ids never begin with it.
+const ReservedPrefix = "__"
+
+// IsReserved reports whether a lease-table key is reserved for non-shard rows (ReservedPrefix).
+func IsReserved(key string) bool { return strings.HasPrefix(key, ReservedPrefix) }
 
 // Acquisition is the outcome of Store.Acquire. A refusal is an expected outcome, not an error.
 type Acquisition struct {

@@ -128,6 +128,9 @@ func (s *Store) maybeHandOff(ctx context.Context) {
 // reports false when another fresh claim is there. The store posts its own claims when balancing;
 // Claim is for callers that steal leases themselves.
 func (s *Store) Claim(ctx context.Context, shardID string) (bool, error) {
+	if IsReserved(shardID) {
+		return false, nil
+	}
 	return s.postClaim(ctx, shardID)
 }
 

@@ -79,7 +79,8 @@ func (s *Store) scanTable(ctx context.Context) (map[string]*leaseRow, error) {
 	return rows, err
 }
 
-// scanRows reads the whole lease table with consistent reads, page by page.
+// scanRows reads the whole lease table with consistent reads, page by page, leaving out the rows
+// under ReservedPrefix.
 func scanRows(ctx context.Context, ddb DynamoDBAPI, table string, callTimeout time.Duration) (map[string]*leaseRow, error) {
 	rows := map[string]*leaseRow{}
 	var start map[string]types.AttributeValue
@@ -93,6 +94,9 @@ func scanRows(ctx context.Context, ddb DynamoDBAPI, table string, callTimeout ti
 			return nil, fmt.Errorf("scan %s: %w", table, err)
 		}
 		for _, item := range out.Items {
+			if k, ok := item[attrShardID].(*types.AttributeValueMemberS); ok && IsReserved(k.Value) {
+				continue // not a shard: another component's row (ReservedPrefix)
+			}
 			r, err := decodeRow(item)
 			if err != nil {
 				return nil, err

@@ -818,6 +818,56 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 	})
 
+	t.Run("reserved rows (ReservedPrefix) are no shards: not scanned, planned, inspected, leased or reset", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(2)...)
+		a := h.store("a") // balancing on: a ghost worker counted from the reserved row would halve a's share
+		const key = "__autoscaler#events-raw"
+		ctx, cancel := context.WithTimeout(h.ctx, h.tm.wait)
+		defer cancel()
+		u := &update{}
+		u.set(attrOwner, sv("ghost")) // shaped like a live lease on purpose
+		u.set(attrCounter, nv(7))
+		u.set(attrLeaseTimeout, sv(formatTime(time.Now().Add(time.Hour))))
+		u.set("DesiredShards", nv(6))
+		if _, err := h.raw.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(h.table), Key: keyOf(key),
+			UpdateExpression: aws.String(u.expression()), ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values}); err != nil {
+			t.Fatalf("write the reserved row: %v", err)
+		}
+		for _, m := range shardIDs(2) {
+			if err := take(h.ctx, a, m.ID); err != nil {
+				t.Fatalf("a takes %s with a reserved row in the table: %v", m.ID, err)
+			}
+		}
+		leases, err := a.Leases(h.ctx)
+		if err != nil || len(leases) != 2 {
+			t.Fatalf("Leases = %v, %v; want the two shards only", leases, err)
+		}
+		if err := take(h.ctx, a, key); !errors.Is(err, ErrUnknownShard) {
+			t.Fatalf("Acquire(%s) = %v, want ErrUnknownShard", key, err)
+		}
+		if _, err := a.Read(h.ctx, key); !errors.Is(err, ErrReservedKey) {
+			t.Fatalf("Read(%s) = %v, want ErrReservedKey", key, err)
+		}
+		if err := a.Forget(h.ctx, key); !errors.Is(err, ErrReservedKey) {
+			t.Fatalf("Forget(%s) = %v, want ErrReservedKey", key, err)
+		}
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", key, Position{Kind: PositionTrimHorizon}, true, "alice", time.Now()); !errors.Is(err, ErrReservedKey) {
+			t.Fatalf("Reset(%s) = %v, want ErrReservedKey", key, err)
+		}
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Shards) != 2 || len(snap.Workers) != 1 || snap.Workers[0].WorkerID != "a" || len(snap.Warnings) != 0 {
+			t.Fatalf("Inspect with a reserved row: shards %+v workers %+v warnings %+v", snap.Shards, snap.Workers, snap.Warnings)
+		}
+		if r := h.row(key); r == nil || r.Owner != "ghost" || r.Counter != 7 {
+			t.Fatalf("the reserved row was touched: %+v", r)
+		}
+	})
+
 	t.Run("balanced: 3 workers on 8 shards converge to 3/3/2 and hold still; a leaver's shards are shared", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, b)

@@ -36,6 +36,9 @@
 //     ClaimRequest on a lease of the most loaded worker, and withdraws it once it holds its share
 //     or on ReleaseAll (a claim counts its worker as active until ClaimTTL). The decisions are the
 //     pure planLeases.
+//   - Reserved rows. Keys beginning with ReservedPrefix ("__") are not shards: other parts of the
+//     fleet keep their state there (the autoscaler: "__autoscaler#<stream>"). Scans, planning,
+//     Inspect, Reset, Acquire, Read and Forget ignore or refuse them.
 //
 // Using it (package worker does, through its KCL adapter):
 //

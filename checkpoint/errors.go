@@ -34,7 +34,8 @@ var (
 	ErrClaimedByOther = errors.New("shard claimed by another worker")
 	// ErrShardFinished: the shard's checkpoint is SHARD_END.
 	ErrShardFinished = errors.New("shard finished")
-	// ErrUnknownShard: the shard is not in the stream's ListShards.
+	// ErrUnknownShard: the shard is not in the stream's ListShards (or its key is reserved, see
+	// ReservedPrefix).
 	ErrUnknownShard = errors.New("shard not in stream")
 	// ErrAlreadyHeld: this worker already holds the lease (acquisition asked twice).
 	ErrAlreadyHeld = errors.New("lease already held by this worker")
@@ -49,6 +50,10 @@ var ErrStoreClosed = errors.New("lease store closed")
 
 // ErrShardLeased is returned by Reset when the shard has a live lease and force is false.
 var ErrShardLeased = errors.New("shard is leased")
+
+// ErrReservedKey is returned (wrapped) by Reset and Forget for a lease-table key that names no
+// shard (see ReservedPrefix).
+var ErrReservedKey = errors.New("reserved lease-table key")
 
 // LeaseLostError is the typed form of ErrLeaseLost; errors.Is(err, ErrLeaseLost) holds.
 type LeaseLostError struct {

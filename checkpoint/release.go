@@ -84,6 +84,9 @@ func (s *Store) release(ctx context.Context, h *heldLease, reason string) (bool,
 // Forget deletes the row of a shard that left the stream, whoever owns it, and drops this
 // worker's lease on it if it held one.
 func (s *Store) Forget(ctx context.Context, shardID string) error {
+	if IsReserved(shardID) {
+		return fmt.Errorf("forget %q: %w", shardID, ErrReservedKey)
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
 	_, err := s.ddb.DeleteItem(cctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.cfg.Table), Key: keyOf(shardID)})

@@ -173,8 +173,11 @@ func (s *Store) lookup(shardID string) *heldLease {
 }
 
 // Read returns the lease row of shardID as it is now (a consistent read), or nil when the shard
-// has no row.
+// has no row. A key under ReservedPrefix is refused with ErrReservedKey.
 func (s *Store) Read(ctx context.Context, shardID string) (*ShardLease, error) {
+	if IsReserved(shardID) {
+		return nil, fmt.Errorf("read %q: %w", shardID, ErrReservedKey)
+	}
 	row, err := s.getRow(ctx, shardID)
 	if err != nil || row == nil {
 		return nil, err
@@ -183,7 +186,8 @@ func (s *Store) Read(ctx context.Context, shardID string) (*ShardLease, error) {
 	return &l, nil
 }
 
-// Leases returns every shard's lease row from one consistent scan, by shard id.
+// Leases returns every shard's lease row from one consistent scan (rows under ReservedPrefix
+// excluded), by shard id.
 func (s *Store) Leases(ctx context.Context) (map[string]ShardLease, error) {
 	rows, err := s.scanTable(ctx)
 	if err != nil {
