@@ -6,7 +6,12 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
+
+// renewRetry spaces the attempts of one renewal whose writes fail for a reason other than fencing.
+var renewRetry = retry.Policy{Initial: 50 * time.Millisecond, Max: time.Second}
 
 // Renew renews this worker's lease on shardID with a fenced write. It reports whether the lease
 // is still this worker's: (true, nil) renewed; (false, nil) lost (fenced, expired, the row or the
@@ -24,7 +29,7 @@ func (s *Store) Renew(ctx context.Context, shardID string) (bool, error) {
 	}
 	// The caller renews again only after its renewal period: a lease given up after one failed call
 	// would survive just two or three slow calls, far less than LeaseDuration.
-	delay := 50 * time.Millisecond
+	b := renewRetry.Start()
 	for attempt := 0; ; attempt++ {
 		h.write.Lock()
 		row, sent, err := s.fencedWrite(ctx, h, "renew", func(u *update, sent time.Time) {
@@ -46,6 +51,7 @@ func (s *Store) Renew(ctx context.Context, shardID string) (bool, error) {
 		s.mu.Lock()
 		until := h.validUntil
 		s.mu.Unlock()
+		delay, _ := b.Next() // the policy is unbounded: the lease's validity bounds the retries
 		if !s.now().Add(delay).Before(until) {
 			s.log.Warn("lease renewal failed; lease stays valid until its local expiry",
 				zap.String("shard", shardID), zap.Time("valid_until", until), zap.Int("attempts", attempt+1), zap.Error(err))
@@ -53,13 +59,8 @@ func (s *Store) Renew(ctx context.Context, shardID string) (bool, error) {
 		}
 		s.log.Warn("lease renewal failed; retrying while the lease is valid",
 			zap.String("shard", shardID), zap.Time("valid_until", until), zap.Int("attempt", attempt), zap.Error(err))
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return true, context.Cause(ctx)
-		case <-t.C:
+		if err := retry.Sleep(ctx, delay); err != nil {
+			return true, err
 		}
-		delay = min(2*delay, time.Second)
 	}
 }

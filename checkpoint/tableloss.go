@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
 // tableLost handles a ResourceNotFoundException: every lease is dropped (the rows that fenced
@@ -36,7 +38,7 @@ func (s *Store) tableLost(cause error) {
 
 func (s *Store) recreate() {
 	defer s.wg.Done()
-	delay := s.cfg.CallTimeout
+	b := retry.Policy{Initial: s.cfg.CallTimeout, Max: time.Minute}.Start()
 	for {
 		_, err := ensureTable(s.life, s.ddb, s.cfg.Table, s.cfg.CallTimeout, s.cfg.TableWaitTimeout, s.log)
 		if err == nil {
@@ -50,13 +52,8 @@ func (s *Store) recreate() {
 		s.tableErr = fmt.Errorf("%w: table %s missing and recreation failed: %v", ErrTableUnavailable, s.cfg.Table, err)
 		s.mu.Unlock()
 		s.log.Error("lease table recreation failed; retrying", zap.String("table", s.cfg.Table), zap.Error(err))
-		t := time.NewTimer(delay)
-		select {
-		case <-s.life.Done():
-			t.Stop()
+		if b.Wait(s.life) != nil { // unbounded policy: only the store's end stops it
 			return
-		case <-t.C:
 		}
-		delay = min(2*delay, time.Minute)
 	}
 }
