@@ -33,8 +33,8 @@
 // WorkerPolicy.Workers(open raw shards), written to the fleet row and, with Config.ECS, set as the
 // ECS service's Application Auto Scaling maximum. `kclctl autoscale status` shows the rows.
 //
-// Row keys start with "__" (KeyPrefix): the lease store must leave such rows alone. Until it does,
-// `kclctl checkpoints` lists them as shards that left the stream.
+// Row keys start with checkpoint.ReservedPrefix ("__"), which the lease store, and so kclctl's
+// shard views, leave alone.
 //
 // Concurrency: a Scaler's Tick and Run are meant for one goroutine; reshards of different streams
 // within a tick run concurrently. Any number of instances may run: the leader lease lets one act,

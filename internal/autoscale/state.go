@@ -13,12 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/kinesis-events/pipeline/checkpoint"
 )
 
-// Row keys in the lease table. Every key starts with "__", which the lease store and kclctl's
-// shard views leave alone (no shard id starts so).
+// Row keys in the lease table. Every key starts with checkpoint.ReservedPrefix ("__"), which the
+// lease store and kclctl's shard views leave alone (no shard id starts so).
 const (
-	KeyPrefix = "__autoscaler#"
+	KeyPrefix = checkpoint.ReservedPrefix + "autoscaler#"
 	LeaderKey = KeyPrefix + "leader"
 	FleetKey  = KeyPrefix + "fleet"
 )
