@@ -73,6 +73,9 @@ type Tail struct {
 	firstAt     time.Time
 	lastAt      time.Time
 	latencies   []time.Duration // forwarded_at -> approximate arrival in the analytics stream
+	seconds     map[int64]*Second
+	follow      string // a customer whose first deliveries are counted (Follow)
+	followed    Followed
 }
 
 type shardCursor struct {
@@ -88,7 +91,52 @@ func NewTail(kc Kinesis, streams map[string]Kind, routes map[string]string, fall
 		kc: kc, streams: streams, routes: routes, fallback: fallback,
 		shards: map[string]*shardCursor{}, perStream: map[string]int{}, seen: map[string]int{}, firstHash: map[string]uint64{},
 		lastSeq: map[string]map[string]uint64{}, quarantined: map[event.Reason]int{}, dead: map[string]int{},
+		seconds: map[int64]*Second{},
 	}
+}
+
+// Second is one second of first deliveries to the analytics streams, by arrival time.
+type Second struct {
+	At        int64 // Unix second of the arrivals
+	Delivered int   // first deliveries that arrived in it
+	// MaxDelay is the largest arrival - occurred_at among them: from the producer to the analytics
+	// stream (meaningful when producers stamp occurred_at as they send, as loadgen does with a
+	// profile). MaxForward is the largest arrival - forwarded_at: the pipeline's own delay.
+	MaxDelay, MaxForward time.Duration
+}
+
+// Timeline returns the seconds with first deliveries, in order.
+func (t *Tail) Timeline() []Second {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Second, 0, len(t.seconds))
+	for _, s := range t.seconds {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out
+}
+
+// Followed is what a Tail counted of the customer given to Follow: its first deliveries and the
+// arrival times of the first and the last of them.
+type Followed struct {
+	Customer    string
+	Delivered   int
+	First, Last time.Time
+}
+
+// Follow makes the tail count the first deliveries of customer (call before polling).
+func (t *Tail) Follow(customer string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.follow, t.followed = customer, Followed{Customer: customer}
+}
+
+// Followed returns what was counted of the customer given to Follow.
+func (t *Tail) Followed() Followed {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.followed
 }
 
 // Poll reads everything currently available once. Run calls it in a loop.
@@ -241,6 +289,9 @@ func (t *Tail) observe(stream string, r types.Record) {
 	} else if t.firstHash[a.EventID] == h.Sum64() {
 		t.resent++
 	}
+	if t.seen[a.EventID] == 1 {
+		t.second(a, arrived)
+	}
 	t.gaps += a.Gap
 	if a.Late {
 		t.late++
@@ -270,6 +321,36 @@ func (t *Tail) observe(stream string, r types.Record) {
 		return
 	}
 	last[a.CustomerID] = a.Seq
+}
+
+// second counts a first delivery in its arrival second (and for the followed customer); t.mu is
+// held.
+func (t *Tail) second(a event.Analytics, arrived time.Time) {
+	if arrived.IsZero() {
+		return
+	}
+	sec := t.seconds[arrived.Unix()]
+	if sec == nil {
+		sec = &Second{At: arrived.Unix()}
+		t.seconds[arrived.Unix()] = sec
+	}
+	sec.Delivered++
+	if occurred, err := time.Parse(time.RFC3339Nano, a.OccurredAt); err == nil {
+		sec.MaxDelay = max(sec.MaxDelay, arrived.Sub(occurred))
+	}
+	if !a.ForwardedAt.IsZero() {
+		sec.MaxForward = max(sec.MaxForward, arrived.Sub(a.ForwardedAt))
+	}
+	if t.follow != "" && a.CustomerID == t.follow {
+		f := &t.followed
+		f.Delivered++
+		if f.First.IsZero() || arrived.Before(f.First) {
+			f.First = arrived
+		}
+		if arrived.After(f.Last) {
+			f.Last = arrived
+		}
+	}
 }
 
 // Snapshot is the current state of the watched streams.

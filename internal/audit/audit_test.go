@@ -96,3 +96,29 @@ func TestResentWrites(t *testing.T) {
 		t.Fatalf("duplicates=%d resent=%d OKWithResent(10)=%v, want 2, 1, false", rep.Duplicates, rep.Resent, rep.OKWithResent(10))
 	}
 }
+
+// TestTimeline: first deliveries per arrival second with their largest delays, and the followed
+// customer's deliveries; re-deliveries count in neither.
+func TestTimeline(t *testing.T) {
+	tail := NewTail(nil, map[string]Kind{"a": Analytics}, map[string]string{"page": "a"}, "a")
+	tail.Follow("hot")
+	at := func(id, cust string, seq uint64, arrived, occurred int64) {
+		a := analytics(id, "page", cust, seq)
+		a.OccurredAt = time.Unix(occurred, 0).UTC().Format(time.RFC3339)
+		r := rec(t, a)
+		r.ApproximateArrivalTimestamp = aws.Time(time.Unix(arrived, 0))
+		tail.observe("a", r)
+	}
+	at("e1", "hot", 1, 100, 98)
+	at("e2", "c", 1, 100, 93)
+	at("e3", "hot", 2, 102, 101)
+	at("e1", "hot", 1, 103, 98) // a duplicate
+	tl := tail.Timeline()
+	want := []Second{{At: 100, Delivered: 2, MaxDelay: 7 * time.Second, MaxForward: time.Second}, {At: 102, Delivered: 1, MaxDelay: time.Second, MaxForward: 3 * time.Second}}
+	if len(tl) != 2 || tl[0] != want[0] || tl[1] != want[1] {
+		t.Fatalf("timeline %+v, want %+v", tl, want)
+	}
+	if f := tail.Followed(); f.Delivered != 2 || !f.First.Equal(time.Unix(100, 0)) || !f.Last.Equal(time.Unix(102, 0)) {
+		t.Fatalf("followed %+v", f)
+	}
+}
