@@ -24,9 +24,12 @@ type Policy struct {
 	// ScaleOutAbove: scale out when the load over OutWindow is above this share of the capacity.
 	ScaleOutAbove float64
 	// ThrottledAbove: also scale out when more than this share of the write attempts over
-	// OutWindow were throttled (and at least MinThrottledPerSecond were).
+	// OutWindow were throttled (and at least MinThrottledPerSecond were), though the load is below
+	// ScaleOutAbove: bursts, or a hot shard. Only up to ThrottledUpTo times the capacity the load
+	// needs: past that it is a hot key, which no number of shards fixes.
 	ThrottledAbove        float64
 	MinThrottledPerSecond float64
+	ThrottledUpTo         float64
 	// ScaleInBelow: scale in when the busiest OutWindow within InWindow stayed below this share of
 	// the capacity. Scale-in is slower than scale-out on purpose: the band between ScaleInBelow and
 	// ScaleOutAbove (hysteresis), a longer window, a longer cool-down, and a reserve of calls.
@@ -120,7 +123,7 @@ func AWSPolicy() Policy {
 	return Policy{
 		RecordsPerShard: 1000, BytesPerShard: 1 << 20,
 		TargetUtilisation: 0.5, ScaleOutAbove: 0.8, ScaleInBelow: 0.25,
-		ThrottledAbove: 0.01, MinThrottledPerSecond: 1,
+		ThrottledAbove: 0.01, MinThrottledPerSecond: 1, ThrottledUpTo: 4,
 		OutWindow: 3 * time.Minute, InWindow: 15 * time.Minute,
 		OutCooldown: 2 * time.Minute, InCooldown: 30 * time.Minute,
 		MinShards: 1, MaxShards: 512, CallsPerDay: 10, ReserveCalls: 2,
@@ -133,7 +136,7 @@ func LocalPolicy() Policy {
 	p := AWSPolicy()
 	p.RecordsPerShard, p.BytesPerShard = 100, 100<<10
 	p.OutWindow, p.InWindow = 10*time.Second, 60*time.Second
-	p.OutCooldown, p.InCooldown = 10*time.Second, 60*time.Second
+	p.OutCooldown, p.InCooldown = 5*time.Second, 60*time.Second
 	p.MaxShards = 64
 	return p
 }
@@ -242,8 +245,9 @@ func (p Policy) Validate() error {
 	if !(0 < p.ScaleInBelow && p.ScaleInBelow < p.TargetUtilisation && p.TargetUtilisation < p.ScaleOutAbove) {
 		add("want 0 < scale-in below (%v) < target utilisation (%v) < scale-out above (%v)", p.ScaleInBelow, p.TargetUtilisation, p.ScaleOutAbove)
 	}
-	if p.ThrottledAbove < 0 || p.ThrottledAbove >= 1 || p.MinThrottledPerSecond < 0 {
-		add("throttled above %v must be in [0, 1) and min throttled/s %v not negative", p.ThrottledAbove, p.MinThrottledPerSecond)
+	if p.ThrottledAbove < 0 || p.ThrottledAbove >= 1 || p.MinThrottledPerSecond < 0 || p.ThrottledUpTo < 1 {
+		add("throttled above %v must be in [0, 1), min throttled/s %v not negative, throttled up to %v at least 1",
+			p.ThrottledAbove, p.MinThrottledPerSecond, p.ThrottledUpTo)
 	}
 	if p.OutWindow <= 0 || p.InWindow < p.OutWindow {
 		add("want 0 < out window (%v) <= in window (%v)", p.OutWindow, p.InWindow)

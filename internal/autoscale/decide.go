@@ -44,6 +44,9 @@ type View struct {
 	From, To time.Time
 	// AccountHeadroom is how many more open shards the account allows (-1: unknown).
 	AccountHeadroom int
+	// SplitMerge says the stream is resharded by split/merge (configured, or learned from the
+	// last reshard), whose layouts can be uneven; otherwise UpdateShardCount's even ones.
+	SplitMerge bool
 }
 
 // History is what the autoscaler remembers of one stream between ticks (the state row).
@@ -96,7 +99,7 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 		d.Util, d.PeakUtil = demand/capacity, peakDemand/capacity
 	}
 	want := max(p.MinShards, int(math.Ceil(demand/p.TargetUtilisation-1e-9)))
-	uniform := h.Method != reshard.MethodSplitMerge
+	uniform := !v.SplitMerge && h.Method != reshard.MethodSplitMerge
 	hold := func(action, format string, args ...any) Decision {
 		d.Action, d.Reason = action, fmt.Sprintf(format, args...)
 		return d
@@ -125,7 +128,12 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 		if d.CallsLeft <= 0 {
 			return hold(ActionBlocked, "%s, but no reshard calls left in the rolling 24 h (%d used)", why, p.CallsPerDay)
 		}
-		// Throttled below the utilisation bar (a hot shard, or uneven ranges): one shard more at least.
+		// Throttled below the utilisation bar (bursts, a hot shard, uneven ranges): one shard more at
+		// least, while the capacity is not already far above what the load needs.
+		if d.Util <= p.ScaleOutAbove && capacity >= p.ThrottledUpTo*float64(want) {
+			return hold(ActionBlocked, "%s at utilisation %.2f, with %.0fx the shards the load needs: a hot key or bursts, which more shards do not fix",
+				why, d.Util, capacity/float64(want))
+		}
 		need := max(float64(want), capacity+1)
 		hi := min(2*len(v.Open), p.MaxShards)
 		if v.AccountHeadroom >= 0 {
@@ -165,14 +173,16 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 	return hold(ActionHold, "utilisation %.2f, peak %.2f: within %.2f..%.2f", d.Util, d.PeakUtil, p.ScaleInBelow, p.ScaleOutAbove)
 }
 
-// shards is a load in shards: the larger of its records and bytes shares (throttled writes are
-// demand that did not fit, so they count as records, at the mean record size).
+// shards is a load in shards: the larger of its records and bytes shares. Throttled writes are
+// demand that did not fit, so they count as records at the mean record size, but at most as much
+// again as was written: writers retry a throttled record, so the count overstates the demand.
 func (p Policy) shards(l Load) float64 {
 	size := 0.0
 	if l.Records > 0 {
 		size = l.Bytes / l.Records
 	}
-	return max((l.Records+l.Throttled)/p.RecordsPerShard, (l.Bytes+l.Throttled*size)/p.BytesPerShard)
+	extra := min(l.Throttled, l.Records)
+	return max((l.Records+extra)/p.RecordsPerShard, (l.Bytes+extra*size)/p.BytesPerShard)
 }
 
 // capacityAt is the capacity (in even shards) of n open shards reached from open.

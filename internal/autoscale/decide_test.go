@@ -36,7 +36,8 @@ func steady(to time.Time, d time.Duration, rec, thr float64) []Sample {
 }
 
 func TestDecide(t *testing.T) {
-	p := LocalPolicy() // 100 records/s per shard; out window 10 s, in window 60 s, cool-downs 10 s / 60 s
+	p := LocalPolicy() // 100 records/s per shard; out window 10 s, in window 60 s
+	p.OutCooldown, p.InCooldown = 10*time.Second, 60*time.Second
 	long := History{Since: t0.Add(-time.Hour), LastReshard: t0.Add(-time.Hour)}
 	view := func(open []reshard.Range, samples []Sample) View {
 		return View{Stream: "s", Status: "ACTIVE", Open: open, Samples: samples, From: t0.Add(-p.InWindow), To: t0, AccountHeadroom: -1}
@@ -59,7 +60,11 @@ func TestDecide(t *testing.T) {
 		{"within the band", view(even(2), steady(t0, time.Minute, 100, 0)), long, ActionHold, 2, "within"},
 		{"above the bar: sized for the target", view(even(2), steady(t0, time.Minute, 180, 0)), long, ActionOut, 4, "utilisation 0.90 > 0.80"},
 		{"far above: at most double", view(even(2), steady(t0, time.Minute, 1500, 0)), long, ActionOut, 4, "2 -> 4"},
-		{"throttled demand counts", view(even(4), steady(t0, time.Minute, 250, 500)), long, ActionOut, 8, "utilisation 1.88"},
+		{"throttled demand counts, at most as much again as written", view(even(4), steady(t0, time.Minute, 250, 500)), long, ActionOut, 8, "utilisation 1.25"},
+		{"throttled with no write through: one more", view(even(1), steady(t0, time.Minute, 0, 50)), long, ActionOut, 2, "100% of writes throttled"},
+		{"throttled far above what the load needs: a hot key", view(even(4), steady(t0, time.Minute, 10, 5)), long, ActionBlocked, 4, "hot key"},
+		{"split/merge configured: sized by the even layouts", func() View { v := view(even(4), steady(t0, time.Minute, 330, 0)); v.SplitMerge = true; return v }(), long, ActionOut, 8, "4 -> 8"},
+		{"uniform: the count the load needs", view(even(4), steady(t0, time.Minute, 330, 0)), long, ActionOut, 7, "4 -> 7"},
 		{"throttled below the bar: one more", view(even(4), steady(t0, time.Minute, 200, 10)), long, ActionOut, 5, "throttled"},
 		{"throttled below the bar, split/merge: to the next even layout", view(even(4), steady(t0, time.Minute, 200, 10)),
 			History{Since: long.Since, LastReshard: long.LastReshard, Method: reshard.MethodSplitMerge}, ActionOut, 8, "4 -> 8"},

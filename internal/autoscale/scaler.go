@@ -197,7 +197,7 @@ func (s *Scaler) observe(ctx context.Context, now time.Time, stream string, w Wi
 	}
 	d := sum.StreamDescriptionSummary
 	v := View{Stream: stream, Status: string(d.StreamStatus), Open: reshard.OpenRanges(all),
-		Samples: w.Samples[stream], From: w.From, To: w.To, AccountHeadroom: -1}
+		Samples: w.Samples[stream], From: w.From, To: w.To, AccountHeadroom: -1, SplitMerge: s.cfg.Method == reshard.MethodSplitMerge}
 	v.OnDemand = d.StreamModeDetails != nil && d.StreamModeDetails.StreamMode == types.StreamModeOnDemand
 	return &plan{view: v, h: h, version: version}, nil
 }

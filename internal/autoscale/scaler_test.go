@@ -74,7 +74,9 @@ func (c *testClock) Add(d time.Duration) {
 
 func newScaler(t *testing.T, s Store, k Kinesis, src Source, ecs ScalingAPI, clk *testClock, id string, reg prometheus.Registerer, streams ...string) *Scaler {
 	t.Helper()
-	cfg := Config{Table: s.Table, RawStream: "raw", Streams: streams, Policy: LocalPolicy(),
+	pol := LocalPolicy()
+	pol.OutCooldown = 10 * time.Second
+	cfg := Config{Table: s.Table, RawStream: "raw", Streams: streams, Policy: pol,
 		Workers: WorkerPolicy{ShardsPerWorker: 1, MinWorkers: 2, MaxWorkers: 6}, ECS: ECSTarget{ResourceID: "service/c/s"},
 		Interval: time.Second, ReshardPoll: time.Millisecond, ID: id, Now: clk.Now, Registerer: reg}
 	sc, err := New(cfg, k, s.DDB, src, ecs)

@@ -123,7 +123,7 @@ func RenderAutoscaleStatus(w io.Writer, r AutoscaleStatus) error {
 			shards = strconv.Itoa(s.OpenShards)
 		}
 		if d := s.Last; d != nil {
-			load = []string{rate(d.Load.Records), humanBytes(d.Load.Bytes), rate(d.Load.Throttled)}
+			load = []string{rate(d.Load.Records), HumanBytes(d.Load.Bytes), rate(d.Load.Throttled)}
 			util = strconv.FormatFloat(d.Util, 'f', 2, 64)
 			last = d.Action + " " + HumanDuration(r.At.Sub(d.At)) + " ago"
 		}
@@ -188,7 +188,8 @@ func took(d autoscale.Decision) string {
 
 func rate(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 
-func humanBytes(x float64) string {
+// HumanBytes renders a byte count (or rate) with binary units, e.g. "158.2Ki".
+func HumanBytes(x float64) string {
 	switch {
 	case x >= 1<<20:
 		return strconv.FormatFloat(x/(1<<20), 'f', 1, 64) + "Mi"
@@ -370,6 +371,7 @@ local fault proxy enforces) and windows compressed to seconds.`,
 	f.DurationVar(&cfg.TickTimeout, "tick-timeout", cfg.TickTimeout, "bound on one tick, reshards included")
 	f.DurationVar(&cfg.ReshardPoll, "reshard-poll", cfg.ReshardPoll, "how often a reshard checks that the stream is ACTIVE again")
 	f.StringVar(&cfg.Method, "method", cfg.Method, "reshard method: auto, uniform or split-merge")
+	f.IntVar(&cfg.History, "history", cfg.History, "decisions per stream kept in its state row (reshards, refusals, errors)")
 	f.IntVar(&cfg.AccountShardLimit, "account-shard-limit", 0, "bound on the account's open shards (0: DescribeLimits)")
 	f.StringVar(&cfg.ECS.ResourceID, "ecs-resource", "", "ECS service whose task maximum follows the raw stream: service/<cluster>/<service>")
 	f.IntVar(&cfg.Workers.ShardsPerWorker, "shards-per-worker", cfg.Workers.ShardsPerWorker, "open raw shards per worker")
