@@ -74,7 +74,9 @@ type Tail struct {
 	lastAt      time.Time
 	latencies   []time.Duration // forwarded_at -> approximate arrival in the analytics stream
 	seconds     map[int64]*Second
-	follow      string // a customer whose first deliveries are counted (Follow)
+	firstFrom   map[string]string // event id -> where and when its first delivery was processed
+	dupExamples []string          // the first few duplicates that were processed twice
+	follow      string            // a customer whose first deliveries are counted (Follow)
 	followed    Followed
 }
 
@@ -91,7 +93,7 @@ func NewTail(kc Kinesis, streams map[string]Kind, routes map[string]string, fall
 		kc: kc, streams: streams, routes: routes, fallback: fallback,
 		shards: map[string]*shardCursor{}, perStream: map[string]int{}, seen: map[string]int{}, firstHash: map[string]uint64{},
 		lastSeq: map[string]map[string]uint64{}, quarantined: map[event.Reason]int{}, dead: map[string]int{},
-		seconds: map[int64]*Second{},
+		seconds: map[int64]*Second{}, firstFrom: map[string]string{},
 	}
 }
 
@@ -284,10 +286,15 @@ func (t *Tail) observe(stream string, r types.Record) {
 	t.seen[a.EventID]++
 	h := fnv.New64a()
 	h.Write(r.Data)
+	from := a.SourceShard + " " + a.SourceSeq + " at " + a.ProcessedAt.UTC().Format("15:04:05.000")
 	if t.seen[a.EventID] == 1 {
 		t.firstHash[a.EventID] = h.Sum64()
+		t.firstFrom[a.EventID] = from
 	} else if t.firstHash[a.EventID] == h.Sum64() {
 		t.resent++
+	} else if len(t.dupExamples) < 10 {
+		t.dupExamples = append(t.dupExamples, fmt.Sprintf("event %s (customer %s seq %d) in %s: processed from %s, again from %s",
+			a.EventID, a.CustomerID, a.Seq, stream, t.firstFrom[a.EventID], from))
 	}
 	if t.seen[a.EventID] == 1 {
 		t.second(a, arrived)
@@ -371,6 +378,9 @@ type Snapshot struct {
 	WrongStream []string
 	First, Last time.Time
 	Latencies   []time.Duration
+	// DupExamples describe the first few duplicates that were processed twice (not resent): where
+	// (source shard and sequence number) and when each copy was processed.
+	DupExamples []string
 }
 
 // Snapshot copies the current counts.
@@ -381,6 +391,7 @@ func (t *Tail) Snapshot() Snapshot {
 		PerStream: map[string]int{}, Quarantined: map[event.Reason]int{}, DeadLetters: map[string]int{},
 		OrderViol: t.orderViol, Resent: t.resent, Late: t.late, Gaps: t.gaps, First: t.firstAt, Last: t.lastAt,
 		WrongStream: append([]string(nil), t.wrongStream...), Latencies: append([]time.Duration(nil), t.latencies...),
+		DupExamples: append([]string(nil), t.dupExamples...),
 	}
 	for k, v := range t.perStream {
 		s.PerStream[k] = v

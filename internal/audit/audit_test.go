@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,9 @@ func TestObserve(t *testing.T) {
 	}
 	if rep.Unique != 6 || rep.Delivered != 7 || rep.OK() {
 		t.Fatalf("unique=%d delivered=%d ok=%v", rep.Unique, rep.Delivered, rep.OK())
+	}
+	if len(rep.DupExamples) != 0 {
+		t.Fatalf("a byte-identical copy described as processed twice: %v", rep.DupExamples)
 	}
 }
 
@@ -113,6 +117,14 @@ func TestTimeline(t *testing.T) {
 	at("e2", "c", 1, 100, 93)
 	at("e3", "hot", 2, 102, 101)
 	at("e1", "hot", 1, 103, 98) // a duplicate
+	again := analytics("e3", "page", "hot", 2)
+	again.SourceShard, again.ProcessedAt = "shard-b", time.Unix(104, 0)
+	r := rec(t, again)
+	r.ApproximateArrivalTimestamp = aws.Time(time.Unix(104, 0))
+	tail.observe("a", r) // processed twice: other bytes
+	if ex := tail.Snapshot().DupExamples; len(ex) != 1 || !strings.Contains(ex[0], "again from shard-b") {
+		t.Fatalf("duplicate examples %q", ex)
+	}
 	tl := tail.Timeline()
 	want := []Second{{At: 100, Delivered: 2, MaxDelay: 7 * time.Second, MaxForward: time.Second}, {At: 102, Delivered: 1, MaxDelay: time.Second, MaxForward: 3 * time.Second}}
 	if len(tl) != 2 || tl[0] != want[0] || tl[1] != want[1] {
