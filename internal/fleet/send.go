@@ -28,7 +28,13 @@ type Load struct {
 	// Ratios of natural duplicates, conflicting duplicates, displaced (out-of-order) events and
 	// malformed inputs.
 	DupRatio, ConflictRatio, OOORatio, BadRatio float64
-	Extra                                       []string // more loadgen flags
+	// Profile paces the load by a rate over time instead of Rate (loadgen -profile); Count 0 then
+	// means the profile's lines. HotRate makes customer 1 send about that many events per second.
+	Profile string
+	HotRate float64
+	Extra   []string // more loadgen flags
+	// ForwarderFlags are more forwarder flags (e.g. -max-attempts).
+	ForwarderFlags []string
 }
 
 // Send is a running `loadgen | forwarder` pipeline: the real binaries, connected by a pipe.
@@ -45,11 +51,20 @@ type Send struct {
 func (e *Env) Send(l Load) (*Send, error) {
 	s := &Send{manifestPath: filepath.Join(e.Dir, "manifest.json")}
 	args := []string{
-		"-count", strconv.Itoa(l.Count), "-customers", strconv.Itoa(max(l.Customers, 1)),
+		"-customers", strconv.Itoa(max(l.Customers, 1)),
 		"-seed", strconv.FormatInt(l.Seed, 10), "-rate", strconv.FormatFloat(l.Rate, 'f', -1, 64),
 		"-keys-file", e.KeysFile, "-manifest", s.manifestPath,
 		"-dup-ratio", ftoa(l.DupRatio), "-conflict-ratio", ftoa(l.ConflictRatio),
 		"-ooo-ratio", ftoa(l.OOORatio), "-bad-ratio", ftoa(l.BadRatio),
+	}
+	if l.Count > 0 || l.Profile == "" {
+		args = append(args, "-count", strconv.Itoa(l.Count))
+	}
+	if l.Profile != "" {
+		args = append(args, "-profile", l.Profile)
+	}
+	if l.HotRate > 0 {
+		args = append(args, "-hot-rate", ftoa(l.HotRate))
 	}
 	args = append(args, l.Extra...)
 	pr, pw, err := os.Pipe()
@@ -76,8 +91,8 @@ func (e *Env) Send(l Load) (*Send, error) {
 	if err != nil {
 		return nil, err
 	}
-	fwd := exec.Command(filepath.Join(e.Bin, "forwarder"), "-progress", "-stats-every", "250ms",
-		"-raw-stream", RawStream, "-quarantine-stream", QuarantineStream)
+	fwd := exec.Command(filepath.Join(e.Bin, "forwarder"), append([]string{"-progress", "-stats-every", "250ms",
+		"-raw-stream", RawStream, "-quarantine-stream", QuarantineStream}, l.ForwarderFlags...)...)
 	fwd.Env = append(os.Environ(), e.StackEnv...)
 	fwd.Stdin, fwd.Stdout, fwd.Stderr = pr, fwdLog, ew
 	if s.forwarder, err = startCmd("forwarder", fwd, fwdLog.Name(), pr, ew); err != nil {
