@@ -7,8 +7,10 @@ CMDS  := worker forwarder kclctl loadgen localrun
 GOFLAGS_TEST ?= -race -count=1
 # Flags for `make run`, e.g. make run RUN_ARGS="--events 50000 --workers 3"
 RUN_ARGS ?=
+# Flags for `make spike`, e.g. make spike SPIKE_ARGS="--profile 100:30s,100-1000:30s,1000:2m,1000-100:30s,100:3m"
+SPIKE_ARGS ?=
 
-.PHONY: help deps build test test-short lint bench run chaos fuzz fuzz-smoke clean
+.PHONY: help deps build test test-short lint bench run spike chaos fuzz fuzz-smoke clean
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -26,6 +28,9 @@ build: ## build every command into bin/ (static binaries)
 
 run: deps build ## run the whole pipeline on the local stack with live progress (RUN_ARGS="--events N ...")
 	$(BIN)/localrun --bin $(BIN) $(RUN_ARGS)
+
+spike: deps build ## Black Friday on the local stack: x10 spike under Kinesis write limits, autoscaler and fleet follow (~10 min, bounded; SPIKE_ARGS)
+	$(BIN)/localrun --spike --bin $(BIN) $(SPIKE_ARGS)
 
 test: deps ## unit, integration, end-to-end (bounded chaos subset), fuzz smoke, benchmarks once, deploy tests
 	$(GO) vet ./...

@@ -20,8 +20,23 @@ import (
 
 func main() {
 	cfg := localrun.Defaults()
+	if spike(os.Args[1:]) {
+		cfg = localrun.SpikeDefaults()
+	}
 	var kin, ddb string
 	fs := flag.NewFlagSet("localrun", flag.ExitOnError)
+	fs.Bool("spike", cfg.Spike != nil, "a spike run (make spike): per-shard write limits enforced by a fault proxy, a load profile with a hot customer, the autoscaler resharding every stream, the worker fleet following the raw stream; the defaults below are the spike's")
+	if sp := cfg.Spike; sp != nil {
+		fs.StringVar(&sp.Profile, "profile", sp.Profile, `the load's rate over time: "RATE:DURATION" or "FROM-TO:DURATION" segments`)
+		fs.Float64Var(&sp.HotRate, "hot-rate", sp.HotRate, "events/s of the hot customer (customer 1)")
+		fs.Float64Var(&sp.ShardRecords, "shard-records", sp.ShardRecords, "per-shard write limit in records/s (AWS: 1000)")
+		fs.Float64Var(&sp.ShardBytes, "shard-bytes", sp.ShardBytes, "per-shard write limit in bytes/s (AWS: 1 MiB)")
+		fs.IntVar(&sp.Fleet.ShardsPerWorker, "shards-per-worker", sp.Fleet.ShardsPerWorker, "open raw shards per worker")
+		fs.IntVar(&sp.Fleet.MinWorkers, "min-workers", sp.Fleet.MinWorkers, "fewest workers")
+		fs.IntVar(&sp.Fleet.MaxWorkers, "max-workers", sp.Fleet.MaxWorkers, "most workers")
+		fs.DurationVar(&sp.Fleet.ScaleInAfter, "scale-in-after", sp.Fleet.ScaleInAfter, "a worker is stopped after fewer were wanted for this long")
+		fs.DurationVar(&sp.AutoscaleInterval, "autoscale-interval", sp.AutoscaleInterval, "the autoscaler's tick")
+	}
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "lines the load generator sends (valid, duplicate and malformed together)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "events per second; 0 = as fast as possible")
 	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "distinct customers")
@@ -45,12 +60,27 @@ func main() {
 	cfg.Kinesis, cfg.DynamoDB = localstack.Flavor(kin), localstack.Flavor(ddb)
 	cfg.Interactive = term.IsTerminal(int(os.Stdout.Fd()))
 
+	if cfg.Spike != nil {
+		cfg.Interactive = false // one progress line every 5 s
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := localrun.Run(ctx, cfg); err != nil {
-		if !errors.Is(err, localrun.ErrNotClean) {
+		if !errors.Is(err, localrun.ErrNotClean) && !errors.Is(err, localrun.ErrTargetMissed) {
 			fmt.Fprintln(os.Stderr, "localrun:", err)
 		}
 		os.Exit(1)
 	}
+}
+
+// spike reports whether the arguments ask for a spike run, whose defaults differ.
+func spike(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--spike", "-spike", "--spike=true", "-spike=true":
+			return true
+		}
+	}
+	return false
 }

@@ -39,6 +39,8 @@ type Config struct {
 	Keep                               bool // leave the stack and workers up after the run until Ctrl-C
 	Out                                io.Writer
 	Interactive                        bool // redraw the live view in place (a terminal)
+	// Spike, when set, makes the run a spike (`make spike`): see runSpike.
+	Spike *SpikeConfig
 }
 
 // Defaults are the values `make run` uses unless flags say otherwise.
@@ -75,6 +77,9 @@ func (c Config) Validate() error {
 			break
 		}
 	}
+	if c.Spike != nil {
+		errs = append(errs, c.Spike.validate())
+	}
 	return errors.Join(errs...)
 }
 
@@ -83,6 +88,9 @@ func (c Config) Validate() error {
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if cfg.Spike != nil {
+		return runSpike(ctx, cfg)
 	}
 	ui := newView(cfg.Out, cfg.Interactive)
 	dir, err := filepath.Abs(cfg.Dir)

@@ -214,6 +214,9 @@ func (v *view) summary(s summary) {
 	if r.Resent > 0 || s.unknown > 0 {
 		fmt.Fprintf(tw, "  of them resent writes\t%d (records sent with an unknown outcome: %d)\n", r.Resent, s.unknown)
 	}
+	for _, ex := range r.DupExamples {
+		fmt.Fprintf(tw, "  processed twice\t%s\n", ex)
+	}
 	fmt.Fprintf(tw, "per-customer order violations\t%d\n", r.OrderViol)
 	if !r.First.IsZero() && r.Last.After(r.First) {
 		fmt.Fprintf(tw, "throughput\t%.0f events/s into analytics streams\n", float64(r.Delivered)/r.Last.Sub(r.First).Seconds())

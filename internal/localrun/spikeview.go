@@ -1,0 +1,344 @@
+package localrun
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kinesis-events/pipeline/forwarder"
+	"github.com/kinesis-events/pipeline/internal/audit"
+	"github.com/kinesis-events/pipeline/internal/autoscale"
+	"github.com/kinesis-events/pipeline/internal/faultproxy"
+	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/loadgen"
+)
+
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func plus(d time.Duration) string { return "+" + d.Round(100*time.Millisecond).String() }
+
+// spikeLine is one line of progress.
+func spikeLine(rec *record, fwd forwarder.Stats, snap audit.Snapshot, tl []audit.Second, open map[string]int, workers int, proxy *faultproxy.Proxy) string {
+	at := rec.since()
+	lag := "-"
+	if n := len(tl); n > 0 {
+		lag = tl[n-1].MaxDelay.Round(100 * time.Millisecond).String()
+	}
+	outputs := 0
+	for s, n := range open {
+		if s != fleet.RawStream {
+			outputs += n
+		}
+	}
+	var throttled int64
+	for _, ss := range proxy.Load(time.Now().Add(-5 * time.Second)).Streams {
+		for _, x := range ss {
+			throttled += x.Throttled
+		}
+	}
+	return fmt.Sprintf("%7s  forwarded %7d  delivered %7d  lag %6s  workers %d  raw shards %2d  output shards %2d  throttled %4d/s  dead letters %d",
+		plus(at), fwd.Forwarded, snap.Unique, lag, workers, open[fleet.RawStream], outputs, throttled/5, sumD(snap.DeadLetters))
+}
+
+// spikeSummary is what a spike run prints at the end.
+type spikeSummary struct {
+	summary
+	prof     loadgen.Profile
+	rec      *record
+	status   autoscale.Status
+	load     faultproxy.LoadReport
+	timeline []audit.Second
+	hot      audit.Followed
+}
+
+// spikeAt is when the spike started (wall clock).
+func (s spikeSummary) spikeAt() time.Time { return s.rec.start.Add(spikeStart(s.prof)) }
+
+// lag is the worst producer-to-analytics delay of any second, the worst of the last 10 s, and when
+// the lag went under the target for good (zero: it never exceeded it).
+func (s spikeSummary) lag() (peak time.Duration, peakAt time.Time, final time.Duration, settled time.Time) {
+	target := s.cfg.Spike.LagTarget
+	var last int64
+	for _, x := range s.timeline {
+		if x.MaxDelay > peak {
+			peak, peakAt = x.MaxDelay, time.Unix(x.At, 0)
+		}
+		if x.MaxDelay >= target {
+			settled = time.Unix(x.At+1, 0)
+		}
+		last = max(last, x.At)
+	}
+	for _, x := range s.timeline {
+		if x.At > last-10 {
+			final = max(final, x.MaxDelay)
+		}
+	}
+	return peak, peakAt, final, settled
+}
+
+// settleAfterSpike is how long after the spike started the lag went under the target for good.
+func (s spikeSummary) settleAfterSpike() time.Duration {
+	_, _, _, settled := s.lag()
+	if settled.IsZero() || settled.Before(s.spikeAt()) {
+		return 0
+	}
+	return settled.Sub(s.spikeAt())
+}
+
+func (s spikeSummary) targetMet() bool {
+	return s.rep != nil && s.clean() && s.rep.Duplicates == s.rep.Resent && sumD(s.rep.DeadLetters) == 0 &&
+		s.settleAfterSpike() <= s.cfg.Spike.LagWithin
+}
+
+// reshards lists the autoscaler's applied reshards of a stream, oldest first.
+func (s spikeSummary) reshards(stream string) []autoscale.Decision {
+	var out []autoscale.Decision
+	for _, d := range s.status.Streams[stream].Decisions {
+		if (d.Action == autoscale.ActionOut || d.Action == autoscale.ActionIn) && d.At.After(s.rec.start.Add(-time.Minute)) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (s spikeSummary) print(ui *view) {
+	ui.summary(s.summary)
+	sp := s.cfg.Spike
+	rel := func(t time.Time) string { return plus(t.Sub(s.rec.start)) }
+	ui.printf("\n== Spike: %s; the spike starts at %s (%s); times are from the start of the load (%s)\n",
+		s.prof, plus(spikeStart(s.prof)), s.spikeAt().UTC().Format(time.RFC3339), s.rec.start.UTC().Format(time.RFC3339))
+
+	streams := append([]string{fleet.RawStream}, s.cfg.outputStreams()...)
+	ui.printf("\nreshards per stream (the autoscaler's, applied):\n")
+	tw := tabwriter.NewWriter(ui.w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STREAM\tUP\tDOWN\tSHARDS START/PEAK/END\tRESHARDS")
+	for _, st := range streams {
+		up, down := 0, 0
+		var parts []string
+		for _, d := range s.reshards(st) {
+			if d.Action == autoscale.ActionOut {
+				up++
+			} else {
+				down++
+			}
+			r := fmt.Sprintf("%s %d->%d", rel(d.At), d.From, d.To)
+			if d.Error != "" {
+				r += " FAILED"
+			}
+			parts = append(parts, r)
+		}
+		pts := s.rec.shards[st]
+		first, peak, last := 0, 0, 0
+		if len(pts) > 0 {
+			first, last = pts[0].Open, pts[len(pts)-1].Open
+			for _, p := range pts {
+				peak = max(peak, p.Open)
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d/%d/%d\t%s\n", st, up, down, first, peak, last, orNone(strings.Join(parts, ", ")))
+	}
+	tw.Flush()
+
+	ui.printf("\nautoscaler decisions (reshards, and the first of each run of refusals):\n")
+	var all []autoscale.Decision
+	for _, st := range streams {
+		for _, d := range s.status.Streams[st].Decisions {
+			if d.At.After(s.rec.start.Add(-time.Minute)) {
+				all = append(all, d)
+			}
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].At.Before(all[j].At) })
+	tw = tabwriter.NewWriter(ui.w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  AT (UTC)\tT\tSTREAM\tACTION\tFROM\tTO\tTOOK\tREASON")
+	for _, d := range all {
+		took := "-"
+		if d.TookMS > 0 {
+			took = (time.Duration(d.TookMS) * time.Millisecond).String()
+		}
+		reason := d.Reason
+		if d.Error != "" {
+			reason += " — FAILED: " + d.Error
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", d.At.UTC().Format("15:04:05.000"), rel(d.At), d.Stream, d.Action, d.From, d.To, took, reason)
+	}
+	tw.Flush()
+
+	ui.printf("\nworkers over time (%d per %d open raw shards, %d..%d; scale-in after %s):\n  +0s %d",
+		1, sp.Fleet.ShardsPerWorker, sp.Fleet.MinWorkers, sp.Fleet.MaxWorkers, sp.Fleet.ScaleInAfter, sp.Fleet.Workers(s.cfg.Shards))
+	for _, w := range s.rec.workers {
+		ui.printf(", %s %d (%s)", plus(w.At), w.Running, w.What)
+	}
+	ui.printf("\n")
+
+	ui.printf("\nlease balancing after each raw reshard (every open shard leased by a running worker, no parent left unfinished, spread <= 1):\n")
+	for _, d := range s.reshards(fleet.RawStream) {
+		ui.printf("  %s\n", s.balanceAfter(d))
+	}
+
+	peak, peakAt, final, settled := s.lag()
+	ui.printf("\nlag (producer -> analytics stream, worst per second): peak %s at %s, final %s (last 10 s)\n",
+		peak.Round(100*time.Millisecond), rel(peakAt), final.Round(100*time.Millisecond))
+	if settled.IsZero() {
+		ui.printf("  under %s throughout\n", sp.LagTarget)
+	} else {
+		ui.printf("  under %s for good from %s: %s after the spike started (target: within %s)\n", sp.LagTarget, rel(settled),
+			s.settleAfterSpike().Round(time.Second), sp.LagWithin)
+	}
+	bestAt, best := int64(0), 0
+	for _, x := range s.timeline {
+		if x.Delivered > best {
+			best, bestAt = x.Delivered, x.At
+		}
+	}
+	if best > 0 {
+		ui.printf("delivery peak: %d events/s at %s\n", best, rel(time.Unix(bestAt, 0)))
+	}
+
+	ui.printf("\nthrottled writes (entries refused for throughput and retried by their writers; per stream, as CloudWatch counts WriteProvisionedThroughputExceeded):\n")
+	total := int64(0)
+	var parts []string
+	for _, st := range streams {
+		n := int64(0)
+		for _, x := range s.load.Streams[st] {
+			n += x.Throttled
+		}
+		total += n
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	ui.printf("  %s; total %d\n", orNone(strings.Join(parts, ", ")), total)
+	if s.res != nil {
+		f := s.res.Forwarder
+		ui.printf("  forwarder: %d throttled entries, %d retries, %d failed\n", f.Throttles, f.Retries, f.Failed)
+	}
+	if s.rep != nil {
+		ui.printf("dead letters: %d\n", sumD(s.rep.DeadLetters))
+	}
+	s.printHot(ui)
+	if len(s.rec.errs) > 0 {
+		ui.printf("\nsampling errors (first %d): %s\n", len(s.rec.errs), strings.Join(s.rec.errs, "; "))
+	}
+	s.printTarget(ui)
+}
+
+func (s spikeSummary) printHot(ui *view) {
+	if s.res == nil {
+		return
+	}
+	hot := s.res.Manifest.HotCustomer
+	sent := 0
+	for _, e := range s.res.Manifest.Events {
+		if e.CustomerID == hot {
+			sent++
+		}
+	}
+	ui.printf("hot customer %s: sent %d events (%.1f/s over the load)", hot, sent, float64(sent)/s.prof.Duration().Seconds())
+	if h := s.hot; h.Delivered > 1 && h.Last.After(h.First) {
+		ui.printf(", delivered %d at %.1f/s (%s to %s)", h.Delivered, float64(h.Delivered-1)/h.Last.Sub(h.First).Seconds(),
+			plus(h.First.Sub(s.rec.start)), plus(h.Last.Sub(s.rec.start)))
+	}
+	ui.printf("\n")
+}
+
+func (s spikeSummary) printTarget(ui *view) {
+	check := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		return "MISSED"
+	}
+	if s.rep == nil {
+		ui.printf("\ntarget: not judged: the run did not complete\n")
+		return
+	}
+	r := s.rep
+	dups := r.Duplicates - r.Resent
+	settle := s.settleAfterSpike()
+	ui.printf("\ntarget: lost %d %s | duplicates %d beyond counted unknown outcomes %s | order violations %d %s | dead letters %d %s | lag under %s %s after the spike started, within %s %s\n",
+		len(r.Lost), check(len(r.Lost) == 0), dups, check(dups == 0 && r.Resent <= s.unknown), r.OrderViol, check(r.OrderViol == 0),
+		sumD(r.DeadLetters), check(sumD(r.DeadLetters) == 0), s.cfg.Spike.LagTarget, settle.Round(time.Second), s.cfg.Spike.LagWithin,
+		check(settle <= s.cfg.Spike.LagWithin))
+	verdict := "MET"
+	if !s.targetMet() {
+		verdict = "MISSED"
+	}
+	ui.printf("spike target %s\n", verdict)
+}
+
+// balanceAfter measures how the leases settled after a raw reshard: when every leasable shard
+// was held by a running worker with a spread of at most one (balanced), and when every new shard
+// had been leased (its parents drained to SHARD_END first, so this includes the backlog), with the
+// ownership changes (OwnerSwitches) from the reshard to then.
+func (s spikeSummary) balanceAfter(d autoscale.Decision) string {
+	at := d.At.Sub(s.rec.start)
+	from := at + time.Duration(d.TookMS)*time.Millisecond
+	head := fmt.Sprintf("%s %d->%d:", plus(at), d.From, d.To)
+	var before *balancePoint
+	var balanced, leased *balancePoint
+	for i := range s.rec.balance {
+		b := &s.rec.balance[i]
+		if b.At <= at {
+			before = b
+			continue
+		}
+		if before == nil || b.At < from {
+			continue
+		}
+		if balanced == nil && b.Unowned == 0 && b.Spread <= 1 {
+			balanced = b
+		}
+		all := true
+		for id, l := range b.Shards {
+			if _, old := before.Shards[id]; !old && !l.Held {
+				all = false
+			}
+		}
+		if leased == nil && all && len(b.Shards) > len(before.Shards) {
+			leased = b
+		}
+		if balanced != nil && leased != nil {
+			break
+		}
+	}
+	if before == nil {
+		return head + " no lease sample before the reshard"
+	}
+	out := head
+	if balanced != nil {
+		out += fmt.Sprintf(" balanced (every leasable shard held, spread <= 1) after %s;", (balanced.At - from).Round(100*time.Millisecond))
+	} else {
+		out += " not balanced while sampled;"
+	}
+	end := leased
+	if end == nil {
+		end = &s.rec.balance[len(s.rec.balance)-1]
+		out += fmt.Sprintf(" new shards not all leased by %s;", plus(end.At))
+	} else {
+		out += fmt.Sprintf(" every new shard leased after %s (with %d workers);", (leased.At - from).Round(100*time.Millisecond), leased.Workers)
+	}
+	perShard, fresh, first := int64(0), 0, int64(0)
+	for id, l := range end.Shards {
+		old, had := before.Shards[id]
+		perShard = max(perShard, l.Switches-old.Switches)
+		if !had {
+			fresh++
+			if l.Switches > 0 {
+				first++
+			}
+		}
+	}
+	return out + fmt.Sprintf(" %d ownership changes by then (%d first leases of %d new shards), at most %d per shard",
+		end.Switches-before.Switches, first, fresh, perShard)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
