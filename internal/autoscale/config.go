@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -111,6 +112,11 @@ type Config struct {
 	History int
 	// ReshardPoll is how often a reshard checks whether the stream is ACTIVE again.
 	ReshardPoll time.Duration
+	// Shards, when set, tells how the fleet stands on the raw stream: its live shards (open, and
+	// closed ones the fleet has not finished) and the closed ones among them. The worker maximum
+	// follows the live shards (a backlog in closed shards needs workers too), and the raw stream is
+	// not scaled in while closed shards are unfinished. Nil: open shards only, no drain rule.
+	Shards func(ctx context.Context, stream string) (live, draining int, err error)
 
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer

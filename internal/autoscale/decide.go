@@ -47,6 +47,10 @@ type View struct {
 	// SplitMerge says the stream is resharded by split/merge (configured, or learned from the
 	// last reshard), whose layouts can be uneven; otherwise UpdateShardCount's even ones.
 	SplitMerge bool
+	// Draining counts the stream's closed shards its consumers have not finished (-1: unknown, or
+	// a stream nobody here consumes). A scale-in waits for them: closing more shards while the
+	// fleet is still behind on the last reshard only deepens the lineage it must drain in order.
+	Draining int
 }
 
 // History is what the autoscaler remembers of one stream between ticks (the state row).
@@ -151,6 +155,9 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 		why := fmt.Sprintf("peak utilisation %.2f < %.2f over %s", d.PeakUtil, p.ScaleInBelow, p.InWindow)
 		if v.Status != "ACTIVE" {
 			return hold(ActionBlocked, "%s, but the stream is %s", why, v.Status)
+		}
+		if v.Draining > 0 {
+			return hold(ActionHold, "%s, but the fleet has not finished %d closed shard(s) yet", why, v.Draining)
 		}
 		if seen := now.Sub(h.Since); seen < p.InWindow {
 			return hold(ActionHold, "%s, but only %s of load seen yet", why, seen.Round(time.Second))

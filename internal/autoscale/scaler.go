@@ -64,6 +64,7 @@ type plan struct {
 	h       History
 	version int64
 	act     bool // the decision was committed and asks for a reshard
+	live    int  // open shards, and closed ones the fleet has not finished (when Config.Shards says)
 }
 
 // Tick runs one round: take or renew the leader lease (a follower stops there), read the load,
@@ -130,18 +131,18 @@ func (s *Scaler) Tick(ctx context.Context) (TickReport, error) {
 		})
 	}
 	wg.Wait()
-	rawOpen := -1
+	rawLive := -1
 	for _, p := range plans {
 		rep.Decisions = append(rep.Decisions, p.d)
 		if p.view.Stream == s.cfg.RawStream {
-			rawOpen = len(p.view.Open)
+			rawLive = p.live
 			if p.d.Applied {
-				rawOpen = p.d.To
+				rawLive += p.d.To - p.d.From
 			}
 		}
 	}
-	if rawOpen >= 0 {
-		f, err := s.fleet(ctx, now, rawOpen)
+	if rawLive >= 0 {
+		f, err := s.fleet(ctx, now, rawLive)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -197,9 +198,18 @@ func (s *Scaler) observe(ctx context.Context, now time.Time, stream string, w Wi
 	}
 	d := sum.StreamDescriptionSummary
 	v := View{Stream: stream, Status: string(d.StreamStatus), Open: reshard.OpenRanges(all),
-		Samples: w.Samples[stream], From: w.From, To: w.To, AccountHeadroom: -1, SplitMerge: s.cfg.Method == reshard.MethodSplitMerge}
+		Samples: w.Samples[stream], From: w.From, To: w.To, AccountHeadroom: -1, SplitMerge: s.cfg.Method == reshard.MethodSplitMerge,
+		Draining: -1}
+	live := len(v.Open)
+	if stream == s.cfg.RawStream && s.cfg.Shards != nil {
+		n, draining, err := s.cfg.Shards(ctx, stream)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: the fleet's shards: %w", stream, err)
+		}
+		live, v.Draining = n, draining
+	}
 	v.OnDemand = d.StreamModeDetails != nil && d.StreamModeDetails.StreamMode == types.StreamModeOnDemand
-	return &plan{view: v, h: h, version: version}, nil
+	return &plan{view: v, h: h, version: version, live: live}, nil
 }
 
 // headroom is how many more open shards the account allows: DescribeLimits (bounded by
@@ -303,10 +313,10 @@ func (s *Scaler) apply(ctx context.Context, p *plan) error {
 	return errors.Join(err, serr)
 }
 
-// fleet sizes the worker fleet for the raw stream's open shards and, with an ECS service, sets
+// fleet sizes the worker fleet for the raw stream's live shards and, with an ECS service, sets
 // its scalable target's maximum; the fleet row is written when something changed.
-func (s *Scaler) fleet(ctx context.Context, now time.Time, rawOpen int) (Fleet, error) {
-	f := Fleet{At: now, OpenShards: rawOpen, Workers: s.cfg.Workers.Workers(rawOpen)}
+func (s *Scaler) fleet(ctx context.Context, now time.Time, rawLive int) (Fleet, error) {
+	f := Fleet{At: now, OpenShards: rawLive, Workers: s.cfg.Workers.Workers(rawLive)}
 	s.m.maxWorkers.Set(float64(f.Workers))
 	var ferr error
 	if s.cfg.ECS.ResourceID != "" {
@@ -317,7 +327,7 @@ func (s *Scaler) fleet(ctx context.Context, now time.Time, rawOpen int) (Fleet, 
 			f.Error, f.MaxAfter, ferr = err.Error(), before, err
 			s.log.Error("could not set the fleet's task maximum", zap.Int("workers", f.Workers), zap.Error(err))
 		} else if before != f.Workers {
-			s.log.Info("fleet task maximum follows the raw stream", zap.String("stream", s.cfg.RawStream), zap.Int("open_shards", rawOpen),
+			s.log.Info("fleet task maximum follows the raw stream", zap.String("stream", s.cfg.RawStream), zap.Int("live_shards", rawLive),
 				zap.Int("max_before", before), zap.Int("max_after", f.Workers))
 		}
 	}

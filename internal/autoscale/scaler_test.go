@@ -255,3 +255,36 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestScalerFleetFollowsLiveShards: with the fleet's view of the raw stream, the worker maximum
+// counts the closed shards not yet finished (a backlog needs workers), and a quiet raw stream is
+// not scaled in while they drain.
+func TestScalerFleetFollowsLiveShards(t *testing.T) {
+	ctx, _, store := leaseTable(t)
+	k := reshardtest.New()
+	k.AddStream("raw", 8)
+	clk := &testClock{t: t0}
+	pol := LocalPolicy()
+	cfg := Config{Table: store.Table, RawStream: "raw", Streams: []string{"raw"}, Policy: pol, ID: "a", Now: clk.Now,
+		Workers: WorkerPolicy{ShardsPerWorker: 2, MinWorkers: 1, MaxWorkers: 10}, Interval: time.Second, ReshardPoll: time.Millisecond,
+		Registerer: prometheus.NewRegistry(),
+		Shards: func(context.Context, string) (int, int, error) { return 14, 6, nil }}
+	sc, err := New(cfg, limitsKinesis{Kinesis: k}, store.DDB, &scriptedSource{rates: map[string]float64{"raw": 10}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Seen for long enough, and no reshard for long: only the drain keeps it from scaling in.
+	if ok, err := store.Save(ctx, "raw", History{Since: t0.Add(-time.Hour), LastReshard: t0.Add(-time.Hour)}, 0); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	rep, err := sc.Tick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := rep.Decisions[0]; d.Action != ActionHold || !strings.Contains(d.Reason, "not finished 6 closed") {
+		t.Fatalf("decision %+v", d)
+	}
+	if rep.Fleet == nil || rep.Fleet.OpenShards != 14 || rep.Fleet.Workers != 7 {
+		t.Fatalf("fleet %+v, want 7 workers for 14 live shards", rep.Fleet)
+	}
+}

@@ -58,9 +58,11 @@ type Store struct {
 
 // Fleet is what the autoscaler last decided for the worker fleet.
 type Fleet struct {
-	At         time.Time `json:"at"`
-	OpenShards int       `json:"open_raw_shards"`
-	Workers    int       `json:"workers"`
+	At time.Time `json:"at"`
+	// OpenShards are the raw stream's live shards: open ones, and closed ones the fleet has not
+	// finished when the autoscaler knows them (Config.Shards).
+	OpenShards int `json:"live_raw_shards"`
+	Workers    int `json:"workers"`
 	// ECS: the scalable target's maximum before and after (0 without ECS), and its error.
 	ResourceID string `json:"resource_id,omitempty"`
 	MaxBefore  int    `json:"max_before,omitempty"`

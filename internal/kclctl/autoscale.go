@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/kinesis-events/pipeline/checkpoint"
 	"github.com/kinesis-events/pipeline/internal/autoscale"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
@@ -142,7 +143,7 @@ func RenderAutoscaleStatus(w io.Writer, r AutoscaleStatus) error {
 		fmt.Fprintf(&b, "\nleader: none live (last: %s, lease ended %s ago)\n", clean(l.ID), HumanDuration(r.At.Sub(l.Until)))
 	}
 	if f := r.Fleet; f != nil {
-		fmt.Fprintf(&b, "fleet: %d open raw shards -> %d workers (since %s)", f.OpenShards, f.Workers, f.At.UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "fleet: %d live raw shards -> %d workers (since %s)", f.OpenShards, f.Workers, f.At.UTC().Format(time.RFC3339))
 		if f.ResourceID != "" {
 			fmt.Fprintf(&b, "; ECS %s maximum %d -> %d", clean(f.ResourceID), f.MaxBefore, f.MaxAfter)
 			if f.Error != "" {
@@ -422,6 +423,9 @@ func (a *App) runAutoscaler(ctx context.Context, g *Globals, cfg autoscale.Confi
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(a.Stderr), zap.InfoLevel))
 	defer func() { _ = log.Sync() }() // stderr: nothing to do about a failed sync
 	cfg.Logger, cfg.Registerer, cfg.Now = log, reg, a.Now
+	cfg.Shards = func(ctx context.Context, stream string) (int, int, error) {
+		return FleetShards(ctx, c, cfg.Table, stream, a.Now())
+	}
 	var src autoscale.Source = autoscale.CloudWatch{API: c.CloudWatch}
 	if source == "proxy" {
 		src = autoscale.ProxyLoad{URL: proxyURL}
@@ -467,8 +471,27 @@ func renderTick(w io.Writer, r autoscale.TickReport) error {
 		return err
 	}
 	if f := r.Fleet; f != nil {
-		_, err := fmt.Fprintf(w, "\nfleet: %d open raw shards -> %d workers\n", f.OpenShards, f.Workers)
+		_, err := fmt.Fprintf(w, "\nfleet: %d live raw shards -> %d workers\n", f.OpenShards, f.Workers)
 		return err
 	}
 	return nil
+}
+
+// FleetShards counts the raw stream's live shards as the fleet sees them (open ones, and closed
+// ones not yet finished to SHARD_END) and the closed ones among them, from the lease table.
+func FleetShards(ctx context.Context, c *Clients, table, stream string, now time.Time) (live, draining int, err error) {
+	snap, err := checkpoint.Inspect(ctx, c.DynamoDB, c.Kinesis, table, stream, now)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, s := range snap.Shards {
+		switch s.State {
+		case checkpoint.ShardOpen:
+			live++
+		case checkpoint.ShardClosed:
+			live++
+			draining++
+		}
+	}
+	return live, draining, nil
 }

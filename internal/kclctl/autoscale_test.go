@@ -37,7 +37,7 @@ func TestRenderAutoscaleStatus(t *testing.T) {
 		"STREAM               MODE         STATUS  SHARDS  RECORDS/S  BYTES/S  THROTTLED/S  UTIL  LAST DECISION        CALLS LEFT (24H)",
 		"events-raw           provisioned  ACTIVE  4       180.0      158.2Ki  0.0          0.45  hold 3s ago          9",
 		"leader: vm-4242, lease ends in 12s (leading since 2026-11-27T11:10:00Z)",
-		"fleet: 4 open raw shards -> 2 workers",
+		"fleet: 4 live raw shards -> 2 workers",
 		"2026-11-27T12:05:00.000Z  events-raw           scale-out  2     4   ok (split-merge)               640ms  utilisation 3.10 > 0.80: 2 -> 4 shards",
 		"error: LimitExceededException",
 		"reshard_failed",
