@@ -8,8 +8,9 @@ import (
 )
 
 // FleetPolicy is how localrun plays ECS for the worker fleet in a spike run. It runs
-// WorkerPolicy.Workers(open raw shards) workers: the task maximum the autoscaler sets on AWS, as
-// if the service always ran at its maximum. Workers are started as soon as more are wanted; one
+// WorkerPolicy.Workers(live raw shards) workers, where the live shards are the open ones and the
+// closed ones the fleet has not finished (a backlog in closed shards needs workers too): the task
+// maximum the autoscaler sets on AWS, as if the service always ran at its maximum. Workers are started as soon as more are wanted; one
 // is stopped (SIGTERM: it checkpoints and releases its leases) only after fewer have been wanted
 // for ScaleInAfter, and the next one ScaleInAfter later: scale-in is slow, so a reshard's
 // hand-offs settle before the next worker leaves.
@@ -35,16 +36,16 @@ type fleetMove struct {
 	Reason            string
 }
 
-// planFleet decides, at now, how many workers to start or stop, given the running ones, the open
+// planFleet decides, at now, how many workers to start or stop, given the running ones, the live
 // raw shards, and since when fewer workers have been wanted (zero: not fewer). It returns the
 // move and the new lowSince.
-func planFleet(now time.Time, p FleetPolicy, running, openShards int, lowSince time.Time) (fleetMove, time.Time) {
-	want := p.Workers(openShards)
+func planFleet(now time.Time, p FleetPolicy, running, liveShards int, lowSince time.Time) (fleetMove, time.Time) {
+	want := p.Workers(liveShards)
 	m := fleetMove{Want: want}
 	switch {
 	case want > running:
 		m.Start = want - running
-		m.Reason = fmt.Sprintf("%d open raw shards want %d workers (%d per worker)", openShards, want, p.ShardsPerWorker)
+		m.Reason = fmt.Sprintf("%d live raw shards want %d workers (%d per worker)", liveShards, want, p.ShardsPerWorker)
 		return m, time.Time{}
 	case want == running:
 		return m, time.Time{}
@@ -54,6 +55,6 @@ func planFleet(now time.Time, p FleetPolicy, running, openShards int, lowSince t
 		return m, lowSince
 	}
 	m.Stop = 1
-	m.Reason = fmt.Sprintf("%d open raw shards want %d workers for %s", openShards, want, p.ScaleInAfter)
+	m.Reason = fmt.Sprintf("%d live raw shards want %d workers for %s", liveShards, want, p.ScaleInAfter)
 	return m, now
 }

@@ -119,6 +119,7 @@ type workerPoint struct {
 type balancePoint struct {
 	At                time.Duration
 	Leasable, Unowned int
+	Live              int // open shards, and closed ones not finished
 	Spread            int
 	Switches          int64                 // sum of OwnerSwitches over the raw stream's rows
 	Shards            map[string]shardLease // every shard of the raw stream
@@ -191,7 +192,8 @@ func runSpike(ctx context.Context, cfg Config) error {
 
 	ui.step("starting the fault proxy in front of Kinesis: %.0f records/s and %s/s per shard", sp.ShardRecords, kclctl.HumanBytes(sp.ShardBytes))
 	proxy, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: st.KinesisEndpoint, Logger: zap.NewNop(),
-		ShardLimits: &faultproxy.ShardLimits{RecordsPerSecond: sp.ShardRecords, BytesPerSecond: sp.ShardBytes, Shards: st.Kinesis()}})
+		ShardLimits: &faultproxy.ShardLimits{RecordsPerSecond: sp.ShardRecords, BytesPerSecond: sp.ShardBytes, Shards: st.Kinesis(),
+			Refresh: 5 * time.Second}})
 	if err != nil {
 		return ui.fail(err)
 	}
@@ -203,7 +205,8 @@ func runSpike(ctx context.Context, cfg Config) error {
 	}
 
 	rec := &record{shards: map[string][]shardPoint{}, dedupe: map[string]float64{}}
-	pool := env.NewPool(fleet.WorkerOptions{})
+	// Fewer empty polls of the many shards a spike leaves (kinesalite serves every one of them).
+	pool := env.NewPool(fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms"}})
 	scrapeStopped := func(w *fleet.PoolWorker) {
 		d := scrapeDedupe([]int{w.Port})
 		rec.mu.Lock()
@@ -260,7 +263,8 @@ func runSpike(ctx context.Context, cfg Config) error {
 		DupRatio: cfg.DupRatio, ConflictRatio: cfg.ConflictRatio, OOORatio: cfg.OOORatio, BadRatio: cfg.BadRatio,
 		// Locally the forwarder stands in for EventBridge and Lambda, which retry a throttled
 		// invocation for up to 24 h: it retries a throttled event until it lands.
-		ForwarderFlags: []string{"-max-attempts", "1000000"},
+		// Requests may wait long on an emulator this busy.
+		ForwarderFlags: []string{"-max-attempts", "1000000", "-request-timeout", "30s"},
 	})
 	if err != nil {
 		return ui.fail(err)
@@ -317,6 +321,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 	streams := append([]string{fleet.RawStream}, cfg.outputStreams()...)
 	var mu sync.Mutex
 	open := map[string]int{}
+	live := 0 // the raw stream's shards the fleet must read: open, and closed ones not finished
 	host, _ := os.Hostname()
 	wg.Add(3)
 	go func() { // the output streams
@@ -327,7 +332,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 				rec.noteErr("reading the output streams: %v", err)
 			}
 			cancel()
-			sleepCtx(bg, 300*time.Millisecond)
+			sleepCtx(bg, time.Second)
 		}
 	}()
 	go func() { // every stream's open shards
@@ -350,7 +355,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 					rec.mu.Unlock()
 				}
 			}
-			sleepCtx(bg, time.Second)
+			sleepCtx(bg, 2*time.Second)
 		}
 	}()
 	go func() { // the raw stream's leases, for the balancing figures
@@ -369,8 +374,11 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 				b.At = rec.since()
 				rec.balance = append(rec.balance, b)
 				rec.mu.Unlock()
+				mu.Lock()
+				live = b.Live
+				mu.Unlock()
 			}
-			sleepCtx(bg, time.Second)
+			sleepCtx(bg, 2*time.Second)
 		}
 	}()
 
@@ -412,11 +420,11 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 		default:
 		}
 		mu.Lock()
-		rawOpen := open[fleet.RawStream]
+		rawLive := live
 		mu.Unlock()
-		if rawOpen > 0 && runErr == nil {
+		if rawLive > 0 && runErr == nil {
 			var m fleetMove
-			m, lowSince = planFleet(time.Now(), sp.Fleet, pool.Size(), rawOpen, lowSince)
+			m, lowSince = planFleet(time.Now(), sp.Fleet, pool.Size(), rawLive, lowSince)
 			for range m.Start {
 				w, err := pool.Start()
 				if err != nil {
@@ -486,6 +494,9 @@ func balanceOf(snap checkpoint.Snapshot, running []string) balancePoint {
 		b.Switches += s.OwnerSwitches
 		live := s.Owner != "" && !s.LeaseExpired
 		b.Shards[s.ShardID] = shardLease{Switches: s.OwnerSwitches, Held: live || s.State == checkpoint.ShardFinished}
+		if s.State == checkpoint.ShardOpen || s.State == checkpoint.ShardClosed {
+			b.Live++
+		}
 		if s.State == checkpoint.ShardFinished || s.State == checkpoint.ShardGone || len(s.WaitingOn) > 0 {
 			continue
 		}

@@ -167,7 +167,7 @@ func (s spikeSummary) print(ui *view) {
 	}
 	tw.Flush()
 
-	ui.printf("\nworkers over time (%d per %d open raw shards, %d..%d; scale-in after %s):\n  +0s %d",
+	ui.printf("\nworkers over time (%d per %d live raw shards, %d..%d; scale-in after %s):\n  +0s %d",
 		1, sp.Fleet.ShardsPerWorker, sp.Fleet.MinWorkers, sp.Fleet.MaxWorkers, sp.Fleet.ScaleInAfter, sp.Fleet.Workers(s.cfg.Shards))
 	for _, w := range s.rec.workers {
 		ui.printf(", %s %d (%s)", plus(w.At), w.Running, w.What)
