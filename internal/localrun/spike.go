@@ -226,7 +226,7 @@ func runSpike(ctx context.Context, cfg Config) error {
 		ui.ok("")
 	}()
 	initial := sp.Fleet.Workers(cfg.Shards)
-	ui.step("starting %d workers (then as many as the open raw shards want: %d per worker, %d..%d)", initial,
+	ui.step("starting %d workers (then as many as the live raw shards want: %d per worker, %d..%d)", initial,
 		sp.Fleet.ShardsPerWorker, sp.Fleet.MinWorkers, sp.Fleet.MaxWorkers)
 	for range initial {
 		if _, err := pool.Start(); err != nil {

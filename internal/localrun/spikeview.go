@@ -26,6 +26,9 @@ func spikeLine(rec *record, fwd forwarder.Stats, snap audit.Snapshot, tl []audit
 	lag := "-"
 	if n := len(tl); n > 0 {
 		lag = tl[n-1].MaxDelay.Round(100 * time.Millisecond).String()
+		if quiet := time.Since(time.Unix(tl[n-1].At+1, 0)); quiet > 3*time.Second {
+			lag += fmt.Sprintf(" (nothing delivered for %s)", quiet.Round(time.Second))
+		}
 	}
 	outputs := 0
 	for s, n := range open {
@@ -79,8 +82,14 @@ func (s spikeSummary) lag() (peak time.Duration, peakAt time.Time, final time.Du
 	return peak, peakAt, final, settled
 }
 
-// settleAfterSpike is how long after the spike started the lag went under the target for good.
+// settleAfterSpike is how long after the spike started the lag went under the target for good:
+// lag(t) >= target while an event produced before t - target is not delivered yet, so it is under
+// the target for good from the arrival of the last event that took target or longer. Only a run
+// that delivered everything can tell; an incomplete one returns the time since the spike started.
 func (s spikeSummary) settleAfterSpike() time.Duration {
+	if s.rep == nil {
+		return time.Since(s.spikeAt())
+	}
 	_, _, _, settled := s.lag()
 	if settled.IsZero() || settled.Before(s.spikeAt()) {
 		return 0
@@ -180,11 +189,14 @@ func (s spikeSummary) print(ui *view) {
 	}
 
 	peak, peakAt, final, settled := s.lag()
-	ui.printf("\nlag (producer -> analytics stream, worst per second): peak %s at %s, final %s (last 10 s)\n",
+	ui.printf("\nlag (producer -> analytics stream, worst per second of arrival): peak %s at %s, final %s (last 10 s)\n",
 		peak.Round(100*time.Millisecond), rel(peakAt), final.Round(100*time.Millisecond))
-	if settled.IsZero() {
+	switch {
+	case s.rep == nil:
+		ui.printf("  not settled: the run stopped before every event arrived\n")
+	case settled.IsZero():
 		ui.printf("  under %s throughout\n", sp.LagTarget)
-	} else {
+	default:
 		ui.printf("  under %s for good from %s: %s after the spike started (target: within %s)\n", sp.LagTarget, rel(settled),
 			s.settleAfterSpike().Round(time.Second), sp.LagWithin)
 	}

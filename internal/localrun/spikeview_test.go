@@ -1,0 +1,57 @@
+package localrun
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinesis-events/pipeline/internal/audit"
+	"github.com/kinesis-events/pipeline/internal/autoscale"
+	"github.com/kinesis-events/pipeline/internal/loadgen"
+)
+
+func TestSpikeSummaryLag(t *testing.T) {
+	start := time.Unix(1_000, 0)
+	prof, err := loadgen.ParseProfile("100:30s,100-1000:30s,1000:1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := SpikeDefaults()
+	sec := func(at int64, delay time.Duration) audit.Second {
+		return audit.Second{At: 1_000 + at, Delivered: 10, MaxDelay: delay}
+	}
+	s := spikeSummary{summary: summary{cfg: cfg, rep: &audit.Report{}}, prof: prof, rec: &record{start: start},
+		timeline: []audit.Second{sec(10, time.Second), sec(40, 8*time.Second), sec(95, 30*time.Second), sec(120, 5*time.Second), sec(121, 2*time.Second), sec(130, time.Second)}}
+	peak, peakAt, final, settled := s.lag()
+	if peak != 30*time.Second || !peakAt.Equal(start.Add(95*time.Second)) || final != 2*time.Second || !settled.Equal(start.Add(121*time.Second)) {
+		t.Fatalf("peak %v at %v, final %v, settled %v", peak, peakAt, final, settled)
+	}
+	// The spike starts at +30 s; the last event at or over 5 s arrived in second +120.
+	if got := s.settleAfterSpike(); got != 91*time.Second {
+		t.Fatalf("settled %v after the spike, want 1m31s", got)
+	}
+	s.rep = nil // an incomplete run never counts as settled
+	if got := s.settleAfterSpike(); got < time.Hour {
+		t.Fatalf("incomplete run settled after %v", got)
+	}
+}
+
+func TestBalanceAfter(t *testing.T) {
+	start := time.Unix(1_000, 0)
+	lease := func(sw int64, held bool) shardLease { return shardLease{Switches: sw, Held: held} }
+	rec := &record{start: start, balance: []balancePoint{
+		{At: 9 * time.Second, Workers: 2, Switches: 2, Shards: map[string]shardLease{"a": lease(1, true), "b": lease(1, true)}},
+		// The reshard (+10 s, took 1 s): a and b closed, children c..f waiting, one worker joined.
+		{At: 12 * time.Second, Workers: 3, Unowned: 0, Spread: 2, Switches: 2, Shards: map[string]shardLease{"a": lease(1, true), "b": lease(1, true), "c": lease(0, false), "d": lease(0, false), "e": lease(0, false), "f": lease(0, false)}},
+		{At: 14 * time.Second, Workers: 3, Unowned: 0, Spread: 1, Switches: 3, Shards: map[string]shardLease{"a": lease(2, true), "b": lease(1, true), "c": lease(0, false), "d": lease(0, false), "e": lease(0, false), "f": lease(0, false)}},
+		{At: 20 * time.Second, Workers: 3, Unowned: 0, Spread: 1, Switches: 7, Shards: map[string]shardLease{"a": lease(2, true), "b": lease(1, true), "c": lease(1, true), "d": lease(1, true), "e": lease(1, true), "f": lease(1, true)}},
+	}}
+	s := spikeSummary{rec: rec}
+	got := s.balanceAfter(autoscale.Decision{At: start.Add(10 * time.Second), TookMS: 1000, From: 2, To: 4})
+	for _, want := range []string{"+10s 2->4:", "balanced (every leasable shard held, spread <= 1) after 3s", "every new shard leased after 9s (with 3 workers)",
+		"5 ownership changes by then (4 first leases of 4 new shards), at most 1 per shard"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+}
