@@ -134,10 +134,19 @@ func (s *Scaler) Tick(ctx context.Context) (TickReport, error) {
 	rawLive := -1
 	for _, p := range plans {
 		rep.Decisions = append(rep.Decisions, p.d)
-		if p.view.Stream == s.cfg.RawStream {
-			rawLive = p.live
-			if p.d.Applied {
-				rawLive += p.d.To - p.d.From
+		if p.view.Stream != s.cfg.RawStream {
+			continue
+		}
+		rawLive = p.live
+		if !p.d.Applied {
+			continue
+		}
+		rawLive = p.d.To // open shards after the reshard; the closed parents count too, below
+		if s.cfg.Shards != nil {
+			if n, _, err := s.cfg.Shards(ctx, s.cfg.RawStream); err == nil {
+				rawLive = n
+			} else {
+				errs = append(errs, fmt.Errorf("stream %s: the fleet's shards after the reshard: %w", s.cfg.RawStream, err))
 			}
 		}
 	}

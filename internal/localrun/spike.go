@@ -451,7 +451,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 		if time.Since(lastView) >= 5*time.Second || runErr != nil {
 			lastView = time.Now()
 			mu.Lock()
-			o := maps(open)
+			o := copyCounts(open)
 			mu.Unlock()
 			ui.printf("%s\n", spikeLine(rec, send.Stats(), snap, tail.Timeline(), o, pool.Size(), proxy))
 		}
@@ -467,7 +467,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 	}
 }
 
-func maps(m map[string]int) map[string]int {
+func copyCounts(m map[string]int) map[string]int {
 	out := make(map[string]int, len(m))
 	for k, v := range m {
 		out[k] = v
