@@ -178,7 +178,7 @@ func NewRootCommand(app *App) *cobra.Command {
 and the dead-letter stream. Human tables by default, --json for scripts.
 
 Commands that change something (reset, scale, dlq replay) only show what they would do unless
-given --apply.
+given --apply; autoscale run is the autoscaler itself.
 
 AWS settings come from the SDK's own environment: AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB,
 AWS_ENDPOINT_URL_KINESIS (local emulators), and the default credential chain.

@@ -336,6 +336,9 @@ local fault proxy enforces) and windows compressed to seconds.`,
 				if !cmd.Flags().Changed("reshard-poll") {
 					cfg.ReshardPoll = 100 * time.Millisecond
 				}
+				if !cmd.Flags().Changed("tick-timeout") {
+					cfg.TickTimeout = 2 * time.Minute
+				}
 			default:
 				return usageError{fmt.Errorf("--profile %q: want aws or local", profile)}
 			}

@@ -332,7 +332,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 				rec.noteErr("reading the output streams: %v", err)
 			}
 			cancel()
-			sleepCtx(bg, time.Second)
+			sleepCtx(bg, 3*time.Second) // arrival times come from the stream, not from when it is read
 		}
 	}()
 	go func() { // every stream's open shards

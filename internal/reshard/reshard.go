@@ -210,11 +210,7 @@ func scaleSplitMerge(ctx context.Context, kin API, o Options, rep *Report) error
 		if err := doStep(ctx, kin, o.Stream, step); err != nil {
 			return err
 		}
-		want := len(open) + 1
-		if step.Op == "merge" {
-			want = len(open) - 1
-		}
-		if err := WaitActive(ctx, kin, o.Stream, want, o.Poll); err != nil {
+		if err := waitStep(ctx, kin, o.Stream, len(open), step.Op == "split", o.Poll); err != nil {
 			return err
 		}
 		after, err := ListAll(ctx, kin, o.Stream)
@@ -227,18 +223,25 @@ func scaleSplitMerge(ctx context.Context, kin API, o Options, rep *Report) error
 	return fmt.Errorf("stream %s: still not at %d open shards after %d steps", o.Stream, o.Target, limit)
 }
 
+// once makes one SDK attempt: a split or merge is not idempotent, and the SDK's own retry of a
+// call that timed out after it was applied would split another shard or fail confusingly. doStep
+// retries what it knows is safe, and checks the stream after any other failure.
+func once(o *kinesis.Options) { o.RetryMaxAttempts = 1 }
+
 // doStep runs one split or merge, retrying briefly while Kinesis reports the stream busy or the
-// per-stream operation rate exceeded.
+// per-stream operation rate exceeded. A call that failed otherwise (a timeout, a lost answer) may
+// have been applied: doStep then lists the shards, and the step counts as done when its shards
+// are closed.
 func doStep(ctx context.Context, kin API, stream string, s Step) error {
 	var err error
 	for attempt := range 5 {
 		switch s.Op {
 		case "split":
 			_, err = kin.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(stream), ShardToSplit: aws.String(s.Shards[0]),
-				NewStartingHashKey: aws.String(s.NewStartingHashKey)})
+				NewStartingHashKey: aws.String(s.NewStartingHashKey)}, once)
 		case "merge":
 			_, err = kin.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(stream), ShardToMerge: aws.String(s.Shards[0]),
-				AdjacentShardToMerge: aws.String(s.Shards[1])})
+				AdjacentShardToMerge: aws.String(s.Shards[1])}, once)
 		default:
 			return fmt.Errorf("unknown step %q", s.Op)
 		}
@@ -255,10 +258,66 @@ func doStep(ctx context.Context, kin API, stream string, s Step) error {
 		case <-t.C:
 		}
 	}
+	if err != nil && ctx.Err() == nil {
+		if WaitActive(ctx, kin, stream, -1, 250*time.Millisecond) == nil && closed(ctx, kin, stream, s.Shards) {
+			return nil // applied after all
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", s.Op, strings.Join(s.Shards, " + "), err)
 	}
 	return nil
+}
+
+// closed reports whether every one of shards is closed (false when the shards cannot be listed).
+func closed(ctx context.Context, kin API, stream string, shards []string) bool {
+	all, err := ListAll(ctx, kin, stream)
+	if err != nil {
+		return false
+	}
+	done := 0
+	for _, sh := range all {
+		for _, id := range shards {
+			if aws.ToString(sh.ShardId) == id && sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
+				done++
+			}
+		}
+	}
+	return done == len(shards)
+}
+
+// waitStep polls until the stream is ACTIVE again with more open shards than before (a split) or
+// fewer (a merge). It does not insist on exactly one more or less: the next step re-plans from
+// what the stream holds.
+func waitStep(ctx context.Context, kin API, stream string, before int, split bool, poll time.Duration) error {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	last := ""
+	for {
+		out, err := kin.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case out.StreamDescriptionSummary.StreamStatus != types.StreamStatusActive:
+			last = "status " + string(out.StreamDescriptionSummary.StreamStatus)
+		default:
+			all, err := ListAll(ctx, kin, stream)
+			if err != nil {
+				last = err.Error()
+				break
+			}
+			n := len(OpenRanges(all))
+			if split && n > before || !split && n < before {
+				return nil
+			}
+			last = fmt.Sprintf("ACTIVE with %d open shards, as before the step", n)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s not ready (%s): %w", stream, last, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // WaitActive polls until the stream is ACTIVE and, when wantOpen >= 0, has wantOpen open shards.

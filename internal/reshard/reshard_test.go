@@ -205,3 +205,26 @@ func TestSplitMergeResult(t *testing.T) {
 		coverage(t, rs)
 	}
 }
+
+// TestRunStepAnswerLost: a split or merge whose answer is lost after it was applied counts as done
+// (its shards are closed), so the run neither fails nor splits again.
+func TestRunStepAnswerLost(t *testing.T) {
+	for _, tc := range []struct {
+		op       string
+		from, to int
+	}{{"SplitShard", 2, 4}, {"MergeShards", 4, 2}} {
+		t.Run(tc.op, func(t *testing.T) {
+			k := reshardtest.New()
+			k.AddStream("s", tc.from)
+			k.NoUniform = true
+			k.LoseAnswers(tc.op, 1)
+			rep, err := reshard.Run(t.Context(), k, reshard.Options{Stream: "s", Target: tc.to, Method: reshard.MethodAuto, Apply: true, Poll: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := k.Open("s"); n != tc.to || k.Calls(tc.op) != 2 || len(rep.Steps) != 2 {
+				t.Fatalf("%d open shards after %d calls and %d steps, want %d after 2 and 2", n, k.Calls(tc.op), len(rep.Steps), tc.to)
+			}
+		})
+	}
+}

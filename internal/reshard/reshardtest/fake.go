@@ -25,6 +25,24 @@ type Kinesis struct {
 	// NoUniform makes UpdateShardCount answer UnknownOperationException, as kinesalite does.
 	NoUniform bool
 	calls     map[string]int
+	lose      map[string]int // op -> calls still to apply and then answer with an error
+}
+
+// LoseAnswers makes the next n calls of op (SplitShard, MergeShards, UpdateShardCount) take effect
+// and then fail, as a call whose answer was lost (a timeout after it was applied) does.
+func (k *Kinesis) LoseAnswers(op string, n int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.lose[op] = n
+}
+
+// lost reports (and counts down) whether op's answer is to be lost; k.mu is held.
+func (k *Kinesis) lost(op string) error {
+	if k.lose[op] == 0 {
+		return nil
+	}
+	k.lose[op]--
+	return &smithy.GenericAPIError{Code: "RequestTimeout", Message: "answer lost after the call was applied"}
 }
 
 type stream struct {
@@ -40,7 +58,9 @@ type shard struct {
 }
 
 // New returns a control plane without streams.
-func New() *Kinesis { return &Kinesis{streams: map[string]*stream{}, calls: map[string]int{}} }
+func New() *Kinesis {
+	return &Kinesis{streams: map[string]*stream{}, calls: map[string]int{}, lose: map[string]int{}}
+}
 
 // AddStream creates an ACTIVE stream of n even shards.
 func (k *Kinesis) AddStream(name string, n int) {
@@ -204,7 +224,7 @@ func (k *Kinesis) UpdateShardCount(_ context.Context, in *kinesis.UpdateShardCou
 	for _, sh := range old {
 		sh.closed = true
 	}
-	return &kinesis.UpdateShardCountOutput{}, nil
+	return &kinesis.UpdateShardCountOutput{}, k.lost("UpdateShardCount")
 }
 
 // SplitShard splits an open shard at NewStartingHashKey.
@@ -224,7 +244,7 @@ func (k *Kinesis) SplitShard(_ context.Context, in *kinesis.SplitShardInput, _ .
 	sh.closed = true
 	s.add(sh.id, "", sh.start, new(big.Int).Sub(at, big.NewInt(1)))
 	s.add(sh.id, "", at, sh.end)
-	return &kinesis.SplitShardOutput{}, nil
+	return &kinesis.SplitShardOutput{}, k.lost("SplitShard")
 }
 
 // MergeShards merges two adjacent open shards.
@@ -242,5 +262,5 @@ func (k *Kinesis) MergeShards(_ context.Context, in *kinesis.MergeShardsInput, _
 	}
 	a.closed, b.closed = true, true
 	s.add(a.id, b.id, a.start, b.end)
-	return &kinesis.MergeShardsOutput{}, nil
+	return &kinesis.MergeShardsOutput{}, k.lost("MergeShards")
 }
