@@ -100,9 +100,7 @@ func BuildAutoscaleStatus(ctx context.Context, ddb autoscale.DynamoDBAPI, kin St
 				row.Mode = "on-demand"
 			}
 		}
-		for _, d := range h.Decisions {
-			r.Recent = append(r.Recent, d)
-		}
+		r.Recent = append(r.Recent, h.Decisions...)
 		if n := len(h.Decisions); n > 0 && h.Decisions[n-1].Error != "" {
 			r.Warns = append(r.Warns, Warning{Kind: WarnReshardFailed, Message: fmt.Sprintf("%s: %d -> %d failed: %s", name, h.Decisions[n-1].From, h.Decisions[n-1].To, h.Decisions[n-1].Error)})
 		}
