@@ -63,6 +63,11 @@ type Config struct {
 	ShardLimits *ShardLimits
 	// LoadHistory is how long per-second load samples are kept. Default 30 minutes.
 	LoadHistory time.Duration
+	// MaxUpstream bounds the requests in flight to the upstream at once (0: no bound). Requests wait
+	// their turn; one whose client gives up while waiting is never sent (Shed counts them). It keeps
+	// a single-threaded emulator from working through requests nobody waits for any more, which
+	// under overload is what it would otherwise spend its time on.
+	MaxUpstream int
 }
 
 // Validate reports a configuration that cannot work.
@@ -81,8 +86,8 @@ func (c Config) Validate() error {
 	if c.MaxBody < 0 {
 		errs = append(errs, fmt.Errorf("faultproxy: MaxBody %d is negative", c.MaxBody))
 	}
-	if c.LoadHistory < 0 {
-		errs = append(errs, fmt.Errorf("faultproxy: LoadHistory %v is negative", c.LoadHistory))
+	if c.LoadHistory < 0 || c.MaxUpstream < 0 {
+		errs = append(errs, fmt.Errorf("faultproxy: LoadHistory %v and MaxUpstream %d must not be negative", c.LoadHistory, c.MaxUpstream))
 	}
 	if c.ShardLimits != nil {
 		errs = append(errs, c.ShardLimits.validate())
@@ -147,6 +152,7 @@ type Proxy struct {
 	reqID    atomic.Int64
 	lim      *limiter // nil without ShardLimits
 	load     *loadBook
+	shed     atomic.Int64
 
 	mu     sync.Mutex
 	rules  []namedRule
@@ -191,13 +197,17 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 	if cfg.ShardLimits != nil {
 		p.lim = newLimiter(*cfg.ShardLimits, cfg.Now)
 	}
+	var transport http.RoundTripper = &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	if cfg.MaxUpstream > 0 {
+		transport = &slotTransport{next: transport, slots: make(chan struct{}, cfg.MaxUpstream), shed: &p.shed}
+	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(up) },
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     30 * time.Second,
-		},
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(up) },
+		Transport: transport,
 		ErrorHandler: func(rw http.ResponseWriter, r *http.Request, err error) {
 			p.log.Warn("upstream call failed", zap.String("target", r.Header.Get("X-Amz-Target")), zap.Error(err))
 			writeError(rw, http.StatusBadGateway, "InternalFailure", "fault proxy: upstream: "+err.Error(), "")
@@ -221,10 +231,54 @@ func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 func (p *Proxy) Close() error {
 	err := p.srv.Close()
 	<-p.served
-	if c, ok := p.rp.Transport.(*http.Transport); ok {
+	if c, ok := p.rp.Transport.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
 	return err
+}
+
+// Shed is the number of requests never sent upstream because their client gave up while they
+// waited for Config.MaxUpstream.
+func (p *Proxy) Shed() int64 { return p.shed.Load() }
+
+// slotTransport lets at most cap(slots) requests be in flight to the upstream, a slot held until
+// the answer's body is closed.
+type slotTransport struct {
+	next  http.RoundTripper
+	slots chan struct{}
+	shed  *atomic.Int64
+}
+
+func (t *slotTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case t.slots <- struct{}{}:
+	case <-req.Context().Done():
+		t.shed.Add(1)
+		return nil, fmt.Errorf("faultproxy: client gave up waiting for the upstream: %w", req.Context().Err())
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		<-t.slots
+		return nil, err
+	}
+	resp.Body = &slotBody{ReadCloser: resp.Body, release: sync.OnceFunc(func() { <-t.slots })}
+	return resp, nil
+}
+
+func (t *slotTransport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+type slotBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *slotBody) Close() error {
+	defer b.release()
+	return b.ReadCloser.Close()
 }
 
 // Set adds or replaces the rule called name. Rules are matched in the order they were first set.

@@ -191,7 +191,9 @@ func runSpike(ctx context.Context, cfg Config) error {
 	ui.ok("%d streams", len(topo.AnalyticsStreams())+4)
 
 	ui.step("starting the fault proxy in front of Kinesis: %.0f records/s and %s/s per shard", sp.ShardRecords, kclctl.HumanBytes(sp.ShardBytes))
-	proxy, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: st.KinesisEndpoint, Logger: zap.NewNop(),
+	// kinesalite serves one request at a time: at most 8 go to it at once, and a request whose
+	// client gave up waiting is never sent (it would only delay the ones still waited for).
+	proxy, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: st.KinesisEndpoint, Logger: zap.NewNop(), MaxUpstream: 8,
 		ShardLimits: &faultproxy.ShardLimits{RecordsPerSecond: sp.ShardRecords, BytesPerSecond: sp.ShardBytes, Shards: st.Kinesis(),
 			Refresh: 5 * time.Second}})
 	if err != nil {
@@ -287,7 +289,7 @@ func runSpike(ctx context.Context, cfg Config) error {
 	for _, w := range pool.Running() {
 		scrapeStopped(w) // the running workers' counts, for the summary
 	}
-	sum := spikeSummary{summary: summary{cfg: cfg, res: res, rep: rep, dedupe: rec.dedupe}, prof: prof, rec: rec, status: status,
+	sum := spikeSummary{summary: summary{cfg: cfg, res: res, rep: rep, dedupe: rec.dedupe}, prof: prof, rec: rec, status: status, shed: proxy.Shed(),
 		load: proxy.Load(rec.start.Add(-time.Minute)), timeline: tail.Timeline(), hot: tail.Followed()}
 	if sum.summary.unknown, err = env.UnknownOutcomes(); err != nil {
 		return ui.fail(err)

@@ -55,6 +55,7 @@ type spikeSummary struct {
 	load     faultproxy.LoadReport
 	timeline []audit.Second
 	hot      audit.Followed
+	shed     int64 // Kinesis requests the proxy never sent: their client gave up waiting for the emulator
 }
 
 // spikeAt is when the spike started (wall clock).
@@ -232,6 +233,9 @@ func (s spikeSummary) print(ui *view) {
 		ui.printf("dead letters: %d\n", sumD(s.rep.DeadLetters))
 	}
 	s.printHot(ui)
+	if s.shed > 0 {
+		ui.printf("emulator overload: %d Kinesis requests timed out waiting for kinesalite and were never sent (their clients retried)\n", s.shed)
+	}
 	if len(s.rec.errs) > 0 {
 		ui.printf("\nsampling errors (first %d): %s\n", len(s.rec.errs), strings.Join(s.rec.errs, "; "))
 	}

@@ -1,0 +1,77 @@
+package faultproxy_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kinesis-events/pipeline/internal/faultproxy"
+)
+
+// TestMaxUpstream: with one slot, a second request waits for the first; when its client gives up
+// while waiting, it is never sent upstream, and it is counted as shed.
+func TestMaxUpstream(t *testing.T) {
+	release := make(chan struct{})
+	var arrived atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if arrived.Add(1) == 1 {
+			<-release // the first request holds the only slot
+		}
+		rw.WriteHeader(http.StatusOK)
+	}))
+	defer up.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: up.URL, MaxUpstream: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	call := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL(), strings.NewReader(`{"StreamName":"s"}`))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("X-Amz-Target", "Kinesis_20131202.DescribeStreamSummary")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	first := make(chan error, 1)
+	go func() { first <- call(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for arrived.Load() == 0 { // poll until the first holds the slot
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never reached the upstream")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	short, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+	err = call(short)
+	stop()
+	if err == nil {
+		t.Fatal("the second request was answered while the only slot was held")
+	}
+	for p.Shed() == 0 { // the proxy notices the client left
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned request was not shed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := call(ctx); err != nil { // the slot is free again
+		t.Fatal(err)
+	}
+	if n := arrived.Load(); n != 2 {
+		t.Fatalf("%d requests reached the upstream, want 2: the abandoned one must never be sent", n)
+	}
+}
