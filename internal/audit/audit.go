@@ -84,6 +84,7 @@ type shardCursor struct {
 	stream, shard string
 	iter          *string
 	closed        bool
+	last          string // sequence number of the last record read ("" before the first)
 }
 
 // NewTail watches streams; routes and fallback say where each type must land (for the wrong-stream
@@ -227,13 +228,19 @@ func (t *Tail) drain(ctx context.Context, c *shardCursor) error {
 		if err != nil {
 			var expired *types.ExpiredIteratorException
 			if errors.As(err, &expired) {
-				return fmt.Errorf("%s/%s: iterator expired: %w", c.stream, c.shard, err)
+				// Not read for 5 minutes (a slow emulator, a long poll elsewhere): go on after the
+				// last record read.
+				if rerr := t.renew(ctx, c); rerr != nil {
+					return fmt.Errorf("%s/%s: iterator expired: %w", c.stream, c.shard, errors.Join(err, rerr))
+				}
+				continue
 			}
 			return fmt.Errorf("get records %s/%s: %w", c.stream, c.shard, err)
 		}
 		t.mu.Lock()
 		for _, r := range out.Records {
 			t.observe(c.stream, r)
+			c.last = aws.ToString(r.SequenceNumber)
 		}
 		t.mu.Unlock()
 		c.iter = out.NextShardIterator
@@ -246,6 +253,21 @@ func (t *Tail) drain(ctx context.Context, c *shardCursor) error {
 			return nil
 		}
 	}
+	return nil
+}
+
+// renew replaces an expired iterator of c with one right after the last record read (the trim
+// horizon before the first).
+func (t *Tail) renew(ctx context.Context, c *shardCursor) error {
+	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(c.stream), ShardId: aws.String(c.shard), ShardIteratorType: types.ShardIteratorTypeTrimHorizon}
+	if c.last != "" {
+		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(c.last)
+	}
+	it, err := t.kc.GetShardIterator(ctx, in)
+	if err != nil {
+		return err
+	}
+	c.iter = it.ShardIterator
 	return nil
 }
 

@@ -329,7 +329,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 	go func() { // the output streams
 		defer wg.Done()
 		for bg.Err() == nil {
-			pctx, cancel := context.WithTimeout(bg, 30*time.Second)
+			pctx, cancel := context.WithTimeout(bg, 5*time.Minute) // a busy emulator answers big reads slowly; cursors keep their place
 			if err := tail.Poll(pctx); err != nil && bg.Err() == nil {
 				rec.noteErr("reading the output streams: %v", err)
 			}
