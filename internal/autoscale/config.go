@@ -112,15 +112,24 @@ type Config struct {
 	History int
 	// ReshardPoll is how often a reshard checks whether the stream is ACTIVE again.
 	ReshardPoll time.Duration
-	// Shards, when set, tells how the fleet stands on the raw stream: its live shards (open, and
-	// closed ones the fleet has not finished) and the closed ones among them. The worker maximum
-	// follows the live shards (a backlog in closed shards needs workers too), and the raw stream is
-	// not scaled in while closed shards are unfinished. Nil: open shards only, no drain rule.
-	Shards func(ctx context.Context, stream string) (live, draining int, err error)
+	// Fleet, when set, tells how the worker fleet stands on the raw stream (FleetView). The worker
+	// maximum follows its live shards (a backlog in closed shards needs workers too); the raw
+	// stream is not scaled in while closed shards are unfinished, and no stream is scaled in while
+	// the fleet is behind. Nil: open shards only, and neither rule.
+	Fleet func(ctx context.Context, stream string) (FleetView, error)
 
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+}
+
+// FleetView is how the worker fleet stands on the raw stream, from the lease table.
+type FleetView struct {
+	// Live counts the shards the fleet must read: open ones, and closed ones not yet finished
+	// (SHARD_END); Draining counts the closed ones among them.
+	Live, Draining int
+	// Behind is the age of the oldest record the fleet has not processed (0: caught up).
+	Behind time.Duration
 }
 
 // AWSPolicy is the policy for AWS's limits: 1,000 records/s and 1 MiB/s per shard, CloudWatch's

@@ -51,6 +51,10 @@ type View struct {
 	// a stream nobody here consumes). A scale-in waits for them: closing more shards while the
 	// fleet is still behind on the last reshard only deepens the lineage it must drain in order.
 	Draining int
+	// Behind is how far the worker fleet is behind on the raw stream (0: caught up or unknown).
+	// While it is more than an out window behind, no stream is scaled in: the output streams'
+	// load is then the fleet's pace, not the demand, and the backlog will come through them.
+	Behind time.Duration
 }
 
 // History is what the autoscaler remembers of one stream between ticks (the state row).
@@ -158,6 +162,9 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 		}
 		if v.Draining > 0 {
 			return hold(ActionHold, "%s, but the fleet has not finished %d closed shard(s) yet", why, v.Draining)
+		}
+		if v.Behind > p.OutWindow {
+			return hold(ActionHold, "%s, but the fleet is %s behind on the raw stream", why, v.Behind.Round(time.Second))
 		}
 		if seen := now.Sub(h.Since); seen < p.InWindow {
 			return hold(ActionHold, "%s, but only %s of load seen yet", why, seen.Round(time.Second))

@@ -97,9 +97,18 @@ func (s *Scaler) Tick(ctx context.Context) (TickReport, error) {
 		return rep, fmt.Errorf("read the write load: %w", err)
 	}
 	var errs []error
+	var fleet *FleetView
+	if s.cfg.Fleet != nil {
+		f, err := s.cfg.Fleet(ctx, s.cfg.RawStream)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stream %s: the fleet's view: %w", s.cfg.RawStream, err))
+		} else {
+			fleet = &f
+		}
+	}
 	plans := make([]*plan, 0, len(s.cfg.Streams))
 	for _, stream := range s.cfg.Streams {
-		p, err := s.observe(ctx, now, stream, w)
+		p, err := s.observe(ctx, now, stream, w, fleet)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -142,9 +151,9 @@ func (s *Scaler) Tick(ctx context.Context) (TickReport, error) {
 			continue
 		}
 		rawLive = p.d.To // open shards after the reshard; the closed parents count too, below
-		if s.cfg.Shards != nil {
-			if n, _, err := s.cfg.Shards(ctx, s.cfg.RawStream); err == nil {
-				rawLive = n
+		if s.cfg.Fleet != nil {
+			if f, err := s.cfg.Fleet(ctx, s.cfg.RawStream); err == nil {
+				rawLive = f.Live
 			} else {
 				errs = append(errs, fmt.Errorf("stream %s: the fleet's shards after the reshard: %w", s.cfg.RawStream, err))
 			}
@@ -189,7 +198,7 @@ func (s *Scaler) keepLease(ctx context.Context) func() {
 }
 
 // observe reads a stream's state row, status and shards.
-func (s *Scaler) observe(ctx context.Context, now time.Time, stream string, w Window) (*plan, error) {
+func (s *Scaler) observe(ctx context.Context, now time.Time, stream string, w Window, fleet *FleetView) (*plan, error) {
 	h, version, err := s.store.Load(ctx, stream)
 	if err != nil {
 		return nil, err
@@ -210,12 +219,11 @@ func (s *Scaler) observe(ctx context.Context, now time.Time, stream string, w Wi
 		Samples: w.Samples[stream], From: w.From, To: w.To, AccountHeadroom: -1, SplitMerge: s.cfg.Method == reshard.MethodSplitMerge,
 		Draining: -1}
 	live := len(v.Open)
-	if stream == s.cfg.RawStream && s.cfg.Shards != nil {
-		n, draining, err := s.cfg.Shards(ctx, stream)
-		if err != nil {
-			return nil, fmt.Errorf("stream %s: the fleet's shards: %w", stream, err)
+	if fleet != nil {
+		v.Behind = fleet.Behind
+		if stream == s.cfg.RawStream {
+			live, v.Draining = fleet.Live, fleet.Draining
 		}
-		live, v.Draining = n, draining
 	}
 	v.OnDemand = d.StreamModeDetails != nil && d.StreamModeDetails.StreamMode == types.StreamModeOnDemand
 	return &plan{view: v, h: h, version: version, live: live}, nil

@@ -268,7 +268,7 @@ func TestScalerFleetFollowsLiveShards(t *testing.T) {
 	cfg := Config{Table: store.Table, RawStream: "raw", Streams: []string{"raw"}, Policy: pol, ID: "a", Now: clk.Now,
 		Workers: WorkerPolicy{ShardsPerWorker: 2, MinWorkers: 1, MaxWorkers: 10}, Interval: time.Second, ReshardPoll: time.Millisecond,
 		Registerer: prometheus.NewRegistry(),
-		Shards:     func(context.Context, string) (int, int, error) { return 14, 6, nil }}
+		Fleet:      func(context.Context, string) (FleetView, error) { return FleetView{Live: 14, Draining: 6}, nil }}
 	sc, err := New(cfg, limitsKinesis{Kinesis: k}, store.DDB, &scriptedSource{rates: map[string]float64{"raw": 10}}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/kinesis-events/pipeline/checkpoint"
 	"github.com/kinesis-events/pipeline/internal/autoscale"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
@@ -424,8 +423,8 @@ func (a *App) runAutoscaler(ctx context.Context, g *Globals, cfg autoscale.Confi
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(a.Stderr), zap.InfoLevel))
 	defer func() { _ = log.Sync() }() // stderr: nothing to do about a failed sync
 	cfg.Logger, cfg.Registerer, cfg.Now = log, reg, a.Now
-	cfg.Shards = func(ctx context.Context, stream string) (int, int, error) {
-		return FleetShards(ctx, c, cfg.Table, stream, a.Now())
+	cfg.Fleet = func(ctx context.Context, stream string) (autoscale.FleetView, error) {
+		return FleetOn(ctx, c, cfg.Table, stream, a.Now())
 	}
 	var src autoscale.Source = autoscale.CloudWatch{API: c.CloudWatch}
 	if source == "proxy" {
@@ -478,21 +477,26 @@ func renderTick(w io.Writer, r autoscale.TickReport) error {
 	return nil
 }
 
-// FleetShards counts the raw stream's live shards as the fleet sees them (open ones, and closed
-// ones not yet finished to SHARD_END) and the closed ones among them, from the lease table.
-func FleetShards(ctx context.Context, c *Clients, table, stream string, now time.Time) (live, draining int, err error) {
-	snap, err := checkpoint.Inspect(ctx, c.DynamoDB, c.Kinesis, table, stream, now)
+// FleetOn is how the fleet stands on the raw stream, as `kclctl checkpoints` sees it: the live
+// shards (open ones, and closed ones not yet finished to SHARD_END), the closed ones among them,
+// and the largest lag (the age of the oldest record after a shard's checkpoint).
+func FleetOn(ctx context.Context, c *Clients, table, stream string, now time.Time) (autoscale.FleetView, error) {
+	r, err := InspectLive(ctx, c, table, stream, now)
 	if err != nil {
-		return 0, 0, err
+		return autoscale.FleetView{}, err
 	}
-	for _, s := range snap.Shards {
+	var f autoscale.FleetView
+	for _, s := range r.Shards {
 		switch s.State {
-		case checkpoint.ShardOpen:
-			live++
-		case checkpoint.ShardClosed:
-			live++
-			draining++
+		case StateOpen:
+			f.Live++
+		case StateClosed:
+			f.Live++
+			f.Draining++
+		}
+		if s.Lag.Status == LagBehind {
+			f.Behind = max(f.Behind, time.Duration(s.Lag.AgeMS)*time.Millisecond)
 		}
 	}
-	return live, draining, nil
+	return f, nil
 }
