@@ -23,6 +23,10 @@
 //   - Never while the stream is not ACTIVE (UPDATING), never within OutCooldown of the last
 //     reshard, never past CallsPerDay in a rolling 24 h. An on-demand stream is only watched: the
 //     decision says what it would need provisioned.
+//   - With Config.Fleet (the worker fleet's view of the raw stream): no stream is scaled in while
+//     the fleet is more than an out window behind (an output stream's load is then the fleet's
+//     pace, not the demand), nor the raw stream while closed shards are unfinished; and the worker
+//     maximum counts those closed shards with the open ones.
 //
 // A decision is logged (zap), counted (Prometheus, namespace autoscale), and committed to the
 // stream's state row in the lease table (key StreamKey(stream): the rolling call count, the last

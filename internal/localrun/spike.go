@@ -47,7 +47,7 @@ const DefaultSpikeProfile = "150:30s,150-1500:30s,1500:3m,1500-150:30s,150:3m"
 // SpikeDefaults are the values `make spike` uses unless flags say otherwise.
 func SpikeDefaults() Config {
 	c := Defaults()
-	c.Shards, c.Customers, c.Duration = 2, 1000, 15*time.Minute
+	c.Shards, c.Customers, c.Duration = 2, 1000, 25*time.Minute
 	c.Workers = 2
 	c.Spike = &SpikeConfig{
 		Profile: DefaultSpikeProfile, HotRate: 30, ShardRecords: 100, ShardBytes: 100 << 10,
