@@ -2,55 +2,268 @@ package processors
 
 import (
 	"context"
-	"strings"
-	"sync"
 	"time"
 )
 
-// Level-2 dedupe store batch limits (DynamoDB BatchGetItem and BatchWriteItem).
-const (
-	MaxGetKeys  = 100
-	MaxPutItems = 25
-)
+// dedupe is one shard's duplicate filter, and the owner of its three steps:
+//
+//   - admit (level 1, as each record is decoded): an event whose id is in flight on this shard or
+//     among the last L1Size written is a duplicate, decided at once from its content hash;
+//   - resolve (level 2, once per batch): the marks of the batch's other events and the cursors of
+//     their customers are read from the DedupeStore in one round of calls; an event with a mark is
+//     a duplicate, the others go on to reorder, whose cursors are seeded from the store;
+//   - mark (after the outputs are written): the cursors that moved, then the marks of the events
+//     written and of the records quarantined.
+//
+// Same id and content is a natural duplicate (dropped, counted, handled); same id and other content
+// is a conflicting duplicate (quarantined). Records read again after a lease moved that were
+// quarantined before are dropped by skipQuarantined. Not safe for concurrent use.
+type dedupe struct {
+	p        *Pipeline
+	shard    string
+	l1       *recent
+	inflight map[string]uint64 // event_id -> content hash of events accepted but not yet handled
 
-// DedupeStore is the level-2 dedupe table: event marks keyed by event_id, per-customer cursors
-// keyed by CursorKey(customer_id), and marks of quarantined records keyed by QuarantineKey. Every call is one round trip. Implementations: DynamoDedupe
-// (production) and MemoryDedupe.
-type DedupeStore interface {
-	// Get reads at most MaxGetKeys distinct keys. It returns the items found and the keys the store
-	// did not process this time (the caller retries them); a key in neither does not exist.
-	Get(ctx context.Context, keys []string) (found []Item, unprocessed []string, err error)
-	// Put writes (replaces) at most MaxPutItems items with distinct keys and returns the items the
-	// store did not process this time. When err is nil every other item is durable.
-	Put(ctx context.Context, items []Item) (unprocessed []Item, err error)
+	// scratch of one batch
+	keys    []string
+	planned map[string]struct{}
+	marks   map[string]uint64 // event_id -> content hash found in the level-2 store
+	cursors map[string]uint64 // customer -> cursor found in the level-2 store
+	dirty   map[string]uint64
 }
 
-// Item is one entry of the dedupe table: a mark (Key = event_id, Hash set) or a customer cursor
-// (Key = CursorKey(customer), LastSeq set).
-type Item struct {
-	Key       string
-	Hash      uint64 // content hash of the event that was written, for marks
-	LastSeq   uint64 // last released seq, for cursors
-	ExpiresAt time.Time
+func newDedupe(p *Pipeline, shard string) *dedupe {
+	return &dedupe{
+		p:        p,
+		shard:    shard,
+		l1:       newRecent(p.cfg.L1Size),
+		inflight: map[string]uint64{},
+		planned:  map[string]struct{}{},
+		marks:    map[string]uint64{},
+		cursors:  map[string]uint64{},
+		dirty:    map[string]uint64{},
+	}
 }
 
-// cursorPrefix contains a space, which an event_id never does (event ids are printable without white
-// space), so no event's mark can collide with a cursor.
-const cursorPrefix = "cust# "
+// admit runs level 1 on a decoded event and reports whether it goes on to level 2 (it is then in
+// flight). A duplicate is handled here: a natural one is done, a conflicting one quarantined.
+func (d *dedupe) admit(e *rec, b *batch) bool {
+	id := e.d.EventID
+	if h, ok := d.inflight[id]; ok {
+		d.duplicate(e, h, "inflight", b)
+		return false
+	}
+	if h, ok := d.l1.get(id); ok {
+		d.duplicate(e, h, "l1", b)
+		return false
+	}
+	d.inflight[id] = e.hash
+	return true
+}
 
-// CursorKey is the dedupe-table key of a customer's cursor.
-func CursorKey(customerID string) string { return cursorPrefix + customerID }
+// duplicate handles an event whose id is already in flight or in the level-1 cache with hash h.
+func (d *dedupe) duplicate(e *rec, h uint64, level string, b *batch) {
+	if h == e.hash {
+		d.p.m.dedupeHits.WithLabelValues(level, "natural").Inc()
+		b.done = append(b.done, e.idx)
+		return
+	}
+	d.p.m.dedupeHits.WithLabelValues(level, "conflicting").Inc()
+	msg := "another event with this event_id was already delivered"
+	if level == "inflight" {
+		msg = "another event with this event_id is in flight"
+	}
+	q := conflict(e, msg)
+	q.ev = nil // e itself never went in flight
+	b.quar = append(b.quar, q)
+}
 
-// quarantinePrefix, like cursorPrefix, contains a space, so it collides with no event id.
-const quarantinePrefix = "quar# "
+// resolve runs level 2 on the batch's candidates: it reads their marks and their customers'
+// cursors, seeds ro with the cursors, handles the duplicates, and leaves in b.cands, in order, the
+// events to reorder.
+func (d *dedupe) resolve(ctx context.Context, b *batch, ro *reorder) error {
+	if err := d.lookup(ctx, b.cands, ro); err != nil {
+		return err
+	}
+	kept := b.cands[:0]
+	for _, e := range b.cands {
+		id, c := e.d.EventID, e.d.CustomerID
+		if !ro.known(c) {
+			// Before observe as well as add: a replayed duplicate of an old event (seq below the
+			// durable cursor) must not become the customer's cursor on a new owner.
+			ro.setCursor(c, d.cursors[c])
+		}
+		h, ok := d.marks[id]
+		switch {
+		case !ok:
+			kept = append(kept, e)
+			continue
+		case h == e.hash:
+			d.p.m.dedupeHits.WithLabelValues("l2", "natural").Inc()
+			b.done = append(b.done, e.idx)
+			d.l1.add(id, e.hash)
+			ro.observe(c, e.d.Seq)
+		default:
+			d.p.m.dedupeHits.WithLabelValues("l2", "conflicting").Inc()
+			b.quar = append(b.quar, conflict(e, "a different event with this event_id was already delivered"))
+		}
+		delete(d.inflight, id)
+	}
+	clear(b.cands[len(kept):])
+	b.cands = kept
+	return nil
+}
 
-// QuarantineKey is the dedupe-table key marking that the raw record at sequence number seqNum of
-// shard was quarantined, so a replay of the record after a lease moved does not quarantine it again.
-func QuarantineKey(shard, seqNum string) string { return quarantinePrefix + shard + " " + seqNum }
+// lookup plans and runs the level-2 reads for cands: the mark of every candidate and the cursor of
+// every customer whose cursor ro does not know, in one round of calls.
+//
+// With LookupBehindCursorOnly a mark is read only for an event at or behind its customer's cursor,
+// so for a customer whose cursor is not known the cursor is read first and the marks of that
+// customer's events behind it in a second round (events of a customer new to the table cost no
+// mark read at all).
+func (d *dedupe) lookup(ctx context.Context, cands []*rec, ro *reorder) error {
+	behindOnly := d.p.cfg.LookupBehindCursorOnly
+	var later []*rec // behindOnly: events whose customer's cursor is being read
+	for _, e := range cands {
+		c := e.d.CustomerID
+		cur, known := ro.cursor(c)
+		if !known {
+			if _, ok := d.planned[c]; !ok {
+				d.planned[c] = struct{}{}
+				d.keys = append(d.keys, CursorKey(c))
+			}
+		}
+		switch {
+		case !behindOnly:
+			d.keys = append(d.keys, e.d.EventID)
+		case !known:
+			later = append(later, e)
+		case e.d.Seq <= cur:
+			d.keys = append(d.keys, e.d.EventID)
+		}
+	}
+	if err := d.read(ctx, d.keys); err != nil {
+		return err
+	}
+	d.keys = d.keys[:0]
+	for _, e := range later {
+		if cur, ok := d.cursors[e.d.CustomerID]; ok && e.d.Seq <= cur {
+			d.keys = append(d.keys, e.d.EventID)
+		}
+	}
+	return d.read(ctx, d.keys)
+}
 
-// IsCursorKey reports whether key is a cursor key, and for which customer.
-func IsCursorKey(key string) (customerID string, ok bool) {
-	return strings.CutPrefix(key, cursorPrefix)
+// read looks keys up in the level-2 store into the batch's cursors and marks.
+func (d *dedupe) read(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return d.p.lookup(ctx, d.shard, keys, func(it Item) {
+		if c, ok := IsCursorKey(it.Key); ok {
+			d.cursors[c] = it.LastSeq
+			return
+		}
+		d.marks[it.Key] = it.Hash
+	})
+}
+
+// skipQuarantined drops from b.quar every record whose quarantine mark is in the level-2 store (it
+// was quarantined before and is read again after a lease moved) and counts it handled, so a replay
+// does not quarantine a record twice.
+func (d *dedupe) skipQuarantined(ctx context.Context, b *batch) error {
+	if len(b.quar) == 0 {
+		return nil
+	}
+	keys := make([]string, len(b.quar))
+	uniq := make([]string, 0, len(b.quar))
+	seen := make(map[string]bool, len(b.quar))
+	for i, q := range b.quar {
+		keys[i] = QuarantineKey(d.shard, q.seqNum)
+		if !seen[keys[i]] {
+			seen[keys[i]] = true
+			uniq = append(uniq, keys[i])
+		}
+	}
+	found := map[string]bool{}
+	if err := d.p.lookup(ctx, d.shard, uniq, func(it Item) { found[it.Key] = true }); err != nil {
+		return err
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	kept := b.quar[:0]
+	for i, q := range b.quar {
+		if !found[keys[i]] {
+			kept = append(kept, q)
+			continue
+		}
+		d.p.m.quarReplays.Inc()
+		if q.ev != nil {
+			delete(d.inflight, q.ev.d.EventID)
+		}
+		b.done = append(b.done, q.idx)
+	}
+	clear(b.quar[len(kept):])
+	b.quar = kept
+	return nil
+}
+
+// mark writes the cursors that moved in ro, the marks of the events written and of the records
+// quarantined, cursors first (with LookupBehindCursorOnly a written event's seq must not be ahead of
+// its customer's durable cursor), and returns once all are durable (retrying while the store is
+// down) or ctx ends.
+func (d *dedupe) mark(ctx context.Context, b *batch, ro *reorder, now time.Time) error {
+	p := d.p
+	ro.takeDirty(d.dirty)
+	items := make([]Item, 0, len(d.dirty)+len(b.released))
+	cursorExp := now.Add(p.cfg.CursorTTL)
+	for c, v := range d.dirty {
+		items = append(items, Item{Key: CursorKey(c), LastSeq: v, ExpiresAt: cursorExp})
+	}
+	cursors := len(items)
+	markExp := now.Add(p.cfg.DedupeTTL)
+	for _, e := range b.released {
+		// Written events only: a dead-lettered one is not delivered, and a quarantined one never is.
+		if e.out != nil && e.out.written {
+			items = append(items, Item{Key: e.d.EventID, Hash: e.hash, ExpiresAt: markExp})
+		}
+	}
+	for _, o := range b.byStream[p.cfg.QuarantineStream] {
+		if o.kind == outQuarantine && o.written {
+			items = append(items, Item{Key: QuarantineKey(d.shard, o.q.seqNum), ExpiresAt: markExp})
+		}
+	}
+	// The calls that carry cursors (the last one topped up with marks, as one call of MaxPutItems
+	// carries them) complete before the calls of marks alone start.
+	first := min(len(items), (cursors+MaxPutItems-1)/MaxPutItems*MaxPutItems)
+	if first > 0 {
+		if err := p.storeItems(ctx, d.shard, items[:first]); err != nil {
+			return err
+		}
+	}
+	if len(items) > first {
+		return p.storeItems(ctx, d.shard, items[first:])
+	}
+	return nil
+}
+
+// settle forgets a handled event (written, dead-lettered or quarantined after it went in flight);
+// a written one joins the level-1 cache.
+func (d *dedupe) settle(e *rec, written bool) {
+	delete(d.inflight, e.d.EventID)
+	if written {
+		d.l1.add(e.d.EventID, e.hash)
+	}
+}
+
+// reset clears the batch scratch.
+func (d *dedupe) reset() {
+	d.keys = d.keys[:0]
+	clear(d.planned)
+	clear(d.marks)
+	clear(d.cursors)
+	clear(d.dirty)
 }
 
 // recent is the level-1 dedupe cache of one shard: the content hashes of the last size event ids
@@ -85,182 +298,4 @@ func (r *recent) add(id string, h uint64) {
 		r.next = (r.next + 1) % r.size
 	}
 	r.m[id] = h
-}
-
-// MemoryDedupe is an in-memory DedupeStore for tests and a single-process local run. Expired items
-// are dropped lazily. Safe for concurrent use.
-type MemoryDedupe struct {
-	mu    sync.Mutex
-	items map[string]Item
-	now   func() time.Time
-	puts  int
-}
-
-// NewMemoryDedupe returns an empty store; now (default time.Now) decides expiry.
-func NewMemoryDedupe(now func() time.Time) *MemoryDedupe {
-	if now == nil {
-		now = time.Now
-	}
-	return &MemoryDedupe{items: map[string]Item{}, now: now}
-}
-
-// Get implements DedupeStore.
-func (m *MemoryDedupe) Get(ctx context.Context, keys []string) ([]Item, []string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
-	var found []Item
-	for _, k := range keys {
-		if it, ok := m.items[k]; ok && now.Before(it.ExpiresAt) {
-			found = append(found, it)
-		}
-	}
-	return found, nil, nil
-}
-
-// Put implements DedupeStore.
-func (m *MemoryDedupe) Put(ctx context.Context, items []Item) ([]Item, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, it := range items {
-		m.items[it.Key] = it
-	}
-	m.puts++
-	if m.puts%1024 == 0 {
-		now := m.now()
-		for k, it := range m.items {
-			if !now.Before(it.ExpiresAt) {
-				delete(m.items, k)
-			}
-		}
-	}
-	return nil, nil
-}
-
-// Len returns the number of items stored (expired ones included until swept).
-func (m *MemoryDedupe) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.items)
-}
-
-// dedupeCallsInFlight bounds the level-2 store calls one shard has in flight at once. A batch's keys
-// (and its items) go out as concurrent chunks, so a 2,000-record batch waits for a few round trips
-// rather than for a hundred one after the other; the number of calls is the same.
-const dedupeCallsInFlight = 4
-
-// inChunks runs fn over [0, n) in chunks of size, at most dedupeCallsInFlight at once, and returns
-// the first error (the others are cancelled). A single chunk runs on the caller's goroutine.
-func inChunks(ctx context.Context, n, size int, fn func(ctx context.Context, lo, hi int) error) error {
-	if n <= size {
-		return fn(ctx, 0, n)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	sem := make(chan struct{}, dedupeCallsInFlight)
-	for lo := 0; lo < n && cctx.Err() == nil; lo += size {
-		select {
-		case sem <- struct{}{}:
-		case <-cctx.Done():
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := fn(cctx, lo, min(lo+size, n)); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
-}
-
-// lookup reads keys from the level-2 store in batches of MaxGetKeys (concurrently, see inChunks),
-// retrying errors and unprocessed keys with backoff until they are read or ctx ends, and calls fn
-// for every item found, one call at a time.
-func (p *Pipeline) lookup(ctx context.Context, shard string, keys []string, fn func(Item)) error {
-	var mu sync.Mutex
-	return inChunks(ctx, len(keys), MaxGetKeys, func(ctx context.Context, lo, hi int) error {
-		return p.lookupChunk(ctx, shard, keys[lo:hi], func(it Item) {
-			mu.Lock()
-			fn(it)
-			mu.Unlock()
-		})
-	})
-}
-
-// lookupChunk reads at most MaxGetKeys keys, retrying until they are read or ctx ends.
-func (p *Pipeline) lookupChunk(ctx context.Context, shard string, chunk []string, fn func(Item)) error {
-	return retryChunk(ctx, p, shard, "get", chunk, func(ctx context.Context, keys []string) ([]string, error) {
-		found, unprocessed, err := p.store.Get(ctx, keys)
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range found {
-			fn(it)
-		}
-		return unprocessed, nil
-	})
-}
-
-// storeItems writes items in batches of MaxPutItems (concurrently, see inChunks), retrying errors and
-// unprocessed items with backoff until all are durable or ctx ends. Items of one call are in no
-// order: a caller that needs some items durable before others makes two calls.
-func (p *Pipeline) storeItems(ctx context.Context, shard string, items []Item) error {
-	return inChunks(ctx, len(items), MaxPutItems, func(ctx context.Context, lo, hi int) error {
-		return p.storeChunk(ctx, shard, items[lo:hi])
-	})
-}
-
-// storeChunk writes at most MaxPutItems items, retrying until they are durable or ctx ends.
-func (p *Pipeline) storeChunk(ctx context.Context, shard string, chunk []Item) error {
-	return retryChunk(ctx, p, shard, "put", chunk, p.store.Put)
-}
-
-// retryChunk makes one level-2 store call (op "get" or "put") for chunk, then again for what the
-// store left unprocessed or for all of it after an error, backing off in between, until nothing is
-// left or ctx ends. It counts calls, keys and errors under op.
-func retryChunk[T any](ctx context.Context, p *Pipeline, shard, op string, chunk []T, call func(context.Context, []T) ([]T, error)) error {
-	what := "write"
-	if op == "get" {
-		what = "read"
-	}
-	for attempt := 0; len(chunk) > 0; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		unprocessed, err := call(ctx, chunk)
-		p.m.dedupeCalls.WithLabelValues(op).Inc()
-		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-			p.m.dedupeErrors.WithLabelValues(op).Inc()
-			p.log.Warn("dedupe store "+what+" failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
-		} else {
-			p.m.dedupeKeys.WithLabelValues(op).Add(float64(len(chunk) - len(unprocessed)))
-			if len(unprocessed) == 0 {
-				return nil
-			}
-			chunk = unprocessed
-		}
-		if err := p.backoff(ctx, attempt); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -201,7 +201,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			if (q.customerID != "" && !event.IsToken(q.customerID)) || strings.Contains(q.detail, rawEmail) {
 				t.Fatalf("raw customer id or value kept: %+v", q)
 			}
-			rec := s.quarantineRecord(q, t0)
+			rec := encodeQuarantine(q, s.id, t0)
 			if !json.Valid(rec) || len(rec) > maxKinesisRecord {
 				t.Fatalf("quarantine record of %d bytes, valid %v", len(rec), json.Valid(rec))
 			}

@@ -2,9 +2,46 @@ package processors
 
 import (
 	"strconv"
+
+	"github.com/kinesis-events/pipeline/event"
 	"time"
 	"unicode/utf8"
 )
+
+// routeReleased encodes every released event for its destination stream; one whose analytics record is
+// over the Kinesis record limit is quarantined instead.
+func (s *Shard) routeReleased(now time.Time) {
+	p, b := s.p, &s.b
+	if len(b.released) == 0 {
+		return
+	}
+	// The shard id and processed_at are the same for every record of the call: encoded once.
+	s.stamp = appendJSONString(s.stamp[:0], s.id)
+	n := len(s.stamp)
+	s.stamp = now.AppendFormat(s.stamp, time.RFC3339Nano)
+	shardJSON, processedAt := s.stamp[:n], s.stamp[n:]
+	for _, e := range b.released {
+		if e.gap > 0 {
+			p.m.gaps.Inc()
+			p.m.gapSeqs.Add(float64(e.gap))
+		}
+		if e.late {
+			p.m.late.Inc()
+		}
+		stream := p.destination(e)
+		buf := b.arena.buf(len(e.d.Properties) + len(e.seqNum) + 4*len(e.d.EventID) + 4*len(e.d.CustomerID) + 512)
+		data := b.arena.commit(appendAnalyticsWith(buf, e, shardJSON, processedAt))
+		if len(data)+len(e.d.CustomerID) > maxKinesisRecord {
+			b.quar = append(b.quar, &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonTooLarge,
+				detail:  "analytics record of " + strconv.Itoa(len(data)) + " bytes is over the Kinesis record limit",
+				eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e})
+			continue
+		}
+		e.o = outRec{kind: outEvent, key: e.d.CustomerID, data: data, ev: e}
+		e.out = &e.o
+		b.byStream[stream] = append(b.byStream[stream], e.out)
+	}
+}
 
 // route returns the analytics stream for an event type: its route, else the default stream.
 func (p *Pipeline) route(typ string) (string, bool) {

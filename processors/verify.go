@@ -34,18 +34,6 @@ type rec struct {
 	o   outRec
 }
 
-// quarantined is a record rejected before routing, with its reason.
-type quarantined struct {
-	idx        uint64
-	seqNum     string
-	data       []byte
-	reason     event.Reason
-	detail     string
-	eventID    string
-	customerID string
-	ev         *rec // set when the record had been accepted as an event (conflict, too large)
-}
-
 // decode runs the verify stage on one record: strict decode, size check, signature check against the
 // keyring at now, and the content hash. A failure returns the quarantine entry instead.
 func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined) {
