@@ -2,7 +2,6 @@ package processors
 
 import (
 	"context"
-	"time"
 )
 
 // dedupe is one shard's duplicate filter, and the owner of its three steps:
@@ -21,6 +20,7 @@ import (
 type dedupe struct {
 	p        *Pipeline
 	shard    string
+	ro       *reorder // whose cursors level 2 seeds and mark persists
 	l1       *recent
 	inflight map[string]uint64 // event_id -> content hash of events accepted but not yet handled
 
@@ -32,10 +32,11 @@ type dedupe struct {
 	dirty   map[string]uint64
 }
 
-func newDedupe(p *Pipeline, shard string) *dedupe {
+func newDedupe(p *Pipeline, shard string, ro *reorder) *dedupe {
 	return &dedupe{
 		p:        p,
 		shard:    shard,
+		ro:       ro,
 		l1:       newRecent(p.cfg.L1Size),
 		inflight: map[string]uint64{},
 		planned:  map[string]struct{}{},
@@ -78,14 +79,24 @@ func (d *dedupe) duplicate(e *rec, h uint64, level string, b *batch) {
 	b.quar = append(b.quar, q)
 }
 
-// resolve runs level 2 on the batch's candidates: it reads their marks and their customers'
-// cursors, seeds ro with the cursors, handles the duplicates, and leaves in b.cands, in order, the
-// events to reorder.
-func (d *dedupe) resolve(ctx context.Context, b *batch, ro *reorder) error {
+// resolve is the dedupe stage: level 1 (admit), then level 2 on what is left. It reads the marks of
+// the candidates and their customers' cursors, seeds the reorder with the cursors, handles the
+// duplicates, and leaves in b.cands, in order, the events to reorder.
+func (d *dedupe) resolve(ctx context.Context, b *batch) error {
+	ro := d.ro
+	ro.ensureCapacity(len(b.in) + ro.held) // no customer of this batch can be evicted mid-batch
+	kept := b.cands[:0]
+	for _, e := range b.cands {
+		if d.admit(e, b) {
+			kept = append(kept, e)
+		}
+	}
+	clear(b.cands[len(kept):])
+	b.cands = kept
 	if err := d.lookup(ctx, b.cands, ro); err != nil {
 		return err
 	}
-	kept := b.cands[:0]
+	kept = b.cands[:0]
 	for _, e := range b.cands {
 		id, c := e.d.EventID, e.d.CustomerID
 		if !ro.known(c) {
@@ -209,13 +220,13 @@ func (d *dedupe) skipQuarantined(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// mark writes the cursors that moved in ro, the marks of the events written and of the records
+// mark writes the cursors that moved in the reorder, the marks of the events written and of the records
 // quarantined, cursors first (with LookupBehindCursorOnly a written event's seq must not be ahead of
 // its customer's durable cursor), and returns once all are durable (retrying while the store is
 // down) or ctx ends.
-func (d *dedupe) mark(ctx context.Context, b *batch, ro *reorder, now time.Time) error {
-	p := d.p
-	ro.takeDirty(d.dirty)
+func (d *dedupe) mark(ctx context.Context, b *batch) error {
+	p, now := d.p, b.now
+	d.ro.takeDirty(d.dirty)
 	items := make([]Item, 0, len(d.dirty)+len(b.released))
 	cursorExp := now.Add(p.cfg.CursorTTL)
 	for c, v := range d.dirty {

@@ -3,6 +3,7 @@ package processors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -129,23 +130,55 @@ type Record struct {
 	ArrivedAt time.Time
 }
 
-// Process runs one batch of records, in shard order, through the stages and returns the checkpoint
-// watermark: the sequence number of the last record of the longest prefix of everything received on
-// this shard that is handled (written and marked, quarantined, dropped as a natural duplicate, or
-// dead-lettered), "" while there is none. An empty batch only releases held events whose window
-// passed (the stream time moves to the wall clock: the caller is caught up).
-//
-// The stages, in order:
+// stage is the contract of every stage: it takes the batch, settles what it can decide (moving a
+// record to b.quar, b.done, b.released or b.byStream) and leaves the rest to the next stage. A
+// stage that returns an error has written nothing it cannot redo: the shard is then closed and the
+// next owner replays from the checkpoint.
+type stage struct {
+	name string
+	run  func(ctx context.Context, b *batch) error
+}
+
+// processStages are the stages of a batch of records, in order:
 //
 //  1. verify: strict decode, signature, PII policy, routability, content hash (verify.go);
-//  2. dedupe level 1: ids in flight or recently written (dedupe.admit);
-//  3. dedupe level 2: marks and customer cursors in the DedupeStore (dedupe.resolve);
-//  4. reorder: per customer by seq, holding events up to the window (reorder.go);
-//  5. route: destination stream and analytics encoding (route.go);
-//  6. quarantine: records already quarantined before are skipped, the rest encoded (quarantine.go);
-//  7. write: every destination at once, in order per customer; dead letters (sink.go);
-//  8. mark: cursors, then marks of what was written and quarantined (dedupe.mark);
-//  9. settle: caches and the watermark.
+//  2. dedupe: level 1 (ids in flight or recently written), then level 2 (marks and customer
+//     cursors in the DedupeStore) (dedupe.go);
+//  3. reorder: per customer by seq, holding events up to the window (reorder.go);
+//  4. route: destination stream and analytics encoding (route.go);
+//  5. quarantine: records quarantined before are skipped, the rest encoded (quarantine.go);
+//  6. write: every destination at once, in order per customer, then dead letters (sink.go);
+//  7. mark: cursors, then marks of what was written and quarantined (dedupe.go);
+//
+// after which settle counts everything handled and moves the watermark.
+func (s *Shard) processStages() []stage {
+	return []stage{
+		{"verify", s.verify},
+		{"dedupe", s.dedupe.resolve},
+		{"reorder", s.reorder},
+		{"route", s.routeReleased},
+		{"quarantine", s.quarantine},
+		{"write", s.write},
+		{"mark", s.dedupe.mark},
+	}
+}
+
+// drainStages release everything held at SHARD_END, then go on as processStages do.
+func (s *Shard) drainStages() []stage {
+	return []stage{
+		{"drain", s.drainReorder},
+		{"route", s.routeReleased},
+		{"quarantine", s.quarantine},
+		{"write", s.write},
+		{"mark", s.dedupe.mark},
+	}
+}
+
+// Process runs one batch of records, in shard order, through processStages and returns the
+// checkpoint watermark: the sequence number of the last record of the longest prefix of everything
+// received on this shard that is handled (written and marked, quarantined, dropped as a natural
+// duplicate, or dead-lettered), "" while there is none. An empty batch only releases held events
+// whose window passed (the stream time moves to the wall clock: the caller is caught up).
 //
 // It blocks while a destination or the dedupe store is down, retrying with backoff; a destination
 // broken for longer than BreakerHold has its records dead-lettered. When ctx ends it returns
@@ -154,21 +187,8 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 	if err := s.usable(ctx); err != nil {
 		return "", err
 	}
-	now := s.p.now()
-	if len(recs) == 0 && now.After(s.clock) {
-		s.clock = now
-	}
-	s.ro.ensureCapacity(len(recs) + s.ro.held) // no customer of this batch can be evicted mid-batch
-	s.p.m.recordsIn.Add(float64(len(recs)))
-	s.intake(recs, now)
-	if err := s.dedupe.resolve(ctx, &s.b, s.ro); err != nil {
-		return "", s.fail(err)
-	}
-	for _, e := range s.b.cands {
-		s.b.released = s.ro.add(e, e.heldAt, s.b.released)
-	}
-	s.b.released = s.ro.expire(s.clock, s.b.released)
-	return s.emit(ctx, now)
+	s.b.in, s.b.now = recs, s.p.now()
+	return s.run(ctx, s.stages)
 }
 
 // Drain releases everything held (recording gaps), writes it and returns the final watermark. Used
@@ -177,62 +197,82 @@ func (s *Shard) Drain(ctx context.Context) (string, error) {
 	if err := s.usable(ctx); err != nil {
 		return "", err
 	}
-	s.b.released = s.ro.drain(s.b.released)
-	return s.emit(ctx, s.p.now())
+	s.b.in, s.b.now = nil, s.p.now()
+	return s.run(ctx, s.drains)
 }
 
-// intake registers recs with the watermark, moves the stream clock, and runs verify and dedupe
-// level 1: events that may be new go to b.cands, rejected records to b.quar.
-func (s *Shard) intake(recs []Record, now time.Time) {
-	for i := range recs {
-		r := &recs[i]
-		idx := s.wm.add(r.SequenceNumber)
-		at := r.ArrivedAt
-		if at.IsZero() {
-			at = now
+func (s *Shard) run(ctx context.Context, stages []stage) (string, error) {
+	for _, st := range stages {
+		if err := st.run(ctx, &s.b); err != nil {
+			return "", s.fail(fmt.Errorf("%s: %w", st.name, err))
 		}
-		if at.After(s.clock) {
-			s.clock = at
-		}
-		e, q := s.decode(r, idx, now)
-		if q != nil {
-			s.b.quar = append(s.b.quar, q)
-			continue
-		}
-		if s.dedupe.admit(e, &s.b) {
-			e.heldAt = s.clock
-			s.b.cands = append(s.b.cands, e)
-		}
-	}
-}
-
-// emit runs the stages after reorder on the released events and the quarantined records: route,
-// quarantine, write, mark, settle; it returns the new watermark.
-func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
-	p, b := s.p, &s.b
-	s.routeReleased(now)
-	if err := s.dedupe.skipQuarantined(ctx, b); err != nil {
-		return "", s.fail(err)
-	}
-	for _, q := range b.quar {
-		p.m.quarantined.WithLabelValues(string(q.reason)).Inc()
-		b.byStream[p.cfg.QuarantineStream] = append(b.byStream[p.cfg.QuarantineStream],
-			&outRec{kind: outQuarantine, key: q.partitionKey(), data: encodeQuarantine(q, s.id, now), q: q})
-	}
-	if err := s.write(ctx); err != nil {
-		return "", s.fail(err)
-	}
-	if err := s.dedupe.mark(ctx, b, s.ro, now); err != nil {
-		return "", s.fail(err)
 	}
 	s.settle()
 	return s.wm.advance(), nil
 }
 
-// write writes every destination's records, then the dead letters of those given up on.
-func (s *Shard) write(ctx context.Context) error {
+// verify registers the batch's records with the watermark, moves the stream clock, and decodes and
+// verifies each: events go to b.cands, rejected records to b.quar.
+func (s *Shard) verify(_ context.Context, b *batch) error {
+	if len(b.in) == 0 && b.now.After(s.clock) {
+		s.clock = b.now
+	}
+	s.p.m.recordsIn.Add(float64(len(b.in)))
+	for i := range b.in {
+		r := &b.in[i]
+		idx := s.wm.add(r.SequenceNumber)
+		at := r.ArrivedAt
+		if at.IsZero() {
+			at = b.now
+		}
+		if at.After(s.clock) {
+			s.clock = at
+		}
+		e, q := s.decode(r, idx, b.now)
+		if q != nil {
+			b.quar = append(b.quar, q)
+			continue
+		}
+		e.heldAt = s.clock
+		b.cands = append(b.cands, e)
+	}
+	return nil
+}
+
+// reorder adds the unique events to the reorder buffers and releases what may go: contiguous
+// events at once, held ones whose window passed in stream time.
+func (s *Shard) reorder(_ context.Context, b *batch) error {
+	for _, e := range b.cands {
+		b.released = s.ro.add(e, e.heldAt, b.released)
+	}
+	b.released = s.ro.expire(s.clock, b.released)
+	return nil
+}
+
+func (s *Shard) drainReorder(_ context.Context, b *batch) error {
+	b.released = s.ro.drain(b.released)
+	return nil
+}
+
+// quarantine drops the records quarantined before (read again after a lease moved) and encodes the
+// quarantine record of the others.
+func (s *Shard) quarantine(ctx context.Context, b *batch) error {
 	p := s.p
-	dead, err := s.writeAll(ctx, s.b.byStream, true)
+	if err := s.dedupe.skipQuarantined(ctx, b); err != nil {
+		return err
+	}
+	for _, q := range b.quar {
+		p.m.quarantined.WithLabelValues(string(q.reason)).Inc()
+		b.byStream[p.cfg.QuarantineStream] = append(b.byStream[p.cfg.QuarantineStream],
+			&outRec{kind: outQuarantine, key: q.partitionKey(), data: encodeQuarantine(q, s.id, b.now), q: q})
+	}
+	return nil
+}
+
+// write writes every destination's records, then the dead letters of those given up on.
+func (s *Shard) write(ctx context.Context, b *batch) error {
+	p := s.p
+	dead, err := s.writeAll(ctx, b.byStream, true)
 	if err != nil || len(dead) == 0 {
 		return err
 	}

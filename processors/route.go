@@ -1,24 +1,25 @@
 package processors
 
 import (
+	"context"
 	"strconv"
-
-	"github.com/kinesis-events/pipeline/event"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kinesis-events/pipeline/event"
 )
 
-// routeReleased encodes every released event for its destination stream; one whose analytics record is
-// over the Kinesis record limit is quarantined instead.
-func (s *Shard) routeReleased(now time.Time) {
-	p, b := s.p, &s.b
+// routeReleased encodes every released event for its destination stream; one whose analytics
+// record is over the Kinesis record limit is quarantined instead.
+func (s *Shard) routeReleased(_ context.Context, b *batch) error {
+	p := s.p
 	if len(b.released) == 0 {
-		return
+		return nil
 	}
 	// The shard id and processed_at are the same for every record of the call: encoded once.
 	s.stamp = appendJSONString(s.stamp[:0], s.id)
 	n := len(s.stamp)
-	s.stamp = now.AppendFormat(s.stamp, time.RFC3339Nano)
+	s.stamp = b.now.AppendFormat(s.stamp, time.RFC3339Nano)
 	shardJSON, processedAt := s.stamp[:n], s.stamp[n:]
 	for _, e := range b.released {
 		if e.gap > 0 {
@@ -41,6 +42,7 @@ func (s *Shard) routeReleased(now time.Time) {
 		e.out = &e.o
 		b.byStream[stream] = append(b.byStream[stream], e.out)
 	}
+	return nil
 }
 
 // route returns the analytics stream for an event type: its route, else the default stream.

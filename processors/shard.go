@@ -27,10 +27,14 @@ type Shard struct {
 	lims     map[string]*limiters
 	outCount map[[2]string]prometheus.Counter
 	b        batch
+	stages   []stage // processStages
+	drains   []stage // drainStages
 }
 
 // batch is the working set of one Process call, handed from stage to stage and reused.
 type batch struct {
+	in       []Record
+	now      time.Time      // the wall clock when the call started
 	cands    []*rec         // decoded events not yet known unique (dedupe), then the unique ones
 	released []*rec         // events the reorder released, in release order
 	quar     []*quarantined // records to quarantine
@@ -45,7 +49,6 @@ func (p *Pipeline) Shard(shardID string) *Shard {
 	s := &Shard{
 		p:        p,
 		id:       shardID,
-		dedupe:   newDedupe(p, shardID),
 		ro:       newReorder(p.cfg.ReorderWindow, p.cfg.MaxHeldPerShard, p.cfg.CursorCacheSize),
 		scratch:  make([]byte, 0, 1024),
 		lims:     map[string]*limiters{},
@@ -55,6 +58,8 @@ func (p *Pipeline) Shard(shardID string) *Shard {
 	for name := range p.dests {
 		s.lims[name] = p.newLimiters()
 	}
+	s.dedupe = newDedupe(p, shardID, s.ro)
+	s.stages, s.drains = s.processStages(), s.drainStages()
 	return s
 }
 
@@ -106,6 +111,7 @@ func (s *Shard) countOut(stream, typ string) {
 
 func (s *Shard) reset() {
 	b := &s.b
+	b.in = nil
 	clear(b.cands)
 	b.cands = b.cands[:0]
 	clear(b.released)
