@@ -30,6 +30,7 @@ const (
 	attrResetFrom      = "LastResetFrom"        // S, the checkpoint a reset replaced
 	attrBehind         = "MillisBehindLatest"   // N, the owner's last GetRecords MillisBehindLatest
 	attrBehindAt       = "MillisBehindLatestAt" // S, when the owner observed it
+	attrTail           = "Tail"                 // L of S, a finished shard's records not handled yet (TailSegment)
 )
 
 // ShardEnd is the checkpoint of a shard whose every record has been processed (the KCL's own
@@ -68,6 +69,7 @@ type leaseRow struct {
 	Behind         int64 // MillisBehindLatest the owner published (HasBehind)
 	HasBehind      bool
 	BehindAt       time.Time
+	Tail           []TailSegment
 }
 
 func (r *leaseRow) finished() bool { return r.Checkpoint == ShardEnd }
@@ -130,6 +132,13 @@ func decodeRow(item map[string]types.AttributeValue) (*leaseRow, error) {
 	r.ResetFrom = str(attrResetFrom)
 	r.Behind, r.HasBehind = num(attrBehind)
 	r.BehindAt = tm(attrBehindAt)
+	if l, ok := item[attrTail].(*types.AttributeValueMemberL); ok {
+		for _, v := range l.Value {
+			if sv, ok := v.(*types.AttributeValueMemberS); ok {
+				r.Tail = append(r.Tail, parseSegment(sv.Value))
+			}
+		}
+	}
 	if r.ShardID == "" {
 		return nil, fmt.Errorf("lease row without %s", attrShardID)
 	}
