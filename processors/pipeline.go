@@ -128,6 +128,11 @@ type Record struct {
 	// ArrivedAt is the record's ApproximateArrivalTimestamp; zero means "now". The reorder window
 	// is measured in arrival time, so a backlog read late is reordered as it was when written.
 	ArrivedAt time.Time
+	// Shard is the shard the record was read from when it is not the shard being processed: a
+	// record of a parent's tail, which a new child shard processes before its own (its lineage and
+	// quarantine mark name the parent). "" for the shard's own records; those alone move the
+	// watermark Process returns.
+	Shard string
 }
 
 // stage is the contract of every stage: it takes the batch, settles what it can decide (moving a
@@ -163,17 +168,6 @@ func (s *Shard) processStages() []stage {
 	}
 }
 
-// drainStages release everything held at SHARD_END, then go on as processStages do.
-func (s *Shard) drainStages() []stage {
-	return []stage{
-		{"drain", s.drainReorder},
-		{"route", s.routeReleased},
-		{"quarantine", s.quarantine},
-		{"write", s.write},
-		{"mark", s.dedupe.mark},
-	}
-}
-
 // Process runs one batch of records, in shard order, through processStages and returns the
 // checkpoint watermark: the sequence number of the last record of the longest prefix of everything
 // received on this shard that is handled (written and marked, quarantined, dropped as a natural
@@ -189,16 +183,6 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 	}
 	s.b.in, s.b.now = recs, s.p.now()
 	return s.run(ctx, s.stages)
-}
-
-// Drain releases everything held (recording gaps), writes it and returns the final watermark. Used
-// at SHARD_END, before the final checkpoint.
-func (s *Shard) Drain(ctx context.Context) (string, error) {
-	if err := s.usable(ctx); err != nil {
-		return "", err
-	}
-	s.b.in, s.b.now = nil, s.p.now()
-	return s.run(ctx, s.drains)
 }
 
 func (s *Shard) run(ctx context.Context, stages []stage) (string, error) {
@@ -220,7 +204,7 @@ func (s *Shard) verify(_ context.Context, b *batch) error {
 	s.p.m.recordsIn.Add(float64(len(b.in)))
 	for i := range b.in {
 		r := &b.in[i]
-		idx := s.wm.add(r.SequenceNumber)
+		idx := s.wm.add(r.SequenceNumber, r.Shard != "" && r.Shard != s.id)
 		at := r.ArrivedAt
 		if at.IsZero() {
 			at = b.now
@@ -246,11 +230,6 @@ func (s *Shard) reorder(_ context.Context, b *batch) error {
 		b.released = s.ro.add(e, e.heldAt, b.released)
 	}
 	b.released = s.ro.expire(s.clock, b.released)
-	return nil
-}
-
-func (s *Shard) drainReorder(_ context.Context, b *batch) error {
-	b.released = s.ro.drain(b.released)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 // reason.
 type quarantined struct {
 	idx        uint64
+	src        string // the record's source shard when it is not the processing shard (a parent's tail)
 	seqNum     string
 	data       []byte
 	reason     event.Reason
@@ -23,8 +24,16 @@ type quarantined struct {
 
 // conflict is the quarantine entry of an event whose event_id was already taken by other content.
 func conflict(e *rec, msg string) *quarantined {
-	return &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonConflictingDupe,
+	return &quarantined{idx: e.idx, src: e.src, seqNum: e.seqNum, data: e.data, reason: event.ReasonConflictingDupe,
 		detail: msg, eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e}
+}
+
+// shard returns the shard the record was read from: its source, else the processing shard.
+func (q *quarantined) shard(processing string) string {
+	if q.src != "" {
+		return q.src
+	}
+	return processing
 }
 
 // partitionKey is the key a quarantine record is written under: the customer when known and
@@ -36,7 +45,7 @@ func (q *quarantined) partitionKey() string {
 	return q.customerID
 }
 
-// encodeQuarantine encodes the event.Quarantine record for q, read on shard. An original too large
+// encodeQuarantine encodes the event.Quarantine record for q, processed on shard. An original too large
 // to fit a Kinesis record is truncated, and the detail says so.
 func encodeQuarantine(q *quarantined, shard string, now time.Time) []byte {
 	orig, detail := q.data, q.detail
@@ -48,7 +57,7 @@ func encodeQuarantine(q *quarantined, shard string, now time.Time) []byte {
 		detail = detail[:1024]
 	}
 	rec := event.Quarantine{Reason: q.reason, Detail: detail, Stage: "worker", EventID: q.eventID,
-		CustomerID: q.customerID, SourceShard: shard, SourceSeq: q.seqNum, At: now, Original: orig}
+		CustomerID: q.customerID, SourceShard: q.shard(shard), SourceSeq: q.seqNum, At: now, Original: orig}
 	b, err := json.Marshal(rec)
 	if err != nil { // only a time outside years 0-9999 fails: drop it rather than the record
 		rec.At = time.Time{}
@@ -61,6 +70,11 @@ func encodeQuarantine(q *quarantined, shard string, now time.Time) []byte {
 // after its destination (dest for an event) stayed broken, with its metric reason.
 func encodeDeadLetter(o *outRec, shard, dest, quarantineStream string) (string, []byte) {
 	dl := event.DeadLetter{Attempts: o.attempts, FirstFailure: o.first, LastFailure: o.last, SourceShard: shard}
+	if o.ev != nil && o.ev.src != "" {
+		dl.SourceShard = o.ev.src
+	} else if o.q != nil {
+		dl.SourceShard = o.q.shard(shard)
+	}
 	lastErr := o.lastErr
 	if len(lastErr) > 512 {
 		lastErr = lastErr[:512]

@@ -26,12 +26,21 @@ func (s *Shard) routeReleased(_ context.Context, b *batch) error {
 			p.m.gaps.Inc()
 			p.m.gapSeqs.Add(float64(e.gap))
 		}
+		if e.dupSeq {
+			p.m.dedupeHits.WithLabelValues("state", "conflicting").Inc()
+			b.quar = append(b.quar, conflict(e, "another event of this customer with this seq was already delivered"))
+			continue
+		}
 		if e.late {
 			p.m.late.Inc()
 		}
 		stream := p.destination(e)
+		src := shardJSON
+		if e.src != "" {
+			src = appendJSONString(nil, e.src)
+		}
 		buf := b.arena.buf(len(e.d.Properties) + len(e.seqNum) + 4*len(e.d.EventID) + 4*len(e.d.CustomerID) + 512)
-		data := b.arena.commit(appendAnalyticsWith(buf, e, shardJSON, processedAt))
+		data := b.arena.commit(appendAnalyticsWith(buf, e, src, processedAt))
 		if len(data)+len(e.d.CustomerID) > maxKinesisRecord {
 			b.quar = append(b.quar, &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonTooLarge,
 				detail:  "analytics record of " + strconv.Itoa(len(data)) + " bytes is over the Kinesis record limit",

@@ -28,7 +28,6 @@ type Shard struct {
 	outCount map[[2]string]prometheus.Counter
 	b        batch
 	stages   []stage // processStages
-	drains   []stage // drainStages
 }
 
 // batch is the working set of one Process call, handed from stage to stage and reused.
@@ -43,13 +42,20 @@ type batch struct {
 	arena    arena
 }
 
-// Shard returns fresh state for one shard: call it when a lease is taken, and drop it when the
-// lease ends.
-func (p *Pipeline) Shard(shardID string) *Shard {
+// OpenShard loads the state of one shard (its keyed state from the dedupe table, or for a new
+// shard its parents' states within its hash key range) and returns the shard's pipeline: call it
+// when a lease is taken, and drop the Shard (Close) when the lease ends. It returns an error
+// wrapping ErrStateTakenOver when another writer owns the shard's state, and ctx's error when ctx
+// ends while it reads.
+func (p *Pipeline) OpenShard(ctx context.Context, shardID string, lin Lineage) (*Shard, error) {
+	st, log, err := p.openState(ctx, shardID, lin)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: open state: %w", shardID, err)
+	}
 	s := &Shard{
 		p:        p,
 		id:       shardID,
-		ro:       newReorder(p.cfg.ReorderWindow, p.cfg.MaxHeldPerShard, p.cfg.CursorCacheSize),
+		ro:       newReorder(p.cfg.ReorderWindow, p.cfg.MaxHeldPerShard, p.cfg.MaxHeldBytesPerShard, st),
 		scratch:  make([]byte, 0, 1024),
 		lims:     map[string]*limiters{},
 		outCount: map[[2]string]prometheus.Counter{},
@@ -58,13 +64,14 @@ func (p *Pipeline) Shard(shardID string) *Shard {
 	for name := range p.dests {
 		s.lims[name] = p.newLimiters()
 	}
-	s.dedupe = newDedupe(p, shardID, s.ro)
-	s.stages, s.drains = s.processStages(), s.drainStages()
-	return s
+	s.dedupe = newDedupe(p, shardID, st, log, s.ro)
+	s.stages = s.processStages()
+	return s, nil
 }
 
-// Close drops the shard's buffers when its lease ends without Drain (shutdown, lease handed over):
-// the held events are not lost, they are after the watermark and the next owner replays them. Later
+// Close drops the shard's buffers when its lease ends (shutdown, lease handed over, shard end):
+// the held events are not lost, they are after the watermark and the next owner (or a child shard's
+// owner, which reads the parent's tail) replays them. Later
 // calls return ErrShardClosed. Closing a closed shard is a no-op.
 func (s *Shard) Close() {
 	if s.closed == nil {
@@ -123,7 +130,6 @@ func (s *Shard) reset() {
 		clear(v)
 		b.byStream[k] = v[:0]
 	}
-	s.dedupe.reset()
 }
 
 // report publishes the change of this shard's held count to the shared gauge.

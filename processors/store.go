@@ -1,57 +1,85 @@
 package processors
 
 import (
+	"bytes"
 	"context"
-	"strings"
 	"sync"
 	"time"
 )
 
-// Level-2 dedupe store batch limits (DynamoDB BatchGetItem and BatchWriteItem).
+// Dedupe table batch limits (DynamoDB BatchGetItem and BatchWriteItem).
 const (
 	MaxGetKeys  = 100
 	MaxPutItems = 25
 )
 
-// DedupeStore is the level-2 dedupe table: event marks keyed by event_id, per-customer cursors
-// keyed by CursorKey(customer_id), and marks of quarantined records keyed by QuarantineKey. Every call is one round trip. Implementations: DynamoDedupe
-// (production) and MemoryDedupe.
+// DedupeStore is the dedupe table (hash key event_id, TTL attribute expires_at). It holds the
+// shards' keyed state (statelog.go: a manifest, snapshot chunks and log chunks per shard) and a
+// mark per quarantined record (QuarantineKey). Every call is one round trip. Implementations:
+// DynamoDedupe (production) and MemoryDedupe.
 type DedupeStore interface {
-	// Get reads at most MaxGetKeys distinct keys. It returns the items found and the keys the store
-	// did not process this time (the caller retries them); a key in neither does not exist.
+	// Get reads at most MaxGetKeys distinct keys with strongly consistent reads. It returns the
+	// items found and the keys the store did not process this time (the caller retries them); a
+	// key in neither does not exist.
 	Get(ctx context.Context, keys []string) (found []Item, unprocessed []string, err error)
 	// Put writes (replaces) at most MaxPutItems items with distinct keys and returns the items the
 	// store did not process this time. When err is nil every other item is durable.
 	Put(ctx context.Context, items []Item) (unprocessed []Item, err error)
+	// Swap writes it with version prev+1 if the stored item at it.Key has version prev (prev 0:
+	// if there is none). It returns false, nil when another version is there: an expected outcome
+	// (someone else wrote it), not an error. it.Version is ignored.
+	Swap(ctx context.Context, it Item, prev uint64) (bool, error)
 }
 
-// Item is one entry of the dedupe table: a mark (Key = event_id, Hash set) or a customer cursor
-// (Key = CursorKey(customer), LastSeq set).
+// Item is one item of the dedupe table.
 type Item struct {
 	Key       string
-	Hash      uint64 // content hash of the event that was written, for marks
-	LastSeq   uint64 // last released seq, for cursors
+	Data      []byte // a state chunk or manifest; empty for a quarantine mark
+	Version   uint64 // set by Swap; 0 for items written by Put
 	ExpiresAt time.Time
 }
 
-// cursorPrefix contains a space, which an event_id never does (event ids are printable without white
-// space), so no event's mark can collide with a cursor.
-const cursorPrefix = "cust# "
+// Item sizes as DynamoDB bills them: the attribute names and values of the item.
+const (
+	attrNamesSize = len("event_id") + len("expires_at")
+	kilobyte      = 1024
+)
 
-// CursorKey is the dedupe-table key of a customer's cursor.
-func CursorKey(customerID string) string { return cursorPrefix + customerID }
+// size returns it's size as DynamoDB counts it for billing: every attribute's name and value (a
+// number costs one byte per two significant digits, plus one).
+func (it Item) size() int {
+	n := attrNamesSize + len(it.Key) + numberSize(uint64(max(0, it.ExpiresAt.Unix())))
+	if len(it.Data) > 0 {
+		n += len("d") + len(it.Data)
+	}
+	if it.Version > 0 {
+		n += len("v") + numberSize(it.Version)
+	}
+	return n
+}
 
-// quarantinePrefix, like cursorPrefix, contains a space, so it collides with no event id.
+func numberSize(v uint64) int {
+	digits := 1
+	for v >= 10 {
+		v /= 10
+		digits++
+	}
+	return (digits+1)/2 + 1
+}
+
+// writeUnits is what writing it costs: one unit per started kilobyte.
+func (it Item) writeUnits() int { return (it.size() + kilobyte - 1) / kilobyte }
+
+// readUnits is what a strongly consistent read of it costs: one unit per started 4 KB.
+func (it Item) readUnits() int { return (it.size() + 4*kilobyte - 1) / (4 * kilobyte) }
+
+// quarantinePrefix contains a space, which an event_id never does, so it collides with no event id
+// (state keys, statelog.go, do the same).
 const quarantinePrefix = "quar# "
 
 // QuarantineKey is the dedupe-table key marking that the raw record at sequence number seqNum of
 // shard was quarantined, so a replay of the record after a lease moved does not quarantine it again.
 func QuarantineKey(shard, seqNum string) string { return quarantinePrefix + shard + " " + seqNum }
-
-// IsCursorKey reports whether key is a cursor key, and for which customer.
-func IsCursorKey(key string) (customerID string, ok bool) {
-	return strings.CutPrefix(key, cursorPrefix)
-}
 
 // MemoryDedupe is an in-memory DedupeStore for tests and a single-process local run. Expired items
 // are dropped lazily. Safe for concurrent use.
@@ -95,6 +123,8 @@ func (m *MemoryDedupe) Put(ctx context.Context, items []Item) ([]Item, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, it := range items {
+		it.Data = bytes.Clone(it.Data)
+		it.Version = 0
 		m.items[it.Key] = it
 	}
 	m.puts++
@@ -107,6 +137,26 @@ func (m *MemoryDedupe) Put(ctx context.Context, items []Item) ([]Item, error) {
 		}
 	}
 	return nil, nil
+}
+
+// Swap implements DedupeStore.
+func (m *MemoryDedupe) Swap(ctx context.Context, it Item, prev uint64) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.items[it.Key]
+	if ok && !m.now().Before(cur.ExpiresAt) {
+		ok = false // expired: as if DynamoDB had deleted it
+	}
+	if (ok && cur.Version != prev) || (!ok && prev != 0) {
+		return false, nil
+	}
+	it.Data = bytes.Clone(it.Data)
+	it.Version = prev + 1
+	m.items[it.Key] = it
+	return true, nil
 }
 
 // Len returns the number of items stored (expired ones included until swept).
@@ -176,9 +226,12 @@ func (p *Pipeline) lookupChunk(ctx context.Context, shard string, chunk []string
 		if err != nil {
 			return nil, err
 		}
+		units := 0
 		for _, it := range found {
+			units += it.readUnits()
 			fn(it)
 		}
+		p.m.readUnits.Add(float64(units))
 		return unprocessed, nil
 	})
 }
@@ -194,7 +247,58 @@ func (p *Pipeline) storeItems(ctx context.Context, shard string, items []Item) e
 
 // storeChunk writes at most MaxPutItems items, retrying until they are durable or ctx ends.
 func (p *Pipeline) storeChunk(ctx context.Context, shard string, chunk []Item) error {
-	return retryChunk(ctx, p, shard, "put", chunk, p.store.Put)
+	return retryChunk(ctx, p, shard, "put", chunk, func(ctx context.Context, items []Item) ([]Item, error) {
+		unprocessed, err := p.store.Put(ctx, items)
+		if err != nil {
+			return nil, err
+		}
+		units := 0
+		for _, it := range items {
+			units += it.writeUnits()
+		}
+		for _, it := range unprocessed {
+			units -= it.writeUnits()
+		}
+		p.m.writeUnits.Add(float64(units))
+		return unprocessed, nil
+	})
+}
+
+// swap writes it conditionally on the stored version prev (DedupeStore.Swap), retrying errors with
+// backoff until it is decided or ctx ends. An attempt that failed without an answer may have
+// landed: if a later attempt then finds the condition false, the stored item is read, and the swap
+// counts as done when it holds what this one wrote.
+func (p *Pipeline) swap(ctx context.Context, shard string, it Item, prev uint64) (bool, error) {
+	bo := p.retry.Start()
+	unsure := false
+	for {
+		ok, err := p.store.Swap(ctx, it, prev)
+		p.m.dedupeCalls.WithLabelValues("swap").Inc()
+		switch {
+		case err == nil && ok:
+			p.m.writeUnits.Add(float64(Item{Key: it.Key, Data: it.Data, Version: prev + 1, ExpiresAt: it.ExpiresAt}.writeUnits()))
+			return true, nil
+		case err == nil && !unsure:
+			return false, nil
+		case err == nil:
+			landed := false
+			if lerr := p.lookup(ctx, shard, []string{it.Key}, func(got Item) {
+				landed = got.Version == prev+1 && bytes.Equal(got.Data, it.Data)
+			}); lerr != nil {
+				return false, lerr
+			}
+			return landed, nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return false, cerr
+		}
+		unsure = true
+		p.m.dedupeErrors.WithLabelValues("swap").Inc()
+		p.log.Warn("dedupe store conditional write failed, retrying", zapShard(shard), zapErr(err), zapAttempt(bo.Attempts()))
+		if werr := bo.Wait(ctx); werr != nil {
+			return false, werr
+		}
+	}
 }
 
 // retryChunk makes one level-2 store call (op "get" or "put") for chunk, then again for what the

@@ -18,6 +18,7 @@ const maxAcceptedRecord = 700 << 10
 // rec is one verified event travelling through the shard's stages.
 type rec struct {
 	idx    uint64 // position in the shard's watermark
+	src    string // source shard when not the processing shard (a parent's tail), else ""
 	seqNum string // source sequence number
 	data   []byte // the raw record, verbatim (kept for the dead letter)
 	raw    *event.Raw
@@ -25,10 +26,12 @@ type rec struct {
 	hash   uint64 // content hash: everything signed except the key id
 
 	// reorder state
+	cust   *cust // its customer's state on this shard
 	heldAt time.Time
 	held   bool
 	gap    uint64
 	late   bool
+	dupSeq bool // another event of the customer with this seq was delivered: quarantined
 
 	out *outRec // its output record once routed (points to o)
 	o   outRec
@@ -38,7 +41,7 @@ type rec struct {
 // keyring at now, and the content hash. A failure returns the quarantine entry instead.
 func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined) {
 	q := func(reason event.Reason, err error, d *event.Detail) *quarantined {
-		out := &quarantined{idx: idx, seqNum: r.SequenceNumber, data: r.Data, reason: reason}
+		out := &quarantined{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, data: r.Data, reason: reason}
 		if err != nil {
 			out.detail = err.Error()
 		}
@@ -76,7 +79,7 @@ func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined
 	if err != nil {
 		return nil, q(event.ReasonOf(err), err, d)
 	}
-	return &rec{idx: idx, seqNum: r.SequenceNumber, data: r.Data, raw: raw, d: d, hash: h}, nil
+	return &rec{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, data: r.Data, raw: raw, d: d, hash: h}, nil
 }
 
 // contentHash is the first 64 bits of SHA-256 over the signing input without the key id: two records

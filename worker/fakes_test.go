@@ -31,6 +31,10 @@ type fakeLeases struct {
 	mu       sync.Mutex
 	leases   map[string]*fakeLease
 	released []string
+	finished map[string][]checkpoint.TailSegment
+	// finishOK and finishErr are Finish's answer (default true, nil).
+	finishRefused bool
+	finishErr     error
 }
 
 func newFakeLeases() *fakeLeases { return &fakeLeases{leases: map[string]*fakeLease{}} }
@@ -66,6 +70,26 @@ func (f *fakeLeases) Release(_ context.Context, id string) (bool, error) {
 }
 
 // handOff asks for the lease to go to a peer: the lease context ends, the ownership context stays.
+func (f *fakeLeases) Finish(_ context.Context, id string, tail []checkpoint.TailSegment) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.finishErr != nil || f.finishRefused {
+		return false, f.finishErr
+	}
+	if f.finished == nil {
+		f.finished = map[string][]checkpoint.TailSegment{}
+	}
+	f.finished[id] = tail
+	return true, nil
+}
+
+func (f *fakeLeases) finishedWith(id string) ([]checkpoint.TailSegment, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.finished[id]
+	return t, ok
+}
+
 func (f *fakeLeases) handOff(id string) {
 	f.lease(id).cancel(fmt.Errorf("shard %s: %w", id, checkpoint.ErrLeaseHandedOff))
 }
@@ -85,14 +109,12 @@ func (f *fakeLeases) releases() []string {
 }
 
 // fakeShard is a hand-written batchProcessor: each Process returns the last sequence number of
-// its batch as the watermark (or err), Drain returns drainWM (or drainErr).
+// its batch as the watermark (or err), or wm when set.
 type fakeShard struct {
 	mu        sync.Mutex
 	batches   [][]processors.Record
 	err       error
-	drainWM   string
-	drainErr  error
-	drained   bool
+	wm        *string
 	held      int
 	closed    bool
 	processed func(ctx context.Context) // called inside Process, when set
@@ -116,21 +138,29 @@ func (s *fakeShard) Process(ctx context.Context, recs []processors.Record) (stri
 		return "", s.err
 	}
 	s.batches = append(s.batches, recs)
+	if s.wm != nil {
+		return *s.wm, nil
+	}
 	if len(recs) == 0 {
 		return "", nil
 	}
 	return recs[len(recs)-1].SequenceNumber, nil
 }
 
-func (s *fakeShard) Drain(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.drained = true
-	if s.drainErr != nil {
-		s.closed = true
-		return "", s.drainErr
+// fakeOpener opens the fake shard, with the tail the test says it inherited.
+type fakeOpener struct {
+	shard     *fakeShard
+	inherited []checkpoint.TailSegment
+	err       error
+	opened    int
+}
+
+func (o *fakeOpener) open(context.Context, string, string) (batchProcessor, []checkpoint.TailSegment, error) {
+	o.opened++
+	if o.err != nil {
+		return nil, nil, o.err
 	}
-	return s.drainWM, ctx.Err()
+	return o.shard, o.inherited, nil
 }
 
 func (s *fakeShard) Held() int {
@@ -194,6 +224,7 @@ type procHarness struct {
 	t      *testing.T
 	leases *fakeLeases
 	shard  *fakeShard
+	opener *fakeOpener
 	cp     *fakeCheckpointer
 	env    *processorEnv
 	p      *recordProcessor
@@ -206,10 +237,11 @@ func newProcHarness(t *testing.T) *procHarness {
 	t.Helper()
 	hard, cancel := context.WithCancel(t.Context())
 	h := &procHarness{t: t, leases: newFakeLeases(), shard: &fakeShard{}, cp: &fakeCheckpointer{}, hard: cancel}
+	h.opener = &fakeOpener{shard: h.shard}
 	h.env = &processorEnv{
 		log:      zap.NewNop(),
 		leases:   h.leases,
-		newShard: func(string) batchProcessor { return h.shard },
+		opener:   h.opener,
 		shards:   &shardRegistry{now: time.Now, shards: map[string]*shardState{}},
 		metrics:  newMetrics(prometheus.NewRegistry()),
 		hardStop: hard,

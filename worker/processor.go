@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/internal/retry"
 	"github.com/kinesis-events/pipeline/processors"
 )
 
@@ -19,32 +22,33 @@ type shardLeases interface {
 	LeaseContext(shardID string) context.Context
 	OwnershipContext(shardID string) context.Context
 	Release(ctx context.Context, shardID string) (bool, error)
+	Finish(ctx context.Context, shardID string, tail []checkpoint.TailSegment) (bool, error)
 }
 
 // batchProcessor is one shard's pipeline state; *processors.Shard satisfies it.
 type batchProcessor interface {
 	Process(ctx context.Context, recs []processors.Record) (string, error)
-	Drain(ctx context.Context) (string, error)
 	Held() int
 	Close()
 }
 
 // processorEnv is what every recordProcessor of a worker shares.
 type processorEnv struct {
-	log      *zap.Logger
-	leases   shardLeases
-	newShard func(shardID string) batchProcessor
-	shards   *shardRegistry
-	metrics  *metrics
+	log     *zap.Logger
+	leases  shardLeases
+	opener  opener
+	shards  *shardRegistry
+	metrics *metrics
 	// hardStop is cancelled when the shutdown grace runs out.
 	hardStop context.Context
 }
 
 func (w *Worker) processorEnv() *processorEnv {
 	return &processorEnv{
-		log:      w.log,
-		leases:   w.leases,
-		newShard: func(id string) batchProcessor { return w.pipeline.Shard(id) },
+		log:    w.log,
+		leases: w.leases,
+		opener: &shardOpener{pipeline: w.pipeline, leases: w.leases, kin: w.tails, stream: w.cfg.Stream,
+			log: w.log, retry: retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, MaxElapsed: w.cfg.LeaseDuration}},
 		shards:   w.shards,
 		metrics:  w.metrics,
 		hardStop: w.hardStop,
@@ -72,7 +76,10 @@ type recordProcessor struct {
 	cancel context.CancelFunc
 	log    *zap.Logger
 
-	last string // last checkpointed sequence number
+	last     string // last checkpointed sequence number
+	lastRead string // sequence number of the last record read
+	// inherited is the parents' tail this shard took over when it opened (open.go).
+	inherited []checkpoint.TailSegment
 	// dead is set when the lease is gone or the shard was abandoned: from then on nothing is
 	// processed or checkpointed; the KCL ends this consumer at its next lease renewal.
 	dead     bool
@@ -84,7 +91,6 @@ func (p *recordProcessor) Initialize(in *kcl.InitializationInput) {
 	p.log = p.w.log.With(zap.String("shard", p.shardID))
 	p.lease = p.w.leases.LeaseContext(p.shardID)
 	p.ctx, p.cancel = mergeCancel(p.w.leases.OwnershipContext(p.shardID), p.w.hardStop)
-	p.shard = p.w.newShard(p.shardID)
 	// The KCL ends a consumer whose lease renewal failed without calling Shutdown; take the shard
 	// off the registry then, so /readyz does not report it as stalled.
 	context.AfterFunc(p.lease, func() {
@@ -101,7 +107,7 @@ func (p *recordProcessor) Initialize(in *kcl.InitializationInput) {
 
 func (p *recordProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.w.shards.behind(p.shardID, in.MillisBehindLatest)
-	if p.dead || p.handOff() {
+	if p.dead || p.handOff() || !p.open() {
 		return
 	}
 	if len(in.Records) == 0 && in.MillisBehindLatest > 0 {
@@ -120,6 +126,9 @@ func (p *recordProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 			ArrivedAt:      aws.ToTime(r.ApproximateArrivalTimestamp),
 		}
 	}
+	if len(recs) > 0 {
+		p.lastRead = recs[len(recs)-1].SequenceNumber
+	}
 	wm, err := p.shard.Process(p.ctx, recs)
 	if err != nil {
 		p.stop("process", err)
@@ -136,28 +145,66 @@ func (p *recordProcessor) Shutdown(in *kcl.ShutdownInput) {
 	}
 	switch in.ShutdownReason {
 	case kcl.TERMINATE:
-		// The shard is closed and fully read: release everything still held, write it, and only then
-		// mark SHARD_END, which lets the children (both of them after a split, the one after a merge
-		// once both parents are done) start.
-		wm, err := p.shard.Drain(p.ctx)
-		if err != nil {
-			p.stop("drain at shard end", err)
+		// The shard is closed and fully read. Events still held are not drained: the shard finishes
+		// with its tail (where its unhandled records begin), and the children (both after a split,
+		// the one after a merge once both parents are done) read the tail before their own records,
+		// so the held events keep waiting where their predecessors will arrive.
+		if !p.open() {
 			return
 		}
-		if !p.checkpoint(in.Checkpointer, wm) {
+		tail := p.tail()
+		ok, err := p.w.leases.Finish(p.ctx, p.shardID, tail)
+		switch {
+		case err != nil:
+			p.stop("finish shard", err)
+			return
+		case !ok:
+			p.stop("finish shard", fmt.Errorf("shard %s: %w", p.shardID, checkpoint.ErrLeaseLost))
 			return
 		}
-		if err := in.Checkpointer.Checkpoint(nil); err != nil {
-			p.stop("checkpoint SHARD_END", err)
-			return
-		}
-		p.log.Info("shard finished (SHARD_END)")
+		p.log.Info("shard finished (SHARD_END)", zap.Int("held_for_children", p.shard.Held()), zap.Stringers("tail", tail))
 	default:
 		// Requested (SIGTERM) or zombie: every batch was already checkpointed up to the watermark.
 		// Events held for reordering were not written and stay behind the checkpoint, so the next
 		// owner replays them: nothing lost, nothing written twice.
-		p.log.Info("shard released", zap.Int("held_not_written", p.shard.Held()))
+		p.log.Info("shard released", zap.Int("held_not_written", p.held()))
 	}
+}
+
+// open opens the shard's pipeline on first use (open.go): its state, and the parents' tails of a
+// new child. It reports whether the shard is usable.
+func (p *recordProcessor) open() bool {
+	if p.shard != nil {
+		return true
+	}
+	shard, inherited, err := p.w.opener.open(p.ctx, p.shardID, p.last)
+	if err != nil {
+		p.stop("open", err)
+		return false
+	}
+	p.shard, p.inherited = shard, inherited
+	return true
+}
+
+// tail is where the records this shard has not handled begin, for its children: after its
+// checkpoint; or, while it has none, the tail it inherited and all of its own records. Nil when
+// everything read is handled.
+func (p *recordProcessor) tail() []checkpoint.TailSegment {
+	switch {
+	case p.last == "":
+		return append(slices.Clone(p.inherited), checkpoint.TailSegment{Shard: p.shardID})
+	case p.last == p.lastRead && p.shard.Held() == 0:
+		return nil
+	}
+	return []checkpoint.TailSegment{{Shard: p.shardID, After: p.last}}
+}
+
+// held is the number of events the shard's pipeline holds (0 before it opened).
+func (p *recordProcessor) held() int {
+	if p.shard == nil {
+		return 0
+	}
+	return p.shard.Held()
 }
 
 // handOff reports whether the lease context is done. When the store asked for the lease to be
@@ -178,7 +225,7 @@ func (p *recordProcessor) handOff() bool {
 	if _, err := p.w.leases.Release(p.ctx, p.shardID); err != nil {
 		p.log.Warn("hand-off release failed; the lease will expire instead", zap.Error(err))
 	} else {
-		p.log.Info("shard handed off for balance", zap.String("checkpoint", p.last), zap.Int("held_not_written", p.shard.Held()))
+		p.log.Info("shard handed off for balance", zap.String("checkpoint", p.last), zap.Int("held_not_written", p.held()))
 	}
 	p.finish()
 	return true

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+
+	"github.com/kinesis-events/pipeline/checkpoint"
 )
 
 // The checkpoint follows the pipeline's watermark: it moves when the watermark advances, once per
@@ -80,35 +82,80 @@ func TestProcessorLeaseLost(t *testing.T) {
 	}
 }
 
-// At SHARD_END the processor drains what the pipeline still holds, checkpoints that watermark, and
-// only then writes SHARD_END (Checkpoint(nil)), which lets the children start.
-func TestProcessorShardEndDrainsThenCheckpointsNil(t *testing.T) {
-	h := newProcHarness(t)
-	h.batch(0, "1", "2")
-	h.shard.drainWM = "5"
-	h.p.Shutdown(&kcl.ShutdownInput{ShutdownReason: kcl.TERMINATE, Checkpointer: h.cp})
-	if !h.shard.drained {
-		t.Fatal("not drained at SHARD_END")
-	}
-	if got := h.cp.written(); !slices.Equal(got, []string{"2", "5", "SHARD_END"}) {
-		t.Fatalf("checkpoints %v, want [2 5 SHARD_END]", got)
-	}
-	if !h.shard.isClosed() || h.registered() {
-		t.Fatalf("after SHARD_END: shard closed %v, registered %v", h.shard.isClosed(), h.registered())
+// At SHARD_END the processor does not drain what the pipeline holds: it finishes the shard with
+// its tail, where the records it has not handled begin, for the children to read.
+func TestProcessorShardEndFinishesWithTheTail(t *testing.T) {
+	str := func(s string) *string { return &s }
+	inherited := []checkpoint.TailSegment{{Shard: "parent", After: "9"}}
+	for _, tc := range []struct {
+		name      string
+		wm        *string // the watermark Process returns; nil: the batch's last record
+		held      int
+		inherited []checkpoint.TailSegment
+		want      []checkpoint.TailSegment
+	}{
+		{name: "everything handled: no tail", want: nil},
+		{name: "events held: after the checkpoint", wm: str("1"), held: 1, want: []checkpoint.TailSegment{{Shard: testShard, After: "1"}}},
+		{name: "no checkpoint yet: the inherited tail and every own record", wm: str(""), held: 2, inherited: inherited,
+			want: []checkpoint.TailSegment{{Shard: "parent", After: "9"}, {Shard: testShard}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newProcHarness(t)
+			h.shard.wm, h.shard.held, h.opener.inherited = tc.wm, tc.held, tc.inherited
+			h.batch(0, "1", "2")
+			h.p.Shutdown(&kcl.ShutdownInput{ShutdownReason: kcl.TERMINATE, Checkpointer: h.cp})
+			tail, ok := h.leases.finishedWith(testShard)
+			if !ok || !slices.Equal(tail, tc.want) {
+				t.Fatalf("finished %v with tail %v, want %v", ok, tail, tc.want)
+			}
+			if !h.shard.isClosed() || h.registered() {
+				t.Fatalf("after SHARD_END: shard closed %v, registered %v", h.shard.isClosed(), h.registered())
+			}
+		})
 	}
 }
 
-// A drain that fails (its writes could not finish) must not mark the shard finished: SHARD_END
-// would let the children start while the parent's held events were never written.
-func TestProcessorShardEndDrainFailureWritesNoShardEnd(t *testing.T) {
-	h := newProcHarness(t)
-	h.batch(0, "1")
-	h.shard.drainErr = errors.New("destination gone")
-	h.p.Shutdown(&kcl.ShutdownInput{ShutdownReason: kcl.TERMINATE, Checkpointer: h.cp})
-	if got := h.cp.written(); !slices.Equal(got, []string{"1"}) {
-		t.Fatalf("checkpoints %v, want only [1]: no SHARD_END after a failed drain", got)
+// A shard that cannot be finished (the lease is gone, or the write fails) stops, counted: the next
+// owner reads it to the end again and finishes it.
+func TestProcessorShardEndFinishFailure(t *testing.T) {
+	for _, refuse := range []bool{true, false} {
+		h := newProcHarness(t)
+		h.batch(0, "1")
+		if refuse {
+			h.leases.finishRefused = true
+		} else {
+			h.leases.finishErr = errors.New("throttled")
+		}
+		h.p.Shutdown(&kcl.ShutdownInput{ShutdownReason: kcl.TERMINATE, Checkpointer: h.cp})
+		if _, ok := h.leases.finishedWith(testShard); ok {
+			t.Fatal("finished")
+		}
+		if got := testutil.ToFloat64(h.env.metrics.shardStops.WithLabelValues("finish shard")); got != 1 {
+			t.Fatalf("shard stops = %v, want 1", got)
+		}
 	}
-	if got := testutil.ToFloat64(h.env.metrics.shardStops.WithLabelValues("drain at shard end")); got != 1 {
+}
+
+// A shard opens on its first batch (its state is read under the renewing lease, not in
+// Initialize); an open that fails stops the shard.
+func TestProcessorOpensOnFirstBatch(t *testing.T) {
+	h := newProcHarness(t)
+	if h.opener.opened != 0 {
+		t.Fatal("opened in Initialize")
+	}
+	h.batch(0, "1")
+	h.batch(0, "2")
+	if h.opener.opened != 1 {
+		t.Fatalf("opened %d times, want once", h.opener.opened)
+	}
+	h2 := newProcHarness(t)
+	h2.opener.err = errors.New("state unreadable")
+	h2.batch(0, "1")
+	h2.batch(0, "2")
+	if h2.shard.count() != 0 || len(h2.cp.written()) != 0 {
+		t.Fatal("processed after a failed open")
+	}
+	if got := testutil.ToFloat64(h2.env.metrics.shardStops.WithLabelValues("open")); got != 1 {
 		t.Fatalf("shard stops = %v, want 1", got)
 	}
 }

@@ -58,9 +58,8 @@ func run() error {
 	str(fs, &keysJSON, "keys", "SIGNING_KEYS", "signing keys inline, same JSON as -keys-file")
 	str(fs, &keysSecret, "keys-secret-arn", "SIGNING_KEYS_SECRET_ARN", "AWS Secrets Manager secret holding the signing keys (same JSON); takes precedence over -keys-file and -keys")
 	dur(fs, &keysReload, "keys-reload", "SIGNING_KEYS_RELOAD", "how often to re-read the keys from -keys-secret-arn or -keys-file (0: never)")
-	str(fs, &dedupeLookup, "dedupe-lookup", "DEDUPE_LOOKUP", "which events not in the in-memory cache are looked up in the dedupe table: all (strict: "+
-		"catches every reused event_id) or behind-cursor (only events at or behind their customer's cursor: fewer reads; "+
-		"an event_id reused under another customer or a later seq is then caught only by the in-memory cache)")
+	str(fs, &dedupeLookup, "dedupe-lookup", "DEDUPE_LOOKUP", "no effect (kept so existing deployments start): the dedupe state of a shard is in memory and nothing is looked up per event")
+	dur(fs, &cfg.Pipeline.DedupeHorizon, "dedupe-horizon", "DEDUPE_HORIZON", "how long a customer's dedupe state lives after its last event; at least the raw stream's retention plus a day (default: exactly that, read at start)")
 	str(fs, &piiPaths, "pii-paths", "PII_PATHS", "comma-separated detail paths that must hold tokens, e.g. properties.email,customer_id; empty: PII policy off")
 	str(fs, &logLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 	dur(fs, &cfg.Pipeline.ReorderWindow, "reorder-window", "REORDER_WINDOW", "how long to hold an event waiting for a missing predecessor")
@@ -80,11 +79,9 @@ func run() error {
 
 	cfg.Pipeline.LatePolicy = processors.LatePolicy(latePolicy)
 	switch dedupeLookup {
-	case "all":
-	case "behind-cursor":
-		cfg.Pipeline.LookupBehindCursorOnly = true
+	case "all", "behind-cursor":
 	default:
-		return fmt.Errorf("-dedupe-lookup %q: want all or behind-cursor", dedupeLookup)
+		return fmt.Errorf("-dedupe-lookup %q: want all or behind-cursor (it has no effect any more)", dedupeLookup)
 	}
 	if piiPaths != "" {
 		cfg.Pipeline.PIIPaths = strings.Split(piiPaths, ",")
