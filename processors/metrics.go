@@ -69,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gaps: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gaps_total",
 			Help: "Events released with a gap before them (window passed or buffer bound)."}),
 		gapSeqs: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gap_seqs_total",
-			Help: "Sequence numbers skipped by gaps."}),
+			Help: "Sequence numbers skipped by gaps (at most 1,048,576 counted per gap: a larger jump is a producer's, not that many missing events)."}),
 		late: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_late_events_total",
 			Help: "Events released after a later seq of their customer (Late=true)."}),
 		breakerState: f.NewGaugeVec(prometheus.GaugeOpts{Name: "pipeline_breaker_state",

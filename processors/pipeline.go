@@ -212,7 +212,7 @@ func (s *Shard) verify(_ context.Context, b *batch) error {
 		if at.After(s.clock) {
 			s.clock = at
 		}
-		e, q := s.decode(r, idx, b.now)
+		e, q := s.decode(r, idx, at)
 		if q != nil {
 			b.quar = append(b.quar, q)
 			continue

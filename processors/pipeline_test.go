@@ -3,6 +3,7 @@ package processors
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -669,5 +670,40 @@ func TestReplayedDuplicateKeepsStoredCursor(t *testing.T) {
 				t.Fatalf("new owner holds %d, want only z:2", s2.Held())
 			}
 		})
+	}
+}
+
+// TestRetiredKeyJudgedAtArrival: a key retired at T still verifies the events that arrived in the
+// stream before T, however late they are read (a backlog, a replay); what arrived after T is
+// quarantined as key_retired.
+func TestRetiredKeyJudgedAtArrival(t *testing.T) {
+	h := newHarness(t, testConfig())
+	retiredAt := t0.Add(-time.Hour) // the "old" key of testKeyring
+	signed := func(id string, seq uint64) []byte {
+		d := &event.Detail{EventID: id, CustomerID: "c1", Seq: seq, OccurredAt: "2026-11-26T10:00:00Z", Properties: json.RawMessage(`{}`)}
+		if err := h.kr.Sign("page_view", d, "old"); err != nil {
+			t.Fatal(err)
+		}
+		detail, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(event.Raw{V: event.RawVersion, Type: "page_view", Source: "test", Detail: detail})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	recs := []Record{
+		{SequenceNumber: h.gen.next(), Data: signed("before", 1), ArrivedAt: retiredAt.Add(-time.Minute)},
+		{SequenceNumber: h.gen.next(), Data: signed("after", 2), ArrivedAt: retiredAt.Add(time.Minute)},
+	}
+	h.process(h.open("s"), recs)
+	if got := seqs(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"c1:1"}) {
+		t.Fatalf("delivered %v, want the event that arrived before the retirement", got)
+	}
+	qs := h.kin.quarantine(t, "events-quarantine")
+	if len(qs) != 1 || qs[0].Reason != event.ReasonKeyRetired || qs[0].EventID != "after" {
+		t.Fatalf("quarantined %+v, want the event that arrived after the retirement", qs)
 	}
 }

@@ -160,3 +160,23 @@ func TestReorderStateChanges(t *testing.T) {
 		t.Fatal("pending seqs count as delivered")
 	}
 }
+
+// TestHugeSeqJump: a producer's jump to a seq near 2^64 is one gap: one pending range, and the gap
+// counter takes a bounded amount of it.
+func TestHugeSeqJump(t *testing.T) {
+	h := newHarness(t, testConfig())
+	s := h.open("s")
+	h.process(s, h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 1<<64 - 2}))
+	h.clock.Advance(time.Minute)
+	h.process(s, nil)
+	got := seqs(h.kin.analytics(t, "analytics-page_view"))
+	if len(got) != 2 || got[1] != fmt.Sprintf("a:%d+gap%d", uint64(1<<64-2), uint64(1<<64-4)) {
+		t.Fatalf("delivered %v", got)
+	}
+	if n := h.counter("pipeline_reorder_gap_seqs_total"); n != maxGapCounted {
+		t.Fatalf("gap seqs counted %v, want the bound %d", n, maxGapCounted)
+	}
+	if c := s.dedupe.st.custs[custKeyOf("a")]; len(c.pending) != 1 || c.pending[0] != (seqRange{2, 1<<64 - 3}) {
+		t.Fatalf("pending %v", c.pending)
+	}
+}

@@ -24,7 +24,9 @@ func (s *Shard) routeReleased(_ context.Context, b *batch) error {
 	for _, e := range b.released {
 		if e.gap > 0 {
 			p.m.gaps.Inc()
-			p.m.gapSeqs.Add(float64(e.gap))
+			// A producer's jump (seq 5, then seq 2^63) is one gap, not 2^63 missing events: the
+			// counter takes at most maxGapCounted of one gap, so it stays a count of events.
+			p.m.gapSeqs.Add(float64(min(e.gap, maxGapCounted)))
 		}
 		if e.dupSeq {
 			p.m.dedupeHits.WithLabelValues("state", "conflicting").Inc()
@@ -53,6 +55,9 @@ func (s *Shard) routeReleased(_ context.Context, b *batch) error {
 	}
 	return nil
 }
+
+// maxGapCounted bounds what one gap adds to pipeline_reorder_gap_seqs_total.
+const maxGapCounted = 1 << 20
 
 // route returns the analytics stream for an event type: its route, else the default stream.
 func (p *Pipeline) route(typ string) (string, bool) {

@@ -38,8 +38,10 @@ type rec struct {
 }
 
 // decode runs the verify stage on one record: strict decode, size check, signature check against the
-// keyring at now, and the content hash. A failure returns the quarantine entry instead.
-func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined) {
+// keyring as it was when the record arrived in the stream (a retired key still verifies what it
+// signed before its retirement, however late the record is read: a backlog, a replay), and the
+// content hash. A failure returns the quarantine entry instead.
+func (s *Shard) decode(r *Record, idx uint64, arrived time.Time) (*rec, *quarantined) {
 	q := func(reason event.Reason, err error, d *event.Detail) *quarantined {
 		out := &quarantined{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, data: r.Data, reason: reason}
 		if err != nil {
@@ -62,7 +64,7 @@ func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined
 		}
 		return nil, q(reason, err, d)
 	}
-	if err := s.p.keys.VerifyBuf(s.scratch[:0], raw.Type, d, now); err != nil {
+	if err := s.p.keys.VerifyBuf(s.scratch[:0], raw.Type, d, arrived); err != nil {
 		reason := event.ReasonOf(err)
 		if reason == "" {
 			reason = event.ReasonBadSignature
