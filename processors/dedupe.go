@@ -8,7 +8,8 @@ import (
 // its durable log (statelog.go). Its two steps:
 //
 //   - resolve (before reorder): level 1, an event whose id is in flight on this shard or among the
-//     last L1Size written is a duplicate, decided from its content hash; then the customer's
+//     last L1Size written (kept in the state too, so across a lease move) is a duplicate, decided
+//     from its content hash; then the customer's
 //     state: an event whose seq is at or below the customer's cursor and not pending was
 //     delivered before. Same id and content is a natural duplicate (dropped, counted, handled);
 //     same id and other content, or the seq of the last delivered event with other content, is a
@@ -27,12 +28,11 @@ type dedupe struct {
 	st       *shardState
 	log      *stateLog
 	ro       *reorder
-	l1       *recent
 	inflight map[string]uint64 // event_id -> content hash of events accepted but not yet handled
 }
 
 func newDedupe(p *Pipeline, shard string, st *shardState, log *stateLog, ro *reorder) *dedupe {
-	return &dedupe{p: p, shard: shard, st: st, log: log, ro: ro, l1: newRecent(p.cfg.L1Size), inflight: map[string]uint64{}}
+	return &dedupe{p: p, shard: shard, st: st, log: log, ro: ro, inflight: map[string]uint64{}}
 }
 
 // resolve is the dedupe stage. It leaves in b.cands, in order, the events to reorder, each with its
@@ -63,7 +63,6 @@ func (d *dedupe) resolve(_ context.Context, b *batch) error {
 		}
 		d.p.m.dedupeHits.WithLabelValues("state", kind).Inc()
 		b.done = append(b.done, e.idx)
-		d.l1.add(e.d.EventID, e.hash)
 	}
 	clear(b.cands[len(kept):])
 	b.cands = kept
@@ -75,20 +74,21 @@ func (d *dedupe) resolve(_ context.Context, b *batch) error {
 func (d *dedupe) admit(e *rec, b *batch) bool {
 	id := e.d.EventID
 	if h, ok := d.inflight[id]; ok {
-		d.duplicate(e, h, "inflight", b)
+		d.duplicate(e, h == e.hash, "inflight", b)
 		return false
 	}
-	if h, ok := d.l1.get(id); ok {
-		d.duplicate(e, h, "l1", b)
+	if h, ok := d.st.recent.get(idHash(id)); ok {
+		d.duplicate(e, h == uint32(e.hash), "l1", b)
 		return false
 	}
 	d.inflight[id] = e.hash
 	return true
 }
 
-// duplicate handles an event whose id is already in flight or in the level-1 cache with hash h.
-func (d *dedupe) duplicate(e *rec, h uint64, level string, b *batch) {
-	if h == e.hash {
+// duplicate handles an event whose id is already in flight or in the level-1 cache, with the same
+// content or not.
+func (d *dedupe) duplicate(e *rec, same bool, level string, b *batch) {
+	if same {
 		d.p.m.dedupeHits.WithLabelValues(level, "natural").Inc()
 		b.done = append(b.done, e.idx)
 		return
@@ -171,44 +171,12 @@ func (d *dedupe) mark(ctx context.Context, b *batch) error {
 }
 
 // settle forgets a handled event (written, dead-lettered or quarantined after it went in flight);
-// a written one joins the level-1 cache.
+// a written one joins the level-1 cache, which the state log keeps too (a new owner of the shard
+// still tells a conflicting copy of a recent event from a natural one).
 func (d *dedupe) settle(e *rec, written bool) {
 	delete(d.inflight, e.d.EventID)
 	if written {
-		d.l1.add(e.d.EventID, e.hash)
+		d.st.wrote(idHash(e.d.EventID), uint32(e.hash))
 	}
 }
 
-// recent is the level-1 dedupe cache of one shard: the content hashes of the last size event ids
-// added, forgotten in the order they were added (a hit does not refresh an id: duplicates follow
-// their original within a short time, and a plain map and ring cost no allocation per event, where
-// an LRU list costs one). Not safe for concurrent use.
-type recent struct {
-	size int
-	m    map[string]uint64
-	ring []string // ids in the order added; ring[next] is the oldest once full
-	next int
-}
-
-func newRecent(size int) *recent { return &recent{size: size, m: map[string]uint64{}} }
-
-func (r *recent) get(id string) (uint64, bool) {
-	h, ok := r.m[id]
-	return h, ok
-}
-
-// add records id with content hash h; an id already present only has its hash replaced.
-func (r *recent) add(id string, h uint64) {
-	if _, ok := r.m[id]; ok {
-		r.m[id] = h
-		return
-	}
-	if len(r.ring) < r.size {
-		r.ring = append(r.ring, id)
-	} else {
-		delete(r.m, r.ring[r.next])
-		r.ring[r.next] = id
-		r.next = (r.next + 1) % r.size
-	}
-	r.m[id] = h
-}

@@ -372,7 +372,7 @@ func openShard(t testing.TB, p *Pipeline, id string) *Shard {
 func (h *harness) durable(shard string) *shardState {
 	h.t.Helper()
 	l := &stateLog{p: h.p, shard: shard}
-	st := newShardState()
+	st := newShardState(h.p.cfg.L1Size)
 	m, _, found, err := l.readManifest(context.Background(), shard)
 	if err != nil {
 		h.t.Fatal(err)

@@ -100,7 +100,7 @@ func TestReorderDecisions(t *testing.T) {
 			if max == 0 {
 				max = 100
 			}
-			st := newShardState()
+			st := newShardState(16)
 			o := newReorder(tc.window, max, 0, st)
 			for c, v := range tc.cursors {
 				st.get(custKeyOf(c)).cursor = v
@@ -127,7 +127,7 @@ func TestReorderDecisions(t *testing.T) {
 
 // TestReorderHeldBytes: the bytes bound releases the oldest held event like the count bound.
 func TestReorderHeldBytes(t *testing.T) {
-	st := newShardState()
+	st := newShardState(16)
 	o := newReorder(30*time.Second, 100, 250, st)
 	var got []string
 	for i, c := range []string{"a", "b", "c"} {
@@ -143,7 +143,7 @@ func TestReorderHeldBytes(t *testing.T) {
 // TestReorderStateChanges: releases move the customer's state and mark it for the next flush;
 // held events change nothing until released; gap seqs become pending.
 func TestReorderStateChanges(t *testing.T) {
-	st := newShardState()
+	st := newShardState(16)
 	o := newReorder(30*time.Second, 100, 0, st)
 	o.add(testRec(st, "a", 1), t0, nil)
 	o.add(testRec(st, "a", 2), t0, nil)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // custKey identifies a customer in a shard's state: the MD5 of its customer id. That is also the
@@ -136,13 +138,78 @@ func (c *cust) released(s uint64, hash uint64) {
 // day returns the state day of t.
 func dayOf(t time.Time) uint32 { return uint32(t.Unix() / 86400) }
 
-// shardState is the keyed state of one shard: every customer seen on it within the horizon.
+// shardState is the keyed state of one shard: every customer seen on it within the horizon, and
+// the ids of the events it wrote last (the level-1 dedupe cache).
 type shardState struct {
-	custs map[custKey]*cust
-	dirty []*cust // changed since the last flush, each once
+	custs  map[custKey]*cust
+	dirty  []*cust // changed since the last flush, each once
+	recent *recent
+	fresh  []idEntry // written since the last flush
 }
 
-func newShardState() *shardState { return &shardState{custs: map[custKey]*cust{}} }
+func newShardState(recentSize int) *shardState {
+	return &shardState{custs: map[custKey]*cust{}, recent: newRecent(recentSize)}
+}
+
+// idEntry is one written event in the level-1 cache: the hash of its id and the low 32 bits of its
+// content hash.
+type idEntry struct {
+	id   uint64
+	hash uint32
+}
+
+// idHash is the key of an event id in the level-1 cache (a 64-bit hash: the cache holds tens of
+// thousands of ids, and two ids colliding would take 2^32 of them).
+func idHash(eventID string) uint64 { return xxhash.Sum64String(eventID) }
+
+// wrote records a written event in the level-1 cache and for the next flush.
+func (st *shardState) wrote(id uint64, hash uint32) {
+	st.recent.add(id, hash)
+	st.fresh = append(st.fresh, idEntry{id, hash})
+}
+
+// recent is the level-1 dedupe cache of one shard: the content hashes of the last size event ids
+// written, forgotten in the order they were added (a hit does not refresh an id: duplicates follow
+// their original within a short time, and a map and a ring cost no allocation per event, where an
+// LRU list costs one). Not safe for concurrent use.
+type recent struct {
+	size int
+	m    map[uint64]uint32
+	ring []uint64 // ids in the order added; ring[next] is the oldest once full
+	next int
+}
+
+func newRecent(size int) *recent { return &recent{size: size, m: map[uint64]uint32{}} }
+
+func (r *recent) get(id uint64) (uint32, bool) {
+	h, ok := r.m[id]
+	return h, ok
+}
+
+// add records id with content hash h; an id already present only has its hash replaced.
+func (r *recent) add(id uint64, h uint32) {
+	if _, ok := r.m[id]; ok {
+		r.m[id] = h
+		return
+	}
+	if len(r.ring) < r.size {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.m, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % r.size
+	}
+	r.m[id] = h
+}
+
+// last calls fn for the last n ids added, oldest first.
+func (r *recent) last(n int, fn func(idEntry)) {
+	n = min(n, len(r.ring))
+	for i := range n {
+		j := (r.next + len(r.ring) - n + i) % len(r.ring)
+		fn(idEntry{r.ring[j], r.m[r.ring[j]]})
+	}
+}
 
 // get returns the state of the customer with key k, creating it (cursor 0) when it is new.
 func (st *shardState) get(k custKey) *cust {
@@ -165,15 +232,22 @@ func (st *shardState) touch(c *cust, day uint32) {
 	}
 }
 
-// State encoding. An entry is one customer's durable state:
+// State encoding. A chunk is stateVersion followed by entries, each a kind byte and its body; an
+// entry never spans chunks.
 //
-//	key [16] | uvarint cursor | hash uint32 LE | uvarint day | uvarint n | n x (uvarint lo-prev, uvarint hi-lo)
-//
-// where prev is the hi of the previous range (0 for the first). A chunk is stateVersion followed by
-// entries; an entry never spans chunks.
-const stateVersion = 1
+//	kind 0, one customer: key [16] | uvarint cursor | hash uint32 LE | uvarint day | uvarint n |
+//	        n x (uvarint lo-prev, uvarint hi-lo), prev the hi of the previous range (0 first)
+//	kind 1, written event ids: uvarint n | n x (id uint64 LE | hash uint32 LE), oldest first
+const stateVersion = 2
+
+const (
+	entryCust = 0
+	entryIDs  = 1
+	idSize    = 12
+)
 
 func appendEntry(dst []byte, c *cust) []byte {
+	dst = append(dst, entryCust)
 	dst = append(dst, c.key[:]...)
 	dst = binary.AppendUvarint(dst, c.cursor)
 	dst = binary.LittleEndian.AppendUint32(dst, c.hash)
@@ -188,10 +262,21 @@ func appendEntry(dst []byte, c *cust) []byte {
 	return dst
 }
 
+func appendIDs(dst []byte, ids []idEntry) []byte {
+	dst = append(dst, entryIDs)
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for _, e := range ids {
+		dst = binary.LittleEndian.AppendUint64(dst, e.id)
+		dst = binary.LittleEndian.AppendUint32(dst, e.hash)
+	}
+	return dst
+}
+
 var errBadState = errors.New("undecodable state chunk")
 
-// decodeChunk calls fn for every entry of a chunk. The cust it passes is reused: copy what you keep.
-func decodeChunk(b []byte, fn func(c *cust)) error {
+// decodeChunk calls onCust for every customer entry of a chunk and onID for every event id, in
+// order. The cust it passes is reused: copy what you keep.
+func decodeChunk(b []byte, onCust func(c *cust), onID func(idEntry)) error {
 	if len(b) == 0 || b[0] != stateVersion {
 		return fmt.Errorf("%w: version %v", errBadState, b[:min(1, len(b))])
 	}
@@ -206,6 +291,23 @@ func decodeChunk(b []byte, fn func(c *cust)) error {
 		return v, nil
 	}
 	for len(b) > 0 {
+		kind := b[0]
+		b = b[1:]
+		switch kind {
+		case entryIDs:
+			n, err := uv()
+			if err != nil || n > uint64(len(b)/idSize) {
+				return errBadState
+			}
+			for range n {
+				onID(idEntry{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint32(b[8:])})
+				b = b[idSize:]
+			}
+			continue
+		case entryCust:
+		default:
+			return fmt.Errorf("%w: entry kind %d", errBadState, kind)
+		}
 		if len(b) < 16 {
 			return errBadState
 		}
@@ -244,7 +346,7 @@ func decodeChunk(b []byte, fn func(c *cust)) error {
 			c.pending = append(c.pending, seqRange{lo, lo + w})
 			prev = lo + w
 		}
-		fn(&c)
+		onCust(&c)
 	}
 	return nil
 }

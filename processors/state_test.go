@@ -94,12 +94,21 @@ func TestStateEncoding(t *testing.T) {
 			buf = appendEntry(buf, &c)
 		}
 		var got []cust
+		ids := make([]idEntry, rapid.IntRange(0, 100).Draw(t, "ids"))
+		for i := range ids {
+			ids[i] = idEntry{rapid.Uint64().Draw(t, "id"), rapid.Uint32().Draw(t, "idhash")}
+		}
+		buf = appendIDs(buf, ids)
+		var gotIDs []idEntry
 		if err := decodeChunk(buf, func(c *cust) {
 			cc := *c
 			cc.pending = slices.Clone(c.pending)
 			got = append(got, cc)
-		}); err != nil {
+		}, func(e idEntry) { gotIDs = append(gotIDs, e) }); err != nil {
 			t.Fatal(err)
+		}
+		if !slices.Equal(gotIDs, ids) {
+			t.Fatalf("ids %v, want %v", gotIDs, ids)
 		}
 		if len(got) != len(want) {
 			t.Fatalf("%d entries, want %d", len(got), len(want))
@@ -111,8 +120,9 @@ func TestStateEncoding(t *testing.T) {
 			}
 		}
 	})
-	for _, bad := range [][]byte{nil, {2}, {stateVersion, 1, 2}, append([]byte{stateVersion}, bytes.Repeat([]byte{0xff}, 40)...)} {
-		if err := decodeChunk(bad, func(*cust) {}); err == nil {
+	for _, bad := range [][]byte{nil, {1}, {stateVersion, 0, 1, 2}, {stateVersion, 7}, {stateVersion, entryIDs, 3, 1, 2},
+		append([]byte{stateVersion, 0}, bytes.Repeat([]byte{0xff}, 40)...)} {
+		if err := decodeChunk(bad, func(*cust) {}, func(idEntry) {}); err == nil {
 			t.Errorf("decodeChunk(%x) accepted", bad)
 		}
 	}

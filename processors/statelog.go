@@ -32,8 +32,8 @@ import (
 //
 // Opening a shard reads its manifest, snapshot and logs. A shard without a manifest (a new child of
 // a reshard) starts from its parents' states, each filtered to its own hash key range, and writes
-// that as its first snapshot. Compaction writes a new snapshot once the log is as large as the last
-// one (or the snapshot is half a horizon old) and drops the customers whose state expired.
+// that as its first snapshot. Compaction writes a new snapshot once the log is twice as large as the
+// last one (or the snapshot is half a horizon old) and drops the customers whose state expired.
 
 // ErrStateTakenOver is returned (wrapped) when the shard's state manifest was written by another
 // writer: another worker owns the shard now, and this one must stop.
@@ -50,6 +50,10 @@ const (
 	compactMin = 64 << 10
 	// maxEpochs bounds the logs a manifest lists before the next open compacts.
 	maxEpochs = 4
+	// compactRatio is how much larger than the snapshot the log grows before a compaction: each
+	// snapshot costs its size once per compactRatio snapshots' worth of log, and a new owner reads
+	// at most that much log.
+	compactRatio = 2
 )
 
 func manifestKey(shard string) string { return statePrefix + shard }
@@ -117,7 +121,7 @@ func newEpoch() string {
 // lease's log in the manifest.
 func (p *Pipeline) openState(ctx context.Context, shard string, lin Lineage) (*shardState, *stateLog, error) {
 	l := &stateLog{p: p, shard: shard, epoch: newEpoch()}
-	st := newShardState()
+	st := newShardState(p.cfg.L1Size)
 	now := p.now()
 	m, version, found, err := l.readManifest(ctx, shard)
 	if err != nil {
@@ -150,7 +154,7 @@ func (p *Pipeline) openState(ctx context.Context, shard string, lin Lineage) (*s
 	}
 	l.m, l.version, l.logSize = m, version, size
 	l.expire(st, now)
-	if len(m.Logs) >= maxEpochs || size >= max(m.Bytes, compactMin) {
+	if len(m.Logs) >= maxEpochs || size >= max(compactRatio*m.Bytes, compactMin) {
 		err = l.compact(ctx, st, now)
 	} else {
 		l.m.Logs = append(slices.Clone(m.Logs), logRef{Epoch: l.epoch})
@@ -192,6 +196,9 @@ func (l *stateLog) load(ctx context.Context, shard string, m manifest, st *shard
 			st.apply(c)
 		}
 	}
+	// A parent's recent ids are kept whole: an id does not say which customer it belongs to, and
+	// an id of the other child's range only costs a slot.
+	addID := func(e idEntry) { st.recent.add(e.id, e.hash) }
 	if m.Chunks > 0 {
 		keys := make([]string, m.Chunks)
 		for k := range keys {
@@ -207,7 +214,7 @@ func (l *stateLog) load(ctx context.Context, shard string, m manifest, st *shard
 				l.p.log.Error("state snapshot chunk missing: customers in it start over", zapShard(shard), zap.String("key", keys[k]))
 				continue
 			}
-			if err := decodeChunk(c, apply); err != nil {
+			if err := decodeChunk(c, apply, addID); err != nil {
 				return 0, fmt.Errorf("%s: %w", keys[k], err)
 			}
 		}
@@ -230,7 +237,7 @@ func (l *stateLog) load(ctx context.Context, shard string, m manifest, st *shard
 				}
 				any = true
 				size += len(c)
-				if err := decodeChunk(c, apply); err != nil {
+				if err := decodeChunk(c, apply, addID); err != nil {
 					return 0, fmt.Errorf("%s: %w", keys[i], err)
 				}
 			}
@@ -272,8 +279,9 @@ func (l *stateLog) expire(st *shardState, now time.Time) {
 	}
 }
 
-// chunks packs the entries of custs into chunks of about one write unit each, under keyOf(i).
-func (l *stateLog) chunks(custs func(yield func(*cust) bool), keyOf func(i int) string, exp time.Time) ([]Item, int) {
+// pack packs entries (each one whole, as appendEntry or appendIDs encode it; the slice is reused
+// after the yield) into chunks of about one write unit each, under keyOf(i).
+func (l *stateLog) pack(entries func(yield func([]byte) bool), keyOf func(i int) string, exp time.Time) ([]Item, int) {
 	var (
 		items []Item
 		size  int
@@ -290,33 +298,57 @@ func (l *stateLog) chunks(custs func(yield func(*cust) bool), keyOf func(i int) 
 		return chunkTarget - (Item{Key: keyOf(len(items)), ExpiresAt: exp}.size() + len("d"))
 	}
 	limit := budget()
-	for c := range custs {
-		n := len(buf)
-		buf = appendEntry(buf, c)
-		if len(buf) > limit && n > 1 {
-			entry := slices.Clone(buf[n:])
-			buf = buf[:n]
+	for entry := range entries {
+		if len(buf) > 1 && len(buf)+len(entry) > limit {
 			flush()
 			limit = budget()
-			buf = append(buf, entry...)
 		}
+		buf = append(buf, entry...)
 	}
 	flush()
 	return items, size
 }
 
-// flush appends the changes of the batch (the dirty customers) to this lease's log, then compacts
-// when the log has grown as large as the snapshot, or the snapshot is half a horizon old.
+// idsPerEntry bounds the ids of one entry, so that it fits a chunk.
+const idsPerEntry = 64
+
+// snapshotIDs is how many of the last written ids a snapshot keeps (the log since keeps the rest).
+const snapshotIDs = 16384
+
+// entriesOf yields the entries of custs, then of ids in blocks.
+func entriesOf(custs func(yield func(*cust) bool), ids []idEntry) func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		var scratch []byte
+		for c := range custs {
+			scratch = appendEntry(scratch[:0], c)
+			if !yield(scratch) {
+				return
+			}
+		}
+		for len(ids) > 0 {
+			n := min(len(ids), idsPerEntry)
+			scratch = appendIDs(scratch[:0], ids[:n])
+			if !yield(scratch) {
+				return
+			}
+			ids = ids[n:]
+		}
+	}
+}
+
+// flush appends the changes of the batch (the dirty customers, the ids written) to this lease's
+// log, then compacts when the log has grown to compactRatio times the snapshot, or the snapshot is
+// half a horizon old.
 func (l *stateLog) flush(ctx context.Context, st *shardState, now time.Time) error {
-	if len(st.dirty) > 0 {
+	if len(st.dirty) > 0 || len(st.fresh) > 0 {
 		first := l.next
-		items, size := l.chunks(func(yield func(*cust) bool) {
+		items, size := l.pack(entriesOf(func(yield func(*cust) bool) {
 			for _, c := range st.dirty {
 				if !yield(c) {
 					return
 				}
 			}
-		}, func(i int) string { return logKey(l.shard, l.epoch, first+i) }, l.expiry(now))
+		}, st.fresh), func(i int) string { return logKey(l.shard, l.epoch, first+i) }, l.expiry(now))
 		if err := l.p.storeItems(ctx, l.shard, items); err != nil {
 			return err
 		}
@@ -325,10 +357,11 @@ func (l *stateLog) flush(ctx context.Context, st *shardState, now time.Time) err
 		}
 		clear(st.dirty)
 		st.dirty = st.dirty[:0]
+		st.fresh = st.fresh[:0]
 		l.next += len(items)
 		l.logSize += size
 	}
-	if l.logSize >= max(l.m.Bytes, compactMin) || now.Sub(l.m.At) >= l.p.cfg.DedupeHorizon/2 {
+	if l.logSize >= max(compactRatio*l.m.Bytes, compactMin) || now.Sub(l.m.At) >= l.p.cfg.DedupeHorizon/2 {
 		l.expire(st, now)
 		return l.compact(ctx, st, now)
 	}
@@ -340,13 +373,15 @@ func (l *stateLog) flush(ctx context.Context, st *shardState, now time.Time) err
 func (l *stateLog) compact(ctx context.Context, st *shardState, now time.Time) error {
 	l.gen++
 	snap := l.epoch + "." + strconv.Itoa(l.gen)
-	items, size := l.chunks(func(yield func(*cust) bool) {
+	var ids []idEntry
+	st.recent.last(snapshotIDs, func(e idEntry) { ids = append(ids, e) })
+	items, size := l.pack(entriesOf(func(yield func(*cust) bool) {
 		for _, c := range st.custs {
 			if !yield(c) {
 				return
 			}
 		}
-	}, func(i int) string { return snapKey(l.shard, snap, i) }, l.expiry(now))
+	}, ids), func(i int) string { return snapKey(l.shard, snap, i) }, l.expiry(now))
 	if err := l.p.storeItems(ctx, l.shard, items); err != nil {
 		return err
 	}
