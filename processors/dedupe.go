@@ -179,4 +179,3 @@ func (d *dedupe) settle(e *rec, written bool) {
 		d.st.wrote(idHash(e.d.EventID), uint32(e.hash))
 	}
 }
-

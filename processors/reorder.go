@@ -77,7 +77,9 @@ func (o *reorder) release(e *rec, out []*rec) []*rec {
 	c, s := e.cust, e.d.Seq
 	switch {
 	case s > c.cursor:
-		e.gap = s - c.cursor - 1
+		if !c.returning || c.cursor != 0 {
+			e.gap = s - c.cursor - 1
+		}
 	case c.delivered(s):
 		e.dupSeq = true
 		return append(out, e)

@@ -204,3 +204,29 @@ func TestStateTakenOver(t *testing.T) {
 		t.Fatalf("stale owner: %v, want ErrStateTakenOver", err)
 	}
 }
+
+// TestReturningCustomerNoFalseGap: a customer silent for longer than the horizon loses its state;
+// when it comes back its next event still waits the window (a new customer's first seqs may be
+// behind), but is released without a gap: the seqs before were delivered long ago. A customer that
+// is really new gets its gap.
+func TestReturningCustomerNoFalseGap(t *testing.T) {
+	cfg := testConfig()
+	cfg.DedupeHorizon = 48 * time.Hour
+	h := newHarness(t, cfg)
+	s := h.open("s")
+	h.process(s, h.recs(ev{id: "r1", cust: "r", seq: 1}, ev{id: "r2", cust: "r", seq: 2}))
+	h.clock.Advance(4 * 24 * time.Hour)
+	h.process(s, h.recs(ev{id: "o1", cust: "other", seq: 1})) // a compaction: r's state expires
+	if s.dedupe.st.custs[custKeyOf("r")] != nil || h.counter("pipeline_state_customers_expired_total") != 1 {
+		t.Fatal("r's state did not expire")
+	}
+	s.Close()
+	s = h.open("s") // the retired filter is durable too
+	h.process(s, h.recs(ev{id: "r3", cust: "r", seq: 3}, ev{id: "n2", cust: "n", seq: 2}))
+	h.clock.Advance(time.Minute)
+	h.process(s, nil)
+	got := seqs(h.kin.analytics(t, "analytics-page_view"))
+	if want := []string{"r:1", "r:2", "other:1", "r:3", "n:2+gap1"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+}

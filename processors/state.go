@@ -43,6 +43,9 @@ type cust struct {
 
 	held  []*rec // events held for reordering, sorted by seq (memory only)
 	dirty bool   // in shardState.dirty: changed since the last flush to the state log
+	// returning is set on a new state for a customer whose earlier state expired (retired.go): its
+	// first release records no gap.
+	returning bool
 }
 
 // delivered reports whether seq s of c was released and delivered (or given up as a duplicate).
@@ -130,6 +133,7 @@ func (c *cust) released(s uint64, hash uint64) {
 		c.addPending(c.cursor+1, s-1)
 		c.cursor = s
 		c.hash = uint32(hash)
+		c.returning = false
 	default:
 		c.removePending(s)
 	}
@@ -141,10 +145,11 @@ func dayOf(t time.Time) uint32 { return uint32(t.Unix() / 86400) }
 // shardState is the keyed state of one shard: every customer seen on it within the horizon, and
 // the ids of the events it wrote last (the level-1 dedupe cache).
 type shardState struct {
-	custs  map[custKey]*cust
-	dirty  []*cust // changed since the last flush, each once
-	recent *recent
-	fresh  []idEntry // written since the last flush
+	custs   map[custKey]*cust
+	dirty   []*cust // changed since the last flush, each once
+	recent  *recent
+	fresh   []idEntry // written since the last flush
+	retired retired   // customers whose state expired
 }
 
 func newShardState(recentSize int) *shardState {
@@ -215,7 +220,7 @@ func (r *recent) last(n int, fn func(idEntry)) {
 func (st *shardState) get(k custKey) *cust {
 	c := st.custs[k]
 	if c == nil {
-		c = &cust{key: k}
+		c = &cust{key: k, returning: st.retired.has(k)}
 		st.custs[k] = c
 	}
 	return c
@@ -238,13 +243,66 @@ func (st *shardState) touch(c *cust, day uint32) {
 //	kind 0, one customer: key [16] | uvarint cursor | hash uint32 LE | uvarint day | uvarint n |
 //	        n x (uvarint lo-prev, uvarint hi-lo), prev the hi of the previous range (0 first)
 //	kind 1, written event ids: uvarint n | n x (id uint64 LE | hash uint32 LE), oldest first
+//	kind 2, a piece of a retired-customer filter: uvarint generation | uvarint since (day) |
+//	        uvarint words in the filter | uvarint offset | uvarint n | n x uint64 LE
 const stateVersion = 2
 
 const (
-	entryCust = 0
-	entryIDs  = 1
-	idSize    = 12
+	entryCust    = 0
+	entryIDs     = 1
+	entryRetired = 2
+	idSize       = 12
+	// wordsPerEntry bounds the filter words of one entry, so that it fits a chunk.
+	wordsPerEntry = 96
 )
+
+// retiredPiece is one entry of kind 2.
+type retiredPiece struct {
+	gen, since, total, offset int
+	words                     []uint64
+}
+
+func appendRetired(dst []byte, p retiredPiece) []byte {
+	dst = append(dst, entryRetired)
+	for _, v := range []int{p.gen, p.since, p.total, p.offset, len(p.words)} {
+		dst = binary.AppendUvarint(dst, uint64(v))
+	}
+	for _, w := range p.words {
+		dst = binary.LittleEndian.AppendUint64(dst, w)
+	}
+	return dst
+}
+
+// pieces yields the entries of the retired filter.
+func (r *retired) pieces(yield func(retiredPiece) bool) {
+	for gen, b := range r.gens {
+		if b == nil {
+			continue
+		}
+		for off := 0; off < len(b.words); off += wordsPerEntry {
+			if !yield(retiredPiece{gen: gen, since: int(r.since), total: len(b.words), offset: off, words: b.words[off:min(off+wordsPerEntry, len(b.words))]}) {
+				return
+			}
+		}
+	}
+}
+
+// apply takes one piece of a stored filter.
+func (r *retired) apply(p retiredPiece) error {
+	if p.gen > 1 || p.total == 0 || p.total > bloomMaxBits/64 || p.total&(p.total-1) != 0 || p.offset+len(p.words) > p.total {
+		return fmt.Errorf("%w: retired filter piece %d/%d of %d words", errBadState, p.offset, len(p.words), p.total)
+	}
+	b := r.gens[p.gen]
+	if b == nil || len(b.words) != p.total {
+		b = &bloom{words: make([]uint64, p.total)}
+		r.gens[p.gen] = b
+	}
+	copy(b.words[p.offset:], p.words)
+	if p.gen == 0 {
+		r.since = uint32(p.since)
+	}
+	return nil
+}
 
 func appendEntry(dst []byte, c *cust) []byte {
 	dst = append(dst, entryCust)
@@ -274,9 +332,10 @@ func appendIDs(dst []byte, ids []idEntry) []byte {
 
 var errBadState = errors.New("undecodable state chunk")
 
-// decodeChunk calls onCust for every customer entry of a chunk and onID for every event id, in
-// order. The cust it passes is reused: copy what you keep.
-func decodeChunk(b []byte, onCust func(c *cust), onID func(idEntry)) error {
+// decodeChunk calls onCust for every customer entry of a chunk, onID for every event id and onRetired
+// (nil: such entries are skipped) for every piece of a retired filter, in order. What it passes is
+// reused: copy what you keep.
+func decodeChunk(b []byte, onCust func(c *cust), onID func(idEntry), onRetired func(retiredPiece) error) error {
 	if len(b) == 0 || b[0] != stateVersion {
 		return fmt.Errorf("%w: version %v", errBadState, b[:min(1, len(b))])
 	}
@@ -302,6 +361,29 @@ func decodeChunk(b []byte, onCust func(c *cust), onID func(idEntry)) error {
 			for range n {
 				onID(idEntry{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint32(b[8:])})
 				b = b[idSize:]
+			}
+			continue
+		case entryRetired:
+			var f [5]uint64
+			for i := range f {
+				v, err := uv()
+				if err != nil || v > bloomMaxBits {
+					return errBadState
+				}
+				f[i] = v
+			}
+			if f[4] > uint64(len(b)/8) {
+				return errBadState
+			}
+			words := make([]uint64, f[4])
+			for i := range words {
+				words[i] = binary.LittleEndian.Uint64(b[8*i:])
+			}
+			b = b[8*len(words):]
+			if onRetired != nil {
+				if err := onRetired(retiredPiece{gen: int(f[0]), since: int(f[1]), total: int(f[2]), offset: int(f[3]), words: words}); err != nil {
+					return err
+				}
 			}
 			continue
 		case entryCust:

@@ -2,6 +2,7 @@ package processors
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -104,7 +105,7 @@ func TestStateEncoding(t *testing.T) {
 			cc := *c
 			cc.pending = slices.Clone(c.pending)
 			got = append(got, cc)
-		}, func(e idEntry) { gotIDs = append(gotIDs, e) }); err != nil {
+		}, func(e idEntry) { gotIDs = append(gotIDs, e) }, nil); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(gotIDs, ids) {
@@ -122,7 +123,7 @@ func TestStateEncoding(t *testing.T) {
 	})
 	for _, bad := range [][]byte{nil, {1}, {stateVersion, 0, 1, 2}, {stateVersion, 7}, {stateVersion, entryIDs, 3, 1, 2},
 		append([]byte{stateVersion, 0}, bytes.Repeat([]byte{0xff}, 40)...)} {
-		if err := decodeChunk(bad, func(*cust) {}, func(idEntry) {}); err == nil {
+		if err := decodeChunk(bad, func(*cust) {}, func(idEntry) {}, func(retiredPiece) error { return nil }); err == nil {
 			t.Errorf("decodeChunk(%x) accepted", bad)
 		}
 	}
@@ -134,5 +135,42 @@ func TestInRange(t *testing.T) {
 		if got := inRange(k, lo, hi); got != want {
 			t.Errorf("inRange(%x) = %v", k[:2], got)
 		}
+	}
+}
+
+// TestRetiredFilter: customers added are found, others almost never; the filter survives the chunk
+// encoding; a new generation starts after a horizon and the one before is kept.
+func TestRetiredFilter(t *testing.T) {
+	var r retired
+	for i := range 1000 {
+		r.add(custKeyOf(fmt.Sprint("gone-", i)), 100, 8, 1000)
+	}
+	fp := 0
+	for i := range 10000 {
+		if r.has(custKeyOf(fmt.Sprint("new-", i))) {
+			fp++
+		}
+	}
+	if fp > 200 {
+		t.Fatalf("%d false positives in 10,000", fp)
+	}
+	buf := []byte{stateVersion}
+	for p := range r.pieces {
+		buf = appendRetired(buf, p)
+	}
+	var back retired
+	if err := decodeChunk(buf, func(*cust) {}, func(idEntry) {}, back.apply); err != nil {
+		t.Fatal(err)
+	}
+	r.add(custKeyOf("later"), 108, 8, 1000) // a horizon later: a new generation
+	back.add(custKeyOf("later"), 108, 8, 1000)
+	for i := range 1000 {
+		k := custKeyOf(fmt.Sprint("gone-", i))
+		if !r.has(k) || !back.has(k) {
+			t.Fatalf("gone-%d forgotten (after a round trip: %v)", i, r.has(k))
+		}
+	}
+	if !back.has(custKeyOf("later")) || back.since != 108 {
+		t.Fatalf("new generation: since %d", back.since)
 	}
 }

@@ -197,8 +197,14 @@ func (l *stateLog) load(ctx context.Context, shard string, m manifest, st *shard
 		}
 	}
 	// A parent's recent ids are kept whole: an id does not say which customer it belongs to, and
-	// an id of the other child's range only costs a slot.
+	// an id of the other child's range only costs a slot. Its retired filter is not: it covers both
+	// children's customers and cannot be split (a customer of it back after the horizon then gets
+	// its gap recorded, as a new one).
 	addID := func(e idEntry) { st.recent.add(e.id, e.hash) }
+	var onRetired func(retiredPiece) error
+	if keep == nil {
+		onRetired = st.retired.apply
+	}
 	if m.Chunks > 0 {
 		keys := make([]string, m.Chunks)
 		for k := range keys {
@@ -214,7 +220,7 @@ func (l *stateLog) load(ctx context.Context, shard string, m manifest, st *shard
 				l.p.log.Error("state snapshot chunk missing: customers in it start over", zapShard(shard), zap.String("key", keys[k]))
 				continue
 			}
-			if err := decodeChunk(c, apply, addID); err != nil {
+			if err := decodeChunk(c, apply, addID, onRetired); err != nil {
 				return 0, fmt.Errorf("%s: %w", keys[k], err)
 			}
 		}
@@ -237,7 +243,7 @@ func (l *stateLog) load(ctx context.Context, shard string, m manifest, st *shard
 				}
 				any = true
 				size += len(c)
-				if err := decodeChunk(c, apply, addID); err != nil {
+				if err := decodeChunk(c, apply, addID, nil); err != nil {
 					return 0, fmt.Errorf("%s: %w", keys[i], err)
 				}
 			}
@@ -264,12 +270,16 @@ func (l *stateLog) readChunks(ctx context.Context, keys []string) ([][]byte, err
 	return out, err
 }
 
-// expire drops the customers whose last event is older than the horizon.
+// expire drops the customers whose last event is older than the horizon, and remembers them as
+// retired.
 func (l *stateLog) expire(st *shardState, now time.Time) {
+	today := dayOf(now)
 	oldest := dayOf(now.Add(-l.p.cfg.DedupeHorizon))
+	horizonDays := max(1, uint32(l.p.cfg.DedupeHorizon/(24*time.Hour)))
 	n := 0
 	for k, c := range st.custs {
 		if c.day < oldest && len(c.held) == 0 && !c.dirty {
+			st.retired.add(k, today, horizonDays, len(st.custs))
 			delete(st.custs, k)
 			n++
 		}
@@ -315,10 +325,19 @@ const idsPerEntry = 64
 // snapshotIDs is how many of the last written ids a snapshot keeps (the log since keeps the rest).
 const snapshotIDs = 16384
 
-// entriesOf yields the entries of custs, then of ids in blocks.
-func entriesOf(custs func(yield func(*cust) bool), ids []idEntry) func(yield func([]byte) bool) {
+// entriesOf yields the entries of custs, then of ids in blocks, then of the retired filter (nil:
+// none).
+func entriesOf(custs func(yield func(*cust) bool), ids []idEntry, ret *retired) func(yield func([]byte) bool) {
 	return func(yield func([]byte) bool) {
 		var scratch []byte
+		if ret != nil {
+			for p := range ret.pieces {
+				scratch = appendRetired(scratch[:0], p)
+				if !yield(scratch) {
+					return
+				}
+			}
+		}
 		for c := range custs {
 			scratch = appendEntry(scratch[:0], c)
 			if !yield(scratch) {
@@ -348,7 +367,7 @@ func (l *stateLog) flush(ctx context.Context, st *shardState, now time.Time) err
 					return
 				}
 			}
-		}, st.fresh), func(i int) string { return logKey(l.shard, l.epoch, first+i) }, l.expiry(now))
+		}, st.fresh, nil), func(i int) string { return logKey(l.shard, l.epoch, first+i) }, l.expiry(now))
 		if err := l.p.storeItems(ctx, l.shard, items); err != nil {
 			return err
 		}
@@ -381,7 +400,7 @@ func (l *stateLog) compact(ctx context.Context, st *shardState, now time.Time) e
 				return
 			}
 		}
-	}, ids), func(i int) string { return snapKey(l.shard, snap, i) }, l.expiry(now))
+	}, ids, &st.retired), func(i int) string { return snapKey(l.shard, snap, i) }, l.expiry(now))
 	if err := l.p.storeItems(ctx, l.shard, items); err != nil {
 		return err
 	}
