@@ -71,6 +71,9 @@ type manifest struct {
 	Bytes  int       `json:"bytes"`          // snapshot size, to decide compaction
 	At     time.Time `json:"at"`             // when the snapshot was taken
 	Logs   []logRef  `json:"logs"`           // logs after the snapshot, in order
+	// Horizon is the dedupe horizon of the writer (seconds): for kclctl, which warns when a rewind
+	// reaches past it.
+	Horizon int64 `json:"horizon_s,omitempty"`
 }
 
 // logRef is one writer's log: its chunks from From on follow the snapshot.
@@ -417,6 +420,7 @@ func (l *stateLog) compact(ctx context.Context, st *shardState, now time.Time) e
 }
 
 func (l *stateLog) writeManifest(ctx context.Context, now time.Time) error {
+	l.m.Horizon = int64(l.p.cfg.DedupeHorizon / time.Second)
 	data, err := json.Marshal(l.m)
 	if err != nil {
 		return err
@@ -452,4 +456,22 @@ func (l *stateLog) writeManifest(ctx context.Context, now time.Time) error {
 // outlives the customer's expiry (judged by day).
 func (l *stateLog) expiry(now time.Time) time.Time {
 	return now.Add(l.p.cfg.DedupeHorizon + 24*time.Hour)
+}
+
+// ReadHorizon returns the dedupe horizon the last writer of shard's state ran with, read from the
+// shard's state manifest in store; false when the shard has no state (never processed) or its
+// writer did not record one.
+func ReadHorizon(ctx context.Context, store DedupeStore, shard string) (time.Duration, bool, error) {
+	found, _, err := store.Get(ctx, []string{manifestKey(shard)})
+	if err != nil {
+		return 0, false, fmt.Errorf("read the state manifest of %s: %w", shard, err)
+	}
+	if len(found) == 0 {
+		return 0, false, nil
+	}
+	var m manifest
+	if err := json.Unmarshal(found[0].Data, &m); err != nil {
+		return 0, false, fmt.Errorf("state manifest of %s: %w", shard, err)
+	}
+	return time.Duration(m.Horizon) * time.Second, m.Horizon > 0, nil
 }
