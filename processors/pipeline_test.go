@@ -709,3 +709,37 @@ func TestRetiredKeyJudgedAtArrival(t *testing.T) {
 		t.Fatalf("quarantined %+v, want the event that arrived after the retirement", qs)
 	}
 }
+
+// TestContractEdgeCases: the README's outcomes for inputs at the edge of the contract, at the
+// worker: an upper-case hex signature verifies, seq 2^64-1 is delivered, an empty record or one
+// with a byte order mark is not JSON, seq 0 is missing.
+func TestContractEdgeCases(t *testing.T) {
+	h := newHarness(t, testConfig())
+	good := string(raw(t, h.kr, ev{id: "u1", cust: "c1", seq: 1}))
+	i := strings.Index(good, `"signature":"`) + len(`"signature":"`)
+	upper := good[:i] + strings.ToUpper(good[i:i+64]) + good[i+64:]
+	if upper == good {
+		t.Fatal("the signature has no letter to upper-case")
+	}
+	top := raw(t, h.kr, ev{id: "max", cust: "c2", seq: 1<<64 - 1})
+	s := h.open("s")
+	for _, tc := range []struct {
+		name string
+		data string
+		want event.Reason // "" delivered
+	}{
+		{"upper-case hex signature", upper, ""},
+		{"seq 2^64-1", string(top), ""},
+		{"empty record", "", event.ReasonNotJSON},
+		{"byte order mark", "\xef\xbb\xbf" + good, event.ReasonNotJSON},
+		{"seq zero", strings.Replace(good, `"seq":1`, `"seq":0`, 1), event.ReasonMissingField},
+	} {
+		e, q := s.decode(&Record{SequenceNumber: "1", Data: []byte(tc.data)}, 0, t0)
+		switch {
+		case tc.want == "" && q != nil:
+			t.Errorf("%s: quarantined %s (%s), want delivered", tc.name, q.reason, q.detail)
+		case tc.want != "" && (q == nil || q.reason != tc.want):
+			t.Errorf("%s: %v %v, want %s", tc.name, e, q, tc.want)
+		}
+	}
+}
