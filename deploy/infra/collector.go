@@ -56,7 +56,12 @@ func (p *Pipeline) collectorConfig(logGroup string) string {
 				}},
 			}},
 		}}},
-		"processors": map[string]any{"batch/metrics": map[string]any{"timeout": collectorScrapeInterval}},
+		"processors": map[string]any{
+			// The ECS detector reads the task's metadata endpoint, so log_stream_name's {TaskId}
+			// names each task's stream.
+			"resourcedetection": map[string]any{"detectors": []string{"env", "ecs"}, "timeout": "2s", "override": false},
+			"batch/metrics":     map[string]any{"timeout": collectorScrapeInterval},
+		},
 		"exporters": map[string]any{"awsemf": map[string]any{
 			"namespace":               p.Names.MetricsNamespace,
 			"log_group_name":          logGroup,
@@ -65,7 +70,7 @@ func (p *Pipeline) collectorConfig(logGroup string) string {
 			"metric_declarations":     workerMetricDeclarations,
 		}},
 		"service": map[string]any{"pipelines": map[string]any{"metrics": map[string]any{
-			"receivers": []string{"prometheus"}, "processors": []string{"batch/metrics"}, "exporters": []string{"awsemf"},
+			"receivers": []string{"prometheus"}, "processors": []string{"resourcedetection", "batch/metrics"}, "exporters": []string{"awsemf"},
 		}}},
 	}
 	b, err := json.Marshal(cfg)
