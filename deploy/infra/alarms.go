@@ -71,14 +71,17 @@ func (p *Pipeline) addAlarms() {
 			Statistic: jsii.String(stat), Period: period,
 		})
 	}
-	// sum adds metrics up in one metric-math expression (m0 + m1 + ...).
+	// sum adds metrics up in one metric-math expression, FILL(m0, 0) + FILL(m1, 0) + ...: these
+	// metrics are published only when something happens (a throttled write, a failed delivery),
+	// and a sum of series without FILL has a value only where every series has one, so it would
+	// almost never reach the alarm.
 	sum := func(label string, metrics []awscloudwatch.IMetric) awscloudwatch.IMetric {
 		using := map[string]awscloudwatch.IMetric{}
 		var ids []string
 		for i, m := range metrics {
 			id := fmt.Sprintf("m%d", i)
 			using[id] = m
-			ids = append(ids, id)
+			ids = append(ids, "FILL("+id+", 0)")
 		}
 		return awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 			Expression: jsii.String(strings.Join(ids, " + ")), UsingMetrics: &using,

@@ -1041,13 +1041,23 @@ func TestAlarms(t *testing.T) {
 		}
 		delete(mathOf, strings.TrimPrefix(name, fx.names.AlarmPrefix))
 		n := 0
+		var expr string
 		for _, q := range props["Metrics"].([]any) {
-			if strings.Contains(jsonOf(q), want.metric) {
+			qm := q.(map[string]any)
+			if strings.Contains(jsonOf(qm), want.metric) {
 				n++
+			}
+			if e, ok := qm["Expression"].(string); ok {
+				expr = e
 			}
 		}
 		if n != want.n {
 			t.Errorf("alarm %s sums %d %s metrics, want %d", name, n, want.metric, want.n)
+		}
+		// Sparse metrics: a term without FILL leaves the sum empty whenever that stream or table
+		// published nothing, and the alarm would never fire.
+		if got := strings.Count(expr, "FILL("); got != want.n {
+			t.Errorf("alarm %s: expression %q fills %d of its %d metrics with 0", name, expr, got, want.n)
 		}
 	}
 	if len(mathOf) > 0 {
