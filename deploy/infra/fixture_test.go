@@ -150,5 +150,3 @@ func getAtt(id, attr string) map[string]any {
 }
 
 func ref(id string) map[string]any { return map[string]any{"Ref": id} }
-
-func strp(s string) *string { return &s }
