@@ -67,9 +67,9 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	}
 	now := s.now()
 	s.mu.Lock()
-	expires := s.observeLocked(row, now)
+	expires, claimExpires := s.expiresLocked(row), s.claimExpiresLocked(row)
 	s.mu.Unlock()
-	if reason := grantCheck(now, row, expires, s.cfg.WorkerID, s.cfg.ClaimTTL); reason != nil {
+	if reason := grantCheck(now, row, expires, claimExpires, s.cfg.WorkerID); reason != nil {
 		detail := ""
 		if row != nil && row.Owner != "" {
 			detail = "owner " + row.Owner
@@ -115,7 +115,7 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	}
 	s.mu.Lock()
 	if newRow != nil {
-		s.rows[id] = newRow
+		s.putRowLocked(id, newRow)
 	}
 	stale := ""
 	switch {

@@ -26,13 +26,7 @@ func (s *Store) decide(ctx context.Context) (decision, error) {
 			return decision{}, err
 		}
 		s.mu.Lock()
-		s.rows = rows
-		s.scanAt = s.now()
-		for id := range s.obs {
-			if rows[id] == nil {
-				delete(s.obs, id)
-			}
-		}
+		s.putScanLocked(rows)
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
@@ -49,11 +43,11 @@ func (s *Store) decide(ctx context.Context) (decision, error) {
 			ps.Finished = r.finished()
 			if r.Owner != "" {
 				ps.Owner = r.Owner
-				ps.Expires = s.observeLocked(r, now)
+				ps.Expires = s.expiresLocked(r)
 			}
 			if r.Claim != "" {
 				ps.Claim = r.Claim
-				ps.ClaimExpires = r.ClaimedAt.Add(s.cfg.ClaimTTL)
+				ps.ClaimExpires = s.claimExpiresLocked(r)
 			}
 		}
 		if meta != nil {
@@ -162,7 +156,7 @@ func (s *Store) postClaim(ctx context.Context, shardID string) (bool, error) {
 	s.claimShard = shardID
 	s.claimUntil = now.Add(s.cfg.ClaimTTL)
 	if row != nil {
-		s.rows[shardID] = row
+		s.putRowLocked(shardID, row)
 	}
 	s.mu.Unlock()
 	s.m.claims.Inc()
@@ -190,7 +184,7 @@ func (s *Store) withdrawClaim(ctx context.Context, shardID string) {
 	}
 	if row, _ := decodeRow(out.Attributes); row != nil {
 		s.mu.Lock()
-		s.rows[shardID] = row
+		s.putRowLocked(shardID, row)
 		s.mu.Unlock()
 	}
 	s.log.Info("claim withdrawn", zap.String("shard", shardID))

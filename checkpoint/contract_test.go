@@ -88,11 +88,17 @@ func (h *harness) config(worker string) Config {
 
 func (h *harness) store(worker string, mods ...func(*Config)) *Store {
 	h.t.Helper()
+	return h.storeOn(h.ddb, worker, mods...)
+}
+
+// storeOn is store with its own DynamoDB client (e.g. a gate of its own).
+func (h *harness) storeOn(ddb DynamoDBAPI, worker string, mods ...func(*Config)) *Store {
+	h.t.Helper()
 	cfg := h.config(worker)
 	for _, m := range mods {
 		m(&cfg)
 	}
-	s, err := New(h.ctx, cfg, h.ddb, h.kin)
+	s, err := New(h.ctx, cfg, ddb, h.kin)
 	if err != nil {
 		h.t.Fatalf("New(%s): %v", worker, err)
 	}

@@ -12,12 +12,14 @@
 //     so a worker that lost its lease can never overwrite the row of the new owner. A failed
 //     condition is an expected outcome: Acquire returns an Acquisition that was not granted, and
 //     Renew, Checkpoint and Release return false with a nil error.
-//   - Clock-independent expiry (the KCL Java rule). A worker considers a foreign lease expired only
-//     after it has watched the row's (owner, counter, LeaseTimeout) stay unchanged for one
-//     LeaseDuration of its own clock, or when the row's LeaseTimeout lies more than one more
-//     LeaseDuration in the past. The holder gives the lease up locally at the instant it was sent
-//     its last successful renewal plus LeaseDuration, which is never later than any observer's
-//     expiry, whatever the clocks say.
+//   - Expiry observed, never computed from another machine's clock (the KCL Java rule). A worker
+//     considers a peer's lease expired only after it has watched the row's lease state (owner,
+//     counter) stay unchanged for one LeaseDuration of its own monotonic clock, counting only
+//     across its own successful reads: a failed DynamoDB call, or a long gap between reads, starts
+//     the watch over. A peer's ClaimRequest is judged the same way, over ClaimTTL. Timestamps in
+//     the rows (LeaseTimeout, ClaimedAt, ...) are the writer's clock and only for display. The
+//     holder gives the lease up locally at the instant it sent its last successful renewal plus
+//     LeaseDuration, which is never later than any observer's expiry, whatever the clocks say.
 //   - Lineage-aware grant. A shard is leased only when every parent (ParentShardId and
 //     AdjacentParentShardId, learned from Kinesis ListShards) has Checkpoint == SHARD_END, or has
 //     left the stream (past retention) and is not leased. A child waiting for a parent is never

@@ -49,10 +49,14 @@ func (s *Store) finishLocked(h *heldLease, cause error, reason string) func() {
 	}
 	h.cancel(cause)
 	h.ownCancel(cause)
-	// Our own row counts as expired for us from the instant it expires for everyone else.
+	// Our own row, if it still names us (a release whose write failed), counts as expired for us
+	// from the instant our own lease ran out: we know when we last wrote it.
 	s.obs[h.id] = observation{
-		version: fmt.Sprintf("%s|%d|%s", s.cfg.WorkerID, h.counter, h.timeoutS),
-		since:   h.validUntil.Add(-s.cfg.LeaseDuration),
+		version:  fmt.Sprintf("%s|%d|%s", s.cfg.WorkerID, h.counter, h.timeoutS),
+		since:    h.validUntil.Add(-s.cfg.LeaseDuration),
+		lastRead: s.now(),
+		gen:      s.failGen,
+		own:      true,
 	}
 	s.m.held.Set(float64(len(s.held)))
 	s.m.lost.WithLabelValues(reason).Inc()
@@ -101,7 +105,7 @@ func (s *Store) extend(h *heldLease, sent time.Time, row *leaseRow) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if row != nil {
-		s.rows[h.id] = row
+		s.putRowLocked(h.id, row)
 	}
 	if h.gone {
 		return

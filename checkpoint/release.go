@@ -69,7 +69,7 @@ func (s *Store) release(ctx context.Context, h *heldLease, reason string) (bool,
 	}
 	s.mu.Lock()
 	if row != nil {
-		s.rows[h.id] = row
+		s.putRowLocked(h.id, row)
 	}
 	fire := s.finishLocked(h, cause, reason)
 	s.mu.Unlock()
@@ -98,7 +98,7 @@ func (s *Store) Forget(ctx context.Context, shardID string) error {
 		return fmt.Errorf("shard %s: remove lease row: %w", shardID, err)
 	}
 	s.mu.Lock()
-	delete(s.rows, shardID)
+	s.putRowLocked(shardID, nil)
 	var fire func()
 	if h := s.held[shardID]; h != nil {
 		fire = s.finishLocked(h, leaseLost(shardID, "row deleted"), "row_deleted")

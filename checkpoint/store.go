@@ -27,7 +27,9 @@ type Store struct {
 
 	mu           sync.Mutex
 	held         map[string]*heldLease
-	obs          map[string]observation
+	obs          map[string]observation // lease states watched, by shard (observe.go)
+	claimObs     map[string]observation // claims watched, by shard
+	failGen      uint64                 // bumped by every failed DynamoDB call: breaks every watch
 	scanAt       time.Time
 	rows         map[string]*leaseRow // last scan, patched by every row read or written since
 	lineage      map[string]shardMeta
@@ -65,7 +67,8 @@ func New(ctx context.Context, cfg Config, ddb DynamoDBAPI, kin KinesisAPI) (*Sto
 		life:    life,
 		stop:    stop,
 		held:    map[string]*heldLease{},
-		obs:     map[string]observation{},
+		obs:      map[string]observation{},
+		claimObs: map[string]observation{},
 		rows:    map[string]*leaseRow{},
 		lineage: map[string]shardMeta{},
 	}, nil
