@@ -24,9 +24,16 @@
 //     AdjacentParentShardId, learned from Kinesis ListShards) has Checkpoint == SHARD_END, or has
 //     left the stream (past retention) and is not leased. A child waiting for a parent is never
 //     leased, so nobody processes it twice and a merge keeps per-key order.
+//   - Suspension, not loss, at the local expiry. A lease whose last successful owner write was
+//     sent LeaseDuration ago is suspended: nobody may have taken it (DynamoDB may be paused for
+//     every worker), but a peer may be about to. Store.WaitValid, the gate before every output
+//     write, blocks while it is suspended. The holder keeps renewing with fenced writes (owner =
+//     this worker, counter = its own): one that lands makes the lease valid again; one whose
+//     condition fails means a peer took it. Only fencing, the row or the table vanishing, or a
+//     release end a lease.
 //   - Lease-loss notification. Each held lease has a context (Store.LeaseContext) cancelled the
-//     moment the lease is known lost (fenced write failed, or local expiry passed without a
-//     successful renewal) or handed off for rebalancing; context.Cause tells which.
+//     moment the lease is known lost (a fenced write failed, the row or the table vanished) or
+//     handed off for rebalancing; context.Cause tells which.
 //   - Bounded calls. Every DynamoDB and Kinesis call runs under its caller's context and is bounded
 //     by Config.CallTimeout. The context given to New only bounds the store's own background work.
 //   - A lease table that disappears is recreated (loudly: error log + metric) and Healthy reports
@@ -48,6 +55,7 @@
 //	err = store.Init(ctx)
 //	acq, err := store.Acquire(ctx, shardID) // acq.Acquired, or acq.Reason
 //	held, err := store.Renew(ctx, shardID)   // every LeaseDuration/3 at most
+//	err = store.WaitValid(ctx, shardID)      // before every output write: nil, blocks, or lost
 //	ok, err := store.Checkpoint(ctx, shardID, seq)
 //	ok, err = store.Release(ctx, shardID)
 //

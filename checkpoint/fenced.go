@@ -57,13 +57,9 @@ func (s *Store) fencedWrite(ctx context.Context, h *heldLease, op string, build 
 			s.mu.Unlock()
 			return nil, time.Time{}, leaseLost(h.id, "not held")
 		}
+		// A suspended lease (run out locally) writes too: the condition tells whether a peer took
+		// it meanwhile, and a write that lands makes it valid again.
 		sent := s.now()
-		if !sent.Before(h.validUntil) {
-			fire := s.finishLocked(h, leaseLost(h.id, "expired without renewal"), "expired")
-			s.mu.Unlock()
-			fire()
-			return nil, sent, leaseLost(h.id, "expired without renewal")
-		}
 		n := h.counter
 		s.mu.Unlock()
 
@@ -95,7 +91,7 @@ func (s *Store) fencedWrite(ctx context.Context, h *heldLease, op string, build 
 			}
 			s.mu.Unlock()
 			if gone && op == "renew" {
-				return row, sent, leaseLost(h.id, "expired without renewal")
+				return row, sent, leaseLost(h.id, "dropped while renewing")
 			}
 			return row, sent, nil
 		case isConditionFailed(err):

@@ -7,6 +7,8 @@ import (
 
 type metrics struct {
 	held          prometheus.Gauge
+	suspended     prometheus.Gauge
+	suspensions   prometheus.Counter
 	acquired      prometheus.Counter
 	renewals      *prometheus.CounterVec // result: ok, failed
 	lost          *prometheus.CounterVec // reason
@@ -23,6 +25,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		held: f.NewGauge(prometheus.GaugeOpts{
 			Name: "checkpoint_leases_held", Help: "Leases this worker holds.",
+		}),
+		suspended: f.NewGauge(prometheus.GaugeOpts{
+			Name: "checkpoint_leases_suspended", Help: "Held leases that ran out locally without a renewal and wait for a fenced write (no output meanwhile).",
+		}),
+		suspensions: f.NewCounter(prometheus.CounterOpts{
+			Name: "checkpoint_lease_suspensions_total", Help: "Times a held lease ran out locally without a renewal (suspended, not lost).",
 		}),
 		acquired: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_leases_taken_total", Help: "Leases taken by this worker.",

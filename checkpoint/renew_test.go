@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -69,9 +68,10 @@ func TestRenewalRetriesWithinValidity(t *testing.T) {
 	}
 }
 
-// When no retry succeeds before the lease's local expiry, the lease is lost, not kept: the
-// renewal ends and the lease context is cancelled by the expiry.
-func TestRenewalGivesUpAtExpiry(t *testing.T) {
+// When no retry succeeds before the lease's local expiry, the lease is suspended, not lost: its
+// contexts stay live, WaitValid blocks, and the next renewal that lands (a fenced write: nobody took
+// the lease meanwhile) makes it valid again.
+func TestRenewalFailingPastExpirySuspends(t *testing.T) {
 	h := fakeHarness(t)
 	h.kin.set(shardIDs(1)...)
 	slow := &slowUpdates{DynamoDBAPI: h.raw}
@@ -85,18 +85,43 @@ func TestRenewalGivesUpAtExpiry(t *testing.T) {
 	ctx := a.LeaseContext(st)
 	slow.fail(1 << 30)
 	held, err := a.Renew(h.ctx, st)
-	if held && err == nil {
-		t.Fatal("renewal that never succeeds reported a renewal")
+	if !held || err == nil {
+		t.Fatalf("renewal that never lands = %v, %v, want (true, its error): still held", held, err)
+	}
+	eventually(t, h.tm.wait, 20*time.Millisecond, "suspended", func() (bool, string) { return a.Suspended(st), "valid" })
+	if ctx.Err() != nil {
+		t.Fatalf("lease context ended at the local expiry: %v; suspended is not lost", context.Cause(ctx))
+	}
+	eventually(t, h.tm.wait, 20*time.Millisecond, "suspended gauge", func() (bool, string) { // the lease's timer sets it
+		got := testutil.ToFloat64(a.m.suspended)
+		return got == 1, fmt.Sprint(got)
+	})
+	if held, err := a.Renew(h.ctx, st); !held || err == nil {
+		t.Fatalf("renewal of a suspended lease while DynamoDB fails = %v, %v, want (true, its error)", held, err)
+	}
+	resumed := make(chan error, 1)
+	go func() { resumed <- a.WaitValid(h.ctx, st) }()
+	select {
+	case err := <-resumed:
+		t.Fatalf("WaitValid returned %v while suspended", err)
+	case <-time.After(100 * time.Millisecond): // it blocks; the renewal below must wake it
+	}
+	slow.fail(0)
+	if held, err := a.Renew(h.ctx, st); !held || err != nil {
+		t.Fatalf("renewal of a suspended lease once DynamoDB answers = %v, %v, want (true, nil)", held, err)
 	}
 	select {
-	case <-ctx.Done():
+	case err := <-resumed:
+		if err != nil {
+			t.Fatalf("WaitValid after the renewal = %v, want nil", err)
+		}
 	case <-time.After(h.tm.wait):
-		t.Fatal("lease context not cancelled after the lease expired without a renewal")
+		t.Fatal("WaitValid still blocked after a renewal landed")
 	}
-	if !errors.Is(context.Cause(ctx), ErrLeaseLost) {
-		t.Fatalf("cause %v, want ErrLeaseLost", context.Cause(ctx))
+	if a.Suspended(st) || ctx.Err() != nil || testutil.ToFloat64(a.m.suspended) != 0 {
+		t.Fatalf("after the renewal: suspended %v, context %v, gauge %v", a.Suspended(st), context.Cause(ctx), testutil.ToFloat64(a.m.suspended))
 	}
-	if held, err := a.Renew(h.ctx, st); held || err != nil {
-		t.Fatalf("renewal after the expiry = %v, %v, want (false, nil): lost", held, err)
+	if r := h.row(st); r.Owner != "a" || r.Counter != 2 {
+		t.Fatalf("row %+v, want a's lease renewed once", r)
 	}
 }

@@ -59,18 +59,18 @@ func New(ctx context.Context, cfg Config, ddb DynamoDBAPI, kin KinesisAPI) (*Sto
 	}
 	life, stop := context.WithCancel(ctx)
 	return &Store{
-		cfg:     cfg,
-		ddb:     ddb,
-		kin:     kin,
-		log:     cfg.Logger.With(zap.String("worker", cfg.WorkerID), zap.String("stream", cfg.Stream)),
-		m:       newMetrics(cfg.Registerer),
-		life:    life,
-		stop:    stop,
-		held:    map[string]*heldLease{},
+		cfg:      cfg,
+		ddb:      ddb,
+		kin:      kin,
+		log:      cfg.Logger.With(zap.String("worker", cfg.WorkerID), zap.String("stream", cfg.Stream)),
+		m:        newMetrics(cfg.Registerer),
+		life:     life,
+		stop:     stop,
+		held:     map[string]*heldLease{},
 		obs:      map[string]observation{},
 		claimObs: map[string]observation{},
-		rows:    map[string]*leaseRow{},
-		lineage: map[string]shardMeta{},
+		rows:     map[string]*leaseRow{},
+		lineage:  map[string]shardMeta{},
 	}, nil
 }
 

@@ -24,6 +24,8 @@ type fakeLease struct {
 	cancel    context.CancelCauseFunc
 	own       context.Context
 	ownCancel context.CancelCauseFunc
+	// valid is closed while the lease is valid; a suspended lease has an open one.
+	valid chan struct{}
 }
 
 // fakeLeases is a hand-written shardLeases: the test decides when a lease is handed off or lost.
@@ -43,6 +45,8 @@ func (f *fakeLeases) lease(id string) *fakeLease {
 		l = &fakeLease{}
 		l.ctx, l.cancel = context.WithCancelCause(context.Background())
 		l.own, l.ownCancel = context.WithCancelCause(context.Background())
+		l.valid = make(chan struct{})
+		close(l.valid)
 		f.leases[id] = l
 	}
 	return l
@@ -50,6 +54,47 @@ func (f *fakeLeases) lease(id string) *fakeLease {
 
 func (f *fakeLeases) LeaseContext(id string) context.Context     { return f.lease(id).ctx }
 func (f *fakeLeases) OwnershipContext(id string) context.Context { return f.lease(id).own }
+
+// WaitValid mimics checkpoint.Store.WaitValid: nil while valid, blocking while suspended, the
+// ownership context's cause once the lease ended.
+func (f *fakeLeases) WaitValid(ctx context.Context, id string) error {
+	l := f.lease(id)
+	f.mu.Lock()
+	valid := l.valid
+	f.mu.Unlock()
+	select {
+	case <-l.own.Done():
+		return context.Cause(l.own)
+	default:
+	}
+	select {
+	case <-valid:
+		return nil
+	case <-l.own.Done():
+		return context.Cause(l.own)
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// suspend makes the lease run out locally; resume makes it valid again.
+func (f *fakeLeases) suspend(id string) {
+	l := f.lease(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l.valid = make(chan struct{})
+}
+
+func (f *fakeLeases) resume(id string) {
+	l := f.lease(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-l.valid:
+	default:
+		close(l.valid)
+	}
+}
 
 func (f *fakeLeases) Release(_ context.Context, id string) (bool, error) {
 	l := f.lease(id)

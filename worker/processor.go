@@ -18,6 +18,9 @@ import (
 type shardLeases interface {
 	LeaseContext(shardID string) context.Context
 	OwnershipContext(shardID string) context.Context
+	// WaitValid returns nil while the lease is valid, blocks while it is suspended (ran out
+	// locally, not taken), and returns an error once it is lost.
+	WaitValid(ctx context.Context, shardID string) error
 	Release(ctx context.Context, shardID string) (bool, error)
 }
 
@@ -101,7 +104,7 @@ func (p *recordProcessor) Initialize(in *kcl.InitializationInput) {
 
 func (p *recordProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.w.shards.behind(p.shardID, in.MillisBehindLatest)
-	if p.dead || p.handOff() {
+	if p.dead || p.handOff() || !p.valid() {
 		return
 	}
 	if len(in.Records) == 0 && in.MillisBehindLatest > 0 {
@@ -139,6 +142,9 @@ func (p *recordProcessor) Shutdown(in *kcl.ShutdownInput) {
 		// The shard is closed and fully read: release everything still held, write it, and only then
 		// mark SHARD_END, which lets the children (both of them after a split, the one after a merge
 		// once both parents are done) start.
+		if !p.valid() {
+			return
+		}
 		wm, err := p.shard.Drain(p.ctx)
 		if err != nil {
 			p.stop("drain at shard end", err)
@@ -181,6 +187,17 @@ func (p *recordProcessor) handOff() bool {
 		p.log.Info("shard handed off for balance", zap.String("checkpoint", p.last), zap.Int("held_not_written", p.shard.Held()))
 	}
 	p.finish()
+	return true
+}
+
+// valid waits while the lease is suspended (it ran out locally and a fenced renewal has not landed
+// yet: a peer may be about to take it), so that no batch starts writing then. It reports whether
+// the shard may go on; a lease lost meanwhile stops it.
+func (p *recordProcessor) valid() bool {
+	if err := p.w.leases.WaitValid(p.ctx, p.shardID); err != nil {
+		p.stop("lease check", err)
+		return false
+	}
 	return true
 }
 

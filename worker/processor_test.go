@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
@@ -125,5 +126,49 @@ func TestProcessorShutdownRequested(t *testing.T) {
 	}
 	if !h.shard.isClosed() || h.registered() {
 		t.Fatalf("after Shutdown: shard closed %v, registered %v", h.shard.isClosed(), h.registered())
+	}
+}
+
+// A suspended lease (it ran out locally, no fenced renewal has landed) holds the next batch back
+// before anything of it is written: the batch runs once the lease is valid again, and never if
+// the lease is lost meanwhile.
+func TestProcessorWaitsWhileSuspended(t *testing.T) {
+	h := newProcHarness(t)
+	h.batch(0, "1")
+	h.leases.suspend(testShard)
+	done := make(chan struct{})
+	go func() { h.batch(0, "2"); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("a batch ran while the lease was suspended")
+	case <-time.After(100 * time.Millisecond): // it must still be waiting; resume below releases it
+	}
+	if n := h.shard.count(); n != 1 {
+		t.Fatalf("%d batches reached the pipeline while suspended, want 1", n)
+	}
+	h.leases.resume(testShard)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch did not run after the lease was valid again")
+	}
+	if got := h.cp.written(); !slices.Equal(got, []string{"1", "2"}) {
+		t.Fatalf("checkpoints %v, want [1 2]", got)
+	}
+
+	h.leases.suspend(testShard)
+	done = make(chan struct{})
+	go func() { h.batch(0, "3"); close(done) }()
+	h.leases.lose(testShard)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch still waits after the lease was lost")
+	}
+	if n := h.shard.count(); n != 2 || !h.shard.isClosed() {
+		t.Fatalf("after losing a suspended lease: %d batches, closed %v; want 2 and closed", n, h.shard.isClosed())
+	}
+	if got := h.cp.written(); !slices.Equal(got, []string{"1", "2"}) {
+		t.Fatalf("checkpoints %v, want [1 2]", got)
 	}
 }
