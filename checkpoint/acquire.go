@@ -29,6 +29,16 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	case IsReserved(id):
 		return s.deny(ErrUnknownShard, "reserved key"), nil
 	}
+	s.mu.Lock()
+	until, benched := s.benched[id]
+	if benched && !s.now().Before(until) {
+		delete(s.benched, id)
+		benched = false
+	}
+	s.mu.Unlock()
+	if benched {
+		return s.deny(ErrStoppedHere, ""), nil
+	}
 	meta, known, err := s.lineageOf(ctx, id)
 	if err != nil {
 		return Acquisition{}, err
@@ -99,6 +109,10 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	}
 	u.remove(attrClaim)
 	u.remove(attrClaimedAt)
+	// A stop recorded by Abandon describes a shard waiting for a new owner: taken, it is over.
+	u.remove(attrStopBy)
+	u.remove(attrStopAt)
+	u.remove(attrStopReason)
 	out, err := s.updateItem(ctx, id, u)
 	switch {
 	case isConditionFailed(err):
@@ -136,6 +150,10 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	if row != nil {
 		acq.PreviousOwner = row.Owner
 	}
+	if row != nil && row.StopBy != "" {
+		s.log.Info("taking a shard another worker's processor stopped", zap.String("shard", id),
+			zap.String("stopped_by", row.StopBy), zap.String("stop_reason", row.StopReason))
+	}
 	s.log.Info("lease taken", zap.String("shard", id), zap.String("previous_owner", acq.PreviousOwner), zap.Int64("lease_counter", counter))
 	return acq, nil
 }
@@ -156,6 +174,8 @@ func (s *Store) deny(reason error, detail string) Acquisition {
 		label = "finished"
 	case errors.Is(reason, ErrUnknownShard):
 		label = "unknown"
+	case errors.Is(reason, ErrStoppedHere):
+		label = "stopped_here"
 	}
 	s.m.denied.WithLabelValues(label).Inc()
 	return Acquisition{Reason: reason, Detail: detail}

@@ -903,6 +903,63 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 	})
 
+	t.Run("abandon: a stopped shard's lease goes to a peer at once, the stop shows in Inspect until it is taken", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(1)...)
+		a, bs := h.store("a", noBalance), h.store("b", noBalance)
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkpoint(h.ctx, a, st, "9"); err != nil {
+			t.Fatal(err)
+		}
+		ctx := a.LeaseContext(st)
+		if released, err := a.Abandon(h.ctx, st, "checkpoint: access denied"); !released || err != nil {
+			t.Fatalf("Abandon = %v, %v", released, err)
+		}
+		if !errors.Is(context.Cause(ctx), ErrShardStopped) {
+			t.Fatalf("lease context cause %v, want ErrShardStopped", context.Cause(ctx))
+		}
+		if r := h.row(st); r.Owner != "" || r.StopBy != "a" || r.StopReason != "checkpoint: access denied" || r.Checkpoint != "9" {
+			t.Fatalf("row after Abandon: %+v", r)
+		}
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Shards) != 1 || snap.Shards[0].LastStopBy != "a" || snap.Shards[0].LastStopReason != "checkpoint: access denied" {
+			t.Fatalf("Inspect after Abandon: %+v", snap.Shards)
+		}
+		kinds := map[WarningKind]bool{}
+		for _, w := range snap.Warnings {
+			kinds[w.Kind] = true
+		}
+		if !kinds[WarnStopped] {
+			t.Fatalf("warnings %+v, want %s", snap.Warnings, WarnStopped)
+		}
+		if err := take(h.ctx, a, st); !errors.Is(err, ErrStoppedHere) {
+			t.Fatalf("the stopping worker takes the shard again at once: %v, want ErrStoppedHere", err)
+		}
+		acq := takeEventually(t, bs, st, h.tm.wait) // a released lease: at once
+		if acq.Checkpoint != "9" {
+			t.Fatalf("the peer resumes at %q, want 9", acq.Checkpoint)
+		}
+		if r := h.row(st); r.Owner != "b" || r.StopBy != "" {
+			t.Fatalf("row after the peer took it: %+v", r)
+		}
+		snap, err = Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range snap.Warnings {
+			if w.Kind == WarnStopped {
+				t.Fatalf("stopped warning after a peer took the shard: %+v", w)
+			}
+		}
+	})
+
 	t.Run("reserved rows (ReservedPrefix) are no shards: not scanned, planned, inspected, leased or reset", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, b)

@@ -34,6 +34,12 @@
 //   - Lease-loss notification. Each held lease has a context (Store.LeaseContext) cancelled the
 //     moment the lease is known lost (a fenced write failed, the row or the table vanished) or
 //     handed off for rebalancing; context.Cause tells which.
+//   - Checkpoints that survive transient failures. A checkpoint write that times out, is
+//     throttled or meets a server error is retried (internal/retry) for as long as the lease is
+//     this worker's; only fencing or the lease's end refuses it. A processor that has to stop for
+//     another reason gives its lease up with Abandon: released at once for a peer, the reason
+//     recorded in the row (LastStop*: Inspect warns "stopped" until a worker takes the shard), and
+//     not taken again here for a LeaseDuration.
 //   - Bounded calls. Every DynamoDB and Kinesis call runs under its caller's context and is bounded
 //     by Config.CallTimeout. The context given to New only bounds the store's own background work.
 //   - A lease table that disappears is recreated (loudly: error log + metric) and Healthy reports

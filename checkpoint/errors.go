@@ -21,6 +21,10 @@ var ErrLeaseHandedOff = errors.New("lease handed off for rebalancing")
 // (Release, ReleaseAll).
 var ErrLeaseReleased = errors.New("lease released")
 
+// ErrShardStopped is the cause (wrapped, with the reason) of a LeaseContext whose lease this worker
+// gave up with Abandon: its processor had to stop.
+var ErrShardStopped = errors.New("shard stopped by its worker")
+
 // Reasons an Acquisition was refused (Acquisition.Reason). Each is an expected outcome, never
 // returned as an error.
 var (
@@ -39,6 +43,9 @@ var (
 	ErrUnknownShard = errors.New("shard not in stream")
 	// ErrAlreadyHeld: this worker already holds the lease (acquisition asked twice).
 	ErrAlreadyHeld = errors.New("lease already held by this worker")
+	// ErrStoppedHere: this worker gave the shard up with Abandon less than a LeaseDuration ago; a
+	// peer takes it first.
+	ErrStoppedHere = errors.New("shard recently stopped by this worker")
 )
 
 // ErrTableUnavailable is returned (wrapped) by every call while the lease table is missing and

@@ -9,13 +9,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
+// checkpointRetry spaces the attempts of a checkpoint write that failed transiently.
+var checkpointRetry = retry.Policy{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
+
 // Checkpoint writes shardID's checkpoint (a sequence number, or ShardEnd), fenced on this worker
-// still owning the lease; the write also renews the lease. It reports whether the checkpoint was
-// written: (false, nil) means the lease belongs to someone else (or is no longer held) and the
-// write will never happen; the lease's contexts are cancelled then. An error is a failed call
-// whose outcome the store could not settle.
+// still owning the lease; the write also renews the lease (a suspended one goes on). It reports
+// whether the checkpoint was written: (false, nil) means the lease belongs to someone else (or is
+// no longer held) and the write will never happen; the lease's contexts are cancelled then.
+//
+// A write that fails transiently (a call timeout, throttling, a server error) is retried with
+// backoff for as long as the lease is this worker's, valid or suspended: each attempt is fenced,
+// so it can only land while nobody else took the lease. Checkpoint returns an error only when ctx
+// ends first or the failure is not transient (the request itself is wrong, access is denied).
 func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, error) {
 	if seq == "" {
 		return false, fmt.Errorf("shard %s: empty checkpoint", shardID)
@@ -25,26 +33,38 @@ func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, erro
 		s.m.checkpoints.WithLabelValues("lease_lost").Inc()
 		return false, nil
 	}
-	h.write.Lock()
-	row, sent, err := s.fencedWrite(ctx, h, "checkpoint", func(u *update, sent time.Time) {
-		u.set(attrCheckpoint, sv(seq))
-		u.set(attrCheckpointedAt, sv(formatTime(sent)))
-		u.set(attrLeaseTimeout, sv(formatTime(sent.Add(s.cfg.LeaseDuration))))
-		u.set(attrRenewedAt, sv(formatTime(sent)))
-		s.setBehind(u, h)
-	})
-	h.write.Unlock()
-	switch {
-	case errors.Is(err, ErrLeaseLost):
-		s.m.checkpoints.WithLabelValues("lease_lost").Inc()
-		return false, nil
-	case err != nil:
-		s.m.checkpoints.WithLabelValues("error").Inc()
-		return false, err
+	b := checkpointRetry.Start()
+	for attempt := 1; ; attempt++ {
+		h.write.Lock()
+		row, sent, err := s.fencedWrite(ctx, h, "checkpoint", func(u *update, sent time.Time) {
+			u.set(attrCheckpoint, sv(seq))
+			u.set(attrCheckpointedAt, sv(formatTime(sent)))
+			u.set(attrLeaseTimeout, sv(formatTime(sent.Add(s.cfg.LeaseDuration))))
+			u.set(attrRenewedAt, sv(formatTime(sent)))
+			s.setBehind(u, h)
+		})
+		h.write.Unlock()
+		switch {
+		case err == nil:
+			s.extend(h, sent, row)
+			s.m.checkpoints.WithLabelValues("ok").Inc()
+			return true, nil
+		case errors.Is(err, ErrLeaseLost):
+			s.m.checkpoints.WithLabelValues("lease_lost").Inc()
+			return false, nil
+		case ctx.Err() != nil || !transient(err):
+			s.m.checkpoints.WithLabelValues("error").Inc()
+			return false, err
+		}
+		s.m.checkpoints.WithLabelValues("retried").Inc()
+		delay, _ := b.Next() // unbounded policy: the lease's end or ctx bounds the retries
+		s.log.Warn("checkpoint write failed; retrying while the lease is ours", zap.String("shard", shardID),
+			zap.String("seq", seq), zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
+		if serr := retry.Sleep(ctx, delay); serr != nil {
+			s.m.checkpoints.WithLabelValues("error").Inc()
+			return false, fmt.Errorf("shard %s: checkpoint not written before the caller gave up: %w", shardID, errors.Join(err, serr))
+		}
 	}
-	s.extend(h, sent, row)
-	s.m.checkpoints.WithLabelValues("ok").Inc()
-	return true, nil
 }
 
 // fencedWrite performs one owner write conditional on (AssignedTo = us, LeaseCounter = ours) and

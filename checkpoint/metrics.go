@@ -13,9 +13,10 @@ type metrics struct {
 	renewals      *prometheus.CounterVec // result: ok, failed
 	lost          *prometheus.CounterVec // reason
 	handOffs      prometheus.Counter
+	abandoned     prometheus.Counter
 	claims        prometheus.Counter
 	denied        *prometheus.CounterVec // reason
-	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, error
+	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, retried, error
 	tableRecreate prometheus.Counter
 	callErrors    *prometheus.CounterVec // op
 }
@@ -44,6 +45,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		handOffs: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_lease_handoffs_total", Help: "Leases handed to peers for balance.",
 		}),
+		abandoned: f.NewCounter(prometheus.CounterOpts{
+			Name: "checkpoint_leases_abandoned_total", Help: "Leases given up because the shard's processor had to stop (Abandon).",
+		}),
 		claims: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_lease_claims_total", Help: "ClaimRequests posted on peers' leases.",
 		}),
@@ -51,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "checkpoint_lease_denied_total", Help: "Lease grants refused, by reason.",
 		}, []string{"reason"}),
 		checkpoints: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "checkpoint_writes_total", Help: "Checkpoint writes by result (ok, lease_lost, error).",
+			Name: "checkpoint_writes_total", Help: "Checkpoint write attempts by result (ok, lease_lost, retried: failed transiently and tried again, error).",
 		}, []string{"result"}),
 		tableRecreate: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_table_recreated_total", Help: "Times the lease table was found missing and recreated.",

@@ -2,12 +2,16 @@ package checkpoint
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -124,4 +128,97 @@ func TestRenewalFailingPastExpirySuspends(t *testing.T) {
 	if r := h.row(st); r.Owner != "a" || r.Counter != 2 {
 		t.Fatalf("row %+v, want a's lease renewed once", r)
 	}
+}
+
+// failUpdates fails the next n UpdateItem calls with err, without writing.
+type failUpdates struct {
+	DynamoDBAPI
+	mu  sync.Mutex
+	n   int
+	err error
+}
+
+func (f *failUpdates) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	f.mu.Lock()
+	fail := f.n > 0
+	if fail {
+		f.n--
+	}
+	f.mu.Unlock()
+	if fail {
+		return nil, f.err
+	}
+	return f.DynamoDBAPI.UpdateItem(ctx, in, o...)
+}
+
+// A checkpoint write that fails transiently (a call timeout, throttling, a 5xx) is retried while
+// the lease is ours, instead of failing the caller (whose shard used to stop for good on one such
+// error); an error the request itself causes is returned at once.
+func TestCheckpointRetriesTransientErrors(t *testing.T) {
+	timeout := fmt.Errorf("operation error DynamoDB: UpdateItem, https response error StatusCode: 0, canceled: %w", context.DeadlineExceeded)
+	for _, tc := range []struct {
+		name    string
+		err     error
+		n       int
+		wantErr bool
+	}{
+		{"call timeout", timeout, 3, false},
+		{"throttled", &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}, 2, false},
+		{"request limit", &smithy.GenericAPIError{Code: "RequestLimitExceeded", Fault: smithy.FaultClient}, 2, false},
+		{"server error", &smithy.GenericAPIError{Code: "InternalServerError", Fault: smithy.FaultServer}, 2, false},
+		{"validation error", &smithy.GenericAPIError{Code: "ValidationException", Fault: smithy.FaultClient}, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fakeHarness(t)
+			h.kin.set(shardIDs(1)...)
+			f := &failUpdates{DynamoDBAPI: h.raw, err: tc.err}
+			h.ddb.inner = f
+			a := h.store("a")
+			st := "shardId-000000000000"
+			if err := take(h.ctx, a, st); err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			f.n = tc.n
+			f.mu.Unlock()
+			ok, err := a.Checkpoint(h.ctx, st, "77")
+			if tc.wantErr {
+				if ok || !errors.Is(err, tc.err) {
+					t.Fatalf("Checkpoint = %v, %v, want the request's error at once", ok, err)
+				}
+				if r := h.row(st); r.Checkpoint != "" || a.LeaseContext(st).Err() != nil {
+					t.Fatalf("after a refused request: row %+v, lease context %v", r, context.Cause(a.LeaseContext(st)))
+				}
+				return
+			}
+			if !ok || err != nil {
+				t.Fatalf("Checkpoint after %d transient failures = %v, %v, want (true, nil)", tc.n, ok, err)
+			}
+			if r := h.row(st); r.Checkpoint != "77" || r.Owner != "a" {
+				t.Fatalf("row %+v", r)
+			}
+			if got := testutil.ToFloat64(a.m.checkpoints.WithLabelValues("retried")); got != float64(tc.n) {
+				t.Fatalf("retried checkpoint attempts = %v, want %d", got, tc.n)
+			}
+		})
+	}
+	t.Run("the caller gives up", func(t *testing.T) {
+		h := fakeHarness(t)
+		h.kin.set(shardIDs(1)...)
+		f := &failUpdates{DynamoDBAPI: h.raw, err: timeout}
+		h.ddb.inner = f
+		a := h.store("a")
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		f.n = 1 << 30
+		f.mu.Unlock()
+		ctx, cancel := context.WithTimeout(h.ctx, 500*time.Millisecond)
+		defer cancel()
+		if ok, err := a.Checkpoint(ctx, st, "77"); ok || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Checkpoint with the caller's deadline passing = %v, %v, want its deadline", ok, err)
+		}
+	})
 }

@@ -30,6 +30,9 @@ const (
 	attrResetFrom      = "LastResetFrom"        // S, the checkpoint a reset replaced
 	attrBehind         = "MillisBehindLatest"   // N, the owner's last GetRecords MillisBehindLatest
 	attrBehindAt       = "MillisBehindLatestAt" // S, when the owner observed it
+	attrStopBy         = "LastStopBy"           // S, the worker whose processor stopped the shard (Abandon)
+	attrStopAt         = "LastStopAt"           // S
+	attrStopReason     = "LastStopReason"       // S
 )
 
 // ShardEnd is the checkpoint of a shard whose every record has been processed (the KCL's own
@@ -69,6 +72,9 @@ type leaseRow struct {
 	Behind         int64 // MillisBehindLatest the owner published (HasBehind)
 	HasBehind      bool
 	BehindAt       time.Time
+	StopBy         string
+	StopAt         time.Time
+	StopReason     string
 }
 
 func (r *leaseRow) finished() bool { return r.Checkpoint == ShardEnd }
@@ -135,6 +141,9 @@ func decodeRow(item map[string]types.AttributeValue) (*leaseRow, error) {
 	r.ResetFrom = str(attrResetFrom)
 	r.Behind, r.HasBehind = num(attrBehind)
 	r.BehindAt = tm(attrBehindAt)
+	r.StopBy = str(attrStopBy)
+	r.StopAt = tm(attrStopAt)
+	r.StopReason = str(attrStopReason)
 	if r.ShardID == "" {
 		return nil, fmt.Errorf("lease row without %s", attrShardID)
 	}

@@ -56,10 +56,6 @@ func (e *notAcquiredError) Unwrap() []error {
 	return []error{chk.ErrLeaseNotAcquired{}, e.acq.Reason}
 }
 
-func lostError(shardID, during string) error {
-	return fmt.Errorf("shard %s: %s: %w", shardID, during, checkpoint.ErrLeaseLost)
-}
-
 // Init creates the lease table if needed and loads the stream's lineage.
 func (c *kclCheckpointer) Init() error { return c.store.Init(c.ctx) }
 

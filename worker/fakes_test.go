@@ -30,9 +30,13 @@ type fakeLease struct {
 
 // fakeLeases is a hand-written shardLeases: the test decides when a lease is handed off or lost.
 type fakeLeases struct {
-	mu       sync.Mutex
-	leases   map[string]*fakeLease
-	released []string
+	mu        sync.Mutex
+	leases    map[string]*fakeLease
+	released  []string
+	abandoned []string // reasons given to Abandon
+	seqs      []string // checkpoints written
+	cpErr     error    // Checkpoint fails with it when set
+	cpLost    bool     // Checkpoint finds the lease lost when set
 }
 
 func newFakeLeases() *fakeLeases { return &fakeLeases{leases: map[string]*fakeLease{}} }
@@ -94,6 +98,45 @@ func (f *fakeLeases) resume(id string) {
 	default:
 		close(l.valid)
 	}
+}
+
+func (f *fakeLeases) Checkpoint(ctx context.Context, id, seq string) (bool, error) {
+	l := f.lease(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.cpErr != nil:
+		return false, f.cpErr
+	case l.own.Err() != nil || f.cpLost:
+		return false, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	}
+	f.seqs = append(f.seqs, seq)
+	return true, nil
+}
+
+func (f *fakeLeases) written() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.seqs...)
+}
+
+func (f *fakeLeases) Abandon(_ context.Context, id, reason string) (bool, error) {
+	l := f.lease(id)
+	cause := fmt.Errorf("shard %s: %w: %s", id, checkpoint.ErrShardStopped, reason)
+	l.cancel(cause)
+	l.ownCancel(cause)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.abandoned = append(f.abandoned, reason)
+	return true, nil
+}
+
+func (f *fakeLeases) abandons() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.abandoned...)
 }
 
 func (f *fakeLeases) Release(_ context.Context, id string) (bool, error) {
@@ -202,36 +245,18 @@ func (s *fakeShard) count() int {
 	return len(s.batches)
 }
 
-// fakeCheckpointer is the KCL's per-shard checkpointer: it records every Checkpoint (SHARD_END
-// for nil) and fails with err when set.
-type fakeCheckpointer struct {
-	mu   sync.Mutex
-	seqs []string
-	err  error
+// kclCheckpointerUnused is the KCL's per-shard checkpointer: the processor checkpoints through
+// the lease store, so any call here fails the test.
+type kclCheckpointerUnused struct{ t *testing.T }
+
+func (c kclCheckpointerUnused) Checkpoint(*string) error {
+	c.t.Errorf("the processor checkpointed through the KCL's checkpointer")
+	return errors.New("unused")
 }
 
-func (c *fakeCheckpointer) Checkpoint(seq *string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	if seq == nil {
-		c.seqs = append(c.seqs, checkpoint.ShardEnd)
-	} else {
-		c.seqs = append(c.seqs, *seq)
-	}
-	return nil
-}
-
-func (c *fakeCheckpointer) PrepareCheckpoint(*string) (kcl.IPreparedCheckpointer, error) {
-	return nil, errors.New("fakeCheckpointer: PrepareCheckpoint not supported")
-}
-
-func (c *fakeCheckpointer) written() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.seqs...)
+func (c kclCheckpointerUnused) PrepareCheckpoint(*string) (kcl.IPreparedCheckpointer, error) {
+	c.t.Errorf("the processor used the KCL's checkpointer")
+	return nil, errors.New("unused")
 }
 
 // procHarness is one recordProcessor with fakes around it.
@@ -239,7 +264,7 @@ type procHarness struct {
 	t      *testing.T
 	leases *fakeLeases
 	shard  *fakeShard
-	cp     *fakeCheckpointer
+	cp     kclCheckpointerUnused
 	env    *processorEnv
 	p      *recordProcessor
 	hard   context.CancelFunc
@@ -250,7 +275,7 @@ const testShard = "shardId-000000000000"
 func newProcHarness(t *testing.T) *procHarness {
 	t.Helper()
 	hard, cancel := context.WithCancel(t.Context())
-	h := &procHarness{t: t, leases: newFakeLeases(), shard: &fakeShard{}, cp: &fakeCheckpointer{}, hard: cancel}
+	h := &procHarness{t: t, leases: newFakeLeases(), shard: &fakeShard{}, cp: kclCheckpointerUnused{t: t}, hard: cancel}
 	h.env = &processorEnv{
 		log:      zap.NewNop(),
 		leases:   h.leases,

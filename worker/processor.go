@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -21,7 +22,12 @@ type shardLeases interface {
 	// WaitValid returns nil while the lease is valid, blocks while it is suspended (ran out
 	// locally, not taken), and returns an error once it is lost.
 	WaitValid(ctx context.Context, shardID string) error
+	// Checkpoint writes the checkpoint, fenced, retrying transient failures while the lease is
+	// ours: (false, nil) means the lease is lost.
+	Checkpoint(ctx context.Context, shardID, seq string) (bool, error)
 	Release(ctx context.Context, shardID string) (bool, error)
+	// Abandon releases the lease of a shard whose processor had to stop, recording why.
+	Abandon(ctx context.Context, shardID, reason string) (bool, error)
 }
 
 // batchProcessor is one shard's pipeline state; *processors.Shard satisfies it.
@@ -128,7 +134,7 @@ func (p *recordProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.stop("process", err)
 		return
 	}
-	p.checkpoint(in.Checkpointer, wm)
+	p.checkpoint(wm)
 	p.w.shards.progress(p.shardID, p.shard.Held())
 }
 
@@ -150,11 +156,15 @@ func (p *recordProcessor) Shutdown(in *kcl.ShutdownInput) {
 			p.stop("drain at shard end", err)
 			return
 		}
-		if !p.checkpoint(in.Checkpointer, wm) {
+		if !p.checkpoint(wm) {
 			return
 		}
-		if err := in.Checkpointer.Checkpoint(nil); err != nil {
+		switch ok, err := p.w.leases.Checkpoint(p.ctx, p.shardID, checkpoint.ShardEnd); {
+		case err != nil:
 			p.stop("checkpoint SHARD_END", err)
+			return
+		case !ok:
+			p.stop("checkpoint SHARD_END", lostError(p.shardID, "checkpoint SHARD_END"))
 			return
 		}
 		p.log.Info("shard finished (SHARD_END)")
@@ -201,14 +211,20 @@ func (p *recordProcessor) valid() bool {
 	return true
 }
 
-// checkpoint moves the shard's checkpoint to wm when it advanced. It reports whether the shard is
-// still alive.
-func (p *recordProcessor) checkpoint(c kcl.IRecordProcessorCheckpointer, wm string) bool {
+// checkpoint moves the shard's checkpoint to wm when it advanced, straight through the lease
+// store under the processor's context (not through the KCL's checkpointer, whose calls cannot be
+// cancelled): a transient failure is retried there while the lease is ours. It reports whether
+// the shard is still alive.
+func (p *recordProcessor) checkpoint(wm string) bool {
 	if wm == "" || wm == p.last {
 		return true
 	}
-	if err := c.Checkpoint(aws.String(wm)); err != nil {
+	switch ok, err := p.w.leases.Checkpoint(p.ctx, p.shardID, wm); {
+	case err != nil:
 		p.stop("checkpoint", err)
+		return false
+	case !ok:
+		p.stop("checkpoint", lostError(p.shardID, "checkpoint"))
 		return false
 	}
 	p.last = wm
@@ -216,17 +232,42 @@ func (p *recordProcessor) checkpoint(c kcl.IRecordProcessorCheckpointer, wm stri
 	return true
 }
 
+// stop ends the shard's processing: nothing more is processed or checkpointed. Why decides the
+// rest. At the shutdown deadline, or when the lease is gone (lost, released, handed off), the
+// next owner replays from the checkpoint and there is nothing to give up. Any other failure
+// (a checkpoint write that cannot succeed, a drain that failed) leaves this worker holding a lease
+// it cannot serve: the lease is abandoned (released, with the reason in the row) so a peer takes
+// the shard, and the shard is shown as stopped on /readyz and worker_shard_stopped until a worker
+// holds it again.
 func (p *recordProcessor) stop(what string, err error) {
 	p.dead = true
 	switch {
-	case errors.Is(err, context.Canceled) && p.w.hardStop.Err() != nil:
+	case p.w.hardStop.Err() != nil:
 		p.log.Warn("shard stopped by shutdown deadline", zap.String("during", what), zap.Error(err))
-	default:
+	case p.leaseGone(err):
 		p.log.Warn("shard lost; dropping its buffers, the next owner replays from the checkpoint",
 			zap.String("during", what), zap.Error(err))
+	default:
+		reason := what + ": " + err.Error()
+		p.w.shards.markStopped(p.shardID, reason)
+		released, rerr := p.w.leases.Abandon(p.ctx, p.shardID, reason)
+		p.log.Error("shard stopped: dropping its buffers and releasing its lease so a peer takes it from the checkpoint",
+			zap.String("during", what), zap.Error(err), zap.Bool("released", released), zap.NamedError("release_error", rerr))
 	}
 	p.w.metrics.shardStops.WithLabelValues(what).Inc()
 	p.finish()
+}
+
+// leaseGone reports whether err (or the processor's ownership context) says the lease is no longer
+// this worker's to serve.
+func (p *recordProcessor) leaseGone(err error) bool {
+	return p.ctx.Err() != nil || errors.Is(err, checkpoint.ErrLeaseLost) || errors.Is(err, checkpoint.ErrLeaseReleased) ||
+		errors.Is(err, checkpoint.ErrLeaseHandedOff) || errors.Is(err, checkpoint.ErrShardStopped)
+}
+
+// lostError is the error of a fenced write the store refused: the lease is someone else's.
+func lostError(shardID, during string) error {
+	return fmt.Errorf("shard %s: %s: %w", shardID, during, checkpoint.ErrLeaseLost)
 }
 
 // finish drops the shard's state; it runs once, at Shutdown or as soon as the shard is dead.
@@ -251,11 +292,20 @@ func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
 	return ctx, func() { stop(); cancel(context.Canceled) }
 }
 
-// shardRegistry tracks the shards this worker is processing, for /readyz and metrics.
+// shardRegistry tracks the shards this worker is processing, and those its processors had to stop,
+// for /readyz and metrics.
 type shardRegistry struct {
-	mu     sync.Mutex
-	now    func() time.Time
-	shards map[string]*shardState
+	mu      sync.Mutex
+	now     func() time.Time
+	shards  map[string]*shardState
+	stopped map[string]stoppedShard
+}
+
+// stoppedShard is a shard whose processor had to stop (not a lost lease, not a shutdown): its lease
+// was abandoned for a peer. It stays listed until a worker holds the shard again.
+type stoppedShard struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 type shardState struct {
@@ -277,6 +327,35 @@ func (r *shardRegistry) start(id string) {
 	defer r.mu.Unlock()
 	now := r.now()
 	r.shards[id] = &shardState{started: now, lastProgress: now}
+	delete(r.stopped, id)
+}
+
+// markStopped lists id as stopped by its processor.
+func (r *shardRegistry) markStopped(id, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped == nil {
+		r.stopped = map[string]stoppedShard{}
+	}
+	r.stopped[id] = stoppedShard{Reason: reason, At: r.now()}
+}
+
+// clearStopped forgets a stopped shard (a worker holds it again).
+func (r *shardRegistry) clearStopped(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.stopped, id)
+}
+
+// stoppedShards returns the shards stopped by their processor, by id.
+func (r *shardRegistry) stoppedShards() map[string]stoppedShard {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]stoppedShard, len(r.stopped))
+	for id, s := range r.stopped {
+		out[id] = s
+	}
+	return out
 }
 
 func (r *shardRegistry) stop(id string) {

@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestProcessorCheckpointsTheWatermark(t *testing.T) {
 	h.batch(0) // caught up: the pipeline sees the empty batch, nothing new to checkpoint
 	h.batch(500)
 	h.batch(0, "4")
-	if got := h.cp.written(); !slices.Equal(got, []string{"3", "4"}) {
+	if got := h.leases.written(); !slices.Equal(got, []string{"3", "4"}) {
 		t.Fatalf("checkpoints %v, want [3 4]", got)
 	}
 	if n := h.shard.count(); n != 3 {
@@ -38,7 +39,7 @@ func TestProcessorHandOffBetweenBatches(t *testing.T) {
 	h.batch(0, "1", "2")
 	h.leases.handOff(testShard)
 	h.batch(0, "3", "4")
-	if got := h.cp.written(); !slices.Equal(got, []string{"2"}) {
+	if got := h.leases.written(); !slices.Equal(got, []string{"2"}) {
 		t.Fatalf("checkpoints %v, want [2]: nothing after the hand-off", got)
 	}
 	if n := h.shard.count(); n != 1 {
@@ -51,7 +52,7 @@ func TestProcessorHandOffBetweenBatches(t *testing.T) {
 		t.Fatalf("after the hand-off: shard closed %v, registered %v", h.shard.isClosed(), h.registered())
 	}
 	h.p.Shutdown(&kcl.ShutdownInput{ShutdownReason: kcl.REQUESTED, Checkpointer: h.cp}) // the KCL's consumer ends later
-	if got := h.cp.written(); len(got) != 1 {
+	if got := h.leases.written(); len(got) != 1 {
 		t.Fatalf("Shutdown after a hand-off checkpointed: %v", got)
 	}
 }
@@ -64,7 +65,7 @@ func TestProcessorLeaseLost(t *testing.T) {
 	h.leases.lose(testShard)
 	h.batch(0, "2")
 	h.batch(0, "3")
-	if got := h.cp.written(); !slices.Equal(got, []string{"1"}) {
+	if got := h.leases.written(); !slices.Equal(got, []string{"1"}) {
 		t.Fatalf("checkpoints %v, want [1]", got)
 	}
 	if n := h.shard.count(); n != 1 {
@@ -91,7 +92,7 @@ func TestProcessorShardEndDrainsThenCheckpointsNil(t *testing.T) {
 	if !h.shard.drained {
 		t.Fatal("not drained at SHARD_END")
 	}
-	if got := h.cp.written(); !slices.Equal(got, []string{"2", "5", "SHARD_END"}) {
+	if got := h.leases.written(); !slices.Equal(got, []string{"2", "5", "SHARD_END"}) {
 		t.Fatalf("checkpoints %v, want [2 5 SHARD_END]", got)
 	}
 	if !h.shard.isClosed() || h.registered() {
@@ -106,11 +107,14 @@ func TestProcessorShardEndDrainFailureWritesNoShardEnd(t *testing.T) {
 	h.batch(0, "1")
 	h.shard.drainErr = errors.New("destination gone")
 	h.p.Shutdown(&kcl.ShutdownInput{ShutdownReason: kcl.TERMINATE, Checkpointer: h.cp})
-	if got := h.cp.written(); !slices.Equal(got, []string{"1"}) {
+	if got := h.leases.written(); !slices.Equal(got, []string{"1"}) {
 		t.Fatalf("checkpoints %v, want only [1]: no SHARD_END after a failed drain", got)
 	}
 	if got := testutil.ToFloat64(h.env.metrics.shardStops.WithLabelValues("drain at shard end")); got != 1 {
 		t.Fatalf("shard stops = %v, want 1", got)
+	}
+	if got := h.leases.abandons(); len(got) != 1 || !strings.Contains(got[0], "destination gone") {
+		t.Fatalf("abandoned %q, want the lease released with the drain's error", got)
 	}
 }
 
@@ -121,7 +125,7 @@ func TestProcessorShutdownRequested(t *testing.T) {
 	h.batch(0, "1")
 	h.shard.held = 3
 	h.p.Shutdown(&kcl.ShutdownInput{ShutdownReason: kcl.REQUESTED, Checkpointer: h.cp})
-	if got := h.cp.written(); !slices.Equal(got, []string{"1"}) {
+	if got := h.leases.written(); !slices.Equal(got, []string{"1"}) {
 		t.Fatalf("checkpoints %v, want [1]", got)
 	}
 	if !h.shard.isClosed() || h.registered() {
@@ -152,7 +156,7 @@ func TestProcessorWaitsWhileSuspended(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the batch did not run after the lease was valid again")
 	}
-	if got := h.cp.written(); !slices.Equal(got, []string{"1", "2"}) {
+	if got := h.leases.written(); !slices.Equal(got, []string{"1", "2"}) {
 		t.Fatalf("checkpoints %v, want [1 2]", got)
 	}
 
@@ -168,7 +172,58 @@ func TestProcessorWaitsWhileSuspended(t *testing.T) {
 	if n := h.shard.count(); n != 2 || !h.shard.isClosed() {
 		t.Fatalf("after losing a suspended lease: %d batches, closed %v; want 2 and closed", n, h.shard.isClosed())
 	}
-	if got := h.cp.written(); !slices.Equal(got, []string{"1", "2"}) {
+	if got := h.leases.written(); !slices.Equal(got, []string{"1", "2"}) {
 		t.Fatalf("checkpoints %v, want [1 2]", got)
+	}
+}
+
+// A checkpoint that cannot be written for a reason other than a lost lease (the store retried
+// every transient failure already) stops the shard visibly: its lease is abandoned (released with
+// the reason, so a peer takes the shard from its checkpoint instead of this worker reading and
+// dropping every later batch while it keeps renewing), /readyz lists it, and nothing more is
+// processed or checkpointed here.
+func TestProcessorStopsAndReleasesOnCheckpointFailure(t *testing.T) {
+	h := newProcHarness(t)
+	h.batch(0, "1")
+	h.leases.mu.Lock()
+	h.leases.cpErr = errors.New("ValidationException: the checkpoint cannot be written")
+	h.leases.mu.Unlock()
+	h.batch(0, "2")
+	h.batch(0, "3")
+	if n := h.shard.count(); n != 2 {
+		t.Fatalf("%d batches processed, want 2: none after the stop", n)
+	}
+	got := h.leases.abandons()
+	if len(got) != 1 || !strings.Contains(got[0], "ValidationException") {
+		t.Fatalf("abandoned with %q, want once with the checkpoint error", got)
+	}
+	stopped := h.env.shards.stoppedShards()
+	if s, ok := stopped[testShard]; !ok || !strings.Contains(s.Reason, "checkpoint") {
+		t.Fatalf("stopped shards %+v, want %s with the reason", stopped, testShard)
+	}
+	if !h.shard.isClosed() || h.registered() {
+		t.Fatalf("after the stop: shard closed %v, registered %v", h.shard.isClosed(), h.registered())
+	}
+	if got := testutil.ToFloat64(h.env.metrics.shardStops.WithLabelValues("checkpoint")); got != 1 {
+		t.Fatalf("shard stops = %v, want 1", got)
+	}
+	// Taking the shard again (here or anywhere) ends the stop.
+	h.env.shards.start(testShard)
+	if _, ok := h.env.shards.stoppedShards()[testShard]; ok {
+		t.Fatal("a shard started again is still listed as stopped")
+	}
+}
+
+// A checkpoint refused because the lease is lost is no stop to report: nothing is abandoned (the
+// lease is someone else's) and /readyz does not list the shard.
+func TestProcessorCheckpointLeaseLostIsNoStop(t *testing.T) {
+	h := newProcHarness(t)
+	h.leases.mu.Lock()
+	h.leases.cpLost = true
+	h.leases.mu.Unlock()
+	h.batch(0, "1")
+	h.batch(0, "2")
+	if n := h.shard.count(); n != 1 || len(h.leases.abandons()) != 0 || len(h.env.shards.stoppedShards()) != 0 {
+		t.Fatalf("batches %d, abandoned %v, stopped %v; want 1, none, none", n, h.leases.abandons(), h.env.shards.stoppedShards())
 	}
 }
