@@ -29,8 +29,9 @@ type Config struct {
 	// parent that may have left the stream. Unknown shard ids refresh it at once (at most every
 	// CallTimeout). Default 30s.
 	LineageRefresh time.Duration
-	// HandOffTimeout bounds the time between asking a processor to hand a lease off
-	// (ErrLeaseHandedOff) and releasing it anyway. Default LeaseDuration.
+	// HandOffTimeout is how long a processor that is not inside a batch (Store.Busy) may take to
+	// answer a hand-off request (ErrLeaseHandedOff) before the store releases the lease itself. A
+	// batch in flight is never cut: the period starts again when it ends. Default LeaseDuration.
 	HandOffTimeout time.Duration
 	// ClaimTTL is how long a ClaimRequest reserves a lease for its claimer. Default 2*LeaseDuration.
 	ClaimTTL time.Duration

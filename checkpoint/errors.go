@@ -12,9 +12,10 @@ import (
 var ErrLeaseLost = errors.New("lease lost")
 
 // ErrLeaseHandedOff is the cause of a LeaseContext cancelled because this worker is above its fair
-// share and gives the lease to a peer. The lease is still owned: the processor flushes what is in
-// flight (using OwnershipContext), checkpoints, and calls Store.Release. If it does not within
-// Config.HandOffTimeout the store releases the lease itself.
+// share and gives the lease to a peer. The lease is still owned: the processor finishes the batch
+// in flight (using OwnershipContext), checkpoints, and calls Store.Release. If it does not within
+// Config.HandOffTimeout of the request, or of the end of the batch in flight (Store.Busy), the
+// store releases the lease itself.
 var ErrLeaseHandedOff = errors.New("lease handed off for rebalancing")
 
 // ErrLeaseReleased is the cause of a LeaseContext whose lease this worker gave up on purpose

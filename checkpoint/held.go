@@ -20,6 +20,8 @@ type heldLease struct {
 	validUntil time.Time // send time of the last successful owner write + LeaseDuration
 	ambiguous  int       // owner write attempts whose outcome is unknown (timeouts, lost answers) since the last success
 	handOff    bool
+	busy       int  // batches in flight (Busy): a hand-off's fallback timer never releases meanwhile
+	handDue    bool // the fallback fired during a batch: it is re-armed when the batch ends
 	// suspended: validUntil passed without a successful owner write. The lease is still ours unless a
 	// peer took it; no output may be written (WaitValid blocks) until a fenced write lands.
 	suspended bool

@@ -37,6 +37,28 @@ type fakeLeases struct {
 	seqs      []string // checkpoints written
 	cpErr     error    // Checkpoint fails with it when set
 	cpLost    bool     // Checkpoint finds the lease lost when set
+	busy      int      // batches marked in flight (Busy) and not done
+	released0 int      // releases made while a batch was in flight
+}
+
+func (f *fakeLeases) Busy(string) func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.busy++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.busy--
+		})
+	}
+}
+
+func (f *fakeLeases) inBatch() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.busy > 0
 }
 
 func newFakeLeases() *fakeLeases { return &fakeLeases{leases: map[string]*fakeLease{}} }
@@ -150,6 +172,9 @@ func (f *fakeLeases) Release(_ context.Context, id string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.released = append(f.released, id)
+	if f.busy > 0 {
+		f.released0++
+	}
 	return true, nil
 }
 

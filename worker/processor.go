@@ -28,6 +28,8 @@ type shardLeases interface {
 	Release(ctx context.Context, shardID string) (bool, error)
 	// Abandon releases the lease of a shard whose processor had to stop, recording why.
 	Abandon(ctx context.Context, shardID, reason string) (bool, error)
+	// Busy marks a batch in flight until done is called: no hand-off timer releases the lease then.
+	Busy(shardID string) (done func())
 }
 
 // batchProcessor is one shard's pipeline state; *processors.Shard satisfies it.
@@ -120,6 +122,10 @@ func (p *recordProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.w.shards.progress(p.shardID, p.shard.Held())
 		return
 	}
+	// From here until the batch is checkpointed no hand-off timer releases the lease: a hand-off
+	// asked for meanwhile takes effect at the next call, after the batch was written, marked and
+	// checkpointed (handOff above), never in the middle of its writes.
+	defer p.w.leases.Busy(p.shardID)()
 	recs := make([]processors.Record, len(in.Records))
 	for i, r := range in.Records {
 		recs[i] = processors.Record{
@@ -151,6 +157,7 @@ func (p *recordProcessor) Shutdown(in *kcl.ShutdownInput) {
 		if !p.valid() {
 			return
 		}
+		defer p.w.leases.Busy(p.shardID)()
 		wm, err := p.shard.Drain(p.ctx)
 		if err != nil {
 			p.stop("drain at shard end", err)

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -225,5 +226,36 @@ func TestProcessorCheckpointLeaseLostIsNoStop(t *testing.T) {
 	h.batch(0, "2")
 	if n := h.shard.count(); n != 1 || len(h.leases.abandons()) != 0 || len(h.env.shards.stoppedShards()) != 0 {
 		t.Fatalf("batches %d, abandoned %v, stopped %v; want 1, none, none", n, h.leases.abandons(), h.env.shards.stoppedShards())
+	}
+}
+
+// A hand-off asked for in the middle of a batch does not cut it: the batch is written (Process
+// returns under the ownership context), checkpointed, and marked busy all along, so no hand-off
+// timer releases the lease meanwhile; the processor releases it at its next call, before anything
+// of the next batch is written.
+func TestProcessorHandOffMidBatchFinishesTheBatch(t *testing.T) {
+	h := newProcHarness(t)
+	var busyInside bool
+	h.shard.processed = func(context.Context) {
+		busyInside = h.leases.inBatch()
+		h.leases.handOff(testShard) // the store asks for the lease while the batch is being written
+	}
+	h.batch(0, "1", "2")
+	if !busyInside {
+		t.Fatal("the batch was not marked busy while it was processed")
+	}
+	if got := h.leases.written(); !slices.Equal(got, []string{"2"}) {
+		t.Fatalf("checkpoints %v, want [2]: the batch in flight is checkpointed", got)
+	}
+	if len(h.leases.releases()) != 0 || h.leases.inBatch() {
+		t.Fatalf("after the batch: releases %v, still busy %v; want no release yet and the batch done", h.leases.releases(), h.leases.inBatch())
+	}
+	h.shard.processed = nil
+	h.batch(0, "3")
+	if got := h.leases.releases(); !slices.Equal(got, []string{testShard}) || h.leases.released0 != 0 {
+		t.Fatalf("releases %v (%d while busy), want one, between batches", got, h.leases.released0)
+	}
+	if n := h.shard.count(); n != 1 {
+		t.Fatalf("%d batches processed, want 1: not the one after the hand-off", n)
 	}
 }
