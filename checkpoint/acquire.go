@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // Acquire takes the lease on shardID for this worker when it may: the shard is in the stream and
@@ -113,7 +115,12 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	u.remove(attrStopBy)
 	u.remove(attrStopAt)
 	u.remove(attrStopReason)
-	out, err := s.updateItem(ctx, id, u)
+	tctx, tracker := ambiguous.Track(ctx)
+	out, err := s.updateItem(tctx, id, u)
+	var newRow *leaseRow
+	if landed := s.landedTake(ctx, id, counter, err, tracker.Unknown()); landed != nil {
+		newRow, err = landed, nil
+	}
 	switch {
 	case isConditionFailed(err):
 		return s.deny(ErrLeaseHeld, "lost the race"), nil
@@ -122,10 +129,11 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 			s.tableLost(err)
 		}
 		return Acquisition{}, fmt.Errorf("shard %s: take lease: %w", id, err)
-	}
-	newRow, derr := decodeRow(out.Attributes)
-	if derr != nil {
-		s.log.Warn("undecodable lease row after take", zap.String("shard", id), zap.Error(derr))
+	case newRow == nil:
+		var derr error
+		if newRow, derr = decodeRow(out.Attributes); derr != nil {
+			s.log.Warn("undecodable lease row after take", zap.String("shard", id), zap.Error(derr))
+		}
 	}
 	s.mu.Lock()
 	if newRow != nil {
@@ -156,6 +164,29 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	}
 	s.log.Info("lease taken", zap.String("shard", id), zap.String("previous_owner", acq.PreviousOwner), zap.Int64("lease_counter", counter))
 	return acq, nil
+}
+
+// landedTake settles a take whose outcome is unknown: the call failed without a definite answer
+// (timed out, a 5xx), or its condition failed after an attempt whose answer was lost (the SDK
+// resends such an attempt, and the resend fails the condition the first one changed). If the row
+// names this worker with the counter the take wrote, the take landed: it returns that row.
+// Anything else (a definite answer, another owner, a read that fails) returns nil.
+func (s *Store) landedTake(ctx context.Context, id string, counter int64, err error, unknown int) *leaseRow {
+	switch {
+	case err == nil || isTableMissing(err):
+		return nil
+	case isConditionFailed(err) && unknown == 0:
+		return nil // a definite answer: another worker won the race
+	case !isConditionFailed(err) && (ctx.Err() != nil || !transient(err)):
+		return nil
+	}
+	row, rerr := s.getRow(ctx, id)
+	if rerr != nil || row == nil || row.Owner != s.cfg.WorkerID || !row.HasCounter || row.Counter != counter {
+		return nil
+	}
+	s.m.adopted.WithLabelValues("take").Inc()
+	s.log.Info("a take whose answer was lost had landed; lease adopted", zap.String("shard", id), zap.Int64("lease_counter", counter), zap.NamedError("answer", err))
+	return row
 }
 
 // deny counts a refusal and returns it as an Acquisition.

@@ -115,8 +115,13 @@ func (s *Store) fencedWrite(ctx context.Context, h *heldLease, op string, build 
 			}
 			return row, sent, nil
 		case isConditionFailed(err):
-			if attempt == 0 && s.adoptAmbiguous(ctx, h, n) {
-				continue
+			if attempt == 0 {
+				switch row, landed := s.adoptAmbiguous(ctx, h, n, op); {
+				case landed && op == "release":
+					return row, sent, nil // our release landed; its resend found the owner gone
+				case landed:
+					continue // write again on top of the write that landed
+				}
 			}
 			s.mu.Lock()
 			fire := s.finishLocked(h, leaseLost(h.id, "fenced: another owner or a newer lease counter"), "fenced")
@@ -135,28 +140,34 @@ func (s *Store) fencedWrite(ctx context.Context, h *heldLease, op string, build 
 	}
 }
 
-// adoptAmbiguous checks whether writes of ours that timed out landed after all: the row still
-// names us and its counter is within what those writes could have set.
-func (s *Store) adoptAmbiguous(ctx context.Context, h *heldLease, n int64) bool {
+// adoptAmbiguous checks whether writes of ours whose outcome is unknown (timed out, or resent by
+// the SDK after their answer was lost) landed after all: the row's counter is within what those
+// writes could have set, and the row still names us, or, for a release, names nobody (the release
+// landed). It returns the row and whether they landed.
+func (s *Store) adoptAmbiguous(ctx context.Context, h *heldLease, n int64, op string) (*leaseRow, bool) {
 	s.mu.Lock()
 	amb := h.ambiguous
 	s.mu.Unlock()
 	if amb == 0 {
-		return false
+		return nil, false
 	}
 	row, err := s.getRow(ctx, h.id)
-	if err != nil || row == nil || row.Owner != s.cfg.WorkerID || !row.HasCounter {
-		return false
+	if err != nil || row == nil || !row.HasCounter || row.Counter <= n || row.Counter > n+int64(amb) {
+		return nil, false
 	}
-	if row.Counter <= n || row.Counter > n+int64(amb) {
-		return false
+	switch {
+	case row.Owner == s.cfg.WorkerID:
+	case op == "release" && row.Owner == "":
+	default:
+		return nil, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h.gone {
-		return false
+		return nil, false
 	}
 	h.counter = row.Counter
 	h.ambiguous = 0
-	return true
+	s.m.adopted.WithLabelValues(op).Inc()
+	return row, true
 }

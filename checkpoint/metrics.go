@@ -14,6 +14,7 @@ type metrics struct {
 	lost          *prometheus.CounterVec // reason
 	handOffs      prometheus.Counter
 	abandoned     prometheus.Counter
+	adopted       *prometheus.CounterVec // op: a write whose answer was lost, found landed
 	claims        prometheus.Counter
 	denied        *prometheus.CounterVec // reason
 	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, retried, error
@@ -48,6 +49,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		abandoned: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_leases_abandoned_total", Help: "Leases given up because the shard's processor had to stop (Abandon).",
 		}),
+		adopted: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "checkpoint_writes_adopted_total", Help: "Lease writes whose answer was lost (timed out, or resent by the SDK) found landed and adopted, by operation.",
+		}, []string{"op"}),
 		claims: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_lease_claims_total", Help: "ClaimRequests posted on peers' leases.",
 		}),
