@@ -49,6 +49,39 @@ type processorEnv struct {
 	metrics  *metrics
 	// hardStop is cancelled when the shutdown grace runs out.
 	hardStop context.Context
+
+	mu     sync.Mutex
+	active map[string]*recordProcessor // the running processor of each shard, by shard id
+}
+
+// released finishes the processor of shardID, if one is still running: the KCL's consumer is
+// giving the lease up (kclCheckpointer.RemoveLeaseOwner). It does that without calling Shutdown
+// when GetRecords failed past its retries or a renewal found the lease lost; the processor's
+// buffers, gauges and context hooks would otherwise stay behind.
+func (e *processorEnv) released(shardID string) {
+	e.mu.Lock()
+	p := e.active[shardID]
+	e.mu.Unlock()
+	if p != nil {
+		p.finish()
+	}
+}
+
+func (e *processorEnv) register(p *recordProcessor) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.active == nil {
+		e.active = map[string]*recordProcessor{}
+	}
+	e.active[p.shardID] = p
+}
+
+func (e *processorEnv) unregister(p *recordProcessor) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.active[p.shardID] == p {
+		delete(e.active, p.shardID)
+	}
 }
 
 func (w *Worker) processorEnv() *processorEnv {
@@ -70,7 +103,8 @@ type factory struct {
 func (f factory) CreateProcessor() kcl.IRecordProcessor { return &recordProcessor{w: f.env} }
 
 // recordProcessor adapts one shard's KCL callbacks to a processors.Shard. The KCL calls it from one
-// goroutine per shard, so its fields need no lock; the shard registry is shared.
+// goroutine per shard, so its fields need no lock (finish, which the adapter may call when the KCL
+// releases the lease without Shutdown, has its own); the shard registry is shared.
 type recordProcessor struct {
 	w       *processorEnv
 	shardID string
@@ -86,8 +120,11 @@ type recordProcessor struct {
 	last string // last checkpointed sequence number
 	// dead is set when the lease is gone or the shard was abandoned: from then on nothing is
 	// processed or checkpointed; the KCL ends this consumer at its next lease renewal.
-	dead     bool
-	finished bool
+	dead bool
+	// stopLeaseHook unregisters the hook on the lease context.
+	stopLeaseHook func() bool
+	finishMu      sync.Mutex
+	finished      bool
 }
 
 func (p *recordProcessor) Initialize(in *kcl.InitializationInput) {
@@ -98,11 +135,12 @@ func (p *recordProcessor) Initialize(in *kcl.InitializationInput) {
 	p.shard = p.w.newShard(p.shardID)
 	// The KCL ends a consumer whose lease renewal failed without calling Shutdown; take the shard
 	// off the registry then, so /readyz does not report it as stalled.
-	context.AfterFunc(p.lease, func() {
+	p.stopLeaseHook = context.AfterFunc(p.lease, func() {
 		if !errors.Is(context.Cause(p.lease), checkpoint.ErrLeaseHandedOff) {
 			p.w.shards.stop(p.shardID)
 		}
 	})
+	p.w.register(p)
 	if in.ExtendedSequenceNumber != nil {
 		p.last = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
 	}
@@ -279,6 +317,8 @@ func lostError(shardID, during string) error {
 
 // finish drops the shard's state; it runs once, at Shutdown or as soon as the shard is dead.
 func (p *recordProcessor) finish() {
+	p.finishMu.Lock()
+	defer p.finishMu.Unlock()
 	if p.finished {
 		return
 	}
@@ -289,7 +329,11 @@ func (p *recordProcessor) finish() {
 	if p.cancel != nil {
 		p.cancel()
 	}
+	if p.stopLeaseHook != nil {
+		p.stopLeaseHook()
+	}
 	p.w.shards.stop(p.shardID)
+	p.w.unregister(p)
 }
 
 // mergeCancel returns a context cancelled when either parent is.

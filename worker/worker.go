@@ -160,9 +160,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		log.Info("serving /metrics, /healthz, /readyz", zap.String("addr", ln.Addr().String()))
 	}
 
-	w.kcl = kclworker.NewWorker(factory{env: w.processorEnv()}, w.kclConfig(log)).
+	env := w.processorEnv()
+	w.kcl = kclworker.NewWorker(factory{env: env}, w.kclConfig(log)).
 		WithKinesis(deps.KCLKinesis).
-		WithCheckpointer(&kclCheckpointer{ctx: storeCtx, store: store, worker: cfg.WorkerID})
+		WithCheckpointer(&kclCheckpointer{ctx: storeCtx, store: store, worker: cfg.WorkerID, released: env.released})
 	if err := w.kcl.Start(); err != nil {
 		return fmt.Errorf("start KCL worker: %w", err)
 	}
