@@ -119,6 +119,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	pipe, err := processors.New(cfg.Pipeline, processors.Deps{
 		Kinesis:    deps.Kinesis,
 		Dedupe:     processors.NewDynamoDedupe(deps.DynamoDB, cfg.DedupeTable),
+		Leases:     store,
 		Keys:       deps.Keys,
 		Logger:     log.Named("pipeline"),
 		Registerer: deps.Registry,
