@@ -98,6 +98,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	// is bounded by it.
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStore()
+	leaseClock := deps.Now
+	if skew := cfg.TestLeaseClockSkew; skew != 0 {
+		// time.Time.Add keeps the monotonic reading: only the timestamps written into rows move.
+		log.Warn("TEST HOOK: the lease store writes timestamps offset from this machine's clock", zap.Duration("skew", skew))
+		leaseClock = func() time.Time { return deps.Now().Add(skew) }
+	}
 	store, err := checkpoint.New(storeCtx, checkpoint.Config{
 		Table:         cfg.LeaseTable,
 		Stream:        cfg.Stream,
@@ -110,7 +116,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		ScanInterval: cfg.LeaseDuration / 10,
 		Logger:       log.Named("checkpoint"),
 		Registerer:   deps.Registry,
-		Now:          deps.Now,
+		Now:          leaseClock,
 	}, deps.DynamoDB, deps.Kinesis)
 	if err != nil {
 		return fmt.Errorf("lease store: %w", err)
