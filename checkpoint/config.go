@@ -93,7 +93,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("WorkerID is required"))
 	}
 	if c.Stream == "" {
-		errs = append(errs, errors.New("Stream is required"))
+		errs = append(errs, errors.New("stream name (Stream) is required"))
 	}
 	for name, d := range map[string]time.Duration{
 		"LeaseDuration": c.LeaseDuration, "CallTimeout": c.CallTimeout, "ScanInterval": c.ScanInterval,
