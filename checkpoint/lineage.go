@@ -132,7 +132,7 @@ func (s *Store) parentsDone(ctx context.Context, meta shardMeta) (string, error)
 		now := s.now()
 		s.mu.Lock()
 		_, present := s.lineage[p]
-		unleased := row == nil || row.Owner == "" || !now.Before(s.observeLocked(row, now))
+		unleased := row == nil || row.Owner == "" || !now.Before(s.expiresLocked(row))
 		s.mu.Unlock()
 		if !present && unleased {
 			if row != nil {
@@ -157,7 +157,7 @@ func (s *Store) parentsDoneLocked(meta shardMeta, now time.Time) bool {
 			continue
 		}
 		if _, present := s.lineage[p]; !present {
-			if row == nil || row.Owner == "" || !now.Before(s.observeLocked(row, now)) {
+			if row == nil || row.Owner == "" || !now.Before(s.expiresLocked(row)) {
 				continue
 			}
 		}

@@ -28,6 +28,10 @@ type Deps struct {
 	Dedupe DedupeStore
 	// Keys verifies signatures. Required.
 	Keys *event.Keyring
+	// Leases is the gate of each shard's lease (see LeaseGate), nil for none (single-process use,
+	// tests, benchmarks). Not consulted yet: the stages call it before their output writes once
+	// they are reorganised (issue 11, deliverable 3).
+	Leases LeaseGate
 	// Logger, default zap.NewNop().
 	Logger *zap.Logger
 	// Registerer for the metrics; nil registers nowhere.

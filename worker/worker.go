@@ -99,6 +99,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	// is bounded by it.
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStore()
+	leaseClock := deps.Now
+	if skew := cfg.TestLeaseClockSkew; skew != 0 {
+		// time.Time.Add keeps the monotonic reading: only the timestamps written into rows move.
+		log.Warn("TEST HOOK: the lease store writes timestamps offset from this machine's clock", zap.Duration("skew", skew))
+		leaseClock = func() time.Time { return deps.Now().Add(skew) }
+	}
 	store, err := checkpoint.New(storeCtx, checkpoint.Config{
 		Table:         cfg.LeaseTable,
 		Stream:        cfg.Stream,
@@ -111,7 +117,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		ScanInterval: cfg.LeaseDuration / 10,
 		Logger:       log.Named("checkpoint"),
 		Registerer:   deps.Registry,
-		Now:          deps.Now,
+		Now:          leaseClock,
 	}, deps.DynamoDB, deps.Kinesis)
 	if err != nil {
 		return fmt.Errorf("lease store: %w", err)
@@ -124,6 +130,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	pipe, err := processors.New(cfg.Pipeline, processors.Deps{
 		Kinesis:    deps.Kinesis,
 		Dedupe:     processors.NewDynamoDedupe(deps.DynamoDB, cfg.DedupeTable),
+		Leases:     store,
 		Keys:       deps.Keys,
 		Logger:     log.Named("pipeline"),
 		Registerer: deps.Registry,
@@ -166,9 +173,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		log.Info("serving /metrics, /healthz, /readyz", zap.String("addr", ln.Addr().String()))
 	}
 
-	w.kcl = kclworker.NewWorker(factory{env: w.processorEnv()}, w.kclConfig(log)).
+	env := w.processorEnv()
+	w.kcl = kclworker.NewWorker(factory{env: env}, w.kclConfig(log)).
 		WithKinesis(deps.KCLKinesis).
-		WithCheckpointer(&kclCheckpointer{ctx: storeCtx, store: store, worker: cfg.WorkerID})
+		WithCheckpointer(&kclCheckpointer{ctx: storeCtx, store: store, worker: cfg.WorkerID, released: env.released})
 	if err := w.kcl.Start(); err != nil {
 		return fmt.Errorf("start KCL worker: %w", err)
 	}

@@ -68,6 +68,7 @@ func run() error {
 	dur(fs, &cfg.IdleTime, "idle-time", "IDLE_TIME", "wait after an empty GetRecords")
 	dur(fs, &cfg.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", "HTTP timeout of one AWS request")
 	dur(fs, &cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "bound on finishing in-flight work after SIGTERM")
+	dur(fs, &cfg.TestLeaseClockSkew, "test-lease-clock-skew", "TEST_LEASE_CLOCK_SKEW", "TEST HOOK, never in production: offset the timestamps written into the lease table by this duration (e.g. -5m), as on a machine whose clock is off")
 	fs.BoolVar(&cfg.StartAtLatest, "start-at-latest", envBool("START_AT_LATEST"), "start shards without a checkpoint at LATEST (default TRIM_HORIZON) [START_AT_LATEST]")
 	fs.BoolVar(&routeStreams, "print-config", false, "print the effective configuration and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
