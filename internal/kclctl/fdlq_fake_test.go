@@ -274,16 +274,30 @@ type fakeRaw struct {
 	log  *eventLog
 	seq  int
 	fail func(stream, eventID string) error // nil: written; *kintypes.ResourceNotFoundException fails the call
-	puts map[string][]string                // stream -> event ids, in write order
-	data map[string][][]byte                // stream -> records
+	// hang makes every call wait for its context to end (a stream that never answers); entered
+	// is closed on the first such call.
+	hang    bool
+	entered chan struct{}
+	puts    map[string][]string // stream -> event ids, in write order
+	data    map[string][][]byte // stream -> records
 }
 
 func newFakeRaw(log *eventLog) *fakeRaw {
-	return &fakeRaw{log: log, puts: map[string][]string{}, data: map[string][][]byte{}}
+	return &fakeRaw{log: log, puts: map[string][]string{}, data: map[string][][]byte{}, entered: make(chan struct{})}
 }
 
 func (k *fakeRaw) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
 	k.mu.Lock()
+	if k.hang {
+		select {
+		case <-k.entered:
+		default:
+			close(k.entered)
+		}
+		k.mu.Unlock()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	defer k.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err

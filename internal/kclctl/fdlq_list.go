@@ -112,7 +112,7 @@ func RenderFDLQList(w io.Writer, r FDLQListReport) error {
 		len(r.Messages), r.Queue, r.Stopped, r.Depth.Visible, r.Depth.InFlight, r.Depth.Delayed)}
 	if !r.OldestSentAt.IsZero() {
 		lines = append(lines, fmt.Sprintf("oldest: sent %s, %s ago", r.OldestSentAt.UTC().Format("2006-01-02T15:04:05Z"),
-			HumanDuration(time.Duration(r.OldestAgeSeconds)*time.Second)))
+			HumanDuration(r.At.Sub(r.OldestSentAt))))
 	}
 	if len(r.ByError) > 0 {
 		keys := make([]string, 0, len(r.ByError))

@@ -319,7 +319,7 @@ func runSession(ctx context.Context, q FailureQueueAPI, url string, o FDLQOption
 		if len(batch) > 0 {
 			stop, err := handle(workCtx, s, batch)
 			switch {
-			case err != nil && ctx.Err() != nil:
+			case ctx.Err() != nil:
 				end.Stopped, runErr = StopCancelled, fmt.Errorf("interrupted: %w", ctx.Err())
 			case err != nil:
 				end.Stopped, runErr = StopFailure, err

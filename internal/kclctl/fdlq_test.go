@@ -444,3 +444,43 @@ func (h *hookQueue) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageIn
 	h.beforeReceive()
 	return h.fakeQueue.ReceiveMessage(ctx, in, o...)
 }
+
+func TestReplayIsBoundedInTime(t *testing.T) {
+	t.Run("wait runs out", func(t *testing.T) {
+		x := newFDLQFixture(t)
+		x.q.add(bridgeEvent("e1", "c1", 1), time.Minute, nil)
+		x.q.add(bridgeEvent("e2", "c2", 1), time.Minute, nil)
+		x.raw.hang = true
+		o := fdlqOptions()
+		o.Wait = MinFDLQWait
+		start := time.Now()
+		r, err := ReplayFailureQueue(t.Context(), x.q, "fwd-dlq", x.fwd, true, o)
+		took := time.Since(start)
+		if err != nil || r.Stopped != StopWait || r.Failed != 2 || r.Deleted != 0 {
+			t.Fatalf("err %v, report %+v", err, r)
+		}
+		if took > o.Wait {
+			t.Fatalf("the run took %v, longer than --wait %v", took, o.Wait)
+		}
+		if !slices.ContainsFunc(r.Warnings, func(w Warning) bool { return w.Kind == WarnStoppedByWait }) {
+			t.Fatalf("warnings %+v", r.Warnings)
+		}
+		x.checkRemaining(t, "m01", "m02")
+	})
+	t.Run("interrupted", func(t *testing.T) {
+		x := newFDLQFixture(t)
+		x.q.add(bridgeEvent("e1", "c1", 1), time.Minute, nil)
+		x.raw.hang = true
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			<-x.raw.entered
+			cancel()
+		}()
+		r, err := ReplayFailureQueue(ctx, x.q, "fwd-dlq", x.fwd, true, fdlqOptions())
+		if !errors.Is(err, context.Canceled) || r.Stopped != StopCancelled || r.Deleted != 0 {
+			t.Fatalf("err %v, report %+v", err, r)
+		}
+		// Released although the run's context had ended.
+		x.checkRemaining(t, "m01")
+	})
+}
