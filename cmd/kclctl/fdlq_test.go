@@ -101,6 +101,7 @@ func TestForwarderDLQBinary(t *testing.T) {
 		if r.code != kclctl.ExitWarnings || !strings.Contains(r.stdout, "would replay 15 into events-raw, unparseable 1") {
 			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
+		t.Logf("kclctl forwarder-dlq replay:\n%s", r.stdout)
 		recs, err := st.ReadAll(ctx, names.RawStream)
 		if err != nil || len(recs) != 0 {
 			t.Fatalf("dry run wrote %d records (%v)", len(recs), err)
@@ -152,6 +153,7 @@ func TestForwarderDLQBinary(t *testing.T) {
 		if r.code != kclctl.ExitError || !strings.Contains(r.stderr, "the forwarder cannot write") {
 			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
+		t.Logf("kclctl forwarder-dlq replay --apply --stream no-such-stream:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 		if n := visibleMessages(ctx, t, q, url); n != 2 {
 			t.Fatalf("%d message(s) left, want 2: nothing deleted, all released", n)
 		}
