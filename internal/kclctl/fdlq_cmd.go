@@ -109,13 +109,11 @@ EventBridge event nor a Lambda invocation record are warnings (exit 3); so is a 
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
-			defer cancel()
-			c, err := app.connectFDLQ(ctx, g.Timeout)
+			c, err := app.connectFDLQ(cmd.Context(), g.Timeout)
 			if err != nil {
 				return err
 			}
-			r, err := ListFailureQueue(ctx, c.SQS, queue, o)
+			r, err := ListFailureQueue(cmd.Context(), c.SQS, queue, o)
 			if err != nil && r.QueueURL == "" {
 				return err
 			}
@@ -171,9 +169,7 @@ Set --pii-paths as the deployed forwarder's FORWARDER_PII_PATHS is set.`,
 			if err := fcfg.Validate(); err != nil {
 				return usageError{fmt.Errorf("forwarder settings: %w", err)}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
-			defer cancel()
-			c, err := app.connectFDLQ(ctx, g.Timeout)
+			c, err := app.connectFDLQ(cmd.Context(), g.Timeout)
 			if err != nil {
 				return err
 			}
@@ -181,7 +177,7 @@ Set --pii-paths as the deployed forwarder's FORWARDER_PII_PATHS is set.`,
 			if err != nil {
 				return err
 			}
-			r, err := ReplayFailureQueue(ctx, c.SQS, queue, f, apply, o)
+			r, err := ReplayFailureQueue(cmd.Context(), c.SQS, queue, f, apply, o)
 			r.RawStream, r.QuarantineStream = f.Config().RawStream, f.Config().QuarantineStream
 			if err != nil && r.QueueURL == "" {
 				return err
@@ -207,9 +203,13 @@ Set --pii-paths as the deployed forwarder's FORWARDER_PII_PATHS is set.`,
 	return root
 }
 
-// connectFDLQ returns the forwarder-dlq clients, building them on first use.
+// connectFDLQ returns the forwarder-dlq clients, building them on first use within timeout.
 func (a *App) connectFDLQ(ctx context.Context, timeout time.Duration) (*FDLQClients, error) {
-	a.fdlqOnce.Do(func() { a.fdlqClients, a.fdlqErr = a.ConnectForwarderDLQ(ctx, timeout) })
+	a.fdlqOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		a.fdlqClients, a.fdlqErr = a.ConnectForwarderDLQ(ctx, timeout)
+	})
 	return a.fdlqClients, a.fdlqErr
 }
 

@@ -40,15 +40,17 @@ func ListFailureQueue(ctx context.Context, q FailureQueueAPI, queue string, o FD
 	if err := o.Validate(); err != nil {
 		return rep, err
 	}
-	url, err := ResolveQueue(ctx, q, queue)
+	workCtx, cancel, endCall := runBudget(ctx, o)
+	defer cancel()
+	url, err := ResolveQueue(workCtx, q, queue)
 	if err != nil {
 		return rep, err
 	}
 	rep.QueueURL = url
-	if rep.Depth, err = ReadQueueDepth(ctx, q, url); err != nil {
+	if rep.Depth, err = ReadQueueDepth(workCtx, q, url); err != nil {
 		return rep, err
 	}
-	end, err := runSession(ctx, q, url, o, func(_ context.Context, _ *queueSession, batch []FailedEvent) (bool, error) {
+	end, err := runSession(ctx, workCtx, endCall, q, url, o, func(_ context.Context, _ *queueSession, batch []FailedEvent) (bool, error) {
 		rep.Messages = append(rep.Messages, batch...)
 		return false, nil
 	})

@@ -24,7 +24,8 @@ const (
 	// cannot reappear while the run still works on it; if the run dies without releasing its
 	// messages, they reappear that long after the bound.
 	visibilityMargin = 30 * time.Second
-	// maxFinish bounds the time kept at the end of a run to delete and release messages.
+	// maxFinish bounds the time kept at the end of a run: half of it for the deletes of the last
+	// batch, half for releasing what the run did not delete.
 	maxFinish = 10 * time.Second
 	// MinFDLQWait is the shortest --wait: a fifth of it is kept for the end of the run.
 	MinFDLQWait = 5 * time.Second
@@ -102,6 +103,12 @@ type queueSession struct {
 	hideUntil time.Time
 	pollWait  int32
 	now       func() time.Time
+	// parent is the run's caller's context and endCall the bound of a delete or release call:
+	// those run even after the work's deadline or an interruption, since a written event whose
+	// message is not deleted is sent again by the next run, and a message not released stays
+	// hidden until hideUntil.
+	parent  context.Context
+	endCall time.Duration
 
 	msgs     map[string]*sessionMsg // by message id
 	order    []string               // message ids in receive order
@@ -167,8 +174,9 @@ func (s *queueSession) receive(ctx context.Context, limit int) (fresh []FailedEv
 }
 
 // delete removes the given messages (their events were forwarded or quarantined) and returns the
-// error of each message that was not deleted.
-func (s *queueSession) delete(ctx context.Context, ids []string) map[string]error {
+// error of each message that was not deleted. Each call is bounded by endCall, not by the work's
+// deadline.
+func (s *queueSession) delete(ids []string) map[string]error {
 	failed := map[string]error{}
 	for start := 0; start < len(ids); start += sqsBatch {
 		chunk := ids[start:min(start+sqsBatch, len(ids))]
@@ -176,7 +184,7 @@ func (s *queueSession) delete(ctx context.Context, ids []string) map[string]erro
 		for i, id := range chunk {
 			receipts[i] = s.msgs[id].receipt
 		}
-		for i, err := range s.deleteReceipts(ctx, receipts) {
+		for i, err := range s.deleteReceipts(receipts) {
 			if err != nil {
 				failed[chunk[i]] = err
 				continue
@@ -189,7 +197,9 @@ func (s *queueSession) delete(ctx context.Context, ids []string) map[string]erro
 
 // deleteReceipts deletes up to sqsBatch messages by receipt handle in one call and returns each
 // one's error (nil: deleted).
-func (s *queueSession) deleteReceipts(ctx context.Context, receipts []string) []error {
+func (s *queueSession) deleteReceipts(receipts []string) []error {
+	ctx, cancel := s.endContext()
+	defer cancel()
 	errs := make([]error, len(receipts))
 	entries := make([]sqstypes.DeleteMessageBatchRequestEntry, len(receipts))
 	for i, r := range receipts {
@@ -222,10 +232,17 @@ func (s *queueSession) deleteReceipts(ctx context.Context, receipts []string) []
 	return errs
 }
 
+// endContext bounds one delete or release call by endCall, whatever became of the run's context.
+func (s *queueSession) endContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(s.parent), s.endCall)
+}
+
 // finish makes every message the run received and did not delete visible again, and deletes the
 // copies of deleted messages that were delivered again. It returns how many messages it released
 // and what failed; a message it could not release reappears by itself at hideUntil.
-func (s *queueSession) finish(ctx context.Context) (released int, err error) {
+func (s *queueSession) finish() (released int, err error) {
+	ctx, cancel := s.endContext()
+	defer cancel()
 	var keep, again []string
 	for _, id := range s.order {
 		m := s.msgs[id]
@@ -253,7 +270,7 @@ func (s *queueSession) finish(ctx context.Context) (released int, err error) {
 		}
 	}
 	for start := 0; start < len(again); start += sqsBatch {
-		for _, err := range s.deleteReceipts(ctx, again[start:min(start+sqsBatch, len(again))]) {
+		for _, err := range s.deleteReceipts(again[start:min(start+sqsBatch, len(again))]) {
 			if err != nil {
 				errs = append(errs, fmt.Errorf("a message delivered again after it was deleted: %w", err))
 			}
@@ -280,22 +297,25 @@ const (
 	WarnStoppedByWait      = "stopped_by_wait"     // --wait ran out before the queue was drained
 )
 
+// runBudget splits a run of o.Wait: the work (looking the queue up, receiving, forwarding) gets a
+// context that ends a fifth of the run (at most maxFinish) before the bound; the rest is kept for
+// the end, half for the deletes of the last batch (endCall), half for releasing.
+func runBudget(ctx context.Context, o FDLQOptions) (work context.Context, cancel context.CancelFunc, endCall time.Duration) {
+	reserve := min(maxFinish, o.Wait/5)
+	work, cancel = context.WithTimeout(ctx, o.Wait-reserve)
+	return work, cancel, reserve / 2
+}
+
 // runSession receives up to o.Limit messages from the queue at url in batches and hands each batch
 // to handle, until the queue is empty, the limit or the time bound is reached, or handle asks to
-// stop; then it releases what was not deleted. handle gets a context that ends a fifth of the run
-// (at most maxFinish) before the bound, which is kept for the end. The error is a failed receive
-// or handle's error; how the run ended is in sessionEnd either way.
-func runSession(ctx context.Context, q FailureQueueAPI, url string, o FDLQOptions, handle func(context.Context, *queueSession, []FailedEvent) (stop bool, err error)) (sessionEnd, error) {
-	o = o.withDefaults()
-	if err := o.Validate(); err != nil {
-		return sessionEnd{}, err
-	}
-	start := o.Now()
-	reserve := min(maxFinish, o.Wait/5)
-	workCtx, cancel := context.WithTimeout(ctx, o.Wait-reserve)
-	defer cancel()
-	s := &queueSession{q: q, url: url, hideUntil: start.Add(o.Wait + visibilityMargin), pollWait: int32(o.PollWait / time.Second),
-		now: o.Now, msgs: map[string]*sessionMsg{}}
+// stop; then it releases what was not deleted. Receiving and handle run under workCtx (runBudget);
+// ctx is the caller's, which tells an interruption from the end of the work's time. The error is
+// a failed receive, handle's error, or the interruption; how the run ended is in sessionEnd
+// either way.
+func runSession(ctx, workCtx context.Context, endCall time.Duration, q FailureQueueAPI, url string, o FDLQOptions,
+	handle func(context.Context, *queueSession, []FailedEvent) (stop bool, err error)) (sessionEnd, error) {
+	s := &queueSession{q: q, url: url, hideUntil: o.Now().Add(o.Wait + visibilityMargin), pollWait: int32(o.PollWait / time.Second),
+		now: o.Now, parent: ctx, endCall: endCall, msgs: map[string]*sessionMsg{}}
 
 	var end sessionEnd
 	var runErr error
@@ -335,11 +355,9 @@ func runSession(ctx context.Context, q FailureQueueAPI, url string, o FDLQOption
 	}
 	end.Received = s.received
 
-	// The end of the run gets its own bound: it must run even when the run was interrupted, or
+	// The end of the run has its own bound: it must run even when the run was interrupted, or
 	// the messages stay hidden until hideUntil.
-	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), reserve)
-	defer cancelFinish()
-	released, err := s.finish(finishCtx)
+	released, err := s.finish()
 	end.Released = released
 	if err != nil {
 		end.Warnings = append(end.Warnings, Warning{Kind: WarnNotReleased, Message: err.Error()})

@@ -102,16 +102,18 @@ func ReplayFailureQueue(ctx context.Context, q FailureQueueAPI, queue string, fw
 	if err := o.Validate(); err != nil {
 		return rep, err
 	}
-	url, err := ResolveQueue(ctx, q, queue)
+	workCtx, cancel, endCall := runBudget(ctx, o)
+	defer cancel()
+	url, err := ResolveQueue(workCtx, q, queue)
 	if err != nil {
 		return rep, err
 	}
 	rep.QueueURL = url
-	if rep.Depth, err = ReadQueueDepth(ctx, q, url); err != nil {
+	if rep.Depth, err = ReadQueueDepth(workCtx, q, url); err != nil {
 		return rep, err
 	}
 	before := fwd.Stats().Unknown
-	end, runErr := runSession(ctx, q, url, o, func(ctx context.Context, s *queueSession, batch []FailedEvent) (bool, error) {
+	end, runErr := runSession(ctx, workCtx, endCall, q, url, o, func(ctx context.Context, s *queueSession, batch []FailedEvent) (bool, error) {
 		rows := make([]FDLQReplayRow, len(batch))
 		for i, m := range batch {
 			rows[i] = FDLQReplayRow{MessageID: m.MessageID, Origin: m.Origin, ErrorCode: m.ErrorCode, EventID: m.EventID, CustomerID: m.CustomerID, Seq: m.Seq}
@@ -222,7 +224,7 @@ func forwardBatch(ctx context.Context, s *queueSession, fwd EventForwarder, batc
 			stop = true
 		}
 	}
-	failedDeletes := s.delete(ctx, written)
+	failedDeletes := s.delete(written)
 	for _, id := range written {
 		r := &rows[byID[id]]
 		if err, ok := failedDeletes[id]; ok {

@@ -483,4 +483,19 @@ func TestReplayIsBoundedInTime(t *testing.T) {
 		// Released although the run's context had ended.
 		x.checkRemaining(t, "m01")
 	})
+	t.Run("interrupted right after a write", func(t *testing.T) {
+		x := newFDLQFixture(t)
+		x.q.add(bridgeEvent("e1", "c1", 1), time.Minute, nil)
+		ctx, cancel := context.WithCancel(t.Context())
+		x.raw.fail = func(string, string) error {
+			cancel() // the record lands; then the operator presses Ctrl-C
+			return nil
+		}
+		r, err := ReplayFailureQueue(ctx, x.q, "fwd-dlq", x.fwd, true, fdlqOptions())
+		if !errors.Is(err, context.Canceled) || r.Stopped != StopCancelled || r.Forwarded != 1 || r.Deleted != 1 {
+			t.Fatalf("err %v, report %+v", err, r)
+		}
+		// Its message is deleted all the same: the next run would write the event twice.
+		x.checkRemaining(t)
+	})
 }
