@@ -187,9 +187,13 @@ func forwardBatch(ctx context.Context, s *queueSession, fwd EventForwarder, batc
 	)
 	for _, k := range keys {
 		lane := lanes[k]
+		// By seq; an event without one (the forwarder quarantines it) after the others.
 		sort.SliceStable(lane, func(a, b int) bool {
-			x, y := batch[lane[a]], batch[lane[b]]
-			return x.Seq > 0 && y.Seq > 0 && x.Seq < y.Seq
+			x, y := batch[lane[a]].Seq, batch[lane[b]].Seq
+			if (x > 0) != (y > 0) {
+				return x > 0
+			}
+			return x < y
 		})
 		wg.Go(func() {
 			failed := false
