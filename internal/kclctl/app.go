@@ -233,9 +233,10 @@ Exit codes (every command):
 	pf.StringVar(&g.Stream, "stream", envOr(EnvRawStream, DefaultRawStream), "raw stream the fleet consumes (env "+EnvRawStream+")")
 	pf.DurationVar(&g.Timeout, "timeout", DefaultTimeout, "deadline of one command run (of each refresh with --watch); also the timeout of each AWS request")
 	pf.BoolVar(&g.JSON, "json", false, "print JSON for scripts instead of tables (with --watch: one JSON document per line)")
+	root.AddCommand(newFDLQCommand(app, g)) // the forwarder's failure queue (SQS), fdlq_cmd.go
 
 	root.AddCommand(newCheckpointsCommand(app, g), newWorkersCommand(app, g), newResetCommand(app, g),
-		newScaleCommand(app, g), newDLQCommand(app, g), newFDLQCommand(app, g))
+		newScaleCommand(app, g), newDLQCommand(app, g))
 	return root
 }
 

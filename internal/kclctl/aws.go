@@ -25,15 +25,6 @@ type Clients struct {
 // request times out after requestTimeout; the SDK retries at most 3 attempts, since an operator
 // tool should answer promptly rather than wait out a long outage.
 func ConnectAWS(ctx context.Context, requestTimeout time.Duration) (*Clients, error) {
-	cfg, err := loadAWSConfig(ctx, requestTimeout)
-	if err != nil {
-		return nil, err
-	}
-	return &Clients{DynamoDB: dynamodb.NewFromConfig(cfg), Kinesis: kinesis.NewFromConfig(cfg)}, nil
-}
-
-// loadAWSConfig is the SDK configuration every kclctl client is built from (see ConnectAWS).
-func loadAWSConfig(ctx context.Context, requestTimeout time.Duration) (aws.Config, error) {
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(requestTimeout)),
 		config.WithRetryer(func() aws.Retryer {
@@ -41,10 +32,10 @@ func loadAWSConfig(ctx context.Context, requestTimeout time.Duration) (aws.Confi
 		}),
 	)
 	if err != nil {
-		return aws.Config{}, fmt.Errorf("AWS config: %w", err)
+		return nil, fmt.Errorf("AWS config: %w", err)
 	}
 	if cfg.Region == "" {
-		return aws.Config{}, errors.New("AWS region not set: set AWS_REGION (us-east-1 locally)")
+		return nil, errors.New("AWS region not set: set AWS_REGION (us-east-1 locally)")
 	}
-	return cfg, nil
+	return &Clients{DynamoDB: dynamodb.NewFromConfig(cfg), Kinesis: kinesis.NewFromConfig(cfg)}, nil
 }

@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -25,12 +29,21 @@ type FDLQClients struct {
 	Kinesis forwarder.Kinesis
 }
 
-// ConnectFDLQ builds the failure queue's SQS client the SDK's way (AWS_ENDPOINT_URL_SQS locally),
-// with kclctl's request timeout and retries, and the forwarder's Kinesis client.
+// ConnectFDLQ builds the failure queue's SQS client the SDK's way (region, AWS_ENDPOINT_URL_SQS
+// locally, credentials), with ConnectAWS's request timeout and retries, and the forwarder's own
+// Kinesis client.
 func ConnectFDLQ(ctx context.Context, requestTimeout time.Duration) (*FDLQClients, error) {
-	cfg, err := loadAWSConfig(ctx, requestTimeout)
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(requestTimeout)),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 3 })
+		}),
+	)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("AWS config: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("AWS region not set: set AWS_REGION (us-east-1 locally)")
 	}
 	kin, err := forwarder.NewKinesisClient(ctx, requestTimeout)
 	if err != nil {
