@@ -161,7 +161,7 @@ func Defaults() Config {
 	return Config{
 		Table: "kcl-leases", RawStream: "events-raw",
 		Policy:   AWSPolicy(),
-		Workers:  WorkerPolicy{ShardsPerWorker: 4, MinWorkers: 2, MaxWorkers: 64},
+		Workers:  WorkerPolicy{ShardsPerWorker: 1, MinWorkers: 2, MaxWorkers: 512}, // as the deployed stack: at most a task per shard
 		Interval: time.Minute, LeaderTTL: 5 * time.Minute, TickTimeout: 10 * time.Minute,
 		Method: reshard.MethodAuto, History: 20, ReshardPoll: 5 * time.Second,
 	}
