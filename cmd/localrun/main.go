@@ -25,13 +25,13 @@ func main() {
 	}
 	var kin, ddb string
 	fs := flag.NewFlagSet("localrun", flag.ExitOnError)
-	fs.Bool("spike", cfg.Spike != nil, "a spike run (make spike): per-shard write limits enforced by a fault proxy, a load profile with a hot customer, the autoscaler resharding every stream, the worker fleet following the raw stream; the defaults below are the spike's")
+	fs.Bool("spike", cfg.Spike != nil, "a spike run (make spike): per-shard write limits enforced by a fault proxy, a load profile with a hot customer, the autoscaler resharding every stream, the worker fleet following the raw stream; the defaults below are the spike's, and -events, -rate, -workers and -metrics-port do not apply")
 	if sp := cfg.Spike; sp != nil {
 		fs.StringVar(&sp.Profile, "profile", sp.Profile, `the load's rate over time: "RATE:DURATION" or "FROM-TO:DURATION" segments`)
 		fs.Float64Var(&sp.HotRate, "hot-rate", sp.HotRate, "events/s of the hot customer (customer 1)")
 		fs.Float64Var(&sp.ShardRecords, "shard-records", sp.ShardRecords, "per-shard write limit in records/s (AWS: 1000)")
 		fs.Float64Var(&sp.ShardBytes, "shard-bytes", sp.ShardBytes, "per-shard write limit in bytes/s (AWS: 1 MiB)")
-		fs.IntVar(&sp.Fleet.ShardsPerWorker, "shards-per-worker", sp.Fleet.ShardsPerWorker, "open raw shards per worker")
+		fs.IntVar(&sp.Fleet.ShardsPerWorker, "shards-per-worker", sp.Fleet.ShardsPerWorker, "live raw shards per worker (open, and closed ones not yet finished)")
 		fs.IntVar(&sp.Fleet.MinWorkers, "min-workers", sp.Fleet.MinWorkers, "fewest workers")
 		fs.IntVar(&sp.Fleet.MaxWorkers, "max-workers", sp.Fleet.MaxWorkers, "most workers")
 		fs.DurationVar(&sp.Fleet.ScaleInAfter, "scale-in-after", sp.Fleet.ScaleInAfter, "a worker is stopped after fewer were wanted for this long")

@@ -295,6 +295,10 @@ func runSpike(ctx context.Context, cfg Config) error {
 		return ui.fail(err)
 	}
 	sum.print(ui)
+	if cfg.Keep && ctx.Err() == nil {
+		ui.printf("\n--keep: the stack, the workers and the autoscaler stay up; use the kclctl line above (kclctl autoscale status). Ctrl-C to stop.\n")
+		<-ctx.Done()
+	}
 	if runErr != nil {
 		return runErr
 	}
