@@ -138,7 +138,7 @@ func AWSPolicy() Policy {
 	return Policy{
 		RecordsPerShard: 1000, BytesPerShard: 1 << 20,
 		TargetUtilisation: 0.5, ScaleOutAbove: 0.8, ScaleInBelow: 0.25,
-		ThrottledAbove: 0.01, MinThrottledPerSecond: 1, ThrottledUpTo: 4,
+		ThrottledAbove: 0.01, MinThrottledPerSecond: 1, ThrottledUpTo: 2,
 		OutWindow: 3 * time.Minute, InWindow: 15 * time.Minute,
 		OutCooldown: 2 * time.Minute, InCooldown: 30 * time.Minute,
 		MinShards: 1, MaxShards: 512, CallsPerDay: 10, ReserveCalls: 2,
