@@ -89,6 +89,11 @@ func spikeStart(p loadgen.Profile) time.Duration {
 	return 0
 }
 
+// stopGrace is how long a worker stopped with SIGTERM may take before it is killed: its
+// -shutdown-grace (60 s) and the read deadline of a call in flight (10 s), as ECS's stopTimeout
+// (90 s) is.
+const stopGrace = 80 * time.Second
+
 // ErrTargetMissed is returned by Run when a spike run was exactly-once and in order but missed
 // the target (dead letters, or the lag did not settle in time).
 var ErrTargetMissed = errors.New("the spike missed its target (see the summary)")
@@ -207,8 +212,11 @@ func runSpike(ctx context.Context, cfg Config) error {
 	}
 
 	rec := &record{shards: map[string][]shardPoint{}, dedupe: map[string]float64{}}
-	// Fewer empty polls of the many shards a spike leaves (kinesalite serves every one of them).
-	pool := env.NewPool(fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms"}})
+	// Fewer empty polls of the many shards a spike leaves (kinesalite serves every one of them),
+	// and, as ECS gives a task 90 s after SIGTERM, a minute to finish the batch in flight: on a busy
+	// emulator 10 s (the worker's default) cut batches whose outputs were written, and their next
+	// owner wrote them again.
+	pool := env.NewPool(fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms", "-shutdown-grace", "60s"}})
 	scrapeStopped := func(w *fleet.PoolWorker) {
 		d := scrapeDedupe([]int{w.Port})
 		rec.mu.Lock()
@@ -222,7 +230,7 @@ func runSpike(ctx context.Context, cfg Config) error {
 			return
 		}
 		ui.step("stopping workers (SIGTERM: checkpoint and release leases)")
-		for _, err := range pool.StopAll(20*time.Second, scrapeStopped) {
+		for _, err := range pool.StopAll(stopGrace, scrapeStopped) {
 			ui.warn("%v", err)
 		}
 		ui.ok("")
@@ -442,7 +450,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 				rec.mu.Unlock()
 			}
 			if m.Stop > 0 {
-				w, err := pool.StopNewest(20*time.Second, scrape)
+				w, err := pool.StopNewest(stopGrace, scrape)
 				if err != nil {
 					rec.noteErr("%v", err)
 				}
