@@ -62,6 +62,9 @@ func TestChaosSpike(t *testing.T) {
 	if dups, resent := num(`(?m)^duplicates delivered\s+(\d+)$`), resentWrites(text); dups != resent {
 		t.Errorf("%d duplicates delivered, %d of them resent writes with an unknown outcome: %d processed twice", dups, resent, dups-resent)
 	}
+	if strings.Contains(text, "MISSING") {
+		t.Error("expected quarantine records never arrived (see the summary's quarantine records line)")
+	}
 	if err != nil && !strings.Contains(text, "spike target MISSED") {
 		t.Errorf("localrun --spike failed without a verdict: %v", err)
 	}

@@ -89,6 +89,9 @@ func spikeStart(p loadgen.Profile) time.Duration {
 	return 0
 }
 
+// quarantineGrace is how long a spike run waits for quarantine records once every event arrived.
+const quarantineGrace = time.Minute
+
 // stopGrace is how long a worker stopped with SIGTERM may take before it is killed: its
 // -shutdown-grace (60 s) and the read deadline of a call in flight (10 s), as ECS's stopTimeout
 // (90 s) is.
@@ -400,6 +403,7 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 	var runErr error
 	sendDone := send.Done()
 	var lowSince time.Time
+	var allEventsAt time.Time // when every unique event had arrived (quarantine records may lag)
 	lastView := time.Time{}
 	for {
 		select {
@@ -472,7 +476,12 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 		if runErr != nil {
 			return res, nil, runErr
 		}
-		if res != nil && complete(res, snap) {
+		if res != nil && allEventsAt.IsZero() && snap.Unique >= res.Manifest.Unique {
+			allEventsAt = time.Now()
+		}
+		// Every event and every quarantine record arrived; or every event did and the quarantine
+		// records have had a minute more: then the summary counts the ones that never came.
+		if res != nil && (complete(res, snap) || !allEventsAt.IsZero() && time.Since(allEventsAt) > quarantineGrace) {
 			stopBG()
 			wg.Wait()
 			r := tail.Check(fleet.Expected(res.Manifest))

@@ -100,7 +100,16 @@ func (s spikeSummary) settleAfterSpike() time.Duration {
 
 func (s spikeSummary) targetMet() bool {
 	return s.rep != nil && s.clean() && s.rep.Duplicates == s.rep.Resent && sumD(s.rep.DeadLetters) == 0 &&
-		s.settleAfterSpike() <= s.cfg.Spike.LagWithin
+		s.quarantineMissing() == 0 && s.settleAfterSpike() <= s.cfg.Spike.LagWithin
+}
+
+// quarantineMissing is how many expected quarantine records (conflicting duplicates and bad
+// lines) never arrived (0 when more arrived: a record quarantined again after a lease moved).
+func (s spikeSummary) quarantineMissing() int {
+	if s.rep == nil || s.res == nil {
+		return 0
+	}
+	return max(0, expectedQuarantine(s.res)-sumQ(s.rep.Quarantined))
 }
 
 // reshards lists the autoscaler's applied reshards of a stream, oldest first.
@@ -231,6 +240,11 @@ func (s spikeSummary) print(ui *view) {
 	}
 	if s.rep != nil {
 		ui.printf("dead letters: %d\n", sumD(s.rep.DeadLetters))
+		ui.printf("quarantine records: %d expected (conflicting duplicates and bad lines), %d arrived", expectedQuarantine(s.res), sumQ(s.rep.Quarantined))
+		if n := s.quarantineMissing(); n > 0 {
+			ui.printf(": %d MISSING", n)
+		}
+		ui.printf("\n")
 	}
 	s.printHot(ui)
 	if s.shed > 0 {
@@ -275,10 +289,10 @@ func (s spikeSummary) printTarget(ui *view) {
 	r := s.rep
 	dups := r.Duplicates - r.Resent
 	settle := s.settleAfterSpike()
-	ui.printf("\ntarget: lost %d %s | duplicates %d beyond counted unknown outcomes %s | order violations %d %s | dead letters %d %s | lag under %s %s after the spike started, within %s %s\n",
+	ui.printf("\ntarget: lost %d %s | duplicates %d beyond counted unknown outcomes %s | order violations %d %s | dead letters %d %s | quarantine records missing %d %s | lag under %s %s after the spike started, within %s %s\n",
 		len(r.Lost), check(len(r.Lost) == 0), dups, check(dups == 0 && r.Resent <= s.unknown), r.OrderViol, check(r.OrderViol == 0),
-		sumD(r.DeadLetters), check(sumD(r.DeadLetters) == 0), s.cfg.Spike.LagTarget, settle.Round(time.Second), s.cfg.Spike.LagWithin,
-		check(settle <= s.cfg.Spike.LagWithin))
+		sumD(r.DeadLetters), check(sumD(r.DeadLetters) == 0), s.quarantineMissing(), check(s.quarantineMissing() == 0),
+		s.cfg.Spike.LagTarget, settle.Round(time.Second), s.cfg.Spike.LagWithin, check(settle <= s.cfg.Spike.LagWithin))
 	verdict := "MET"
 	if !s.targetMet() {
 		verdict = "MISSED"
