@@ -55,6 +55,9 @@ type View struct {
 	// While it is more than an out window behind, no stream is scaled in: the output streams'
 	// load is then the fleet's pace, not the demand, and the backlog will come through them.
 	Behind time.Duration
+	// FleetUnknown: the fleet's view was asked for and could not be read; no stream is scaled in
+	// on a guess.
+	FleetUnknown bool
 }
 
 // History is what the autoscaler remembers of one stream between ticks (the state row).
@@ -162,6 +165,9 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 		}
 		if v.Draining > 0 {
 			return hold(ActionHold, "%s, but the fleet has not finished %d closed shard(s) yet", why, v.Draining)
+		}
+		if v.FleetUnknown {
+			return hold(ActionHold, "%s, but how far the fleet is behind could not be read", why)
 		}
 		if v.Behind > p.OutWindow {
 			return hold(ActionHold, "%s, but the fleet is %s behind on the raw stream", why, v.Behind.Round(time.Second))

@@ -87,6 +87,7 @@ func TestDecide(t *testing.T) {
 		{"quiet at the minimum", view(even(1), nil), long, ActionHold, 1, "within"},
 		{"quiet, but the fleet is still draining closed shards", func() View { v := view(even(8), steady(t0, time.Minute, 20, 0)); v.Draining = 3; return v }(), long, ActionHold, 8, "not finished 3 closed"},
 		{"quiet, but the fleet is behind", func() View { v := view(even(8), steady(t0, time.Minute, 20, 0)); v.Behind = time.Minute; return v }(), long, ActionHold, 8, "1m0s behind on the raw stream"},
+		{"quiet, but the fleet's view could not be read", func() View { v := view(even(8), steady(t0, time.Minute, 20, 0)); v.FleetUnknown = true; return v }(), long, ActionHold, 8, "could not be read"},
 		{"quiet, the fleet a little behind", func() View { v := view(even(8), steady(t0, time.Minute, 20, 0)); v.Behind = 5 * time.Second; return v }(), long, ActionIn, 4, "8 -> 4"},
 		{"quiet, split/merge: to an even layout that holds the peak", view(even(4), steady(t0, time.Minute, 90, 0)),
 			History{Since: long.Since, LastReshard: long.LastReshard, Method: reshard.MethodSplitMerge}, ActionIn, 2, "4 -> 2"},

@@ -219,6 +219,7 @@ func (s *Scaler) observe(ctx context.Context, now time.Time, stream string, w Wi
 		Samples: w.Samples[stream], From: w.From, To: w.To, AccountHeadroom: -1, SplitMerge: s.cfg.Method == reshard.MethodSplitMerge,
 		Draining: -1}
 	live := len(v.Open)
+	v.FleetUnknown = s.cfg.Fleet != nil && fleet == nil
 	if fleet != nil {
 		v.Behind = fleet.Behind
 		if stream == s.cfg.RawStream {
