@@ -486,6 +486,7 @@ func FleetOn(ctx context.Context, c *Clients, table, stream string, now time.Tim
 		return autoscale.FleetView{}, err
 	}
 	var f autoscale.FleetView
+	unknown := 0
 	for _, s := range r.Shards {
 		switch s.State {
 		case StateOpen:
@@ -493,10 +494,18 @@ func FleetOn(ctx context.Context, c *Clients, table, stream string, now time.Tim
 		case StateClosed:
 			f.Live++
 			f.Draining++
+		default:
+			continue
 		}
-		if s.Lag.Status == LagBehind {
+		switch s.Lag.Status {
+		case LagBehind:
 			f.Behind = max(f.Behind, time.Duration(s.Lag.AgeMS)*time.Millisecond)
+		case LagUnknown:
+			unknown++
 		}
+	}
+	if unknown > 0 {
+		return f, fmt.Errorf("the lag of %d live shard(s) of %s could not be measured", unknown, stream)
 	}
 	return f, nil
 }
