@@ -18,10 +18,10 @@
 //   - reorder.go: per-customer order by seq: the next seq is released at once, later ones are held
 //     until the gap fills or the reorder window passes; late events are released flagged.
 //   - route.go: event type to stream, and the analytics record encoder.
-//   - sink.go: PutRecords with at most one record per partition key per call ("waves"), so a partial
-//     failure can never land a customer's later event before an earlier one; only failed entries are
-//     retried, with jittered backoff; a gobreaker breaker per destination; a per-shard rate limit;
-//     dead-lettering after Config.BreakerHold.
+//   - sink.go: writes through internal/ordered (at most one record per partition key per call, so a
+//     partial failure can never land a customer's later event before an earlier one; only failed
+//     entries are retried, with jittered backoff; a per-shard rate limit), with a gobreaker breaker
+//     per destination around each call and dead-lettering after Config.BreakerHold.
 //   - watermark.go: the checkpoint watermark, the last sequence number of the longest handled prefix.
 //
 // Delivery semantics: at least once, and exactly once except after a crash or a lost lease. A record

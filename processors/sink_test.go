@@ -17,6 +17,9 @@ import (
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
+// throttleCode is the PutRecords entry error code of a throttled entry.
+const throttleCode = "ProvisionedThroughputExceededException"
+
 // TestWriteOrderUnderPartialFailures is the property behind the batching scheme: whatever entries
 // of whatever calls fail (throttles, internal errors, whole-call errors), every record reaches its
 // stream exactly once, each partition key's records arrive in order, and no call carries a key twice.
