@@ -23,8 +23,11 @@ type Putter = ordered.Putter
 // the call can have written), attempts and event_ids (the first 50). See ordered.LogUnknownOutcome.
 const LogUnknownOutcome = ordered.LogUnknownOutcome
 
-// errNoProgress tells the breaker that a PutRecords step wrote nothing.
-var errNoProgress = errors.New("PutRecords wrote nothing")
+// errNoProgress and errThrottled tell the breaker how a PutRecords step that wrote nothing ended.
+var (
+	errNoProgress = errors.New("PutRecords wrote nothing")
+	errThrottled  = errors.New("PutRecords throttled")
+)
 
 // dest is one destination stream, shared by all shards: its writer step, breaker and outage
 // bookkeeping.
@@ -57,7 +60,7 @@ func (p *Pipeline) newDest(name string) *dest {
 		Timeout:     p.cfg.BreakerOpenTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
 		IsExcluded: func(err error) bool {
-			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+			return errors.Is(err, errThrottled) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			switch to {
@@ -75,7 +78,8 @@ func (p *Pipeline) newDest(name string) *dest {
 }
 
 // guard puts d's circuit breaker around one PutRecords step. A step that writes nothing is a
-// failure for the breaker, unless its context ended; an open breaker refuses the step, and no call
+// failure for the breaker, unless it was merely throttled or its context ended (those count neither
+// way: a throttled destination is busy, not broken); an open breaker refuses the step, and no call
 // is made.
 func (d *dest) guard(next ordered.Step) ordered.Step {
 	return func(ctx context.Context, recs []*ordered.Record) ordered.Result {
@@ -87,6 +91,8 @@ func (d *dest) guard(next ordered.Step) ordered.Step {
 				return res, nil
 			case ctx.Err() != nil:
 				return res, ctx.Err()
+			case res.OnlyThrottled():
+				return res, errThrottled
 			}
 			return res, errNoProgress
 		})
@@ -182,7 +188,8 @@ func (p *Pipeline) writer(shard string, d *dest, lim *limiters) (*ordered.Writer
 // writeStream writes recs to stream d in order per partition key (ordered.Writer: each call carries
 // at most one record per key and only failed entries are sent again, so a partial failure can never
 // land a later record of a key before an earlier one) and returns the records it gave up on: when
-// mayDeadLetter and the destination stayed broken for BreakerHold, every record not yet written. Without
+// mayDeadLetter and the destination stayed broken for BreakerHold, every record not yet written. A
+// merely throttled destination is retried with backoff and never given up on. Without
 // mayDeadLetter it returns only when everything is written (a record it cannot write at all, over a
 // Kinesis limit, is an error), or early when ctx ends, with ctx's error.
 func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *limiters, recs []*outRec, mayDeadLetter bool) (dead []*outRec, err error) {
@@ -218,8 +225,8 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 }
 
 // afterCall is the sink's policy after each call of shard's write to d: a call that wrote something
-// ends d's outage; one that wrote nothing (failed, or refused by the breaker) extends it. Past
-// BreakerHold, when the write may dead-letter, it stops the write: the
+// ends d's outage; one that wrote nothing (failed, or refused by the breaker) extends it, unless it
+// was merely throttled. Past BreakerHold, when the write may dead-letter, it stops the write: the
 // records not yet written are given up on.
 func (p *Pipeline) afterCall(shard string, d *dest, lim *limiters, res ordered.Result, now time.Time) (stop bool) {
 	switch {
@@ -227,7 +234,7 @@ func (p *Pipeline) afterCall(shard string, d *dest, lim *limiters, res ordered.R
 		d.succeeded()
 		lim.failures = 0
 		return false
-	case res.Failed == 0:
+	case res.Failed == 0, res.OnlyThrottled():
 		return false
 	}
 	broken := d.failed(now, 2*max(p.cfg.RetryMax, p.cfg.BreakerOpenTimeout))
