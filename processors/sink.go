@@ -140,36 +140,43 @@ type outRec struct {
 	q    *quarantined // outQuarantine: the rejected record
 	src  *outRec      // outDead: the record that could not be delivered
 
-	// Copied from rec after the write.
+	// What the write did, copied from the writer's record.
 	written  bool
 	dead     bool
 	attempts int
 	first    time.Time
 	last     time.Time
 	lastErr  string
+}
 
-	rec ordered.Record // the writer's view of the record
+// slot is the writer's record for one outRec, in scratch space reused from write to write (so the
+// per-event allocation stays the outRec alone).
+type slot struct {
+	rec ordered.Record
+	o   *outRec
 }
 
 // Rec implements ordered.Item.
-func (o *outRec) Rec() *ordered.Record { return &o.rec }
+func (s *slot) Rec() *ordered.Record { return &s.rec }
 
 // limiters is one shard's writer for one destination: its queue, rate limits (OutputRatePerShard,
 // OutputBytesPerShard) and scratch space. One goroutine at a time uses it.
 type limiters struct {
-	w             *ordered.Writer[*outRec] // built on the first write
-	mayDeadLetter bool                     // of the write in progress
-	failures      int                      // calls of the write in progress that failed in a row
+	w             *ordered.Writer[*slot] // built on the first write
+	slots         []slot
+	items         []*slot
+	mayDeadLetter bool // of the write in progress
+	failures      int  // calls of the write in progress that failed in a row
 }
 
 func (p *Pipeline) newLimiters() *limiters { return &limiters{} }
 
 // writer returns lim's writer to d for shard, building it on first use.
-func (p *Pipeline) writer(shard string, d *dest, lim *limiters) (*ordered.Writer[*outRec], error) {
+func (p *Pipeline) writer(shard string, d *dest, lim *limiters) (*ordered.Writer[*slot], error) {
 	if lim.w != nil {
 		return lim.w, nil
 	}
-	w, err := ordered.NewWriter[*outRec](d.guard(d.stream.WithLogger(p.log.With(zapShard(shard))).Put), ordered.WriterConfig{
+	w, err := ordered.NewWriter[*slot](d.guard(d.stream.WithLogger(p.log.With(zapShard(shard))).Put), ordered.WriterConfig{
 		// A fatal answer (a missing stream) is retried too: the breaker and the hold decide.
 		Policy:           ordered.Policy{Backoff: retry.Policy{Initial: p.cfg.RetryBase, Max: p.cfg.RetryMax, Now: p.now, Sleep: p.sleep}, RetryFatal: true},
 		RecordsPerSecond: p.cfg.OutputRatePerShard,
@@ -201,14 +208,24 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 		return nil, err
 	}
 	lim.mayDeadLetter, lim.failures = mayDeadLetter, 0
-	for _, o := range recs {
-		o.rec = ordered.Record{Key: o.key, Data: o.data, ID: o.eventID()}
+	if cap(lim.slots) < len(recs) {
+		lim.slots = make([]slot, len(recs))
 	}
-	if err := w.Write(ctx, recs); err != nil {
+	slots, items := lim.slots[:len(recs)], lim.items[:0]
+	defer func() {
+		clear(slots) // drop the references to this batch
+		clear(items)
+		lim.items = items[:0]
+	}()
+	for i, o := range recs {
+		slots[i] = slot{rec: ordered.Record{Key: o.key, Data: o.data, ID: o.eventID()}, o: o}
+		items = append(items, &slots[i])
+	}
+	if err := w.Write(ctx, items); err != nil {
 		return nil, err
 	}
-	for _, o := range recs {
-		r := &o.rec
+	for i := range slots {
+		r, o := &slots[i].rec, slots[i].o
 		o.attempts, o.first, o.last, o.lastErr = r.Attempts, r.FirstFailure, r.LastFailure, r.LastError
 		switch r.State {
 		case ordered.Written:
@@ -219,7 +236,7 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 		}
 	}
 	if len(dead) > 0 && !mayDeadLetter {
-		return nil, fmt.Errorf("stream %s: %d record(s) cannot be written (first: %s: %s)", d.name, len(dead), dead[0].rec.Cause, dead[0].rec.LastError)
+		return nil, fmt.Errorf("stream %s: %d record(s) cannot be written (first: %s)", d.name, len(dead), dead[0].lastErr)
 	}
 	return dead, nil
 }
