@@ -173,7 +173,7 @@ func (q *Queue[T]) Complete(batch []T, res Result, now time.Time) {
 				d, _ := q.backoff.Next() // never exhausted: its bounds are off
 				due = now.Add(d)
 			}
-			r.due = due
+			r.due = due.UnixNano()
 			heap.Push(&q.delayed, it)
 		}
 	}
@@ -184,12 +184,12 @@ func (q *Queue[T]) NextDue() (time.Time, bool) {
 	if len(q.delayed) == 0 {
 		return time.Time{}, false
 	}
-	return q.delayed[0].Rec().due, true
+	return time.Unix(0, q.delayed[0].Rec().due), true
 }
 
 // Promote makes the delayed records whose backoff has passed at now ready again.
 func (q *Queue[T]) Promote(now time.Time) {
-	for len(q.delayed) > 0 && !q.delayed[0].Rec().due.After(now) {
+	for len(q.delayed) > 0 && q.delayed[0].Rec().due <= now.UnixNano() {
 		q.ready.push(heap.Pop(&q.delayed).(T))
 	}
 }
@@ -314,7 +314,7 @@ func (f *fifo[T]) reset() {
 type delayHeap[T Item] []T
 
 func (h delayHeap[T]) Len() int           { return len(h) }
-func (h delayHeap[T]) Less(i, j int) bool { return h[i].Rec().due.Before(h[j].Rec().due) }
+func (h delayHeap[T]) Less(i, j int) bool { return h[i].Rec().due < h[j].Rec().due }
 func (h delayHeap[T]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *delayHeap[T]) Push(x any)        { *h = append(*h, x.(T)) }
 func (h *delayHeap[T]) Pop() any {

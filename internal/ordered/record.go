@@ -99,20 +99,20 @@ type Record struct {
 
 	State State
 	Cause Cause // when Failed
-	// Attempts counts the failed attempts: calls that carried the record and did not write it,
-	// and calls refused before they were made (a breaker).
-	Attempts     int
-	FirstFailure time.Time // of the first failed attempt
-	LastFailure  time.Time // of the last failed attempt
-	// LastError is what the last failed attempt said: the call's error, or the entry's error code
-	// and message. A refused call keeps the destination's own earlier error when there is one.
-	LastError string
 	// Outcome is the class of the last attempt.
 	Outcome Outcome
+	// Attempts counts the failed attempts: calls that carried the record and did not write it,
+	// and calls refused before they were made (a breaker).
+	Attempts int
+	// LastError is what the last failed attempt said: the call's error, or the entry's error code
+	// and message. A refused call keeps the destination's own earlier error when there is one.
+	LastError    string
+	FirstFailure time.Time // of the first failed attempt
+	LastFailure  time.Time // of the last failed attempt
 	// ShardID and SequenceNumber say where the record landed, once Written.
 	ShardID, SequenceNumber string
 
-	due time.Time // delayed: earliest next attempt
+	due int64 // delayed: earliest next attempt, Unix nanoseconds
 }
 
 // Size is what the record counts against the Kinesis limits: data plus partition key.
@@ -136,7 +136,7 @@ func (r *Record) reset() {
 	r.State, r.Cause, r.Attempts = Pending, CauseNone, 0
 	r.FirstFailure, r.LastFailure, r.LastError, r.Outcome = time.Time{}, time.Time{}, "", OK
 	r.ShardID, r.SequenceNumber = "", ""
-	r.due = time.Time{}
+	r.due = 0
 }
 
 // failed records one failed attempt at now.
