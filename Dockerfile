@@ -1,5 +1,5 @@
 # The worker image: static `worker` and `kclctl` binaries on alpine (busybox
-# wget serves the /readyz health check), CA certificates for TLS to AWS,
+# wget serves the /healthz liveness check), CA certificates for TLS to AWS,
 # running as a non-root user. Build for the fleet's architecture with
 #   docker build --platform linux/arm64 -t kinesis-events-worker .
 # (`cdk deploy` does exactly that for the image asset; it needs BuildKit, the
@@ -28,5 +28,5 @@ USER 10001:10001
 EXPOSE 9090
 ENV METRICS_ADDR=:9090
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["wget", "-q", "-T", "3", "-O", "/dev/null", "http://127.0.0.1:9090/readyz"]
+  CMD ["wget", "-q", "-T", "3", "-O", "/dev/null", "http://127.0.0.1:9090/healthz"]
 ENTRYPOINT ["/usr/local/bin/worker"]

@@ -17,8 +17,8 @@ func TestClaimsWithdrawn(t *testing.T) {
 	h.kin.set(shardIDs(2)...)
 	a, bs := h.store("a"), h.store("b")
 	s0, s1 := "shardId-000000000000", "shardId-000000000001"
-	takeEventually(t, a, status(s0), wait)
-	takeEventually(t, a, status(s1), wait)
+	takeEventually(t, a, s0, wait)
+	takeEventually(t, a, s1, wait)
 	claimOn := func(id string) string {
 		if r := h.row(id); r != nil {
 			return r.Claim
@@ -26,8 +26,8 @@ func TestClaimsWithdrawn(t *testing.T) {
 		return ""
 	}
 	claimsLease := func() (bool, string) {
-		err := bs.GetLease(status(s0), "b")
-		return claimOn(s0) == "b" || claimOn(s1) == "b", fmt.Sprintf("GetLease: %v; claims %q %q", err, claimOn(s0), claimOn(s1))
+		err := take(h.ctx, bs, s0)
+		return claimOn(s0) == "b" || claimOn(s1) == "b", fmt.Sprintf("Acquire: %v; claims %q %q", err, claimOn(s0), claimOn(s1))
 	}
 	// b holds nothing and sees no free lease: it claims one of a's.
 	eventually(t, wait, 50*time.Millisecond, "b claims a lease of a", claimsLease)
@@ -45,10 +45,10 @@ func TestClaimsWithdrawn(t *testing.T) {
 	if claimOn(s1) == "b" {
 		claimed, other = s1, s0
 	}
-	if err := a.Release(h.ctx, other); err != nil {
+	if _, err := a.Release(h.ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	takeEventually(t, bs, status(other), wait)
+	takeEventually(t, bs, other, wait)
 	if c := claimOn(claimed); c != "" {
 		t.Fatalf("b holds its share but its claim on %s stays: %q", claimed, c)
 	}

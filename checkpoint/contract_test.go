@@ -16,8 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
-	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 )
 
 // timing is one backend's clock for the contract suite. Lease durations are real time, so they
@@ -98,7 +96,7 @@ func (h *harness) store(worker string, mods ...func(*Config)) *Store {
 	if err != nil {
 		h.t.Fatalf("New(%s): %v", worker, err)
 	}
-	if err := s.Init(); err != nil {
+	if err := s.Init(h.ctx); err != nil {
 		h.t.Fatalf("Init(%s): %v", worker, err)
 	}
 	h.t.Cleanup(s.Close)
@@ -134,8 +132,6 @@ func (h *harness) row(id string) *leaseRow {
 	return r
 }
 
-func status(id string) *par.ShardStatus { return &par.ShardStatus{ID: id, Mux: &sync.RWMutex{}} }
-
 func shardIDs(n int) []shardMeta {
 	out := make([]shardMeta, n)
 	for i := range out {
@@ -144,28 +140,80 @@ func shardIDs(n int) []shardMeta {
 	return out
 }
 
-func isNotAcquired(err error) bool { return errors.As(err, &chk.ErrLeaseNotAcquired{}) }
-
-// takeEventually calls GetLease (as the KCL's event loop does, after FetchCheckpoint) until it
-// succeeds, as often as the store rescans the lease table (the harness sets ScanInterval to the
-// backend's pace).
-func takeEventually(t *testing.T, s *Store, st *par.ShardStatus, timeout time.Duration) {
-	t.Helper()
-	eventually(t, timeout, s.cfg.ScanInterval, s.cfg.WorkerID+" takes "+st.ID, func() (bool, string) {
-		if err := s.FetchCheckpoint(st); err != nil && !errors.Is(err, chk.ErrSequenceIDNotFound) {
-			return false, err.Error()
-		}
-		err := s.GetLease(st, s.cfg.WorkerID)
-		if err != nil {
-			return false, err.Error()
-		}
-		return true, ""
-	})
+// refusal is an Acquisition that was not granted, as an error, so that tests check its reason with
+// errors.Is.
+type refusal struct {
+	id  string
+	acq Acquisition
 }
 
-func checkpoint(s *Store, st *par.ShardStatus, seq string) error {
-	st.SetCheckpoint(seq)
-	return s.CheckpointSequence(st)
+func (r *refusal) Error() string {
+	return fmt.Sprintf("shard %s: not acquired: %v (%s)", r.id, r.acq.Reason, r.acq.Detail)
+}
+func (r *refusal) Unwrap() error { return r.acq.Reason }
+
+func isRefused(err error) bool {
+	var r *refusal
+	return errors.As(err, &r)
+}
+
+// take asks s for the lease on id: nil when acquired, a *refusal (errors.Is its reason) when not,
+// or the call's error.
+func take(ctx context.Context, s *Store, id string) error {
+	acq, err := s.Acquire(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !acq.Acquired {
+		return &refusal{id: id, acq: acq}
+	}
+	return nil
+}
+
+// renew renews s's lease on id: an error wrapping ErrLeaseLost when the lease is no longer held,
+// nil otherwise (also for a renewal that did not land while the lease is still valid).
+func renew(ctx context.Context, s *Store, id string) error {
+	held, _ := s.Renew(ctx, id)
+	if !held {
+		return fmt.Errorf("shard %s: renewal: %w", id, ErrLeaseLost)
+	}
+	return nil
+}
+
+// takeEventually calls Read and Acquire (as the KCL's event loop does through the worker's
+// adapter) until the lease is taken, as often as the store rescans the lease table (the harness
+// sets ScanInterval to the backend's pace). It returns the Acquisition.
+func takeEventually(t *testing.T, s *Store, id string, timeout time.Duration) Acquisition {
+	t.Helper()
+	var got Acquisition
+	eventually(t, timeout, s.cfg.ScanInterval, s.cfg.WorkerID+" takes "+id, func() (bool, string) {
+		if _, err := s.Read(t.Context(), id); err != nil {
+			return false, err.Error()
+		}
+		acq, err := s.Acquire(t.Context(), id)
+		switch {
+		case err != nil:
+			return false, err.Error()
+		case !acq.Acquired:
+			return false, (&refusal{id: id, acq: acq}).Error()
+		}
+		got = acq
+		return true, ""
+	})
+	return got
+}
+
+// checkpoint writes seq as id's checkpoint: nil when written, an error wrapping ErrLeaseLost when
+// the store refused because the lease is not this worker's, or the call's error.
+func checkpoint(ctx context.Context, s *Store, id, seq string) error {
+	ok, err := s.Checkpoint(ctx, id, seq)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("shard %s: checkpoint: %w", id, ErrLeaseLost)
+	}
+	return nil
 }
 
 // timedOut reports a call cut by its CallTimeout: its outcome is unknown, not a verdict.
@@ -176,25 +224,25 @@ func timedOut(err error) bool { return errors.Is(err, context.DeadlineExceeded) 
 // other errors fail the test.
 func releaseScene(t *testing.T, s *Store, id string) {
 	t.Helper()
-	if err := s.RemoveLeaseOwner(id); err != nil && !timedOut(err) {
+	if _, err := s.Release(t.Context(), id); err != nil && !timedOut(err) {
 		t.Fatalf("%s releases %s: %v", s.cfg.WorkerID, id, err)
 	}
 }
 
-// renewOnce renews st's lease until one renewal succeeds (GetLease also returns nil for a renewal
-// that failed, e.g. timed out, while the lease is still valid) and returns that renewal's send
-// time as the row records it.
-func renewOnce(t *testing.T, h *harness, s *Store, st *par.ShardStatus) time.Time {
+// renewOnce renews id's lease until one renewal succeeds (Renew also reports the lease held for a
+// renewal that failed, e.g. timed out, while the lease is still valid) and returns that renewal's
+// send time as the row records it.
+func renewOnce(t *testing.T, h *harness, s *Store, id string) time.Time {
 	t.Helper()
 	ok := s.m.renewals.WithLabelValues("ok")
 	before := testutil.ToFloat64(ok)
-	eventually(t, h.tm.wait, h.tm.renew, s.cfg.WorkerID+" renews "+st.ID, func() (bool, string) {
-		if err := s.GetLease(st, s.cfg.WorkerID); err != nil {
+	eventually(t, h.tm.wait, h.tm.renew, s.cfg.WorkerID+" renews "+id, func() (bool, string) {
+		if err := renew(h.ctx, s, id); err != nil {
 			t.Fatalf("renewal: %v", err)
 		}
 		return testutil.ToFloat64(ok) > before, "renewal did not succeed"
 	})
-	return h.row(st.ID).RenewedAt
+	return h.row(id).RenewedAt
 }
 
 // runStoreContract is the behaviour every backend must show. newBackend is called once; each
@@ -207,12 +255,11 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a := h.store("a")
-		if err := a.Init(); err != nil {
+		if err := a.Init(h.ctx); err != nil {
 			t.Fatalf("second Init: %v", err)
 		}
-		st := status("shardId-000000000000")
-		if err := a.FetchCheckpoint(st); !errors.Is(err, chk.ErrSequenceIDNotFound) {
-			t.Fatalf("FetchCheckpoint on an empty table = %v, want ErrSequenceIDNotFound", err)
+		if row, err := a.Read(h.ctx, "shardId-000000000000"); err != nil || row != nil {
+			t.Fatalf("Read on an empty table = %+v, %v, want no row", row, err)
 		}
 		if err := a.Healthy(); err != nil {
 			t.Fatalf("Healthy = %v", err)
@@ -233,7 +280,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[i] = s.GetLease(status(sh.ID), s.cfg.WorkerID)
+					errs[i] = take(h.ctx, s, sh.ID)
 				}()
 			}
 			wg.Wait()
@@ -243,8 +290,8 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 				case err == nil:
 					won++
 					winners[sh.ID] = stores[i].cfg.WorkerID
-				case !isNotAcquired(err):
-					t.Fatalf("%s: GetLease by %s: unexpected error %v", sh.ID, stores[i].cfg.WorkerID, err)
+				case !isRefused(err):
+					t.Fatalf("%s: Acquire by %s: unexpected error %v", sh.ID, stores[i].cfg.WorkerID, err)
 				}
 			}
 			if won != 1 {
@@ -272,12 +319,12 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a, bs := h.store("a"), h.store("b")
-		st := status("shardId-000000000000")
-		if err := a.GetLease(st, "a"); err != nil {
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
 			t.Fatalf("take: %v", err)
 		}
 		taken := time.Now()
-		ctx := a.LeaseContext(st.ID)
+		ctx := a.LeaseContext(st)
 		// Renew for one and a half lease durations, and until the peer has been refused at least
 		// once after the first lease duration (a peer call cut by its timeout proves nothing).
 		renewals, refusedLate := 0, 0
@@ -285,17 +332,17 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			if time.Since(taken) > h.tm.wait {
 				t.Fatalf("the peer was never refused after the lease duration within %v", h.tm.wait)
 			}
-			if err := a.GetLease(st, "a"); err != nil { // AssignedTo == a: a renewal
+			if err := renew(h.ctx, a, st); err != nil {
 				t.Fatalf("renewal %d: %v", renewals, err)
 			}
 			renewals++
-			switch err := bs.GetLease(status(st.ID), "b"); {
+			switch err := take(h.ctx, bs, st); {
 			case errors.Is(err, ErrLeaseHeld) || errors.Is(err, ErrFairShare):
 				if time.Since(taken) > h.tm.lease {
 					refusedLate++
 				}
 			case !timedOut(err):
-				t.Fatalf("peer GetLease during renewals = %v, want ErrLeaseHeld or ErrFairShare", err)
+				t.Fatalf("peer Acquire during renewals = %v, want ErrLeaseHeld or ErrFairShare", err)
 			}
 			time.Sleep(h.tm.renew) // the renewal cadence under test, not synchronisation
 		}
@@ -305,7 +352,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		// Every successful renewal landed and nothing else wrote; a renewal that timed out may or
 		// may not have landed.
 		ok := int64(testutil.ToFloat64(a.m.renewals.WithLabelValues("ok")))
-		if r := h.row(st.ID); r.Owner != "a" || r.Counter < 1+ok || r.Counter > int64(1+renewals) {
+		if r := h.row(st); r.Owner != "a" || r.Counter < 1+ok || r.Counter > int64(1+renewals) {
 			t.Fatalf("row owner %q counter %d, want a and 1+%d..1+%d", r.Owner, r.Counter, ok, renewals)
 		}
 	})
@@ -321,50 +368,49 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			c.OnLeaseLost = func(id string, cause error) { lostCause.Store(cause) }
 		})
 		bs := h.store("b", noBalance)
-		stA := status("shardId-000000000000")
-		if err := a.GetLease(stA, "a"); err != nil {
+		id := "shardId-000000000000"
+		if err := take(h.ctx, a, id); err != nil {
 			t.Fatalf("a takes: %v", err)
 		}
-		if err := checkpoint(a, stA, "100"); err != nil {
+		if err := checkpoint(h.ctx, a, id, "100"); err != nil {
 			t.Fatalf("a checkpoints: %v", err)
 		}
-		ctxA := a.LeaseContext(stA.ID)
+		ctxA := a.LeaseContext(id)
 		clk.freeze() // a stops noticing time: it still believes it holds the lease
-		stB := status(stA.ID)
 		start := time.Now()
-		takeEventually(t, bs, stB, h.tm.wait)
+		acqB := takeEventually(t, bs, id, h.tm.wait)
 		if waited := time.Since(start); waited < h.tm.lease-200*time.Millisecond {
 			t.Fatalf("b took a's lease after %v, before one lease duration", waited)
 		}
-		if stB.GetCheckpoint() != "100" {
-			t.Fatalf("b sees checkpoint %q, want 100", stB.GetCheckpoint())
+		if acqB.Checkpoint != "100" || acqB.PreviousOwner != "a" {
+			t.Fatalf("b sees checkpoint %q previous owner %q, want 100 and a", acqB.Checkpoint, acqB.PreviousOwner)
 		}
-		if err := checkpoint(bs, stB, "150"); err != nil {
+		if err := checkpoint(h.ctx, bs, id, "150"); err != nil {
 			t.Fatalf("b checkpoints: %v", err)
 		}
-		before := h.row(stA.ID)
+		before := h.row(id)
 
-		err := checkpoint(a, stA, "200")
-		var lost *LeaseLostError
-		if !errors.Is(err, ErrLeaseLost) || !errors.As(err, &lost) || lost.ShardID != stA.ID {
-			t.Fatalf("stale checkpoint = %v, want *LeaseLostError for %s", err, stA.ID)
+		ok, err := a.Checkpoint(h.ctx, id, "200")
+		if ok || err != nil {
+			t.Fatalf("stale checkpoint = %v, %v, want (false, nil): refused by the fence", ok, err)
 		}
-		if after := h.row(stA.ID); after.Checkpoint != "150" || after.Owner != "b" || after.Counter != before.Counter {
+		if after := h.row(id); after.Checkpoint != "150" || after.Owner != "b" || after.Counter != before.Counter {
 			t.Fatalf("stale checkpoint changed the row: %+v -> %+v", before, after)
 		}
-		if ctxA.Err() == nil || !errors.Is(context.Cause(ctxA), ErrLeaseLost) {
-			t.Fatalf("a's lease context: err %v cause %v, want cancelled with ErrLeaseLost", ctxA.Err(), context.Cause(ctxA))
+		var lost *LeaseLostError
+		if ctxA.Err() == nil || !errors.As(context.Cause(ctxA), &lost) || lost.ShardID != id {
+			t.Fatalf("a's lease context: err %v cause %v, want cancelled with a *LeaseLostError for %s", ctxA.Err(), context.Cause(ctxA), id)
 		}
 		if c, _ := lostCause.Load().(error); !errors.Is(c, ErrLeaseLost) {
 			t.Fatalf("OnLeaseLost cause = %v", c)
 		}
-		if err := a.GetLease(stA, "a"); !errors.Is(err, ErrLeaseLost) { // stA.AssignedTo is still a
-			t.Fatalf("stale renewal = %v, want ErrLeaseLost", err)
+		if held, err := a.Renew(h.ctx, id); held || err != nil {
+			t.Fatalf("stale renewal = %v, %v, want (false, nil): lost", held, err)
 		}
-		if err := a.RemoveLeaseOwner(stA.ID); err != nil {
-			t.Fatalf("stale RemoveLeaseOwner = %v, want nil (nothing to release)", err)
+		if released, err := a.Release(h.ctx, id); released || err != nil {
+			t.Fatalf("stale Release = %v, %v, want (false, nil): nothing to release", released, err)
 		}
-		if r := h.row(stA.ID); r.Owner != "b" || r.Checkpoint != "150" {
+		if r := h.row(id); r.Owner != "b" || r.Checkpoint != "150" {
 			t.Fatalf("stale release touched the new owner's row: %+v", r)
 		}
 	})
@@ -374,31 +420,30 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a, bs := h.store("a", noBalance), h.store("b", noBalance)
-		st := status("shardId-000000000000")
-		if err := a.GetLease(st, "a"); err != nil {
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
 			t.Fatal(err)
 		}
-		ctx := a.LeaseContext(st.ID)
-		if err := checkpoint(a, st, "42"); err != nil {
+		ctx := a.LeaseContext(st)
+		if err := checkpoint(h.ctx, a, st, "42"); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.RemoveLeaseOwner(st.ID); err != nil {
-			t.Fatalf("release: %v", err)
+		if released, err := a.Release(h.ctx, st); !released || err != nil {
+			t.Fatalf("release: %v, %v", released, err)
 		}
 		if !errors.Is(context.Cause(ctx), ErrLeaseReleased) {
 			t.Fatalf("released lease context cause = %v", context.Cause(ctx))
 		}
-		stB := status(st.ID)
-		if err := bs.FetchCheckpoint(stB); err != nil || stB.GetCheckpoint() != "42" || stB.GetLeaseOwner() != "" {
-			t.Fatalf("after release: err %v checkpoint %q owner %q", err, stB.GetCheckpoint(), stB.GetLeaseOwner())
+		if row, err := bs.Read(h.ctx, st); err != nil || row == nil || row.Checkpoint != "42" || row.Owner != "" {
+			t.Fatalf("after release: err %v row %+v", err, row)
 		}
-		if err := bs.GetLease(stB, "b"); err != nil {
+		if err := take(h.ctx, bs, st); err != nil {
 			t.Fatalf("b takes a released lease at once: %v", err)
 		}
 		if err := a.ReleaseAll(h.ctx); err != nil {
 			t.Fatalf("ReleaseAll with nothing held: %v", err)
 		}
-		if r := h.row(st.ID); r.Owner != "b" || r.OwnerSwitches != 2 {
+		if r := h.row(st); r.Owner != "b" || r.OwnerSwitches != 2 {
 			t.Fatalf("row %+v, want owner b after 2 switches", r)
 		}
 	})
@@ -408,27 +453,27 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(2)...)
 		a := h.store("a", noBalance)
-		st := status("shardId-000000000000")
-		if err := a.GetLease(st, "a"); err != nil {
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
 			t.Fatal(err)
 		}
-		a.NoteMillisBehindLatest("shardId-000000000001", 99) // not held: ignored
-		if r := h.row(st.ID); r.HasBehind {
+		a.NoteMillisBehind("shardId-000000000001", 99) // not held: ignored
+		if r := h.row(st); r.HasBehind {
 			t.Fatalf("taken lease already has MillisBehindLatest: %+v", r)
 		}
 		noted := time.Now()
-		a.NoteMillisBehindLatest(st.ID, 4200)
-		if err := a.GetLease(st, "a"); err != nil { // renewal
+		a.NoteMillisBehind(st, 4200)
+		if err := renew(h.ctx, a, st); err != nil {
 			t.Fatal(err)
 		}
-		if r := h.row(st.ID); !r.HasBehind || r.Behind != 4200 || r.BehindAt.Before(noted.Add(-time.Millisecond)) {
+		if r := h.row(st); !r.HasBehind || r.Behind != 4200 || r.BehindAt.Before(noted.Add(-time.Millisecond)) {
 			t.Fatalf("after renewal: behind %v %d at %v", r.HasBehind, r.Behind, r.BehindAt)
 		}
-		a.NoteMillisBehindLatest(st.ID, 0)
-		if err := checkpoint(a, st, "77"); err != nil {
+		a.NoteMillisBehind(st, 0)
+		if err := checkpoint(h.ctx, a, st, "77"); err != nil {
 			t.Fatal(err)
 		}
-		if r := h.row(st.ID); r.Behind != 0 || !r.HasBehind || r.Checkpoint != "77" {
+		if r := h.row(st); r.Behind != 0 || !r.HasBehind || r.Checkpoint != "77" {
 			t.Fatalf("after checkpoint: %+v", r)
 		}
 		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
@@ -439,7 +484,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		for _, s := range snap.Shards {
 			byID[s.ShardID] = s
 		}
-		if s := byID[st.ID]; !s.HasMillisBehind || s.MillisBehindLatest != 0 || s.MillisBehindAt.IsZero() {
+		if s := byID[st]; !s.HasMillisBehind || s.MillisBehindLatest != 0 || s.MillisBehindAt.IsZero() {
 			t.Fatalf("inspect %+v", s)
 		}
 		if s := byID["shardId-000000000001"]; s.HasMillisBehind {
@@ -452,17 +497,17 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a, bs := h.store("a", noBalance), h.store("b", noBalance)
-		st := status("shardId-000000000000")
+		st := "shardId-000000000000"
 		sent := time.Now() // no later than the send time of the take
-		if err := a.GetLease(st, "a"); err != nil {
+		if err := take(h.ctx, a, st); err != nil {
 			t.Fatal(err)
 		}
-		ctx := a.LeaseContext(st.ID)
+		ctx := a.LeaseContext(st)
 		// The peer is refused the live lease; from here on it watches the row unchanged.
 		eventually(t, h.tm.wait, h.tm.renew, "peer refused", func() (bool, string) {
-			err := bs.GetLease(status(st.ID), "b")
+			err := take(h.ctx, bs, st)
 			if !errors.Is(err, ErrLeaseHeld) && !timedOut(err) {
-				t.Fatalf("peer GetLease of a live lease = %v, want ErrLeaseHeld", err)
+				t.Fatalf("peer Acquire of a live lease = %v, want ErrLeaseHeld", err)
 			}
 			return err != nil && !timedOut(err), fmt.Sprint(err)
 		})
@@ -480,8 +525,8 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if !errors.As(context.Cause(ctx), &lost) || !strings.Contains(lost.Reason, "expired") {
 			t.Fatalf("cause = %v, want expiry", context.Cause(ctx))
 		}
-		takeEventually(t, bs, status(st.ID), h.tm.wait)
-		if err := a.GetLease(st, "a"); !errors.Is(err, ErrLeaseLost) {
+		takeEventually(t, bs, st, h.tm.wait)
+		if err := renew(h.ctx, a, st); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("renewal after expiry = %v, want ErrLeaseLost", err)
 		}
 	})
@@ -491,17 +536,17 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
 		a := h.store("a", noBalance)
-		st := status("shardId-000000000000")
-		if err := a.GetLease(st, "a"); err != nil {
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
 			t.Fatal(err)
 		}
 		expires := renewOnce(t, h, a, st).Add(h.tm.lease) // for everyone else: last renewal's send time + lease
-		ctx := a.LeaseContext(st.ID)
+		ctx := a.LeaseContext(st)
 		h.ddb.close()
 		renewErrs := make(chan error, 1)
 		go func() {
 			for ctx.Err() == nil {
-				if err := a.GetLease(st, "a"); err != nil {
+				if err := renew(h.ctx, a, st); err != nil {
 					renewErrs <- err
 					return
 				}
@@ -522,16 +567,15 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatalf("renewal during outage returned %v", err)
 		}
 		eventually(t, h.tm.wait, h.tm.sync, "unhealthy during outage", func() (bool, string) {
-			a.GetLease(status("shardId-000000000000"), "a") // keep calling: calls fail
+			_ = take(h.ctx, a, st) // keep calling: calls fail
 			err := a.Healthy()
 			return err != nil, fmt.Sprint(err)
 		})
 		h.ddb.open()
-		if err := a.GetLease(st, "a"); !errors.Is(err, ErrLeaseLost) {
+		if err := renew(h.ctx, a, st); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("renewal after the outage = %v, want ErrLeaseLost", err)
 		}
-		st2 := status(st.ID)
-		takeEventually(t, a, st2, h.tm.wait) // its own lapsed lease: taken back without waiting again
+		takeEventually(t, a, st, h.tm.wait) // its own lapsed lease: taken back without waiting again
 		if err := a.Healthy(); err != nil {
 			t.Fatalf("Healthy after recovery: %v", err)
 		}
@@ -550,9 +594,9 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		a, bs := h.store("a"), h.store("b")
 		for _, id := range []string{"m", "q1", "q2"} {
 			for _, s := range []*Store{a, bs} {
-				err := s.GetLease(status(id), s.cfg.WorkerID)
-				if !isNotAcquired(err) || !errors.Is(err, ErrWaitingOnParent) {
-					t.Fatalf("%s GetLease(%s) before parents = %v, want ErrWaitingOnParent", s.cfg.WorkerID, id, err)
+				err := take(h.ctx, s, id)
+				if !isRefused(err) || !errors.Is(err, ErrWaitingOnParent) {
+					t.Fatalf("%s Acquire(%s) before parents = %v, want ErrWaitingOnParent", s.cfg.WorkerID, id, err)
 				}
 			}
 			if r := h.row(id); r != nil {
@@ -560,31 +604,29 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			}
 		}
 		// A parent that left the stream (past retention) with no row does not block.
-		if err := a.GetLease(status("gone-child"), "a"); err != nil {
+		if err := take(h.ctx, a, "gone-child"); err != nil {
 			t.Fatalf("child of an expired parent: %v", err)
 		}
 		finish := func(id string) {
-			st := status(id)
-			takeEventually(t, a, st, h.tm.wait)
-			if err := checkpoint(a, st, ShardEnd); err != nil {
+			takeEventually(t, a, id, h.tm.wait)
+			if err := checkpoint(h.ctx, a, id, ShardEnd); err != nil {
 				t.Fatalf("SHARD_END %s: %v", id, err)
 			}
 			releaseScene(t, a, id)
 		}
 		finish("p1")
-		if err := bs.GetLease(status("m"), "b"); !errors.Is(err, ErrWaitingOnParent) {
+		if err := take(h.ctx, bs, "m"); !errors.Is(err, ErrWaitingOnParent) {
 			t.Fatalf("merge child with one parent finished = %v, want ErrWaitingOnParent", err)
 		}
 		finish("p2")
-		takeEventually(t, bs, status("m"), h.tm.wait)
+		takeEventually(t, bs, "m", h.tm.wait)
 		if r := h.row("m"); r.Parent != "p1" || r.Adjacent != "p2" || r.Owner != "b" {
 			t.Fatalf("merge child row %+v, want parents p1+p2, owner b", r)
 		}
 		finish("q")
-		st1, st2 := status("q1"), status("q2")
-		takeEventually(t, a, st1, h.tm.wait)
-		takeEventually(t, bs, st2, h.tm.wait)
-		if err := a.GetLease(status("q2"), "a"); !isNotAcquired(err) {
+		takeEventually(t, a, "q1", h.tm.wait)
+		takeEventually(t, bs, "q2", h.tm.wait)
+		if err := take(h.ctx, a, "q2"); !isRefused(err) {
 			t.Fatalf("second worker on a leased split child = %v, want not acquired", err)
 		}
 	})
@@ -594,16 +636,16 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		h := newHarness(t, b)
 		h.kin.set(shardMeta{ID: "p", Closed: true}, shardMeta{ID: "c", Parent: "p"})
 		a, bs := h.store("a", noBalance), h.store("b", noBalance)
-		if err := a.GetLease(status("p"), "a"); err != nil {
+		if err := take(h.ctx, a, "p"); err != nil {
 			t.Fatal(err)
 		}
 		h.kin.set(shardMeta{ID: "c", Parent: "p"}) // p leaves ListShards while a still works on it
 		eventually(t, h.tm.wait, h.tm.sync, "lineage refresh", func() (bool, string) {
-			err := bs.GetLease(status("c"), "b")
+			err := take(h.ctx, bs, "c")
 			return errors.Is(err, ErrWaitingOnParent), fmt.Sprint(err)
 		})
 		releaseScene(t, a, "p")
-		takeEventually(t, bs, status("c"), h.tm.wait)
+		takeEventually(t, bs, "c", h.tm.wait)
 	})
 
 	t.Run("table deleted: leases dropped, table recreated, work resumes", func(t *testing.T) {
@@ -616,21 +658,21 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			c.Registerer = reg
 			c.OnLeaseLost = func(string, error) { lost.Add(1) }
 		})
-		st := status("shardId-000000000000")
-		if err := a.GetLease(st, "a"); err != nil {
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
 			t.Fatal(err)
 		}
-		if err := checkpoint(a, st, "7"); err != nil {
+		if err := checkpoint(h.ctx, a, st, "7"); err != nil {
 			t.Fatal(err)
 		}
-		ctx := a.LeaseContext(st.ID)
+		ctx := a.LeaseContext(st)
 		dctx, cancel := context.WithTimeout(h.ctx, h.tm.wait)
 		defer cancel()
 		if err := b.deleteTable(dctx, h.table); err != nil {
 			t.Fatalf("delete table: %v", err)
 		}
 		eventually(t, h.tm.wait, h.tm.sync, "lease dropped", func() (bool, string) {
-			err := a.GetLease(st, "a")
+			err := renew(h.ctx, a, st)
 			return errors.Is(err, ErrLeaseLost), fmt.Sprint(err)
 		})
 		var ll *LeaseLostError
@@ -647,10 +689,9 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if got := testutil.ToFloat64(a.m.tableRecreate); got != 1 {
 			t.Fatalf("table recreated metric = %v, want 1", got)
 		}
-		st2 := status(st.ID)
-		takeEventually(t, a, st2, h.tm.wait)
-		if err := a.FetchCheckpoint(st2); !errors.Is(err, chk.ErrSequenceIDNotFound) {
-			t.Fatalf("checkpoint after recreation: %v (%q), want none", err, st2.GetCheckpoint())
+		acq := takeEventually(t, a, st, h.tm.wait)
+		if row, err := a.Read(h.ctx, st); err != nil || acq.Checkpoint != "" || row == nil || row.Checkpoint != "" {
+			t.Fatalf("checkpoint after recreation: %v (taken at %q, row %+v), want none", err, acq.Checkpoint, row)
 		}
 	})
 
@@ -659,11 +700,11 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		h := newHarness(t, b)
 		h.kin.set(shardMeta{ID: "s0"}, shardMeta{ID: "s1"}, shardMeta{ID: "p", Closed: true}, shardMeta{ID: "c", Parent: "p"})
 		a, bs := h.store("a", noBalance), h.store("b", noBalance)
-		st := status("s0")
-		if err := a.GetLease(st, "a"); err != nil {
+		st := "s0"
+		if err := take(h.ctx, a, st); err != nil {
 			t.Fatal(err)
 		}
-		if err := checkpoint(a, st, "1500"); err != nil {
+		if err := checkpoint(h.ctx, a, st, "1500"); err != nil {
 			t.Fatal(err)
 		}
 		leaseCtx := a.LeaseContext("s0")
@@ -692,17 +733,16 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			r.ResetAt.Sub(now).Abs() > time.Millisecond {
 			t.Fatalf("row after forced reset: %+v", r)
 		}
-		if err := checkpoint(a, st, "1600"); !errors.Is(err, ErrLeaseLost) {
+		if err := checkpoint(h.ctx, a, st, "1600"); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("former holder's checkpoint after a forced reset = %v, want ErrLeaseLost", err)
 		}
 		if leaseCtx.Err() == nil {
 			t.Fatal("former holder's lease context still live after a forced reset")
 		}
-		stB := status("s0")
-		if err := bs.FetchCheckpoint(stB); err != nil || stB.GetCheckpoint() != "1200" {
-			t.Fatalf("checkpoint seen after reset: %q, %v", stB.GetCheckpoint(), err)
+		if row, err := bs.Read(h.ctx, "s0"); err != nil || row == nil || row.Checkpoint != "1200" {
+			t.Fatalf("checkpoint seen after reset: %+v, %v", row, err)
 		}
-		if err := bs.GetLease(stB, "b"); err != nil {
+		if err := take(h.ctx, bs, "s0"); err != nil {
 			t.Fatalf("taking a reset shard: %v", err)
 		}
 		if res, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s1", Position{Kind: PositionTrimHorizon}, false, "bob", now); err != nil || res.NewCheckpoint != "" {
@@ -775,6 +815,56 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 		if w := workers["ghost"]; w.Live != 0 || len(w.Shards) != 1 {
 			t.Fatalf("worker ghost = %+v", w)
+		}
+	})
+
+	t.Run("reserved rows (ReservedPrefix) are no shards: not scanned, planned, inspected, leased or reset", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(2)...)
+		a := h.store("a") // balancing on: a ghost worker counted from the reserved row would halve a's share
+		const key = "__autoscaler#events-raw"
+		ctx, cancel := context.WithTimeout(h.ctx, h.tm.wait)
+		defer cancel()
+		u := &update{}
+		u.set(attrOwner, sv("ghost")) // shaped like a live lease on purpose
+		u.set(attrCounter, nv(7))
+		u.set(attrLeaseTimeout, sv(formatTime(time.Now().Add(time.Hour))))
+		u.set("DesiredShards", nv(6))
+		if _, err := h.raw.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(h.table), Key: keyOf(key),
+			UpdateExpression: aws.String(u.expression()), ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values}); err != nil {
+			t.Fatalf("write the reserved row: %v", err)
+		}
+		for _, m := range shardIDs(2) {
+			if err := take(h.ctx, a, m.ID); err != nil {
+				t.Fatalf("a takes %s with a reserved row in the table: %v", m.ID, err)
+			}
+		}
+		leases, err := a.Leases(h.ctx)
+		if err != nil || len(leases) != 2 {
+			t.Fatalf("Leases = %v, %v; want the two shards only", leases, err)
+		}
+		if err := take(h.ctx, a, key); !errors.Is(err, ErrUnknownShard) {
+			t.Fatalf("Acquire(%s) = %v, want ErrUnknownShard", key, err)
+		}
+		if _, err := a.Read(h.ctx, key); !errors.Is(err, ErrReservedKey) {
+			t.Fatalf("Read(%s) = %v, want ErrReservedKey", key, err)
+		}
+		if err := a.Forget(h.ctx, key); !errors.Is(err, ErrReservedKey) {
+			t.Fatalf("Forget(%s) = %v, want ErrReservedKey", key, err)
+		}
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", key, Position{Kind: PositionTrimHorizon}, true, "alice", time.Now()); !errors.Is(err, ErrReservedKey) {
+			t.Fatalf("Reset(%s) = %v, want ErrReservedKey", key, err)
+		}
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Shards) != 2 || len(snap.Workers) != 1 || snap.Workers[0].WorkerID != "a" || len(snap.Warnings) != 0 {
+			t.Fatalf("Inspect with a reserved row: shards %+v workers %+v warnings %+v", snap.Shards, snap.Workers, snap.Warnings)
+		}
+		if r := h.row(key); r == nil || r.Owner != "ghost" || r.Counter != 7 {
+			t.Fatalf("the reserved row was touched: %+v", r)
 		}
 	})
 
@@ -864,25 +954,23 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 	})
 }
 
-// kclDriver drives a Store the way vmware-go-kcl-v2's worker does: an event loop that calls
-// FetchCheckpoint and GetLease on shards it does not own and starts one consumer per sync, and per
-// consumer a renewal loop (GetLease with AssignedTo set) and RemoveLeaseOwner when it ends. The
-// "processor" honours LeaseContext: on a hand-off it checkpoints and releases; on loss it drops.
+// kclDriver drives a Store the way vmware-go-kcl-v2's worker does through the worker's adapter:
+// an event loop that calls Read and Acquire on shards it does not own and starts one consumer per
+// sync, and per consumer a renewal loop (Renew) and Release when it ends. The "processor" honours
+// LeaseContext: on a hand-off it checkpoints and releases; on loss it drops.
 type kclDriver struct {
-	s      *Store
-	tm     timing
-	shards map[string]*par.ShardStatus
-	ids    []string
-	quit   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	s    *Store
+	tm   timing
+	ids  []string
+	quit chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+	mu   sync.Mutex
+	own  map[string]bool // shards with a running consumer
 }
 
 func newKCLDriver(s *Store, ids []string, tm timing) *kclDriver {
-	d := &kclDriver{s: s, tm: tm, shards: map[string]*par.ShardStatus{}, ids: ids, quit: make(chan struct{})}
-	for _, id := range ids {
-		d.shards[id] = status(id)
-	}
+	d := &kclDriver{s: s, tm: tm, ids: ids, quit: make(chan struct{}), own: map[string]bool{}}
 	d.wg.Add(1)
 	go d.eventLoop()
 	return d
@@ -893,8 +981,15 @@ func (d *kclDriver) stop() {
 	d.wg.Wait()
 }
 
+func (d *kclDriver) owns(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.own[id]
+}
+
 func (d *kclDriver) eventLoop() {
 	defer d.wg.Done()
+	ctx := d.s.life
 	tick := time.NewTicker(d.tm.sync)
 	defer tick.Stop()
 	for {
@@ -906,33 +1001,40 @@ func (d *kclDriver) eventLoop() {
 		order := append([]string(nil), d.ids...)
 		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, id := range order {
-			st := d.shards[id]
-			if st.GetLeaseOwner() == d.s.cfg.WorkerID {
+			if d.owns(id) {
 				continue
 			}
-			if err := d.s.FetchCheckpoint(st); err != nil && !errors.Is(err, chk.ErrSequenceIDNotFound) {
+			row, err := d.s.Read(ctx, id)
+			if err != nil {
 				continue
 			}
-			if st.GetCheckpoint() == ShardEnd {
+			if row != nil && row.Checkpoint == ShardEnd {
 				continue
 			}
-			if err := d.s.GetLease(st, d.s.cfg.WorkerID); err != nil {
+			acq, err := d.s.Acquire(ctx, id)
+			if err != nil || !acq.Acquired {
 				continue
 			}
+			d.mu.Lock()
+			d.own[id] = true
+			d.mu.Unlock()
 			d.wg.Add(1)
-			go d.consume(st)
+			go d.consume(id)
 			break
 		}
 	}
 }
 
-func (d *kclDriver) consume(st *par.ShardStatus) {
+func (d *kclDriver) consume(id string) {
 	defer d.wg.Done()
-	leaseCtx := d.s.LeaseContext(st.ID)
-	own := d.s.OwnershipContext(st.ID)
+	ctx := d.s.life
+	leaseCtx := d.s.LeaseContext(id)
+	own := d.s.OwnershipContext(id)
 	defer func() {
-		st.SetLeaseOwner("")
-		_ = d.s.RemoveLeaseOwner(st.ID) // the KCL ignores this error too; fenced, so harmless
+		d.mu.Lock()
+		delete(d.own, id)
+		d.mu.Unlock()
+		_, _ = d.s.Release(ctx, id) // the KCL ignores this error too; fenced, so harmless
 	}()
 	renew := time.NewTicker(d.tm.renew)
 	defer renew.Stop()
@@ -944,14 +1046,13 @@ func (d *kclDriver) consume(st *par.ShardStatus) {
 		case <-leaseCtx.Done():
 			if errors.Is(context.Cause(leaseCtx), ErrLeaseHandedOff) && own.Err() == nil {
 				seq++
-				st.SetCheckpoint(fmt.Sprint(seq))
-				if err := d.s.CheckpointSequence(st); err == nil {
-					_ = d.s.Release(own, st.ID)
+				if ok, err := d.s.Checkpoint(ctx, id, fmt.Sprint(seq)); ok && err == nil {
+					_, _ = d.s.Release(own, id)
 				}
 			}
 			return
 		case <-renew.C:
-			if err := d.s.GetLease(st, d.s.cfg.WorkerID); err != nil {
+			if held, _ := d.s.Renew(ctx, id); !held {
 				return
 			}
 		}

@@ -1,14 +1,17 @@
-// Package checkpoint is the lease and checkpoint store of the pipeline: a DynamoDB-backed
-// implementation of vmware-go-kcl-v2's Checkpointer (clientlibrary/checkpoint), plugged into the
-// KCL worker with Worker.WithCheckpointer, plus read-only inspection and a guarded reset used by
-// kclctl.
+// Package checkpoint is the lease and checkpoint store of the pipeline: leases and checkpoints of
+// the raw stream's shards in a DynamoDB table, behind a context-first API of its own (Acquire,
+// Renew, Checkpoint, Release, Read, Leases, Forget), plus read-only inspection (Inspect) and a
+// guarded reset (Reset) used by kclctl. It does not import the KCL: package worker adapts it to
+// vmware-go-kcl-v2's Checkpointer (worker/checkpointer.go), and the table keeps the KCL's
+// attribute names, so the library's tools read it.
 //
-// What it adds over the stock DynamoCheckpoint:
+// What it adds over the KCL's stock DynamoCheckpoint:
 //
 //   - Fencing. Every lease row carries a LeaseCounter. Taking, renewing, checkpointing and
 //     releasing a lease are conditional writes on (AssignedTo, LeaseCounter) and bump the counter,
 //     so a worker that lost its lease can never overwrite the row of the new owner. A failed
-//     condition is an expected outcome and surfaces as a *LeaseLostError (errors.Is ErrLeaseLost).
+//     condition is an expected outcome: Acquire returns an Acquisition that was not granted, and
+//     Renew, Checkpoint and Release return false with a nil error.
 //   - Clock-independent expiry (the KCL Java rule). A worker considers a foreign lease expired only
 //     after it has watched the row's (owner, counter, LeaseTimeout) stay unchanged for one
 //     LeaseDuration of its own clock, or when the row's LeaseTimeout lies more than one more
@@ -22,8 +25,8 @@
 //   - Lease-loss notification. Each held lease has a context (Store.LeaseContext) cancelled the
 //     moment the lease is known lost (fenced write failed, or local expiry passed without a
 //     successful renewal) or handed off for rebalancing; context.Cause tells which.
-//   - Bounded calls. Every DynamoDB and Kinesis call carries Config.CallTimeout, derived from the
-//     base context given to New.
+//   - Bounded calls. Every DynamoDB and Kinesis call runs under its caller's context and is bounded
+//     by Config.CallTimeout. The context given to New only bounds the store's own background work.
 //   - A lease table that disappears is recreated (loudly: error log + metric) and Healthy reports
 //     the outage until it is ACTIVE again; all leases are dropped, because rows that vanished
 //     fence nobody.
@@ -33,33 +36,39 @@
 //     ClaimRequest on a lease of the most loaded worker, and withdraws it once it holds its share
 //     or on ReleaseAll (a claim counts its worker as active until ClaimTTL). The decisions are the
 //     pure planLeases.
+//   - Reserved rows. Keys beginning with ReservedPrefix ("__") are not shards: other parts of the
+//     fleet keep their state there (the autoscaler: "__autoscaler#<stream>"). Scans, planning,
+//     Inspect, Reset, Acquire, Read and Forget ignore or refuse them.
 //
-// Using it from the KCL worker (package worker):
+// Using it (package worker does, through its KCL adapter):
 //
 //	store, err := checkpoint.New(ctx, checkpoint.Config{WorkerID: id, Stream: "events-raw"}, ddb, kin)
-//	w := kclworker.NewWorker(factory, kclCfg).WithCheckpointer(store).WithKinesis(kin)
+//	err = store.Init(ctx)
+//	acq, err := store.Acquire(ctx, shardID) // acq.Acquired, or acq.Reason
+//	held, err := store.Renew(ctx, shardID)   // every LeaseDuration/3 at most
+//	ok, err := store.Checkpoint(ctx, shardID, seq)
+//	ok, err = store.Release(ctx, shardID)
 //
-// with kclCfg.EnableLeaseStealing = false (the store balances), InitialPositionInStream =
+// The KCL runs with EnableLeaseStealing = false (the store balances), InitialPositionInStream =
 // TRIM_HORIZON (a shard without checkpoint, e.g. a new child, must start at its beginning),
-// FailoverTimeMillis = Config.LeaseDuration and LeaseRefreshWaitTime at most a third of it. In the
-// record processor's Initialize, capture store.LeaseContext(shardID) and
-// store.OwnershipContext(shardID) once. When the lease context is done:
+// FailoverTimeMillis = Config.LeaseDuration and LeaseRefreshWaitTime at most a third of it. The
+// shard's processor captures store.LeaseContext(shardID) and store.OwnershipContext(shardID) once
+// when it starts. When the lease context is done:
 //
 //   - cause ErrLeaseHandedOff: stop taking records, finish in-flight writes under the ownership
 //     context, checkpoint, then store.Release(ctx, shardID); the KCL consumer ends at its next
-//     renewal (GetLease returns ErrLeaseLost) and a peer takes the shard from the checkpoint;
+//     renewal (Renew reports the lease gone) and a peer takes the shard from the checkpoint;
 //   - any other cause (ErrLeaseLost, ErrLeaseReleased): stop emitting at once and drop buffers;
-//     never checkpoint (it would fail with ErrLeaseLost anyway). The next owner replays from the
-//     last checkpoint.
+//     never checkpoint (it would be refused anyway). The next owner replays from the last
+//     checkpoint.
 //
-// On shutdown, Worker.Shutdown makes every consumer checkpoint and call RemoveLeaseOwner, which
-// releases the lease; ReleaseAll afterwards releases whatever is left, then Close.
+// On shutdown every consumer checkpoints and releases its lease; ReleaseAll afterwards releases
+// whatever is left and withdraws this worker's claim, then Close.
 //
 // Delivery semantics: the store never loses a checkpoint it acknowledged (short of the table itself
-// being deleted) and never lets a checkpoint
-// of a former owner overwrite the current one. Processing between the last checkpoint and a lease
-// loss is replayed by the next owner (at-least-once); the processor must drop its buffers when its
-// LeaseContext is done.
+// being deleted) and never lets a checkpoint of a former owner overwrite the current one.
+// Processing between the last checkpoint and a lease loss is replayed by the next owner
+// (at-least-once); the processor must drop its buffers when its LeaseContext is done.
 //
 // Concurrency: a Store is safe for concurrent use. Writes to one lease are serialised (renewal,
 // checkpoint and release of the same shard never race each other's LeaseCounter). One Store serves

@@ -3,14 +3,12 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
-
-	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 )
 
 // ErrLeaseLost means this worker no longer owns a lease it thought it held: a fenced write found
 // another owner or a newer LeaseCounter, the local lease expiry passed without a successful
-// renewal, the row or the whole table vanished, or the lease was never held. Returned (inside a
-// *LeaseLostError) by GetLease renewals, CheckpointSequence, and as the cause of a LeaseContext.
+// renewal, the row or the whole table vanished, or the lease was never held. It is the cause
+// (inside a *LeaseLostError) of a LeaseContext cancelled for that reason.
 var ErrLeaseLost = errors.New("lease lost")
 
 // ErrLeaseHandedOff is the cause of a LeaseContext cancelled because this worker is above its fair
@@ -20,10 +18,11 @@ var ErrLeaseLost = errors.New("lease lost")
 var ErrLeaseHandedOff = errors.New("lease handed off for rebalancing")
 
 // ErrLeaseReleased is the cause of a LeaseContext whose lease this worker gave up on purpose
-// (Release, ReleaseAll, RemoveLeaseOwner).
+// (Release, ReleaseAll).
 var ErrLeaseReleased = errors.New("lease released")
 
-// Reasons wrapped in a *NotAcquiredError returned by GetLease. Each is an expected outcome.
+// Reasons an Acquisition was refused (Acquisition.Reason). Each is an expected outcome, never
+// returned as an error.
 var (
 	// ErrLeaseHeld: another worker holds an unexpired lease on the shard (or won the race for it).
 	ErrLeaseHeld = errors.New("lease held by another worker")
@@ -35,7 +34,8 @@ var (
 	ErrClaimedByOther = errors.New("shard claimed by another worker")
 	// ErrShardFinished: the shard's checkpoint is SHARD_END.
 	ErrShardFinished = errors.New("shard finished")
-	// ErrUnknownShard: the shard is not in the stream's ListShards.
+	// ErrUnknownShard: the shard is not in the stream's ListShards (or its key is reserved, see
+	// ReservedPrefix).
 	ErrUnknownShard = errors.New("shard not in stream")
 	// ErrAlreadyHeld: this worker already holds the lease (acquisition asked twice).
 	ErrAlreadyHeld = errors.New("lease already held by this worker")
@@ -45,8 +45,15 @@ var (
 // being recreated, and by Healthy.
 var ErrTableUnavailable = errors.New("lease table unavailable")
 
+// ErrStoreClosed is returned (wrapped) by Acquire after Close.
+var ErrStoreClosed = errors.New("lease store closed")
+
 // ErrShardLeased is returned by Reset when the shard has a live lease and force is false.
 var ErrShardLeased = errors.New("shard is leased")
+
+// ErrReservedKey is returned (wrapped) by Reset and Forget for a lease-table key that names no
+// shard (see ReservedPrefix).
+var ErrReservedKey = errors.New("reserved lease-table key")
 
 // LeaseLostError is the typed form of ErrLeaseLost; errors.Is(err, ErrLeaseLost) holds.
 type LeaseLostError struct {
@@ -60,31 +67,6 @@ func (e *LeaseLostError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrLeaseLost) true.
 func (e *LeaseLostError) Unwrap() error { return ErrLeaseLost }
-
-// NotAcquiredError is returned by GetLease when a lease is (expectedly) not granted. It satisfies
-// errors.As(err, &chk.ErrLeaseNotAcquired{}), so the KCL worker moves on quietly, and errors.Is with
-// the reason (ErrLeaseHeld, ErrWaitingOnParent, ...).
-type NotAcquiredError struct {
-	ShardID string
-	Reason  error
-	Detail  string
-}
-
-func (e *NotAcquiredError) Error() string {
-	if e.Detail != "" {
-		return fmt.Sprintf("shard %s: lease not acquired: %v (%s)", e.ShardID, e.Reason, e.Detail)
-	}
-	return fmt.Sprintf("shard %s: lease not acquired: %v", e.ShardID, e.Reason)
-}
-
-// Unwrap exposes both the KCL's ErrLeaseNotAcquired and the reason.
-func (e *NotAcquiredError) Unwrap() []error {
-	return []error{chk.ErrLeaseNotAcquired{}, e.Reason}
-}
-
-func notAcquired(shardID string, reason error, detail string) error {
-	return &NotAcquiredError{ShardID: shardID, Reason: reason, Detail: detail}
-}
 
 func leaseLost(shardID, reason string) error {
 	return &LeaseLostError{ShardID: shardID, Reason: reason}

@@ -130,7 +130,7 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Init(); err != nil {
+	if err := s.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var children []string
@@ -144,20 +144,19 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 	}
 	waiting := func(id string) {
 		t.Helper()
-		if err := s.GetLease(status(id), "a"); !errors.Is(err, ErrWaitingOnParent) || !isNotAcquired(err) {
-			t.Fatalf("GetLease(%s) = %v, want waiting on parent", id, err)
+		if err := take(ctx, s, id); !errors.Is(err, ErrWaitingOnParent) || !isRefused(err) {
+			t.Fatalf("Acquire(%s) = %v, want waiting on parent", id, err)
 		}
 	}
 	finish := func(id string) {
 		t.Helper()
-		st := status(id)
-		if err := s.GetLease(st, "a"); err != nil {
+		if err := take(ctx, s, id); err != nil {
 			t.Fatalf("take %s: %v", id, err)
 		}
-		if err := checkpoint(s, st, ShardEnd); err != nil {
+		if err := checkpoint(ctx, s, id, ShardEnd); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RemoveLeaseOwner(id); err != nil {
+		if _, err := s.Release(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -169,7 +168,7 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 	waiting(children[1]) // grandchildren wait for the merged shard
 	finish(merged.ID)
 	for _, c := range children {
-		if err := s.GetLease(status(c), "a"); err != nil {
+		if err := take(ctx, s, c); err != nil {
 			t.Fatalf("split child %s after its parent finished: %v", c, err)
 		}
 	}

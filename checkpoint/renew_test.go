@@ -46,25 +46,25 @@ func TestRenewalRetriesWithinValidity(t *testing.T) {
 	slow := &slowUpdates{DynamoDBAPI: h.raw}
 	h.ddb.inner = slow
 	a := h.store("a")
-	st := status("shardId-000000000000")
-	if err := a.GetLease(st, "a"); err != nil {
+	st := "shardId-000000000000"
+	if err := take(h.ctx, a, st); err != nil {
 		t.Fatal(err)
 	}
-	before := st.GetLeaseTimeout()
+	before := h.row(st).LeaseTimeout
 	slow.fail(3)
-	if err := a.GetLease(st, "a"); err != nil {
-		t.Fatalf("renewal after 3 timed-out calls = %v, want nil", err)
+	if held, err := a.Renew(h.ctx, st); !held || err != nil {
+		t.Fatalf("renewal after 3 timed-out calls = %v, %v, want renewed (true, nil)", held, err)
 	}
-	if !st.GetLeaseTimeout().After(before) {
-		t.Fatalf("lease timeout %v not extended past %v: the retries did not renew", st.GetLeaseTimeout(), before)
+	if after := h.row(st).LeaseTimeout; !after.After(before) {
+		t.Fatalf("lease timeout %v not extended past %v: the retries did not renew", after, before)
 	}
 	if got := testutil.ToFloat64(a.m.renewals.WithLabelValues("failed")); got != 3 {
 		t.Fatalf("failed renewal attempts = %v, want 3", got)
 	}
-	if r := h.row(st.ID); r.Counter != 2 || r.Owner != "a" {
+	if r := h.row(st); r.Counter != 2 || r.Owner != "a" {
 		t.Fatalf("row %+v, want counter 2 (one renewal written) owned by a", r)
 	}
-	if a.LeaseContext(st.ID).Err() != nil {
+	if a.LeaseContext(st).Err() != nil {
 		t.Fatal("lease context cancelled although a retry renewed the lease")
 	}
 }
@@ -78,24 +78,25 @@ func TestRenewalGivesUpAtExpiry(t *testing.T) {
 	h.ddb.inner = slow
 	const lease = 1500 * time.Millisecond
 	a := h.store("a", func(c *Config) { c.LeaseDuration, c.CallTimeout, c.HandOffTimeout = lease, 500*time.Millisecond, lease })
-	st := status("shardId-000000000000")
-	if err := a.GetLease(st, "a"); err != nil {
+	st := "shardId-000000000000"
+	if err := take(h.ctx, a, st); err != nil {
 		t.Fatal(err)
 	}
+	ctx := a.LeaseContext(st)
 	slow.fail(1 << 30)
-	err := a.GetLease(st, "a")
-	if err != nil && !errors.Is(err, ErrLeaseLost) {
-		t.Fatalf("renewal that never succeeds = %v, want nil or ErrLeaseLost", err)
+	held, err := a.Renew(h.ctx, st)
+	if held && err == nil {
+		t.Fatal("renewal that never succeeds reported a renewal")
 	}
 	select {
-	case <-a.LeaseContext(st.ID).Done():
+	case <-ctx.Done():
 	case <-time.After(h.tm.wait):
 		t.Fatal("lease context not cancelled after the lease expired without a renewal")
 	}
-	if !errors.Is(context.Cause(a.LeaseContext(st.ID)), ErrLeaseLost) {
-		t.Fatalf("cause %v, want ErrLeaseLost", context.Cause(a.LeaseContext(st.ID)))
+	if !errors.Is(context.Cause(ctx), ErrLeaseLost) {
+		t.Fatalf("cause %v, want ErrLeaseLost", context.Cause(ctx))
 	}
-	if err := a.GetLease(st, "a"); !errors.Is(err, ErrLeaseLost) {
-		t.Fatalf("renewal after the expiry = %v, want ErrLeaseLost", err)
+	if held, err := a.Renew(h.ctx, st); held || err != nil {
+		t.Fatalf("renewal after the expiry = %v, %v, want (false, nil): lost", held, err)
 	}
 }

@@ -118,6 +118,9 @@ func Reset(ctx context.Context, ddb DynamoDBAPI, kin KinesisAPI, table, stream, 
 
 func planReset(ctx context.Context, ddb DynamoDBAPI, kin KinesisAPI, table, stream, shardID string, to Position, now time.Time) (ResetResult, *leaseRow, error) {
 	res := ResetResult{ShardID: shardID, At: now}
+	if IsReserved(shardID) {
+		return res, nil, fmt.Errorf("reset %q: %w", shardID, ErrReservedKey)
+	}
 	shards, err := listShards(ctx, kin, stream, inspectCallTimeout)
 	if err != nil {
 		return res, nil, fmt.Errorf("reset: %w", err)

@@ -7,19 +7,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 )
 
-// Attribute names. The first six are the KCL's own (so its tables and tools stay compatible); the
-// rest are ours.
+// Attribute names. The first six are the KCL's own (vmware-go-kcl-v2's DynamoCheckpoint uses the
+// same names, so its tables and tools stay compatible); the rest are ours.
 const (
-	attrShardID        = chk.LeaseKeyKey       // ShardID (hash key, S)
-	attrOwner          = chk.LeaseOwnerKey     // AssignedTo (S)
-	attrLeaseTimeout   = chk.LeaseTimeoutKey   // LeaseTimeout (S, RFC3339, UTC, fixed millisecond width)
-	attrCheckpoint     = chk.SequenceNumberKey // Checkpoint (S, sequence number or SHARD_END)
-	attrParent         = chk.ParentShardIdKey  // ParentShardId (S)
-	attrClaim          = chk.ClaimRequestKey   // ClaimRequest (S, worker id)
-	attrCounter        = "LeaseCounter"        // N, bumped by every write of the owner, taker or reset
+	attrShardID        = "ShardID"       // hash key, S
+	attrOwner          = "AssignedTo"    // S
+	attrLeaseTimeout   = "LeaseTimeout"  // S, RFC3339, UTC, fixed millisecond width; the writer's clock
+	attrCheckpoint     = "Checkpoint"    // S, sequence number or SHARD_END
+	attrParent         = "ParentShardId" // S
+	attrClaim          = "ClaimRequest"  // S, worker id
+	attrCounter        = "LeaseCounter"  // N, bumped by every write of the owner, taker or reset
 	attrAdjacent       = "AdjacentParentShardId"
 	attrOwnerSwitches  = "OwnerSwitches"  // N, number of times the lease changed hands
 	attrClaimedAt      = "ClaimedAt"      // S, when ClaimRequest was posted
@@ -33,8 +32,9 @@ const (
 	attrBehindAt       = "MillisBehindLatestAt" // S, when the owner observed it
 )
 
-// ShardEnd is the checkpoint of a shard whose every record has been processed.
-const ShardEnd = chk.ShardEnd
+// ShardEnd is the checkpoint of a shard whose every record has been processed (the KCL's own
+// value, so the KCL and its tools read it the same way).
+const ShardEnd = "SHARD_END"
 
 // timeLayout is RFC3339 in UTC with a fixed-width fraction, so strings compare like times
 // (DynamoDB conditions on ClaimedAt rely on that) and time.RFC3339Nano parses them (as the stock

@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 	"go.uber.org/goleak"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
@@ -96,15 +95,6 @@ func fakeHarness(t *testing.T) *harness {
 	}})
 }
 
-func TestGetLeaseForAnotherWorkerIsRefused(t *testing.T) {
-	h := fakeHarness(t)
-	h.kin.set(shardIDs(1)...)
-	a := h.store("a")
-	if err := a.GetLease(status("shardId-000000000000"), "b"); err == nil || isNotAcquired(err) {
-		t.Fatalf("GetLease for another worker = %v, want a plain error", err)
-	}
-}
-
 // A hand-off the processor ignores is released by the store after HandOffTimeout; meanwhile the
 // lease is still owned: OwnershipContext is live and checkpoints succeed.
 func TestHandOffReleasedAfterTimeout(t *testing.T) {
@@ -125,16 +115,16 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 		}
 	})
 	b := h.store("b")
-	sts := map[string]*par.ShardStatus{}
+	var sts []string
 	for _, m := range shardIDs(2) {
-		sts[m.ID] = status(m.ID)
-		if err := a.GetLease(sts[m.ID], "a"); err != nil {
+		sts = append(sts, m.ID)
+		if err := take(h.ctx, a, m.ID); err != nil {
 			t.Fatalf("a takes %s: %v", m.ID, err)
 		}
 	}
 	// b finds nothing free and claims one of a's leases.
-	if err := b.GetLease(status("shardId-000000000000"), "b"); !isNotAcquired(err) {
-		t.Fatalf("b GetLease = %v", err)
+	if err := take(h.ctx, b, "shardId-000000000000"); !isRefused(err) {
+		t.Fatalf("b Acquire = %v", err)
 	}
 	if testutil.ToFloat64(b.m.claims) != 1 {
 		t.Fatalf("b posted %v claims, want 1", testutil.ToFloat64(b.m.claims))
@@ -145,7 +135,7 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	eventually(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
 		polled = time.Now()
 		for _, st := range sts {
-			if err := a.GetLease(st, "a"); err != nil {
+			if err := renew(h.ctx, a, st); err != nil {
 				return false, err.Error()
 			}
 		}
@@ -156,10 +146,10 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	if !errors.Is(context.Cause(leaseCtx), ErrLeaseHandedOff) || own.Err() != nil {
 		t.Fatalf("after the hand-off request: lease ctx cause %v, ownership ctx err %v", context.Cause(leaseCtx), own.Err())
 	}
-	if err := checkpoint(a, sts[id], "77"); err != nil {
+	if err := checkpoint(h.ctx, a, id, "77"); err != nil {
 		t.Fatalf("checkpoint while handing off: %v", err)
 	}
-	if err := a.GetLease(sts[id], "a"); err != nil {
+	if err := renew(h.ctx, a, id); err != nil {
 		t.Fatalf("renewal while handing off: %v", err)
 	}
 	select {
@@ -176,7 +166,7 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	if r := h.row(id); r.Owner != "" || r.Checkpoint != "77" || r.Claim != "b" {
 		t.Fatalf("row after the forced hand-off: %+v", r)
 	}
-	takeEventually(t, b, status(id), h.tm.wait)
+	takeEventually(t, b, id, h.tm.wait)
 	if r := h.row(id); r.Claim != "" || r.Owner != "b" {
 		t.Fatalf("row after the claimer took it: %+v", r)
 	}
@@ -253,24 +243,24 @@ func TestLandedWriteIsAdopted(t *testing.T) {
 			lf := tc.wrap(h.raw)
 			h.ddb.inner = lf
 			a := h.store("a")
-			st := status("shardId-000000000000")
-			if err := a.GetLease(st, "a"); err != nil {
+			st := "shardId-000000000000"
+			if err := take(h.ctx, a, st); err != nil {
 				t.Fatal(err)
 			}
 			lf.arm(1)
-			if err := a.GetLease(st, "a"); err != nil {
+			if err := renew(h.ctx, a, st); err != nil {
 				t.Fatalf("renewal with a lost answer = %v, want nil (lease still valid)", err)
 			}
-			if r := h.row(st.ID); r.Counter != 3 {
+			if r := h.row(st); r.Counter != 3 {
 				t.Fatalf("row counter %d, want 3 (the renewal landed, then its retry adopted it and renewed)", r.Counter)
 			}
-			if err := checkpoint(a, st, "9"); err != nil {
+			if err := checkpoint(h.ctx, a, st, "9"); err != nil {
 				t.Fatalf("checkpoint after an ambiguous renewal = %v, want success", err)
 			}
-			if r := h.row(st.ID); r.Counter != 4 || r.Checkpoint != "9" || r.Owner != "a" {
+			if r := h.row(st); r.Counter != 4 || r.Checkpoint != "9" || r.Owner != "a" {
 				t.Fatalf("row %+v", r)
 			}
-			if a.LeaseContext(st.ID).Err() != nil {
+			if a.LeaseContext(st).Err() != nil {
 				t.Fatal("lease context cancelled by an ambiguous write")
 			}
 		})
@@ -278,35 +268,35 @@ func TestLandedWriteIsAdopted(t *testing.T) {
 }
 
 // A row naming this worker that this Store does not hold (a crashed earlier incarnation with the
-// same WorkerID) is reported as unowned, so the KCL keeps trying it, and taken once it expired.
+// same WorkerID) is not held (the worker's KCL adapter reports it as unowned, so the KCL keeps
+// trying it), and it is taken once it expired.
 func TestOwnRowFromEarlierIncarnation(t *testing.T) {
 	t.Parallel()
 	h := fakeHarness(t)
 	h.kin.set(shardIDs(1)...)
 	old := h.store("a")
-	st := status("shardId-000000000000")
-	if err := old.GetLease(st, "a"); err != nil {
+	st := "shardId-000000000000"
+	if err := take(h.ctx, old, st); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkpoint(old, st, "5"); err != nil {
+	if err := checkpoint(h.ctx, old, st, "5"); err != nil {
 		t.Fatal(err)
 	}
 	// After the send time of the earlier incarnation's last write.
 	written := time.Now()
 	old.Close() // crash: nothing released
 	a := h.store("a")
-	st2 := status(st.ID)
-	if err := a.FetchCheckpoint(st2); err != nil || st2.GetLeaseOwner() != "" || st2.GetCheckpoint() != "5" {
-		t.Fatalf("FetchCheckpoint: err %v owner %q checkpoint %q", err, st2.GetLeaseOwner(), st2.GetCheckpoint())
+	if row, err := a.Read(h.ctx, st); err != nil || row == nil || row.Owner != "a" || row.Checkpoint != "5" || a.Holds(st) {
+		t.Fatalf("Read: err %v row %+v, held %v; want the earlier incarnation's row, not held", err, row, a.Holds(st))
 	}
-	if err := a.GetLease(st2, "a"); !errors.Is(err, ErrLeaseHeld) {
+	if err := take(h.ctx, a, st); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("taking our own unexpired earlier lease = %v, want ErrLeaseHeld", err)
 	}
-	takeEventually(t, a, st2, h.tm.wait)
+	takeEventually(t, a, st, h.tm.wait)
 	if after := time.Since(written); after < h.tm.lease {
 		t.Fatalf("took the earlier lease %v after its last write, before it expired (lease %v)", after, h.tm.lease)
 	}
-	if r := h.row(st.ID); r.Owner != "a" || r.Counter != 3 || r.OwnerSwitches != 2 {
+	if r := h.row(st); r.Owner != "a" || r.Counter != 3 || r.OwnerSwitches != 2 {
 		t.Fatalf("row %+v", r)
 	}
 }

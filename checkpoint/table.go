@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
 // ensureTable creates the lease table if it is missing (on-demand billing, hash key ShardID) and
@@ -21,7 +23,7 @@ import (
 func ensureTable(ctx context.Context, ddb DynamoDBAPI, table string, callTimeout, wait time.Duration, log *zap.Logger) (created bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	delay := 50 * time.Millisecond
+	b := retry.Policy{Initial: 50 * time.Millisecond, Max: time.Second}.Start()
 	var status types.TableStatus
 	for {
 		status, err = describeTable(ctx, ddb, table, callTimeout)
@@ -55,17 +57,12 @@ func ensureTable(ctx context.Context, ddb DynamoDBAPI, table string, callTimeout
 		case err != nil:
 			log.Warn("describing the lease table failed; retrying", zap.String("table", table), zap.Error(err))
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if werr := b.Wait(ctx); werr != nil { // the policy is unbounded: ctx (wait) bounds it
 			if err != nil {
 				return created, fmt.Errorf("table %s not ACTIVE within %v: %w", table, wait, err)
 			}
-			return created, fmt.Errorf("table %s not ACTIVE within %v (status %q): %w", table, wait, status, ctx.Err())
-		case <-t.C:
+			return created, fmt.Errorf("table %s not ACTIVE within %v (status %q): %w", table, wait, status, werr)
 		}
-		delay = min(2*delay, time.Second)
 	}
 }
 

@@ -5,7 +5,9 @@ DEPLOY_DIR        := deploy
 FORWARDER_LAMBDA  := bin/forwarder-lambda/bootstrap
 CDK_STAMP         := $(DEPLOY_DIR)/node_modules/.installed
 CDK               := ./node_modules/.bin/cdk
-# Extra arguments for `cdk deploy`, e.g. CDK_ARGS='-c rawShards=8 -c alarmEmail=ops@example.com'.
+# Arguments for `cdk deploy`; stage, piiPaths and alarmEmail (or alarmWebhookUrl) are required, e.g.
+# CDK_ARGS='-c stage=prod -c piiPaths=customer_id,properties.email -c alarmEmail=ops@example.com'.
+# `make synth` reads the same settings from CDK_CONTEXT_JSON='{"stage":"prod",...}'.
 CDK_ARGS          ?=
 
 .PHONY: synth deploy deploy-test image-binaries forwarder-lambda bin/forwarder-lambda/bootstrap
@@ -17,16 +19,16 @@ bin/forwarder-lambda/bootstrap: ## Build the forwarder Lambda binary (linux/arm6
 
 forwarder-lambda: bin/forwarder-lambda/bootstrap ## Build bin/forwarder-lambda/bootstrap, the forwarder Lambda binary (linux/arm64)
 
-synth: $(FORWARDER_LAMBDA) ## Synthesise the CloudFormation template into deploy/cdk.out with cdk-nag AwsSolutions checks (offline, no AWS account needed)
+synth: $(FORWARDER_LAMBDA) ## Synthesise the template into deploy/cdk.out with cdk-nag checks (offline; needs CDK_CONTEXT_JSON with stage, piiPaths, alarmEmail)
 	rm -rf $(DEPLOY_DIR)/cdk.out
 	cd $(DEPLOY_DIR) && CDK_OUTDIR=cdk.out go run .
 
-deploy: $(FORWARDER_LAMBDA) $(CDK_STAMP) ## Deploy the stack with the pinned cdk CLI to your credentials' account/region (needs Docker and a one-time `cdk bootstrap`)
-	cd $(DEPLOY_DIR) && $(CDK) deploy KinesisEventsPipeline --require-approval broadening $(CDK_ARGS)
+deploy: $(FORWARDER_LAMBDA) $(CDK_STAMP) ## Deploy the stage's stack with the pinned cdk CLI (CDK_ARGS='-c stage=... -c piiPaths=... -c alarmEmail=...'; needs Docker and a one-time `cdk bootstrap`)
+	cd $(DEPLOY_DIR) && $(CDK) deploy --all --require-approval broadening $(CDK_ARGS)
 
 # No -race: the stack code is single-threaded jsii calls, and a race build of
 # aws-cdk-go costs minutes for nothing.
-deploy-test: ## Test the stack: synth in-process and assert encryption, exact-ARN IAM, rule->Lambda wiring, alarms, zero cdk-nag findings
+deploy-test: ## Test the stack: synth in-process; encryption, IAM in sync with the code's SDK calls, alarms, snapshot (UPDATE_GOLDEN=1 rewrites it), zero cdk-nag findings
 	cd $(DEPLOY_DIR) && go test ./...
 
 image-binaries: ## Build worker and kclctl exactly as the Dockerfile's builder stage does (linux/arm64, static) into bin/image/

@@ -31,7 +31,7 @@ func run() int {
 	if account, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION"); account != "" && region != "" {
 		props.Env = &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
 	}
-	if _, err := infra.NewPipeline(app, infra.StackID, props, cfg); err != nil {
+	if _, err := infra.NewPipeline(app, cfg.StackName(), props, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -26,10 +27,22 @@ type keyJSON struct {
 	RetiredAt string `json:"retired_at,omitempty"`
 }
 
-// ParseKeys decodes the key-file format. Errors never include secret material.
+// ParseKeys decodes the key-file format. A single key object ({"id","secret","retired_at"}) is
+// read as a set of one key: it is what AWS Secrets Manager can generate on its own (the deployed
+// stack's first key), before an operator writes the array. Errors never include secret material.
 func ParseKeys(b []byte) ([]Key, error) {
 	var raw []keyJSON
-	if err := json.Unmarshal(b, &raw); err != nil {
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		// Strict: only the key's own fields, id and secret present; any other object (a
+		// password secret, a typo) is refused rather than read as an empty key.
+		var k keyJSON
+		dec := json.NewDecoder(bytes.NewReader(t))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&k); err != nil || dec.More() || k.ID == "" || k.Secret == "" {
+			return nil, errors.New("signing keys: not a JSON array of {id, secret, retired_at}, nor one such object")
+		}
+		raw = []keyJSON{k}
+	} else if err := json.Unmarshal(b, &raw); err != nil {
 		// Not wrapped: encoding/json's messages quote input characters, which may be secret.
 		where := ""
 		var se *json.SyntaxError

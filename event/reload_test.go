@@ -145,10 +145,14 @@ func TestReloadConfig(t *testing.T) {
 func TestParseKeysErrorsCarryNoSecret(t *testing.T) {
 	const secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
 	for _, in := range []string{
-		`[{"id":"a","secret":"` + secret + `"`,    // truncated
-		`[{"id":"a","secret":` + secret + `}]`,    // unquoted
-		`{"id":"a","secret":"` + secret + `"}`,    // not an array
-		`[{"id":"a","secret":"` + secret + `!"}]`, // not base64
+		`[{"id":"a","secret":"` + secret + `"`,       // truncated
+		`[{"id":"a","secret":` + secret + `}]`,       // unquoted
+		`{"id":"a","secret":` + secret + `}`,         // an object, unquoted
+		`{"id":"a","secret":"` + secret + `!"}`,      // an object, not base64
+		`{"password":"` + secret + `"}`,              // another kind of secret
+		`{"id":"a","secret":"` + secret + `","x":1}`, // an unknown field
+		`{"id":"","secret":"` + secret + `"}`,        // no id
+		`[{"id":"a","secret":"` + secret + `!"}]`,    // not base64
 		`[{"id":"a","secret":"` + secret + `","retired_at":"soon"}]`,
 	} {
 		_, err := ParseKeys([]byte(in))
@@ -158,5 +162,22 @@ func TestParseKeysErrorsCarryNoSecret(t *testing.T) {
 		if strings.Contains(err.Error(), secret[:8]) || strings.Contains(err.Error(), "'c'") {
 			t.Fatalf("error carries secret material: %v", err)
 		}
+	}
+}
+
+// TestParseKeysSingleObject: one key object is a set of one key (what AWS Secrets Manager
+// generates for the deployed stack's first key); the array form is unchanged.
+func TestParseKeysSingleObject(t *testing.T) {
+	const secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+	keys, err := ParseKeys([]byte(" {\"id\":\"k1\",\"secret\":\"" + secret + "\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0].ID != "k1" || string(keys[0].Secret) != "secret-secret-secret" || !keys[0].RetiredAt.IsZero() {
+		t.Fatalf("keys = %+v", keys)
+	}
+	arr, err := ParseKeys([]byte(`[{"id":"k1","secret":"` + secret + `"},{"id":"k2","secret":"` + secret + `","retired_at":"2026-01-02T03:04:05Z"}]`))
+	if err != nil || len(arr) != 2 || arr[1].RetiredAt.IsZero() {
+		t.Fatalf("array form: %+v, %v", arr, err)
 	}
 }

@@ -136,7 +136,12 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 
 	if getenv(EnvLambdaRuntimeAPI) != "" {
 		logger.Info("serving Lambda invocations", zap.String("stream", *rawStream))
-		lambda.StartWithOptions(f, lambda.WithContext(ctx)) // returns only by exiting the process
+		// One CloudWatch embedded-metric-format line per invocation on stdout (emf.go).
+		h, err := newLambdaHandler(f, os.Stdout, getenv)
+		if err != nil {
+			return err
+		}
+		lambda.StartWithOptions(h, lambda.WithContext(ctx)) // returns only by exiting the process
 		return errors.New("lambda runtime loop ended")
 	}
 	return runLocal(ctx, f, fs.Args(), stdin, stderr, *failedOut, *progress, *statsEvery)

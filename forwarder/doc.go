@@ -28,4 +28,8 @@
 // ForwardStream/ForwardBatch runs are independent of each other; overlapping runs do not order
 // events of one customer against each other, so a caller that needs order runs them one after the
 // other.
+//
+// Metrics: Prometheus counters in local mode; on the Lambda path (Command under a Lambda runtime)
+// the handler is EMF, which also writes one CloudWatch embedded-metric-format line per invocation,
+// since a Lambda process has no scrape endpoint.
 package forwarder

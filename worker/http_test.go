@@ -37,7 +37,7 @@ func TestReadyz(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if err := store.Init(); err != nil {
+	if err := store.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()

@@ -14,19 +14,56 @@ import (
 	"github.com/kinesis-events/pipeline/processors"
 )
 
-// factory creates one recordProcessor per shard assignment, as the KCL asks.
-type factory struct {
-	w *Worker
+// shardLeases is what a shard's processor needs of the lease store; *checkpoint.Store satisfies it.
+type shardLeases interface {
+	LeaseContext(shardID string) context.Context
+	OwnershipContext(shardID string) context.Context
+	Release(ctx context.Context, shardID string) (bool, error)
 }
 
-func (f factory) CreateProcessor() kcl.IRecordProcessor { return &recordProcessor{w: f.w} }
+// batchProcessor is one shard's pipeline state; *processors.Shard satisfies it.
+type batchProcessor interface {
+	Process(ctx context.Context, recs []processors.Record) (string, error)
+	Drain(ctx context.Context) (string, error)
+	Held() int
+	Close()
+}
+
+// processorEnv is what every recordProcessor of a worker shares.
+type processorEnv struct {
+	log      *zap.Logger
+	leases   shardLeases
+	newShard func(shardID string) batchProcessor
+	shards   *shardRegistry
+	metrics  *metrics
+	// hardStop is cancelled when the shutdown grace runs out.
+	hardStop context.Context
+}
+
+func (w *Worker) processorEnv() *processorEnv {
+	return &processorEnv{
+		log:      w.log,
+		leases:   w.leases,
+		newShard: func(id string) batchProcessor { return w.pipeline.Shard(id) },
+		shards:   w.shards,
+		metrics:  w.metrics,
+		hardStop: w.hardStop,
+	}
+}
+
+// factory creates one recordProcessor per shard assignment, as the KCL asks.
+type factory struct {
+	env *processorEnv
+}
+
+func (f factory) CreateProcessor() kcl.IRecordProcessor { return &recordProcessor{w: f.env} }
 
 // recordProcessor adapts one shard's KCL callbacks to a processors.Shard. The KCL calls it from one
-// goroutine per shard, so its fields need no lock; the shard registry in Worker is shared.
+// goroutine per shard, so its fields need no lock; the shard registry is shared.
 type recordProcessor struct {
-	w       *Worker
+	w       *processorEnv
 	shardID string
-	shard   *processors.Shard
+	shard   batchProcessor
 	// lease is cancelled when the lease is lost or handed off for rebalancing (context.Cause says
 	// which). ctx is the ownership context merged with the worker's hard-stop context: it stays live
 	// during a hand-off so the in-flight batch can finish and checkpoint under the lease.
@@ -47,7 +84,7 @@ func (p *recordProcessor) Initialize(in *kcl.InitializationInput) {
 	p.log = p.w.log.With(zap.String("shard", p.shardID))
 	p.lease = p.w.leases.LeaseContext(p.shardID)
 	p.ctx, p.cancel = mergeCancel(p.w.leases.OwnershipContext(p.shardID), p.w.hardStop)
-	p.shard = p.w.pipeline.Shard(p.shardID)
+	p.shard = p.w.newShard(p.shardID)
 	// The KCL ends a consumer whose lease renewal failed without calling Shutdown; take the shard
 	// off the registry then, so /readyz does not report it as stalled.
 	context.AfterFunc(p.lease, func() {
@@ -138,7 +175,7 @@ func (p *recordProcessor) handOff() bool {
 		return true
 	}
 	p.dead = true
-	if err := p.w.leases.Release(p.ctx, p.shardID); err != nil {
+	if _, err := p.w.leases.Release(p.ctx, p.shardID); err != nil {
 		p.log.Warn("hand-off release failed; the lease will expire instead", zap.Error(err))
 	} else {
 		p.log.Info("shard handed off for balance", zap.String("checkpoint", p.last), zap.Int("held_not_written", p.shard.Held()))

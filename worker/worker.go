@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,13 +21,31 @@ import (
 	"github.com/kinesis-events/pipeline/processors"
 )
 
-// Deps are the clients and shared objects a worker uses. Kinesis and DynamoDB clients must carry
-// request timeouts (NewClients builds such clients).
+// KinesisAPI is what the worker's own parts call on Kinesis: the pipeline's writes, the lease
+// store's shard listing and reset reads, and the /readyz probe. *kinesis.Client satisfies it.
+type KinesisAPI interface {
+	processors.Putter
+	checkpoint.KinesisAPI
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+// DynamoDBAPI is what the worker's parts call on DynamoDB: the lease store and the dedupe table.
+// *dynamodb.Client satisfies it.
+type DynamoDBAPI interface {
+	checkpoint.DynamoDBAPI
+	processors.DynamoAPI
+}
+
+// Deps are the clients and shared objects a worker uses. Clients must carry request timeouts
+// (NewClients builds such clients).
 type Deps struct {
-	Kinesis  *kinesis.Client
-	DynamoDB *dynamodb.Client
-	Keys     *event.Keyring
-	Logger   *zap.Logger
+	Kinesis  KinesisAPI
+	DynamoDB DynamoDBAPI
+	// KCLKinesis is the client the KCL library reads the raw stream with: its entry point
+	// (Worker.WithKinesis) takes the SDK's concrete client. Usually the same client as Kinesis.
+	KCLKinesis *kinesis.Client
+	Keys       *event.Keyring
+	Logger     *zap.Logger
 	// Registry receives the worker's metrics and is served on /metrics. Default: a new registry.
 	Registry *prometheus.Registry
 	Now      func() time.Time
@@ -44,10 +61,15 @@ type Worker struct {
 	metrics  *metrics
 	batches  *batchTracker
 	kcl      *kclworker.Worker
-	kc       *kinesis.Client
+	kc       streamProbe
 	// hardStop is cancelled when the shutdown grace runs out: in-flight processing gives up and
 	// leaves its records behind the checkpoint for the next owner.
 	hardStop context.Context
+}
+
+// streamProbe is what /readyz asks Kinesis.
+type streamProbe interface {
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
 }
 
 // Run starts the worker and blocks until ctx is cancelled, then shuts down gracefully: stop
@@ -56,8 +78,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("worker config: %w", err)
 	}
-	if deps.Kinesis == nil || deps.DynamoDB == nil || deps.Keys == nil {
-		return errors.New("worker: Kinesis, DynamoDB and Keys are required")
+	if deps.Kinesis == nil || deps.DynamoDB == nil || deps.KCLKinesis == nil || deps.Keys == nil {
+		return errors.New("worker: Kinesis, DynamoDB, KCLKinesis and Keys are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
@@ -71,8 +93,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	log := deps.Logger.With(zap.String("worker", cfg.WorkerID))
 
-	// The lease store lives as long as the worker: it keeps renewing nothing by itself (the KCL
-	// drives renewals) but its timers and calls are bounded by this context.
+	// The lease store lives as long as the worker: it renews nothing by itself (the KCL drives
+	// renewals through kclCheckpointer, whose calls run under this context), but its background work
+	// is bounded by it.
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStore()
 	store, err := checkpoint.New(storeCtx, checkpoint.Config{
@@ -137,9 +160,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		log.Info("serving /metrics, /healthz, /readyz", zap.String("addr", ln.Addr().String()))
 	}
 
-	w.kcl = kclworker.NewWorker(factory{w: w}, w.kclConfig(log)).
-		WithKinesis(deps.Kinesis).
-		WithCheckpointer(store)
+	w.kcl = kclworker.NewWorker(factory{env: w.processorEnv()}, w.kclConfig(log)).
+		WithKinesis(deps.KCLKinesis).
+		WithCheckpointer(&kclCheckpointer{ctx: storeCtx, store: store, worker: cfg.WorkerID})
 	if err := w.kcl.Start(); err != nil {
 		return fmt.Errorf("start KCL worker: %w", err)
 	}
@@ -196,6 +219,6 @@ func (w *Worker) kclConfig(log *zap.Logger) *kclcfg.KinesisClientLibConfiguratio
 		WithMaxRecords(c.MaxRecords).
 		WithCallProcessRecordsEvenForEmptyRecordList(true).
 		WithLeaseStealing(false).
-		WithMonitoringService(&monitor{m: w.metrics, shards: w.shards, batches: w.batches, behind: w.leases.NoteMillisBehindLatest}).
+		WithMonitoringService(&monitor{m: w.metrics, shards: w.shards, batches: w.batches, behind: w.leases.NoteMillisBehind}).
 		WithLogger(kclzap.NewZapLogger(log.Named("kcl").Sugar()))
 }

@@ -154,7 +154,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	return worker.Run(ctx, cfg, worker.Deps{Kinesis: kc, DynamoDB: ddb, Keys: ring, Logger: log})
+	return worker.Run(ctx, cfg, worker.Deps{Kinesis: kc, KCLKinesis: kc, DynamoDB: ddb, Keys: ring, Logger: log})
 }
 
 func newLogger(level string) (*zap.Logger, error) {

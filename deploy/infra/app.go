@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 )
 
-// StackID is the CloudFormation stack name `make deploy` creates.
+// StackID starts every stack name: KinesisEventsPipeline-<stage> (Config.StackName).
 const StackID = "KinesisEventsPipeline"
 
 // FeatureFlags are the CDK feature flags the app sets, so `go run .`, the

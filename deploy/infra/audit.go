@@ -10,10 +10,13 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// addAudit creates the CloudTrail trail: management events plus data events
-// for every stream (each PutRecord(s)/GetRecords of events) and for the
-// forwarder's invocations, written encrypted with the key to a bucket whose
-// own access is logged to a second bucket.
+// addAudit creates the CloudTrail trail, written encrypted with the key to a bucket whose own
+// access is logged to a second bucket. By default it records management events: every change to
+// how events are routed (events:PutRule, PutTargets, RemoveTargets, DeleteRule, EnableRule,
+// DisableRule on the bus; the function's code and configuration; the streams, tables, key and
+// secret) and every read of the signing keys (GetSecretValue), with no per-event charge for
+// the first copy. Config.AuditDataEvents adds data events for every stream and every forwarder
+// invocation, which record each routed event and are charged per call (deploy/README.md).
 func (p *Pipeline) addAudit() {
 	accessLogs := awss3.NewBucket(p.Stack, jsii.String("AccessLogsBucket"), &awss3.BucketProps{
 		// S3 server access logging delivers only to SSE-S3 buckets.
@@ -27,6 +30,8 @@ func (p *Pipeline) addAudit() {
 			Expiration:                  awscdk.Duration_Days(jsii.Number(365)),
 			NoncurrentVersionExpiration: awscdk.Duration_Days(jsii.Number(30)),
 		}},
+		// Buckets are named by CloudFormation, so a retained one never blocks a retry;
+		// audit evidence outlives the stack.
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
 	// cdk-nag's S1 accepts this bucket without its own access logging: it is
@@ -46,7 +51,7 @@ func (p *Pipeline) addAudit() {
 	})
 
 	partition, region, account := *p.Stack.Partition(), *p.Stack.Region(), *p.Stack.Account()
-	trailArn := fmt.Sprintf("arn:%s:cloudtrail:%s:%s:trail/%s", partition, region, account, trailName)
+	trailArn := fmt.Sprintf("arn:%s:cloudtrail:%s:%s:trail/%s", partition, region, account, p.Names.Trail)
 	cloudtrail := awsiam.NewServicePrincipal(jsii.String("cloudtrail.amazonaws.com"), nil)
 	trailBucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("CloudTrailAclCheck"),
@@ -76,24 +81,26 @@ func (p *Pipeline) addAudit() {
 			},
 		}
 	}
+	selectors := []*awscloudtrail.CfnTrail_AdvancedEventSelectorProperty{{
+		Name: jsii.String("Management events"),
+		FieldSelectors: &[]*awscloudtrail.CfnTrail_AdvancedFieldSelectorProperty{
+			{Field: jsii.String("eventCategory"), EqualTo: jsii.Strings("Management")},
+		},
+	}}
+	if p.Config.AuditDataEvents {
+		selectors = append(selectors,
+			selector("Pipeline stream data events", "AWS::Kinesis::Stream", p.streamArns(AllStreamNames())),
+			selector("Forwarder invocations", "AWS::Lambda::Function", &[]*string{p.Forwarder.FunctionArn()}))
+	}
 	trail := awscloudtrail.NewCfnTrail(p.Stack, jsii.String("AuditTrail"), &awscloudtrail.CfnTrailProps{
-		TrailName:                  jsii.String(trailName),
+		TrailName:                  jsii.String(p.Names.Trail),
 		IsLogging:                  jsii.Bool(true),
 		S3BucketName:               trailBucket.BucketName(),
 		KmsKeyId:                   p.Key.KeyArn(),
 		EnableLogFileValidation:    jsii.Bool(true),
 		IsMultiRegionTrail:         jsii.Bool(true),
 		IncludeGlobalServiceEvents: jsii.Bool(true),
-		AdvancedEventSelectors: &[]*awscloudtrail.CfnTrail_AdvancedEventSelectorProperty{
-			{
-				Name: jsii.String("Management events"),
-				FieldSelectors: &[]*awscloudtrail.CfnTrail_AdvancedFieldSelectorProperty{
-					{Field: jsii.String("eventCategory"), EqualTo: jsii.Strings("Management")},
-				},
-			},
-			selector("Pipeline stream data events", "AWS::Kinesis::Stream", p.streamArns(AllStreamNames())),
-			selector("Forwarder invocations", "AWS::Lambda::Function", &[]*string{p.Forwarder.FunctionArn()}),
-		},
+		AdvancedEventSelectors:     &selectors,
 	})
 	// CloudTrail checks the bucket policy when the trail is created.
 	trail.Node().AddDependency(trailBucket.Policy())

@@ -4,125 +4,157 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 )
 
-// Event types that get their own analytics stream. Any other type goes to
-// the default stream (StreamOther). Names match the rest of the project.
-var EventTypes = []string{
-	"page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout_started", "purchase",
-}
+// MetricsPort is where the worker serves /metrics, /healthz and /readyz.
+const MetricsPort = 9090
 
-// Stream and table names shared with the worker, forwarder and local stack.
-const (
-	StreamRaw        = "events-raw"
-	StreamQuarantine = "events-quarantine"
-	StreamDLQ        = "events-dlq"
-	StreamLate       = "events-late"
-	StreamOther      = "analytics-other"
-	// MetricsPort is where the worker serves /metrics, /healthz and /readyz.
-	MetricsPort = 9090
-)
-
-// AnalyticsStreamName is the per-type analytics stream for an event type.
-func AnalyticsStreamName(eventType string) string { return "analytics-" + eventType }
-
-// Config is everything the stack can be told from outside, through CDK
-// context (`-c key=value` on the cdk CLI, or CDK_CONTEXT_JSON for `go run .`).
-// The context key of each field is given in its comment.
+// Config is everything the stack can be told from outside, through CDK context (`-c key=value`
+// on the cdk CLI, or CDK_CONTEXT_JSON for `go run .`). The context key of each field is given in
+// its comment. Stage, PIIPaths and an alarm subscriber (AlarmEmail or AlarmWebhookURL) have no
+// default: synth fails until they are given.
 type Config struct {
-	// RawShards (rawShards) is the shard count of the raw stream in provisioned
-	// mode, and in every mode the upper bound of the worker fleet: a KCL worker
-	// without a lease has nothing to do.
+	// Stage (stage, required) prefixes every resource name ("prod" -> "prod-events-raw") and the
+	// stack name, so stages share an account without colliding: lower-case letters, digits and
+	// '-', starting with a letter, at most 12 characters.
+	Stage string
+	// PIIPaths (piiPaths, required; comma-separated or a JSON array) are the detail paths that
+	// must hold tokens, e.g. "customer_id,properties.email". The forwarder (FORWARDER_PII_PATHS)
+	// and the worker (PII_PATHS) get the same list; it must include customer_id, which the
+	// producer contract requires to be a token.
+	PIIPaths []string
+
+	// RawShards (rawShards) is the shard count of the raw stream in provisioned mode, and in every
+	// mode the upper bound of the worker fleet: a KCL worker without a lease has nothing to do.
 	RawShards int
-	// AnalyticsShards (analyticsShards) is the shard count of each per-type
-	// analytics stream (provisioned mode).
+	// AnalyticsShards (analyticsShards) is the shard count of each per-type analytics stream
+	// (provisioned mode).
 	AnalyticsShards int
-	// SideShards (sideShards) is the shard count of the quarantine, DLQ and
-	// late streams (provisioned mode).
+	// SideShards (sideShards) is the shard count of the quarantine, DLQ and late streams
+	// (provisioned mode).
 	SideShards int
-	// OnDemand (onDemand) switches every stream to on-demand capacity; the shard
-	// counts then only bound the fleet.
+	// OnDemand (onDemand) switches every stream to on-demand capacity; the shard counts then only
+	// bound the fleet.
 	OnDemand bool
-	// RetentionHours (retentionHours) is the record retention of every stream,
-	// 24..8760. It bounds how long the fleet may be down without losing data.
+	// RetentionHours (retentionHours) is the record retention of every stream, 24..8760. It
+	// bounds how long the fleet may be down without losing data.
 	RetentionHours int
 
-	// LeaseTable (leaseTable) and DedupeTable (dedupeTable) name the DynamoDB tables.
-	LeaseTable  string
-	DedupeTable string
-
-	// EventBusName (eventBusName) is the custom EventBridge bus producers put to.
-	EventBusName string
-	// EventSourcePrefix (eventSourcePrefix), when set, restricts the forwarding
-	// rule to events whose `source` starts with it.
+	// EventSourcePrefix (eventSourcePrefix), when set, restricts forwarding to events whose
+	// `source` starts with it; events from other sources go to the unrouted-events queue.
 	EventSourcePrefix string
+	// ArchiveRetentionDays (archiveRetentionDays) is how long the bus's archive keeps every event
+	// for replay, 1..3650.
+	ArchiveRetentionDays int
 
-	// ForwarderAssetDir (forwarderAssetDir) holds the Lambda `bootstrap`
-	// binary; relative paths are resolved against the working directory of the
-	// CDK app (deploy/), so the default is the Makefile's build output.
+	// ForwarderAssetDir (forwarderAssetDir) holds the Lambda `bootstrap` binary; relative paths
+	// are resolved against the working directory of the CDK app (deploy/), so the default is the
+	// Makefile's build output.
 	ForwarderAssetDir string
-	// ForwarderReservedConcurrency (forwarderReservedConcurrency) caps the
-	// forwarder so a burst cannot starve the account's Lambda concurrency.
+	// ForwarderReservedConcurrency (forwarderReservedConcurrency) caps the forwarder so a burst
+	// cannot starve the account's Lambda concurrency.
 	ForwarderReservedConcurrency int
 
-	// WorkerImageDir (workerImageDir) is the Docker build context holding the
-	// Dockerfile (the repository root).
+	// WorkerImageDir (workerImageDir) is the Docker build context holding the Dockerfile (the
+	// repository root).
 	WorkerImageDir string
+	// CollectorImage (collectorImage) is the metrics sidecar's base image (the ADOT collector);
+	// it is rebuilt into the CDK asset repository so tasks pull it through the ECR endpoints.
+	CollectorImage string
+	// CollectorImageDir (collectorImageDir) is the Docker build context of that rebuild
+	// (deploy/collector, relative to deploy/).
+	CollectorImageDir string
 	// MinWorkers (minWorkers) is the fleet floor; the ceiling is RawShards.
 	MinWorkers int
-	// WorkerCPU (workerCpu, CPU units) and WorkerMemoryMiB (workerMemoryMiB)
-	// size each Fargate task; they must be a valid Fargate combination.
+	// WorkerCPU (workerCpu, CPU units) and WorkerMemoryMiB (workerMemoryMiB) size each Fargate
+	// task; they must be a valid Fargate combination.
 	WorkerCPU       int
 	WorkerMemoryMiB int
-	// NatGateways (natGateways) is how many NAT gateways the VPC gets (1..2).
+	// NatGateways (natGateways) is 0 (the default: private subnets reach AWS through VPC
+	// endpoints only) or MaxAZs (one NAT gateway per AZ, for code that must reach the internet).
 	NatGateways int
 
 	// LogRetentionDays (logRetentionDays): one of 7, 14, 30, 90, 180, 365.
 	LogRetentionDays int
-	// AlarmEmail (alarmEmail), when set, is subscribed to the alarm topic.
-	AlarmEmail string
-	// IteratorAgeAlarmMillis (iteratorAgeAlarmMillis): alarm when the oldest
-	// unread record of the raw stream is older than this.
+	// AlarmEmail (alarmEmail) is subscribed to the alarm topic; AlarmWebhookURL
+	// (alarmWebhookUrl, https) too. At least one of them is required.
+	AlarmEmail      string
+	AlarmWebhookURL string
+	// IteratorAgeAlarmMillis (iteratorAgeAlarmMillis): alarm when the oldest unread record of the
+	// raw stream is older than this.
 	IteratorAgeAlarmMillis int
-	// QuarantineAlarmRecords (quarantineAlarmRecords): alarm when more records
-	// than this reach the quarantine stream in five minutes.
+	// QuarantineAlarmRecords (quarantineAlarmRecords): alarm when more records than this reach the
+	// quarantine stream in five minutes.
 	QuarantineAlarmRecords int
-	// BreakerOpenLogPattern (breakerOpenLogPattern) is the CloudWatch Logs
-	// filter pattern matching the worker's log line for a breaker opening.
+	// ZeroTrafficAlarmMinutes (zeroTrafficAlarmMinutes): alarm when the raw stream takes no record
+	// for this long, 5..1440.
+	ZeroTrafficAlarmMinutes int
+	// AsyncEventAgeAlarmSeconds (asyncEventAgeAlarmSeconds): alarm when an event waits this long
+	// in Lambda's asynchronous queue before the forwarder runs it.
+	AsyncEventAgeAlarmSeconds int
+	// ForwarderDLQAgeAlarmSeconds (forwarderDlqAgeAlarmSeconds): alarm when the oldest message of
+	// the forwarder's failure queue is older than this (it keeps messages 14 days).
+	ForwarderDLQAgeAlarmSeconds int
+	// BreakerOpenLogPattern (breakerOpenLogPattern) is the CloudWatch Logs filter pattern matching
+	// the worker's log line for a breaker opening.
 	BreakerOpenLogPattern string
+
+	// AuditDataEvents (auditDataEvents) adds CloudTrail data events for every stream and every
+	// forwarder invocation to the trail: a per-record audit, charged per event (deploy/README.md).
+	AuditDataEvents bool
 }
 
-// DefaultConfig returns the configuration `make synth` uses when no context is given.
+// MaxAZs is how many availability zones the VPC spans.
+const MaxAZs = 2
+
+// DefaultConfig returns the defaults. It is not valid on its own: Stage, PIIPaths and an alarm
+// subscriber must be given.
 func DefaultConfig() Config {
 	return Config{
 		RawShards:                    4,
 		AnalyticsShards:              1,
 		SideShards:                   1,
 		RetentionHours:               24,
-		LeaseTable:                   "kcl-leases",
-		DedupeTable:                  "events-dedupe",
-		EventBusName:                 "customer-events",
+		ArchiveRetentionDays:         7,
 		ForwarderAssetDir:            "../bin/forwarder-lambda",
 		ForwarderReservedConcurrency: 50,
 		WorkerImageDir:               "..",
+		CollectorImage:               "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0",
+		CollectorImageDir:            "collector",
 		MinWorkers:                   2,
 		WorkerCPU:                    512,
 		WorkerMemoryMiB:              1024,
-		NatGateways:                  1,
+		NatGateways:                  0,
 		LogRetentionDays:             30,
 		IteratorAgeAlarmMillis:       60_000,
 		QuarantineAlarmRecords:       100,
+		ZeroTrafficAlarmMinutes:      30,
+		AsyncEventAgeAlarmSeconds:    600,
+		ForwarderDLQAgeAlarmSeconds:  3600,
 		BreakerOpenLogPattern:        `{ ($.msg = "circuit breaker state change") && ($.to = "open") }`,
 	}
 }
 
-// validRetention lists the log retentions the stack accepts (CloudWatch accepts
-// more; these are the ones worth choosing between).
+// Name is a base resource name (names.go) with the stage prefix.
+func (c Config) Name(base string) string { return c.Stage + "-" + base }
+
+// StackName is the CloudFormation stack of the stage.
+func (c Config) StackName() string { return StackID + "-" + c.Stage }
+
+var (
+	stageRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,11}$`)
+	piiPathRE = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$`)
+)
+
+// validRetention lists the log retentions the stack accepts (CloudWatch accepts more; these are
+// the ones worth choosing between).
 var validRetention = map[int]bool{7: true, 14: true, 30: true, 90: true, 180: true, 365: true}
 
-// fargateMemory lists, per CPU value, the memory sizes (MiB) Fargate accepts.
+// fargateMemoryOK reports whether Fargate accepts mem MiB with cpu units.
 func fargateMemoryOK(cpu, mem int) bool {
 	switch cpu {
 	case 256:
@@ -139,7 +171,7 @@ func fargateMemoryOK(cpu, mem int) bool {
 	return false
 }
 
-// Validate reports every problem with the configuration at once.
+// Validate reports every problem with the configuration at once. It is pure.
 func (c Config) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
@@ -147,25 +179,41 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
+	check(c.Stage != "", "stage: required (e.g. -c stage=prod): it prefixes every resource name")
+	check(c.Stage == "" || stageRE.MatchString(c.Stage), "stage %q: want lower-case letters, digits and '-', starting with a letter, at most 12 characters", c.Stage)
+	check(len(c.PIIPaths) > 0, "piiPaths: required (e.g. -c piiPaths=customer_id,properties.email): the detail paths that must hold tokens, given to the forwarder and the worker")
+	hasCustomer := false
+	for _, p := range c.PIIPaths {
+		check(piiPathRE.MatchString(p), "piiPaths: %q is not a dotted detail path", p)
+		hasCustomer = hasCustomer || p == "customer_id"
+	}
+	check(len(c.PIIPaths) == 0 || hasCustomer, "piiPaths %v: must include customer_id, which the producer contract requires to be a token", c.PIIPaths)
+	check(c.AlarmEmail != "" || c.AlarmWebhookURL != "", "alarmEmail or alarmWebhookUrl: required: alarms must reach someone")
+	check(c.AlarmEmail == "" || strings.Count(c.AlarmEmail, "@") == 1 && !strings.ContainsAny(c.AlarmEmail, " ,"), "alarmEmail %q: not an address", c.AlarmEmail)
+	if c.AlarmWebhookURL != "" {
+		u, err := url.Parse(c.AlarmWebhookURL)
+		check(err == nil && u.Scheme == "https" && u.Host != "", "alarmWebhookUrl %q: want an https URL", c.AlarmWebhookURL)
+	}
 	check(c.RawShards >= 1 && c.RawShards <= 500, "rawShards %d: want 1..500", c.RawShards)
 	check(c.AnalyticsShards >= 1 && c.AnalyticsShards <= 500, "analyticsShards %d: want 1..500", c.AnalyticsShards)
 	check(c.SideShards >= 1 && c.SideShards <= 500, "sideShards %d: want 1..500", c.SideShards)
 	check(c.RetentionHours >= 24 && c.RetentionHours <= 8760, "retentionHours %d: want 24..8760", c.RetentionHours)
-	check(c.LeaseTable != "", "leaseTable: empty")
-	check(c.DedupeTable != "", "dedupeTable: empty")
-	check(c.LeaseTable != c.DedupeTable, "leaseTable and dedupeTable are both %q", c.LeaseTable)
-	check(c.EventBusName != "" && c.EventBusName != "default", "eventBusName %q: want a custom bus name", c.EventBusName)
+	check(c.ArchiveRetentionDays >= 1 && c.ArchiveRetentionDays <= 3650, "archiveRetentionDays %d: want 1..3650", c.ArchiveRetentionDays)
 	check(c.ForwarderAssetDir != "", "forwarderAssetDir: empty")
 	check(c.ForwarderReservedConcurrency >= 1, "forwarderReservedConcurrency %d: want >= 1", c.ForwarderReservedConcurrency)
 	check(c.WorkerImageDir != "", "workerImageDir: empty")
+	check(c.CollectorImage != "" && !strings.ContainsAny(c.CollectorImage, " \n"), "collectorImage %q: want an image reference", c.CollectorImage)
+	check(c.CollectorImageDir != "", "collectorImageDir: empty")
 	check(c.MinWorkers >= 1, "minWorkers %d: want >= 1", c.MinWorkers)
 	check(c.MinWorkers <= c.RawShards, "minWorkers %d exceeds rawShards %d: the extra workers would hold no lease", c.MinWorkers, c.RawShards)
 	check(fargateMemoryOK(c.WorkerCPU, c.WorkerMemoryMiB), "workerCpu %d / workerMemoryMiB %d: not a Fargate size", c.WorkerCPU, c.WorkerMemoryMiB)
-	check(c.NatGateways >= 1 && c.NatGateways <= 2, "natGateways %d: want 1..2", c.NatGateways)
+	check(c.NatGateways == 0 || c.NatGateways == MaxAZs, "natGateways %d: want 0 (VPC endpoints only) or %d (one per AZ)", c.NatGateways, MaxAZs)
 	check(validRetention[c.LogRetentionDays], "logRetentionDays %d: want one of 7, 14, 30, 90, 180, 365", c.LogRetentionDays)
-	check(c.AlarmEmail == "" || strings.Contains(c.AlarmEmail, "@"), "alarmEmail %q: not an address", c.AlarmEmail)
 	check(c.IteratorAgeAlarmMillis >= 1000, "iteratorAgeAlarmMillis %d: want >= 1000", c.IteratorAgeAlarmMillis)
 	check(c.QuarantineAlarmRecords >= 0, "quarantineAlarmRecords %d: want >= 0", c.QuarantineAlarmRecords)
+	check(c.ZeroTrafficAlarmMinutes >= 5 && c.ZeroTrafficAlarmMinutes <= 1440, "zeroTrafficAlarmMinutes %d: want 5..1440", c.ZeroTrafficAlarmMinutes)
+	check(c.AsyncEventAgeAlarmSeconds >= 60, "asyncEventAgeAlarmSeconds %d: want >= 60", c.AsyncEventAgeAlarmSeconds)
+	check(c.ForwarderDLQAgeAlarmSeconds >= 60 && c.ForwarderDLQAgeAlarmSeconds < dlqRetentionDays*86400, "forwarderDlqAgeAlarmSeconds %d: want 60 s up to the queue's %d-day retention", c.ForwarderDLQAgeAlarmSeconds, dlqRetentionDays)
 	check(c.BreakerOpenLogPattern != "", "breakerOpenLogPattern: empty")
 	return errors.Join(errs...)
 }
@@ -173,18 +221,21 @@ func (c Config) Validate() error {
 // ContextGetter reads one CDK context value; constructs.Node.TryGetContext fits.
 type ContextGetter func(key string) any
 
-// ConfigFromContext overlays the context values that are set on DefaultConfig
-// and validates the result. Values may arrive as JSON numbers/booleans
-// (cdk.json, CDK_CONTEXT_JSON) or as strings (`cdk -c key=value`).
+// ConfigFromContext overlays the context values that are set on DefaultConfig and validates the
+// result. Values may arrive as JSON numbers/booleans/arrays (cdk.json, CDK_CONTEXT_JSON) or as
+// strings (`cdk -c key=value`).
 func ConfigFromContext(get ContextGetter) (Config, error) {
 	c := DefaultConfig()
 	var errs []error
 	ints := map[string]*int{
 		"rawShards": &c.RawShards, "analyticsShards": &c.AnalyticsShards, "sideShards": &c.SideShards,
-		"retentionHours": &c.RetentionHours, "forwarderReservedConcurrency": &c.ForwarderReservedConcurrency,
-		"minWorkers": &c.MinWorkers, "workerCpu": &c.WorkerCPU, "workerMemoryMiB": &c.WorkerMemoryMiB,
+		"retentionHours": &c.RetentionHours, "archiveRetentionDays": &c.ArchiveRetentionDays,
+		"forwarderReservedConcurrency": &c.ForwarderReservedConcurrency,
+		"minWorkers":                   &c.MinWorkers, "workerCpu": &c.WorkerCPU, "workerMemoryMiB": &c.WorkerMemoryMiB,
 		"natGateways": &c.NatGateways, "logRetentionDays": &c.LogRetentionDays,
 		"iteratorAgeAlarmMillis": &c.IteratorAgeAlarmMillis, "quarantineAlarmRecords": &c.QuarantineAlarmRecords,
+		"zeroTrafficAlarmMinutes": &c.ZeroTrafficAlarmMinutes, "asyncEventAgeAlarmSeconds": &c.AsyncEventAgeAlarmSeconds,
+		"forwarderDlqAgeAlarmSeconds": &c.ForwarderDLQAgeAlarmSeconds,
 	}
 	for key, dst := range ints {
 		v := get(key)
@@ -199,10 +250,9 @@ func ConfigFromContext(get ContextGetter) (Config, error) {
 		*dst = n
 	}
 	strs := map[string]*string{
-		"leaseTable": &c.LeaseTable, "dedupeTable": &c.DedupeTable, "eventBusName": &c.EventBusName,
-		"eventSourcePrefix": &c.EventSourcePrefix, "forwarderAssetDir": &c.ForwarderAssetDir,
-		"workerImageDir": &c.WorkerImageDir, "alarmEmail": &c.AlarmEmail,
-		"breakerOpenLogPattern": &c.BreakerOpenLogPattern,
+		"stage": &c.Stage, "eventSourcePrefix": &c.EventSourcePrefix, "forwarderAssetDir": &c.ForwarderAssetDir,
+		"workerImageDir": &c.WorkerImageDir, "collectorImage": &c.CollectorImage, "collectorImageDir": &c.CollectorImageDir, "alarmEmail": &c.AlarmEmail,
+		"alarmWebhookUrl": &c.AlarmWebhookURL, "breakerOpenLogPattern": &c.BreakerOpenLogPattern,
 	}
 	for key, dst := range strs {
 		v := get(key)
@@ -216,12 +266,25 @@ func ConfigFromContext(get ContextGetter) (Config, error) {
 		}
 		*dst = s
 	}
-	if v := get("onDemand"); v != nil {
+	bools := map[string]*bool{"onDemand": &c.OnDemand, "auditDataEvents": &c.AuditDataEvents}
+	for key, dst := range bools {
+		v := get(key)
+		if v == nil {
+			continue
+		}
 		b, err := toBool(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("context onDemand: %w", err))
+			errs = append(errs, fmt.Errorf("context %s: %w", key, err))
+			continue
 		}
-		c.OnDemand = b
+		*dst = b
+	}
+	if v := get("piiPaths"); v != nil {
+		paths, err := toList(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("context piiPaths: %w", err))
+		}
+		c.PIIPaths = paths
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
@@ -263,4 +326,30 @@ func toBool(v any) (bool, error) {
 		return b, nil
 	}
 	return false, fmt.Errorf("want a boolean, got %T", v)
+}
+
+// toList reads a comma-separated string or a JSON array of strings; blanks are dropped.
+func toList(v any) ([]string, error) {
+	var raw []string
+	switch x := v.(type) {
+	case string:
+		raw = strings.Split(x, ",")
+	case []any:
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("want strings, got %T", e)
+			}
+			raw = append(raw, s)
+		}
+	default:
+		return nil, fmt.Errorf("want a comma-separated string or an array of strings, got %T", v)
+	}
+	var out []string
+	for _, s := range raw {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }

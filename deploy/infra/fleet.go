@@ -3,6 +3,7 @@ package infra
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
@@ -14,95 +15,156 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// WorkerHealthCheck is the container health check: busybox wget (present in
-// the alpine runtime image) against the worker's readiness endpoint.
+// WorkerHealthCheck is the container health check: busybox wget (present in the alpine runtime
+// image) against the worker's liveness endpoint. Never /readyz: readiness fails when a
+// destination is down or a shard stalls, and a health check that fails then would have ECS kill
+// every task at once, turning an outage downstream into a fleet outage.
 var WorkerHealthCheck = []string{
-	"CMD", "wget", "-q", "-T", "3", "-O", "/dev/null", fmt.Sprintf("http://127.0.0.1:%d/readyz", MetricsPort),
+	"CMD", "wget", "-q", "-T", "3", "-O", "/dev/null", fmt.Sprintf("http://127.0.0.1:%d/healthz", MetricsPort),
 }
 
-// addFleet creates the VPC, the cluster and the worker service with its
-// task role, health check and autoscaling.
+// Fleet settings the tests pin.
+const (
+	// workerStopTimeout is the time SIGTERM's graceful hand-off gets: finish the in-flight batch,
+	// checkpoint, release leases. Fargate's maximum is 120 s.
+	workerStopTimeout = 90
+	// workerSubnets names the private subnets of the fleet.
+	workerSubnets = "workers"
+)
+
+// interfaceEndpoints are the AWS APIs the tasks reach through the VPC (no NAT gateway needed):
+// the worker's Kinesis and Secrets Manager calls, the awslogs driver and the metrics sidecar
+// (CloudWatch Logs), the image pulls (ECR API and registry), and KMS for code that calls it.
+// DynamoDB and S3 (ECR's image layers) are gateway endpoints.
+var interfaceEndpoints = map[string]awsec2.InterfaceVpcEndpointAwsService{
+	"kinesis":        awsec2.InterfaceVpcEndpointAwsService_KINESIS_STREAMS(),
+	"kms":            awsec2.InterfaceVpcEndpointAwsService_KMS(),
+	"secretsmanager": awsec2.InterfaceVpcEndpointAwsService_SECRETS_MANAGER(),
+	"logs":           awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_LOGS(),
+	"ecr-api":        awsec2.InterfaceVpcEndpointAwsService_ECR(),
+	"ecr-dkr":        awsec2.InterfaceVpcEndpointAwsService_ECR_DOCKER(),
+}
+
+// Environment variables of the worker (cmd/worker's flags; contract_test.go checks it reads each).
+const (
+	envWorkerPII       = "PII_PATHS"
+	envWorkerKeysARN   = "SIGNING_KEYS_SECRET_ARN"
+	envCollectorConfig = "AOT_CONFIG_CONTENT"
+)
+
+// addFleet creates the VPC, the cluster and the worker service with its task role, health check,
+// metrics sidecar and autoscaling.
 func (p *Pipeline) addFleet() {
-	cfg := p.Config
+	cfg, n := p.Config, p.Names
 	region := *p.Stack.Region()
 
 	flowLogs := p.logGroup("VpcFlowLogs", "vpc-flow")
-	vpc := awsec2.NewVpc(p.Stack, jsii.String("Vpc"), &awsec2.VpcProps{
-		MaxAzs:                       jsii.Number(2),
+	subnets := []*awsec2.SubnetConfiguration{
+		{Name: jsii.String(workerSubnets), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED, CidrMask: jsii.Number(22)},
+	}
+	if cfg.NatGateways > 0 {
+		subnets = []*awsec2.SubnetConfiguration{
+			{Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
+			{Name: jsii.String(workerSubnets), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: jsii.Number(22)},
+		}
+	}
+	p.Vpc = awsec2.NewVpc(p.Stack, jsii.String("Vpc"), &awsec2.VpcProps{
+		MaxAzs:                       jsii.Number(MaxAZs),
 		NatGateways:                  jsii.Number(float64(cfg.NatGateways)),
 		RestrictDefaultSecurityGroup: jsii.Bool(false),
-		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
-			{Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
-			{Name: jsii.String("workers"), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: jsii.Number(22)},
-		},
+		SubnetConfiguration:          &subnets,
 		FlowLogs: &map[string]*awsec2.FlowLogOptions{
 			"all": {
 				Destination: awsec2.FlowLogDestination_ToCloudWatchLogs(flowLogs, nil),
 				TrafficType: awsec2.FlowLogTrafficType_ALL,
 			},
 		},
-		// DynamoDB and S3 (ECR image layers) traffic stays on the AWS network.
 		GatewayEndpoints: &map[string]*awsec2.GatewayVpcEndpointOptions{
 			"dynamodb": {Service: awsec2.GatewayVpcEndpointAwsService_DYNAMODB()},
 			"s3":       {Service: awsec2.GatewayVpcEndpointAwsService_S3()},
 		},
 	})
+	workerSubnetSel := &awsec2.SubnetSelection{SubnetGroupName: jsii.String(workerSubnets)}
+
+	// Workers: no inbound at all; outbound HTTPS only. Without a NAT gateway the only HTTPS
+	// destinations routable from the subnets are the endpoints below and the gateway endpoints.
+	sg := awsec2.NewSecurityGroup(p.Stack, jsii.String("WorkerSecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              p.Vpc,
+		Description:      jsii.String("Kinesis events workers: no inbound; outbound HTTPS to AWS APIs only"),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS to AWS service endpoints"), nil)
+	endpointSG := awsec2.NewSecurityGroup(p.Stack, jsii.String("EndpointSecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              p.Vpc,
+		Description:      jsii.String("Interface VPC endpoints: HTTPS from the workers only"),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	endpointSG.AddIngressRule(sg, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS from the workers"), nil)
+	for id, svc := range interfaceEndpoints {
+		p.Vpc.AddInterfaceEndpoint(jsii.String("Endpoint-"+id), &awsec2.InterfaceVpcEndpointOptions{
+			Service:           svc,
+			Subnets:           workerSubnetSel,
+			SecurityGroups:    &[]awsec2.ISecurityGroup{endpointSG},
+			Open:              jsii.Bool(false),
+			PrivateDnsEnabled: jsii.Bool(true),
+		})
+	}
 
 	cluster := awsecs.NewCluster(p.Stack, jsii.String("Cluster"), &awsecs.ClusterProps{
-		ClusterName:         jsii.String(clusterName),
-		Vpc:                 vpc,
+		ClusterName:         jsii.String(n.Cluster),
+		Vpc:                 p.Vpc,
 		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
 	})
 
-	taskRole := p.workerTaskRole(region)
+	p.WorkerLogs = p.logGroup("WorkerLogs", "worker")
+	p.WorkerMetrics = p.logGroup("WorkerMetricsLogs", "worker-metrics")
+	collectorLogs := p.logGroup("CollectorLogs", "metrics-collector")
+	p.WorkerRole = p.workerTaskRole(region)
 	task := awsecs.NewFargateTaskDefinition(p.Stack, jsii.String("WorkerTask"), &awsecs.FargateTaskDefinitionProps{
-		Family:         jsii.String(workerServiceName),
+		Family:         jsii.String(n.WorkerService),
 		Cpu:            jsii.Number(float64(cfg.WorkerCPU)),
 		MemoryLimitMiB: jsii.Number(float64(cfg.WorkerMemoryMiB)),
 		RuntimePlatform: &awsecs.RuntimePlatform{
 			CpuArchitecture:       awsecs.CpuArchitecture_ARM64(),
 			OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX(),
 		},
-		TaskRole: taskRole,
+		TaskRole: p.WorkerRole,
 	})
 
-	routes, err := json.Marshal(Routes())
+	routes, err := json.Marshal(cfg.Routes())
 	if err != nil { // a map[string]string always marshals
 		panic(fmt.Sprintf("routes: %v", err))
 	}
-	p.WorkerLogs = p.logGroup("WorkerLogs", "worker")
 	healthCheck := make([]*string, 0, len(WorkerHealthCheck))
 	for _, s := range WorkerHealthCheck {
 		healthCheck = append(healthCheck, jsii.String(s))
 	}
 	task.AddContainer(jsii.String(workerContainer), &awsecs.ContainerDefinitionOptions{
 		ContainerName: jsii.String(workerContainer),
-		// Built from the repository's Dockerfile. Synth only stages the build
-		// context (honouring .dockerignore); the image is built and pushed by
-		// `cdk deploy`, which needs Docker.
+		// Built from the repository's Dockerfile. Synth only stages the build context (honouring
+		// .dockerignore); the image is built and pushed by `cdk deploy`, which needs Docker.
 		Image: awsecs.ContainerImage_FromAsset(jsii.String(cfg.WorkerImageDir), &awsecs.AssetImageProps{
 			Platform: awsecrassets.Platform_LINUX_ARM64(),
 		}),
 		Essential: jsii.Bool(true),
 		Environment: &map[string]*string{
-			"RAW_STREAM":              jsii.String(StreamRaw),
-			"LEASE_TABLE":             jsii.String(cfg.LeaseTable),
-			"DEDUPE_TABLE":            jsii.String(cfg.DedupeTable),
-			"QUARANTINE_STREAM":       jsii.String(StreamQuarantine),
-			"DLQ_STREAM":              jsii.String(StreamDLQ),
-			"LATE_STREAM":             jsii.String(StreamLate),
-			"ROUTES":                  jsii.String(string(routes)),
-			"SIGNING_KEYS_SECRET_ARN": p.SigningKeys.SecretArn(),
-			"METRICS_ADDR":            jsii.String(fmt.Sprintf(":%d", MetricsPort)),
+			"RAW_STREAM":        jsii.String(cfg.Name(RawStream)),
+			"LEASE_TABLE":       jsii.String(cfg.Name(LeaseTable)),
+			"DEDUPE_TABLE":      jsii.String(cfg.Name(DedupeTable)),
+			"QUARANTINE_STREAM": jsii.String(cfg.Name(QuarantineStream)),
+			"DLQ_STREAM":        jsii.String(cfg.Name(DLQStream)),
+			"LATE_STREAM":       jsii.String(cfg.Name(LateStream)),
+			"ROUTES":            jsii.String(string(routes)),
+			"KCL_APPLICATION":   jsii.String(cfg.Name(Application)),
+			// The one source of the signing keys: the worker reads the secret by ARN with its
+			// task role and re-reads it every minute (SIGNING_KEYS_RELOAD), so a rotation reaches
+			// running workers without a deployment. No copy is injected into the task.
+			envWorkerKeysARN: p.SigningKeys.SecretArn(),
+			// The same list as the forwarder's FORWARDER_PII_PATHS: one setting.
+			envWorkerPII:   jsii.String(strings.Join(cfg.PIIPaths, ",")),
+			"METRICS_ADDR": jsii.String(fmt.Sprintf(":%d", MetricsPort)),
 			// The worker's region defaults to us-east-1; pin it to the stack's.
 			"AWS_REGION": p.Stack.Region(),
-		},
-		// ECS reads the key set from Secrets Manager when the task starts and
-		// hands it to the worker as SIGNING_KEYS (the worker's -keys); the
-		// task role can also read it by SIGNING_KEYS_SECRET_ARN. A changed key
-		// set reaches running workers with the next deployment.
-		Secrets: &map[string]awsecs.Secret{
-			"SIGNING_KEYS": awsecs.Secret_FromSecretsManager(p.SigningKeys, nil),
 		},
 		PortMappings: &[]*awsecs.PortMapping{{
 			Name: jsii.String("metrics"), ContainerPort: jsii.Number(MetricsPort), Protocol: awsecs.Protocol_TCP,
@@ -119,46 +181,56 @@ func (p *Pipeline) addFleet() {
 			LogGroup:     p.WorkerLogs,
 		}),
 		ReadonlyRootFilesystem: jsii.Bool(true),
-		// Time for SIGTERM's graceful hand-off: finish the in-flight batch,
-		// checkpoint, release leases. Fargate's maximum is 120 s.
-		StopTimeout: awscdk.Duration_Seconds(jsii.Number(90)),
+		StopTimeout:            awscdk.Duration_Seconds(jsii.Number(workerStopTimeout)),
+	})
+	task.AddContainer(jsii.String(collectorContainer), &awsecs.ContainerDefinitionOptions{
+		ContainerName: jsii.String(collectorContainer),
+		Image: awsecs.ContainerImage_FromAsset(jsii.String(cfg.CollectorImageDir), &awsecs.AssetImageProps{
+			Platform:  awsecrassets.Platform_LINUX_ARM64(),
+			BuildArgs: &map[string]*string{"COLLECTOR_IMAGE": jsii.String(cfg.CollectorImage)},
+		}),
+		// Not essential: a collector that fails loses metrics, never the worker's processing.
+		Essential:            jsii.Bool(false),
+		MemoryReservationMiB: jsii.Number(64),
+		Environment: &map[string]*string{
+			envCollectorConfig: jsii.String(p.collectorConfig(n.LogGroupPrefix + "worker-metrics")),
+			"AWS_REGION":       p.Stack.Region(),
+		},
+		Logging: awsecs.LogDrivers_AwsLogs(&awsecs.AwsLogDriverProps{
+			StreamPrefix: jsii.String(collectorContainer),
+			LogGroup:     collectorLogs,
+		}),
+		ReadonlyRootFilesystem: jsii.Bool(true),
 	})
 	suppress(task, "AwsSolutions-ECS2",
-		"The plain environment holds only resource names, the region, the routing table and a port, none of them secret; the signing keys come from Secrets Manager through the container's secrets (valueFrom), never as a plain value.")
-	// The execution role is generated by CDK for pulling the image asset and
-	// writing the worker's log group; ECR's GetAuthorizationToken has no
-	// resource-level permissions, so its Resource must be "*".
+		"The plain environment holds only resource names, the region, the routing table, the PII path list, a port, the signing-key secret's ARN (not its value, which the worker reads itself) and the metrics collector's configuration; none of them is secret.")
+	// The execution role is generated by CDK for pulling the image assets and writing the log
+	// groups; ECR's GetAuthorizationToken has no resource-level permissions, so its Resource
+	// must be "*".
 	suppress(task.ObtainExecutionRole(), "AwsSolutions-IAM5",
 		"ecr:GetAuthorizationToken does not support resource-level permissions (AWS requires Resource \"*\"); the image pull itself is scoped to the CDK asset repository.",
 		"Resource::*")
 
-	sg := awsec2.NewSecurityGroup(p.Stack, jsii.String("WorkerSecurityGroup"), &awsec2.SecurityGroupProps{
-		Vpc:              vpc,
-		Description:      jsii.String("Kinesis events workers: no inbound; outbound HTTPS to AWS APIs only"),
-		AllowAllOutbound: jsii.Bool(false),
-	})
-	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS to AWS service endpoints"), nil)
-
 	p.Workers = awsecs.NewFargateService(p.Stack, jsii.String("Workers"), &awsecs.FargateServiceProps{
-		ServiceName:    jsii.String(workerServiceName),
+		ServiceName:    jsii.String(n.WorkerService),
 		Cluster:        cluster,
 		TaskDefinition: task,
-		// No DesiredCount: CloudFormation would reset the fleet to it on every
-		// deploy, shrinking a fleet autoscaling grew during a spike (and moving
-		// leases mid-spike). ECS starts one task; autoscaling's minimum (below)
-		// raises it to MinWorkers and owns the count from then on.
+		// No DesiredCount: CloudFormation would reset the fleet to it on every deploy, shrinking
+		// a fleet autoscaling grew during a spike (and moving leases mid-spike). ECS starts one
+		// task; autoscaling's minimum (below) raises it to MinWorkers and owns the count.
+		// A deployment keeps every running task until its replacement is healthy, and a
+		// deployment whose tasks do not become healthy rolls back by itself.
 		MinHealthyPercent: jsii.Number(100),
 		MaxHealthyPercent: jsii.Number(200),
 		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
-		VpcSubnets:        &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS},
+		VpcSubnets:        workerSubnetSel,
 		SecurityGroups:    &[]awsec2.ISecurityGroup{sg},
 		AssignPublicIp:    jsii.Bool(false),
 		PlatformVersion:   awsecs.FargatePlatformVersion_LATEST,
 	})
 
-	// A KCL worker without a lease idles, so the fleet never exceeds the raw
-	// stream's shard count. CPU tracks the steady state; iterator age adds
-	// workers when the fleet falls behind.
+	// A KCL worker without a lease idles, so the fleet never exceeds the raw stream's shard
+	// count. CPU tracks the steady state; iterator age adds workers when the fleet falls behind.
 	scaling := p.Workers.AutoScaleTaskCount(&awsapplicationautoscaling.EnableScalingProps{
 		MinCapacity: jsii.Number(float64(cfg.MinWorkers)),
 		MaxCapacity: jsii.Number(float64(cfg.RawShards)),
@@ -169,7 +241,7 @@ func (p *Pipeline) addFleet() {
 		ScaleOutCooldown:         awscdk.Duration_Minutes(jsii.Number(1)),
 	})
 	scaling.ScaleOnMetric(jsii.String("IteratorAge"), &awsapplicationautoscaling.BasicStepScalingPolicyProps{
-		Metric: p.Streams[StreamRaw].MetricGetRecordsIteratorAgeMilliseconds(&awscloudwatch.MetricOptions{
+		Metric: p.Streams[RawStream].MetricGetRecordsIteratorAgeMilliseconds(&awscloudwatch.MetricOptions{
 			Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(1)),
 		}),
 		ScalingSteps: &[]*awsapplicationautoscaling.ScalingInterval{
@@ -181,35 +253,37 @@ func (p *Pipeline) addFleet() {
 	})
 }
 
-// workerTaskRole is the role the worker's code runs with: every statement
-// names exact stream, table, key and secret ARNs.
+// workerTaskRole is the role the worker's code (and the metrics sidecar) runs with: exactly the
+// calls the worker binary makes (TestRolesMatchTheCodesSDKCalls computes them from the code), on
+// exact stream, table, key, secret and log group ARNs.
 func (p *Pipeline) workerTaskRole(region string) awsiam.Role {
 	role := awsiam.NewRole(p.Stack, jsii.String("WorkerTaskRole"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
-		Description: jsii.String("Kinesis events worker: read events-raw, write the output streams, lease and dedupe tables"),
+		Description: jsii.String("Kinesis events worker: read the raw stream, write the output streams, lease and dedupe tables"),
 	})
 	add := func(sid string, actions []string, resources *[]*string, cond *map[string]any) {
 		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: resources, Conditions: cond,
 		}))
 	}
+	// The KCL's polling consumer and checkpoint/ (ListShards, GetShardIterator, GetRecords); the
+	// readiness probe (DescribeStreamSummary).
 	add("ReadRawStream", []string{
-		"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
-		"kinesis:DescribeStreamSummary", "kinesis:ListShards",
-	}, p.streamArns([]string{StreamRaw}), nil)
-	add("WriteOutputStreams", []string{
-		"kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary",
-	}, p.streamArns(OutputStreamNames()), nil)
-	add("LeaseAndDedupeItems", []string{
-		"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-		"dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
-		"dynamodb:Query", "dynamodb:Scan", "dynamodb:DescribeTable",
-	}, &[]*string{p.LeaseTable.TableArn(), p.DedupeTable.TableArn()}, nil)
-	add("ReadSigningKeys", []string{
-		"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
-	}, &[]*string{p.SigningKeys.SecretArn()}, nil)
-	add("DataKeysViaPipelineServices", []string{
-		"kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey",
-	}, &[]*string{p.Key.KeyArn()}, viaServices(region, "kinesis", "dynamodb", "secretsmanager"))
+		"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards", "kinesis:DescribeStreamSummary",
+	}, p.streamArns([]string{RawStream}), nil)
+	add("WriteOutputStreams", []string{"kinesis:PutRecords"}, p.streamArns(OutputStreamNames()), nil)
+	// checkpoint/: the lease store.
+	add("LeaseTable", []string{
+		"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan",
+	}, &[]*string{p.LeaseTable.TableArn()}, nil)
+	// processors/: dedupe marks and cursors, read and written in batches.
+	add("DedupeTable", []string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"},
+		&[]*string{p.DedupeTable.TableArn()}, nil)
+	add("ReadSigningKeys", []string{"secretsmanager:GetSecretValue"}, &[]*string{p.SigningKeys.SecretArn()}, nil)
+	add("DataKeysViaPipelineServices", []string{"kms:Decrypt", "kms:GenerateDataKey"},
+		&[]*string{p.Key.KeyArn()}, viaServices(region, "kinesis", "dynamodb", "secretsmanager"))
+	// The metrics sidecar's awsemf exporter writes its log group.
+	add("MetricsCollectorLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"},
+		&[]*string{p.WorkerMetrics.LogGroupArn()}, nil)
 	return role
 }

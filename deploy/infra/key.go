@@ -3,7 +3,6 @@ package infra
 import (
 	"fmt"
 
-	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
@@ -16,12 +15,13 @@ import (
 // below (CloudWatch Logs, CloudTrail) or where its resource is built
 // (EventBridge in forwarder.go, CloudWatch alarms in alarms.go), each with a
 // condition that pins it to this stack's resources.
-func newKey(stack awscdk.Stack) awskms.Key {
+func (p *Pipeline) newKey() awskms.Key {
+	stack := p.Stack
 	key := awskms.NewKey(stack, jsii.String("Key"), &awskms.KeyProps{
-		Alias:             jsii.String("alias/kinesis-events"),
-		Description:       jsii.String("Kinesis events pipeline: streams, tables, queue, topic, secret, logs, audit trail"),
+		Alias:             jsii.String(p.Names.KeyAlias),
+		Description:       jsii.String("Kinesis events pipeline (" + p.Config.Stage + "): streams, tables, queues, topic, secret, logs, audit trail"),
 		EnableKeyRotation: jsii.Bool(true),
-		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+		RemovalPolicy:     dataRemovalPolicy,
 	})
 	partition, region, account := *stack.Partition(), *stack.Region(), *stack.Account()
 
@@ -34,14 +34,14 @@ func newKey(stack awscdk.Stack) awskms.Key {
 		Resources: jsii.Strings("*"),
 		Conditions: &map[string]any{
 			"ArnLike": map[string]any{
-				"kms:EncryptionContext:aws:logs:arn": fmt.Sprintf("arn:%s:logs:%s:%s:log-group:%s*", partition, region, account, logGroupPrefix),
+				"kms:EncryptionContext:aws:logs:arn": fmt.Sprintf("arn:%s:logs:%s:%s:log-group:%s*", partition, region, account, p.Names.LogGroupPrefix),
 			},
 		},
 	}), nil)
 
 	// CloudTrail encrypts the audit log files; the statements follow the key
 	// policy CloudTrail documents (and validates when the trail is created).
-	trailArn := fmt.Sprintf("arn:%s:cloudtrail:%s:%s:trail/%s", partition, region, account, trailName)
+	trailArn := fmt.Sprintf("arn:%s:cloudtrail:%s:%s:trail/%s", partition, region, account, p.Names.Trail)
 	cloudtrail := awsiam.NewServicePrincipal(jsii.String("cloudtrail.amazonaws.com"), nil)
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("CloudTrailEncryptLogs"),

@@ -5,8 +5,10 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -18,33 +20,73 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// Names of the resources outside the data plane. Log groups share one prefix
-// so the key policy can admit CloudWatch Logs for exactly these groups.
+// Base names of the resources outside names.go. Names derives each stage's names from them.
 const (
-	logGroupPrefix      = "/kinesis-events/"
-	forwarderName       = "kinesis-events-forwarder"
-	clusterName         = "kinesis-events"
-	workerServiceName   = "kinesis-events-worker"
-	trailName           = "kinesis-events-audit"
-	metricsNamespace    = "KinesisEventsPipeline"
-	breakerMetricName   = "BreakerOpened"
-	signingSecretName   = "kinesis-events/signing-keys"
-	signingSeedName     = "kinesis-events/signing-key-seed"
-	forwardRuleName     = "customer-events-forward"
-	malformedRuleName   = "customer-events-malformed"
-	forwarderDLQName    = "kinesis-events-forwarder-dlq"
-	alarmTopicName      = "kinesis-events-alarms"
 	workerContainer     = "worker"
+	collectorContainer  = "metrics-collector"
 	signingKeyInitialID = "k1"
 )
+
+// Names are the stage's resource names outside the data plane (the data plane's come from
+// names.go through Config.Name).
+type Names struct {
+	// LogGroupPrefix starts every log group, so the key policy can admit CloudWatch Logs for
+	// exactly these groups.
+	LogGroupPrefix string
+	// AlarmPrefix starts every alarm name; the key policy admits CloudWatch to publish to the
+	// encrypted topic for these alarms only.
+	AlarmPrefix      string
+	KeyAlias         string
+	Forwarder        string
+	ForwarderDLQ     string
+	UnroutedQueue    string
+	Cluster          string
+	WorkerService    string
+	Trail            string
+	AlarmTopic       string
+	SigningSecret    string
+	ForwardRule      string
+	MalformedRule    string
+	UnroutedRule     string
+	Archive          string
+	Dashboard        string
+	MetricsNamespace string
+	BreakerMetric    string
+}
+
+// NamesFor derives the stage's names.
+func NamesFor(stage string) Names {
+	p := stage + "-kinesis-events"
+	return Names{
+		LogGroupPrefix:   "/kinesis-events/" + stage + "/",
+		AlarmPrefix:      p + "-",
+		KeyAlias:         "alias/" + p,
+		Forwarder:        p + "-forwarder",
+		ForwarderDLQ:     p + "-forwarder-dlq",
+		UnroutedQueue:    p + "-unrouted",
+		Cluster:          p,
+		WorkerService:    p + "-worker",
+		Trail:            p + "-audit",
+		AlarmTopic:       p + "-alarms",
+		SigningSecret:    "kinesis-events/" + stage + "/signing-keys",
+		ForwardRule:      stage + "-customer-events-forward",
+		MalformedRule:    stage + "-customer-events-malformed",
+		UnroutedRule:     stage + "-customer-events-unrouted",
+		Archive:          stage + "-customer-events",
+		Dashboard:        p,
+		MetricsNamespace: "KinesisEventsPipeline/" + stage,
+		BreakerMetric:    "BreakerOpened",
+	}
+}
 
 // Pipeline is the stack and the resources tests and callers need to reach.
 type Pipeline struct {
 	Stack  awscdk.Stack
 	Config Config
+	Names  Names
 
 	Key awskms.Key
-	// Streams maps each stream name to its stream.
+	// Streams maps each stream's base name (names.go) to its stream.
 	Streams     map[string]awskinesis.Stream
 	LeaseTable  awsdynamodb.Table
 	DedupeTable awsdynamodb.Table
@@ -53,15 +95,23 @@ type Pipeline struct {
 	Bus           awsevents.EventBus
 	ForwardRule   awsevents.Rule
 	MalformedRule awsevents.Rule
+	// UnroutedRule is nil unless Config.EventSourcePrefix is set.
+	UnroutedRule  awsevents.Rule
+	UnroutedQueue awssqs.Queue
 	Forwarder     awslambda.Function
 	ForwarderDLQ  awssqs.Queue
 	ForwarderLogs awslogs.LogGroup
+
+	Vpc           awsec2.Vpc
 	Workers       awsecs.FargateService
 	WorkerLogs    awslogs.LogGroup
+	WorkerMetrics awslogs.LogGroup
+	WorkerRole    awsiam.Role
 	AlarmTopic    awssns.Topic
 }
 
-// NewPipeline builds the whole stack from a validated Config.
+// NewPipeline builds the whole stack from a validated Config. id is the stack name; callers use
+// cfg.StackName().
 func NewPipeline(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Config) (*Pipeline, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pipeline stack: %w", err)
@@ -70,46 +120,48 @@ func NewPipeline(scope constructs.Construct, id string, props *awscdk.StackProps
 		props = &awscdk.StackProps{}
 	}
 	if props.Description == nil {
-		props.Description = jsii.String("Kinesis events pipeline: EventBridge -> forwarder Lambda -> Kinesis -> KCL worker fleet (ECS Fargate) -> per-type analytics streams")
+		props.Description = jsii.String("Kinesis events pipeline (" + cfg.Stage + "): EventBridge -> forwarder Lambda -> Kinesis -> KCL worker fleet (ECS Fargate) -> per-type analytics streams")
 	}
 	stack := awscdk.NewStack(scope, jsii.String(id), props)
-	p := &Pipeline{Stack: stack, Config: cfg, Streams: map[string]awskinesis.Stream{}}
+	p := &Pipeline{Stack: stack, Config: cfg, Names: NamesFor(cfg.Stage), Streams: map[string]awskinesis.Stream{}}
 
-	p.Key = newKey(stack)
+	p.Key = p.newKey()
 	p.addData()
 	p.addForwarder()
 	p.addFleet()
+	// The autoscaler (issue 13: reshards the streams, sets the fleet's maximum) is being written
+	// as its own command. Its deployment goes here, beside the fleet: one scheduled ECS task of
+	// the worker image on the cluster and subnets above, with its own role (CloudWatch
+	// GetMetricData; kinesis:UpdateShardCount, ListShards, DescribeStreamSummary on the streams;
+	// application-autoscaling:RegisterScalableTarget on the service; the lease table's "__" rows),
+	// added to TestRolesMatchTheCodesSDKCalls as one more binary.
 	p.addAlarms()
+	p.addDashboard()
 	p.addAudit()
 	p.addOutputs()
 	return p, nil
 }
 
-// AllStreamNames lists every stream the stack creates, raw first.
+// AllStreamNames lists every stream's base name, raw first.
 func AllStreamNames() []string {
-	names := []string{StreamRaw}
-	for _, t := range EventTypes {
-		names = append(names, AnalyticsStreamName(t))
+	names := []string{RawStream}
+	for _, t := range StandardTypes {
+		names = append(names, AnalyticsStream(t))
 	}
-	return append(names, StreamOther, StreamQuarantine, StreamDLQ, StreamLate)
+	return append(names, OtherStream, QuarantineStream, DLQStream, LateStream)
 }
 
-// OutputStreamNames lists the streams the worker writes to.
+// OutputStreamNames lists the base names of the streams the worker writes to.
 func OutputStreamNames() []string { return AllStreamNames()[1:] }
 
-// Routes is the worker's ROUTES value: event type -> analytics stream, plus
+// Routes is the worker's ROUTES value for a stage: event type -> analytics stream, plus
 // "default" for every other type.
-func Routes() map[string]string {
-	r := map[string]string{"default": StreamOther}
-	for _, t := range EventTypes {
-		r[t] = AnalyticsStreamName(t)
+func (c Config) Routes() map[string]string {
+	r := map[string]string{"default": c.Name(OtherStream)}
+	for _, t := range StandardTypes {
+		r[t] = c.Name(AnalyticsStream(t))
 	}
 	return r
-}
-
-// arn builds an ARN in this stack's partition, region and account.
-func (p *Pipeline) arn(service, resource string) *string {
-	return jsii.String(fmt.Sprintf("arn:%s:%s:%s:%s:%s", *p.Stack.Partition(), service, *p.Stack.Region(), *p.Stack.Account(), resource))
 }
 
 func (p *Pipeline) streamArns(names []string) *[]*string {
@@ -124,10 +176,13 @@ func (p *Pipeline) addOutputs() {
 	out := func(id, value, desc string) {
 		awscdk.NewCfnOutput(p.Stack, jsii.String(id), &awscdk.CfnOutputProps{Value: jsii.String(value), Description: jsii.String(desc)})
 	}
+	c := p.Config
 	out("EventBusName", *p.Bus.EventBusName(), "Producers PutEvents here")
-	out("RawStreamName", StreamRaw, "Raw stream written by the forwarder")
-	out("LeaseTableName", p.Config.LeaseTable, "KCL lease/checkpoint table (kclctl reads it)")
-	out("ClusterName", clusterName, "ECS cluster of the worker fleet")
-	out("SigningKeysSecretArn", *p.SigningKeys.SecretArn(), "Secret holding the HMAC signing keys (key_id -> key)")
+	out("RawStreamName", c.Name(RawStream), "Raw stream written by the forwarder (kclctl --stream, RAW_STREAM)")
+	out("DLQStreamName", c.Name(DLQStream), "Dead-letter stream of the worker (kclctl --dlq-stream, DLQ_STREAM)")
+	out("LeaseTableName", c.Name(LeaseTable), "KCL lease/checkpoint table (kclctl --table, LEASE_TABLE)")
+	out("ForwarderDLQUrl", *p.ForwarderDLQ.QueueUrl(), "The forwarder's failure queue (kclctl forwarder-dlq replay)")
+	out("ClusterName", p.Names.Cluster, "ECS cluster of the worker fleet")
+	out("SigningKeysSecretArn", *p.SigningKeys.SecretArn(), "Secret holding the HMAC signing keys; the workers re-read it every minute")
 	out("AlarmTopicArn", *p.AlarmTopic.TopicArn(), "SNS topic the alarms notify")
 }

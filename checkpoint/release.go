@@ -1,0 +1,112 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"go.uber.org/zap"
+)
+
+// Release gives up this worker's lease on shardID: a fenced write removes AssignedTo, so peers
+// can take it at once, and the lease's contexts are cancelled (ErrLeaseReleased, or the hand-off
+// cause). It reports whether this worker still owned the lease and gave it up; (false, nil) when
+// it did not hold it or the lease already belongs to someone else. An error means the write
+// failed: the lease is dropped locally all the same and expires by itself. Call it after the
+// shard's processor has flushed and checkpointed (after a hand-off request, or on shutdown).
+func (s *Store) Release(ctx context.Context, shardID string) (bool, error) {
+	h := s.lookup(shardID)
+	if h == nil {
+		return false, nil
+	}
+	return s.release(ctx, h, "released")
+}
+
+// ReleaseAll releases every lease this worker holds and withdraws its outstanding ClaimRequest
+// (graceful shutdown: call it after the shard processors have stopped and released their own
+// leases). A claim left behind would count this worker as active, and reserve the claimed lease
+// for it, until ClaimTTL: peers would hold back from the departed worker's share.
+func (s *Store) ReleaseAll(ctx context.Context) error {
+	s.mu.Lock()
+	claim := s.claimShard
+	s.claimShard = ""
+	s.mu.Unlock()
+	if claim != "" {
+		s.withdrawClaim(ctx, claim)
+	}
+	var errs []error
+	for _, id := range s.Held() {
+		if _, err := s.Release(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) release(ctx context.Context, h *heldLease, reason string) (bool, error) {
+	h.write.Lock()
+	defer h.write.Unlock()
+	s.mu.Lock()
+	if h.gone {
+		s.mu.Unlock()
+		return false, nil
+	}
+	cause := error(fmt.Errorf("shard %s: %w", h.id, ErrLeaseReleased))
+	if h.handOff {
+		cause = fmt.Errorf("shard %s: %w", h.id, ErrLeaseHandedOff)
+		reason = "handed_off"
+	}
+	s.mu.Unlock()
+	row, _, err := s.fencedWrite(ctx, h, "release", func(u *update, sent time.Time) {
+		u.remove(attrOwner)
+		u.set(attrLeaseTimeout, sv(formatTime(sent)))
+	})
+	if errors.Is(err, ErrLeaseLost) {
+		return false, nil // already someone else's; nothing of ours to release
+	}
+	s.mu.Lock()
+	if row != nil {
+		s.rows[h.id] = row
+	}
+	fire := s.finishLocked(h, cause, reason)
+	s.mu.Unlock()
+	fire()
+	if err != nil {
+		return false, fmt.Errorf("shard %s: release (lease expires by itself): %w", h.id, err)
+	}
+	s.log.Info("lease released", zap.String("shard", h.id), zap.String("reason", reason))
+	return true, nil
+}
+
+// Forget deletes the row of a shard that left the stream, whoever owns it, and drops this
+// worker's lease on it if it held one.
+func (s *Store) Forget(ctx context.Context, shardID string) error {
+	if IsReserved(shardID) {
+		return fmt.Errorf("forget %q: %w", shardID, ErrReservedKey)
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	_, err := s.ddb.DeleteItem(cctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.cfg.Table), Key: keyOf(shardID)})
+	s.noteCall("DeleteItem", err)
+	if err != nil {
+		if isTableMissing(err) {
+			s.tableLost(err)
+		}
+		return fmt.Errorf("shard %s: remove lease row: %w", shardID, err)
+	}
+	s.mu.Lock()
+	delete(s.rows, shardID)
+	var fire func()
+	if h := s.held[shardID]; h != nil {
+		fire = s.finishLocked(h, leaseLost(shardID, "row deleted"), "row_deleted")
+	}
+	s.mu.Unlock()
+	if fire != nil {
+		fire()
+	}
+	s.log.Info("removed lease row of a shard that left the stream", zap.String("shard", shardID))
+	return nil
+}
