@@ -121,7 +121,7 @@ func (q *Queue[T]) Add(it T) {
 
 // Take moves ready records into batch (appended to dst) in the order they became ready, at most
 // maxN of them and, past the first, at most maxBytes of Size in all; they are in flight until
-// Complete.
+// Complete. Their Outcome is Unknown until a step sets it.
 func (q *Queue[T]) Take(maxN, maxBytes int, dst []T) []T {
 	n, size := 0, 0
 	for q.ready.len() > 0 && n < maxN {
@@ -131,6 +131,9 @@ func (q *Queue[T]) Take(maxN, maxBytes int, dst []T) []T {
 			break
 		}
 		q.ready.pop()
+		// Until the step says otherwise, the attempt's outcome is unknown: a step that reports
+		// nothing for a record gets it sent again, never taken for written.
+		it.Rec().Outcome = Unknown
 		dst = append(dst, it)
 		n++
 		size += s

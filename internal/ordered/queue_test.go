@@ -168,3 +168,15 @@ func TestQueueReuse(t *testing.T) {
 		t.Fatalf("after Reset: %d ready, state %v", n, again.r.State)
 	}
 }
+
+// TestQueueSilentStep: a record the step reports nothing for is not taken for written.
+func TestQueueSilentStep(t *testing.T) {
+	q := NewQueue[*rec](Policy{Backoff: retryPolicy{Initial: time.Millisecond}}, nil, nil)
+	r := newRec("a", "1")
+	q.Add(r)
+	b := q.Take(10, MaxCallBytes, nil)
+	q.Complete(b, Result{}, time.Now()) // a step that set no outcome
+	if r.r.State != Pending || r.r.Attempts != 1 || q.Len() != 1 {
+		t.Fatalf("%+v, %d held", r.r, q.Len())
+	}
+}

@@ -176,6 +176,14 @@ func (s *Stream) Put(ctx context.Context, recs []*Record) Result {
 		return res
 	}
 
+	if err := ctx.Err(); err != nil { // ended while the call was being prepared: make no call
+		for _, r := range send {
+			r.Outcome, r.LastError = Retry, err.Error()
+		}
+		res.Err, res.Class = err, Retry
+		res.Failed += len(send)
+		return res
+	}
 	ep := entryPool.Get().(*[]types.PutRecordsRequestEntry)
 	entries := (*ep)[:0]
 	for _, r := range send {
