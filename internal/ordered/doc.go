@@ -18,8 +18,10 @@
 //     MaxAttempts, a fatal outcome, Stop) takes the later records of its key with it. The forwarder
 //     drives a Queue with many calls in flight.
 //   - Writer, the batch loop: a Queue driven one call at a time, with calls of at most 500 records
-//     and 5 MiB (and the optional rate limits), sleeping only while every held record waits for its
-//     backoff. The sink and DLQ replay use it, and the forwarder's Lambda path for one record.
+//     and 5 MiB, an optional rate limit (records and bytes per second), and a hook after each call
+//     (the sink's breaker hold stops a write there). It sleeps only for the rate limit or while every
+//     held record waits for its backoff. The sink and DLQ replay use it, and the forwarder's Lambda
+//     path for its one record.
 //
 // Delivery: at least once per record that ends Written. A record ends Written or Failed with its
 // Cause, never silently dropped; Write returns early only when its context ends. A call whose
