@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // Acquire takes the lease on shardID for this worker when it may: the shard is in the stream and
@@ -28,6 +30,16 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 		return s.deny(ErrAlreadyHeld, ""), nil
 	case IsReserved(id):
 		return s.deny(ErrUnknownShard, "reserved key"), nil
+	}
+	s.mu.Lock()
+	until, benched := s.benched[id]
+	if benched && !s.now().Before(until) {
+		delete(s.benched, id)
+		benched = false
+	}
+	s.mu.Unlock()
+	if benched {
+		return s.deny(ErrStoppedHere, ""), nil
 	}
 	meta, known, err := s.lineageOf(ctx, id)
 	if err != nil {
@@ -67,9 +79,9 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	}
 	now := s.now()
 	s.mu.Lock()
-	expires := s.observeLocked(row, now)
+	expires, claimExpires := s.expiresLocked(row), s.claimExpiresLocked(row)
 	s.mu.Unlock()
-	if reason := grantCheck(now, row, expires, s.cfg.WorkerID, s.cfg.ClaimTTL); reason != nil {
+	if reason := grantCheck(now, row, expires, claimExpires, s.cfg.WorkerID); reason != nil {
 		detail := ""
 		if row != nil && row.Owner != "" {
 			detail = "owner " + row.Owner
@@ -99,7 +111,16 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	}
 	u.remove(attrClaim)
 	u.remove(attrClaimedAt)
-	out, err := s.updateItem(ctx, id, u)
+	// A stop recorded by Abandon describes a shard waiting for a new owner: taken, it is over.
+	u.remove(attrStopBy)
+	u.remove(attrStopAt)
+	u.remove(attrStopReason)
+	tctx, tracker := ambiguous.Track(ctx)
+	out, err := s.updateItem(tctx, id, u)
+	var newRow *leaseRow
+	if landed := s.landedTake(ctx, id, counter, err, tracker.Unknown()); landed != nil {
+		newRow, err = landed, nil
+	}
 	switch {
 	case isConditionFailed(err):
 		return s.deny(ErrLeaseHeld, "lost the race"), nil
@@ -108,14 +129,15 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 			s.tableLost(err)
 		}
 		return Acquisition{}, fmt.Errorf("shard %s: take lease: %w", id, err)
-	}
-	newRow, derr := decodeRow(out.Attributes)
-	if derr != nil {
-		s.log.Warn("undecodable lease row after take", zap.String("shard", id), zap.Error(derr))
+	case newRow == nil:
+		var derr error
+		if newRow, derr = decodeRow(out.Attributes); derr != nil {
+			s.log.Warn("undecodable lease row after take", zap.String("shard", id), zap.Error(derr))
+		}
 	}
 	s.mu.Lock()
 	if newRow != nil {
-		s.rows[id] = newRow
+		s.putRowLocked(id, newRow)
 	}
 	stale := ""
 	switch {
@@ -136,8 +158,35 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	if row != nil {
 		acq.PreviousOwner = row.Owner
 	}
+	if row != nil && row.StopBy != "" {
+		s.log.Info("taking a shard another worker's processor stopped", zap.String("shard", id),
+			zap.String("stopped_by", row.StopBy), zap.String("stop_reason", row.StopReason))
+	}
 	s.log.Info("lease taken", zap.String("shard", id), zap.String("previous_owner", acq.PreviousOwner), zap.Int64("lease_counter", counter))
 	return acq, nil
+}
+
+// landedTake settles a take whose outcome is unknown: the call failed without a definite answer
+// (timed out, a 5xx), or its condition failed after an attempt whose answer was lost (the SDK
+// resends such an attempt, and the resend fails the condition the first one changed). If the row
+// names this worker with the counter the take wrote, the take landed: it returns that row.
+// Anything else (a definite answer, another owner, a read that fails) returns nil.
+func (s *Store) landedTake(ctx context.Context, id string, counter int64, err error, unknown int) *leaseRow {
+	switch {
+	case err == nil || isTableMissing(err):
+		return nil
+	case isConditionFailed(err) && unknown == 0:
+		return nil // a definite answer: another worker won the race
+	case !isConditionFailed(err) && (ctx.Err() != nil || !transient(err)):
+		return nil
+	}
+	row, rerr := s.getRow(ctx, id)
+	if rerr != nil || row == nil || row.Owner != s.cfg.WorkerID || !row.HasCounter || row.Counter != counter {
+		return nil
+	}
+	s.m.adopted.WithLabelValues("take").Inc()
+	s.log.Info("a take whose answer was lost had landed; lease adopted", zap.String("shard", id), zap.Int64("lease_counter", counter), zap.NamedError("answer", err))
+	return row
 }
 
 // deny counts a refusal and returns it as an Acquisition.
@@ -156,6 +205,8 @@ func (s *Store) deny(reason error, detail string) Acquisition {
 		label = "finished"
 	case errors.Is(reason, ErrUnknownShard):
 		label = "unknown"
+	case errors.Is(reason, ErrStoppedHere):
+		label = "stopped_here"
 	}
 	s.m.denied.WithLabelValues(label).Inc()
 	return Acquisition{Reason: reason, Detail: detail}

@@ -62,9 +62,12 @@ type ShardLease struct {
 	// compared with this machine's clock.
 	LeaseTimeout time.Time
 	Claim        string // ClaimRequest, "" none
+	// Tail is, for a finished shard, where its records not handled yet begin (Finish): a child
+	// shard processes them before its own.
+	Tail []TailSegment
 }
 
 func (r *leaseRow) public() ShardLease {
 	return ShardLease{ShardID: r.ShardID, Owner: r.Owner, Counter: r.Counter, Checkpoint: r.Checkpoint,
-		LeaseTimeout: r.LeaseTimeout, Claim: r.Claim}
+		LeaseTimeout: r.LeaseTimeout, Claim: r.Claim, Tail: r.Tail}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,13 +27,7 @@ func (s *Store) decide(ctx context.Context) (decision, error) {
 			return decision{}, err
 		}
 		s.mu.Lock()
-		s.rows = rows
-		s.scanAt = s.now()
-		for id := range s.obs {
-			if rows[id] == nil {
-				delete(s.obs, id)
-			}
-		}
+		s.putScanLocked(rows)
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
@@ -49,11 +44,11 @@ func (s *Store) decide(ctx context.Context) (decision, error) {
 			ps.Finished = r.finished()
 			if r.Owner != "" {
 				ps.Owner = r.Owner
-				ps.Expires = s.observeLocked(r, now)
+				ps.Expires = s.expiresLocked(r)
 			}
 			if r.Claim != "" {
 				ps.Claim = r.Claim
-				ps.ClaimExpires = r.ClaimedAt.Add(s.cfg.ClaimTTL)
+				ps.ClaimExpires = s.claimExpiresLocked(r)
 			}
 		}
 		if meta != nil {
@@ -107,19 +102,64 @@ func (s *Store) maybeHandOff(ctx context.Context) {
 	s.lastHandOff = s.now()
 	cause := fmt.Errorf("shard %s: %w", h.id, ErrLeaseHandedOff)
 	h.cancel(cause)
-	h.handTimer = time.AfterFunc(s.cfg.HandOffTimeout, func() {
-		ctx, cancel := context.WithTimeout(s.life, s.cfg.CallTimeout)
-		defer cancel()
-		if _, err := s.release(ctx, h, "handed_off"); err != nil {
-			s.log.Warn("hand-off release failed", zap.String("shard", h.id), zap.Error(err))
-		}
-	})
+	h.handTimer = time.AfterFunc(s.cfg.HandOffTimeout, func() { s.handOffFallback(h) })
 	s.mu.Unlock()
 	s.m.handOffs.Inc()
 	s.log.Info("handing lease off for balance", zap.String("shard", h.id),
 		zap.Int("held", d.Load), zap.Int("share", d.Target), zap.Int("workers", d.Workers))
 	if hook := s.cfg.OnLeaseLost; hook != nil {
 		hook(h.id, cause)
+	}
+}
+
+// handOffFallback runs HandOffTimeout after a hand-off request the processor has not answered (or
+// after the batch that was in flight ended): it releases the lease, unless a batch is in flight
+// again, which it never cuts: it comes back when that batch ends.
+func (s *Store) handOffFallback(h *heldLease) {
+	s.mu.Lock()
+	if h.gone {
+		s.mu.Unlock()
+		return
+	}
+	if h.busy > 0 {
+		h.handDue = true
+		s.mu.Unlock()
+		s.log.Info("hand-off waits for the batch in flight", zap.String("shard", h.id))
+		return
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(s.life, s.cfg.CallTimeout)
+	defer cancel()
+	if _, err := s.release(ctx, h, "handed_off"); err != nil {
+		s.log.Warn("hand-off release failed", zap.String("shard", h.id), zap.Error(err))
+	}
+}
+
+// Busy marks the lease on shardID as inside a batch until the returned func is called (once; more
+// calls do nothing). A hand-off never releases a busy lease by timer: the batch in flight is
+// written, marked and checkpointed under the lease first, however long that takes (a destination
+// can hold a batch for the breaker hold), and the processor releases the lease at its next call;
+// only if it does not within HandOffTimeout after the batch does the store release it. Busy on a
+// lease this worker does not hold does nothing.
+func (s *Store) Busy(shardID string) (done func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.held[shardID]
+	if h == nil {
+		return func() {}
+	}
+	h.busy++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			h.busy--
+			if h.busy == 0 && h.handDue && !h.gone {
+				h.handDue = false
+				h.handTimer.Reset(s.cfg.HandOffTimeout)
+			}
+		})
 	}
 }
 
@@ -162,7 +202,7 @@ func (s *Store) postClaim(ctx context.Context, shardID string) (bool, error) {
 	s.claimShard = shardID
 	s.claimUntil = now.Add(s.cfg.ClaimTTL)
 	if row != nil {
-		s.rows[shardID] = row
+		s.putRowLocked(shardID, row)
 	}
 	s.mu.Unlock()
 	s.m.claims.Inc()
@@ -190,7 +230,7 @@ func (s *Store) withdrawClaim(ctx context.Context, shardID string) {
 	}
 	if row, _ := decodeRow(out.Attributes); row != nil {
 		s.mu.Lock()
-		s.rows[shardID] = row
+		s.putRowLocked(shardID, row)
 		s.mu.Unlock()
 	}
 	s.log.Info("claim withdrawn", zap.String("shard", shardID))

@@ -18,6 +18,9 @@ func (s *Store) noteCall(op string, err error) {
 		return
 	}
 	s.m.callErrors.WithLabelValues(op).Inc()
+	if op != "ListShards" {
+		s.failGen++ // DynamoDB failed: every watch of a row starts over at its next read
+	}
 	if s.failingSince.IsZero() {
 		s.failingSince = s.now()
 	}
@@ -42,13 +45,35 @@ func (s *Store) getRow(ctx context.Context, id string) (*leaseRow, error) {
 		return nil, err
 	}
 	s.mu.Lock()
+	s.putRowLocked(id, row)
+	s.mu.Unlock()
+	return row, nil
+}
+
+// putRowLocked records a row just read from the table, or returned by a write (nil: id has no
+// row), in the cached view and as an observation.
+func (s *Store) putRowLocked(id string, row *leaseRow) {
 	if row != nil {
 		s.rows[id] = row
 	} else {
 		delete(s.rows, id)
 	}
-	s.mu.Unlock()
-	return row, nil
+	s.seeLocked(id, row, s.now())
+}
+
+// putScanLocked replaces the cached view with a fresh scan.
+func (s *Store) putScanLocked(rows map[string]*leaseRow) {
+	now := s.now()
+	for id := range s.rows {
+		if rows[id] == nil {
+			s.seeLocked(id, nil, now)
+		}
+	}
+	s.rows = rows
+	for id, r := range rows {
+		s.seeLocked(id, r, now)
+	}
+	s.scanAt = now
 }
 
 func (s *Store) updateItem(ctx context.Context, id string, u *update) (*dynamodb.UpdateItemOutput, error) {

@@ -29,8 +29,9 @@ type Config struct {
 	// parent that may have left the stream. Unknown shard ids refresh it at once (at most every
 	// CallTimeout). Default 30s.
 	LineageRefresh time.Duration
-	// HandOffTimeout bounds the time between asking a processor to hand a lease off
-	// (ErrLeaseHandedOff) and releasing it anyway. Default LeaseDuration.
+	// HandOffTimeout is how long a processor that is not inside a batch (Store.Busy) may take to
+	// answer a hand-off request (ErrLeaseHandedOff) before the store releases the lease itself. A
+	// batch in flight is never cut: the period starts again when it ends. Default LeaseDuration.
 	HandOffTimeout time.Duration
 	// ClaimTTL is how long a ClaimRequest reserves a lease for its claimer. Default 2*LeaseDuration.
 	ClaimTTL time.Duration
@@ -92,7 +93,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("WorkerID is required"))
 	}
 	if c.Stream == "" {
-		errs = append(errs, errors.New("Stream is required"))
+		errs = append(errs, errors.New("stream name (Stream) is required"))
 	}
 	for name, d := range map[string]time.Duration{
 		"LeaseDuration": c.LeaseDuration, "CallTimeout": c.CallTimeout, "ScanInterval": c.ScanInterval,

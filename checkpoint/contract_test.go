@@ -88,11 +88,17 @@ func (h *harness) config(worker string) Config {
 
 func (h *harness) store(worker string, mods ...func(*Config)) *Store {
 	h.t.Helper()
+	return h.storeOn(h.ddb, worker, mods...)
+}
+
+// storeOn is store with its own DynamoDB client (e.g. a gate of its own).
+func (h *harness) storeOn(ddb DynamoDBAPI, worker string, mods ...func(*Config)) *Store {
+	h.t.Helper()
 	cfg := h.config(worker)
 	for _, m := range mods {
 		m(&cfg)
 	}
-	s, err := New(h.ctx, cfg, h.ddb, h.kin)
+	s, err := New(h.ctx, cfg, ddb, h.kin)
 	if err != nil {
 		h.t.Fatalf("New(%s): %v", worker, err)
 	}
@@ -492,7 +498,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 	})
 
-	t.Run("expiry: an unrenewed lease is cancelled locally at its expiry and taken by a peer", func(t *testing.T) {
+	t.Run("expiry: an unrenewed lease is suspended locally at its expiry, taken by a peer that watched it, and found lost by the holder's next write", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
@@ -503,79 +509,158 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatal(err)
 		}
 		ctx := a.LeaseContext(st)
+		if err := a.WaitValid(h.ctx, st); err != nil {
+			t.Fatalf("WaitValid right after the take = %v, want nil", err)
+		}
 		// The peer is refused the live lease; from here on it watches the row unchanged.
+		var watched time.Time
 		eventually(t, h.tm.wait, h.tm.renew, "peer refused", func() (bool, string) {
+			watched = time.Now()
 			err := take(h.ctx, bs, st)
 			if !errors.Is(err, ErrLeaseHeld) && !timedOut(err) {
 				t.Fatalf("peer Acquire of a live lease = %v, want ErrLeaseHeld", err)
 			}
 			return err != nil && !timedOut(err), fmt.Sprint(err)
 		})
-		select {
-		case <-ctx.Done():
-		case <-time.After(h.tm.lease + h.tm.wait):
-			t.Fatalf("lease context not cancelled within %v of its expiry", h.tm.wait)
-		}
+		eventually(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
+			return a.Suspended(st), "valid"
+		})
 		if held := time.Since(sent); held < h.tm.lease-200*time.Millisecond {
-			t.Fatalf("cancelled %v after the take, before the lease duration %v", held, h.tm.lease)
+			t.Fatalf("suspended %v after the take, before the lease duration %v", held, h.tm.lease)
 		} else {
-			t.Logf("lease context cancelled %v after the take (lease %v)", held, h.tm.lease)
+			t.Logf("suspended %v after the take (lease %v)", held, h.tm.lease)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("a suspended lease's context ended: %v (suspended is not lost)", context.Cause(ctx))
+		}
+		wctx, cancel := context.WithTimeout(h.ctx, 100*time.Millisecond)
+		err := a.WaitValid(wctx, st)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitValid on a suspended lease = %v, want it to block (until the deadline)", err)
+		}
+		waited := make(chan error, 1)
+		go func() { waited <- a.WaitValid(h.ctx, st) }()
+		takeEventually(t, bs, st, h.tm.wait)
+		if after := time.Since(watched); after < h.tm.lease-200*time.Millisecond {
+			t.Fatalf("peer took the lease %v after it began watching, before a lease duration %v", after, h.tm.lease)
+		}
+		if err := renew(h.ctx, a, st); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("the former holder's renewal = %v, want ErrLeaseLost (fenced)", err)
 		}
 		var lost *LeaseLostError
-		if !errors.As(context.Cause(ctx), &lost) || !strings.Contains(lost.Reason, "expired") {
-			t.Fatalf("cause = %v, want expiry", context.Cause(ctx))
+		if !errors.As(context.Cause(ctx), &lost) || !strings.Contains(lost.Reason, "fenced") {
+			t.Fatalf("cause = %v, want fenced", context.Cause(ctx))
 		}
-		takeEventually(t, bs, st, h.tm.wait)
-		if err := renew(h.ctx, a, st); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("renewal after expiry = %v, want ErrLeaseLost", err)
+		select {
+		case err := <-waited:
+			if !errors.Is(err, ErrLeaseLost) {
+				t.Fatalf("WaitValid blocked on the suspended lease returned %v, want ErrLeaseLost", err)
+			}
+		case <-time.After(h.tm.wait):
+			t.Fatal("WaitValid still blocked after the lease was lost")
 		}
 	})
 
-	t.Run("outage: failed renewals keep the lease until it would expire for others", func(t *testing.T) {
+	t.Run("DynamoDB paused longer than a lease: the holder is suspended meanwhile and keeps its lease; the peer never takes it", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, b)
 		h.kin.set(shardIDs(1)...)
-		a := h.store("a", noBalance)
+		a, bs := h.store("a", noBalance), h.store("b", noBalance)
 		st := "shardId-000000000000"
 		if err := take(h.ctx, a, st); err != nil {
 			t.Fatal(err)
 		}
 		expires := renewOnce(t, h, a, st).Add(h.tm.lease) // for everyone else: last renewal's send time + lease
-		ctx := a.LeaseContext(st)
+		if err := take(h.ctx, bs, st); !errors.Is(err, ErrLeaseHeld) {
+			t.Fatalf("peer Acquire of a live lease = %v, want ErrLeaseHeld", err)
+		}
+		ctx, own := a.LeaseContext(st), a.OwnershipContext(st)
 		h.ddb.close()
-		renewErrs := make(chan error, 1)
-		go func() {
-			for ctx.Err() == nil {
-				if err := renew(h.ctx, a, st); err != nil {
-					renewErrs <- err
-					return
+		pausedAt := time.Now()
+		// Both keep calling through the pause, as the KCL does: every call fails.
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		lostDuring := make(chan error, 1)
+		for _, f := range []func(){
+			func() {
+				if held, _ := a.Renew(h.ctx, st); !held {
+					select {
+					case lostDuring <- errors.New("the holder's renewal reported the lease lost during the pause"):
+					default:
+					}
 				}
-			}
-			renewErrs <- nil
-		}()
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Until(expires) + h.tm.wait):
-			t.Fatalf("lease context not cancelled within %v of its expiry", h.tm.wait)
+			},
+			func() { _ = take(h.ctx, bs, st) },
+		} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					f()
+				}
+			}()
 		}
+		eventually(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
+			return a.Suspended(st), "valid"
+		})
 		if early := time.Until(expires); early > 300*time.Millisecond {
-			t.Fatalf("lease context cancelled %v before the lease could expire for others", early)
-		} else {
-			t.Logf("lease context cancelled %v after the lease expired for others", -early)
+			t.Fatalf("suspended %v before the lease could expire for others", early)
 		}
-		if err := <-renewErrs; err != nil && !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("renewal during outage returned %v", err)
+		wctx, cancel := context.WithTimeout(h.ctx, 100*time.Millisecond)
+		err := a.WaitValid(wctx, st)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitValid during the pause = %v, want it to block", err)
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "unhealthy during outage", func() (bool, string) {
-			_ = take(h.ctx, a, st) // keep calling: calls fail
+		eventually(t, h.tm.wait, h.tm.sync, "unhealthy during the pause", func() (bool, string) {
 			err := a.Healthy()
 			return err != nil, fmt.Sprint(err)
 		})
-		h.ddb.open()
-		if err := renew(h.ctx, a, st); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("renewal after the outage = %v, want ErrLeaseLost", err)
+		for time.Since(pausedAt) < h.tm.lease+h.tm.lease/2 {
+			time.Sleep(h.tm.sync) // the pause lasts one and a half lease durations: the fault, not synchronisation
 		}
-		takeEventually(t, a, st, h.tm.wait) // its own lapsed lease: taken back without waiting again
+		close(stop)
+		wg.Wait()
+		h.ddb.open()
+		select {
+		case err := <-lostDuring:
+			t.Fatal(err)
+		default:
+		}
+		// The peer's watch restarted at its first successful read: it is refused.
+		if err := take(h.ctx, bs, st); !errors.Is(err, ErrLeaseHeld) {
+			t.Fatalf("peer Acquire right after the pause = %v, want ErrLeaseHeld", err)
+		}
+		// The holder renews with a fenced write and goes on.
+		renewOnce(t, h, a, st)
+		if err := a.WaitValid(h.ctx, st); err != nil || a.Suspended(st) {
+			t.Fatalf("after the renewal: WaitValid %v, suspended %v", err, a.Suspended(st))
+		}
+		if ctx.Err() != nil || own.Err() != nil {
+			t.Fatalf("the holder's contexts ended: %v / %v", context.Cause(ctx), context.Cause(own))
+		}
+		if got := testutil.ToFloat64(a.m.suspensions); got != 1 {
+			t.Fatalf("suspensions = %v, want 1", got)
+		}
+		// It keeps the lease while the peer keeps asking.
+		for start := time.Now(); time.Since(start) < h.tm.lease+h.tm.lease/2; {
+			if err := renew(h.ctx, a, st); err != nil {
+				t.Fatalf("renewal after the pause: %v", err)
+			}
+			if err := take(h.ctx, bs, st); !errors.Is(err, ErrLeaseHeld) && !timedOut(err) {
+				t.Fatalf("peer Acquire after the pause = %v, want ErrLeaseHeld", err)
+			}
+			time.Sleep(h.tm.renew) // the renewal cadence under test, not synchronisation
+		}
+		if r := h.row(st); r.Owner != "a" || r.OwnerSwitches != 1 {
+			t.Fatalf("row after the pause %+v, want still a's first lease", r)
+		}
 		if err := a.Healthy(); err != nil {
 			t.Fatalf("Healthy after recovery: %v", err)
 		}
@@ -815,6 +900,63 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 		if w := workers["ghost"]; w.Live != 0 || len(w.Shards) != 1 {
 			t.Fatalf("worker ghost = %+v", w)
+		}
+	})
+
+	t.Run("abandon: a stopped shard's lease goes to a peer at once, the stop shows in Inspect until it is taken", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, b)
+		h.kin.set(shardIDs(1)...)
+		a, bs := h.store("a", noBalance), h.store("b", noBalance)
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkpoint(h.ctx, a, st, "9"); err != nil {
+			t.Fatal(err)
+		}
+		ctx := a.LeaseContext(st)
+		if released, err := a.Abandon(h.ctx, st, "checkpoint: access denied"); !released || err != nil {
+			t.Fatalf("Abandon = %v, %v", released, err)
+		}
+		if !errors.Is(context.Cause(ctx), ErrShardStopped) {
+			t.Fatalf("lease context cause %v, want ErrShardStopped", context.Cause(ctx))
+		}
+		if r := h.row(st); r.Owner != "" || r.StopBy != "a" || r.StopReason != "checkpoint: access denied" || r.Checkpoint != "9" {
+			t.Fatalf("row after Abandon: %+v", r)
+		}
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Shards) != 1 || snap.Shards[0].LastStopBy != "a" || snap.Shards[0].LastStopReason != "checkpoint: access denied" {
+			t.Fatalf("Inspect after Abandon: %+v", snap.Shards)
+		}
+		kinds := map[WarningKind]bool{}
+		for _, w := range snap.Warnings {
+			kinds[w.Kind] = true
+		}
+		if !kinds[WarnStopped] {
+			t.Fatalf("warnings %+v, want %s", snap.Warnings, WarnStopped)
+		}
+		if err := take(h.ctx, a, st); !errors.Is(err, ErrStoppedHere) {
+			t.Fatalf("the stopping worker takes the shard again at once: %v, want ErrStoppedHere", err)
+		}
+		acq := takeEventually(t, bs, st, h.tm.wait) // a released lease: at once
+		if acq.Checkpoint != "9" {
+			t.Fatalf("the peer resumes at %q, want 9", acq.Checkpoint)
+		}
+		if r := h.row(st); r.Owner != "b" || r.StopBy != "" {
+			t.Fatalf("row after the peer took it: %+v", r)
+		}
+		snap, err = Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range snap.Warnings {
+			if w.Kind == WarnStopped {
+				t.Fatalf("stopped warning after a peer took the shard: %+v", w)
+			}
 		}
 	})
 

@@ -12,14 +12,19 @@ import (
 var ErrLeaseLost = errors.New("lease lost")
 
 // ErrLeaseHandedOff is the cause of a LeaseContext cancelled because this worker is above its fair
-// share and gives the lease to a peer. The lease is still owned: the processor flushes what is in
-// flight (using OwnershipContext), checkpoints, and calls Store.Release. If it does not within
-// Config.HandOffTimeout the store releases the lease itself.
+// share and gives the lease to a peer. The lease is still owned: the processor finishes the batch
+// in flight (using OwnershipContext), checkpoints, and calls Store.Release. If it does not within
+// Config.HandOffTimeout of the request, or of the end of the batch in flight (Store.Busy), the
+// store releases the lease itself.
 var ErrLeaseHandedOff = errors.New("lease handed off for rebalancing")
 
 // ErrLeaseReleased is the cause of a LeaseContext whose lease this worker gave up on purpose
 // (Release, ReleaseAll).
 var ErrLeaseReleased = errors.New("lease released")
+
+// ErrShardStopped is the cause (wrapped, with the reason) of a LeaseContext whose lease this worker
+// gave up with Abandon: its processor had to stop.
+var ErrShardStopped = errors.New("shard stopped by its worker")
 
 // Reasons an Acquisition was refused (Acquisition.Reason). Each is an expected outcome, never
 // returned as an error.
@@ -39,6 +44,9 @@ var (
 	ErrUnknownShard = errors.New("shard not in stream")
 	// ErrAlreadyHeld: this worker already holds the lease (acquisition asked twice).
 	ErrAlreadyHeld = errors.New("lease already held by this worker")
+	// ErrStoppedHere: this worker gave the shard up with Abandon less than a LeaseDuration ago; a
+	// peer takes it first.
+	ErrStoppedHere = errors.New("shard recently stopped by this worker")
 )
 
 // ErrTableUnavailable is returned (wrapped) by every call while the lease table is missing and

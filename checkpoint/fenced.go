@@ -9,13 +9,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
+// checkpointRetry spaces the attempts of a checkpoint write that failed transiently.
+var checkpointRetry = retry.Policy{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
+
 // Checkpoint writes shardID's checkpoint (a sequence number, or ShardEnd), fenced on this worker
-// still owning the lease; the write also renews the lease. It reports whether the checkpoint was
-// written: (false, nil) means the lease belongs to someone else (or is no longer held) and the
-// write will never happen; the lease's contexts are cancelled then. An error is a failed call
-// whose outcome the store could not settle.
+// still owning the lease; the write also renews the lease (a suspended one goes on). It reports
+// whether the checkpoint was written: (false, nil) means the lease belongs to someone else (or is
+// no longer held) and the write will never happen; the lease's contexts are cancelled then.
+//
+// A write that fails transiently (a call timeout, throttling, a server error) is retried with
+// backoff for as long as the lease is this worker's, valid or suspended: each attempt is fenced,
+// so it can only land while nobody else took the lease. Checkpoint returns an error only when ctx
+// ends first or the failure is not transient (the request itself is wrong, access is denied).
 func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, error) {
 	if seq == "" {
 		return false, fmt.Errorf("shard %s: empty checkpoint", shardID)
@@ -25,26 +33,38 @@ func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, erro
 		s.m.checkpoints.WithLabelValues("lease_lost").Inc()
 		return false, nil
 	}
-	h.write.Lock()
-	row, sent, err := s.fencedWrite(ctx, h, "checkpoint", func(u *update, sent time.Time) {
-		u.set(attrCheckpoint, sv(seq))
-		u.set(attrCheckpointedAt, sv(formatTime(sent)))
-		u.set(attrLeaseTimeout, sv(formatTime(sent.Add(s.cfg.LeaseDuration))))
-		u.set(attrRenewedAt, sv(formatTime(sent)))
-		s.setBehind(u, h)
-	})
-	h.write.Unlock()
-	switch {
-	case errors.Is(err, ErrLeaseLost):
-		s.m.checkpoints.WithLabelValues("lease_lost").Inc()
-		return false, nil
-	case err != nil:
-		s.m.checkpoints.WithLabelValues("error").Inc()
-		return false, err
+	b := checkpointRetry.Start()
+	for attempt := 1; ; attempt++ {
+		h.write.Lock()
+		row, sent, err := s.fencedWrite(ctx, h, "checkpoint", func(u *update, sent time.Time) {
+			u.set(attrCheckpoint, sv(seq))
+			u.set(attrCheckpointedAt, sv(formatTime(sent)))
+			u.set(attrLeaseTimeout, sv(formatTime(sent.Add(s.cfg.LeaseDuration))))
+			u.set(attrRenewedAt, sv(formatTime(sent)))
+			s.setBehind(u, h)
+		})
+		h.write.Unlock()
+		switch {
+		case err == nil:
+			s.extend(h, sent, row)
+			s.m.checkpoints.WithLabelValues("ok").Inc()
+			return true, nil
+		case errors.Is(err, ErrLeaseLost):
+			s.m.checkpoints.WithLabelValues("lease_lost").Inc()
+			return false, nil
+		case ctx.Err() != nil || !transient(err):
+			s.m.checkpoints.WithLabelValues("error").Inc()
+			return false, err
+		}
+		s.m.checkpoints.WithLabelValues("retried").Inc()
+		delay, _ := b.Next() // unbounded policy: the lease's end or ctx bounds the retries
+		s.log.Warn("checkpoint write failed; retrying while the lease is ours", zap.String("shard", shardID),
+			zap.String("seq", seq), zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
+		if serr := retry.Sleep(ctx, delay); serr != nil {
+			s.m.checkpoints.WithLabelValues("error").Inc()
+			return false, fmt.Errorf("shard %s: checkpoint not written before the caller gave up: %w", shardID, errors.Join(err, serr))
+		}
 	}
-	s.extend(h, sent, row)
-	s.m.checkpoints.WithLabelValues("ok").Inc()
-	return true, nil
 }
 
 // fencedWrite performs one owner write conditional on (AssignedTo = us, LeaseCounter = ours) and
@@ -57,13 +77,9 @@ func (s *Store) fencedWrite(ctx context.Context, h *heldLease, op string, build 
 			s.mu.Unlock()
 			return nil, time.Time{}, leaseLost(h.id, "not held")
 		}
+		// A suspended lease (run out locally) writes too: the condition tells whether a peer took
+		// it meanwhile, and a write that lands makes it valid again.
 		sent := s.now()
-		if !sent.Before(h.validUntil) {
-			fire := s.finishLocked(h, leaseLost(h.id, "expired without renewal"), "expired")
-			s.mu.Unlock()
-			fire()
-			return nil, sent, leaseLost(h.id, "expired without renewal")
-		}
 		n := h.counter
 		s.mu.Unlock()
 
@@ -95,12 +111,17 @@ func (s *Store) fencedWrite(ctx context.Context, h *heldLease, op string, build 
 			}
 			s.mu.Unlock()
 			if gone && op == "renew" {
-				return row, sent, leaseLost(h.id, "expired without renewal")
+				return row, sent, leaseLost(h.id, "dropped while renewing")
 			}
 			return row, sent, nil
 		case isConditionFailed(err):
-			if attempt == 0 && s.adoptAmbiguous(ctx, h, n) {
-				continue
+			if attempt == 0 {
+				switch row, landed := s.adoptAmbiguous(ctx, h, n, op); {
+				case landed && op == "release":
+					return row, sent, nil // our release landed; its resend found the owner gone
+				case landed:
+					continue // write again on top of the write that landed
+				}
 			}
 			s.mu.Lock()
 			fire := s.finishLocked(h, leaseLost(h.id, "fenced: another owner or a newer lease counter"), "fenced")
@@ -119,28 +140,34 @@ func (s *Store) fencedWrite(ctx context.Context, h *heldLease, op string, build 
 	}
 }
 
-// adoptAmbiguous checks whether writes of ours that timed out landed after all: the row still
-// names us and its counter is within what those writes could have set.
-func (s *Store) adoptAmbiguous(ctx context.Context, h *heldLease, n int64) bool {
+// adoptAmbiguous checks whether writes of ours whose outcome is unknown (timed out, or resent by
+// the SDK after their answer was lost) landed after all: the row's counter is within what those
+// writes could have set, and the row still names us, or, for a release, names nobody (the release
+// landed). It returns the row and whether they landed.
+func (s *Store) adoptAmbiguous(ctx context.Context, h *heldLease, n int64, op string) (*leaseRow, bool) {
 	s.mu.Lock()
 	amb := h.ambiguous
 	s.mu.Unlock()
 	if amb == 0 {
-		return false
+		return nil, false
 	}
 	row, err := s.getRow(ctx, h.id)
-	if err != nil || row == nil || row.Owner != s.cfg.WorkerID || !row.HasCounter {
-		return false
+	if err != nil || row == nil || !row.HasCounter || row.Counter <= n || row.Counter > n+int64(amb) {
+		return nil, false
 	}
-	if row.Counter <= n || row.Counter > n+int64(amb) {
-		return false
+	switch {
+	case row.Owner == s.cfg.WorkerID:
+	case op == "release" && row.Owner == "":
+	default:
+		return nil, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h.gone {
-		return false
+		return nil, false
 	}
 	h.counter = row.Counter
 	h.ambiguous = 0
-	return true
+	s.m.adopted.WithLabelValues(op).Inc()
+	return row, true
 }

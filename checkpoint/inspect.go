@@ -36,24 +36,31 @@ type ShardInfo struct {
 	HasRow                 bool   // the lease table has a row for it
 	Owner                  string // AssignedTo, "" when not leased
 	LeaseCounter           int64
-	LeaseExpiresAt         time.Time // LeaseTimeout (writer's clock)
-	LeaseExpired           bool      // Owner set and LeaseExpiresAt before now
-	LastRenewal            time.Time // LeaseRenewedAt
-	LeaseAcquiredAt        time.Time
-	Checkpoint             string // sequence number, SHARD_END, or "" (start at the initial position)
-	CheckpointedAt         time.Time
-	OwnerSwitches          int64
-	ClaimRequest           string
-	LastResetBy            string
-	LastResetAt            time.Time
-	LastResetFrom          string
+	LeaseExpiresAt         time.Time // LeaseTimeout (the writer's clock: for display)
+	// LeaseExpired: Owner set and LeaseExpiresAt before now. An estimate for display: it compares
+	// the writer's clock with the caller's, which the lease store itself never does.
+	LeaseExpired    bool
+	LastRenewal     time.Time // LeaseRenewedAt
+	LeaseAcquiredAt time.Time
+	Checkpoint      string // sequence number, SHARD_END, or "" (start at the initial position)
+	CheckpointedAt  time.Time
+	OwnerSwitches   int64
+	ClaimRequest    string
+	LastResetBy     string
+	LastResetAt     time.Time
+	LastResetFrom   string
 	// MillisBehindLatest is what the shard's last owner published with its latest renewal or
 	// checkpoint (Store.NoteMillisBehindLatest), observed at MillisBehindAt; HasMillisBehind is
 	// false when no worker has published it.
 	MillisBehindLatest int64
 	MillisBehindAt     time.Time
 	HasMillisBehind    bool
-	WaitingOn          []string // parents that have not finished: the shard cannot be leased yet
+	// LastStop* record a worker whose processor had to stop the shard and gave its lease up
+	// (Store.Abandon), until a worker takes the shard again.
+	LastStopBy     string
+	LastStopAt     time.Time
+	LastStopReason string
+	WaitingOn      []string // parents that have not finished: the shard cannot be leased yet
 }
 
 // WorkerInfo is one worker that holds at least one lease row.
@@ -74,6 +81,7 @@ const (
 	WarnWaitingOnParent WarningKind = "waiting_on_parent" // child shard blocked by an unfinished parent
 	WarnNoProgress      WarningKind = "no_progress"       // leased, no checkpoint for NoProgressAfter
 	WarnUnleased        WarningKind = "unleased"          // processable shard that no worker holds
+	WarnStopped         WarningKind = "stopped"           // a worker's processor stopped the shard; nobody took it since
 )
 
 // Warning is something an operator should look at.
@@ -129,6 +137,7 @@ func Inspect(ctx context.Context, ddb DynamoDBAPI, kin KinesisAPI, table, stream
 			info.Checkpoint, info.CheckpointedAt, info.OwnerSwitches = r.Checkpoint, r.CheckpointedAt, r.OwnerSwitches
 			info.ClaimRequest, info.LastResetBy, info.LastResetAt, info.LastResetFrom = r.Claim, r.ResetBy, r.ResetAt, r.ResetFrom
 			info.MillisBehindLatest, info.MillisBehindAt, info.HasMillisBehind = r.Behind, r.BehindAt, r.HasBehind
+			info.LastStopBy, info.LastStopAt, info.LastStopReason = r.StopBy, r.StopAt, r.StopReason
 			if !inStream {
 				info.ParentShardID, info.AdjacentParentShardID = r.Parent, r.Adjacent
 			}
@@ -155,6 +164,10 @@ func Inspect(ctx context.Context, ddb DynamoDBAPI, kin KinesisAPI, table, stream
 		}
 		if info.State != ShardFinished && inStream && len(info.WaitingOn) > 0 {
 			warn(WarnWaitingOnParent, id, "waiting for parent(s) %v to reach SHARD_END", info.WaitingOn)
+		}
+		if info.LastStopBy != "" && info.Owner == "" && info.State != ShardFinished {
+			warn(WarnStopped, id, "stopped by %s %s ago and released for a peer: %s", info.LastStopBy,
+				now.Sub(info.LastStopAt).Round(time.Second), info.LastStopReason)
 		}
 		if info.LeaseExpired {
 			warn(WarnExpiredLease, id, "lease of %s expired %s ago", info.Owner, now.Sub(info.LeaseExpiresAt).Round(time.Second))

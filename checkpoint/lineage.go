@@ -18,6 +18,8 @@ type shardMeta struct {
 	Closed   bool // has an EndingSequenceNumber
 	StartSeq string
 	EndSeq   string
+	HashLo   string // hash key range, inclusive, decimal
+	HashHi   string
 }
 
 func (m shardMeta) parents() []string {
@@ -51,6 +53,9 @@ func listShards(ctx context.Context, kin KinesisAPI, stream string, callTimeout 
 				ID:       aws.ToString(s.ShardId),
 				Parent:   aws.ToString(s.ParentShardId),
 				Adjacent: aws.ToString(s.AdjacentParentShardId),
+			}
+			if r := s.HashKeyRange; r != nil {
+				m.HashLo, m.HashHi = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
 			}
 			if r := s.SequenceNumberRange; r != nil {
 				m.StartSeq = aws.ToString(r.StartingSequenceNumber)
@@ -127,7 +132,7 @@ func (s *Store) parentsDone(ctx context.Context, meta shardMeta) (string, error)
 		now := s.now()
 		s.mu.Lock()
 		_, present := s.lineage[p]
-		unleased := row == nil || row.Owner == "" || !now.Before(s.observeLocked(row, now))
+		unleased := row == nil || row.Owner == "" || !now.Before(s.expiresLocked(row))
 		s.mu.Unlock()
 		if !present && unleased {
 			if row != nil {
@@ -152,11 +157,30 @@ func (s *Store) parentsDoneLocked(meta shardMeta, now time.Time) bool {
 			continue
 		}
 		if _, present := s.lineage[p]; !present {
-			if row == nil || row.Owner == "" || !now.Before(s.observeLocked(row, now)) {
+			if row == nil || row.Owner == "" || !now.Before(s.expiresLocked(row)) {
 				continue
 			}
 		}
 		return false
 	}
 	return true
+}
+
+// Lineage is where a shard sits in the stream: its parents (the shard it was split from, or the two
+// it was merged from) and its hash key range.
+type Lineage struct {
+	Parents []string
+	// HashLo and HashHi bound the shard's hash key range, inclusive, as Kinesis reports them (the
+	// decimal form of 128-bit numbers).
+	HashLo, HashHi string
+}
+
+// Lineage returns shardID's lineage as ListShards reports it (listing the stream again when the
+// shard is not known yet), and false when the stream has no such shard.
+func (s *Store) Lineage(ctx context.Context, shardID string) (Lineage, bool, error) {
+	m, ok, err := s.lineageOf(ctx, shardID)
+	if err != nil || !ok {
+		return Lineage{}, ok, err
+	}
+	return Lineage{Parents: m.parents(), HashLo: m.HashLo, HashHi: m.HashHi}, true, nil
 }

@@ -7,13 +7,17 @@ import (
 
 type metrics struct {
 	held          prometheus.Gauge
+	suspended     prometheus.Gauge
+	suspensions   prometheus.Counter
 	acquired      prometheus.Counter
 	renewals      *prometheus.CounterVec // result: ok, failed
 	lost          *prometheus.CounterVec // reason
 	handOffs      prometheus.Counter
+	abandoned     prometheus.Counter
+	adopted       *prometheus.CounterVec // op: a write whose answer was lost, found landed
 	claims        prometheus.Counter
 	denied        *prometheus.CounterVec // reason
-	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, error
+	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, retried, error
 	tableRecreate prometheus.Counter
 	callErrors    *prometheus.CounterVec // op
 }
@@ -23,6 +27,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		held: f.NewGauge(prometheus.GaugeOpts{
 			Name: "checkpoint_leases_held", Help: "Leases this worker holds.",
+		}),
+		suspended: f.NewGauge(prometheus.GaugeOpts{
+			Name: "checkpoint_leases_suspended", Help: "Held leases that ran out locally without a renewal and wait for a fenced write (no output meanwhile).",
+		}),
+		suspensions: f.NewCounter(prometheus.CounterOpts{
+			Name: "checkpoint_lease_suspensions_total", Help: "Times a held lease ran out locally without a renewal (suspended, not lost).",
 		}),
 		acquired: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_leases_taken_total", Help: "Leases taken by this worker.",
@@ -36,6 +46,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		handOffs: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_lease_handoffs_total", Help: "Leases handed to peers for balance.",
 		}),
+		abandoned: f.NewCounter(prometheus.CounterOpts{
+			Name: "checkpoint_leases_abandoned_total", Help: "Leases given up because the shard's processor had to stop (Abandon).",
+		}),
+		adopted: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "checkpoint_writes_adopted_total", Help: "Lease writes whose answer was lost (timed out, or resent by the SDK) found landed and adopted, by operation.",
+		}, []string{"op"}),
 		claims: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_lease_claims_total", Help: "ClaimRequests posted on peers' leases.",
 		}),
@@ -43,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "checkpoint_lease_denied_total", Help: "Lease grants refused, by reason.",
 		}, []string{"reason"}),
 		checkpoints: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "checkpoint_writes_total", Help: "Checkpoint writes by result (ok, lease_lost, error).",
+			Name: "checkpoint_writes_total", Help: "Checkpoint write attempts by result (ok, lease_lost, retried: failed transiently and tried again, error).",
 		}, []string{"result"}),
 		tableRecreate: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_table_recreated_total", Help: "Times the lease table was found missing and recreated.",

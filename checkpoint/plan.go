@@ -9,11 +9,11 @@ import (
 type planShard struct {
 	ID           string
 	Owner        string    // "" when nobody owns the lease
-	Expires      time.Time // when Owner's lease counts as expired for this observer (zero: no owner)
+	Expires      time.Time // when Owner's lease counts as expired for this observer (zero: no owner; observe.go)
 	Finished     bool      // Checkpoint == SHARD_END
 	Blocked      bool      // a parent has not finished: nobody may lease it yet
 	Claim        string    // worker that posted a ClaimRequest ("" none)
-	ClaimExpires time.Time
+	ClaimExpires time.Time // when the claim counts as stale for this observer (observe.go)
 }
 
 // planView is everything planLeases looks at. Held is the local truth about this worker's leases
@@ -186,8 +186,9 @@ func pickClaim(self string, workers []string, owned map[string][]string, claimed
 }
 
 // grantCheck decides whether this worker may take the lease on row now (row nil: never leased).
-// expires is when the row's owner's lease counts as expired for this observer.
-func grantCheck(now time.Time, row *leaseRow, expires time.Time, self string, claimTTL time.Duration) error {
+// expires and claimExpires are when the row's owner's lease and its claim count as expired for
+// this observer (observe.go), never derived from the row's own timestamps.
+func grantCheck(now time.Time, row *leaseRow, expires, claimExpires time.Time, self string) error {
 	if row == nil {
 		return nil
 	}
@@ -197,7 +198,7 @@ func grantCheck(now time.Time, row *leaseRow, expires time.Time, self string, cl
 	if row.Owner != "" && now.Before(expires) {
 		return ErrLeaseHeld
 	}
-	if row.Claim != "" && row.Claim != self && now.Before(row.ClaimedAt.Add(claimTTL)) {
+	if row.Claim != "" && row.Claim != self && now.Before(claimExpires) {
 		return ErrClaimedByOther
 	}
 	return nil

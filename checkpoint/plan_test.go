@@ -165,24 +165,26 @@ func TestPlanLeases(t *testing.T) {
 func TestGrantCheck(t *testing.T) {
 	live, past := t0.Add(time.Second), t0.Add(-time.Second)
 	tests := []struct {
-		name    string
-		row     *leaseRow
-		expires time.Time
-		want    error
+		name                  string
+		row                   *leaseRow
+		expires, claimExpires time.Time // as observed (observe.go)
+		want                  error
 	}{
-		{"never leased", nil, time.Time{}, nil},
-		{"unowned", &leaseRow{ShardID: "s"}, time.Time{}, nil},
-		{"finished", &leaseRow{ShardID: "s", Checkpoint: ShardEnd}, time.Time{}, ErrShardFinished},
-		{"live owner", &leaseRow{ShardID: "s", Owner: "b"}, live, ErrLeaseHeld},
-		{"expired owner", &leaseRow{ShardID: "s", Owner: "b"}, past, nil},
-		{"our own stale row is held until it expires", &leaseRow{ShardID: "s", Owner: "me"}, live, ErrLeaseHeld},
-		{"fresh claim by another", &leaseRow{ShardID: "s", Claim: "b", ClaimedAt: t0}, time.Time{}, ErrClaimedByOther},
-		{"fresh claim by us", &leaseRow{ShardID: "s", Claim: "me", ClaimedAt: t0}, time.Time{}, nil},
-		{"stale claim", &leaseRow{ShardID: "s", Claim: "b", ClaimedAt: t0.Add(-time.Hour)}, time.Time{}, nil},
+		{"never leased", nil, time.Time{}, time.Time{}, nil},
+		{"unowned", &leaseRow{ShardID: "s"}, time.Time{}, time.Time{}, nil},
+		{"finished", &leaseRow{ShardID: "s", Checkpoint: ShardEnd}, time.Time{}, time.Time{}, ErrShardFinished},
+		{"live owner", &leaseRow{ShardID: "s", Owner: "b"}, live, time.Time{}, ErrLeaseHeld},
+		{"expired owner", &leaseRow{ShardID: "s", Owner: "b"}, past, time.Time{}, nil},
+		{"our own stale row is held until it expires", &leaseRow{ShardID: "s", Owner: "me"}, live, time.Time{}, ErrLeaseHeld},
+		{"live owner whose LeaseTimeout lies in the past (a clock behind)", &leaseRow{ShardID: "s", Owner: "b", LeaseTimeout: t0.Add(-time.Hour)}, live, time.Time{}, ErrLeaseHeld},
+		{"fresh claim by another", &leaseRow{ShardID: "s", Claim: "b", ClaimedAt: t0}, time.Time{}, live, ErrClaimedByOther},
+		{"fresh claim by another with an old ClaimedAt (a clock behind)", &leaseRow{ShardID: "s", Claim: "b", ClaimedAt: t0.Add(-time.Hour)}, time.Time{}, live, ErrClaimedByOther},
+		{"fresh claim by us", &leaseRow{ShardID: "s", Claim: "me", ClaimedAt: t0}, time.Time{}, live, nil},
+		{"stale claim", &leaseRow{ShardID: "s", Claim: "b", ClaimedAt: t0}, time.Time{}, past, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := grantCheck(t0, tc.row, tc.expires, "me", time.Minute); !errors.Is(got, tc.want) || (got == nil) != (tc.want == nil) {
+			if got := grantCheck(t0, tc.row, tc.expires, tc.claimExpires, "me"); !errors.Is(got, tc.want) || (got == nil) != (tc.want == nil) {
 				t.Errorf("grantCheck = %v, want %v", got, tc.want)
 			}
 		})

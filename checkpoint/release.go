@@ -46,7 +46,40 @@ func (s *Store) ReleaseAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Abandon gives up this worker's lease on shardID because its processor had to stop (a failure
+// that is neither a lost lease nor a shutdown): like Release it removes AssignedTo with a fenced
+// write, so a peer takes the shard from its checkpoint, and it records the stop in the row
+// (LastStopBy, LastStopAt, LastStopReason; kclctl shows them). This worker does not take the shard
+// again for one LeaseDuration, so that a peer gets it first. The lease's contexts are cancelled
+// with a cause wrapping ErrShardStopped.
+func (s *Store) Abandon(ctx context.Context, shardID, reason string) (bool, error) {
+	h := s.lookup(shardID)
+	if h == nil {
+		return false, nil
+	}
+	if len(reason) > maxStopReason {
+		reason = reason[:maxStopReason]
+	}
+	s.mu.Lock()
+	s.benched[shardID] = s.now().Add(s.cfg.LeaseDuration)
+	s.mu.Unlock()
+	s.m.abandoned.Inc()
+	s.log.Error("shard stopped by its processor; releasing its lease so a peer takes it", zap.String("shard", shardID), zap.String("reason", reason))
+	return s.releaseWith(ctx, h, "stopped", fmt.Errorf("shard %s: %w: %s", shardID, ErrShardStopped, reason), func(u *update, sent time.Time) {
+		u.set(attrStopBy, sv(s.cfg.WorkerID))
+		u.set(attrStopAt, sv(formatTime(sent)))
+		u.set(attrStopReason, sv(reason))
+	})
+}
+
+// maxStopReason bounds the LastStopReason written into a row.
+const maxStopReason = 512
+
 func (s *Store) release(ctx context.Context, h *heldLease, reason string) (bool, error) {
+	return s.releaseWith(ctx, h, reason, fmt.Errorf("shard %s: %w", h.id, ErrLeaseReleased), nil)
+}
+
+func (s *Store) releaseWith(ctx context.Context, h *heldLease, reason string, cause error, extra func(u *update, sent time.Time)) (bool, error) {
 	h.write.Lock()
 	defer h.write.Unlock()
 	s.mu.Lock()
@@ -54,8 +87,7 @@ func (s *Store) release(ctx context.Context, h *heldLease, reason string) (bool,
 		s.mu.Unlock()
 		return false, nil
 	}
-	cause := error(fmt.Errorf("shard %s: %w", h.id, ErrLeaseReleased))
-	if h.handOff {
+	if h.handOff && extra == nil {
 		cause = fmt.Errorf("shard %s: %w", h.id, ErrLeaseHandedOff)
 		reason = "handed_off"
 	}
@@ -63,13 +95,16 @@ func (s *Store) release(ctx context.Context, h *heldLease, reason string) (bool,
 	row, _, err := s.fencedWrite(ctx, h, "release", func(u *update, sent time.Time) {
 		u.remove(attrOwner)
 		u.set(attrLeaseTimeout, sv(formatTime(sent)))
+		if extra != nil {
+			extra(u, sent)
+		}
 	})
 	if errors.Is(err, ErrLeaseLost) {
 		return false, nil // already someone else's; nothing of ours to release
 	}
 	s.mu.Lock()
 	if row != nil {
-		s.rows[h.id] = row
+		s.putRowLocked(h.id, row)
 	}
 	fire := s.finishLocked(h, cause, reason)
 	s.mu.Unlock()
@@ -98,7 +133,7 @@ func (s *Store) Forget(ctx context.Context, shardID string) error {
 		return fmt.Errorf("shard %s: remove lease row: %w", shardID, err)
 	}
 	s.mu.Lock()
-	delete(s.rows, shardID)
+	s.putRowLocked(shardID, nil)
 	var fire func()
 	if h := s.held[shardID]; h != nil {
 		fire = s.finishLocked(h, leaseLost(shardID, "row deleted"), "row_deleted")

@@ -13,14 +13,17 @@ import (
 // renewRetry spaces the attempts of one renewal whose writes fail for a reason other than fencing.
 var renewRetry = retry.Policy{Initial: 50 * time.Millisecond, Max: time.Second}
 
-// Renew renews this worker's lease on shardID with a fenced write. It reports whether the lease
-// is still this worker's: (true, nil) renewed; (false, nil) lost (fenced, expired, the row or the
-// table gone, or never held), and the lease's contexts are cancelled; (true, err) the renewal did
-// not land, err says why, and the lease stays valid until its local expiry.
+// Renew renews this worker's lease on shardID with a fenced write (owner = this worker, counter =
+// the one it last wrote). It reports whether the lease is still this worker's: (true, nil)
+// renewed, valid for LeaseDuration from the write's send time (a suspended lease goes on);
+// (false, nil) lost (fenced by a peer's take or a reset, the row or the table gone, or not held),
+// and the lease's contexts are cancelled; (true, err) the renewal did not land, err says why: the
+// lease stays valid until its local expiry and is suspended after it (see WaitValid), until a
+// later renewal lands or finds it lost.
 //
 // A renewal that fails for a reason other than fencing (a call timeout, throttling, a server
 // error) is retried at once, with a short backoff, for as long as the lease is valid, so a
-// renewal can take up to LeaseDuration.
+// renewal can take up to LeaseDuration; a suspended lease gets one attempt per call.
 func (s *Store) Renew(ctx context.Context, shardID string) (bool, error) {
 	h := s.lookup(shardID)
 	if h == nil {

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -69,9 +72,10 @@ func TestRenewalRetriesWithinValidity(t *testing.T) {
 	}
 }
 
-// When no retry succeeds before the lease's local expiry, the lease is lost, not kept: the
-// renewal ends and the lease context is cancelled by the expiry.
-func TestRenewalGivesUpAtExpiry(t *testing.T) {
+// When no retry succeeds before the lease's local expiry, the lease is suspended, not lost: its
+// contexts stay live, WaitValid blocks, and the next renewal that lands (a fenced write: nobody took
+// the lease meanwhile) makes it valid again.
+func TestRenewalFailingPastExpirySuspends(t *testing.T) {
 	h := fakeHarness(t)
 	h.kin.set(shardIDs(1)...)
 	slow := &slowUpdates{DynamoDBAPI: h.raw}
@@ -85,18 +89,136 @@ func TestRenewalGivesUpAtExpiry(t *testing.T) {
 	ctx := a.LeaseContext(st)
 	slow.fail(1 << 30)
 	held, err := a.Renew(h.ctx, st)
-	if held && err == nil {
-		t.Fatal("renewal that never succeeds reported a renewal")
+	if !held || err == nil {
+		t.Fatalf("renewal that never lands = %v, %v, want (true, its error): still held", held, err)
+	}
+	eventually(t, h.tm.wait, 20*time.Millisecond, "suspended", func() (bool, string) { return a.Suspended(st), "valid" })
+	if ctx.Err() != nil {
+		t.Fatalf("lease context ended at the local expiry: %v; suspended is not lost", context.Cause(ctx))
+	}
+	eventually(t, h.tm.wait, 20*time.Millisecond, "suspended gauge", func() (bool, string) { // the lease's timer sets it
+		got := testutil.ToFloat64(a.m.suspended)
+		return got == 1, fmt.Sprint(got)
+	})
+	if held, err := a.Renew(h.ctx, st); !held || err == nil {
+		t.Fatalf("renewal of a suspended lease while DynamoDB fails = %v, %v, want (true, its error)", held, err)
+	}
+	resumed := make(chan error, 1)
+	go func() { resumed <- a.WaitValid(h.ctx, st) }()
+	select {
+	case err := <-resumed:
+		t.Fatalf("WaitValid returned %v while suspended", err)
+	case <-time.After(100 * time.Millisecond): // it blocks; the renewal below must wake it
+	}
+	slow.fail(0)
+	if held, err := a.Renew(h.ctx, st); !held || err != nil {
+		t.Fatalf("renewal of a suspended lease once DynamoDB answers = %v, %v, want (true, nil)", held, err)
 	}
 	select {
-	case <-ctx.Done():
+	case err := <-resumed:
+		if err != nil {
+			t.Fatalf("WaitValid after the renewal = %v, want nil", err)
+		}
 	case <-time.After(h.tm.wait):
-		t.Fatal("lease context not cancelled after the lease expired without a renewal")
+		t.Fatal("WaitValid still blocked after a renewal landed")
 	}
-	if !errors.Is(context.Cause(ctx), ErrLeaseLost) {
-		t.Fatalf("cause %v, want ErrLeaseLost", context.Cause(ctx))
+	if a.Suspended(st) || ctx.Err() != nil || testutil.ToFloat64(a.m.suspended) != 0 {
+		t.Fatalf("after the renewal: suspended %v, context %v, gauge %v", a.Suspended(st), context.Cause(ctx), testutil.ToFloat64(a.m.suspended))
 	}
-	if held, err := a.Renew(h.ctx, st); held || err != nil {
-		t.Fatalf("renewal after the expiry = %v, %v, want (false, nil): lost", held, err)
+	if r := h.row(st); r.Owner != "a" || r.Counter != 2 {
+		t.Fatalf("row %+v, want a's lease renewed once", r)
 	}
+}
+
+// failUpdates fails the next n UpdateItem calls with err, without writing.
+type failUpdates struct {
+	DynamoDBAPI
+	mu  sync.Mutex
+	n   int
+	err error
+}
+
+func (f *failUpdates) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	f.mu.Lock()
+	fail := f.n > 0
+	if fail {
+		f.n--
+	}
+	f.mu.Unlock()
+	if fail {
+		return nil, f.err
+	}
+	return f.DynamoDBAPI.UpdateItem(ctx, in, o...)
+}
+
+// A checkpoint write that fails transiently (a call timeout, throttling, a 5xx) is retried while
+// the lease is ours, instead of failing the caller (whose shard used to stop for good on one such
+// error); an error the request itself causes is returned at once.
+func TestCheckpointRetriesTransientErrors(t *testing.T) {
+	timeout := fmt.Errorf("operation error DynamoDB: UpdateItem, https response error StatusCode: 0, canceled: %w", context.DeadlineExceeded)
+	for _, tc := range []struct {
+		name    string
+		err     error
+		n       int
+		wantErr bool
+	}{
+		{"call timeout", timeout, 3, false},
+		{"throttled", &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}, 2, false},
+		{"request limit", &smithy.GenericAPIError{Code: "RequestLimitExceeded", Fault: smithy.FaultClient}, 2, false},
+		{"server error", &smithy.GenericAPIError{Code: "InternalServerError", Fault: smithy.FaultServer}, 2, false},
+		{"validation error", &smithy.GenericAPIError{Code: "ValidationException", Fault: smithy.FaultClient}, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fakeHarness(t)
+			h.kin.set(shardIDs(1)...)
+			f := &failUpdates{DynamoDBAPI: h.raw, err: tc.err}
+			h.ddb.inner = f
+			a := h.store("a")
+			st := "shardId-000000000000"
+			if err := take(h.ctx, a, st); err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			f.n = tc.n
+			f.mu.Unlock()
+			ok, err := a.Checkpoint(h.ctx, st, "77")
+			if tc.wantErr {
+				if ok || !errors.Is(err, tc.err) {
+					t.Fatalf("Checkpoint = %v, %v, want the request's error at once", ok, err)
+				}
+				if r := h.row(st); r.Checkpoint != "" || a.LeaseContext(st).Err() != nil {
+					t.Fatalf("after a refused request: row %+v, lease context %v", r, context.Cause(a.LeaseContext(st)))
+				}
+				return
+			}
+			if !ok || err != nil {
+				t.Fatalf("Checkpoint after %d transient failures = %v, %v, want (true, nil)", tc.n, ok, err)
+			}
+			if r := h.row(st); r.Checkpoint != "77" || r.Owner != "a" {
+				t.Fatalf("row %+v", r)
+			}
+			if got := testutil.ToFloat64(a.m.checkpoints.WithLabelValues("retried")); got != float64(tc.n) {
+				t.Fatalf("retried checkpoint attempts = %v, want %d", got, tc.n)
+			}
+		})
+	}
+	t.Run("the caller gives up", func(t *testing.T) {
+		h := fakeHarness(t)
+		h.kin.set(shardIDs(1)...)
+		f := &failUpdates{DynamoDBAPI: h.raw, err: timeout}
+		h.ddb.inner = f
+		a := h.store("a")
+		st := "shardId-000000000000"
+		if err := take(h.ctx, a, st); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		f.n = 1 << 30
+		f.mu.Unlock()
+		ctx, cancel := context.WithTimeout(h.ctx, 500*time.Millisecond)
+		defer cancel()
+		if ok, err := a.Checkpoint(ctx, st, "77"); ok || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Checkpoint with the caller's deadline passing = %v, %v, want its deadline", ok, err)
+		}
+	})
 }

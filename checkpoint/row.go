@@ -30,15 +30,19 @@ const (
 	attrResetFrom      = "LastResetFrom"        // S, the checkpoint a reset replaced
 	attrBehind         = "MillisBehindLatest"   // N, the owner's last GetRecords MillisBehindLatest
 	attrBehindAt       = "MillisBehindLatestAt" // S, when the owner observed it
+	attrTail           = "Tail"                 // L of S, a finished shard's records not handled yet (TailSegment)
+	attrStopBy         = "LastStopBy"           // S, the worker whose processor stopped the shard (Abandon)
+	attrStopAt         = "LastStopAt"           // S
+	attrStopReason     = "LastStopReason"       // S
 )
 
 // ShardEnd is the checkpoint of a shard whose every record has been processed (the KCL's own
 // value, so the KCL and its tools read it the same way).
 const ShardEnd = "SHARD_END"
 
-// timeLayout is RFC3339 in UTC with a fixed-width fraction, so strings compare like times
-// (DynamoDB conditions on ClaimedAt rely on that) and time.RFC3339Nano parses them (as the stock
-// KCL does for LeaseTimeout).
+// timeLayout is RFC3339 in UTC with a fixed-width fraction, so strings compare like times and
+// time.RFC3339Nano parses them (as the stock KCL does for LeaseTimeout). Every time written into
+// a row is the writer's clock and only for display: no decision compares it with another clock.
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
@@ -58,7 +62,8 @@ type leaseRow struct {
 	HasCounter     bool
 	OwnerSwitches  int64
 	Claim          string
-	ClaimedAt      time.Time
+	ClaimedAt      time.Time // the claimer's clock: for display only
+	claimedAtS     string    // raw, identifies the claim for observation and conditions
 	CheckpointedAt time.Time
 	RenewedAt      time.Time
 	AcquiredAt     time.Time
@@ -68,6 +73,10 @@ type leaseRow struct {
 	Behind         int64 // MillisBehindLatest the owner published (HasBehind)
 	HasBehind      bool
 	BehindAt       time.Time
+	Tail           []TailSegment
+	StopBy         string
+	StopAt         time.Time
+	StopReason     string
 }
 
 func (r *leaseRow) finished() bool { return r.Checkpoint == ShardEnd }
@@ -76,6 +85,9 @@ func (r *leaseRow) finished() bool { return r.Checkpoint == ShardEnd }
 func (r *leaseRow) version() string {
 	return fmt.Sprintf("%s|%d|%s", r.Owner, r.Counter, r.leaseTimeoutS)
 }
+
+// claimVersion identifies the row's ClaimRequest: posting it again changes ClaimedAt.
+func (r *leaseRow) claimVersion() string { return r.Claim + "|" + r.claimedAtS }
 
 func decodeRow(item map[string]types.AttributeValue) (*leaseRow, error) {
 	if len(item) == 0 {
@@ -122,6 +134,7 @@ func decodeRow(item map[string]types.AttributeValue) (*leaseRow, error) {
 	r.OwnerSwitches, _ = num(attrOwnerSwitches)
 	r.Claim = str(attrClaim)
 	r.ClaimedAt = tm(attrClaimedAt)
+	r.claimedAtS = str(attrClaimedAt)
 	r.CheckpointedAt = tm(attrCheckpointedAt)
 	r.RenewedAt = tm(attrRenewedAt)
 	r.AcquiredAt = tm(attrAcquiredAt)
@@ -130,6 +143,16 @@ func decodeRow(item map[string]types.AttributeValue) (*leaseRow, error) {
 	r.ResetFrom = str(attrResetFrom)
 	r.Behind, r.HasBehind = num(attrBehind)
 	r.BehindAt = tm(attrBehindAt)
+	if l, ok := item[attrTail].(*types.AttributeValueMemberL); ok {
+		for _, v := range l.Value {
+			if sv, ok := v.(*types.AttributeValueMemberS); ok {
+				r.Tail = append(r.Tail, parseSegment(sv.Value))
+			}
+		}
+	}
+	r.StopBy = str(attrStopBy)
+	r.StopAt = tm(attrStopAt)
+	r.StopReason = str(attrStopReason)
 	if r.ShardID == "" {
 		return nil, fmt.Errorf("lease row without %s", attrShardID)
 	}

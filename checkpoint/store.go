@@ -27,7 +27,10 @@ type Store struct {
 
 	mu           sync.Mutex
 	held         map[string]*heldLease
-	obs          map[string]observation
+	benched      map[string]time.Time   // shards this worker abandoned: not taken again before then
+	obs          map[string]observation // lease states watched, by shard (observe.go)
+	claimObs     map[string]observation // claims watched, by shard
+	failGen      uint64                 // bumped by every failed DynamoDB call: breaks every watch
 	scanAt       time.Time
 	rows         map[string]*leaseRow // last scan, patched by every row read or written since
 	lineage      map[string]shardMeta
@@ -57,17 +60,19 @@ func New(ctx context.Context, cfg Config, ddb DynamoDBAPI, kin KinesisAPI) (*Sto
 	}
 	life, stop := context.WithCancel(ctx)
 	return &Store{
-		cfg:     cfg,
-		ddb:     ddb,
-		kin:     kin,
-		log:     cfg.Logger.With(zap.String("worker", cfg.WorkerID), zap.String("stream", cfg.Stream)),
-		m:       newMetrics(cfg.Registerer),
-		life:    life,
-		stop:    stop,
-		held:    map[string]*heldLease{},
-		obs:     map[string]observation{},
-		rows:    map[string]*leaseRow{},
-		lineage: map[string]shardMeta{},
+		cfg:      cfg,
+		ddb:      ddb,
+		kin:      kin,
+		log:      cfg.Logger.With(zap.String("worker", cfg.WorkerID), zap.String("stream", cfg.Stream)),
+		m:        newMetrics(cfg.Registerer),
+		life:     life,
+		stop:     stop,
+		held:     map[string]*heldLease{},
+		benched:  map[string]time.Time{},
+		obs:      map[string]observation{},
+		claimObs: map[string]observation{},
+		rows:     map[string]*leaseRow{},
+		lineage:  map[string]shardMeta{},
 	}, nil
 }
 

@@ -300,3 +300,69 @@ func TestOwnRowFromEarlierIncarnation(t *testing.T) {
 		t.Fatalf("row %+v", r)
 	}
 }
+
+// A take whose answer was lost (the call timed out after landing, or the SDK resent it and the
+// resend failed the condition the first attempt changed) is not a lost race: the Store reads the
+// row and adopts it when it names this worker with the counter it wrote. It used to read as a
+// lost race (or an error) and leave the shard to its own stale row for a lease duration.
+func TestLandedTakeIsAdopted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(DynamoDBAPI) landing
+	}{
+		{"the call timed out", func(d DynamoDBAPI) landing { return &landThenFail{DynamoDBAPI: d} }},
+		{"the SDK resent it", func(d DynamoDBAPI) landing { return &sdkRetryLanded{DynamoDBAPI: d} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fakeHarness(t)
+			h.kin.set(shardIDs(1)...)
+			lf := tc.wrap(h.raw)
+			h.ddb.inner = lf
+			a := h.store("a")
+			st := "shardId-000000000000"
+			lf.arm(1)
+			acq, err := a.Acquire(h.ctx, st)
+			if err != nil || !acq.Acquired {
+				t.Fatalf("take with a lost answer = %+v, %v, want acquired", acq, err)
+			}
+			if r := h.row(st); r.Owner != "a" || r.Counter != 1 || !a.Holds(st) {
+				t.Fatalf("row %+v, held %v", r, a.Holds(st))
+			}
+			if err := checkpoint(h.ctx, a, st, "3"); err != nil {
+				t.Fatalf("checkpoint on the adopted lease: %v", err)
+			}
+		})
+	}
+}
+
+// A release the SDK resent after it landed fails its own condition (the owner is gone); it is a
+// release, not a fenced lease.
+func TestResentReleaseIsNotFenced(t *testing.T) {
+	h := fakeHarness(t)
+	h.kin.set(shardIDs(1)...)
+	lf := &sdkRetryLanded{DynamoDBAPI: h.raw}
+	h.ddb.inner = lf
+	a := h.store("a")
+	st := "shardId-000000000000"
+	if err := take(h.ctx, a, st); err != nil {
+		t.Fatal(err)
+	}
+	ctx := a.LeaseContext(st)
+	lf.arm(1)
+	released, err := a.Release(h.ctx, st)
+	if !released || err != nil {
+		t.Fatalf("resent release = %v, %v, want (true, nil)", released, err)
+	}
+	if fenced := testutil.ToFloat64(a.m.lost.WithLabelValues("fenced")); fenced != 0 {
+		t.Fatalf("leases counted fenced: %v, want 0", fenced)
+	}
+	if got := testutil.ToFloat64(a.m.lost.WithLabelValues("released")); got != 1 {
+		t.Fatalf("leases counted released: %v, want 1", got)
+	}
+	if !errors.Is(context.Cause(ctx), ErrLeaseReleased) {
+		t.Fatalf("lease context cause %v, want ErrLeaseReleased", context.Cause(ctx))
+	}
+	if r := h.row(st); r.Owner != "" || r.Counter != 2 {
+		t.Fatalf("row %+v, want released once", r)
+	}
+}

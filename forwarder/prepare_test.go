@@ -55,6 +55,7 @@ func TestPrepareQuarantines(t *testing.T) {
 		want event.Reason
 	}{
 		{"not json", `hello`, event.ReasonNotJSON},
+		{"byte order mark before the event", "\xef\xbb\xbf" + good, event.ReasonNotJSON},
 		{"truncated json", good[:len(good)-3], event.ReasonNotJSON},
 		{"trailing data", good + ` {}`, event.ReasonNotJSON},
 		{"two events on a line", good + good, event.ReasonNotJSON},
@@ -81,6 +82,7 @@ func TestPrepareQuarantines(t *testing.T) {
 		{"seq zero", bridge("page_view", detail("e1", "c1", 0, "")), event.ReasonMissingField},
 		{"seq out of range for a double", strings.Replace(good, `"seq":1`, `"seq":1e400`, 1), event.ReasonBadNumber},
 		{"seq over uint64", strings.Replace(good, `"seq":1`, `"seq":18446744073709551616`, 1), event.ReasonBadField},
+		{"seq negative", strings.Replace(good, `"seq":1`, `"seq":-1`, 1), event.ReasonBadField},
 		{"occurred_at not a time", strings.Replace(good, `2026-11-26T09:59:59Z`, `yesterday`, 1), event.ReasonBadField},
 		{"duplicate key in detail", strings.Replace(good, `"seq":1`, `"seq":1,"seq":2`, 1), event.ReasonDuplicateKey},
 		{"duplicate key in properties", bridge("page_view", detail("e1", "c1", 1, `{"a":1,"a":2}`)), event.ReasonDuplicateKey},

@@ -70,18 +70,28 @@ func (p *benchPutter) PutRecords(_ context.Context, in *kinesis.PutRecordsInput,
 	return &kinesis.PutRecordsOutput{Records: p.ok[:len(in.Records)], FailedRecordCount: &zero32}, nil
 }
 
-// benchStore is the fake level-2 store: it finds nothing (every event is new to it) and accepts every
-// write at once, counting round trips. Duplicates in the mixed run are caught by level 1 and in flight.
-type benchStore struct{ gets, puts atomic.Int64 }
+// benchStore is the fake dedupe table: it finds nothing (the shard is new) and accepts every write
+// at once, counting round trips and write units as DynamoDB bills them.
+type benchStore struct{ gets, puts, units atomic.Int64 }
 
 func (s *benchStore) Get(context.Context, []string) ([]Item, []string, error) {
 	s.gets.Add(1)
 	return nil, nil, nil
 }
 
-func (s *benchStore) Put(context.Context, []Item) ([]Item, error) {
+func (s *benchStore) Put(_ context.Context, items []Item) ([]Item, error) {
 	s.puts.Add(1)
+	for _, it := range items {
+		s.units.Add(int64(it.writeUnits()))
+	}
 	return nil, nil
+}
+
+func (s *benchStore) Swap(_ context.Context, it Item, prev uint64) (bool, error) {
+	s.puts.Add(1)
+	it.Version = prev + 1
+	s.units.Add(int64(it.writeUnits()))
+	return true, nil
 }
 
 func benchConfig() Config {
@@ -92,17 +102,17 @@ func benchConfig() Config {
 	return Config{Routes: routes, DefaultStream: "analytics-other", QuarantineStream: "events-quarantine", DLQStream: "events-dlq"}
 }
 
-// BenchmarkPipeline runs decode + verify + dedupe (L1, in-flight, batched L2 on a fake store)
-// + reorder + route + encode + write (fake Putter) + mark, in batches of 500.
+// BenchmarkPipeline runs decode + verify + dedupe (L1, in-flight, the shard's keyed state) +
+// reorder + route + encode + write (fake Putter) + mark (the state log on a fake store), in batches
+// of 500.
 //
 //	clean: distinct events, in order per customer.
 //	mixed: 5% natural duplicates and 10% of events displaced a few positions (reordered).
-//	clean_behind_cursor: clean with Config.LookupBehindCursorOnly (fewer level-2 reads).
 //
-// 1,000 customers in round robin and 500 records per batch is the worst case for cursor writes:
-// every customer's cursor moves in every batch.
+// 1,000 customers in round robin and 500 records per batch is the worst case for the state log:
+// every event changes a customer's state, and no customer twice in a batch.
 func BenchmarkPipeline(b *testing.B) {
-	for _, mode := range []string{"clean", "mixed", "clean_behind_cursor"} {
+	for _, mode := range []string{"clean", "mixed"} {
 		b.Run(mode, func(b *testing.B) {
 			pool, kr := benchRecords(b, b.N)
 			recs := pool
@@ -110,14 +120,16 @@ func BenchmarkPipeline(b *testing.B) {
 				recs = mix(pool)
 			}
 			cfg := benchConfig()
-			cfg.LookupBehindCursorOnly = mode == "clean_behind_cursor"
 			counted := &benchStore{}
 			p, err := New(cfg, Deps{Kinesis: newBenchPutter(), Dedupe: counted, Keys: kr, Now: func() time.Time { return t0 }})
 			if err != nil {
 				b.Fatal(err)
 			}
-			s := p.Shard("shardId-000000000000")
 			ctx := context.Background()
+			s, err := p.OpenShard(ctx, "shardId-000000000000", Lineage{})
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu := startCPU()
@@ -126,14 +138,12 @@ func BenchmarkPipeline(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			if _, err := s.Drain(ctx); err != nil {
-				b.Fatal(err)
-			}
 			b.StopTimer()
 			cpu.report(b, len(recs))
 			el := b.Elapsed()
 			b.ReportMetric(float64(len(recs))/el.Seconds(), "events/s")
 			b.ReportMetric(float64(counted.gets.Load()+counted.puts.Load())/float64(len(recs)), "roundtrips/event")
+			b.ReportMetric(float64(counted.units.Load())/float64(len(recs)), "writeunits/event")
 		})
 	}
 }
@@ -277,4 +287,44 @@ func BenchmarkDecodeVerify(b *testing.B) {
 		b.StopTimer()
 		cpu.report(b, len(details))
 	})
+}
+
+// BenchmarkDedupeState measures what the dedupe state costs in the dedupe table, as DynamoDB bills
+// it: write units per event (one per started kilobyte of each item written: the state log, its
+// snapshots, the manifest) and round trips per event, for b.N events spread over a number of
+// customers (round robin, in seq order per customer, batches of 500 as GetRecords pages). Run it
+// with -benchtime Nx, N a few times the customers, so that compactions are counted in.
+func BenchmarkDedupeState(b *testing.B) {
+	for _, customers := range []int{10_000, 1_000_000} {
+		b.Run(fmt.Sprintf("customers=%d", customers), func(b *testing.B) {
+			kr := testKeyring(b)
+			counted := &benchStore{}
+			p, err := New(benchConfig(), Deps{Kinesis: newBenchPutter(), Dedupe: counted, Keys: kr, Now: func() time.Time { return t0 }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			s, err := p.OpenShard(ctx, "shardId-000000000000", Lineage{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]Record, 0, benchBatch)
+			b.ResetTimer()
+			for i := range b.N {
+				c := i % customers
+				e := ev{id: fmt.Sprintf("evt-%010d", i), cust: fmt.Sprintf("tok_%026d", c), seq: uint64(i/customers + 1), props: `{"page":"/p"}`}
+				batch = append(batch, Record{SequenceNumber: fmt.Sprintf("4963%052d", i), Data: raw(b, kr, e), ArrivedAt: t0})
+				if len(batch) == benchBatch || i == b.N-1 {
+					if _, err := s.Process(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(counted.units.Load())/float64(b.N), "writeunits/event")
+			b.ReportMetric(float64(counted.gets.Load()+counted.puts.Load())/float64(b.N), "roundtrips/event")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }

@@ -100,24 +100,29 @@ func TestInChunks(t *testing.T) {
 func TestRecent(t *testing.T) {
 	r := newRecent(3)
 	for i, id := range []string{"a", "b", "c"} {
-		r.add(id, uint64(i))
+		r.add(idHash(id), uint32(i))
 	}
-	r.add("a", 10) // present: hash replaced, place kept
-	if h, ok := r.get("a"); !ok || h != 10 {
+	r.add(idHash("a"), 10) // present: hash replaced, place kept
+	if h, ok := r.get(idHash("a")); !ok || h != 10 {
 		t.Fatalf("a = %d, %v", h, ok)
 	}
-	r.add("d", 3) // evicts a, the first added
-	r.add("e", 4) // evicts b
+	r.add(idHash("d"), 3) // evicts a, the first added
+	r.add(idHash("e"), 4) // evicts b
 	cases := []struct {
 		id   string
 		want bool
 	}{{"a", false}, {"b", false}, {"c", true}, {"d", true}, {"e", true}}
 	for _, c := range cases {
-		if _, ok := r.get(c.id); ok != c.want {
+		if _, ok := r.get(idHash(c.id)); ok != c.want {
 			t.Errorf("get(%s) present %v, want %v", c.id, ok, c.want)
 		}
 	}
 	if len(r.m) != 3 {
 		t.Fatalf("%d ids held, bound 3", len(r.m))
+	}
+	var last []uint32
+	r.last(2, func(e idEntry) { last = append(last, e.hash) })
+	if len(last) != 2 || last[0] != 3 || last[1] != 4 {
+		t.Fatalf("last 2: %v, want the hashes of d and e, oldest first", last)
 	}
 }

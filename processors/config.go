@@ -20,12 +20,11 @@ const (
 
 // Kinesis PutRecords limits.
 const (
-	MaxPutRecords     = 500
-	MaxPutBytes       = 5 << 20
-	maxKinesisRecord  = 1 << 20 // data + partition key of one record
-	maxPartitionKey   = 256
-	defaultL1Size     = 1 << 16
-	defaultCursorSize = 1 << 16
+	MaxPutRecords    = 500
+	MaxPutBytes      = 5 << 20
+	maxKinesisRecord = 1 << 20 // data + partition key of one record
+	maxPartitionKey  = 256
+	defaultL1Size    = 1 << 16
 )
 
 // Config configures a Pipeline. The zero value of every duration and size means its default.
@@ -51,21 +50,18 @@ type Config struct {
 	// event is released with its gap recorded. Default 10,000.
 	MaxHeldPerShard int
 
-	// DedupeTTL is how long a dedupe mark lives (DynamoDB TTL). Default 25 h.
-	DedupeTTL time.Duration
-	// CursorTTL is how long a per-customer cursor lives after its last update. Default 7 days.
-	CursorTTL time.Duration
+	// MaxHeldBytesPerShard bounds the bytes of the records held for reordering per shard; at the
+	// bound the oldest held event is released with its gap recorded. Default 64 MiB.
+	MaxHeldBytesPerShard int
+
+	// DedupeHorizon is how long a customer's dedupe state (its last delivered seq, the seqs still
+	// pending) lives after the customer's last event, and how long a quarantine mark lives: a
+	// duplicate (a replay, a producer retry, a rewind of the checkpoint) is caught while it is
+	// inside. It must be at least the raw stream's retention, which bounds every replay; the worker
+	// derives it from the retention it reads at start, and refuses a shorter one. Default 8 days.
+	DedupeHorizon time.Duration
 	// L1Size is the per-shard recent event-id cache size. Default 65,536.
 	L1Size int
-	// CursorCacheSize bounds the per-shard cache of customer cursors. Default 65,536.
-	CursorCacheSize int
-	// LookupBehindCursorOnly skips the level-2 lookup of an event whose seq is ahead of its
-	// customer's known cursor. Natural duplicates are still always caught (a written event's seq is
-	// never ahead of the durable cursor), but a conflicting duplicate that reuses an event_id with a
-	// higher seq or another customer is then only caught by the level-1 cache. It cuts DynamoDB
-	// reads to new customers and late or replayed events. Default false (every event not in L1 is
-	// looked up).
-	LookupBehindCursorOnly bool
 
 	// BreakerFailures is the number of consecutive failed calls that opens a destination's breaker.
 	// Default 5.
@@ -109,17 +105,14 @@ func (c *Config) withDefaults() Config {
 	if o.MaxHeldPerShard == 0 {
 		o.MaxHeldPerShard = 10000
 	}
-	if o.DedupeTTL == 0 {
-		o.DedupeTTL = 25 * time.Hour
+	if o.MaxHeldBytesPerShard == 0 {
+		o.MaxHeldBytesPerShard = 64 << 20
 	}
-	if o.CursorTTL == 0 {
-		o.CursorTTL = 7 * 24 * time.Hour
+	if o.DedupeHorizon == 0 {
+		o.DedupeHorizon = 8 * 24 * time.Hour
 	}
 	if o.L1Size == 0 {
 		o.L1Size = defaultL1Size
-	}
-	if o.CursorCacheSize == 0 {
-		o.CursorCacheSize = defaultCursorSize
 	}
 	if o.BreakerFailures == 0 {
 		o.BreakerFailures = 5
@@ -167,11 +160,14 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("LatePolicy %q: want %q or %q", d.LatePolicy, LateFlag, LateStream))
 	}
-	if d.MaxHeldPerShard < 0 || d.L1Size < 0 || d.CursorCacheSize < 0 {
-		errs = append(errs, errors.New("MaxHeldPerShard, L1Size and CursorCacheSize must not be negative"))
+	if d.MaxHeldPerShard < 0 || d.MaxHeldBytesPerShard < 0 || d.L1Size < 0 {
+		errs = append(errs, errors.New("MaxHeldPerShard, MaxHeldBytesPerShard and L1Size must not be negative"))
 	}
-	if d.DedupeTTL < 0 || d.CursorTTL < 0 || d.BreakerOpenTimeout < 0 || d.BreakerHold < 0 {
-		errs = append(errs, errors.New("DedupeTTL, CursorTTL, BreakerOpenTimeout and BreakerHold must not be negative"))
+	if d.DedupeHorizon < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("DedupeHorizon %s: want at least 24h (the shortest Kinesis retention)", d.DedupeHorizon))
+	}
+	if d.BreakerOpenTimeout < 0 || d.BreakerHold < 0 {
+		errs = append(errs, errors.New("BreakerOpenTimeout and BreakerHold must not be negative"))
 	}
 	if d.RetryBase < 0 || d.RetryMax < d.RetryBase {
 		errs = append(errs, fmt.Errorf("retry backoff %s..%s: want 0 < RetryBase <= RetryMax", d.RetryBase, d.RetryMax))

@@ -2,265 +2,180 @@ package processors
 
 import (
 	"context"
-	"strings"
-	"sync"
-	"time"
 )
 
-// Level-2 dedupe store batch limits (DynamoDB BatchGetItem and BatchWriteItem).
-const (
-	MaxGetKeys  = 100
-	MaxPutItems = 25
-)
-
-// DedupeStore is the level-2 dedupe table: event marks keyed by event_id, per-customer cursors
-// keyed by CursorKey(customer_id), and marks of quarantined records keyed by QuarantineKey. Every call is one round trip. Implementations: DynamoDedupe
-// (production) and MemoryDedupe.
-type DedupeStore interface {
-	// Get reads at most MaxGetKeys distinct keys. It returns the items found and the keys the store
-	// did not process this time (the caller retries them); a key in neither does not exist.
-	Get(ctx context.Context, keys []string) (found []Item, unprocessed []string, err error)
-	// Put writes (replaces) at most MaxPutItems items with distinct keys and returns the items the
-	// store did not process this time. When err is nil every other item is durable.
-	Put(ctx context.Context, items []Item) (unprocessed []Item, err error)
+// dedupe is one shard's duplicate filter and the owner of the shard's keyed state (state.go) and
+// its durable log (statelog.go). Its two steps:
+//
+//   - resolve (before reorder): level 1, an event whose id is in flight on this shard or among the
+//     last L1Size written (kept in the state too, so across a lease move) is a duplicate, decided
+//     from its content hash; then the customer's
+//     state: an event whose seq is at or below the customer's cursor and not pending was
+//     delivered before. Same id and content is a natural duplicate (dropped, counted, handled);
+//     same id and other content, or the seq of the last delivered event with other content, is a
+//     conflicting duplicate (quarantined). An event behind the last delivered seq is a duplicate of
+//     the event delivered at its seq whose content cannot be compared there: it is dropped and
+//     counted as level "state", kind "unverified".
+//   - mark (after the outputs are written): the customers' changed state goes to the state log;
+//     seqs of events dead-lettered become pending (a DLQ replay delivers them); the records
+//     quarantined get a quarantine mark, so a record read again after a lease moved is not
+//     quarantined twice (skipQuarantined).
+//
+// The state is in memory: resolve makes no calls. Not safe for concurrent use.
+type dedupe struct {
+	p        *Pipeline
+	shard    string
+	st       *shardState
+	log      *stateLog
+	ro       *reorder
+	inflight map[string]uint64 // event_id -> content hash of events accepted but not yet handled
 }
 
-// Item is one entry of the dedupe table: a mark (Key = event_id, Hash set) or a customer cursor
-// (Key = CursorKey(customer), LastSeq set).
-type Item struct {
-	Key       string
-	Hash      uint64 // content hash of the event that was written, for marks
-	LastSeq   uint64 // last released seq, for cursors
-	ExpiresAt time.Time
+func newDedupe(p *Pipeline, shard string, st *shardState, log *stateLog, ro *reorder) *dedupe {
+	return &dedupe{p: p, shard: shard, st: st, log: log, ro: ro, inflight: map[string]uint64{}}
 }
 
-// cursorPrefix contains a space, which an event_id never does (event ids are printable without white
-// space), so no event's mark can collide with a cursor.
-const cursorPrefix = "cust# "
-
-// CursorKey is the dedupe-table key of a customer's cursor.
-func CursorKey(customerID string) string { return cursorPrefix + customerID }
-
-// quarantinePrefix, like cursorPrefix, contains a space, so it collides with no event id.
-const quarantinePrefix = "quar# "
-
-// QuarantineKey is the dedupe-table key marking that the raw record at sequence number seqNum of
-// shard was quarantined, so a replay of the record after a lease moved does not quarantine it again.
-func QuarantineKey(shard, seqNum string) string { return quarantinePrefix + shard + " " + seqNum }
-
-// IsCursorKey reports whether key is a cursor key, and for which customer.
-func IsCursorKey(key string) (customerID string, ok bool) {
-	return strings.CutPrefix(key, cursorPrefix)
-}
-
-// recent is the level-1 dedupe cache of one shard: the content hashes of the last size event ids
-// added, forgotten in the order they were added (a hit does not refresh an id: duplicates follow
-// their original within a short time, and a plain map and ring cost no allocation per event, where
-// an LRU list costs one). Not safe for concurrent use.
-type recent struct {
-	size int
-	m    map[string]uint64
-	ring []string // ids in the order added; ring[next] is the oldest once full
-	next int
-}
-
-func newRecent(size int) *recent { return &recent{size: size, m: map[string]uint64{}} }
-
-func (r *recent) get(id string) (uint64, bool) {
-	h, ok := r.m[id]
-	return h, ok
-}
-
-// add records id with content hash h; an id already present only has its hash replaced.
-func (r *recent) add(id string, h uint64) {
-	if _, ok := r.m[id]; ok {
-		r.m[id] = h
-		return
-	}
-	if len(r.ring) < r.size {
-		r.ring = append(r.ring, id)
-	} else {
-		delete(r.m, r.ring[r.next])
-		r.ring[r.next] = id
-		r.next = (r.next + 1) % r.size
-	}
-	r.m[id] = h
-}
-
-// MemoryDedupe is an in-memory DedupeStore for tests and a single-process local run. Expired items
-// are dropped lazily. Safe for concurrent use.
-type MemoryDedupe struct {
-	mu    sync.Mutex
-	items map[string]Item
-	now   func() time.Time
-	puts  int
-}
-
-// NewMemoryDedupe returns an empty store; now (default time.Now) decides expiry.
-func NewMemoryDedupe(now func() time.Time) *MemoryDedupe {
-	if now == nil {
-		now = time.Now
-	}
-	return &MemoryDedupe{items: map[string]Item{}, now: now}
-}
-
-// Get implements DedupeStore.
-func (m *MemoryDedupe) Get(ctx context.Context, keys []string) ([]Item, []string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
-	var found []Item
-	for _, k := range keys {
-		if it, ok := m.items[k]; ok && now.Before(it.ExpiresAt) {
-			found = append(found, it)
-		}
-	}
-	return found, nil, nil
-}
-
-// Put implements DedupeStore.
-func (m *MemoryDedupe) Put(ctx context.Context, items []Item) ([]Item, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, it := range items {
-		m.items[it.Key] = it
-	}
-	m.puts++
-	if m.puts%1024 == 0 {
-		now := m.now()
-		for k, it := range m.items {
-			if !now.Before(it.ExpiresAt) {
-				delete(m.items, k)
-			}
-		}
-	}
-	return nil, nil
-}
-
-// Len returns the number of items stored (expired ones included until swept).
-func (m *MemoryDedupe) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.items)
-}
-
-// dedupeCallsInFlight bounds the level-2 store calls one shard has in flight at once. A batch's keys
-// (and its items) go out as concurrent chunks, so a 2,000-record batch waits for a few round trips
-// rather than for a hundred one after the other; the number of calls is the same.
-const dedupeCallsInFlight = 4
-
-// inChunks runs fn over [0, n) in chunks of size, at most dedupeCallsInFlight at once, and returns
-// the first error (the others are cancelled). A single chunk runs on the caller's goroutine.
-func inChunks(ctx context.Context, n, size int, fn func(ctx context.Context, lo, hi int) error) error {
-	if n <= size {
-		return fn(ctx, 0, n)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	sem := make(chan struct{}, dedupeCallsInFlight)
-	for lo := 0; lo < n && cctx.Err() == nil; lo += size {
-		select {
-		case sem <- struct{}{}:
-		case <-cctx.Done():
+// resolve is the dedupe stage. It leaves in b.cands, in order, the events to reorder, each with its
+// customer's state.
+func (d *dedupe) resolve(_ context.Context, b *batch) error {
+	d.ro.day = dayOf(b.now)
+	kept := b.cands[:0]
+	for _, e := range b.cands {
+		if !d.admit(e, b) {
 			continue
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := fn(cctx, lo, min(lo+size, n)); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		})
+		c := d.st.get(custKeyOf(e.d.CustomerID))
+		e.cust = c
+		s := e.d.Seq
+		if !c.delivered(s) {
+			kept = append(kept, e)
+			continue
+		}
+		delete(d.inflight, e.d.EventID)
+		if s == c.cursor && c.hash != 0 && c.hash != uint32(e.hash) {
+			d.p.m.dedupeHits.WithLabelValues("state", "conflicting").Inc()
+			b.quar = append(b.quar, conflict(e, "a different event with this customer and seq was already delivered"))
+			continue
+		}
+		kind := "natural"
+		if s != c.cursor || c.hash == 0 {
+			kind = "unverified"
+		}
+		d.p.m.dedupeHits.WithLabelValues("state", kind).Inc()
+		b.done = append(b.done, e.idx)
 	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
-}
-
-// lookup reads keys from the level-2 store in batches of MaxGetKeys (concurrently, see inChunks),
-// retrying errors and unprocessed keys with backoff until they are read or ctx ends, and calls fn
-// for every item found, one call at a time.
-func (p *Pipeline) lookup(ctx context.Context, shard string, keys []string, fn func(Item)) error {
-	var mu sync.Mutex
-	return inChunks(ctx, len(keys), MaxGetKeys, func(ctx context.Context, lo, hi int) error {
-		return p.lookupChunk(ctx, shard, keys[lo:hi], func(it Item) {
-			mu.Lock()
-			fn(it)
-			mu.Unlock()
-		})
-	})
-}
-
-// lookupChunk reads at most MaxGetKeys keys, retrying until they are read or ctx ends.
-func (p *Pipeline) lookupChunk(ctx context.Context, shard string, chunk []string, fn func(Item)) error {
-	return retryChunk(ctx, p, shard, "get", chunk, func(ctx context.Context, keys []string) ([]string, error) {
-		found, unprocessed, err := p.store.Get(ctx, keys)
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range found {
-			fn(it)
-		}
-		return unprocessed, nil
-	})
-}
-
-// storeItems writes items in batches of MaxPutItems (concurrently, see inChunks), retrying errors and
-// unprocessed items with backoff until all are durable or ctx ends. Items of one call are in no
-// order: a caller that needs some items durable before others makes two calls.
-func (p *Pipeline) storeItems(ctx context.Context, shard string, items []Item) error {
-	return inChunks(ctx, len(items), MaxPutItems, func(ctx context.Context, lo, hi int) error {
-		return p.storeChunk(ctx, shard, items[lo:hi])
-	})
-}
-
-// storeChunk writes at most MaxPutItems items, retrying until they are durable or ctx ends.
-func (p *Pipeline) storeChunk(ctx context.Context, shard string, chunk []Item) error {
-	return retryChunk(ctx, p, shard, "put", chunk, p.store.Put)
-}
-
-// retryChunk makes one level-2 store call (op "get" or "put") for chunk, then again for what the
-// store left unprocessed or for all of it after an error, backing off in between, until nothing is
-// left or ctx ends. It counts calls, keys and errors under op.
-func retryChunk[T any](ctx context.Context, p *Pipeline, shard, op string, chunk []T, call func(context.Context, []T) ([]T, error)) error {
-	what := "write"
-	if op == "get" {
-		what = "read"
-	}
-	for attempt := 0; len(chunk) > 0; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		unprocessed, err := call(ctx, chunk)
-		p.m.dedupeCalls.WithLabelValues(op).Inc()
-		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-			p.m.dedupeErrors.WithLabelValues(op).Inc()
-			p.log.Warn("dedupe store "+what+" failed, retrying", zapShard(shard), zapErr(err), zapAttempt(attempt))
-		} else {
-			p.m.dedupeKeys.WithLabelValues(op).Add(float64(len(chunk) - len(unprocessed)))
-			if len(unprocessed) == 0 {
-				return nil
-			}
-			chunk = unprocessed
-		}
-		if err := p.backoff(ctx, attempt); err != nil {
-			return err
-		}
-	}
+	clear(b.cands[len(kept):])
+	b.cands = kept
 	return nil
+}
+
+// admit runs level 1 on a decoded event and reports whether it goes on (it is then in flight). A
+// duplicate is handled here: a natural one is done, a conflicting one quarantined.
+func (d *dedupe) admit(e *rec, b *batch) bool {
+	id := e.d.EventID
+	if h, ok := d.inflight[id]; ok {
+		d.duplicate(e, h == e.hash, "inflight", b)
+		return false
+	}
+	if h, ok := d.st.recent.get(idHash(id)); ok {
+		d.duplicate(e, h == uint32(e.hash), "l1", b)
+		return false
+	}
+	d.inflight[id] = e.hash
+	return true
+}
+
+// duplicate handles an event whose id is already in flight or in the level-1 cache, with the same
+// content or not.
+func (d *dedupe) duplicate(e *rec, same bool, level string, b *batch) {
+	if same {
+		d.p.m.dedupeHits.WithLabelValues(level, "natural").Inc()
+		b.done = append(b.done, e.idx)
+		return
+	}
+	d.p.m.dedupeHits.WithLabelValues(level, "conflicting").Inc()
+	msg := "another event with this event_id was already delivered"
+	if level == "inflight" {
+		msg = "another event with this event_id is in flight"
+	}
+	q := conflict(e, msg)
+	q.ev = nil // e itself never went in flight
+	b.quar = append(b.quar, q)
+}
+
+// skipQuarantined drops from b.quar every record whose quarantine mark is in the dedupe table (it
+// was quarantined before and is read again after a lease moved) and counts it handled, so a replay
+// does not quarantine a record twice.
+func (d *dedupe) skipQuarantined(ctx context.Context, b *batch) error {
+	if len(b.quar) == 0 {
+		return nil
+	}
+	keys := make([]string, len(b.quar))
+	uniq := make([]string, 0, len(b.quar))
+	seen := make(map[string]bool, len(b.quar))
+	for i, q := range b.quar {
+		keys[i] = QuarantineKey(q.shard(d.shard), q.seqNum)
+		if !seen[keys[i]] {
+			seen[keys[i]] = true
+			uniq = append(uniq, keys[i])
+		}
+	}
+	found := map[string]bool{}
+	if err := d.p.lookup(ctx, d.shard, uniq, func(it Item) { found[it.Key] = true }); err != nil {
+		return err
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	kept := b.quar[:0]
+	for i, q := range b.quar {
+		if !found[keys[i]] {
+			kept = append(kept, q)
+			continue
+		}
+		d.p.m.quarReplays.Inc()
+		if q.ev != nil {
+			delete(d.inflight, q.ev.d.EventID)
+		}
+		b.done = append(b.done, q.idx)
+	}
+	clear(b.quar[len(kept):])
+	b.quar = kept
+	return nil
+}
+
+// mark makes the batch's outcome durable once its outputs are written: dead-lettered events become
+// pending, then the quarantine marks and the state log are written. It returns once all are
+// durable (retrying while the store is down) or ctx ends.
+func (d *dedupe) mark(ctx context.Context, b *batch) error {
+	p := d.p
+	for _, e := range b.released {
+		if e.out != nil && e.out.dead {
+			e.cust.addPending(e.d.Seq, e.d.Seq)
+			d.st.touch(e.cust, d.ro.day)
+		}
+	}
+	var marks []Item
+	exp := d.log.expiry(b.now)
+	for _, o := range b.byStream[p.cfg.QuarantineStream] {
+		if o.kind == outQuarantine && o.written {
+			marks = append(marks, Item{Key: QuarantineKey(o.q.shard(d.shard), o.q.seqNum), ExpiresAt: exp})
+		}
+	}
+	if len(marks) > 0 {
+		if err := p.storeItems(ctx, d.shard, marks); err != nil {
+			return err
+		}
+	}
+	return d.log.flush(ctx, d.st, b.now)
+}
+
+// settle forgets a handled event (written, dead-lettered or quarantined after it went in flight);
+// a written one joins the level-1 cache, which the state log keeps too (a new owner of the shard
+// still tells a conflicting copy of a recent event from a natural one).
+func (d *dedupe) settle(e *rec, written bool) {
+	delete(d.inflight, e.d.EventID)
+	if written {
+		d.st.wrote(idHash(e.d.EventID), uint32(e.hash))
+	}
 }

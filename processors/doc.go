@@ -3,21 +3,24 @@
 //
 //	decode -> verify -> dedupe -> reorder -> route -> write -> mark seen -> advance the watermark
 //
-// Files, one stage each:
+// Stages, one owner each (pipeline.go states their order; shard.go holds a shard's state):
 //   - verify.go: strict decode (event.DecodeRaw) and HMAC verification; anything bad is quarantined
 //     with its reason code and never routed, marked or held.
 //   - pii.go: the optional PII policy (Config.PIIPaths), applied right after verification: raw values
 //     at the configured detail paths are quarantined as raw_pii, and no quarantine record keeps one.
-//   - dedupe.go: level 1 is a per-shard cache of the most recent event ids (first in, first out);
-//     level 2 a DedupeStore (DynamoDB in production, dedupe_dynamo.go) read and written in batches,
-//     a few calls in flight at once. Marks carry a content hash: same id and content = natural
-//     duplicate (dropped), same id and other content = conflicting duplicate (quarantined). The
-//     store also holds a per-customer cursor (the last released seq) so a new owner of a shard
-//     resumes reordering where the old one stopped, and a mark per quarantined record (shard and
-//     sequence number), so a record read again after a lease moved is not quarantined twice.
+//   - dedupe.go: the dedupe stage (type dedupe) owns level 1, a per-shard cache of the ids in flight
+//     and of the most recent ids written (first in, first out), and level 2, a DedupeStore (store.go;
+//     DynamoDB in production, store_dynamo.go) read and written in batches, a few calls in flight
+//     at once: lookup before reorder, marks after the write. Marks carry a content hash: same id
+//     and content = natural duplicate (dropped), same id and other content = conflicting duplicate
+//     (quarantined). The store also holds a per-customer cursor (the last released seq) so a new
+//     owner of a shard resumes reordering where the old one stopped, and a mark per quarantined
+//     record (shard and sequence number), so a record read again after a lease moved is not
+//     quarantined twice.
 //   - reorder.go: per-customer order by seq: the next seq is released at once, later ones are held
 //     until the gap fills or the reorder window passes; late events are released flagged.
 //   - route.go: event type to stream, and the analytics record encoder.
+//   - quarantine.go: the quarantine and dead-letter records.
 //   - sink.go: writes through internal/ordered (at most one record per partition key per call, so a
 //     partial failure can never land a customer's later event before an earlier one; only failed
 //     entries are retried, with jittered backoff; a per-shard rate limit), with a gobreaker breaker

@@ -20,43 +20,71 @@ func testDedupeContract(t *testing.T, store DedupeStore) {
 	ctx := context.Background()
 	exp := time.Now().Add(25 * time.Hour).Truncate(time.Second)
 	t.Run("missing keys are not found", func(t *testing.T) {
-		found, unprocessed, err := store.Get(ctx, []string{"nope-1", CursorKey("nobody")})
+		found, unprocessed, err := store.Get(ctx, []string{"nope-1", manifestKey("nobody")})
 		if err != nil || len(found) != 0 || len(unprocessed) != 0 {
 			t.Fatalf("found %v unprocessed %v err %v", found, unprocessed, err)
 		}
 	})
-	t.Run("marks and cursors round trip", func(t *testing.T) {
+	t.Run("items round trip", func(t *testing.T) {
 		items := []Item{
-			{Key: "evt-1", Hash: 0xff, ExpiresAt: exp},
-			{Key: CursorKey("cust-1"), LastSeq: 42, ExpiresAt: exp},
-			{Key: "cust-1", Hash: 0xfedcba9876543210, ExpiresAt: exp}, // an event id that looks like a customer
+			{Key: QuarantineKey("shardId-1", "4960"), ExpiresAt: exp},
+			{Key: logKey("shardId-1", "abc", 0), Data: []byte{stateVersion, 1, 2, 3, 0, 255}, ExpiresAt: exp},
+			{Key: "st", Data: []byte("a key that looks like a prefix"), ExpiresAt: exp},
 		}
 		if un, err := store.Put(ctx, items); err != nil || len(un) != 0 {
 			t.Fatalf("put: %v %v", un, err)
 		}
-		found, _, err := store.Get(ctx, []string{"evt-1", CursorKey("cust-1"), "cust-1", "evt-2"})
+		found, _, err := store.Get(ctx, []string{items[0].Key, items[1].Key, items[2].Key, "evt-2"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		slices.SortFunc(found, func(a, b Item) int { return strings.Compare(a.Key, b.Key) })
-		want := []Item{items[2], items[1], items[0]}
+		want := slices.Clone(items)
 		slices.SortFunc(want, func(a, b Item) int { return strings.Compare(a.Key, b.Key) })
 		if len(found) != 3 {
 			t.Fatalf("found %+v", found)
 		}
 		for i := range want {
-			if found[i].Key != want[i].Key || found[i].Hash != want[i].Hash || found[i].LastSeq != want[i].LastSeq || !found[i].ExpiresAt.Equal(want[i].ExpiresAt) {
+			if found[i].Key != want[i].Key || string(found[i].Data) != string(want[i].Data) || found[i].Version != 0 || !found[i].ExpiresAt.Equal(want[i].ExpiresAt) {
 				t.Fatalf("item %d: %+v, want %+v", i, found[i], want[i])
 			}
 		}
 	})
 	t.Run("put replaces", func(t *testing.T) {
-		if _, err := store.Put(ctx, []Item{{Key: CursorKey("cust-1"), LastSeq: 43, ExpiresAt: exp}}); err != nil {
+		k := logKey("shardId-1", "abc", 0)
+		if _, err := store.Put(ctx, []Item{{Key: k, Data: []byte("v2"), ExpiresAt: exp}}); err != nil {
 			t.Fatal(err)
 		}
-		found, _, err := store.Get(ctx, []string{CursorKey("cust-1")})
-		if err != nil || len(found) != 1 || found[0].LastSeq != 43 {
+		found, _, err := store.Get(ctx, []string{k})
+		if err != nil || len(found) != 1 || string(found[0].Data) != "v2" {
 			t.Fatalf("after replace: %+v %v", found, err)
+		}
+	})
+	t.Run("swap is conditional on the version", func(t *testing.T) {
+		k := manifestKey("shardId-swap")
+		it := func(data string) Item { return Item{Key: k, Data: []byte(data), ExpiresAt: exp} }
+		steps := []struct {
+			data string
+			prev uint64
+			ok   bool
+		}{
+			{"first", 1, false}, // nothing there yet: only prev 0 creates
+			{"first", 0, true},
+			{"again", 0, false}, // there now
+			{"second", 2, false},
+			{"second", 1, true},
+			{"stale", 1, false},
+			{"third", 2, true},
+		}
+		for i, st := range steps {
+			ok, err := store.Swap(ctx, it(st.data), st.prev)
+			if err != nil || ok != st.ok {
+				t.Fatalf("step %d: Swap(%q, %d) = %v, %v; want %v", i, st.data, st.prev, ok, err, st.ok)
+			}
+		}
+		found, _, err := store.Get(ctx, []string{k})
+		if err != nil || len(found) != 1 || string(found[0].Data) != "third" || found[0].Version != 3 {
+			t.Fatalf("after swaps: %+v %v", found, err)
 		}
 	})
 	t.Run("full batches", func(t *testing.T) {
@@ -65,7 +93,7 @@ func testDedupeContract(t *testing.T, store DedupeStore) {
 			var items []Item
 			for i := range MaxPutItems {
 				k := fmt.Sprintf("full-%d-%d", b, i)
-				items = append(items, Item{Key: k, Hash: 0x0123456789abcdef, ExpiresAt: exp})
+				items = append(items, Item{Key: k, Data: []byte(k), ExpiresAt: exp})
 				keys = append(keys, k)
 			}
 			for len(items) > 0 {
@@ -162,7 +190,10 @@ func testEndToEnd(ctx context.Context, t *testing.T, st *localstack.Stack) {
 	recs := g.recs(t, kr, now, input...)
 	recs = append(recs, Record{SequenceNumber: g.next(), Data: []byte(`{"v":1,"type":"x"`), ArrivedAt: now})
 	p := newPipeline()
-	s := p.Shard("shardId-000000000000")
+	s, err := p.OpenShard(ctx, "shardId-000000000000", Lineage{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wm string
 	for start := 0; start < len(recs); start += 100 {
 		var err error
@@ -174,7 +205,11 @@ func testEndToEnd(ctx context.Context, t *testing.T, st *localstack.Stack) {
 		t.Fatalf("watermark %q held %d, want everything handled", wm, s.Held())
 	}
 	// A new owner replays everything from the start: nothing new may be written.
-	s2 := newPipeline().Shard("shardId-000000000000")
+	s.Close()
+	s2, err := newPipeline().OpenShard(ctx, "shardId-000000000000", Lineage{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if wm2, err := s2.Process(ctx, recs); err != nil || wm2 != wm {
 		t.Fatalf("replay: %q %v", wm2, err)
 	}

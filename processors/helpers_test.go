@@ -233,6 +233,13 @@ func (s *flakyStore) Put(ctx context.Context, items []Item) ([]Item, error) {
 	return s.DedupeStore.Put(ctx, items)
 }
 
+func (s *flakyStore) Swap(ctx context.Context, it Item, prev uint64) (bool, error) {
+	if err := s.hit("swap"); err != nil {
+		return false, err
+	}
+	return s.DedupeStore.Swap(ctx, it, prev)
+}
+
 func (s *flakyStore) count(op string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -346,6 +353,44 @@ func newHarness(t testing.TB, cfg Config) *harness {
 	}
 	h.p = p
 	return h
+}
+
+// open opens a shard of the harness's pipeline (a new shard, no parents).
+func (h *harness) open(id string) *Shard { return openShard(h.t, h.p, id) }
+
+func openShard(t testing.TB, p *Pipeline, id string) *Shard {
+	t.Helper()
+	s, err := p.OpenShard(context.Background(), id, Lineage{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// durable reads a shard's state as the store holds it (what a new owner would load), without
+// registering a writer.
+func (h *harness) durable(shard string) *shardState {
+	h.t.Helper()
+	l := &stateLog{p: h.p, shard: shard}
+	st := newShardState(h.p.cfg.L1Size)
+	m, _, found, err := l.readManifest(context.Background(), shard)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if found {
+		if _, err := l.load(context.Background(), shard, m, st, nil); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return st
+}
+
+// cursorOf returns a customer's cursor in st (0 when unknown).
+func cursorOf(st *shardState, customer string) uint64 {
+	if c := st.custs[custKeyOf(customer)]; c != nil {
+		return c.cursor
+	}
+	return 0
 }
 
 func (h *harness) recs(evs ...ev) []Record { return h.gen.recs(h.t, h.kr, h.clock.Now(), evs...) }

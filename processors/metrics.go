@@ -7,25 +7,30 @@ import (
 )
 
 type metrics struct {
-	recordsIn    prometheus.Counter
-	recordsOut   *prometheus.CounterVec // stream, type
-	quarantined  *prometheus.CounterVec // reason
-	deadLettered *prometheus.CounterVec // reason
-	dedupeHits   *prometheus.CounterVec // level (l1, inflight, l2), kind (natural, conflicting)
-	quarReplays  prometheus.Counter
-	dedupeCalls  *prometheus.CounterVec // op (get, put): round trips
-	dedupeKeys   *prometheus.CounterVec // op: keys read / items written
-	dedupeErrors *prometheus.CounterVec // op
-	held         prometheus.Gauge
-	gaps         prometheus.Counter
-	gapSeqs      prometheus.Counter
-	late         prometheus.Counter
-	breakerState *prometheus.GaugeVec   // stream: 0 closed, 1 half-open, 2 open
-	putCalls     *prometheus.CounterVec // stream
-	putRetries   *prometheus.CounterVec // stream: entries sent again after a failure
-	putThrottles *prometheus.CounterVec // stream: entries refused with ProvisionedThroughputExceeded
-	putErrors    *prometheus.CounterVec // stream: calls that failed as a whole or were refused by the breaker
-	putUnknown   *prometheus.CounterVec // stream: records sent in attempts whose outcome is unknown, once per attempt
+	recordsIn      prometheus.Counter
+	recordsOut     *prometheus.CounterVec // stream, type
+	quarantined    *prometheus.CounterVec // reason
+	deadLettered   *prometheus.CounterVec // reason
+	dedupeHits     *prometheus.CounterVec // level (l1, inflight, l2), kind (natural, conflicting)
+	quarReplays    prometheus.Counter
+	stateMissing   prometheus.Counter
+	stateExpired   prometheus.Counter
+	stateSnapshots prometheus.Counter
+	writeUnits     prometheus.Counter
+	readUnits      prometheus.Counter
+	dedupeCalls    *prometheus.CounterVec // op (get, put): round trips
+	dedupeKeys     *prometheus.CounterVec // op: keys read / items written
+	dedupeErrors   *prometheus.CounterVec // op
+	held           prometheus.Gauge
+	gaps           prometheus.Counter
+	gapSeqs        prometheus.Counter
+	late           prometheus.Counter
+	breakerState   *prometheus.GaugeVec   // stream: 0 closed, 1 half-open, 2 open
+	putCalls       *prometheus.CounterVec // stream
+	putRetries     *prometheus.CounterVec // stream: entries sent again after a failure
+	putThrottles   *prometheus.CounterVec // stream: entries refused with ProvisionedThroughputExceeded
+	putErrors      *prometheus.CounterVec // stream: calls that failed as a whole or were refused by the breaker
+	putUnknown     *prometheus.CounterVec // stream: records sent in attempts whose outcome is unknown, once per attempt
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,9 +45,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		deadLettered: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dead_lettered_total",
 			Help: "Records written to the DLQ, by reason."}, []string{"reason"}),
 		dedupeHits: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_hits_total",
-			Help: "Duplicates found, by level (l1, inflight, l2) and kind (natural, conflicting)."}, []string{"level", "kind"}),
+			Help: "Duplicates found, by level (inflight, l1, state) and kind (natural, conflicting, unverified: a copy behind its customer's last delivered seq, dropped without comparing content)."}, []string{"level", "kind"}),
 		quarReplays: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_quarantine_replays_total",
 			Help: "Records read again (after a lease moved) that were already quarantined: not written again."}),
+		stateMissing: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_state_chunks_missing_total",
+			Help: "State snapshot chunks listed by a manifest but not found (expired or lost): the customers in them start over."}),
+		stateExpired: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_state_customers_expired_total",
+			Help: "Customers whose dedupe state was dropped because their last event is older than the dedupe horizon."}),
+		stateSnapshots: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_state_snapshots_total",
+			Help: "Snapshots of shard state written (compactions, and the first state of a new shard)."}),
+		writeUnits: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_dedupe_write_units_total",
+			Help: "DynamoDB write units the dedupe table's writes cost: one per started kilobyte of each item written."}),
+		readUnits: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_dedupe_read_units_total",
+			Help: "DynamoDB read units the dedupe table's strongly consistent reads cost: one per started 4 KB of each item found."}),
 		dedupeCalls: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_round_trips_total",
 			Help: "Round trips to the level-2 dedupe store, by operation (get, put)."}, []string{"op"}),
 		dedupeKeys: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_dedupe_keys_total",
@@ -54,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gaps: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gaps_total",
 			Help: "Events released with a gap before them (window passed or buffer bound)."}),
 		gapSeqs: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gap_seqs_total",
-			Help: "Sequence numbers skipped by gaps."}),
+			Help: "Sequence numbers skipped by gaps (at most 1,048,576 counted per gap: a larger jump is a producer's, not that many missing events)."}),
 		late: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_late_events_total",
 			Help: "Events released after a later seq of their customer (Late=true)."}),
 		breakerState: f.NewGaugeVec(prometheus.GaugeOpts{Name: "pipeline_breaker_state",

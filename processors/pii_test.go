@@ -63,7 +63,7 @@ func TestPIIPolicy(t *testing.T) {
 	}
 	after := h.recs(ev{id: "g2", cust: custTok, seq: 2})
 	recs = append(recs, after...)
-	if wm := h.process(h.p.Shard("shard-pii"), recs); wm != after[0].SequenceNumber {
+	if wm := h.process(h.open("shard-pii"), recs); wm != after[0].SequenceNumber {
 		t.Fatalf("watermark %q, want past every record", wm)
 	}
 	if got := len(h.kin.records("analytics-page_view")); got != 2 {
@@ -129,7 +129,7 @@ func TestPIIDeadLetter(t *testing.T) {
 		}
 	})
 	_, custTok := piiTokens(t)
-	h.process(h.p.Shard("s"), h.recs(ev{id: "p1", cust: custTok, seq: 1, props: `{"email":"` + rawEmail + `"}`}))
+	h.process(h.open("s"), h.recs(ev{id: "p1", cust: custTok, seq: 1, props: `{"email":"` + rawEmail + `"}`}))
 	dls := h.kin.deadLetters(t, "events-dlq")
 	if len(dls) != 1 {
 		t.Fatalf("%d dead letters", len(dls))
@@ -175,7 +175,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := p.Shard("fuzz") // decode touches only the shard's scratch buffer
+	s := openShard(f, p, "fuzz") // decode touches only the shard's scratch buffer
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, q := s.decode(&Record{SequenceNumber: "1", Data: data}, 0, t0)
 		switch {
@@ -201,7 +201,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			if (q.customerID != "" && !event.IsToken(q.customerID)) || strings.Contains(q.detail, rawEmail) {
 				t.Fatalf("raw customer id or value kept: %+v", q)
 			}
-			rec := s.quarantineRecord(q, t0)
+			rec := encodeQuarantine(q, s.id, t0)
 			if !json.Valid(rec) || len(rec) > maxKinesisRecord {
 				t.Fatalf("quarantine record of %d bytes, valid %v", len(rec), json.Valid(rec))
 			}

@@ -2,12 +2,10 @@ package processors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
 // ErrShardClosed is returned by Shard.Process and Shard.Drain after an earlier call on the same
@@ -29,6 +28,10 @@ type Deps struct {
 	Dedupe DedupeStore
 	// Keys verifies signatures. Required.
 	Keys *event.Keyring
+	// Leases is the gate of each shard's lease (see LeaseGate), nil for none (single-process use,
+	// tests, benchmarks). Not consulted yet: the stages call it before their output writes once
+	// they are reorganised (issue 11, deliverable 3).
+	Leases LeaseGate
 	// Logger, default zap.NewNop().
 	Logger *zap.Logger
 	// Registerer for the metrics; nil registers nowhere.
@@ -51,6 +54,7 @@ type Pipeline struct {
 	log   *zap.Logger
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
+	retry retry.Policy // between attempts of a dedupe store call
 	m     *metrics
 	dests map[string]*dest // every stream named in the config; read-only after New
 
@@ -91,8 +95,9 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		p.now = time.Now
 	}
 	if p.sleep == nil {
-		p.sleep = sleepCtx
+		p.sleep = retry.Sleep
 	}
+	p.retry = retry.Policy{Initial: p.cfg.RetryBase, Max: p.cfg.RetryMax, Now: p.now, Sleep: p.sleep}
 	names := []string{p.cfg.DefaultStream, p.cfg.QuarantineStream, p.cfg.DLQStream}
 	if p.cfg.LatePolicy == LateStream {
 		names = append(names, p.cfg.LateStream)
@@ -106,17 +111,6 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		}
 	}
 	return p, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func (p *Pipeline) jitter(n int64) int64 {
@@ -138,395 +132,173 @@ type Record struct {
 	// ArrivedAt is the record's ApproximateArrivalTimestamp; zero means "now". The reorder window
 	// is measured in arrival time, so a backlog read late is reordered as it was when written.
 	ArrivedAt time.Time
+	// Shard is the shard the record was read from when it is not the shard being processed: a
+	// record of a parent's tail, which a new child shard processes before its own (its lineage and
+	// quarantine mark name the parent). "" for the shard's own records; those alone move the
+	// watermark Process returns.
+	Shard string
 }
 
-// Shard is the pipeline state of one shard lease: reorder buffers, the level-1 dedupe cache, the
-// events in flight and the watermark. Its methods must not be called concurrently.
-type Shard struct {
-	p  *Pipeline
-	id string
-
-	wm       watermark
-	l1       *recent
-	inflight map[string]uint64 // event_id -> content hash of events accepted but not yet handled
-	ro       *reorder
-	clock    time.Time // stream time: the latest arrival seen (or the wall clock when caught up)
-	closed   error
-	reported int // held count last added to the shared gauge
-
-	scratch  []byte
-	stamp    []byte // the shard id as JSON and processed_at of the records emit encodes
-	lims     map[string]*limiters
-	outCount map[[2]string]prometheus.Counter
-	b        batch
+// stage is the contract of every stage: it takes the batch, settles what it can decide (moving a
+// record to b.quar, b.done, b.released or b.byStream) and leaves the rest to the next stage. A
+// stage that returns an error has written nothing it cannot redo: the shard is then closed and the
+// next owner replays from the checkpoint.
+type stage struct {
+	name string
+	run  func(ctx context.Context, b *batch) error
 }
 
-// batch is the scratch state of one Process call, reused across calls.
-type batch struct {
-	cands    []*rec
-	released []*rec
-	quar     []*quarantined
-	keys     []string
-	planned  map[string]struct{}
-	marks    map[string]uint64 // event_id -> content hash found in the level-2 store
-	cursors  map[string]uint64 // customer -> cursor found in the level-2 store
-	dirty    map[string]uint64
-	byStream map[string][]*outRec
-	arena    arena
-}
-
-// Shard returns fresh state for one shard: call it when a lease is taken, and drop it when the
-// lease ends.
-func (p *Pipeline) Shard(shardID string) *Shard {
-	s := &Shard{
-		p:        p,
-		id:       shardID,
-		l1:       newRecent(p.cfg.L1Size),
-		inflight: map[string]uint64{},
-		ro:       newReorder(p.cfg.ReorderWindow, p.cfg.MaxHeldPerShard, p.cfg.CursorCacheSize),
-		scratch:  make([]byte, 0, 1024),
-		lims:     map[string]*limiters{},
-		outCount: map[[2]string]prometheus.Counter{},
-	}
-	s.b = batch{
-		planned:  map[string]struct{}{},
-		marks:    map[string]uint64{},
-		cursors:  map[string]uint64{},
-		dirty:    map[string]uint64{},
-		byStream: map[string][]*outRec{},
-	}
-	for name := range p.dests {
-		s.lims[name] = p.newLimiters()
-	}
-	return s
-}
-
-// Close drops the shard's buffers when its lease ends without Drain (shutdown, lease handed over):
-// the held events are not lost, they are after the watermark and the next owner replays them. Later
-// calls return ErrShardClosed. Closing a closed shard is a no-op.
-func (s *Shard) Close() {
-	if s.closed == nil {
-		s.drop(ErrShardClosed)
+// processStages are the stages of a batch of records, in order:
+//
+//  1. verify: strict decode, signature, PII policy, routability, content hash (verify.go);
+//  2. dedupe: level 1 (ids in flight or recently written), then level 2 (marks and customer
+//     cursors in the DedupeStore) (dedupe.go);
+//  3. reorder: per customer by seq, holding events up to the window (reorder.go);
+//  4. route: destination stream and analytics encoding (route.go);
+//  5. quarantine: records quarantined before are skipped, the rest encoded (quarantine.go);
+//  6. write: every destination at once, in order per customer, then dead letters (sink.go);
+//  7. mark: cursors, then marks of what was written and quarantined (dedupe.go);
+//
+// after which settle counts everything handled and moves the watermark.
+func (s *Shard) processStages() []stage {
+	return []stage{
+		{"verify", s.verify},
+		{"dedupe", s.dedupe.resolve},
+		{"reorder", s.reorder},
+		{"route", s.routeReleased},
+		{"quarantine", s.quarantine},
+		{"write", s.write},
+		{"mark", s.dedupe.mark},
 	}
 }
 
-// Held returns the number of events held in the reorder buffers.
-func (s *Shard) Held() int {
-	if s.ro == nil {
-		return 0
-	}
-	return s.ro.held
-}
-
-// NextDeadline returns when the oldest held event's reorder window passes in stream time (zero when
-// nothing is held). A caller that is caught up should call Process with no records by then.
-func (s *Shard) NextDeadline() time.Time {
-	if s.ro == nil {
-		return time.Time{}
-	}
-	return s.ro.nextDeadline()
-}
-
-// Process runs one batch of records, in shard order, through decode, verify, dedupe, reorder,
-// route, write and mark, and returns the checkpoint watermark: the sequence number of the last
-// record of the longest prefix of everything received on this shard that is handled (written and
-// marked, quarantined, dropped as a natural duplicate, or dead-lettered), "" while there is none.
-// An empty batch only releases held events whose window passed (the stream time moves to the wall
-// clock: the caller is caught up).
+// Process runs one batch of records, in shard order, through processStages and returns the
+// checkpoint watermark: the sequence number of the last record of the longest prefix of everything
+// received on this shard that is handled (written and marked, quarantined, dropped as a natural
+// duplicate, or dead-lettered), "" while there is none. An empty batch only releases held events
+// whose window passed (the stream time moves to the wall clock: the caller is caught up).
 //
 // It blocks while a destination or the dedupe store is down, retrying with backoff; a destination
 // broken for longer than BreakerHold has its records dead-lettered. When ctx ends it returns
 // promptly with an error wrapping ctx.Err(), writes nothing further, and the Shard is closed.
 func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
-	if s.closed != nil {
-		return "", fmt.Errorf("shard %s: %w", s.id, ErrShardClosed)
+	if err := s.usable(ctx); err != nil {
+		return "", err
 	}
-	if err := ctx.Err(); err != nil {
-		return "", s.fail(err)
+	s.b.in, s.b.now = recs, s.p.now()
+	return s.run(ctx, s.stages)
+}
+
+func (s *Shard) run(ctx context.Context, stages []stage) (string, error) {
+	for _, st := range stages {
+		if err := st.run(ctx, &s.b); err != nil {
+			return "", s.fail(fmt.Errorf("%s: %w", st.name, err))
+		}
 	}
-	p := s.p
-	now := p.now()
-	b := &s.b
-	if len(recs) == 0 && now.After(s.clock) {
-		s.clock = now
+	s.settle()
+	return s.wm.advance(), nil
+}
+
+// verify registers the batch's records with the watermark, moves the stream clock, and decodes and
+// verifies each: events go to b.cands, rejected records to b.quar.
+func (s *Shard) verify(_ context.Context, b *batch) error {
+	if len(b.in) == 0 && b.now.After(s.clock) {
+		s.clock = b.now
 	}
-	s.ro.ensureCapacity(len(recs) + s.ro.held) // no customer of this batch can be evicted mid-batch
-	p.m.recordsIn.Add(float64(len(recs)))
-	for i := range recs {
-		r := &recs[i]
-		idx := s.wm.add(r.SequenceNumber)
+	s.p.m.recordsIn.Add(float64(len(b.in)))
+	for i := range b.in {
+		r := &b.in[i]
+		idx := s.wm.add(r.SequenceNumber, r.Shard != "" && r.Shard != s.id)
 		at := r.ArrivedAt
 		if at.IsZero() {
-			at = now
+			at = b.now
 		}
 		if at.After(s.clock) {
 			s.clock = at
 		}
-		e, q := s.decode(r, idx, now)
+		e, q := s.decode(r, idx, at)
 		if q != nil {
 			b.quar = append(b.quar, q)
 			continue
 		}
-		id := e.d.EventID
-		if h, ok := s.inflight[id]; ok {
-			s.duplicate(e, h, "inflight")
-			continue
-		}
-		if h, ok := s.l1.get(id); ok {
-			s.duplicate(e, h, "l1")
-			continue
-		}
 		e.heldAt = s.clock
-		s.inflight[id] = e.hash
 		b.cands = append(b.cands, e)
 	}
-	if err := s.lookup(ctx); err != nil {
-		return "", s.fail(err)
-	}
+	return nil
+}
+
+// reorder adds the unique events to the reorder buffers and releases what may go: contiguous
+// events at once, held ones whose window passed in stream time.
+func (s *Shard) reorder(_ context.Context, b *batch) error {
 	for _, e := range b.cands {
-		id, c := e.d.EventID, e.d.CustomerID
-		if !s.ro.known(c) {
-			// Before observe as well as add: a replayed duplicate of an old event (seq below the
-			// durable cursor) must not become the customer's cursor on a new owner.
-			s.ro.setCursor(c, b.cursors[c])
-		}
-		if h, ok := b.marks[id]; ok {
-			delete(s.inflight, id)
-			if h == e.hash {
-				p.m.dedupeHits.WithLabelValues("l2", "natural").Inc()
-				s.wm.done(e.idx)
-				s.l1.add(id, e.hash)
-				s.ro.observe(c, e.d.Seq)
-			} else {
-				p.m.dedupeHits.WithLabelValues("l2", "conflicting").Inc()
-				b.quar = append(b.quar, conflict(e, "a different event with this event_id was already delivered"))
-			}
-			continue
-		}
 		b.released = s.ro.add(e, e.heldAt, b.released)
 	}
 	b.released = s.ro.expire(s.clock, b.released)
-	return s.emit(ctx, now)
+	return nil
 }
 
-// Drain releases everything held (recording gaps), writes it and returns the final watermark. Used
-// at SHARD_END, before the final checkpoint.
-func (s *Shard) Drain(ctx context.Context) (string, error) {
-	if s.closed != nil {
-		return "", fmt.Errorf("shard %s: %w", s.id, ErrShardClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return "", s.fail(err)
-	}
-	s.b.released = s.ro.drain(s.b.released)
-	return s.emit(ctx, s.p.now())
-}
-
-// duplicate handles an event whose id is already in flight or in the level-1 cache with hash h.
-func (s *Shard) duplicate(e *rec, h uint64, level string) {
-	if h == e.hash {
-		s.p.m.dedupeHits.WithLabelValues(level, "natural").Inc()
-		s.wm.done(e.idx)
-		return
-	}
-	s.p.m.dedupeHits.WithLabelValues(level, "conflicting").Inc()
-	msg := "another event with this event_id was already delivered"
-	if level == "inflight" {
-		msg = "another event with this event_id is in flight"
-	}
-	q := conflict(e, msg)
-	q.ev = nil // e itself never went in flight
-	s.b.quar = append(s.b.quar, q)
-}
-
-func conflict(e *rec, msg string) *quarantined {
-	return &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonConflictingDupe,
-		detail: msg, eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e}
-}
-
-// lookup plans and runs the level-2 reads for the batch's candidates: the mark of every candidate
-// and the cursor of every customer whose cursor is not known, in one round of calls.
-//
-// With LookupBehindCursorOnly a mark is read only for an event at or behind its customer's cursor,
-// so for a customer whose cursor is not known the cursor is read first and the marks of that
-// customer's events behind it in a second round (events of a customer new to the table cost no
-// mark read at all).
-func (s *Shard) lookup(ctx context.Context) error {
-	b := &s.b
-	behindOnly := s.p.cfg.LookupBehindCursorOnly
-	var later []*rec // behindOnly: events whose customer's cursor is being read
-	for _, e := range b.cands {
-		c := e.d.CustomerID
-		cur, known := s.ro.cursor(c)
-		if !known {
-			if _, ok := b.planned[c]; !ok {
-				b.planned[c] = struct{}{}
-				b.keys = append(b.keys, CursorKey(c))
-			}
-		}
-		switch {
-		case !behindOnly:
-			b.keys = append(b.keys, e.d.EventID)
-		case !known:
-			later = append(later, e)
-		case e.d.Seq <= cur:
-			b.keys = append(b.keys, e.d.EventID)
-		}
-	}
-	if err := s.read(ctx, b.keys); err != nil {
+// quarantine drops the records quarantined before (read again after a lease moved) and encodes the
+// quarantine record of the others.
+func (s *Shard) quarantine(ctx context.Context, b *batch) error {
+	p := s.p
+	if err := s.dedupe.skipQuarantined(ctx, b); err != nil {
 		return err
-	}
-	b.keys = b.keys[:0]
-	for _, e := range later {
-		if cur, ok := b.cursors[e.d.CustomerID]; ok && e.d.Seq <= cur {
-			b.keys = append(b.keys, e.d.EventID)
-		}
-	}
-	return s.read(ctx, b.keys)
-}
-
-// read looks keys up in the level-2 store into the batch's cursors and marks.
-func (s *Shard) read(ctx context.Context, keys []string) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	b := &s.b
-	return s.p.lookup(ctx, s.id, keys, func(it Item) {
-		if c, ok := IsCursorKey(it.Key); ok {
-			b.cursors[c] = it.LastSeq
-			return
-		}
-		b.marks[it.Key] = it.Hash
-	})
-}
-
-// emit routes and encodes the released events, writes everything, marks what was written, updates
-// the caches and the watermark, and resets the batch.
-func (s *Shard) emit(ctx context.Context, now time.Time) (string, error) {
-	p, b := s.p, &s.b
-	var shardJSON, processedAt []byte // the same for every record of the call: encoded once
-	if len(b.released) > 0 {
-		s.stamp = appendJSONString(s.stamp[:0], s.id)
-		n := len(s.stamp)
-		s.stamp = now.AppendFormat(s.stamp, time.RFC3339Nano)
-		shardJSON, processedAt = s.stamp[:n], s.stamp[n:]
-	}
-	for _, e := range b.released {
-		if e.gap > 0 {
-			p.m.gaps.Inc()
-			p.m.gapSeqs.Add(float64(e.gap))
-		}
-		if e.late {
-			p.m.late.Inc()
-		}
-		stream := p.destination(e)
-		buf := b.arena.buf(len(e.d.Properties) + len(e.seqNum) + 4*len(e.d.EventID) + 4*len(e.d.CustomerID) + 512)
-		data := b.arena.commit(appendAnalyticsWith(buf, e, shardJSON, processedAt))
-		if len(data)+len(e.d.CustomerID) > maxKinesisRecord {
-			b.quar = append(b.quar, &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonTooLarge,
-				detail:  "analytics record of " + strconv.Itoa(len(data)) + " bytes is over the Kinesis record limit",
-				eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e})
-			continue
-		}
-		e.o = outRec{kind: outEvent, key: e.d.CustomerID, data: data, ev: e}
-		e.out = &e.o
-		b.byStream[stream] = append(b.byStream[stream], e.out)
-	}
-	if err := s.skipQuarantined(ctx); err != nil {
-		return "", s.fail(err)
 	}
 	for _, q := range b.quar {
 		p.m.quarantined.WithLabelValues(string(q.reason)).Inc()
-		key := q.customerID
-		if key == "" || len(key) > maxPartitionKey {
-			key = q.seqNum
-		}
 		b.byStream[p.cfg.QuarantineStream] = append(b.byStream[p.cfg.QuarantineStream],
-			&outRec{kind: outQuarantine, key: key, data: s.quarantineRecord(q, now), q: q})
+			&outRec{kind: outQuarantine, key: q.partitionKey(), data: encodeQuarantine(q, s.id, b.now), q: q})
 	}
+	return nil
+}
+
+// write writes every destination's records, then the dead letters of those given up on.
+func (s *Shard) write(ctx context.Context, b *batch) error {
+	p := s.p
 	dead, err := s.writeAll(ctx, b.byStream, true)
-	if err != nil {
-		return "", s.fail(err)
+	if err != nil || len(dead) == 0 {
+		return err
 	}
-	if len(dead) > 0 {
-		dlq := make([]*outRec, 0, len(dead))
-		for _, o := range dead {
-			reason, data := s.deadLetter(o)
-			p.m.deadLettered.WithLabelValues(reason).Inc()
-			dlq = append(dlq, &outRec{kind: outDead, key: o.key, data: data, src: o})
+	dlq := make([]*outRec, 0, len(dead))
+	for _, o := range dead {
+		dest := ""
+		if o.kind == outEvent {
+			dest = p.destination(o.ev)
 		}
-		if _, err := s.writeAll(ctx, map[string][]*outRec{p.cfg.DLQStream: dlq}, false); err != nil {
-			return "", s.fail(err)
-		}
+		reason, data := encodeDeadLetter(o, s.id, dest, p.cfg.QuarantineStream)
+		p.m.deadLettered.WithLabelValues(reason).Inc()
+		dlq = append(dlq, &outRec{kind: outDead, key: o.key, data: data, src: o})
 	}
-	if err := s.mark(ctx, now); err != nil {
-		return "", s.fail(err)
-	}
-	// Everything written, marked, quarantined or dead-lettered is handled.
+	_, err = s.writeAll(ctx, map[string][]*outRec{p.cfg.DLQStream: dlq}, false)
+	return err
+}
+
+// settle counts every record of the batch that is now handled (written, marked, quarantined,
+// dead-lettered, or a duplicate), updates the caches, and resets the batch.
+func (s *Shard) settle() {
+	b := &s.b
 	for stream, outs := range b.byStream {
 		for _, o := range outs {
 			switch o.kind {
 			case outEvent:
-				id := o.ev.d.EventID
-				delete(s.inflight, id)
+				s.dedupe.settle(o.ev, o.written)
 				s.wm.done(o.ev.idx)
 				if o.written {
-					s.l1.add(id, o.ev.hash)
 					s.countOut(stream, o.ev.raw.Type)
 				}
 			case outQuarantine:
 				if o.q.ev != nil {
-					delete(s.inflight, o.q.ev.d.EventID)
+					delete(s.dedupe.inflight, o.q.ev.d.EventID)
 				}
 				s.wm.done(o.q.idx)
 			}
 		}
 	}
+	for _, idx := range b.done {
+		s.wm.done(idx)
+	}
 	s.reset()
 	s.report()
-	return s.wm.advance(), nil
-}
-
-// skipQuarantined drops from the batch's quarantine list every record whose quarantine mark is in
-// the level-2 store (it was quarantined before and is read again after a lease moved), and counts it
-// handled, so a replay does not quarantine a record twice.
-func (s *Shard) skipQuarantined(ctx context.Context) error {
-	b := &s.b
-	if len(b.quar) == 0 {
-		return nil
-	}
-	keys := make([]string, len(b.quar))
-	uniq := make([]string, 0, len(b.quar))
-	seen := make(map[string]bool, len(b.quar))
-	for i, q := range b.quar {
-		keys[i] = QuarantineKey(s.id, q.seqNum)
-		if !seen[keys[i]] {
-			seen[keys[i]] = true
-			uniq = append(uniq, keys[i])
-		}
-	}
-	found := map[string]bool{}
-	if err := s.p.lookup(ctx, s.id, uniq, func(it Item) { found[it.Key] = true }); err != nil {
-		return err
-	}
-	if len(found) == 0 {
-		return nil
-	}
-	kept := b.quar[:0]
-	for i, q := range b.quar {
-		if !found[keys[i]] {
-			kept = append(kept, q)
-			continue
-		}
-		s.p.m.quarReplays.Inc()
-		if q.ev != nil {
-			delete(s.inflight, q.ev.d.EventID)
-		}
-		s.wm.done(q.idx)
-	}
-	clear(b.quar[len(kept):])
-	b.quar = kept
-	return nil
 }
 
 // writeAll writes each stream's records concurrently (one goroutine per stream) and returns the
@@ -570,151 +342,4 @@ func (s *Shard) writeAll(ctx context.Context, byStream map[string][]*outRec, may
 		return nil, errs[0]
 	}
 	return dead, nil
-}
-
-// mark writes the cursors that moved, the marks of the events written and of the records
-// quarantined, cursors first (with LookupBehindCursorOnly a written event's seq must not be ahead of
-// its customer's durable cursor), and returns once all are durable (retrying while the store is
-// down) or ctx ends.
-func (s *Shard) mark(ctx context.Context, now time.Time) error {
-	p, b := s.p, &s.b
-	s.ro.takeDirty(b.dirty)
-	items := make([]Item, 0, len(b.dirty)+len(b.released))
-	cursorExp := now.Add(p.cfg.CursorTTL)
-	for c, v := range b.dirty {
-		items = append(items, Item{Key: CursorKey(c), LastSeq: v, ExpiresAt: cursorExp})
-	}
-	cursors := len(items)
-	markExp := now.Add(p.cfg.DedupeTTL)
-	for _, e := range b.released {
-		// Written events only: a dead-lettered one is not delivered, and a quarantined one never is.
-		if e.out != nil && e.out.written {
-			items = append(items, Item{Key: e.d.EventID, Hash: e.hash, ExpiresAt: markExp})
-		}
-	}
-	for _, o := range b.byStream[p.cfg.QuarantineStream] {
-		if o.kind == outQuarantine && o.written {
-			items = append(items, Item{Key: QuarantineKey(s.id, o.q.seqNum), ExpiresAt: markExp})
-		}
-	}
-	// The calls that carry cursors (the last one topped up with marks, as one call of MaxPutItems
-	// carries them) complete before the calls of marks alone start.
-	first := min(len(items), (cursors+MaxPutItems-1)/MaxPutItems*MaxPutItems)
-	if first > 0 {
-		if err := p.storeItems(ctx, s.id, items[:first]); err != nil {
-			return err
-		}
-	}
-	if len(items) > first {
-		return p.storeItems(ctx, s.id, items[first:])
-	}
-	return nil
-}
-
-func (s *Shard) countOut(stream, typ string) {
-	k := [2]string{stream, typ}
-	c, ok := s.outCount[k]
-	if !ok {
-		c = s.p.m.recordsOut.WithLabelValues(stream, typ)
-		s.outCount[k] = c
-	}
-	c.Inc()
-}
-
-func (s *Shard) reset() {
-	b := &s.b
-	clear(b.cands)
-	b.cands = b.cands[:0]
-	clear(b.released)
-	b.released = b.released[:0]
-	clear(b.quar)
-	b.quar = b.quar[:0]
-	b.keys = b.keys[:0]
-	clear(b.planned)
-	clear(b.marks)
-	clear(b.cursors)
-	clear(b.dirty)
-	for k, v := range b.byStream {
-		clear(v)
-		b.byStream[k] = v[:0]
-	}
-}
-
-// report publishes the change of this shard's held count to the shared gauge.
-func (s *Shard) report() {
-	n := 0
-	if s.ro != nil {
-		n = s.ro.held
-	}
-	if n != s.reported {
-		s.p.m.held.Add(float64(n - s.reported))
-		s.reported = n
-	}
-}
-
-// fail closes the shard after its context ended or a call failed: buffers are dropped (the next
-// owner replays from the checkpoint) and every later call returns ErrShardClosed.
-func (s *Shard) fail(err error) error {
-	s.drop(err)
-	return fmt.Errorf("shard %s: %w", s.id, err)
-}
-
-func (s *Shard) drop(err error) {
-	s.closed = err
-	s.ro = nil
-	s.inflight = nil
-	s.b = batch{}
-	s.report()
-}
-
-// quarantineRecord encodes the event.Quarantine record for q. An original too large to fit a
-// Kinesis record is truncated, and the detail says so.
-func (s *Shard) quarantineRecord(q *quarantined, now time.Time) []byte {
-	orig, detail := q.data, q.detail
-	if len(orig) > maxAcceptedRecord {
-		orig = orig[:maxAcceptedRecord]
-		detail += " (original truncated to " + strconv.Itoa(maxAcceptedRecord) + " of " + strconv.Itoa(len(q.data)) + " bytes)"
-	}
-	if len(detail) > 1024 {
-		detail = detail[:1024]
-	}
-	rec := event.Quarantine{Reason: q.reason, Detail: detail, Stage: "worker", EventID: q.eventID,
-		CustomerID: q.customerID, SourceShard: s.id, SourceSeq: q.seqNum, At: now, Original: orig}
-	b, err := json.Marshal(rec)
-	if err != nil { // only a time outside years 0-9999 fails: drop it rather than the record
-		rec.At = time.Time{}
-		b, _ = json.Marshal(rec)
-	}
-	return b
-}
-
-// deadLetter encodes the event.DeadLetter for an output record given up on, with its metric reason.
-func (s *Shard) deadLetter(o *outRec) (string, []byte) {
-	dl := event.DeadLetter{Attempts: o.attempts, FirstFailure: o.first, LastFailure: o.last, SourceShard: s.id}
-	lastErr := o.lastErr
-	if len(lastErr) > 512 {
-		lastErr = lastErr[:512]
-	}
-	var reason string
-	switch o.kind {
-	case outEvent:
-		reason = "destination_unavailable"
-		dl.Destination = s.p.destination(o.ev)
-		dl.SourceSeq, dl.EventID, dl.CustomerID, dl.Original = o.ev.seqNum, o.ev.d.EventID, o.ev.d.CustomerID, o.ev.data
-		dl.Reason = reason + ": " + lastErr
-	default:
-		reason = "quarantine_unavailable"
-		dl.Destination = s.p.cfg.QuarantineStream
-		dl.SourceSeq, dl.EventID, dl.CustomerID, dl.Original = o.q.seqNum, o.q.eventID, o.q.customerID, o.q.data
-		if len(dl.Original) > maxAcceptedRecord {
-			dl.Original = dl.Original[:maxAcceptedRecord]
-		}
-		dl.Reason = reason + " (quarantined for " + string(o.q.reason) + "): " + lastErr
-	}
-	b, err := json.Marshal(dl)
-	if err != nil { // only a time outside years 0-9999 fails: drop the times rather than the record
-		dl.FirstFailure, dl.LastFailure = time.Time{}, time.Time{}
-		b, _ = json.Marshal(dl)
-	}
-	return reason, b
 }

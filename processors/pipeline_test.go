@@ -3,6 +3,7 @@ package processors
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -61,7 +62,7 @@ func TestConfigValidate(t *testing.T) {
 // record's fields, marks and cursors written, and the watermark at the last record.
 func TestProcessRoutes(t *testing.T) {
 	h := newHarness(t, testConfig())
-	s := h.p.Shard("shardId-000000000001")
+	s := h.open("shardId-000000000001")
 	recs := h.recs(
 		ev{id: "e1", cust: "c1", seq: 1},
 		ev{id: "e2", cust: "c1", seq: 2, typ: "purchase", props: `{"sku": "A-1", "price": 19.9}`},
@@ -92,22 +93,13 @@ func TestProcessRoutes(t *testing.T) {
 	if other[0].Type != "newsletter_signup" {
 		t.Fatalf("default stream got type %q", other[0].Type)
 	}
-	ctx := context.Background()
-	found, _, err := h.mem.Get(ctx, []string{"e1", "e2", "e3", CursorKey("c1"), CursorKey("c2")})
-	if err != nil {
-		t.Fatal(err)
+	// The customers' state is durable: what a new owner of the shard loads.
+	st := h.durable("shardId-000000000001")
+	if cursorOf(st, "c1") != 2 || cursorOf(st, "c2") != 1 || len(st.custs) != 2 {
+		t.Fatalf("durable state: c1 %d, c2 %d, %d customers", cursorOf(st, "c1"), cursorOf(st, "c2"), len(st.custs))
 	}
-	byKey := map[string]Item{}
-	for _, it := range found {
-		byKey[it.Key] = it
-	}
-	for _, id := range []string{"e1", "e2", "e3"} {
-		if it, ok := byKey[id]; !ok || it.Hash == 0 || !it.ExpiresAt.Equal(t0.Add(25*time.Hour)) {
-			t.Fatalf("mark of %s: %+v (found %v)", id, it, ok)
-		}
-	}
-	if byKey[CursorKey("c1")].LastSeq != 2 || byKey[CursorKey("c2")].LastSeq != 1 {
-		t.Fatalf("cursors %+v %+v", byKey[CursorKey("c1")], byKey[CursorKey("c2")])
+	if c := st.custs[custKeyOf("c1")]; c.hash == 0 || c.day != dayOf(t0) || len(c.pending) != 0 {
+		t.Fatalf("state of c1: %+v", c)
 	}
 	if n := h.counter("pipeline_records_out_total", "stream", "analytics-purchase", "type", "purchase"); n != 1 {
 		t.Fatalf("records_out{purchase} = %v", n)
@@ -143,7 +135,7 @@ func TestQuarantine(t *testing.T) {
 	}
 	after := h.recs(ev{id: "g2", cust: "c9", seq: 1})
 	recs = append(recs, after...)
-	s := h.p.Shard("shard-q")
+	s := h.open("shard-q")
 	if wm := h.process(s, recs); wm != after[0].SequenceNumber {
 		t.Fatalf("watermark %q, want past every quarantined record", wm)
 	}
@@ -183,7 +175,7 @@ func TestQuarantine(t *testing.T) {
 	cfg := testConfig()
 	cfg.DefaultStream = ""
 	h2 := newHarness(t, cfg)
-	h2.process(h2.p.Shard("s"), h2.recs(ev{id: "x", cust: "c", seq: 1, typ: "mystery"}))
+	h2.process(h2.open("s"), h2.recs(ev{id: "x", cust: "c", seq: 1, typ: "mystery"}))
 	if qs := h2.kin.quarantine(t, "events-quarantine"); len(qs) != 1 || qs[0].Reason != event.ReasonUnroutable {
 		t.Fatalf("unknown type without default stream: %+v", qs)
 	}
@@ -197,7 +189,7 @@ func TestReplayDoesNotQuarantineAgain(t *testing.T) {
 	good := h.recs(ev{id: "a1", cust: "a", seq: 1})
 	conflict := h.recs(ev{id: "a1", cust: "a", seq: 1, props: `{"other":true}`})
 	recs := append(append(good, Record{SequenceNumber: h.gen.next(), Data: []byte("junk")}), conflict...)
-	h.process(h.p.Shard("s"), recs)
+	h.process(h.open("s"), recs)
 	if qs := h.kin.quarantine(t, "events-quarantine"); len(qs) != 2 {
 		t.Fatalf("first owner: %d quarantine records, want 2", len(qs))
 	}
@@ -205,7 +197,7 @@ func TestReplayDoesNotQuarantineAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2 := p2.Shard("s")
+	s2 := openShard(t, p2, "s")
 	fresh := Record{SequenceNumber: h.gen.next(), Data: []byte("more junk")}
 	if wm := h.process(s2, append(recs, fresh)); wm != fresh.SequenceNumber {
 		t.Fatalf("replay watermark %q, want %q", wm, fresh.SequenceNumber)
@@ -223,40 +215,52 @@ func TestReplayDoesNotQuarantineAgain(t *testing.T) {
 }
 
 // TestDedupeLevels checks natural and conflicting duplicates at each level: in flight (same batch),
-// level 1 (a later batch), level 2 (another shard, i.e. after a failover). The first is kept.
+// level 1 (a later batch, and a new owner of the shard: the recent ids are part of the state), and
+// the customer's state (a copy older than level 1 holds). The first is kept. Behind the customer's
+// last delivered seq the state cannot compare content: such a copy is dropped as unverified.
 func TestDedupeLevels(t *testing.T) {
-	h := newHarness(t, testConfig())
-	s := h.p.Shard("s1")
+	cfg := testConfig()
+	cfg.L1Size = 4
+	h := newHarness(t, cfg)
+	s := h.open("s1")
 	orig := ev{id: "e1", cust: "c1", seq: 1}
 	conflicting := ev{id: "e1", cust: "c1", seq: 1, props: `{"n":"other"}`}
+	last := ev{id: "e2", cust: "c1", seq: 2}
 	// Same batch: the copy is a natural duplicate of the event in flight, the variant conflicts.
-	h.process(s, h.recs(orig, orig, conflicting, ev{id: "e2", cust: "c1", seq: 2}))
+	h.process(s, h.recs(orig, orig, conflicting, last))
 	// Later batch: level 1.
 	h.process(s, h.recs(orig, conflicting))
-	// Other shards (fresh caches): level 2.
-	for _, e := range []ev{orig, conflicting} {
-		s2 := h.p.Shard("s2")
-		if wm := h.process(s2, h.recs(e)); wm == "" {
-			t.Fatal("watermark did not pass a duplicate")
-		}
-	}
-	if got := seqs(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"c1:1", "c1:2"}) {
+	s.Close()
+	// A new owner of the shard: level 1 again, restored from the state.
+	s = h.open("s1")
+	h.process(s, h.recs(conflicting))
+	// Four more events push e1 and e2 out of level 1 (4 ids): from then on the customer's state.
+	h.process(s, h.recs(ev{id: "x1", cust: "c1", seq: 3}, ev{id: "x2", cust: "c1", seq: 4}))
+	h.process(s, h.recs(ev{id: "y1", cust: "c2", seq: 1}, ev{id: "y2", cust: "c2", seq: 2}, ev{id: "y3", cust: "c2", seq: 3}, ev{id: "y4", cust: "c2", seq: 4}))
+	h.process(s, h.recs(ev{id: "x2", cust: "c1", seq: 4, props: `{"n":"other"}`})) // at c1's cursor: compared
+	h.process(s, h.recs(orig, conflicting))                                        // behind it: unverified
+	s.Close()
+	if got := perCustomer(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"c1:1", "c1:2", "c1:3", "c1:4", "c2:1", "c2:2", "c2:3", "c2:4"}) {
 		t.Fatalf("delivered %v, want each event once", got)
 	}
 	qs := h.kin.quarantine(t, "events-quarantine")
-	if len(qs) != 3 {
-		t.Fatalf("%d quarantined, want 3 conflicting duplicates", len(qs))
+	if len(qs) != 4 {
+		t.Fatalf("%d quarantined, want 4 conflicting duplicates", len(qs))
 	}
 	for _, q := range qs {
-		if q.Reason != event.ReasonConflictingDupe || q.EventID != "e1" || !strings.Contains(string(q.Original), `"other"`) {
+		if q.Reason != event.ReasonConflictingDupe || !strings.Contains(string(q.Original), `"other"`) {
 			t.Fatalf("quarantine %+v: want the conflicting variant with its reason", q)
 		}
 	}
-	for _, c := range []struct{ level, kind string }{
-		{"inflight", "natural"}, {"inflight", "conflicting"}, {"l1", "natural"}, {"l1", "conflicting"}, {"l2", "natural"}, {"l2", "conflicting"},
+	for _, c := range []struct {
+		level, kind string
+		n           float64
+	}{
+		{"inflight", "natural", 1}, {"inflight", "conflicting", 1}, {"l1", "natural", 1}, {"l1", "conflicting", 2},
+		{"state", "conflicting", 1}, {"state", "unverified", 2},
 	} {
-		if n := h.counter("pipeline_dedupe_hits_total", "level", c.level, "kind", c.kind); n != 1 {
-			t.Errorf("dedupe_hits{%s,%s} = %v, want 1", c.level, c.kind, n)
+		if n := h.counter("pipeline_dedupe_hits_total", "level", c.level, "kind", c.kind); n != c.n {
+			t.Errorf("dedupe_hits{%s,%s} = %v, want %v", c.level, c.kind, n, c.n)
 		}
 	}
 	// A re-signature of the same content with another key is still the same event.
@@ -270,9 +274,9 @@ func TestDedupeLevels(t *testing.T) {
 	}
 	h.p.keys = k2
 	data := fmt.Appendf(nil, `{"v":1,"type":"page_view","source":"test","detail":{"event_id":"e2","customer_id":"c1","seq":2,"occurred_at":%q,"properties":{"n":2},"key_id":"k2","signature":%q}}`, d.OccurredAt, d.Signature)
-	h.process(h.p.Shard("s4"), []Record{{SequenceNumber: h.gen.next(), Data: data}})
-	if n := h.counter("pipeline_dedupe_hits_total", "level", "l2", "kind", "natural"); n != 2 {
-		t.Fatalf("re-signed copy: l2 natural hits %v, want 2", n)
+	h.process(h.open("s1"), []Record{{SequenceNumber: h.gen.next(), Data: data}})
+	if n := h.counter("pipeline_dedupe_hits_total", "level", "state", "kind", "unverified"); n != 3 {
+		t.Fatalf("re-signed copy of e2 (behind c1's cursor, out of level 1): unverified hits %v, want 3", n)
 	}
 }
 
@@ -296,12 +300,13 @@ func TestMarkAfterWrite(t *testing.T) {
 			}
 		}
 	})
-	h.process(h.p.Shard("s"), h.recs(ev{id: "e1", cust: "c1", seq: 1}))
-	if !slices.Equal(marksDuringFailure, []int{0, 0, 0, 0}) {
+	h.process(h.open("s"), h.recs(ev{id: "e1", cust: "c1", seq: 1}))
+	// The store holds the shard's manifest from the open; nothing more until the write succeeded.
+	if !slices.Equal(marksDuringFailure, []int{1, 1, 1, 1}) {
 		t.Fatalf("store sizes seen at each write attempt: %v, want nothing marked before the write succeeded", marksDuringFailure)
 	}
-	if h.mem.Len() != 2 { // the mark and the cursor
-		t.Fatalf("store holds %d items after the write, want mark + cursor", h.mem.Len())
+	if h.mem.Len() != 2 || cursorOf(h.durable("s"), "c1") != 1 { // the manifest and one log chunk
+		t.Fatalf("store holds %d items after the write, want manifest + log chunk with c1's state", h.mem.Len())
 	}
 }
 
@@ -314,7 +319,7 @@ func TestReorderInPipeline(t *testing.T) {
 			cfg := testConfig()
 			cfg.LatePolicy = policy
 			h := newHarness(t, cfg)
-			s := h.p.Shard("s")
+			s := h.open("s")
 			b1 := h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a3", cust: "a", seq: 3}, ev{id: "b1", cust: "b", seq: 1})
 			wm := h.process(s, b1)
 			if wm != b1[0].SequenceNumber || s.Held() != 1 {
@@ -357,7 +362,7 @@ func TestReorderInPipeline(t *testing.T) {
 // arrived close together is reordered even though it is read much later.
 func TestArrivalTimeWindow(t *testing.T) {
 	h := newHarness(t, testConfig())
-	s := h.p.Shard("s")
+	s := h.open("s")
 	h.clock.Advance(time.Hour) // reading an hour-old backlog
 	old := t0
 	r1 := h.gen.recs(t, h.kr, old, ev{id: "a2", cust: "a", seq: 2})
@@ -375,7 +380,7 @@ func TestHeldBound(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxHeldPerShard = 10
 	h := newHarness(t, cfg)
-	s := h.p.Shard("s")
+	s := h.open("s")
 	maxHeld := 0
 	for i := range 100 {
 		h.process(s, h.recs(ev{id: fmt.Sprint("e", i), cust: fmt.Sprint("c", i), seq: 2}))
@@ -391,12 +396,13 @@ func TestHeldBound(t *testing.T) {
 	if len(out) != 90 || out[0].CustomerID != "c0" || out[0].Gap != 1 {
 		t.Fatalf("released %d (first %+v), want the 90 oldest with gap 1", len(out), out[0])
 	}
-	wm, err := s.Drain(context.Background())
-	if err != nil || s.Held() != 0 || wm != fmt.Sprintf("%056d", 100) {
-		t.Fatalf("drain: %q %v held %d", wm, err, s.Held())
+	h.clock.Advance(time.Minute) // the window passes: a caught-up shard releases the rest
+	wm := h.process(s, nil)
+	if s.Held() != 0 || wm != fmt.Sprintf("%056d", 100) {
+		t.Fatalf("after the window: watermark %q held %d", wm, s.Held())
 	}
 	if n := len(h.kin.records("analytics-page_view")); n != 100 {
-		t.Fatalf("%d delivered after drain", n)
+		t.Fatalf("%d delivered after the window", n)
 	}
 }
 
@@ -405,7 +411,7 @@ func TestHeldBound(t *testing.T) {
 // one is reordered correctly, and the cursor from the store means a returning customer is not held.
 func TestReplayAfterFailover(t *testing.T) {
 	h := newHarness(t, testConfig())
-	old := h.p.Shard("s")
+	old := h.open("s")
 	recs := h.recs(
 		ev{id: "a1", cust: "a", seq: 1},
 		ev{id: "a3", cust: "a", seq: 3}, // held: pins the watermark
@@ -422,7 +428,7 @@ func TestReplayAfterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2 := p2.Shard("s")
+	s2 := openShard(t, p2, "s")
 	h.process(s2, recs[1:])
 	more := h.recs(ev{id: "a2", cust: "a", seq: 2}, ev{id: "b3", cust: "b", seq: 3}, ev{id: "c4", cust: "c", seq: 4})
 	h.process(s2, more)
@@ -445,8 +451,8 @@ func TestReplayAfterFailover(t *testing.T) {
 // later seq is held; a customer never seen starting at 1 is released at once.
 func TestRestartKnowsCursor(t *testing.T) {
 	h := newHarness(t, testConfig())
-	h.process(h.p.Shard("s"), h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}))
-	s := h.p.Shard("s") // restart: fresh state
+	h.process(h.open("s"), h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}))
+	s := h.open("s") // restart: fresh state
 	h.process(s, h.recs(ev{id: "a3", cust: "a", seq: 3}, ev{id: "n1", cust: "n", seq: 1}, ev{id: "a5", cust: "a", seq: 5}))
 	if got := seqs(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "n:1"}) {
 		t.Fatalf("delivered %v", got)
@@ -456,47 +462,38 @@ func TestRestartKnowsCursor(t *testing.T) {
 	}
 }
 
-// TestRoundTrips counts level-2 round trips per event: batched gets (100 keys) and puts (25 items),
-// and with LookupBehindCursorOnly no gets at all once the cursors are known.
+// TestRoundTrips counts dedupe-table round trips and write units per event: the state is in
+// memory, so a batch reads nothing, and its changes go out packed (about 40 customers, or 80
+// written ids, per write unit) in one call of up to 25 chunks.
 func TestRoundTrips(t *testing.T) {
-	for _, behind := range []bool{false, true} {
-		t.Run(fmt.Sprint("behind_cursor_only=", behind), func(t *testing.T) {
-			cfg := testConfig()
-			cfg.LookupBehindCursorOnly = behind
-			h := newHarness(t, cfg)
-			s := h.p.Shard("s")
-			batch := func(round int) []Record {
-				var evs []ev
-				for i := range 500 {
-					c := i % 50
-					evs = append(evs, ev{id: fmt.Sprintf("e%d-%d", round, i), cust: fmt.Sprint("c", c), seq: uint64(round*10 + i/50 + 1)})
-				}
-				return h.recs(evs...)
-			}
-			h.process(s, batch(0))
-			gets, puts := h.store.count("get"), h.store.count("put")
-			// 500 marks + 50 cursors to read (behind the cursor only: the 50 cursors, none found, so
-			// no mark is read); 50 cursors + 500 marks to write.
-			wantGets := 6
-			if behind {
-				wantGets = 1
-			}
-			if gets != wantGets || puts != 22 {
-				t.Fatalf("first batch: %d gets, %d puts; want %d and 22", gets, puts, wantGets)
-			}
-			h.process(s, batch(1))
-			gets, puts = h.store.count("get")-gets, h.store.count("put")-puts
-			wantGets = 5
-			if behind {
-				wantGets = 0
-			}
-			if gets != wantGets || puts != 22 {
-				t.Fatalf("second batch: %d gets, %d puts; want %d and 22", gets, puts, wantGets)
-			}
-			perEvent := float64(gets+puts) / 500
-			t.Logf("steady state: %.3f round trips per event (%d gets, %d puts for 500 events of 50 customers)", perEvent, gets, puts)
-		})
+	h := newHarness(t, testConfig())
+	s := h.open("s")
+	opened := h.store.count("get") + h.store.count("put") + h.store.count("swap")
+	if opened != 2 { // read the manifest, write the first
+		t.Fatalf("open: %d round trips, want 2", opened)
 	}
+	batch := func(round int) []Record {
+		var evs []ev
+		for i := range 500 {
+			c := i % 50
+			evs = append(evs, ev{id: fmt.Sprintf("e%d-%d", round, i), cust: fmt.Sprint("c", c), seq: uint64(round*10 + i/50 + 1)})
+		}
+		return h.recs(evs...)
+	}
+	units := h.counter("pipeline_dedupe_write_units_total")
+	for round := range 2 {
+		gets, puts := h.store.count("get"), h.store.count("put")
+		h.process(s, batch(round))
+		gets, puts = h.store.count("get")-gets, h.store.count("put")-puts
+		if gets != 0 || puts != 1 {
+			t.Fatalf("batch %d: %d gets, %d puts; want 0 and 1", round, gets, puts)
+		}
+	}
+	perEvent := (h.counter("pipeline_dedupe_write_units_total") - units) / 1000
+	if perEvent > 0.02 {
+		t.Fatalf("%.4f write units per event, want the 50 customers' changes and 500 ids packed: at most 0.02", perEvent)
+	}
+	t.Logf("steady state: 1 round trip and %.4f write units per event (500 events of 50 customers per batch)", perEvent)
 }
 
 // TestDedupeStoreDownBlocksThenResumes: with the store failing, Process retries with backoff, does
@@ -512,7 +509,7 @@ func TestDedupeStoreDownBlocksThenResumes(t *testing.T) {
 				return nil
 			})
 			recs := h.recs(ev{id: "e1", cust: "c", seq: 1})
-			wm := h.process(h.p.Shard("s"), recs)
+			wm := h.process(h.open("s"), recs)
 			if wm != recs[0].SequenceNumber || h.store.count(op) != 6 {
 				t.Fatalf("watermark %q after %d %s calls", wm, h.store.count(op), op)
 			}
@@ -529,23 +526,33 @@ func TestDedupeStoreDownBlocksThenResumes(t *testing.T) {
 	}
 }
 
-// TestUnprocessedItemsRetried: items the store leaves unprocessed are sent again until durable.
+// TestUnprocessedItemsRetried: items and keys the store leaves unprocessed are sent again until
+// durable, and read again until read: a new owner loads every customer.
 func TestUnprocessedItemsRetried(t *testing.T) {
 	h := newHarness(t, testConfig())
 	partial := &partialStore{MemoryDedupe: h.mem}
-	p, err := New(testConfig(), Deps{Kinesis: h.kin, Dedupe: partial, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep})
+	newPipe := func() *Pipeline {
+		p, err := New(testConfig(), Deps{Kinesis: h.kin, Dedupe: partial, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var evs []ev
+	for i := range 300 {
+		evs = append(evs, ev{id: fmt.Sprint("e", i), cust: fmt.Sprint("c", i), seq: 1})
+	}
+	s := openShard(t, newPipe(), "s")
+	if _, err := s.Process(context.Background(), h.recs(evs...)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	st, _, err := newPipe().openState(context.Background(), "s", Lineage{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var evs []ev
-	for i := range 30 {
-		evs = append(evs, ev{id: fmt.Sprint("e", i), cust: fmt.Sprint("c", i), seq: 1})
-	}
-	if _, err := p.Shard("s").Process(context.Background(), h.recs(evs...)); err != nil {
-		t.Fatal(err)
-	}
-	if h.mem.Len() != 60 {
-		t.Fatalf("%d items durable, want 30 marks + 30 cursors", h.mem.Len())
+	if len(st.custs) != 300 {
+		t.Fatalf("a new owner loaded %d customers, want 300", len(st.custs))
 	}
 	if partial.skippedGets == 0 || partial.skippedPuts == 0 {
 		t.Fatal("the partial store never left anything unprocessed")
@@ -578,11 +585,11 @@ func (s *partialStore) Put(ctx context.Context, items []Item) ([]Item, error) {
 	return items[n:], err
 }
 
-// TestCloseReleasesGauge: a shard closed without Drain (lease handed over) drops its buffers from
+// TestCloseReleasesGauge: a shard closed (lease handed over) drops its buffers from
 // the held gauge and refuses further work; its held events stay after the watermark for the next owner.
 func TestCloseReleasesGauge(t *testing.T) {
 	h := newHarness(t, testConfig())
-	s := h.p.Shard("s")
+	s := h.open("s")
 	recs := h.recs(ev{id: "a2", cust: "a", seq: 2})
 	if wm := h.process(s, recs); wm != "" || h.counter("pipeline_reorder_held") != 1 {
 		t.Fatalf("watermark %q held gauge %v", wm, h.counter("pipeline_reorder_held"))
@@ -592,34 +599,28 @@ func TestCloseReleasesGauge(t *testing.T) {
 	if h.counter("pipeline_reorder_held") != 0 || s.Held() != 0 {
 		t.Fatal("closed shard still counted as holding events")
 	}
-	if _, err := s.Drain(context.Background()); !errors.Is(err, ErrShardClosed) {
-		t.Fatalf("Drain after Close: %v", err)
+	if _, err := s.Process(context.Background(), nil); !errors.Is(err, ErrShardClosed) {
+		t.Fatalf("Process after Close: %v", err)
 	}
 }
 
-// TestBehindCursorReplay: with LookupBehindCursorOnly a new owner replaying written records still
-// drops them as natural duplicates (their seq is never ahead of the durable cursor), and only the
-// events it has not seen are written.
-func TestBehindCursorReplay(t *testing.T) {
-	cfg := testConfig()
-	cfg.LookupBehindCursorOnly = true
-	h := newHarness(t, cfg)
+// TestReplayFromState: a new owner replaying written records drops them as duplicates from the
+// customers' state it loaded, writes only the events it has not seen, and makes no dedupe-table
+// call for any of it.
+func TestReplayFromState(t *testing.T) {
+	h := newHarness(t, testConfig())
 	recs := h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}, ev{id: "b1", cust: "b", seq: 1})
-	h.process(h.p.Shard("s"), recs)
-	p2, err := New(cfg, Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2 := p2.Shard("s")
+	old := h.open("s")
+	h.process(old, recs)
+	old.Close()
+	s2 := h.open("s")
+	gets := h.store.count("get")
 	h.process(s2, append(recs, h.recs(ev{id: "a3", cust: "a", seq: 3})...))
 	if got := perCustomer(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "b:1"}) {
 		t.Fatalf("delivered %v", got)
 	}
-	// Once the cursor is known, an event ahead of it costs no read.
-	gets := h.store.count("get")
-	h.process(s2, h.recs(ev{id: "a4", cust: "a", seq: 4}))
 	if h.store.count("get") != gets {
-		t.Fatal("an event ahead of a known cursor was looked up")
+		t.Fatal("the replay read the dedupe table")
 	}
 }
 
@@ -629,20 +630,16 @@ func TestBehindCursorReplay(t *testing.T) {
 // delivered before the checkpoint and never come again, and is released with a false gap.
 func TestReplayedDuplicateKeepsStoredCursor(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		behindOnly bool
-		sameBatch  bool // a:6 in the replayed batch, or in the next one
+		name      string
+		sameBatch bool // a:6 in the replayed batch, or in the next one
 	}{
-		{"same batch", false, true},
-		{"next batch", false, false},
-		{"same batch, lookup behind cursor only", true, true},
-		{"next batch, lookup behind cursor only", true, false},
+		{"same batch", true},
+		{"next batch", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
-			cfg.LookupBehindCursorOnly = tc.behindOnly
 			h := newHarness(t, cfg)
-			old := h.p.Shard("s")
+			old := h.open("s")
 			h.process(old, h.recs(
 				ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}, ev{id: "a3", cust: "a", seq: 3},
 				ev{id: "a4", cust: "a", seq: 4}, ev{id: "a5", cust: "a", seq: 5},
@@ -658,7 +655,7 @@ func TestReplayedDuplicateKeepsStoredCursor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s2 := p2.Shard("s")
+			s2 := openShard(t, p2, "s")
 			next := h.recs(ev{id: "a6", cust: "a", seq: 6})
 			if tc.sameBatch {
 				h.process(s2, append(replay, next...))
@@ -675,5 +672,74 @@ func TestReplayedDuplicateKeepsStoredCursor(t *testing.T) {
 				t.Fatalf("new owner holds %d, want only z:2", s2.Held())
 			}
 		})
+	}
+}
+
+// TestRetiredKeyJudgedAtArrival: a key retired at T still verifies the events that arrived in the
+// stream before T, however late they are read (a backlog, a replay); what arrived after T is
+// quarantined as key_retired.
+func TestRetiredKeyJudgedAtArrival(t *testing.T) {
+	h := newHarness(t, testConfig())
+	retiredAt := t0.Add(-time.Hour) // the "old" key of testKeyring
+	signed := func(id string, seq uint64) []byte {
+		d := &event.Detail{EventID: id, CustomerID: "c1", Seq: seq, OccurredAt: "2026-11-26T10:00:00Z", Properties: json.RawMessage(`{}`)}
+		if err := h.kr.Sign("page_view", d, "old"); err != nil {
+			t.Fatal(err)
+		}
+		detail, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(event.Raw{V: event.RawVersion, Type: "page_view", Source: "test", Detail: detail})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	recs := []Record{
+		{SequenceNumber: h.gen.next(), Data: signed("before", 1), ArrivedAt: retiredAt.Add(-time.Minute)},
+		{SequenceNumber: h.gen.next(), Data: signed("after", 2), ArrivedAt: retiredAt.Add(time.Minute)},
+	}
+	h.process(h.open("s"), recs)
+	if got := seqs(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"c1:1"}) {
+		t.Fatalf("delivered %v, want the event that arrived before the retirement", got)
+	}
+	qs := h.kin.quarantine(t, "events-quarantine")
+	if len(qs) != 1 || qs[0].Reason != event.ReasonKeyRetired || qs[0].EventID != "after" {
+		t.Fatalf("quarantined %+v, want the event that arrived after the retirement", qs)
+	}
+}
+
+// TestContractEdgeCases: the README's outcomes for inputs at the edge of the contract, at the
+// worker: an upper-case hex signature verifies, seq 2^64-1 is delivered, an empty record or one
+// with a byte order mark is not JSON, seq 0 is missing.
+func TestContractEdgeCases(t *testing.T) {
+	h := newHarness(t, testConfig())
+	good := string(raw(t, h.kr, ev{id: "u1", cust: "c1", seq: 1}))
+	i := strings.Index(good, `"signature":"`) + len(`"signature":"`)
+	upper := good[:i] + strings.ToUpper(good[i:i+64]) + good[i+64:]
+	if upper == good {
+		t.Fatal("the signature has no letter to upper-case")
+	}
+	top := raw(t, h.kr, ev{id: "max", cust: "c2", seq: 1<<64 - 1})
+	s := h.open("s")
+	for _, tc := range []struct {
+		name string
+		data string
+		want event.Reason // "" delivered
+	}{
+		{"upper-case hex signature", upper, ""},
+		{"seq 2^64-1", string(top), ""},
+		{"empty record", "", event.ReasonNotJSON},
+		{"byte order mark", "\xef\xbb\xbf" + good, event.ReasonNotJSON},
+		{"seq zero", strings.Replace(good, `"seq":1`, `"seq":0`, 1), event.ReasonMissingField},
+	} {
+		e, q := s.decode(&Record{SequenceNumber: "1", Data: []byte(tc.data)}, 0, t0)
+		switch {
+		case tc.want == "" && q != nil:
+			t.Errorf("%s: quarantined %s (%s), want delivered", tc.name, q.reason, q.detail)
+		case tc.want != "" && (q == nil || q.reason != tc.want):
+			t.Errorf("%s: %v %v, want %s", tc.name, e, q, tc.want)
+		}
 	}
 }

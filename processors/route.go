@@ -1,10 +1,63 @@
 package processors
 
 import (
+	"context"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kinesis-events/pipeline/event"
 )
+
+// routeReleased encodes every released event for its destination stream; one whose analytics
+// record is over the Kinesis record limit is quarantined instead.
+func (s *Shard) routeReleased(_ context.Context, b *batch) error {
+	p := s.p
+	if len(b.released) == 0 {
+		return nil
+	}
+	// The shard id and processed_at are the same for every record of the call: encoded once.
+	s.stamp = appendJSONString(s.stamp[:0], s.id)
+	n := len(s.stamp)
+	s.stamp = b.now.AppendFormat(s.stamp, time.RFC3339Nano)
+	shardJSON, processedAt := s.stamp[:n], s.stamp[n:]
+	for _, e := range b.released {
+		if e.gap > 0 {
+			p.m.gaps.Inc()
+			// A producer's jump (seq 5, then seq 2^63) is one gap, not 2^63 missing events: the
+			// counter takes at most maxGapCounted of one gap, so it stays a count of events.
+			p.m.gapSeqs.Add(float64(min(e.gap, maxGapCounted)))
+		}
+		if e.dupSeq {
+			p.m.dedupeHits.WithLabelValues("state", "conflicting").Inc()
+			b.quar = append(b.quar, conflict(e, "another event of this customer with this seq was already delivered"))
+			continue
+		}
+		if e.late {
+			p.m.late.Inc()
+		}
+		stream := p.destination(e)
+		src := shardJSON
+		if e.src != "" {
+			src = appendJSONString(nil, e.src)
+		}
+		buf := b.arena.buf(len(e.d.Properties) + len(e.seqNum) + 4*len(e.d.EventID) + 4*len(e.d.CustomerID) + 512)
+		data := b.arena.commit(appendAnalyticsWith(buf, e, src, processedAt))
+		if len(data)+len(e.d.CustomerID) > maxKinesisRecord {
+			b.quar = append(b.quar, &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonTooLarge,
+				detail:  "analytics record of " + strconv.Itoa(len(data)) + " bytes is over the Kinesis record limit",
+				eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e})
+			continue
+		}
+		e.o = outRec{kind: outEvent, key: e.d.CustomerID, data: data, ev: e}
+		e.out = &e.o
+		b.byStream[stream] = append(b.byStream[stream], e.out)
+	}
+	return nil
+}
+
+// maxGapCounted bounds what one gap adds to pipeline_reorder_gap_seqs_total.
+const maxGapCounted = 1 << 20
 
 // route returns the analytics stream for an event type: its route, else the default stream.
 func (p *Pipeline) route(typ string) (string, bool) {

@@ -18,6 +18,7 @@ const maxAcceptedRecord = 700 << 10
 // rec is one verified event travelling through the shard's stages.
 type rec struct {
 	idx    uint64 // position in the shard's watermark
+	src    string // source shard when not the processing shard (a parent's tail), else ""
 	seqNum string // source sequence number
 	data   []byte // the raw record, verbatim (kept for the dead letter)
 	raw    *event.Raw
@@ -25,32 +26,24 @@ type rec struct {
 	hash   uint64 // content hash: everything signed except the key id
 
 	// reorder state
+	cust   *cust // its customer's state on this shard
 	heldAt time.Time
 	held   bool
 	gap    uint64
 	late   bool
+	dupSeq bool // another event of the customer with this seq was delivered: quarantined
 
 	out *outRec // its output record once routed (points to o)
 	o   outRec
 }
 
-// quarantined is a record rejected before routing, with its reason.
-type quarantined struct {
-	idx        uint64
-	seqNum     string
-	data       []byte
-	reason     event.Reason
-	detail     string
-	eventID    string
-	customerID string
-	ev         *rec // set when the record had been accepted as an event (conflict, too large)
-}
-
 // decode runs the verify stage on one record: strict decode, size check, signature check against the
-// keyring at now, and the content hash. A failure returns the quarantine entry instead.
-func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined) {
+// keyring as it was when the record arrived in the stream (a retired key still verifies what it
+// signed before its retirement, however late the record is read: a backlog, a replay), and the
+// content hash. A failure returns the quarantine entry instead.
+func (s *Shard) decode(r *Record, idx uint64, arrived time.Time) (*rec, *quarantined) {
 	q := func(reason event.Reason, err error, d *event.Detail) *quarantined {
-		out := &quarantined{idx: idx, seqNum: r.SequenceNumber, data: r.Data, reason: reason}
+		out := &quarantined{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, data: r.Data, reason: reason}
 		if err != nil {
 			out.detail = err.Error()
 		}
@@ -71,7 +64,7 @@ func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined
 		}
 		return nil, q(reason, err, d)
 	}
-	if err := s.p.keys.VerifyBuf(s.scratch[:0], raw.Type, d, now); err != nil {
+	if err := s.p.keys.VerifyBuf(s.scratch[:0], raw.Type, d, arrived); err != nil {
 		reason := event.ReasonOf(err)
 		if reason == "" {
 			reason = event.ReasonBadSignature
@@ -88,7 +81,7 @@ func (s *Shard) decode(r *Record, idx uint64, now time.Time) (*rec, *quarantined
 	if err != nil {
 		return nil, q(event.ReasonOf(err), err, d)
 	}
-	return &rec{idx: idx, seqNum: r.SequenceNumber, data: r.Data, raw: raw, d: d, hash: h}, nil
+	return &rec{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, data: r.Data, raw: raw, d: d, hash: h}, nil
 }
 
 // contentHash is the first 64 bits of SHA-256 over the signing input without the key id: two records

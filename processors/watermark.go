@@ -1,8 +1,10 @@
 package processors
 
-// watermark tracks the records received on a shard, in shard order, and which are handled. The
-// checkpoint watermark is the sequence number of the last record of the longest handled prefix: a
-// record still held for reordering (or not yet written) pins it, whatever is handled behind it.
+// watermark tracks the records received on a shard, in the order processed, and which are handled.
+// The checkpoint watermark is the sequence number of the last of the shard's own records in the
+// longest handled prefix: a record still held for reordering (or not yet written) pins it,
+// whatever is handled behind it. Records of a parent's tail, which a new shard processes before
+// its own, take part in the prefix but are never the watermark: they are not the shard's.
 type watermark struct {
 	entries []wmEntry // entries[head:] are the records after the watermark
 	head    int
@@ -11,12 +13,13 @@ type watermark struct {
 }
 
 type wmEntry struct {
-	seq  string
-	done bool
+	seq     string
+	done    bool
+	foreign bool // a parent's record
 }
 
-// add registers the next record in shard order and returns its index.
-func (w *watermark) add(seq string) uint64 {
+// add registers the next record and returns its index; foreign marks a parent's record.
+func (w *watermark) add(seq string, foreign bool) uint64 {
 	if w.head > 1024 && w.head*2 > len(w.entries) {
 		n := copy(w.entries, w.entries[w.head:])
 		clear(w.entries[n:])
@@ -24,7 +27,7 @@ func (w *watermark) add(seq string) uint64 {
 		w.base += uint64(w.head)
 		w.head = 0
 	}
-	w.entries = append(w.entries, wmEntry{seq: seq})
+	w.entries = append(w.entries, wmEntry{seq: seq, foreign: foreign})
 	return w.base + uint64(len(w.entries)-1)
 }
 
@@ -40,7 +43,9 @@ func (w *watermark) done(idx uint64) {
 // advance moves the watermark over the handled prefix and returns it.
 func (w *watermark) advance() string {
 	for w.head < len(w.entries) && w.entries[w.head].done {
-		w.last = w.entries[w.head].seq
+		if !w.entries[w.head].foreign {
+			w.last = w.entries[w.head].seq
+		}
 		w.entries[w.head] = wmEntry{}
 		w.head++
 	}

@@ -22,7 +22,7 @@ func TestWatermark(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var w watermark
 			for i := range tc.n {
-				if idx := w.add(fmt.Sprint("s", i)); idx != uint64(i) {
+				if idx := w.add(fmt.Sprint("s", i), false); idx != uint64(i) {
 					t.Fatalf("add %d returned index %d", i, idx)
 				}
 			}
@@ -43,9 +43,9 @@ func TestWatermark(t *testing.T) {
 // indexes stay valid across compaction.
 func TestWatermarkCompacts(t *testing.T) {
 	var w watermark
-	pinned := w.add("pin")
+	pinned := w.add("pin", false)
 	for i := range 5000 {
-		w.done(w.add(fmt.Sprint("r", i)))
+		w.done(w.add(fmt.Sprint("r", i), false))
 	}
 	if got := w.advance(); got != "" {
 		t.Fatalf("watermark %q passed the pinned record", got)
@@ -55,7 +55,7 @@ func TestWatermarkCompacts(t *testing.T) {
 		t.Fatalf("watermark %q, want r4999", got)
 	}
 	for i := range 5000 {
-		idx := w.add(fmt.Sprint("q", i))
+		idx := w.add(fmt.Sprint("q", i), false)
 		w.done(idx)
 		w.advance()
 	}
@@ -64,5 +64,25 @@ func TestWatermarkCompacts(t *testing.T) {
 	}
 	if w.advance() != "q4999" {
 		t.Fatalf("watermark %q", w.advance())
+	}
+}
+
+// TestWatermarkSkipsForeign: a parent's records take part in the handled prefix but never become
+// the watermark, which names only the shard's own records.
+func TestWatermarkSkipsForeign(t *testing.T) {
+	var w watermark
+	p1, p2 := w.add("parent-1", true), w.add("parent-2", true)
+	o1 := w.add("own-1", false)
+	w.done(p1)
+	if got := w.advance(); got != "" {
+		t.Fatalf("watermark %q over parents only, want none", got)
+	}
+	w.done(o1)
+	if got := w.advance(); got != "" {
+		t.Fatalf("watermark %q with parent-2 pending, want none", got)
+	}
+	w.done(p2)
+	if got := w.advance(); got != "own-1" {
+		t.Fatalf("watermark %q, want own-1", got)
 	}
 }

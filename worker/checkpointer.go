@@ -33,6 +33,9 @@ type kclCheckpointer struct {
 	ctx    context.Context
 	store  kclLeases
 	worker string
+	// released, when set, is called by RemoveLeaseOwner before the lease is released: the KCL's
+	// consumer is ending, with or without having called its processor's Shutdown.
+	released func(shardID string)
 }
 
 var _ chk.Checkpointer = (*kclCheckpointer)(nil)
@@ -54,10 +57,6 @@ func (e *notAcquiredError) Error() string {
 
 func (e *notAcquiredError) Unwrap() []error {
 	return []error{chk.ErrLeaseNotAcquired{}, e.acq.Reason}
-}
-
-func lostError(shardID, during string) error {
-	return fmt.Errorf("shard %s: %s: %w", shardID, during, checkpoint.ErrLeaseLost)
 }
 
 // Init creates the lease table if needed and loads the stream's lineage.
@@ -138,9 +137,15 @@ func (c *kclCheckpointer) RemoveLeaseInfo(shardID string) error {
 }
 
 // RemoveLeaseOwner releases this worker's lease on shardID (the KCL's consumer calls it whenever
-// it ends). It writes only while this worker still owns the lease, so a worker that lost it never
-// wipes the new owner.
+// it ends). It first finishes the shard's processor (released), which the KCL's consumer does not
+// do when it ends after GetRecords failed past its retries or a renewal found the lease lost: the
+// processor's buffers go, and only then the lease, while no new consumer can have started for the
+// shard yet. The release writes only while this worker still owns the lease, so a worker that lost
+// it never wipes the new owner.
 func (c *kclCheckpointer) RemoveLeaseOwner(shardID string) error {
+	if c.released != nil {
+		c.released(shardID)
+	}
 	_, err := c.store.Release(c.ctx, shardID)
 	return err
 }

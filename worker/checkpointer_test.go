@@ -3,11 +3,13 @@ package worker
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
@@ -173,5 +175,35 @@ func TestKCLCheckpointerFetchCheckpoint(t *testing.T) {
 	}
 	if _, err := c.GetLeaseOwner("s1"); !errors.Is(err, chk.NoLeaseOwnerErr) {
 		t.Fatalf("GetLeaseOwner without a row = %v", err)
+	}
+}
+
+// The KCL's consumer ends without calling Shutdown when GetRecords fails past its retries (or a
+// renewal finds the lease lost): it only releases the lease (RemoveLeaseOwner). The adapter then
+// finishes the shard's processor itself: its buffers are dropped (the shared held gauge goes
+// down), it leaves the registry, and its context (with the hook it holds on the worker's
+// hard-stop context) is cancelled, so nothing drifts or leaks per lease churn.
+func TestKCLReleaseWithoutShutdownFinishesTheProcessor(t *testing.T) {
+	h := newProcHarness(t)
+	h.shard.held = 4
+	h.batch(0, "1", "2")
+	s := &scriptedLeases{}
+	c := &kclCheckpointer{ctx: t.Context(), store: s, worker: "w1", released: h.env.released}
+	if err := c.RemoveLeaseOwner(testShard); err != nil {
+		t.Fatal(err)
+	}
+	if !h.shard.isClosed() || h.registered() {
+		t.Fatalf("after the KCL released the lease: shard closed %v, registered %v", h.shard.isClosed(), h.registered())
+	}
+	if h.p.ctx.Err() == nil {
+		t.Fatal("the processor's context (and its hook on the hard-stop context) is still live")
+	}
+	if len(s.calls) != 1 || s.calls[0] != "Release" {
+		t.Fatalf("store calls %v, want the release", s.calls)
+	}
+	// Shutdown after that (the normal path) finds nothing left to do.
+	h.p.Shutdown(&kcl.ShutdownInput{ShutdownReason: kcl.REQUESTED, Checkpointer: h.cp})
+	if got := h.leases.written(); !slices.Equal(got, []string{"2"}) {
+		t.Fatalf("checkpoints %v, want [2]", got)
 	}
 }

@@ -42,6 +42,13 @@ type Config struct {
 
 	MetricsAddr string // ":9090"; "" disables the HTTP server
 
+	// TestLeaseClockSkew is a test hook: it offsets the wall clock the lease store writes into the
+	// lease table's timestamps (LeaseTimeout, LeaseRenewedAt, ClaimedAt, ...), as on a machine whose
+	// clock is that far off, to prove that no lease decision depends on another machine's clock.
+	// The store's own timing is unaffected (it runs on the monotonic clock). Never set it in
+	// production: kclctl would show wrong expiry times.
+	TestLeaseClockSkew time.Duration
+
 	Pipeline processors.Config
 }
 
@@ -120,6 +127,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseRenew >= c.LeaseDuration/2 {
 		errs = append(errs, fmt.Errorf("lease renew period %s must be under half the lease duration %s", c.LeaseRenew, c.LeaseDuration))
+	}
+	if c.TestLeaseClockSkew < -24*time.Hour || c.TestLeaseClockSkew > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("test lease clock skew %s outside ±24h", c.TestLeaseClockSkew))
 	}
 	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
 		errs = append(errs, fmt.Errorf("max records %d outside 1..10000", c.MaxRecords))

@@ -24,13 +24,45 @@ type fakeLease struct {
 	cancel    context.CancelCauseFunc
 	own       context.Context
 	ownCancel context.CancelCauseFunc
+	// valid is closed while the lease is valid; a suspended lease has an open one.
+	valid chan struct{}
 }
 
 // fakeLeases is a hand-written shardLeases: the test decides when a lease is handed off or lost.
 type fakeLeases struct {
-	mu       sync.Mutex
-	leases   map[string]*fakeLease
-	released []string
+	mu        sync.Mutex
+	leases    map[string]*fakeLease
+	released  []string
+	abandoned []string // reasons given to Abandon
+	seqs      []string // checkpoints written
+	cpErr     error    // Checkpoint fails with it when set
+	cpLost    bool     // Checkpoint finds the lease lost when set
+	busy      int      // batches marked in flight (Busy) and not done
+	released0 int      // releases made while a batch was in flight
+	finished  map[string][]checkpoint.TailSegment
+	// finishRefused and finishErr are Finish's answer (default true, nil).
+	finishRefused bool
+	finishErr     error
+}
+
+func (f *fakeLeases) Busy(string) func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.busy++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.busy--
+		})
+	}
+}
+
+func (f *fakeLeases) inBatch() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.busy > 0
 }
 
 func newFakeLeases() *fakeLeases { return &fakeLeases{leases: map[string]*fakeLease{}} }
@@ -43,6 +75,8 @@ func (f *fakeLeases) lease(id string) *fakeLease {
 		l = &fakeLease{}
 		l.ctx, l.cancel = context.WithCancelCause(context.Background())
 		l.own, l.ownCancel = context.WithCancelCause(context.Background())
+		l.valid = make(chan struct{})
+		close(l.valid)
 		f.leases[id] = l
 	}
 	return l
@@ -50,6 +84,86 @@ func (f *fakeLeases) lease(id string) *fakeLease {
 
 func (f *fakeLeases) LeaseContext(id string) context.Context     { return f.lease(id).ctx }
 func (f *fakeLeases) OwnershipContext(id string) context.Context { return f.lease(id).own }
+
+// WaitValid mimics checkpoint.Store.WaitValid: nil while valid, blocking while suspended, the
+// ownership context's cause once the lease ended.
+func (f *fakeLeases) WaitValid(ctx context.Context, id string) error {
+	l := f.lease(id)
+	f.mu.Lock()
+	valid := l.valid
+	f.mu.Unlock()
+	select {
+	case <-l.own.Done():
+		return context.Cause(l.own)
+	default:
+	}
+	select {
+	case <-valid:
+		return nil
+	case <-l.own.Done():
+		return context.Cause(l.own)
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// suspend makes the lease run out locally; resume makes it valid again.
+func (f *fakeLeases) suspend(id string) {
+	l := f.lease(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l.valid = make(chan struct{})
+}
+
+func (f *fakeLeases) resume(id string) {
+	l := f.lease(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-l.valid:
+	default:
+		close(l.valid)
+	}
+}
+
+func (f *fakeLeases) Checkpoint(ctx context.Context, id, seq string) (bool, error) {
+	l := f.lease(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.cpErr != nil:
+		return false, f.cpErr
+	case l.own.Err() != nil || f.cpLost:
+		return false, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	}
+	f.seqs = append(f.seqs, seq)
+	return true, nil
+}
+
+func (f *fakeLeases) written() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.seqs...)
+}
+
+func (f *fakeLeases) Abandon(_ context.Context, id, reason string) (bool, error) {
+	l := f.lease(id)
+	cause := fmt.Errorf("shard %s: %w: %s", id, checkpoint.ErrShardStopped, reason)
+	l.cancel(cause)
+	l.ownCancel(cause)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.abandoned = append(f.abandoned, reason)
+	return true, nil
+}
+
+func (f *fakeLeases) abandons() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.abandoned...)
+}
 
 func (f *fakeLeases) Release(_ context.Context, id string) (bool, error) {
 	l := f.lease(id)
@@ -62,10 +176,33 @@ func (f *fakeLeases) Release(_ context.Context, id string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.released = append(f.released, id)
+	if f.busy > 0 {
+		f.released0++
+	}
 	return true, nil
 }
 
 // handOff asks for the lease to go to a peer: the lease context ends, the ownership context stays.
+func (f *fakeLeases) Finish(_ context.Context, id string, tail []checkpoint.TailSegment) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.finishErr != nil || f.finishRefused {
+		return false, f.finishErr
+	}
+	if f.finished == nil {
+		f.finished = map[string][]checkpoint.TailSegment{}
+	}
+	f.finished[id] = tail
+	return true, nil
+}
+
+func (f *fakeLeases) finishedWith(id string) ([]checkpoint.TailSegment, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.finished[id]
+	return t, ok
+}
+
 func (f *fakeLeases) handOff(id string) {
 	f.lease(id).cancel(fmt.Errorf("shard %s: %w", id, checkpoint.ErrLeaseHandedOff))
 }
@@ -85,14 +222,12 @@ func (f *fakeLeases) releases() []string {
 }
 
 // fakeShard is a hand-written batchProcessor: each Process returns the last sequence number of
-// its batch as the watermark (or err), Drain returns drainWM (or drainErr).
+// its batch as the watermark (or err), or wm when set.
 type fakeShard struct {
 	mu        sync.Mutex
 	batches   [][]processors.Record
 	err       error
-	drainWM   string
-	drainErr  error
-	drained   bool
+	wm        *string
 	held      int
 	closed    bool
 	processed func(ctx context.Context) // called inside Process, when set
@@ -116,21 +251,29 @@ func (s *fakeShard) Process(ctx context.Context, recs []processors.Record) (stri
 		return "", s.err
 	}
 	s.batches = append(s.batches, recs)
+	if s.wm != nil {
+		return *s.wm, nil
+	}
 	if len(recs) == 0 {
 		return "", nil
 	}
 	return recs[len(recs)-1].SequenceNumber, nil
 }
 
-func (s *fakeShard) Drain(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.drained = true
-	if s.drainErr != nil {
-		s.closed = true
-		return "", s.drainErr
+// fakeOpener opens the fake shard, with the tail the test says it inherited.
+type fakeOpener struct {
+	shard     *fakeShard
+	inherited []checkpoint.TailSegment
+	err       error
+	opened    int
+}
+
+func (o *fakeOpener) open(context.Context, string, string) (batchProcessor, []checkpoint.TailSegment, error) {
+	o.opened++
+	if o.err != nil {
+		return nil, nil, o.err
 	}
-	return s.drainWM, ctx.Err()
+	return o.shard, o.inherited, nil
 }
 
 func (s *fakeShard) Held() int {
@@ -157,36 +300,18 @@ func (s *fakeShard) count() int {
 	return len(s.batches)
 }
 
-// fakeCheckpointer is the KCL's per-shard checkpointer: it records every Checkpoint (SHARD_END
-// for nil) and fails with err when set.
-type fakeCheckpointer struct {
-	mu   sync.Mutex
-	seqs []string
-	err  error
+// kclCheckpointerUnused is the KCL's per-shard checkpointer: the processor checkpoints through
+// the lease store, so any call here fails the test.
+type kclCheckpointerUnused struct{ t *testing.T }
+
+func (c kclCheckpointerUnused) Checkpoint(*string) error {
+	c.t.Errorf("the processor checkpointed through the KCL's checkpointer")
+	return errors.New("unused")
 }
 
-func (c *fakeCheckpointer) Checkpoint(seq *string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	if seq == nil {
-		c.seqs = append(c.seqs, checkpoint.ShardEnd)
-	} else {
-		c.seqs = append(c.seqs, *seq)
-	}
-	return nil
-}
-
-func (c *fakeCheckpointer) PrepareCheckpoint(*string) (kcl.IPreparedCheckpointer, error) {
-	return nil, errors.New("fakeCheckpointer: PrepareCheckpoint not supported")
-}
-
-func (c *fakeCheckpointer) written() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.seqs...)
+func (c kclCheckpointerUnused) PrepareCheckpoint(*string) (kcl.IPreparedCheckpointer, error) {
+	c.t.Errorf("the processor used the KCL's checkpointer")
+	return nil, errors.New("unused")
 }
 
 // procHarness is one recordProcessor with fakes around it.
@@ -194,7 +319,8 @@ type procHarness struct {
 	t      *testing.T
 	leases *fakeLeases
 	shard  *fakeShard
-	cp     *fakeCheckpointer
+	opener *fakeOpener
+	cp     kclCheckpointerUnused
 	env    *processorEnv
 	p      *recordProcessor
 	hard   context.CancelFunc
@@ -205,11 +331,12 @@ const testShard = "shardId-000000000000"
 func newProcHarness(t *testing.T) *procHarness {
 	t.Helper()
 	hard, cancel := context.WithCancel(t.Context())
-	h := &procHarness{t: t, leases: newFakeLeases(), shard: &fakeShard{}, cp: &fakeCheckpointer{}, hard: cancel}
+	h := &procHarness{t: t, leases: newFakeLeases(), shard: &fakeShard{}, cp: kclCheckpointerUnused{t: t}, hard: cancel}
+	h.opener = &fakeOpener{shard: h.shard}
 	h.env = &processorEnv{
 		log:      zap.NewNop(),
 		leases:   h.leases,
-		newShard: func(string) batchProcessor { return h.shard },
+		opener:   h.opener,
 		shards:   &shardRegistry{now: time.Now, shards: map[string]*shardState{}},
 		metrics:  newMetrics(prometheus.NewRegistry()),
 		hardStop: hard,

@@ -39,6 +39,9 @@ type readiness struct {
 	Ready    bool                  `json:"ready"`
 	Problems []string              `json:"problems,omitempty"`
 	Shards   map[string]shardReady `json:"shards"`
+	// Stopped lists the shards whose processor had to stop on this worker (their leases were
+	// released for a peer), until a worker holds them again.
+	Stopped map[string]stoppedShard `json:"stopped,omitempty"`
 }
 
 type shardReady struct {
@@ -47,8 +50,9 @@ type shardReady struct {
 	LastProgress       string `json:"last_progress"`
 }
 
-// ready checks dependencies (the lease table and the raw stream answer) and that no held shard is
-// stalled.
+// ready checks dependencies (the lease table and the raw stream answer), that no held shard is
+// stalled, and that no shard this worker stopped waits for a new owner: a stopped shard counts
+// until the lease table shows an owner again (a peer, or this worker once it took it back).
 func (w *Worker) ready(ctx context.Context) (int, readiness) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	defer cancel()
@@ -63,6 +67,24 @@ func (w *Worker) ready(ctx context.Context) (int, readiness) {
 	sort.Strings(stalled)
 	for _, id := range stalled {
 		out.Problems = append(out.Problems, "shard "+id+" made no progress for over "+stallLimit.String())
+	}
+	stopped := w.shards.stoppedShards()
+	ids := make([]string, 0, len(stopped))
+	for id := range stopped {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if row, err := w.leases.Read(ctx, id); err == nil && row != nil && row.Owner != "" {
+			w.shards.clearStopped(id)
+			continue
+		}
+		if out.Stopped == nil {
+			out.Stopped = map[string]stoppedShard{}
+		}
+		out.Stopped[id] = stopped[id]
+		out.Problems = append(out.Problems, "shard "+id+" stopped at "+stopped[id].At.UTC().Format(time.RFC3339)+
+			" and released for a peer, not taken since: "+stopped[id].Reason)
 	}
 	for id, s := range w.shards.snapshot() {
 		out.Shards[id] = shardReady{Held: s.held, MillisBehindLatest: s.behindMs, LastProgress: s.lastProgress.UTC().Format(time.RFC3339)}

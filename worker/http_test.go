@@ -86,6 +86,21 @@ func TestReadyz(t *testing.T) {
 		t.Fatalf("after progress: /readyz = %d %+v", code, r)
 	}
 
+	// A shard whose processor had to stop (lease released for a peer) fails readiness, with its
+	// id, until a worker holds it again.
+	w.shards.markStopped("shardId-000000000000", "checkpoint: access denied")
+	code, r = get("/readyz")
+	if code != http.StatusServiceUnavailable || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "shardId-000000000000 stopped") ||
+		r.Stopped["shardId-000000000000"].Reason != "checkpoint: access denied" {
+		t.Fatalf("stopped shard: /readyz = %d %+v", code, r)
+	}
+	if acq, err := store.Acquire(ctx, "shardId-000000000000"); err != nil || !acq.Acquired {
+		t.Fatalf("a worker takes the stopped shard: %+v %v", acq, err)
+	}
+	if code, r := get("/readyz"); code != http.StatusOK || len(r.Stopped) != 0 {
+		t.Fatalf("stopped shard taken again: /readyz = %d %+v", code, r)
+	}
+
 	if _, err := st.Kinesis().DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("ready-raw")}); err != nil {
 		t.Fatal(err)
 	}

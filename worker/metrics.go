@@ -170,6 +170,8 @@ func (b *batchTracker) get(shard string) (batchState, bool) {
 //	worker_shard_progress_age_seconds: seconds since the shard's processor last completed a batch
 //	  (the consumer completes one at least every idle time even when the shard is empty); /readyz
 //	  fails above its stall limit.
+//	worker_shard_stopped: 1 for a shard whose processor had to stop here (its lease was released for
+//	  a peer), until a worker holds it again (checked by /readyz); /readyz fails meanwhile.
 //
 // Computed when scraped, so a batch that never returns still shows its age growing.
 type shardCollector struct {
@@ -177,6 +179,7 @@ type shardCollector struct {
 	batches     *batchTracker
 	checkpoint  *prometheus.Desc
 	progressAge *prometheus.Desc
+	stopped     *prometheus.Desc
 }
 
 func newShardCollector(shards *shardRegistry, batches *batchTracker) *shardCollector {
@@ -187,12 +190,15 @@ func newShardCollector(shards *shardRegistry, batches *batchTracker) *shardColle
 			"How long records have waited behind the shard's checkpoint, in seconds; 0 while the shard is caught up.", []string{"shard"}, nil),
 		progressAge: prometheus.NewDesc("worker_shard_progress_age_seconds",
 			"Seconds since the shard's processor last completed a batch.", []string{"shard"}, nil),
+		stopped: prometheus.NewDesc("worker_shard_stopped",
+			"1 for a shard whose processor had to stop on this worker (lease released for a peer), until a worker holds it again.", []string{"shard"}, nil),
 	}
 }
 
 func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.checkpoint
 	ch <- c.progressAge
+	ch <- c.stopped
 }
 
 func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
@@ -201,6 +207,9 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		b, read := c.batches.get(id)
 		ch <- prometheus.MustNewConstMetric(c.checkpoint, prometheus.GaugeValue, checkpointAge(s, b, read, now).Seconds(), id)
 		ch <- prometheus.MustNewConstMetric(c.progressAge, prometheus.GaugeValue, max(now.Sub(s.lastProgress), 0).Seconds(), id)
+	}
+	for id := range c.shards.stoppedShards() {
+		ch <- prometheus.MustNewConstMetric(c.stopped, prometheus.GaugeValue, 1, id)
 	}
 }
 

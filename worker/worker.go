@@ -62,6 +62,7 @@ type Worker struct {
 	batches  *batchTracker
 	kcl      *kclworker.Worker
 	kc       streamProbe
+	tails    tailAPI
 	// hardStop is cancelled when the shutdown grace runs out: in-flight processing gives up and
 	// leaves its records behind the checkpoint for the next owner.
 	hardStop context.Context
@@ -98,6 +99,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	// is bounded by it.
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStore()
+	leaseClock := deps.Now
+	if skew := cfg.TestLeaseClockSkew; skew != 0 {
+		// time.Time.Add keeps the monotonic reading: only the timestamps written into rows move.
+		log.Warn("TEST HOOK: the lease store writes timestamps offset from this machine's clock", zap.Duration("skew", skew))
+		leaseClock = func() time.Time { return deps.Now().Add(skew) }
+	}
 	store, err := checkpoint.New(storeCtx, checkpoint.Config{
 		Table:         cfg.LeaseTable,
 		Stream:        cfg.Stream,
@@ -110,15 +117,20 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		ScanInterval: cfg.LeaseDuration / 10,
 		Logger:       log.Named("checkpoint"),
 		Registerer:   deps.Registry,
-		Now:          deps.Now,
+		Now:          leaseClock,
 	}, deps.DynamoDB, deps.Kinesis)
 	if err != nil {
 		return fmt.Errorf("lease store: %w", err)
 	}
 
+	if cfg.Pipeline.DedupeHorizon, err = dedupeHorizon(ctx, deps.Kinesis, cfg.Stream, cfg.Pipeline.DedupeHorizon, cfg.CallTimeout); err != nil {
+		return err
+	}
+	log.Info("dedupe horizon", zap.Duration("horizon", cfg.Pipeline.DedupeHorizon))
 	pipe, err := processors.New(cfg.Pipeline, processors.Deps{
 		Kinesis:    deps.Kinesis,
 		Dedupe:     processors.NewDynamoDedupe(deps.DynamoDB, cfg.DedupeTable),
+		Leases:     store,
 		Keys:       deps.Keys,
 		Logger:     log.Named("pipeline"),
 		Registerer: deps.Registry,
@@ -139,6 +151,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		metrics:  newMetrics(deps.Registry),
 		batches:  newBatchTracker(deps.Now),
 		kc:       deps.Kinesis,
+		tails:    deps.Kinesis,
 		hardStop: hardStop,
 	}
 	if err := deps.Registry.Register(newShardCollector(w.shards, w.batches)); err != nil {
@@ -160,9 +173,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		log.Info("serving /metrics, /healthz, /readyz", zap.String("addr", ln.Addr().String()))
 	}
 
-	w.kcl = kclworker.NewWorker(factory{env: w.processorEnv()}, w.kclConfig(log)).
+	env := w.processorEnv()
+	w.kcl = kclworker.NewWorker(factory{env: env}, w.kclConfig(log)).
 		WithKinesis(deps.KCLKinesis).
-		WithCheckpointer(&kclCheckpointer{ctx: storeCtx, store: store, worker: cfg.WorkerID})
+		WithCheckpointer(&kclCheckpointer{ctx: storeCtx, store: store, worker: cfg.WorkerID, released: env.released})
 	if err := w.kcl.Start(); err != nil {
 		return fmt.Errorf("start KCL worker: %w", err)
 	}
@@ -221,4 +235,34 @@ func (w *Worker) kclConfig(log *zap.Logger) *kclcfg.KinesisClientLibConfiguratio
 		WithLeaseStealing(false).
 		WithMonitoringService(&monitor{m: w.metrics, shards: w.shards, batches: w.batches, behind: w.leases.NoteMillisBehind}).
 		WithLogger(kclzap.NewZapLogger(log.Named("kcl").Sugar()))
+}
+
+// horizonMargin is how much longer than the raw stream's retention the dedupe horizon must be: a
+// replay reaches back at most the retention, and a customer's state is judged by day.
+const horizonMargin = 24 * time.Hour
+
+// dedupeHorizon returns the dedupe horizon the worker runs with: the configured one, or by default
+// the raw stream's retention plus horizonMargin (read now). A configured horizon shorter than that
+// is refused: a replay from the trim horizon would deliver events whose state already expired.
+func dedupeHorizon(ctx context.Context, kin streamProbe, stream string, configured, timeout time.Duration) (time.Duration, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := kin.DescribeStreamSummary(cctx, &kinesis.DescribeStreamSummaryInput{StreamName: &stream})
+	if err != nil {
+		return 0, fmt.Errorf("read the retention of %s for the dedupe horizon: %w", stream, err)
+	}
+	if out.StreamDescriptionSummary == nil || out.StreamDescriptionSummary.RetentionPeriodHours == nil {
+		return 0, fmt.Errorf("read the retention of %s for the dedupe horizon: no retention in the answer", stream)
+	}
+	retention := time.Duration(*out.StreamDescriptionSummary.RetentionPeriodHours) * time.Hour
+	least := retention + horizonMargin
+	switch {
+	case configured == 0:
+		return least, nil
+	case configured < least:
+		return 0, fmt.Errorf("dedupe horizon %s is shorter than the retention of %s (%s) plus %s: a replay from the trim horizon "+
+			"would deliver again the events whose dedupe state expired; set -dedupe-horizon (DEDUPE_HORIZON) to at least %s",
+			configured, stream, retention, horizonMargin, least)
+	}
+	return configured, nil
 }

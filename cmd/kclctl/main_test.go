@@ -24,6 +24,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/kclctl"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/processors"
 )
 
 // buildKclctl builds this command into a temporary directory.
@@ -304,6 +305,35 @@ func TestOperateBinary(t *testing.T) {
 		if r.code != kclctl.ExitError || !strings.Contains(r.stderr, "shard not in stream") {
 			t.Fatalf("unknown shard: exit %d\n%s", r.code, r.stderr)
 		}
+	})
+
+	t.Run("reset past the dedupe horizon", func(t *testing.T) {
+		// A worker's pipeline opened s0 with a one-day horizon: its state manifest records it.
+		if err := st.CreateTable(ctx, "events-dedupe", "event_id"); err != nil {
+			t.Fatal(err)
+		}
+		kr, err := event.NewKeyring(event.Key{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := processors.New(processors.Config{QuarantineStream: "events-quarantine", DLQStream: "events-dlq", DefaultStream: "analytics-other",
+			DedupeHorizon: 24 * time.Hour}, processors.Deps{Kinesis: kin, Dedupe: processors.NewDynamoDedupe(ddb, "events-dedupe"), Keys: kr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.OpenShard(ctx, s0, processors.Lineage{}); err != nil {
+			t.Fatal(err)
+		}
+		r := runKclctl(t, bin, st, "reset", "--shard", s0, "--to", "timestamp=-2h")
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "within the dedupe horizon 24h0m0s") {
+			t.Fatalf("a rewind within the horizon: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		r = runKclctl(t, bin, st, "reset", "--shard", s0, "--to", "timestamp=-48h", "--json")
+		var rep kclctl.ResetReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != kclctl.ExitWarnings || !rep.PastHorizon || rep.Horizon != 24*time.Hour {
+			t.Fatalf("a rewind past the horizon: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+		}
+		t.Logf("kclctl reset past the horizon: %v", rep.Notes)
 	})
 
 	t.Run("dlq", func(t *testing.T) {

@@ -58,9 +58,8 @@ func run() error {
 	str(fs, &keysJSON, "keys", "SIGNING_KEYS", "signing keys inline, same JSON as -keys-file")
 	str(fs, &keysSecret, "keys-secret-arn", "SIGNING_KEYS_SECRET_ARN", "AWS Secrets Manager secret holding the signing keys (same JSON); takes precedence over -keys-file and -keys")
 	dur(fs, &keysReload, "keys-reload", "SIGNING_KEYS_RELOAD", "how often to re-read the keys from -keys-secret-arn or -keys-file (0: never)")
-	str(fs, &dedupeLookup, "dedupe-lookup", "DEDUPE_LOOKUP", "which events not in the in-memory cache are looked up in the dedupe table: all (strict: "+
-		"catches every reused event_id) or behind-cursor (only events at or behind their customer's cursor: fewer reads; "+
-		"an event_id reused under another customer or a later seq is then caught only by the in-memory cache)")
+	str(fs, &dedupeLookup, "dedupe-lookup", "DEDUPE_LOOKUP", "no effect (kept so existing deployments start): the dedupe state of a shard is in memory and nothing is looked up per event")
+	dur(fs, &cfg.Pipeline.DedupeHorizon, "dedupe-horizon", "DEDUPE_HORIZON", "how long a customer's dedupe state lives after its last event; at least the raw stream's retention plus a day (default: exactly that, read at start)")
 	str(fs, &piiPaths, "pii-paths", "PII_PATHS", "comma-separated detail paths that must hold tokens, e.g. properties.email,customer_id; empty: PII policy off")
 	str(fs, &logLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 	dur(fs, &cfg.Pipeline.ReorderWindow, "reorder-window", "REORDER_WINDOW", "how long to hold an event waiting for a missing predecessor")
@@ -69,6 +68,7 @@ func run() error {
 	dur(fs, &cfg.IdleTime, "idle-time", "IDLE_TIME", "wait after an empty GetRecords")
 	dur(fs, &cfg.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", "HTTP timeout of one AWS request")
 	dur(fs, &cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "bound on finishing in-flight work after SIGTERM")
+	dur(fs, &cfg.TestLeaseClockSkew, "test-lease-clock-skew", "TEST_LEASE_CLOCK_SKEW", "TEST HOOK, never in production: offset the timestamps written into the lease table by this duration (e.g. -5m), as on a machine whose clock is off")
 	fs.BoolVar(&cfg.StartAtLatest, "start-at-latest", envBool("START_AT_LATEST"), "start shards without a checkpoint at LATEST (default TRIM_HORIZON) [START_AT_LATEST]")
 	fs.BoolVar(&routeStreams, "print-config", false, "print the effective configuration and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -80,11 +80,9 @@ func run() error {
 
 	cfg.Pipeline.LatePolicy = processors.LatePolicy(latePolicy)
 	switch dedupeLookup {
-	case "all":
-	case "behind-cursor":
-		cfg.Pipeline.LookupBehindCursorOnly = true
+	case "all", "behind-cursor":
 	default:
-		return fmt.Errorf("-dedupe-lookup %q: want all or behind-cursor", dedupeLookup)
+		return fmt.Errorf("-dedupe-lookup %q: want all or behind-cursor (it has no effect any more)", dedupeLookup)
 	}
 	if piiPaths != "" {
 		cfg.Pipeline.PIIPaths = strings.Split(piiPaths, ",")

@@ -276,8 +276,9 @@ func (p *Pipeline) workerTaskRole(region string) awsiam.Role {
 	add("LeaseTable", []string{
 		"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan",
 	}, &[]*string{p.LeaseTable.TableArn()}, nil)
-	// processors/: dedupe marks and cursors, read and written in batches.
-	add("DedupeTable", []string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"},
+	// processors/: the shards' dedupe state (manifests, snapshot and log chunks; quarantine marks):
+	// read and written in batches, the manifest with a conditional PutItem.
+	add("DedupeTable", []string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"},
 		&[]*string{p.DedupeTable.TableArn()}, nil)
 	add("ReadSigningKeys", []string{"secretsmanager:GetSecretValue"}, &[]*string{p.SigningKeys.SecretArn()}, nil)
 	add("DataKeysViaPipelineServices", []string{"kms:Decrypt", "kms:GenerateDataKey"},

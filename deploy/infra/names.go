@@ -19,6 +19,9 @@ const (
 
 	// EventBus is the EventBridge bus producers put to.
 	EventBus = "customer-events"
+	// ForwarderDLQ is the forwarder's failure queue (SQS): the dead-letter queue of the bus's
+	// rule targets and the on-failure destination of the forwarder's asynchronous invocations.
+	ForwarderDLQ = "kinesis-events-forwarder-dlq"
 	// Application names the worker fleet (workers of one application share leases).
 	Application = "events-pipeline"
 )

@@ -62,7 +62,7 @@ func NamesFor(stage string) Names {
 		AlarmPrefix:      p + "-",
 		KeyAlias:         "alias/" + p,
 		Forwarder:        p + "-forwarder",
-		ForwarderDLQ:     p + "-forwarder-dlq",
+		ForwarderDLQ:     stage + "-" + ForwarderDLQ, // = p + "-forwarder-dlq"; kclctl's default before the stage
 		UnroutedQueue:    p + "-unrouted",
 		Cluster:          p,
 		WorkerService:    p + "-worker",

@@ -549,6 +549,7 @@ func TestWorkerTaskRoleIsScopedToExactArns(t *testing.T) {
 		"dynamodb:Scan":                 {lease},
 		"dynamodb:BatchGetItem":         {dedupe},
 		"dynamodb:BatchWriteItem":       {dedupe},
+		"dynamodb:PutItem":              {dedupe},
 		"secretsmanager:GetSecretValue": {secret},
 		"kms:Decrypt":                   {jsonOf(fx.keyArn)},
 		"kms:GenerateDataKey":           {jsonOf(fx.keyArn)},

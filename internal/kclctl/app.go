@@ -62,6 +62,9 @@ type App struct {
 	Now func() time.Time
 	// Connect builds the AWS clients (default ConnectAWS). It is called once per process, on first use.
 	Connect func(ctx context.Context, requestTimeout time.Duration) (*Clients, error)
+	// ConnectForwarderDLQ builds the forwarder-dlq commands' clients (default ConnectFDLQ), once
+	// per process, on first use.
+	ConnectForwarderDLQ func(ctx context.Context, requestTimeout time.Duration) (*FDLQClients, error)
 	// Inspect builds the checkpoints report (default InspectLive).
 	Inspect func(ctx context.Context, c *Clients, table, stream string, now time.Time) (Report, error)
 	// Snapshot reads the lease table joined with the stream's shards (default InspectSnapshot).
@@ -75,6 +78,10 @@ type App struct {
 	clientsOnce sync.Once
 	clients     *Clients
 	clientsErr  error
+
+	fdlqOnce    sync.Once
+	fdlqClients *FDLQClients
+	fdlqErr     error
 }
 
 func (a *App) withDefaults() {
@@ -92,6 +99,9 @@ func (a *App) withDefaults() {
 	}
 	if a.Connect == nil {
 		a.Connect = ConnectAWS
+	}
+	if a.ConnectForwarderDLQ == nil {
+		a.ConnectForwarderDLQ = ConnectFDLQ
 	}
 	if a.Inspect == nil {
 		a.Inspect = InspectLive
@@ -177,18 +187,19 @@ func NewRootCommand(app *App) *cobra.Command {
 		Long: `kclctl inspects and operates the worker fleet: the lease/checkpoint table, the raw stream
 and the dead-letter stream. Human tables by default, --json for scripts.
 
-Commands that change something (reset, scale, dlq replay) only show what they would do unless
-given --apply.
+Commands that change something (reset, scale, dlq replay, forwarder-dlq replay) only show what
+they would do unless given --apply.
 
 AWS settings come from the SDK's own environment: AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB,
-AWS_ENDPOINT_URL_KINESIS (local emulators), and the default credential chain.
+AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_SQS (local emulators), and the default credential chain.
 
 Exit codes (every command):
   0  ok (a dry run that could be applied is ok too)
   1  error: the command failed (AWS unreachable, table or stream missing, a step failed)
   2  usage: bad command line
   3  warnings found: the command succeeded and listed warnings (expired leases, unbalanced
-     fleet, lag not measurable, DLQ records that cannot be read or replayed, ...)
+     fleet, lag not measurable, DLQ records or failure-queue messages that cannot be read or
+     replayed, ...)
   4  refused: a safety check stopped a change and nothing was written (reset of a leased
      shard without --force)`,
 		SilenceErrors: true,
@@ -222,6 +233,7 @@ Exit codes (every command):
 	pf.StringVar(&g.Stream, "stream", envOr(EnvRawStream, DefaultRawStream), "raw stream the fleet consumes (env "+EnvRawStream+")")
 	pf.DurationVar(&g.Timeout, "timeout", DefaultTimeout, "deadline of one command run (of each refresh with --watch); also the timeout of each AWS request")
 	pf.BoolVar(&g.JSON, "json", false, "print JSON for scripts instead of tables (with --watch: one JSON document per line)")
+	root.AddCommand(newFDLQCommand(app, g)) // the forwarder's failure queue (SQS), fdlq_cmd.go
 
 	root.AddCommand(newCheckpointsCommand(app, g), newWorkersCommand(app, g), newResetCommand(app, g),
 		newScaleCommand(app, g), newDLQCommand(app, g))

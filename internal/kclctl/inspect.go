@@ -42,6 +42,11 @@ func FromSnapshot(s checkpoint.Snapshot) Report {
 			LastResetBy:    in.LastResetBy,
 			LastResetAt:    in.LastResetAt,
 			LastResetFrom:  in.LastResetFrom,
+			LastStopBy:     in.LastStopBy,
+			LastStopReason: in.LastStopReason,
+		}
+		if !in.LastStopAt.IsZero() {
+			sh.LastStopAt = in.LastStopAt.UTC()
 		}
 		if in.HasMillisBehind {
 			sh.Behind = &Behind{MS: in.MillisBehindLatest, At: in.MillisBehindAt.UTC()}

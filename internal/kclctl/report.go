@@ -64,6 +64,11 @@ type Shard struct {
 	LastResetBy   string    `json:"last_reset_by,omitempty"`
 	LastResetAt   time.Time `json:"last_reset_at,omitzero"`
 	LastResetFrom string    `json:"last_reset_from,omitempty"`
+	// LastStop* record a worker whose processor had to stop the shard and released its lease for a
+	// peer (the "stopped" warning), until a worker takes the shard again.
+	LastStopBy     string    `json:"last_stop_by,omitempty"`
+	LastStopAt     time.Time `json:"last_stop_at,omitzero"`
+	LastStopReason string    `json:"last_stop_reason,omitempty"`
 }
 
 // Behind is a MillisBehindLatest a worker published, and when it observed it.

@@ -8,10 +8,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/spf13/cobra"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/processors"
 )
+
+// EnvDedupeTable names the dedupe table for the commands that read the workers' dedupe state.
+const EnvDedupeTable = "DEDUPE_TABLE"
 
 // ResetReport is what `kclctl reset` shows (and prints with --json).
 type ResetReport struct {
@@ -31,6 +39,13 @@ type ResetReport struct {
 	Who    string    `json:"who"`
 	At     time.Time `json:"at"`
 	Notes  []string  `json:"notes"`
+	// Rewind is how old the oldest record the new position reads again is (0: none, or unknown);
+	// Horizon the dedupe horizon the shard's workers run with (0: unknown). A rewind past the
+	// horizon is a warning: events of customers silent for longer would be delivered again.
+	Rewind  time.Duration `json:"rewind_ns,omitempty"`
+	Horizon time.Duration `json:"dedupe_horizon_ns,omitempty"`
+	// PastHorizon is set when Rewind is longer than Horizon.
+	PastHorizon bool `json:"past_dedupe_horizon,omitempty"`
 }
 
 // Reset results.
@@ -109,6 +124,7 @@ func newResetCommand(app *App, g *Globals) *cobra.Command {
 	var (
 		shard, to, who string
 		apply, force   bool
+		dedupeTable    string
 	)
 	cmd := &cobra.Command{
 		Use:   "reset --shard S --to trim-horizon|latest|timestamp T|sequence N [--apply] [--force]",
@@ -118,7 +134,7 @@ func newResetCommand(app *App, g *Globals) *cobra.Command {
   --to trim-horizon   remove the checkpoint: the next owner starts at the oldest record
   --to latest         skip everything in the shard now (SHARD_END for a closed shard)
   --to timestamp T    resume at the first record that arrived at or after T (RFC 3339, or a
-                      negative duration such as -15m for "15 minutes ago")
+                      negative duration, written --to timestamp=-15m for "15 minutes ago")
   --to sequence N     resume after record N (checkpoint semantics)
 
 Without --apply it only shows the current and the new checkpoint. With --apply it writes the
@@ -127,7 +143,11 @@ LastResetFrom). It refuses (exit 4, nothing written) while a worker holds a live
 shard, unless --force: then the holder is fenced out (its next checkpoint fails, its processor
 stops without writing more) and a worker takes the shard again from the new position.
 
-Re-reading records is safe: the pipeline's dedupe drops events already delivered.`,
+Re-reading records is safe within the dedupe horizon (the raw stream's retention plus a day, unless
+the workers were given a longer one): the pipeline's dedupe drops events already delivered. reset
+reads how old the oldest record it makes the fleet read again is, and the horizon from the workers'
+state in the dedupe table (--dedupe-table); a rewind past the horizon is a warning (exit 3), since
+events of customers silent for longer than the horizon would be delivered again.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if shard == "" || to == "" {
 				return usageError{errors.New("reset needs --shard and --to")}
@@ -149,6 +169,9 @@ Re-reading records is safe: the pipeline's dedupe drops events already delivered
 				return err
 			}
 			rep, err := RunReset(ctx, c.DynamoDB, c.Kinesis, g.Table, g.Stream, shard, pos, apply, force, who, app.Now())
+			if err == nil && rep.Shard != "" {
+				err = checkHorizon(ctx, &rep, c.Kinesis, processors.NewDynamoDedupe(c.DynamoDB, dedupeTable), g.Stream, pos, app.Now())
+			}
 			if rep.Shard != "" {
 				if werr := app.output(g, rep, func(w io.Writer) error { return RenderReset(w, rep) }); werr != nil {
 					return werr
@@ -163,7 +186,82 @@ Re-reading records is safe: the pipeline's dedupe drops events already delivered
 	f.BoolVar(&apply, "apply", false, "write the new checkpoint (default: dry run)")
 	f.BoolVar(&force, "force", false, "reset even while a worker holds the lease (fences it out)")
 	f.StringVar(&who, "who", "", "who is resetting, recorded in the lease row (default $USER@hostname)")
+	dedupeDefault := names.DedupeTable
+	if v := app.Getenv(EnvDedupeTable); v != "" {
+		dedupeDefault = v
+	}
+	f.StringVar(&dedupeTable, "dedupe-table", dedupeDefault, "the workers' dedupe table, for their dedupe horizon (env "+EnvDedupeTable+")")
 	return cmd
+}
+
+// checkHorizon fills rep's rewind and horizon and returns ErrWarnings when the rewind reaches past
+// the horizon. Not knowing either is a note, not a warning.
+func checkHorizon(ctx context.Context, rep *ResetReport, kin checkpoint.KinesisAPI, state processors.DedupeStore, stream string, pos checkpoint.Position, now time.Time) error {
+	rewind, known, err := rewindAge(ctx, kin, stream, rep.Shard, pos, now)
+	if err != nil {
+		rep.Notes = append(rep.Notes, "could not read how far back the reset reaches: "+err.Error())
+		return nil
+	}
+	if !known {
+		return nil
+	}
+	rep.Rewind = rewind
+	horizon, ok, err := processors.ReadHorizon(ctx, state, rep.Shard)
+	switch {
+	case err != nil:
+		rep.Notes = append(rep.Notes, "could not read the dedupe horizon: "+err.Error())
+		return nil
+	case !ok:
+		rep.Notes = append(rep.Notes, "no dedupe state for the shard in the dedupe table: its horizon is unknown")
+		return nil
+	}
+	rep.Horizon = horizon
+	if rewind <= horizon {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the oldest record read again is %s old, within the dedupe horizon %s: duplicates are dropped", rewind.Round(time.Second), horizon))
+		return nil
+	}
+	rep.PastHorizon = true
+	rep.Notes = append(rep.Notes, fmt.Sprintf("WARNING: the oldest record read again is %s old, past the dedupe horizon %s: events of customers silent for longer than the horizon would be delivered again",
+		rewind.Round(time.Second), horizon))
+	return ErrWarnings
+}
+
+// rewindAge returns how old the first record the new position makes the fleet read is (false when
+// it reads nothing again: latest, or an empty shard).
+func rewindAge(ctx context.Context, kin checkpoint.KinesisAPI, stream, shard string, pos checkpoint.Position, now time.Time) (time.Duration, bool, error) {
+	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: aws.String(shard)}
+	switch pos.Kind {
+	case checkpoint.PositionLatest:
+		return 0, false, nil
+	case checkpoint.PositionAtTimestamp:
+		return now.Sub(pos.Timestamp), true, nil
+	case checkpoint.PositionAfterSequence:
+		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(pos.Sequence)
+	default:
+		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
+	}
+	out, err := kin.GetShardIterator(ctx, in)
+	if err != nil {
+		return 0, false, err
+	}
+	it := out.ShardIterator
+	for range maxEmptyReads {
+		if it == nil {
+			return 0, false, nil
+		}
+		page, err := kin.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1)})
+		if err != nil {
+			return 0, false, err
+		}
+		if len(page.Records) > 0 {
+			return now.Sub(aws.ToTime(page.Records[0].ApproximateArrivalTimestamp)), true, nil
+		}
+		if aws.ToInt64(page.MillisBehindLatest) == 0 {
+			return 0, false, nil
+		}
+		it = page.NextShardIterator
+	}
+	return 0, false, nil
 }
 
 func (a *App) defaultWho() string {

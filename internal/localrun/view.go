@@ -192,8 +192,8 @@ func (v *view) summary(s summary) {
 		fmt.Fprintf(tw, "  conflicting duplicates\t%d\n", m.Duplicates.Conflicting)
 		fmt.Fprintf(tw, "  out of order\t%d\n", m.OutOfOrder)
 		fmt.Fprintf(tw, "  malformed\t%d\n", sumBad(m.Bad))
-		fmt.Fprintf(tw, "forwarder\t%d forwarded, %d quarantined, %d failed, %d retries\n",
-			s.res.Forwarder.Forwarded, s.res.Forwarder.Quarantined, s.res.Forwarder.Failed, s.res.Forwarder.Retries)
+		fmt.Fprintf(tw, "forwarder\t%d forwarded, %d quarantined, %d blank lines skipped, %d failed, %d retries\n",
+			s.res.Forwarder.Forwarded, s.res.Forwarder.Quarantined, s.res.Forwarder.Blank, s.res.Forwarder.Failed, s.res.Forwarder.Retries)
 	}
 	if s.rep == nil {
 		fmt.Fprintf(tw, "result\tINCOMPLETE: the run was stopped before every event arrived\n")

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
 // AWSConfig returns an SDK configuration for this stack: static local
@@ -48,10 +49,20 @@ func (s *Stack) DynamoDB() *dynamodb.Client {
 	return s.ddbClient
 }
 
+// SQS returns a client for the SQS emulator, shared by all callers. It is nil
+// unless the stack was launched with Options.SQS.
+func (s *Stack) SQS() *sqs.Client {
+	s.initClients()
+	return s.sqsClient
+}
+
 func (s *Stack) initClients() {
 	s.clientsOnce.Do(func() {
 		cfg := s.awsConfig()
 		s.kinClient = kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(s.KinesisEndpoint) })
 		s.ddbClient = dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(s.DynamoDBEndpoint) })
+		if s.SQSEndpoint != "" {
+			s.sqsClient = sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(s.SQSEndpoint) })
+		}
 	})
 }

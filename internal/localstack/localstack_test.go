@@ -332,7 +332,7 @@ func abortRequest(t *testing.T, endpoint, target, body string, declared int) {
 	}
 	defer conn.Close()
 	ct := "application/x-amz-json-1.1"
-	if strings.HasPrefix(target, "DynamoDB") {
+	if strings.HasPrefix(target, "DynamoDB") || strings.HasPrefix(target, "AmazonSQS") {
 		ct = "application/x-amz-json-1.0"
 	}
 	req := fmt.Sprintf("POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nX-Amz-Target: %s\r\n"+

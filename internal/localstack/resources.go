@@ -11,6 +11,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
 // resourceTimeout bounds waiting for a stream or table to become ACTIVE when
@@ -111,3 +112,18 @@ type permanent struct{ err error }
 
 func (p permanent) Error() string { return p.err.Error() }
 func (p permanent) Unwrap() error { return p.err }
+
+// CreateQueue creates a standard queue on the SQS emulator (a queue that
+// already exists is kept) and returns its URL. The stack must have been
+// launched with Options.SQS.
+func (s *Stack) CreateQueue(ctx context.Context, name string) (string, error) {
+	c := s.SQS()
+	if c == nil {
+		return "", fmt.Errorf("create queue %s: the stack has no SQS emulator (Options.SQS)", name)
+	}
+	out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)})
+	if err != nil {
+		return "", fmt.Errorf("create queue %s: %w", name, err)
+	}
+	return aws.ToString(out.QueueUrl), nil
+}
