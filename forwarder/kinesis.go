@@ -70,13 +70,14 @@ func (f *Forwarder) writeOne(ctx context.Context, l lane, e *entry) (shard, seq 
 		return "", "", err
 	}
 	e.toWrite()
-	if err := w.Write(ctx, []*entry{e}); err != nil {
-		return "", "", fmt.Errorf("after %d attempts: %w (last: %s)", e.rec.Attempts, err, e.rec.LastError)
+	werr := w.Write(ctx, []*entry{e})
+	switch {
+	case e.rec.State == ordered.Written: // even when ctx ended right after the call landed
+		return e.rec.ShardID, e.rec.SequenceNumber, nil
+	case werr != nil:
+		return "", "", fmt.Errorf("after %d attempts: %w (last: %s)", e.rec.Attempts, werr, e.rec.LastError)
 	}
-	if e.rec.State != ordered.Written {
-		return "", "", failure(e)
-	}
-	return e.rec.ShardID, e.rec.SequenceNumber, nil
+	return "", "", failure(e)
 }
 
 // tally counts into a cumulative stat and, when set, a Prometheus counter.

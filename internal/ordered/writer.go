@@ -118,7 +118,7 @@ func (w *Writer[T]) Pending() int { return w.q.Len() }
 // Write writes items in order per partition key, each call carrying at most one record per key,
 // and returns once every record is written (State Written) or given up on (State Failed, with its
 // Cause) — nil — or when ctx ends, with ctx's error (records may then be left Pending, and no
-// further call is made). A record is given up on only by the Policy, MinAttemptTime or After: with
+// further call is made; a record whose call landed is Written all the same). A record is given up on only by the Policy, MinAttemptTime or After: with
 // the zero Policy a transient or throttled failure is retried until ctx ends.
 func (w *Writer[T]) Write(ctx context.Context, items []T) error {
 	q := w.q
@@ -155,11 +155,11 @@ func (w *Writer[T]) Write(ctx context.Context, items []T) error {
 			return err
 		}
 		res := w.step(ctx, w.recs)
+		now = w.cfg.Now()
+		q.Complete(w.batch, res, now) // a record that landed is Written even if ctx ended meanwhile
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		now = w.cfg.Now()
-		q.Complete(w.batch, res, now)
 		if w.cfg.After != nil && w.cfg.After(res, now) {
 			q.Stop(CauseStopped)
 		}

@@ -289,6 +289,19 @@ func TestWriteCancel(t *testing.T) {
 			t.Fatalf("err %v after %d calls", err, kin.callCount())
 		}
 	})
+	t.Run("after a call that landed", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		kin := putFunc(func(_ context.Context, n int) (int, error) {
+			cancel() // the records land; then ctx ends before the answer is read
+			return n, nil
+		})
+		w := testWriter(t, kin, newClock(), WriterConfig{})
+		a1, a2 := newRec("a", "1"), newRec("a", "2")
+		err := w.Write(ctx, []*rec{a1, a2})
+		if !errors.Is(err, context.Canceled) || a1.r.State != Written || a1.r.SequenceNumber == "" || a2.r.State != Pending {
+			t.Fatalf("err %v, states %v %v", err, a1.r.State, a2.r.State)
+		}
+	})
 	t.Run("during a call", func(t *testing.T) {
 		kin := newFake()
 		ctx, cancel := context.WithCancel(t.Context())
