@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/internal/ordered"
-	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
 // Putter is the Kinesis call the sink needs (*kinesis.Client implements it).
@@ -178,7 +177,7 @@ func (p *Pipeline) writer(shard string, d *dest, lim *limiters) (*ordered.Writer
 	}
 	w, err := ordered.NewWriter[*slot](d.guard(d.stream.WithLogger(p.log.With(zapShard(shard))).Put), ordered.WriterConfig{
 		// A fatal answer (a missing stream) is retried too: the breaker and the hold decide.
-		Policy:           ordered.Policy{Backoff: retry.Policy{Initial: p.cfg.RetryBase, Max: p.cfg.RetryMax, Now: p.now, Sleep: p.sleep}, RetryFatal: true},
+		Policy:           ordered.Policy{Backoff: p.retry, RetryFatal: true},
 		RecordsPerSecond: p.cfg.OutputRatePerShard,
 		BytesPerSecond:   p.cfg.OutputBytesPerShard,
 		After:            func(res ordered.Result, now time.Time) bool { return p.afterCall(shard, d, lim, res, now) },
@@ -278,17 +277,4 @@ func (o *outRec) eventID() string {
 		return o.src.eventID()
 	}
 	return ""
-}
-
-// backoff waits the jittered exponential delay of attempt (0-based), bounded by RetryMax: the
-// dedupe store's retries (dedupe.go). Writes back off in package ordered.
-func (p *Pipeline) backoff(ctx context.Context, attempt int) error {
-	d := p.cfg.RetryBase
-	for i := 0; i < attempt && d < p.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, p.cfg.RetryMax)
-	half := d / 2
-	d = half + time.Duration(p.jitter(int64(d-half)+1))
-	return p.sleep(ctx, d)
 }
