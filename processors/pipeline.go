@@ -53,7 +53,8 @@ type Pipeline struct {
 	log   *zap.Logger
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
-	retry retry.Policy // between attempts of a dedupe store call or a write
+	retry retry.Policy // between attempts of a dedupe store call
+	gate  LeaseGate    // nil: no lease to check or a write
 	m     *metrics
 	dests map[string]*dest // every stream named in the config; read-only after New
 }
@@ -93,6 +94,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		p.sleep = retry.Sleep
 	}
 	p.retry = retry.Policy{Initial: p.cfg.RetryBase, Max: p.cfg.RetryMax, Now: p.now, Sleep: p.sleep}
+	p.gate = deps.Leases
 	names := []string{p.cfg.DefaultStream, p.cfg.QuarantineStream, p.cfg.DLQStream}
 	if p.cfg.LatePolicy == LateStream {
 		names = append(names, p.cfg.LateStream)

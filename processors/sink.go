@@ -103,6 +103,23 @@ func (d *dest) guard(next ordered.Step) ordered.Step {
 	}
 }
 
+// gated puts shard's lease gate before every call of next: a call is made only while this worker's
+// lease is valid (WaitValid blocks while it is suspended), and once the lease is gone the write in
+// progress ends with the lease's error, writing nothing more (the next owner replays from the
+// checkpoint). Outside the breaker: waiting for the lease is not the destination failing.
+func (p *Pipeline) gated(shard string, lim *limiters, next ordered.Step) ordered.Step {
+	if p.gate == nil {
+		return next
+	}
+	return func(ctx context.Context, recs []*ordered.Record) ordered.Result {
+		if err := p.gate.WaitValid(ctx, shard); err != nil {
+			lim.abort(err)
+			return ordered.Refuse(recs, err)
+		}
+		return next(ctx, recs)
+	}
+}
+
 // failed records a failed or refused call at now and returns how long the destination has been
 // broken. A failure long after the previous one starts a new outage.
 func (d *dest) failed(now time.Time, quiet time.Duration) time.Duration {
@@ -164,8 +181,9 @@ type limiters struct {
 	w             *ordered.Writer[*slot] // built on the first write
 	slots         []slot
 	items         []*slot
-	mayDeadLetter bool // of the write in progress
-	failures      int  // calls of the write in progress that failed in a row
+	mayDeadLetter bool                    // of the write in progress
+	failures      int                     // calls of the write in progress that failed in a row
+	abort         context.CancelCauseFunc // ends the write in progress (the lease is gone)
 }
 
 func (p *Pipeline) newLimiters() *limiters { return &limiters{} }
@@ -175,7 +193,8 @@ func (p *Pipeline) writer(shard string, d *dest, lim *limiters) (*ordered.Writer
 	if lim.w != nil {
 		return lim.w, nil
 	}
-	w, err := ordered.NewWriter[*slot](d.guard(d.stream.WithLogger(p.log.With(zapShard(shard))).Put), ordered.WriterConfig{
+	step := p.gated(shard, lim, d.guard(d.stream.WithLogger(p.log.With(zapShard(shard))).Put))
+	w, err := ordered.NewWriter[*slot](step, ordered.WriterConfig{
 		// A fatal answer (a missing stream) is retried too: the breaker and the hold decide.
 		Policy:           ordered.Policy{Backoff: p.retry, RetryFatal: true},
 		RecordsPerSecond: p.cfg.OutputRatePerShard,
@@ -220,7 +239,13 @@ func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *
 		slots[i] = slot{rec: ordered.Record{Key: o.key, Data: o.data, ID: o.eventID()}, o: o}
 		items = append(items, &slots[i])
 	}
-	if err := w.Write(ctx, items); err != nil {
+	wctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	lim.abort = abort
+	if err := w.Write(wctx, items); err != nil {
+		if cause := context.Cause(wctx); cause != nil && ctx.Err() == nil {
+			return nil, cause // the lease gate ended the write
+		}
 		return nil, err
 	}
 	for i := range slots {

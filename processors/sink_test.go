@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -604,5 +605,57 @@ func TestUnknownOutcomeCounted(t *testing.T) {
 	h.process(h.open("s"), h.recs(ev{id: "e", cust: "c", seq: 1}))
 	if got := h.counter("pipeline_put_unknown_outcome_total"); got != 0 {
 		t.Fatalf("pipeline_put_unknown_outcome_total = %v after a clean failure, want 0", got)
+	}
+}
+
+// fakeGate is a LeaseGate the test steers: lost after `valid` calls; it counts the calls.
+type fakeGate struct {
+	mu    sync.Mutex
+	calls int
+	valid int
+	err   error
+}
+
+func (g *fakeGate) WaitValid(ctx context.Context, shard string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls++
+	if g.calls > g.valid {
+		return g.err
+	}
+	return ctx.Err()
+}
+
+// TestLeaseGateBeforeEveryWrite: every PutRecords, retries included, is made only after the
+// lease's gate said the lease is valid; once the gate reports the lease gone, the write ends with
+// the gate's error and no further call is made.
+func TestLeaseGateBeforeEveryWrite(t *testing.T) {
+	cfg := testConfig()
+	cfg.BreakerOpenTimeout = time.Nanosecond
+	lost := errors.New("lease lost: fenced")
+	gate := &fakeGate{valid: 3, err: lost}
+	h := newHarness(t, cfg)
+	p, err := New(cfg, Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep, Leases: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.kin.set(func(f *fakeKinesis) {
+		f.callErr = func(stream string, n int) error {
+			if stream == "analytics-page_view" {
+				return errors.New("unavailable")
+			}
+			return nil
+		}
+	})
+	s := openShard(t, p, "s")
+	_, err = s.Process(context.Background(), h.recs(ev{id: "e1", cust: "a", seq: 1}))
+	if !errors.Is(err, lost) {
+		t.Fatalf("Process: %v, want the gate's error", err)
+	}
+	if calls := h.kin.callCount("analytics-page_view"); calls != 3 || gate.calls != 4 {
+		t.Fatalf("%d PutRecords calls and %d gate checks, want 3 calls, each after a check, and the check that found the lease gone", calls, gate.calls)
+	}
+	if n := len(h.durable("s").custs); n != 0 {
+		t.Fatalf("%d customers' state written after the lease was lost", n)
 	}
 }
