@@ -3,14 +3,19 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/loadgen"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 )
 
@@ -173,5 +178,39 @@ func requireNoDuplicates(t *testing.T, o outcome, ws ...*chaosWorker) {
 			ids = append(ids, id)
 		}
 		t.Errorf("%d duplicate deliveries (e.g. %v); shards stopped early by a lost lease: %v (%s)", o.Duplicates, ids, losses, detail)
+	}
+}
+
+// wantQuarantined is what the input makes the pipeline quarantine, by reason: every malformed line
+// with the reason the generator expects, and every conflicting duplicate.
+func wantQuarantined(m loadgen.Manifest) map[event.Reason]int {
+	want := map[event.Reason]int{}
+	for _, b := range m.BadLines {
+		want[b.Reason]++
+	}
+	if m.Duplicates.Conflicting > 0 {
+		want[event.ReasonConflictingDupe] += m.Duplicates.Conflicting
+	}
+	return want
+}
+
+// requireQuarantinedOnce holds quarantine to the analytics streams' standard: every record the
+// input makes quarantinable is quarantined exactly once with its reason (a record read again after
+// a lease moved finds its quarantine mark and is not quarantined twice), every conflicting
+// duplicate under the event id the generator gave it, and nothing else is quarantined.
+func requireQuarantinedOnce(t *testing.T, o outcome, m loadgen.Manifest) {
+	t.Helper()
+	want := wantQuarantined(m)
+	if !maps.Equal(o.Quarantined, want) {
+		t.Errorf("quarantined by reason %v, the input makes %v (each exactly once)", o.Quarantined, want)
+	}
+	gotIDs := slices.Clone(o.QuarantinedIDs[event.ReasonConflictingDupe])
+	slices.Sort(gotIDs)
+	gotIDs = slices.Compact(gotIDs)
+	wantIDs := slices.Clone(m.ConflictingIDs)
+	sort.Strings(wantIDs)
+	if !slices.Equal(gotIDs, wantIDs) {
+		t.Errorf("conflicting duplicates quarantined for %d event ids, the manifest's conflicting_ids has %d (first got %v, want %v)",
+			len(gotIDs), len(wantIDs), first(gotIDs, 3), first(wantIDs, 3))
 	}
 }
