@@ -214,3 +214,55 @@ func requireQuarantinedOnce(t *testing.T, o outcome, m loadgen.Manifest) {
 			len(gotIDs), len(wantIDs), first(gotIDs, 3), first(wantIDs, 3))
 	}
 }
+
+// requireNoFlags fails the test on a late flag or a gap where the input has none: events displaced
+// within the reorder window (or not at all) must be reordered, never flagged.
+func requireNoFlags(t *testing.T, o outcome) {
+	t.Helper()
+	if o.Late > 0 || o.Gaps > 0 {
+		t.Errorf("%d late events and %d gap seqs: the input has no event displaced beyond the reorder window", o.Late, o.Gaps)
+	}
+}
+
+// requireNoDeadLetters fails the test on a dead letter: a scenario whose destinations are never
+// down longer than the breaker hold has nothing to dead-letter.
+func requireNoDeadLetters(t *testing.T, o outcome) {
+	t.Helper()
+	if len(o.DeadLetterIDs) > 0 {
+		t.Errorf("%d dead letters (by destination %v; first ids %v): no destination was down for the breaker hold",
+			len(o.DeadLetterIDs), o.DeadLetters, first(o.DeadLetterIDs, 5))
+	}
+}
+
+// requireExactlyOnce is everything the README promises for a run without a crash: nothing lost,
+// per-customer order, nothing delivered twice beyond the counted resent writes, no false late or
+// gap flag, quarantine exactly once, nothing dead-lettered, and every worker still running.
+func requireExactlyOnce(t *testing.T, s settled, ws ...*chaosWorker) {
+	t.Helper()
+	requireRunning(t, ws...)
+	requireDelivered(t, s.out)
+	requireNoDuplicates(t, s.out, ws...)
+	requireNoFlags(t, s.out)
+	requireQuarantinedOnce(t, s.out, s.res.Manifest)
+	requireNoDeadLetters(t, s.out)
+}
+
+// requireReportClean is requireExactlyOnce for the tests that judge a run with an audit tail:
+// exactly once beyond counted resent writes (exactlyOnce), in order, no late or gap flag, nothing
+// dead-lettered, and quarantine by reason exactly what the input makes.
+func requireReportClean(t *testing.T, d *deployment, rep audit.Report, m loadgen.Manifest) {
+	t.Helper()
+	if !exactlyOnce(t, d, rep) {
+		t.Errorf("not exactly once and in order: lost=%d (first %v) duplicates=%d (resent %d) order=%d wrong=%v unexpected=%v",
+			len(rep.Lost), first(rep.Lost, 5), rep.Duplicates, rep.Resent, rep.OrderViol, first(rep.WrongStream, 5), rep.Unwanted)
+	}
+	if rep.Late > 0 || rep.Gaps > 0 {
+		t.Errorf("%d late events and %d gap seqs: the input has no event displaced beyond the reorder window", rep.Late, rep.Gaps)
+	}
+	if len(rep.DeadLetters) > 0 {
+		t.Errorf("dead letters %v: no destination was down", rep.DeadLetters)
+	}
+	if want := wantQuarantined(m); !maps.Equal(rep.Quarantined, want) {
+		t.Errorf("quarantined by reason %v, the input makes %v (each exactly once)", rep.Quarantined, want)
+	}
+}
