@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -43,6 +44,15 @@ type settled struct {
 // record to arrive and for every raw shard to be checkpointed to its end (SHARD_END for a closed
 // shard): from then on no worker reprocesses anything. Then it reads the outcome.
 func (d *deployment) settle(send *fleet.Send, tail *audit.Tail, timeout time.Duration) settled {
+	d.t.Helper()
+	return d.settleWhen(send, tail, timeout, "every unique event and every quarantine record", func(s audit.Snapshot, m loadgen.Manifest) bool {
+		return s.Unique >= m.Unique
+	})
+}
+
+// settleWhen is settle with another condition for "every unique event accounted for" (e.g.
+// delivered or dead-lettered), on top of every expected quarantine record having arrived.
+func (d *deployment) settleWhen(send *fleet.Send, tail *audit.Tail, timeout time.Duration, what string, arrived func(audit.Snapshot, loadgen.Manifest) bool) settled {
 	t := d.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
@@ -59,13 +69,30 @@ func (d *deployment) settle(send *fleet.Send, tail *audit.Tail, timeout time.Dur
 	for _, n := range m.Bad {
 		wantQ += n
 	}
-	waitTail(t, tail, timeout, "every unique event and every quarantine record", func(s audit.Snapshot) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := tail.Poll(t.Context()); err != nil && t.Context().Err() == nil {
+			t.Fatalf("reading output streams: %v", err)
+		}
+		s := tail.Snapshot()
 		q := 0
 		for _, n := range s.Quarantined {
 			q += n
 		}
-		return s.Unique >= m.Unique && q >= wantQ
-	})
+		if arrived(s, m) && q >= wantQ {
+			break
+		}
+		if time.Now().After(deadline) {
+			d.explainMissing(m)
+			t.Fatalf("timed out after %s waiting for %s; now: delivered=%d unique=%d (of %d) quarantined=%v (of %d) dead=%v",
+				timeout, what, s.Delivered, s.Unique, m.Unique, s.Quarantined, wantQ, s.DeadLetters)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(chaosPollInterval):
+		}
+	}
 
 	// Each step below gets its own budget: a slow delivery must not starve the checks.
 	ctx, cancel = context.WithTimeout(t.Context(), 3*time.Minute)
@@ -264,5 +291,59 @@ func requireReportClean(t *testing.T, d *deployment, rep audit.Report, m loadgen
 	}
 	if want := wantQuarantined(m); !maps.Equal(rep.Quarantined, want) {
 		t.Errorf("quarantined by reason %v, the input makes %v (each exactly once)", rep.Quarantined, want)
+	}
+}
+
+// explainMissing logs, for a run that timed out, where the events not delivered sit: their raw
+// shard and sequence number, and each raw shard's owner and checkpoint, so that a failure tells a
+// stalled shard (checkpoint before the missing records) from a loss (checkpoint past them).
+func (d *deployment) explainMissing(m loadgen.Manifest) {
+	t := d.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 2*time.Minute)
+	defer cancel()
+	o := d.readOutcome(ctx, m)
+	recs, err := d.stack.ReadAll(ctx, fleet.RawStream)
+	if err != nil {
+		t.Logf("explain: read the raw stream: %v", err)
+		return
+	}
+	type at struct{ shard, seq string }
+	where := map[string]at{}
+	for _, r := range recs {
+		var raw event.Raw
+		var det event.Detail
+		if json.Unmarshal(r.Record.Data, &raw) != nil || json.Unmarshal(raw.Detail, &det) != nil {
+			continue
+		}
+		if _, ok := where[det.EventID]; !ok {
+			where[det.EventID] = at{r.ShardID, aws.ToString(r.Record.SequenceNumber)}
+		}
+	}
+	snap := d.inspect(ctx)
+	perShard := map[string]int{}
+	firstMissing := map[string]string{}
+	for _, id := range o.Lost {
+		w, ok := where[id]
+		if !ok {
+			perShard["(not in the raw stream)"]++
+			continue
+		}
+		perShard[w.shard]++
+		if f := firstMissing[w.shard]; f == "" || seqAfter(f, w.seq) {
+			firstMissing[w.shard] = w.seq
+		}
+	}
+	t.Logf("explain: %d events not delivered, by raw shard: %v (first ids %v)", len(o.Lost), perShard, first(o.Lost, 5))
+	for _, sh := range snap.Shards {
+		verdict := ""
+		if f := firstMissing[sh.ShardID]; f != "" {
+			verdict = "stalled: its checkpoint is before the first missing record"
+			if sh.Checkpoint == checkpoint.ShardEnd || (sh.Checkpoint != "" && !seqAfter(f, sh.Checkpoint)) {
+				verdict = "LOST: its checkpoint passed a record that was never delivered"
+			}
+		}
+		t.Logf("explain: %s state %s owner %q checkpoint %q (at %s) first missing record %q %s", sh.ShardID, sh.State, sh.Owner,
+			sh.Checkpoint, sh.CheckpointedAt.Format(time.RFC3339), firstMissing[sh.ShardID], verdict)
 	}
 }
