@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -624,16 +625,19 @@ func (p *Proxy) failEntries(rw http.ResponseWriter, n int, code string) {
 	}
 	b, _ := json.Marshal(out) // plain strings and ints: cannot fail
 	rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	rw.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10))
 	rw.Header().Set("X-Amzn-Requestid", p.requestID())
 	rw.WriteHeader(http.StatusOK)
 	_, _ = rw.Write(b)
 }
 
 // writeError answers in the AWS JSON protocol's error shape, which the SDK decodes into its typed
-// exceptions (the type is in both the header and the body).
+// exceptions (the type is in both the header and the body), with the CRC32 of the body that
+// DynamoDB sends and its SDK checks.
 func writeError(rw http.ResponseWriter, status int, typ, msg, reqID string) {
 	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg}) // strings only: cannot fail
 	rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	rw.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10))
 	rw.Header().Set("X-Amzn-Errortype", typ)
 	if reqID != "" {
 		rw.Header().Set("X-Amzn-Requestid", reqID)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -375,5 +378,32 @@ func TestHangReleasedOnClose(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the held request was not let go when the proxy closed")
+	}
+}
+
+// TestFaultAnswerChecksum: the proxy's own answers carry the CRC32 of their body, as DynamoDB's
+// do (its SDK checks it, and warns on every answer without it).
+func TestFaultAnswerChecksum(t *testing.T) {
+	up := httptest.NewServer(http.NotFoundHandler())
+	defer up.Close()
+	p, err := faultproxy.Start(t.Context(), faultproxy.Config{Upstream: up.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Set("fail", faultproxy.Rule{Operation: "UpdateItem", Fault: faultproxy.FailCall, Status: 500, ErrorType: "InternalServerError"})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, p.URL(), strings.NewReader(`{"TableName":"t"}`))
+	req.Header.Set("X-Amz-Target", "DynamoDB_20120810.UpdateItem")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.Header.Get("X-Amz-Crc32"), strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10); resp.StatusCode != 500 || got != want {
+		t.Fatalf("answer %d with X-Amz-Crc32 %q, want 500 with %q (body %s)", resp.StatusCode, got, want, body)
 	}
 }
