@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -310,6 +311,7 @@ func (d *deployment) explainMissing(m loadgen.Manifest) {
 	}
 	type at struct{ shard, seq string }
 	where := map[string]at{}
+	copies := map[string][]string{} // event id -> every raw record of it, described
 	for _, r := range recs {
 		var raw event.Raw
 		var det event.Detail
@@ -319,6 +321,9 @@ func (d *deployment) explainMissing(m loadgen.Manifest) {
 		if _, ok := where[det.EventID]; !ok {
 			where[det.EventID] = at{r.ShardID, aws.ToString(r.Record.SequenceNumber)}
 		}
+		copies[det.EventID] = append(copies[det.EventID], fmt.Sprintf("%s/%s arrived %s customer %s seq %d properties %s",
+			r.ShardID, aws.ToString(r.Record.SequenceNumber), aws.ToTime(r.Record.ApproximateArrivalTimestamp).Format("15:04:05.000"),
+			det.CustomerID, det.Seq, det.Properties))
 	}
 	snap := d.inspect(ctx)
 	perShard := map[string]int{}
@@ -335,6 +340,35 @@ func (d *deployment) explainMissing(m loadgen.Manifest) {
 		}
 	}
 	t.Logf("explain: %d events not delivered, by raw shard: %v (first ids %v)", len(o.Lost), perShard, first(o.Lost, 5))
+	quarantined := map[string]bool{}
+	for _, id := range o.QuarantinedIDs[event.ReasonConflictingDupe] {
+		quarantined[id] = true
+	}
+	for _, id := range m.ConflictingIDs {
+		if !quarantined[id] {
+			t.Logf("explain: conflicting duplicate of %s never quarantined; its raw records:\n  %s\nits deliveries: %d",
+				id, strings.Join(copies[id], "\n  "), 1+o.DuplicatesByEvent[id])
+		}
+	}
+	for _, w := range d.workers {
+		fams, err := scrape(ctx, w.metrics)
+		if err != nil {
+			t.Logf("explain: %s metrics: %v", w.Name, err)
+			continue
+		}
+		var parts []string
+		for _, name := range []string{"pipeline_dedupe_hits_total", "pipeline_quarantine_replays_total", "pipeline_quarantined_total",
+			"worker_shard_stops_total", "checkpoint_leases_lost_total", "checkpoint_leases_taken_total"} {
+			for _, m := range fams[name].GetMetric() {
+				var labels []string
+				for _, l := range m.GetLabel() {
+					labels = append(labels, l.GetName()+"="+l.GetValue())
+				}
+				parts = append(parts, fmt.Sprintf("%s{%s} %v", name, strings.Join(labels, ","), m.GetCounter().GetValue()))
+			}
+		}
+		t.Logf("explain: %s metrics:\n  %s", w.Name, strings.Join(parts, "\n  "))
+	}
 	for _, sh := range snap.Shards {
 		verdict := ""
 		if f := firstMissing[sh.ShardID]; f != "" {
