@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -167,6 +170,11 @@ func TestCheckpointRetriesTransientErrors(t *testing.T) {
 		{"request limit", &smithy.GenericAPIError{Code: "RequestLimitExceeded", Fault: smithy.FaultClient}, 2, false},
 		{"server error", &smithy.GenericAPIError{Code: "InternalServerError", Fault: smithy.FaultServer}, 2, false},
 		{"validation error", &smithy.GenericAPIError{Code: "ValidationException", Fault: smithy.FaultClient}, 1, true},
+		// As the SDK builds an error it does not model: no fault, the HTTP status says whose it is.
+		{"access denied", sdkError(400, "AccessDeniedException"), 1, true},
+		{"unmodeled validation error", sdkError(400, "ValidationException"), 1, true},
+		{"unmodeled throttle", sdkError(400, "ThrottlingException"), 2, false},
+		{"unmodeled 5xx", sdkError(503, "ServiceUnavailable"), 2, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := fakeHarness(t)
@@ -221,4 +229,16 @@ func TestCheckpointRetriesTransientErrors(t *testing.T) {
 			t.Fatalf("Checkpoint with the caller's deadline passing = %v, %v, want its deadline", ok, err)
 		}
 	})
+}
+
+// sdkError is a failed UpdateItem as the AWS SDK returns an error it does not model: a generic API
+// error without a fault, inside the HTTP response error that carries the status.
+func sdkError(status int, code string) error {
+	return &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "UpdateItem", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      &smithy.GenericAPIError{Code: code, Message: "refused"},
+		},
+		RequestID: "test",
+	}}
 }

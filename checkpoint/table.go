@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/internal/retry"
@@ -67,7 +69,9 @@ func ensureTable(ctx context.Context, ddb DynamoDBAPI, table string, callTimeout
 }
 
 // transient reports whether a failed DynamoDB call may succeed when retried: anything but an
-// error the service attributes to the request itself, throttling excepted.
+// error the service attributes to the request itself, throttling excepted. An error the SDK does
+// not model (AccessDeniedException, ValidationException, UnrecognizedClientException, ...) carries
+// no fault: its HTTP status tells, a 4xx being the request's.
 func transient(err error) bool {
 	var api smithy.APIError
 	if !errors.As(err, &api) {
@@ -77,7 +81,18 @@ func transient(err error) bool {
 	case "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded", "LimitExceededException":
 		return true
 	}
-	return api.ErrorFault() != smithy.FaultClient
+	switch api.ErrorFault() {
+	case smithy.FaultClient:
+		return false
+	case smithy.FaultServer:
+		return true
+	}
+	var resp *smithyhttp.ResponseError
+	if errors.As(err, &resp) {
+		status := resp.HTTPStatusCode()
+		return status < 400 || status >= 500 || status == http.StatusTooManyRequests
+	}
+	return true
 }
 
 func describeTable(ctx context.Context, ddb DynamoDBAPI, table string, callTimeout time.Duration) (types.TableStatus, error) {

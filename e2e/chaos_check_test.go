@@ -37,6 +37,7 @@ type outcome struct {
 	OrderViol         int
 	RedeliveredBehind int
 	Late              int
+	LateIDs           []string // event ids of the records flagged late
 	Gaps              uint64
 	WrongStream       []string
 	WrongContent      []string // delivered properties differ from the manifest's
@@ -111,6 +112,7 @@ func (d *deployment) readOutcome(ctx context.Context, m loadgen.Manifest) outcom
 			o.Gaps += a.Gap
 			if a.Late {
 				o.Late++
+				o.LateIDs = append(o.LateIDs, a.EventID)
 			}
 			exp, ok := want[a.EventID]
 			if !ok {

@@ -83,8 +83,10 @@ func (d *deployment) chaosWorker(n int, env []string, flags ...string) *chaosWor
 	if err != nil || host == "" {
 		host = "worker" // the worker's own fallback
 	}
-	return &chaosWorker{Proc: p, n: n, id: host + "-w" + strconv.Itoa(n),
+	w := &chaosWorker{Proc: p, n: n, id: host + "-w" + strconv.Itoa(n),
 		metrics: "http://127.0.0.1:" + strconv.Itoa(port) + "/metrics"}
+	d.workers = append(d.workers, w)
+	return w
 }
 
 // faultProxy starts a fault-injecting proxy in front of the stack's Kinesis emulator, closed at the
@@ -232,13 +234,18 @@ func (s *rssSampler) peak(pid int, from, to time.Time) (kib int64, n int) {
 // inspect reads the lease table joined with the raw stream's shards.
 func (d *deployment) inspect(ctx context.Context) checkpoint.Snapshot {
 	d.t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	snap, err := checkpoint.Inspect(ctx, d.stack.DynamoDB(), d.stack.Kinesis(), fleet.LeaseTable, fleet.RawStream, time.Now())
+	snap, err := d.tryInspect(ctx)
 	if err != nil {
 		d.t.Fatalf("inspect the lease table: %v", err)
 	}
 	return snap
+}
+
+// tryInspect is inspect that returns its error, e.g. before the workers have created the table.
+func (d *deployment) tryInspect(ctx context.Context) (checkpoint.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return checkpoint.Inspect(ctx, d.stack.DynamoDB(), d.stack.Kinesis(), fleet.LeaseTable, fleet.RawStream, time.Now())
 }
 
 // seqAfter reports whether Kinesis sequence number a is after b ("" is before everything).

@@ -16,8 +16,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sort"
 	"testing"
 	"time"
 
@@ -94,6 +92,11 @@ func TestChaosKillWorker(t *testing.T) {
 	o := s.report(t, "kill -9")
 	requireRunning(t, w2)
 	requireDelivered(t, o)
+	// The replay after the kill re-delivers (bounded below), but flags nothing, quarantines nothing
+	// twice (the input has nothing to quarantine) and dead-letters nothing.
+	requireNoFlags(t, o)
+	requireQuarantinedOnce(t, o, s.res.Manifest)
+	requireNoDeadLetters(t, o)
 
 	bound := 0
 	for shard, cp := range victim {
@@ -153,7 +156,7 @@ func TestChaosDynamoDBPause(t *testing.T) {
 
 	s := d.settle(send, tail, 6*time.Minute)
 	t.Logf("every raw shard checkpointed to its end %s after the resume", time.Since(resumedAt).Round(100*time.Millisecond))
-	o := s.report(t, "DynamoDB pause")
+	s.report(t, "DynamoDB pause")
 	for _, w := range []*chaosWorker{w1, w2} {
 		fams, err := scrape(t.Context(), w.metrics)
 		if err != nil {
@@ -167,12 +170,10 @@ func TestChaosDynamoDBPause(t *testing.T) {
 		t.Logf("DynamoDB pause: %s: shard stops (lease lost) %v, leases suspended %v, fenced %v, dedupe store errors (retried) %v",
 			w.Name, stops, susp, fenced, derr)
 	}
-	requireRunning(t, w1, w2)
-	requireDelivered(t, o)
 	// The pause outlasts a lease, but every lease is suspended, not lost: nobody takes it (each
 	// observer's watch restarts after its failed reads, and the holder renews within its renewal
 	// period), so nothing is processed twice.
-	requireNoDuplicates(t, o, w1, w2)
+	requireExactlyOnce(t, s, w1, w2)
 }
 
 // TestChaosClockSkew: worker 2's clock is 5 minutes behind (the -test-lease-clock-skew hook offsets
@@ -250,7 +251,7 @@ func TestChaosClockSkew(t *testing.T) {
 	t.Logf("clock skew: balanced 2/2 and held still for %s (%d samples, %d of worker 2's rows 5 minutes behind)", hold, samples, behind)
 
 	s := d.settle(send, tail, 6*time.Minute)
-	o := s.report(t, "clock skew")
+	s.report(t, "clock skew")
 	for _, w := range ws {
 		if fams, err := scrape(t.Context(), w.metrics); err == nil {
 			lost, _ := metricValue(fams, "checkpoint_leases_lost_total", map[string]string{"reason": "fenced"})
@@ -258,9 +259,7 @@ func TestChaosClockSkew(t *testing.T) {
 			t.Logf("clock skew: %s: leases taken %v, fenced %v", w.Name, taken, lost)
 		}
 	}
-	requireRunning(t, ws...)
-	requireDelivered(t, o)
-	requireNoDuplicates(t, o, ws...)
+	requireExactlyOnce(t, s, ws...)
 }
 
 // TestChaosDirtyInput: 5% duplicates (3% natural, 2% conflicting) and 10% of the events displaced
@@ -282,7 +281,7 @@ func TestChaosDirtyInput(t *testing.T) {
 		Extra: []string{"-ooo-max-distance", fmt.Sprint(10 * rate)}})
 	s := d.settle(send, tail, 6*time.Minute)
 	m := s.res.Manifest
-	o := s.report(t, "dirty input")
+	s.report(t, "dirty input")
 	t.Logf("dirty input: manifest: %d lines, %d unique, %d natural + %d conflicting duplicates (%d ids), %d displaced (max %d lines)",
 		m.Lines, m.Unique, m.Duplicates.Natural, m.Duplicates.Conflicting, len(m.ConflictingIDs), m.OutOfOrder, m.MaxDisplacement)
 	var natural float64
@@ -303,36 +302,12 @@ func TestChaosDirtyInput(t *testing.T) {
 	}
 	t.Logf("dirty input: natural duplicates dropped by the workers (metrics, both workers): %v", natural)
 
-	requireRunning(t, w1, w2)
-	requireDelivered(t, o)
-	requireNoDuplicates(t, o, w1, w2)
-	if o.Late > 0 || o.Gaps > 0 {
-		t.Errorf("%d late events and %d gap seqs: displacement within the window must be reordered, not flagged", o.Late, o.Gaps)
-	}
+	requireExactlyOnce(t, s, w1, w2) // displacement within the window is reordered, not flagged
 	if m.Duplicates.Natural == 0 || m.Duplicates.Conflicting == 0 || m.OutOfOrder == 0 {
 		t.Fatalf("the generator produced no dirt: %+v, %d displaced", m.Duplicates, m.OutOfOrder)
 	}
-	// Quarantine is held to the analytics streams' standard: a record read again after a lease moved
-	// finds its quarantine mark and is not quarantined twice.
-	if got := o.Quarantined[event.ReasonConflictingDupe]; got != m.Duplicates.Conflicting {
-		t.Errorf("quarantined %d conflicting duplicates, the generator made %d", got, m.Duplicates.Conflicting)
-	}
 	if got := s.audit.Quarantined[event.ReasonConflictingDupe]; got < m.Duplicates.Conflicting {
 		t.Errorf("audit tail: quarantined[%s] = %d, want at least %d", event.ReasonConflictingDupe, got, m.Duplicates.Conflicting)
-	}
-	gotIDs := slices.Clone(o.QuarantinedIDs[event.ReasonConflictingDupe])
-	slices.Sort(gotIDs)
-	gotIDs = slices.Compact(gotIDs)
-	wantIDs := slices.Clone(m.ConflictingIDs)
-	sort.Strings(wantIDs)
-	if !slices.Equal(gotIDs, wantIDs) {
-		t.Errorf("conflicting duplicates quarantined for %d event ids, the manifest's conflicting_ids has %d (first got %v, want %v)",
-			len(gotIDs), len(wantIDs), first(gotIDs, 3), first(wantIDs, 3))
-	}
-	for r, n := range o.Quarantined {
-		if r != event.ReasonConflictingDupe {
-			t.Errorf("quarantined %d records for %s; only conflicting duplicates were expected", n, r)
-		}
 	}
 }
 
@@ -393,12 +368,12 @@ func TestChaosReshard(t *testing.T) {
 			t.Errorf("new shard %s received no records: the reshard did not happen mid-run", id)
 		}
 	}
-	requireRunning(t, ws...)
-	requireDelivered(t, o)
-	requireNoDuplicates(t, o, ws...)
 	if o.Late != 0 || o.Gaps != 0 {
 		t.Errorf("split+merge: %d late, %d gaps: the reorder window did not survive the reshard", o.Late, o.Gaps)
 	}
+	// Every conflicting duplicate quarantined once, across the parents' tails read again by the
+	// children too.
+	requireExactlyOnce(t, s, ws...)
 }
 
 // TestChaosDestinationOutage: one analytics stream (analytics-purchase) answers every PutRecords
@@ -478,17 +453,12 @@ func TestChaosDestinationOutage(t *testing.T) {
 	drainedAt := time.Now()
 	t.Logf("outage: backlog drained and checkpointed %s after the outage ended", drainedAt.Sub(until).Round(100*time.Millisecond))
 	rss.Stop()
-	o := s.report(t, "destination outage")
+	s.report(t, "destination outage")
 	pc := proxy.Counts("PutRecords", target)
 	t.Logf("outage: proxy answered %d PutRecords calls (%d entries) to %s with 503", pc.Faulted, pc.Entries, target)
 	t.Logf("outage: most events held for reordering at once (both workers): %v", maxHeld)
 
-	requireRunning(t, ws...)
-	requireDelivered(t, o)
-	requireNoDuplicates(t, o, ws...)
-	if n := len(o.DeadLetterIDs); n > 0 {
-		t.Errorf("%d dead letters for a %s outage (hold is 60 s): %v", n, outage, o.DeadLetters)
-	}
+	requireExactlyOnce(t, s, ws...) // the outage is shorter than the 60 s hold: no dead letter
 	if pc.Faulted == 0 {
 		t.Errorf("no PutRecords call to %s was faulted: the outage did not happen", target)
 	}

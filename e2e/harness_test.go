@@ -51,6 +51,8 @@ type deployment struct {
 	t     *testing.T
 	stack *localstack.Stack
 	env   *fleet.Env
+	// workers are the chaos workers started on it, for diagnostics.
+	workers []*chaosWorker
 }
 
 func deploy(t *testing.T, topo fleet.Topology, o ...localstack.Options) *deployment {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 )
@@ -99,10 +98,8 @@ func TestOpsHandOff(t *testing.T) {
 	t.Logf("HANDOFF worker 1 exited %s after SIGTERM; peer held all %d of its shards after %s and was processing all of them after %s",
 		exited.Round(time.Millisecond), len(ids), maxTaken.Round(time.Millisecond), maxProcessed.Round(time.Millisecond))
 
-	_, rep := f.settle(send, tail, 3*time.Minute, "HANDOFF")
-	if !exactlyOnce(t, f.d, rep) {
-		t.Fatalf("not exactly-once and in order: lost=%d duplicates=%d order=%d", len(rep.Lost), rep.Duplicates, rep.OrderViol)
-	}
+	res, rep := f.settle(send, tail, 3*time.Minute, "HANDOFF")
+	requireReportClean(t, f.d, rep, res.Manifest)
 }
 
 // TestOpsRollingRestart restarts each of three workers in turn (SIGTERM, wait for the exit, start
@@ -149,24 +146,16 @@ func TestOpsRollingRestart(t *testing.T) {
 	}
 
 	res, rep := f.settle(send, tail, 4*time.Minute, "ROLLING")
-	if !exactlyOnce(t, f.d, rep) {
-		t.Fatalf("rolling restart lost or duplicated events: lost=%d (first %v) duplicates=%d order=%d wrong=%v",
-			len(rep.Lost), first(rep.Lost, 5), rep.Duplicates, rep.OrderViol, first(rep.WrongStream, 5))
-	}
 	// Records read again by a new owner after each hand-off include conflicting duplicates that were
-	// quarantined already: each must still be quarantined exactly once.
+	// quarantined already: each must still be quarantined exactly once. The displaced events (10
+	// lines at most) are reordered, never flagged.
 	var replays float64
 	for n := 1; n <= 3; n++ {
 		replays += f.metric(n, "pipeline_quarantine_replays_total")
 	}
 	t.Logf("ROLLING quarantine records not repeated after a replay (workers' counters since their last start): %v", replays)
-	q := tail.Snapshot().Quarantined
-	if got, want := q[event.ReasonConflictingDupe], res.Manifest.Duplicates.Conflicting; got != want || want == 0 {
-		t.Errorf("quarantined %d conflicting duplicates, the generator made %d", got, want)
+	if res.Manifest.Duplicates.Conflicting == 0 {
+		t.Errorf("the generator made no conflicting duplicate: the quarantine-once check proves nothing")
 	}
-	for r, n := range q {
-		if r != event.ReasonConflictingDupe {
-			t.Errorf("quarantined %d records for %s; only conflicting duplicates were expected", n, r)
-		}
-	}
+	requireReportClean(t, f.d, rep, res.Manifest)
 }

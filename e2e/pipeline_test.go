@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/localstack"
@@ -84,27 +83,13 @@ func runPipeline(t *testing.T, count int, rate float64, o localstack.Options) {
 	for _, s := range sortedKeys(rep.PerStream) {
 		t.Logf("  %-28s %6d", s, rep.PerStream[s])
 	}
-	if !exactlyOnce(t, d, rep) {
-		t.Errorf("not exactly-once and in order: lost=%d (first %v) duplicates=%d order=%d wrong=%v unexpected=%v",
-			len(rep.Lost), first(rep.Lost, 5), rep.Duplicates, rep.OrderViol, first(rep.WrongStream, 5), rep.Unwanted)
-	}
+	// Exactly once, in order, no flag, nothing dead-lettered, and every malformed line quarantined
+	// once with the reason the generator expects.
+	requireReportClean(t, d, rep, m)
 	for typ, n := range m.ByType {
 		if got := rep.PerStream["analytics-"+typ]; got != n {
 			t.Errorf("analytics-%s has %d records, want %d", typ, got, n)
 		}
-	}
-	// Every malformed line is quarantined with the reason the generator expects.
-	want := map[event.Reason]int{}
-	for _, b := range m.BadLines {
-		want[event.Reason(b.Reason)]++
-	}
-	for r, n := range want {
-		if rep.Quarantined[r] != n {
-			t.Errorf("quarantined[%s] = %d, want %d (all: %v)", r, rep.Quarantined[r], n, rep.Quarantined)
-		}
-	}
-	if len(rep.DeadLetters) != 0 {
-		t.Errorf("dead letters in a healthy run: %v", rep.DeadLetters)
 	}
 }
 

@@ -49,6 +49,10 @@ func TestUnknownWriteOutcome(t *testing.T) {
 	if rep.Resent == 0 || rep.Duplicates != rep.Resent {
 		t.Errorf("duplicates=%d resent=%d: want the lost calls' records again, byte for byte, and nothing else", rep.Duplicates, rep.Resent)
 	}
+	if rep.Late > 0 || rep.Gaps > 0 || len(rep.Quarantined) > 0 || len(rep.DeadLetters) > 0 {
+		t.Errorf("late %d, gaps %d, quarantined %v, dead letters %v: a resent write flags, quarantines and dead-letters nothing",
+			rep.Late, rep.Gaps, rep.Quarantined, rep.DeadLetters)
+	}
 	if rep.OK() || !exactlyOnce(t, d, rep) {
 		t.Errorf("OK()=%v exactlyOnce=%v: want the strict check to see the copies and the counted check to accept them", rep.OK(), exactlyOnce(t, d, rep))
 	}

@@ -145,14 +145,26 @@ func (d *dedupe) skipQuarantined(ctx context.Context, b *batch) error {
 }
 
 // mark makes the batch's outcome durable once its outputs are written: dead-lettered events become
-// pending, then the quarantine marks and the state log are written. It returns once all are
-// durable (retrying while the store is down) or ctx ends.
+// pending, the written events join the level-1 cache, then the quarantine marks and the state log
+// are written. It returns once all are durable (retrying while the store is down) or ctx ends.
+//
+// The written ids go into this batch's log entry, with the cursors they moved: were they logged
+// with the next batch instead, a shard whose owner stops after this batch (a lease moved, the KCL
+// consumer ended) would hand a new owner cursors past events whose ids it does not know, and a
+// conflicting copy of one of them would be dropped as an unverified duplicate, not quarantined.
 func (d *dedupe) mark(ctx context.Context, b *batch) error {
 	p := d.p
 	for _, e := range b.released {
 		if e.out != nil && e.out.dead {
 			e.cust.addPending(e.d.Seq, e.d.Seq)
 			d.st.touch(e.cust, d.ro.day)
+		}
+	}
+	for _, outs := range b.byStream {
+		for _, o := range outs {
+			if o.kind == outEvent && o.written {
+				d.st.wrote(idHash(o.ev.d.EventID), uint32(o.ev.hash))
+			}
 		}
 	}
 	var marks []Item
@@ -170,12 +182,9 @@ func (d *dedupe) mark(ctx context.Context, b *batch) error {
 	return d.log.flush(ctx, d.st, b.now)
 }
 
-// settle forgets a handled event (written, dead-lettered or quarantined after it went in flight);
-// a written one joins the level-1 cache, which the state log keeps too (a new owner of the shard
-// still tells a conflicting copy of a recent event from a natural one).
-func (d *dedupe) settle(e *rec, written bool) {
+// settle forgets a handled event (written, dead-lettered or quarantined after it went in flight).
+// A written one joined the level-1 cache in mark, and the state log with it (a new owner of the
+// shard still tells a conflicting copy of a recent event from a natural one).
+func (d *dedupe) settle(e *rec) {
 	delete(d.inflight, e.d.EventID)
-	if written {
-		d.st.wrote(idHash(e.d.EventID), uint32(e.hash))
-	}
 }

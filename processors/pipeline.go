@@ -269,7 +269,7 @@ func (s *Shard) settle() {
 		for _, o := range outs {
 			switch o.kind {
 			case outEvent:
-				s.dedupe.settle(o.ev, o.written)
+				s.dedupe.settle(o.ev)
 				s.wm.done(o.ev.idx)
 				if o.written {
 					s.countOut(stream, o.ev.raw.Type)

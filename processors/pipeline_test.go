@@ -743,3 +743,28 @@ func TestContractEdgeCases(t *testing.T) {
 		}
 	}
 }
+
+// TestDedupeLastBatchAcrossOwners: the ids a shard's last batch wrote before its owner stopped (a
+// lease moved, the KCL consumer ended) are in the durable state, so a new owner quarantines a
+// conflicting copy of one of them even when its customer's cursor has moved past it. They used to
+// reach the state log only with the next batch's flush, which never came: the copy was dropped as
+// an unverified duplicate, never quarantined (found by TestChaosGetRecordsThrottled).
+func TestDedupeLastBatchAcrossOwners(t *testing.T) {
+	h := newHarness(t, testConfig())
+	s := h.open("s1")
+	h.process(s, h.recs(ev{id: "e1", cust: "c1", seq: 1}, ev{id: "e2", cust: "c1", seq: 2}))
+	s.Close()
+	s = h.open("s1")
+	h.process(s, h.recs(ev{id: "e1", cust: "c1", seq: 1, props: `{"n":"other"}`}))
+	s.Close()
+	qs := h.kin.quarantine(t, "events-quarantine")
+	if len(qs) != 1 || qs[0].Reason != event.ReasonConflictingDupe || !strings.Contains(string(qs[0].Original), `"other"`) {
+		t.Fatalf("quarantined %+v: want the conflicting copy of e1, once, as conflicting_duplicate", qs)
+	}
+	if n := h.counter("pipeline_dedupe_hits_total", "level", "state", "kind", "unverified"); n != 0 {
+		t.Errorf("unverified duplicates %v, want 0: e1's id was written by the last owner and must be known", n)
+	}
+	if n := h.counter("pipeline_dedupe_hits_total", "level", "l1", "kind", "conflicting"); n != 1 {
+		t.Errorf("level-1 conflicting hits %v, want 1", n)
+	}
+}

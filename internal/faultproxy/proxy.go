@@ -1,16 +1,27 @@
 // Package faultproxy is a fault-injecting HTTP proxy for the AWS JSON protocol (Kinesis, DynamoDB),
 // meant to sit in front of a local emulator on 127.0.0.1 so that chaos tests can make one operation
-// on one stream slow or unavailable while everything else works: point a process's
-// AWS_ENDPOINT_URL_KINESIS at Proxy.URL.
+// on one stream, shard or table slow or unavailable while everything else works: point a process's
+// AWS_ENDPOINT_URL_KINESIS (or AWS_ENDPOINT_URL_DYNAMODB) at Proxy.URL.
 //
 // A request is matched against the active rules by operation (the X-Amz-Target suffix, e.g.
-// "PutRecords") and stream (StreamName, or the name in StreamARN). The first matching rule decides:
-// it may delay the request before forwarding it, answer it with an error without forwarding it, or
-// fail every entry of a PutRecords call (HTTP 200, the way Kinesis reports throttling per record)
-// without forwarding it. Such a faulted request never reaches the emulator, so the client's retry of
-// it can never create a duplicate; a delayed one is forwarded once, after the delay. The one
-// exception is LoseAnswer, which forwards the request and then cuts the answer off: the write
+// "PutRecords", "GetRecords", "UpdateItem"), by stream (StreamName, or the name in StreamARN), by
+// shard, by table (TableName, or a table of a batch call's RequestItems) and by strings its body
+// must contain (e.g. a DynamoDB attribute name and a key). A GetRecords call names no stream or
+// shard, only an iterator: the proxy learns which stream and shard every iterator it forwards
+// belongs to (from GetShardIterator's request and answer, and from each GetRecords answer's
+// NextShardIterator), so rules and counts by stream and shard apply to GetRecords too, as long as
+// the client got its iterators through the proxy.
+//
+// The first matching rule decides: it may delay the request before forwarding it, answer it with an
+// error without forwarding it, fail every entry of a PutRecords call (HTTP 200, the way Kinesis
+// reports throttling per record) without forwarding it, or hold it without any answer until the
+// client gives up (a timeout). Such a faulted request never reaches the emulator, so the client's
+// retry of it can never create a duplicate; a delayed one is forwarded once, after the delay. The
+// one exception is LoseAnswer, which forwards the request and then cuts the answer off: the write
 // happened, the client cannot know it, and sending it again writes it twice.
+//
+// The proxy also counts the error answers of the emulator itself by error type (UpstreamErrors),
+// e.g. the ExpiredIteratorException of a shard iterator used after five minutes.
 //
 // With Config.ShardLimits the proxy also enforces Kinesis's per-shard write limits (records/s and
 // bytes/s), answering ProvisionedThroughputExceededException per entry above them, as Kinesis does:
@@ -22,7 +33,7 @@
 // CloudWatch counts IncomingRecords, IncomingBytes and WriteProvisionedThroughputExceeded, and
 // serves it (Load, and GET LoadPath on its address): the autoscaler's local metrics source.
 //
-// Concurrency: a Proxy serves requests concurrently; Set, Remove, Counts and Load may be called
+// Concurrency: a Proxy serves requests concurrently; Set, Remove, Counts, UpstreamErrors and Load may be called
 // from any goroutine while it runs.
 package faultproxy
 
@@ -32,6 +43,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -111,12 +123,25 @@ const (
 	// LoseAnswer forwards the request (it is applied), then answers HTTP 200 with the upstream's
 	// body cut off halfway and the connection closed: a write whose outcome the client cannot know.
 	LoseAnswer
+	// Hang does not forward the request and never answers it: the proxy holds the connection until
+	// the client gives up (its timeout or cancellation closes it) or the proxy closes, then closes
+	// it without a byte. The client sees a timeout; nothing reached the emulator.
+	Hang
 )
 
-// Rule is one fault. Zero Operation or Stream match any.
+// Rule is one fault. Zero Operation, Stream, Shard, Table or Match match any.
 type Rule struct {
-	Operation string // X-Amz-Target operation, e.g. "PutRecords"
-	Stream    string // stream name
+	Operation string // X-Amz-Target operation, e.g. "PutRecords", "GetRecords", "UpdateItem"
+	Stream    string // Kinesis stream name
+	// Shard is a Kinesis shard id: the ShardId of a request that names one (GetShardIterator), or
+	// the shard of a GetRecords call's iterator. A request whose shard the proxy cannot tell (an
+	// iterator it never forwarded) does not match a rule with a Shard.
+	Shard string
+	// Table is a DynamoDB table name: TableName, or one of a batch call's RequestItems.
+	Table string
+	// Match lists strings that must all appear in the request body, e.g. `"Checkpoint"` and a
+	// shard id to pick the checkpoint writes of one lease row out of every UpdateItem.
+	Match []string
 	// Delay is added before the request is forwarded or answered.
 	Delay time.Duration
 	Fault Fault
@@ -130,7 +155,7 @@ type Rule struct {
 	Times int
 }
 
-// Counts are what the proxy did with the requests of one operation and stream.
+// Counts are what the proxy did with the requests of one operation and stream (or table).
 type Counts struct {
 	Requests  int64 // requests seen
 	Forwarded int64 // forwarded to the upstream
@@ -149,6 +174,8 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	log      *zap.Logger
 	served   chan struct{}
+	closing  chan struct{} // closed by Close: held (Hang) requests let go
+	closeOne sync.Once
 	reqID    atomic.Int64
 	lim      *limiter // nil without ShardLimits
 	load     *loadBook
@@ -157,7 +184,20 @@ type Proxy struct {
 	mu     sync.Mutex
 	rules  []namedRule
 	counts map[key]*Counts
+	upErrs map[key]map[string]int64 // error answers of the upstream, by error type
+	iters  map[string]iterOf        // shard iterator -> where it reads
+	swept  time.Time
 }
+
+// iterOf is the stream and shard of a shard iterator the proxy forwarded, and when it learned it.
+type iterOf struct {
+	stream, shard string
+	at            time.Time
+}
+
+// iterLife bounds how long the proxy remembers an iterator: Kinesis iterators expire after five
+// minutes.
+const iterLife = 6 * time.Minute
 
 type namedRule struct {
 	name string
@@ -165,7 +205,24 @@ type namedRule struct {
 	used int // requests the rule has applied to
 }
 
+// key is an operation on a resource: a stream, or a table.
 type key struct{ op, stream string }
+
+// target is what a request is about, for rules and counts.
+type target struct {
+	op, stream, shard, table string
+	body                     []byte
+}
+
+// resource is the name counts are kept under: the stream, else the table.
+func (t target) resource() string {
+	if t.stream != "" {
+		return t.stream
+	}
+	return t.table
+}
+
+type ctxKey struct{}
 
 // Start listens on cfg.Addr and serves until Close or until ctx ends.
 func Start(ctx context.Context, cfg Config) (*Proxy, error) {
@@ -192,8 +249,8 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: listen on %s: %w", cfg.Addr, err)
 	}
-	p := &Proxy{cfg: cfg, upstream: up, ln: ln, log: cfg.Logger, served: make(chan struct{}), counts: map[key]*Counts{},
-		load: newLoadBook(cfg.LoadHistory)}
+	p := &Proxy{cfg: cfg, upstream: up, ln: ln, log: cfg.Logger, served: make(chan struct{}), closing: make(chan struct{}), counts: map[key]*Counts{},
+		upErrs: map[key]map[string]int64{}, iters: map[string]iterOf{}, load: newLoadBook(cfg.LoadHistory)}
 	if cfg.ShardLimits != nil {
 		p.lim = newLimiter(*cfg.ShardLimits, cfg.Now)
 	}
@@ -206,8 +263,9 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 		transport = &slotTransport{next: transport, slots: make(chan struct{}, cfg.MaxUpstream), shed: &p.shed}
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(up) },
-		Transport: transport,
+		Rewrite:        func(r *httputil.ProxyRequest) { r.SetURL(up) },
+		ModifyResponse: p.observe,
+		Transport:      transport,
 		ErrorHandler: func(rw http.ResponseWriter, r *http.Request, err error) {
 			p.log.Warn("upstream call failed", zap.String("target", r.Header.Get("X-Amz-Target")), zap.Error(err))
 			writeError(rw, http.StatusBadGateway, "InternalFailure", "fault proxy: upstream: "+err.Error(), "")
@@ -229,6 +287,7 @@ func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 
 // Close stops the proxy, cutting open connections, and waits for the server to stop. Idempotent.
 func (p *Proxy) Close() error {
+	p.closeOne.Do(func() { close(p.closing) })
 	err := p.srv.Close()
 	<-p.served
 	if c, ok := p.rp.Transport.(interface{ CloseIdleConnections() }); ok {
@@ -306,7 +365,8 @@ func (p *Proxy) Remove(name string) {
 	}
 }
 
-// Counts returns what the proxy did with operation op on stream (either may be "" to sum over all).
+// Counts returns what the proxy did with operation op on stream, or on table (either may be "" to
+// sum over all).
 func (p *Proxy) Counts(op, stream string) Counts {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -324,14 +384,58 @@ func (p *Proxy) Counts(op, stream string) Counts {
 	return out
 }
 
-// match returns the first active rule for op and stream, if any, and counts the request.
-func (p *Proxy) match(op, stream string) (Rule, bool) {
+// Applied returns how many requests the rule called name has applied to since it was set (0 when
+// there is no such rule).
+func (p *Proxy) Applied(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.counts[key{op, stream}]
+	for _, r := range p.rules {
+		if r.name == name {
+			return r.used
+		}
+	}
+	return 0
+}
+
+// UpstreamErrors returns the error answers the upstream gave to operation op on stream (or table),
+// by error type, e.g. {"ExpiredIteratorException": 3}; either may be "" to sum over all.
+func (p *Proxy) UpstreamErrors(op, stream string) map[string]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int64{}
+	for k, m := range p.upErrs {
+		if (op == "" || k.op == op) && (stream == "" || k.stream == stream) {
+			for typ, n := range m {
+				out[typ] += n
+			}
+		}
+	}
+	return out
+}
+
+// matches reports whether r applies to the request t.
+func (r *Rule) matches(t target) bool {
+	if (r.Operation != "" && r.Operation != t.op) || (r.Stream != "" && r.Stream != t.stream) ||
+		(r.Shard != "" && r.Shard != t.shard) || (r.Table != "" && r.Table != t.table) {
+		return false
+	}
+	for _, m := range r.Match {
+		if !bytes.Contains(t.body, []byte(m)) {
+			return false
+		}
+	}
+	return true
+}
+
+// match returns the first active rule for the request, if any, and counts the request.
+func (p *Proxy) match(t target) (Rule, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := key{t.op, t.resource()}
+	c := p.counts[k]
 	if c == nil {
 		c = &Counts{}
-		p.counts[key{op, stream}] = c
+		p.counts[k] = c
 	}
 	c.Requests++
 	now := p.cfg.Now()
@@ -340,7 +444,7 @@ func (p *Proxy) match(op, stream string) (Rule, bool) {
 		if (!r.Until.IsZero() && !now.Before(r.Until)) || (r.Times > 0 && r.used >= r.Times) {
 			continue
 		}
-		if (r.Operation == "" || r.Operation == op) && (r.Stream == "" || r.Stream == stream) {
+		if r.matches(t) {
 			r.used++
 			return r.Rule, true
 		}
@@ -348,17 +452,117 @@ func (p *Proxy) match(op, stream string) (Rule, bool) {
 	return Rule{}, false
 }
 
-func (p *Proxy) count(op, stream string, f func(c *Counts)) {
+func (p *Proxy) count(t target, f func(c *Counts)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	f(p.counts[key{op, stream}]) // created by match
+	f(p.counts[key{t.op, t.resource()}]) // created by match
 }
 
 // requestHead is the part of a JSON-protocol request body a rule can match on.
 type requestHead struct {
-	StreamName string
-	StreamARN  string
-	Records    []json.RawMessage
+	StreamName    string
+	StreamARN     string
+	ShardID       string // ShardId: encoding/json matches field names case-insensitively
+	ShardIterator string
+	TableName     string
+	RequestItems  map[string]json.RawMessage
+	Records       []json.RawMessage
+}
+
+// targetOf reads what a request is about from its operation and body.
+func (p *Proxy) targetOf(op string, body []byte) (target, requestHead) {
+	var head requestHead
+	_ = json.Unmarshal(body, &head) // a body that is not JSON matches rules without a resource only
+	t := target{op: op, stream: head.StreamName, shard: head.ShardID, table: head.TableName, body: body}
+	if t.stream == "" && head.StreamARN != "" {
+		t.stream = head.StreamARN[strings.LastIndexByte(head.StreamARN, '/')+1:]
+	}
+	if t.table == "" && len(head.RequestItems) == 1 {
+		for name := range head.RequestItems {
+			t.table = name
+		}
+	}
+	if head.ShardIterator != "" {
+		p.mu.Lock()
+		if it, ok := p.iters[head.ShardIterator]; ok {
+			if t.stream == "" {
+				t.stream = it.stream
+			}
+			t.shard = it.shard
+		}
+		p.mu.Unlock()
+	}
+	return t, head
+}
+
+// learnIterator remembers which stream and shard iterator reads, and forgets iterators past
+// their life now and then.
+func (p *Proxy) learnIterator(iterator, stream, shard string) {
+	if iterator == "" || shard == "" {
+		return
+	}
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.iters[iterator] = iterOf{stream: stream, shard: shard, at: now}
+	if now.Sub(p.swept) > time.Minute {
+		p.swept = now
+		for it, v := range p.iters {
+			if now.Sub(v.at) > iterLife {
+				delete(p.iters, it)
+			}
+		}
+	}
+}
+
+// observe reads the upstream's answer to a forwarded request: its error type when it failed, and
+// the shard iterators it hands out.
+func (p *Proxy) observe(resp *http.Response) error {
+	t, ok := resp.Request.Context().Value(ctxKey{}).(target)
+	if !ok {
+		return nil
+	}
+	if resp.StatusCode < 400 && t.op != "GetShardIterator" && t.op != "GetRecords" {
+		return nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("fault proxy: reading the upstream's answer: %w", err)
+	}
+	if resp.StatusCode >= 400 {
+		typ := resp.Header.Get("X-Amzn-Errortype")
+		var e struct {
+			Type string `json:"__type"`
+		}
+		if typ == "" && json.Unmarshal(body, &e) == nil {
+			typ = e.Type
+		}
+		if i := strings.LastIndexByte(typ, '#'); i >= 0 { // "com.amazonaws.kinesis.v20131202#ExpiredIteratorException"
+			typ = typ[i+1:]
+		}
+		if i := strings.IndexByte(typ, ':'); i >= 0 { // "ExpiredIteratorException:http://..."
+			typ = typ[:i]
+		}
+		if typ == "" {
+			typ = strconv.Itoa(resp.StatusCode)
+		}
+		p.mu.Lock()
+		k := key{t.op, t.resource()}
+		if p.upErrs[k] == nil {
+			p.upErrs[k] = map[string]int64{}
+		}
+		p.upErrs[k][typ]++
+		p.mu.Unlock()
+		return nil
+	}
+	var out struct{ ShardIterator, NextShardIterator string }
+	if json.Unmarshal(body, &out) == nil {
+		p.learnIterator(out.ShardIterator, t.stream, t.shard)
+		p.learnIterator(out.NextShardIterator, t.stream, t.shard)
+	}
+	return nil
 }
 
 func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -378,15 +582,11 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writeError(rw, http.StatusRequestEntityTooLarge, "SerializationException", "fault proxy: request body over MaxBody", "")
 		return
 	}
-	var head requestHead
-	_ = json.Unmarshal(body, &head) // a body that is not JSON matches rules without a stream only
-	stream := head.StreamName
-	if stream == "" && head.StreamARN != "" {
-		stream = head.StreamARN[strings.LastIndexByte(head.StreamARN, '/')+1:]
-	}
-	rule, ok := p.match(op, stream)
+	t, head := p.targetOf(op, body)
+	stream := t.resource()
+	rule, ok := p.match(t)
 	if ok && rule.Delay > 0 {
-		p.count(op, stream, func(c *Counts) { c.Delayed++ })
+		p.count(t, func(c *Counts) { c.Delayed++ })
 		t := time.NewTimer(rule.Delay)
 		select {
 		case <-t.C:
@@ -405,7 +605,7 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			if typ == "" {
 				typ = "ServiceUnavailable"
 			}
-			p.count(op, stream, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
+			p.count(t, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
 			if typ == throttleCode {
 				p.load.add(p.cfg.Now(), stream, 0, 0, int64(max(len(head.Records), 1)))
 			}
@@ -413,7 +613,7 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		case FailEntries:
 			if op == "PutRecords" && len(head.Records) > 0 {
-				p.count(op, stream, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
+				p.count(t, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
 				if rule.ErrorType == "" || rule.ErrorType == throttleCode {
 					p.load.add(p.cfg.Now(), stream, 0, 0, int64(len(head.Records)))
 				}
@@ -421,11 +621,16 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case LoseAnswer:
-			p.count(op, stream, func(c *Counts) { c.Forwarded++; c.Faulted++; c.Entries += int64(len(head.Records)) })
-			p.loseAnswer(rw, r, op, stream, body)
+			p.count(t, func(c *Counts) { c.Forwarded++; c.Faulted++; c.Entries += int64(len(head.Records)) })
+			p.loseAnswer(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)), op, stream, body)
+			return
+		case Hang:
+			p.count(t, func(c *Counts) { c.Faulted++; c.Entries += int64(len(head.Records)) })
+			p.hang(rw, r)
 			return
 		}
 	}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, t))
 	switch op {
 	case "PutRecords":
 		p.forwardPutRecords(rw, r, stream, body, head.Records)
@@ -434,7 +639,7 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		p.forwardPutRecord(rw, r, stream, body)
 		return
 	}
-	p.count(op, stream, func(c *Counts) { c.Forwarded++ })
+	p.count(t, func(c *Counts) { c.Forwarded++ })
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	p.rp.ServeHTTP(rw, r)
@@ -443,6 +648,18 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if p.lim != nil {
 			p.lim.invalidate(stream)
 		}
+	}
+}
+
+// hang holds r unanswered until the client goes away or the proxy closes, then closes the
+// connection without an answer.
+func (p *Proxy) hang(rw http.ResponseWriter, r *http.Request) {
+	select {
+	case <-r.Context().Done(): // the client closed the connection, or the server is closing
+	case <-p.closing:
+	}
+	if conn, _, err := http.NewResponseController(rw).Hijack(); err == nil {
+		conn.Close()
 	}
 }
 
@@ -515,16 +732,19 @@ func (p *Proxy) failEntries(rw http.ResponseWriter, n int, code string) {
 	}
 	b, _ := json.Marshal(out) // plain strings and ints: cannot fail
 	rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	rw.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10))
 	rw.Header().Set("X-Amzn-Requestid", p.requestID())
 	rw.WriteHeader(http.StatusOK)
 	_, _ = rw.Write(b)
 }
 
 // writeError answers in the AWS JSON protocol's error shape, which the SDK decodes into its typed
-// exceptions (the type is in both the header and the body).
+// exceptions (the type is in both the header and the body), with the CRC32 of the body that
+// DynamoDB sends and its SDK checks.
 func writeError(rw http.ResponseWriter, status int, typ, msg, reqID string) {
 	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg}) // strings only: cannot fail
 	rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	rw.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10))
 	rw.Header().Set("X-Amzn-Errortype", typ)
 	if reqID != "" {
 		rw.Header().Set("X-Amzn-Requestid", reqID)

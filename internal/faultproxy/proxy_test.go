@@ -3,10 +3,19 @@ package faultproxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
@@ -193,4 +202,230 @@ func sumLoad(p *faultproxy.Proxy, stream string) faultproxy.Sample {
 		s.Throttled += x.Throttled
 	}
 	return s
+}
+
+// TestGetRecordsByShard: a GetRecords call names only an iterator; the proxy learned its shard from
+// the GetShardIterator call (and each answer's NextShardIterator) it forwarded, so a throttle on
+// one shard leaves the other readable, and the SDK decodes the throttle as Kinesis sends it.
+func TestGetRecordsByShard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the local emulators")
+	}
+	st := localstacktest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := st.CreateStream(ctx, "two", 2); err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: st.KinesisEndpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cfg, err := st.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RetryMaxAttempts = 1
+	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+	shards, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("two")})
+	if err != nil || len(shards.Shards) != 2 {
+		t.Fatalf("list shards: %v (%d)", err, len(shards.Shards))
+	}
+	s0, s1 := aws.ToString(shards.Shards[0].ShardId), aws.ToString(shards.Shards[1].ShardId)
+	iter := func(shard string) *string {
+		out, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("two"), ShardId: aws.String(shard),
+			ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.ShardIterator
+	}
+	it0, it1 := iter(s0), iter(s1)
+
+	p.Set("throttle", faultproxy.Rule{Operation: "GetRecords", Shard: s0, Fault: faultproxy.FailCall,
+		Status: 400, ErrorType: "ProvisionedThroughputExceededException"})
+	_, err = kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it0})
+	var thr *types.ProvisionedThroughputExceededException
+	if !errors.As(err, &thr) {
+		t.Fatalf("GetRecords on the throttled shard: err = %v, want *types.ProvisionedThroughputExceededException", err)
+	}
+	out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it1})
+	if err != nil {
+		t.Fatalf("GetRecords on the other shard: %v", err)
+	}
+	// The next iterator of shard 1 is known too: a rule on shard 1 now applies to it.
+	p.Set("throttle", faultproxy.Rule{Operation: "GetRecords", Shard: s1, Fault: faultproxy.FailCall,
+		Status: 400, ErrorType: "ProvisionedThroughputExceededException"})
+	if _, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: out.NextShardIterator}); !errors.As(err, &thr) {
+		t.Fatalf("GetRecords with shard 1's next iterator: err = %v, want a throttle", err)
+	}
+	if _, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it0}); err != nil {
+		t.Fatalf("GetRecords on shard 0 after the rule moved to shard 1: %v", err)
+	}
+	if n := p.Applied("throttle"); n != 1 {
+		t.Errorf("Applied(throttle) = %d, want 1 (set again for shard 1, applied once since)", n)
+	}
+	c := p.Counts("GetRecords", "two")
+	if want := (faultproxy.Counts{Requests: 4, Forwarded: 2, Faulted: 2}); c != want {
+		t.Errorf("Counts(GetRecords, two) = %+v, want %+v", c, want)
+	}
+
+	// The upstream's own error answers are counted by type.
+	_, err = kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("absent")})
+	var nf *types.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Fatalf("DescribeStreamSummary of a missing stream: %v", err)
+	}
+	if got := p.UpstreamErrors("DescribeStreamSummary", "absent"); got["ResourceNotFoundException"] != 1 || len(got) != 1 {
+		t.Errorf("UpstreamErrors(DescribeStreamSummary, absent) = %v, want ResourceNotFoundException: 1", got)
+	}
+	if got := p.UpstreamErrors("GetRecords", ""); len(got) != 0 {
+		t.Errorf("UpstreamErrors(GetRecords) = %v: the proxy's own faults are not the upstream's", got)
+	}
+}
+
+// TestDynamoDBByTableAndBody: rules pick DynamoDB calls by table and by strings in the body (an
+// attribute name and a key), e.g. the checkpoint writes of one lease row; Hang holds a call
+// without an answer until the client times out, and the emulator never sees it.
+func TestDynamoDBByTableAndBody(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the local emulators")
+	}
+	st := localstacktest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	for _, tbl := range []string{"leases", "other"} {
+		if err := st.CreateTable(ctx, tbl, "ShardID"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: st.DynamoDBEndpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cfg, err := st.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RetryMaxAttempts = 1
+	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+	update := func(ctx context.Context, table, key, attr string) error {
+		_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(table),
+			Key:                       map[string]ddbtypes.AttributeValue{"ShardID": &ddbtypes.AttributeValueMemberS{Value: key}},
+			UpdateExpression:          aws.String("SET #a = :v"),
+			ExpressionAttributeNames:  map[string]string{"#a": attr},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":v": &ddbtypes.AttributeValueMemberS{Value: "x"}},
+		})
+		return err
+	}
+	p.Set("checkpoint", faultproxy.Rule{Operation: "UpdateItem", Table: "leases", Match: []string{`"Checkpoint"`, `"shard-1"`},
+		Fault: faultproxy.FailCall, Status: 500, ErrorType: "InternalServerError"})
+	var api smithy.APIError
+	if err := update(ctx, "leases", "shard-1", "Checkpoint"); !errors.As(err, &api) || api.ErrorCode() != "InternalServerError" {
+		t.Fatalf("checkpoint write of shard-1: err = %v, want InternalServerError", err)
+	}
+	for _, c := range []struct{ table, key, attr string }{
+		{"leases", "shard-1", "CheckpointedAt"}, // another attribute: "Checkpoint" with its quotes does not match it
+		{"leases", "shard-2", "Checkpoint"},
+		{"other", "shard-1", "Checkpoint"},
+	} {
+		if err := update(ctx, c.table, c.key, c.attr); err != nil {
+			t.Errorf("UpdateItem %+v: %v", c, err)
+		}
+	}
+	if n := p.Applied("checkpoint"); n != 1 {
+		t.Errorf("Applied(checkpoint) = %d, want 1", n)
+	}
+
+	p.Set("checkpoint", faultproxy.Rule{Operation: "UpdateItem", Table: "leases", Match: []string{`"shard-3"`}, Fault: faultproxy.Hang})
+	hctx, hcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = update(hctx, "leases", "shard-3", "Checkpoint")
+	hcancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("held UpdateItem: err = %v, want the client's deadline", err)
+	}
+	got, err := st.DynamoDB().GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("leases"),
+		Key: map[string]ddbtypes.AttributeValue{"ShardID": &ddbtypes.AttributeValueMemberS{Value: "shard-3"}}, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Item) != 0 {
+		t.Errorf("the held write reached the emulator: %v", got.Item)
+	}
+	if c := p.Counts("UpdateItem", "leases"); c != (faultproxy.Counts{Requests: 4, Forwarded: 2, Faulted: 2}) {
+		t.Errorf("Counts(UpdateItem, leases) = %+v", c)
+	}
+	if c := p.Counts("", "other"); c.Forwarded != 1 || c.Faulted != 0 {
+		t.Errorf("Counts(*, other) = %+v, want 1 forwarded", c)
+	}
+}
+
+// TestHangReleasedOnClose: a held request is let go when the proxy closes (no goroutine stays).
+func TestHangReleasedOnClose(t *testing.T) {
+	up := httptest.NewServer(http.NotFoundHandler())
+	defer up.Close()
+	p, err := faultproxy.Start(t.Context(), faultproxy.Config{Upstream: up.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Set("hang", faultproxy.Rule{Fault: faultproxy.Hang})
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, p.URL(), strings.NewReader(`{}`))
+		req.Header.Set("X-Amz-Target", "DynamoDB_20120810.GetItem")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("answered %s", resp.Status)
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Applied("hang") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the proxy")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || strings.Contains(err.Error(), "answered") {
+			t.Fatalf("held request: %v, want the connection closed without an answer", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held request was not let go when the proxy closed")
+	}
+}
+
+// TestFaultAnswerChecksum: the proxy's own answers carry the CRC32 of their body, as DynamoDB's
+// do (its SDK checks it, and warns on every answer without it).
+func TestFaultAnswerChecksum(t *testing.T) {
+	up := httptest.NewServer(http.NotFoundHandler())
+	defer up.Close()
+	p, err := faultproxy.Start(t.Context(), faultproxy.Config{Upstream: up.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Set("fail", faultproxy.Rule{Operation: "UpdateItem", Fault: faultproxy.FailCall, Status: 500, ErrorType: "InternalServerError"})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, p.URL(), strings.NewReader(`{"TableName":"t"}`))
+	req.Header.Set("X-Amz-Target", "DynamoDB_20120810.UpdateItem")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.Header.Get("X-Amz-Crc32"), strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10); resp.StatusCode != 500 || got != want {
+		t.Fatalf("answer %d with X-Amz-Crc32 %q, want 500 with %q (body %s)", resp.StatusCode, got, want, body)
+	}
 }

@@ -78,14 +78,14 @@ func (p *Proxy) forwardPutRecords(rw http.ResponseWriter, r *http.Request, strea
 	limited := len(es) - len(allowed)
 	now := p.cfg.Now()
 	if limited > 0 {
-		p.count("PutRecords", stream, func(c *Counts) { c.Limited += int64(limited) })
+		p.count(target{op: "PutRecords", stream: stream}, func(c *Counts) { c.Limited += int64(limited) })
 	}
 	if len(allowed) == 0 {
 		p.load.add(now, stream, 0, 0, int64(limited))
 		p.answerPutRecords(rw, nil, stream, es, shards, nil, nil)
 		return
 	}
-	p.count("PutRecords", stream, func(c *Counts) { c.Forwarded++ })
+	p.count(target{op: "PutRecords", stream: stream}, func(c *Counts) { c.Forwarded++ })
 	up := body
 	if limited > 0 {
 		var req map[string]json.RawMessage
@@ -167,12 +167,12 @@ func (p *Proxy) forwardPutRecord(rw http.ResponseWriter, r *http.Request, stream
 	ok, shards := p.admit(r, stream, es)
 	now := p.cfg.Now()
 	if !ok[0] {
-		p.count("PutRecord", stream, func(c *Counts) { c.Limited++ })
+		p.count(target{op: "PutRecord", stream: stream}, func(c *Counts) { c.Limited++ })
 		p.load.add(now, stream, 0, 0, 1)
 		writeError(rw, http.StatusBadRequest, throttleCode, throttleMessage(stream, shards[0]), p.requestID())
 		return
 	}
-	p.count("PutRecord", stream, func(c *Counts) { c.Forwarded++ })
+	p.count(target{op: "PutRecord", stream: stream}, func(c *Counts) { c.Forwarded++ })
 	got := p.roundTrip(r, body)
 	if got.status == http.StatusOK {
 		p.load.add(now, stream, 1, int64(es[0].size), 0)
