@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -54,12 +53,9 @@ type Pipeline struct {
 	log   *zap.Logger
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
-	retry retry.Policy // between attempts of a dedupe store call
+	retry retry.Policy // between attempts of a dedupe store call or a write
 	m     *metrics
 	dests map[string]*dest // every stream named in the config; read-only after New
-
-	rndMu sync.Mutex
-	rnd   *rand.Rand
 }
 
 // New validates cfg and builds a Pipeline.
@@ -85,7 +81,6 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		sleep: deps.Sleep,
 		m:     newMetrics(deps.Registerer),
 		dests: map[string]*dest{},
-		rnd:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	p.pii, _ = event.NewPIIPolicy(p.cfg.PIIPaths) // validated above
 	if p.log == nil {
@@ -111,15 +106,6 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		}
 	}
 	return p, nil
-}
-
-func (p *Pipeline) jitter(n int64) int64 {
-	if n <= 0 {
-		return 0
-	}
-	p.rndMu.Lock()
-	defer p.rndMu.Unlock()
-	return p.rnd.Int64N(n)
 }
 
 // Record is one raw-stream record as read from a shard.
