@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // timing is one backend's clock for the contract suite. Lease durations are real time, so they
@@ -192,7 +194,7 @@ func renew(ctx context.Context, s *Store, id string) error {
 func takeEventually(t *testing.T, s *Store, id string, timeout time.Duration) Acquisition {
 	t.Helper()
 	var got Acquisition
-	eventually(t, timeout, s.cfg.ScanInterval, s.cfg.WorkerID+" takes "+id, func() (bool, string) {
+	poll.Until(t, timeout, s.cfg.ScanInterval, s.cfg.WorkerID+" takes "+id, func() (bool, string) {
 		if _, err := s.Read(t.Context(), id); err != nil {
 			return false, err.Error()
 		}
@@ -242,7 +244,7 @@ func renewOnce(t *testing.T, h *harness, s *Store, id string) time.Time {
 	t.Helper()
 	ok := s.m.renewals.WithLabelValues("ok")
 	before := testutil.ToFloat64(ok)
-	eventually(t, h.tm.wait, h.tm.renew, s.cfg.WorkerID+" renews "+id, func() (bool, string) {
+	poll.Until(t, h.tm.wait, h.tm.renew, s.cfg.WorkerID+" renews "+id, func() (bool, string) {
 		if err := renew(h.ctx, s, id); err != nil {
 			t.Fatalf("renewal: %v", err)
 		}
@@ -514,7 +516,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 		// The peer is refused the live lease; from here on it watches the row unchanged.
 		var watched time.Time
-		eventually(t, h.tm.wait, h.tm.renew, "peer refused", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.renew, "peer refused", func() (bool, string) {
 			watched = time.Now()
 			err := take(h.ctx, bs, st)
 			if !errors.Is(err, ErrLeaseHeld) && !timedOut(err) {
@@ -522,7 +524,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			}
 			return err != nil && !timedOut(err), fmt.Sprint(err)
 		})
-		eventually(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
+		poll.Until(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
 			return a.Suspended(st), "valid"
 		})
 		if held := time.Since(sent); held < h.tm.lease-200*time.Millisecond {
@@ -606,7 +608,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 				}
 			}()
 		}
-		eventually(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
+		poll.Until(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
 			return a.Suspended(st), "valid"
 		})
 		if early := time.Until(expires); early > 300*time.Millisecond {
@@ -618,7 +620,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("WaitValid during the pause = %v, want it to block", err)
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "unhealthy during the pause", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.sync, "unhealthy during the pause", func() (bool, string) {
 			err := a.Healthy()
 			return err != nil, fmt.Sprint(err)
 		})
@@ -725,7 +727,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatal(err)
 		}
 		h.kin.set(shardMeta{ID: "c", Parent: "p"}) // p leaves ListShards while a still works on it
-		eventually(t, h.tm.wait, h.tm.sync, "lineage refresh", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.sync, "lineage refresh", func() (bool, string) {
 			err := take(h.ctx, bs, "c")
 			return errors.Is(err, ErrWaitingOnParent), fmt.Sprint(err)
 		})
@@ -756,7 +758,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if err := b.deleteTable(dctx, h.table); err != nil {
 			t.Fatalf("delete table: %v", err)
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "lease dropped", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.sync, "lease dropped", func() (bool, string) {
 			err := renew(h.ctx, a, st)
 			return errors.Is(err, ErrLeaseLost), fmt.Sprint(err)
 		})
@@ -767,7 +769,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if lost.Load() == 0 {
 			t.Fatal("OnLeaseLost not called")
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "table recreated", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.sync, "table recreated", func() (bool, string) {
 			err := a.Healthy()
 			return err == nil, fmt.Sprint(err)
 		})
@@ -1057,12 +1059,12 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			return n
 		}
 		start("w1")
-		eventually(t, h.tm.wait, h.tm.sync, "w1 alone takes all", func() (bool, string) { return spread("w1") })
+		poll.Until(t, h.tm.wait, h.tm.sync, "w1 alone takes all", func() (bool, string) { return spread("w1") })
 		base := switches()
 		joined := time.Now()
 		start("w2")
 		start("w3")
-		eventually(t, 2*h.tm.wait, h.tm.sync, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
+		poll.Until(t, 2*h.tm.wait, h.tm.sync, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
 		t.Logf("join converged in %v with %d ownership changes", time.Since(joined), switches()-base)
 		settled := switches()
 		// Hold still: no lease moves for one and a half lease durations once balanced; a lease
@@ -1088,7 +1090,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if held := drivers["w3"].s.Held(); len(held) != 0 {
 			t.Fatalf("w3 still holds %v after ReleaseAll", held)
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "leave converges", func() (bool, string) { return spread("w1", "w2") })
+		poll.Until(t, h.tm.wait, h.tm.sync, "leave converges", func() (bool, string) { return spread("w1", "w2") })
 		t.Logf("leave converged in %v with %d ownership changes", time.Since(left), switches()-before)
 		if moved := switches() - before; moved > 4 {
 			t.Fatalf("leave took %d ownership changes, want <= 4 (w3 held at most 3)", moved)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestLineageAndResetOnKinesalite runs the lineage gate on the shard metadata a real Kinesis
@@ -89,7 +90,7 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 
 	waitActive := func() {
 		t.Helper()
-		eventually(t, tm.wait, 20*time.Millisecond, "stream active", func() (bool, string) {
+		poll.Until(t, tm.wait, 20*time.Millisecond, "stream active", func() (bool, string) {
 			out, err := kin.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
 			if err != nil {
 				return false, err.Error()

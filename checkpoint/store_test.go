@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // minParallel is how many parallel tests run at once unless -test.parallel says otherwise. The
@@ -132,7 +133,7 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	// a's renewals see the claim and hand one lease off.
 	var id string
 	var polled time.Time // start of the renewals that signalled the hand-off: before its timer started
-	eventually(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
+	poll.Until(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
 		polled = time.Now()
 		for _, st := range sts {
 			if err := renew(h.ctx, a, st); err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestChaosKillWorker: kill -9 of one of two workers mid-run. Nothing is lost and first deliveries
@@ -561,13 +562,14 @@ func pollUntil(t *testing.T, tail *audit.Tail, at time.Time) {
 // pollUntilCond keeps reading the output streams until cond holds, failing after timeout.
 func pollUntilCond(t *testing.T, tail *audit.Tail, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	// The interval is spent reading the output streams (pollUntil), so the poll itself needs none.
+	poll.True(t, timeout, time.Nanosecond, what, func() bool {
+		if cond() {
+			return true
 		}
 		pollUntil(t, tail, time.Now().Add(chaosPollInterval))
-	}
+		return false
+	})
 }
 
 // arrivals counts the records of stream whose ApproximateArrivalTimestamp is in [from, to), and

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/kclctl"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestOpsKclctl drives kclctl against a running fleet of two workers: checkpoints and workers
@@ -155,14 +157,13 @@ func TestOpsKclctl(t *testing.T) {
 	// Replay everything again: now every record was delivered; nothing may arrive twice.
 	before = hits()
 	run("", kclctl.ExitOK, "dlq", "replay", "--apply")
-	deadline := time.Now().Add(3 * time.Minute)
-	for hits()-before < float64(len(dead)) {
-		if time.Now().After(deadline) {
-			t.Fatalf("second replay: %v dedupe hits, want %d", hits()-before, len(dead))
+	poll.Until(t, 3*time.Minute, 250*time.Millisecond, fmt.Sprintf("second replay: %d dedupe hits", len(dead)), func() (bool, string) {
+		if n := hits() - before; n < float64(len(dead)) {
+			f.keepTail()
+			return false, fmt.Sprintf("%v dedupe hits", n)
 		}
-		f.keepTail()
-		time.Sleep(250 * time.Millisecond) // polling interval
-	}
+		return true, ""
+	})
 	f.caughtUp(2 * time.Minute)
 	if err := tail.Poll(ctx); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/localstack"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // This file is the binary-level proof of the trust boundary (issue 4): hostile input of every kind
@@ -556,8 +557,7 @@ func TestKeyRotation(t *testing.T) {
 	// reloaded waits until the worker has logged a reload whose key list is want.
 	reloaded := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
+		poll.True(t, time.Minute, 100*time.Millisecond, fmt.Sprintf("the worker reloads the keys to %q", want), func() bool {
 			b, err := os.ReadFile(w.LogPath)
 			if err != nil {
 				t.Fatal(err)
@@ -568,16 +568,11 @@ func TestKeyRotation(t *testing.T) {
 					Keys string `json:"keys"`
 				}
 				if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "signing keys reloaded" && e.Keys == want {
-					return
+					return true
 				}
 			}
-			select {
-			case <-t.Context().Done():
-				t.Fatal(t.Context().Err())
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		t.Fatalf("the worker did not reload the keys to %q", want)
+			return false
+		})
 	}
 	quarantined := func(r event.Reason) func(audit.Snapshot) bool {
 		return func(s audit.Snapshot) bool { return s.Quarantined[r] >= 5 }

@@ -8,13 +8,13 @@ import (
 	"hash/fnv"
 	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // genInput makes n events over customers, seq per customer from 1, in input order.
@@ -75,7 +75,7 @@ func TestForwardStreamBatchesWithinLimits(t *testing.T) {
 		defer close(done)
 		res, err = f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
 	}()
-	waitFor(t, func() bool { return f.Stats().Read == 2400 })
+	poll.True(t, 10*time.Second, time.Millisecond, "2400 records read", func() bool { return f.Stats().Read == 2400 })
 	close(kin.gate)
 	<-done
 	if err != nil {
@@ -116,7 +116,7 @@ func TestForwardStreamRespectsByteLimit(t *testing.T) {
 		defer close(done)
 		res, err = f.ForwardStream(t.Context(), strings.NewReader(b.String()), StreamOptions{})
 	}()
-	waitFor(t, func() bool { return f.Stats().Read == 7 })
+	poll.True(t, 10*time.Second, time.Millisecond, "7 records read", func() bool { return f.Stats().Read == 7 })
 	close(kin.gate)
 	<-done
 	if err != nil || res.Forwarded != 7 {
@@ -350,7 +350,7 @@ func TestForwardStreamCancelDrains(t *testing.T) {
 				done <- out{res, err}
 			}()
 			kin.gate <- struct{}{} // one call through, then hold the next ones in flight
-			waitFor(t, func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return kin.inCalls == f.cfg.Concurrency })
+			poll.True(t, 10*time.Second, time.Millisecond, "every call in flight", func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return kin.inCalls == f.cfg.Concurrency })
 			cancel()
 			if release {
 				close(kin.gate)
@@ -418,19 +418,6 @@ func TestForwardStreamReadError(t *testing.T) {
 type failingReader struct{}
 
 func (*failingReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-var _ = atomic.Int64{}
 
 // dropResent removes the records byte for byte the same as an earlier one (one write sent twice)
 // and returns how many it removed.

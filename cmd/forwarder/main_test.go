@@ -26,6 +26,7 @@ import (
 	"github.com/kinesis-events/pipeline/forwarder"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // rieModule is the AWS Lambda Runtime Interface Emulator, at the only version the module proxy serves.
@@ -245,23 +246,19 @@ func TestLambdaUnderRuntimeInterfaceEmulator(t *testing.T) {
 
 func waitListening(t *testing.T, addr string, exited <-chan error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, 20*time.Millisecond, "emulator listening on "+addr, func() (bool, string) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return
+			return true, ""
 		}
 		select {
 		case err := <-exited:
 			t.Fatalf("emulator exited before listening: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("emulator not listening on %s after 30s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false, err.Error()
+	})
 }
 
 // TestLocalMode runs the binary on two NDJSON files with --progress and checks the streams, the JSON
