@@ -7,11 +7,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Config configures a Store. Zero values take the defaults documented per field.
 type Config struct {
-	// Table is the lease table (hash key ShardID, string). Default "kcl-leases".
+	// Table is the lease table (hash key ShardID, string). Default names.LeaseTable.
 	Table string
 	// WorkerID identifies this worker in AssignedTo. Required; must be unique per live process.
 	WorkerID string
@@ -52,7 +54,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Table == "" {
-		c.Table = "kcl-leases"
+		c.Table = names.LeaseTable
 	}
 	if c.LeaseDuration == 0 {
 		c.LeaseDuration = 10 * time.Second

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
@@ -81,7 +82,7 @@ func newHarness(t *testing.T, b contractBackend) *harness {
 
 func (h *harness) config(worker string) Config {
 	return Config{
-		Table: h.table, WorkerID: worker, Stream: "events-raw",
+		Table: h.table, WorkerID: worker, Stream: names.RawStream,
 		LeaseDuration: h.tm.lease, CallTimeout: h.tm.call, ScanInterval: h.tm.scan,
 		LineageRefresh: 200 * time.Millisecond, HandOffTimeout: h.tm.lease, TableWaitTimeout: h.tm.wait,
 		Registerer: prometheus.NewRegistry(),
@@ -484,7 +485,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if r := h.row(st); r.Behind != 0 || !r.HasBehind || r.Checkpoint != "77" {
 			t.Fatalf("after checkpoint: %+v", r)
 		}
-		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -797,21 +798,21 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		leaseCtx := a.LeaseContext("s0")
 		to := Position{Kind: PositionAfterSequence, Sequence: "1200"}
 		now := time.Now()
-		plan, err := PlanReset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, now)
+		plan, err := PlanReset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s0", to, now)
 		if err != nil || plan.OldCheckpoint != "1500" || plan.NewCheckpoint != "1200" || !plan.LeaseLive || plan.Owner != "a" || plan.Applied {
 			t.Fatalf("PlanReset = %+v, %v", plan, err)
 		}
 		before := h.row("s0")
-		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, false, "alice", now); !errors.Is(err, ErrShardLeased) {
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s0", to, false, "alice", now); !errors.Is(err, ErrShardLeased) {
 			t.Fatalf("Reset of a leased shard without force = %v, want ErrShardLeased", err)
 		}
 		if after := h.row("s0"); after.Checkpoint != "1500" || after.Counter != before.Counter || after.Owner != "a" {
 			t.Fatalf("refused reset changed the row: %+v", after)
 		}
-		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", Position{Kind: PositionAfterSequence, Sequence: "12x"}, true, "alice", now); err == nil {
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s0", Position{Kind: PositionAfterSequence, Sequence: "12x"}, true, "alice", now); err == nil {
 			t.Fatal("Reset to a malformed sequence succeeded")
 		}
-		res, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, true, "alice", now)
+		res, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s0", to, true, "alice", now)
 		if err != nil || !res.Applied {
 			t.Fatalf("forced Reset = %+v, %v", res, err)
 		}
@@ -832,7 +833,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if err := take(h.ctx, bs, "s0"); err != nil {
 			t.Fatalf("taking a reset shard: %v", err)
 		}
-		if res, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s1", Position{Kind: PositionTrimHorizon}, false, "bob", now); err != nil || res.NewCheckpoint != "" {
+		if res, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s1", Position{Kind: PositionTrimHorizon}, false, "bob", now); err != nil || res.NewCheckpoint != "" {
 			t.Fatalf("trim-horizon reset of a never-leased shard = %+v, %v", res, err)
 		}
 		if r := h.row("s1"); r == nil || r.Checkpoint != "" || r.ResetBy != "bob" {
@@ -864,7 +865,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			u.set(attrAcquiredAt, sv(formatTime(now.Add(-time.Hour))))
 			u.set(attrRenewedAt, sv(formatTime(now.Add(-time.Second))))
 		})
-		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", now)
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, now)
 		if err != nil {
 			t.Fatalf("Inspect: %v", err)
 		}
@@ -927,7 +928,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if r := h.row(st); r.Owner != "" || r.StopBy != "a" || r.StopReason != "checkpoint: access denied" || r.Checkpoint != "9" {
 			t.Fatalf("row after Abandon: %+v", r)
 		}
-		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -951,7 +952,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if r := h.row(st); r.Owner != "b" || r.StopBy != "" {
 			t.Fatalf("row after the peer took it: %+v", r)
 		}
-		snap, err = Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		snap, err = Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -997,10 +998,10 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if err := a.Forget(h.ctx, key); !errors.Is(err, ErrReservedKey) {
 			t.Fatalf("Forget(%s) = %v, want ErrReservedKey", key, err)
 		}
-		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", key, Position{Kind: PositionTrimHorizon}, true, "alice", time.Now()); !errors.Is(err, ErrReservedKey) {
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, key, Position{Kind: PositionTrimHorizon}, true, "alice", time.Now()); !errors.Is(err, ErrReservedKey) {
 			t.Fatalf("Reset(%s) = %v, want ErrReservedKey", key, err)
 		}
-		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

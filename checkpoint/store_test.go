@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
@@ -80,7 +81,7 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if ok.Table != "kcl-leases" || ok.LeaseDuration != 10*time.Second || ok.CallTimeout != 3*time.Second || ok.Logger == nil || ok.Now == nil {
+	if ok.Table != names.LeaseTable || ok.LeaseDuration != 10*time.Second || ok.CallTimeout != 3*time.Second || ok.Logger == nil || ok.Now == nil {
 		t.Fatalf("defaults: %+v", ok)
 	}
 	if _, err := New(t.Context(), Config{Stream: "s"}, newFakeDDB(), &fakeKinesis{}); err == nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
@@ -235,7 +236,7 @@ func (d *deployment) inspect(ctx context.Context) checkpoint.Snapshot {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	snap, err := checkpoint.Inspect(ctx, d.stack.DynamoDB(), d.stack.Kinesis(), fleet.LeaseTable, fleet.RawStream, time.Now())
+	snap, err := checkpoint.Inspect(ctx, d.stack.DynamoDB(), d.stack.Kinesis(), names.LeaseTable, names.RawStream, time.Now())
 	if err != nil {
 		d.t.Fatalf("inspect the lease table: %v", err)
 	}

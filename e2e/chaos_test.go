@@ -28,6 +28,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
@@ -360,7 +361,7 @@ func TestChaosReshard(t *testing.T) {
 	lag := func() int64 { return send.Stats().Forwarded - int64(tail.Snapshot().Unique) }
 
 	waitForwarded(t, send, tail, count/4)
-	kids, err := splitShard(ctx, kc, fleet.RawStream, "shardId-000000000000")
+	kids, err := splitShard(ctx, kc, names.RawStream, "shardId-000000000000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,13 +370,13 @@ func TestChaosReshard(t *testing.T) {
 		t.Fatalf("split made %d children", len(kids))
 	}
 	waitForwarded(t, send, tail, count/2)
-	merged, err := mergeShards(ctx, kc, fleet.RawStream, "shardId-000000000002", "shardId-000000000003")
+	merged, err := mergeShards(ctx, kc, names.RawStream, "shardId-000000000002", "shardId-000000000003")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("merged shardId-000000000002 + shardId-000000000003 into %s (backlog %d)", merged, lag())
 	waitForwarded(t, send, tail, count*7/10)
-	grandchild, err := mergeShards(ctx, kc, fleet.RawStream, kids[0], kids[1])
+	grandchild, err := mergeShards(ctx, kc, names.RawStream, kids[0], kids[1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +416,7 @@ func TestChaosDestinationOutage(t *testing.T) {
 	rss := sampleRSS(t.Context(), 250*time.Millisecond, ws[0].PID(), ws[1].PID())
 	defer rss.Stop()
 
-	const count, target = 30000, "analytics-purchase"
+	const count, target = 30000, names.AnalyticsPrefix + "purchase"
 	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 71})
 	startedAt := time.Now()
 	waitForwarded(t, send, tail, count/5)

@@ -21,6 +21,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/kclctl"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
@@ -150,7 +151,7 @@ func (f *opsFleet) snapshot() checkpoint.Snapshot {
 		ctx, cancel := context.WithTimeout(f.t.Context(), 15*time.Second)
 		defer cancel()
 		var err error
-		s, err = checkpoint.Inspect(ctx, f.d.stack.DynamoDB(), f.d.stack.Kinesis(), fleet.LeaseTable, fleet.RawStream, time.Now())
+		s, err = checkpoint.Inspect(ctx, f.d.stack.DynamoDB(), f.d.stack.Kinesis(), names.LeaseTable, names.RawStream, time.Now())
 		if err != nil {
 			return false, err.Error()
 		}
@@ -267,7 +268,7 @@ func (f *opsFleet) caughtUp(timeout time.Duration) {
 	c := &kclctl.Clients{DynamoDB: f.d.stack.DynamoDB(), Kinesis: f.d.stack.Kinesis()}
 	poll.Until(f.t, timeout, 250*time.Millisecond, "fleet caught up", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(f.t.Context(), 15*time.Second)
-		r, err := kclctl.InspectLive(ctx, c, fleet.LeaseTable, fleet.RawStream, time.Now())
+		r, err := kclctl.InspectLive(ctx, c, names.LeaseTable, names.RawStream, time.Now())
 		cancel()
 		last := ""
 		if err == nil {
@@ -296,7 +297,7 @@ func (f *opsFleet) kclctl(args ...string) (int, string, string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kclctl"), args...)
 	cmd.Env = append(os.Environ(), f.d.env.StackEnv...)
-	cmd.Env = append(cmd.Env, "LEASE_TABLE="+fleet.LeaseTable, "RAW_STREAM="+fleet.RawStream, "DLQ_STREAM="+fleet.DLQStream)
+	cmd.Env = append(cmd.Env, "LEASE_TABLE="+names.LeaseTable, "RAW_STREAM="+names.RawStream, "DLQ_STREAM="+names.DLQStream)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

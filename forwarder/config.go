@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Kinesis limits for one PutRecords call and one record (data plus partition key).
@@ -18,17 +20,17 @@ const (
 	MaxRecordBytes = 1 << 20
 )
 
-// Default stream names, shared by every component of the project.
+// Default stream names: the ones of internal/names, which defines them for every component.
 const (
-	DefaultRawStream        = "events-raw"
-	DefaultQuarantineStream = "events-quarantine"
+	DefaultRawStream        = names.RawStream
+	DefaultQuarantineStream = names.QuarantineStream
 )
 
 // Config configures a Forwarder. The zero value plus defaults is usable: see withDefaults.
 type Config struct {
-	// RawStream receives forwarded events; default DefaultRawStream.
+	// RawStream receives forwarded events; default names.RawStream.
 	RawStream string
-	// QuarantineStream receives what cannot be forwarded; default DefaultQuarantineStream.
+	// QuarantineStream receives what cannot be forwarded; default names.QuarantineStream.
 	QuarantineStream string
 
 	// MaxAttempts bounds the PutRecords attempts per record, the first included; default 5.
@@ -67,10 +69,10 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.RawStream == "" {
-		c.RawStream = DefaultRawStream
+		c.RawStream = names.RawStream
 	}
 	if c.QuarantineStream == "" {
-		c.QuarantineStream = DefaultQuarantineStream
+		c.QuarantineStream = names.QuarantineStream
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5

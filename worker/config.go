@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/processors"
 )
 
@@ -56,10 +57,10 @@ type Config struct {
 // well under a second, not the library's one lease per 60 s.
 func Defaults() Config {
 	return Config{
-		Application:    "events-pipeline",
-		Stream:         "events-raw",
-		LeaseTable:     "kcl-leases",
-		DedupeTable:    "events-dedupe",
+		Application:    names.Application,
+		Stream:         names.RawStream,
+		LeaseTable:     names.LeaseTable,
+		DedupeTable:    names.DedupeTable,
 		Region:         "us-east-1",
 		IDSuffix:       "0",
 		ShardSync:      250 * time.Millisecond,
@@ -73,10 +74,10 @@ func Defaults() Config {
 		MetricsAddr:    ":9090",
 		Pipeline: processors.Config{
 			Routes:           event.DefaultRoutes(),
-			DefaultStream:    "analytics-other",
-			QuarantineStream: "events-quarantine",
-			DLQStream:        "events-dlq",
-			LateStream:       "events-late",
+			DefaultStream:    names.OtherStream,
+			QuarantineStream: names.QuarantineStream,
+			DLQStream:        names.DLQStream,
+			LateStream:       names.LateStream,
 		},
 	}
 }

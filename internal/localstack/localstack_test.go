@@ -21,6 +21,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
@@ -77,7 +78,7 @@ func TestStack(t *testing.T) {
 }
 
 func testStream(ctx context.Context, t *testing.T, s *localstack.Stack) {
-	const stream = "events-raw"
+	const stream = names.RawStream
 	if err := s.CreateStream(ctx, stream, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func midHashKey(t *testing.T, r *kintypes.HashKeyRange) string {
 }
 
 func testTable(ctx context.Context, t *testing.T, s *localstack.Stack) {
-	const table = "events-dedupe"
+	const table = names.DedupeTable
 	for i := range 2 {
 		if err := s.CreateTable(ctx, table, "event_id"); err != nil {
 			t.Fatalf("CreateTable #%d: %v", i+1, err)
