@@ -59,6 +59,29 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+func TestConfigDefaultsOnce(t *testing.T) {
+	c := testConfig()
+	c.ReorderWindow, c.RetryBase, c.RetryMax = -1, 0, 0
+	d := c.withDefaults()
+	if d.ReorderWindow != -1 || d.RetryBase != 50*time.Millisecond || d.RetryMax != 5*time.Second || d.LatePolicy != LateFlag {
+		t.Fatalf("withDefaults = %+v", d)
+	}
+	if !reflect.DeepEqual(d.withDefaults(), d) {
+		t.Fatal("withDefaults applied twice changed the config")
+	}
+	if c.RetryBase != 0 {
+		t.Fatal("withDefaults changed its receiver")
+	}
+	// A bound that only conflicts with another's default: Validate (pure) accepts it, New does not.
+	c.RetryBase = 10 * time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate applied defaults: %v", err)
+	}
+	if _, err := New(c, Deps{}); err == nil || !strings.Contains(err.Error(), "retry backoff") {
+		t.Fatalf("New with RetryBase 10s over the default RetryMax 5s = %v", err)
+	}
+}
+
 // TestProcessRoutes checks the happy path: routing by type (and the default stream), the analytics
 // record's fields, marks and cursors written, and the watermark at the last record.
 func TestProcessRoutes(t *testing.T) {
