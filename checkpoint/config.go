@@ -52,7 +52,8 @@ type Config struct {
 	OnLeaseLost func(shardID string, cause error)
 }
 
-func (c *Config) setDefaults() {
+// withDefaults returns c with every zero field set to its default: the one place they are defined.
+func (c Config) withDefaults() Config {
 	if c.Table == "" {
 		c.Table = names.LeaseTable
 	}
@@ -86,9 +87,11 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	return c
 }
 
-// Validate reports the first invalid field. It does not apply defaults; New does both.
+// Validate reports every invalid field at once. It is pure and applies no defaults (a zero field
+// means its default and is valid); New applies them, then validates.
 func (c Config) Validate() error {
 	var errs []error
 	if c.WorkerID == "" {

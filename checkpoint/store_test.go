@@ -59,7 +59,7 @@ func TestStoreContractFake(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	ok := Config{WorkerID: "w", Stream: "s"}
-	ok.setDefaults()
+	ok = ok.withDefaults()
 	tests := []struct {
 		name string
 		mod  func(*Config)
