@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -71,6 +72,7 @@ func Quick(bin string) Config {
 		BackpressureRate: 500, BreakerOpen: 10 * time.Second, Warmup: 3 * time.Second, Timeout: 3 * time.Minute}
 }
 
+// withDefaults returns c with every zero field set to its default: the one place they are defined.
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -108,44 +110,57 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports a configuration that cannot run. Defaults are applied first.
+// Validate reports every problem of c as it is, at once. It is pure: it applies no defaults (a zero
+// field means its default and is valid) and touches no file; Run checks that the binaries exist.
 func (c Config) Validate() error {
-	d := c.withDefaults()
 	var errs []error
-	if d.Bin == "" {
-		errs = append(errs, errors.New("Bin (directory of the worker, forwarder and loadgen binaries) is required"))
-	} else {
-		for _, b := range []string{"worker", "forwarder", "loadgen"} {
-			if _, err := os.Stat(filepath.Join(d.Bin, b)); err != nil {
-				errs = append(errs, fmt.Errorf("binary %s: %w", b, err))
-			}
-		}
+	if c.Bin == "" {
+		errs = append(errs, errors.New("bin (directory of the worker, forwarder and loadgen binaries) is required"))
 	}
-	for _, s := range d.Only {
-		known := false
-		for _, k := range Scenarios {
-			known = known || s == k
-		}
-		if !known {
+	for _, s := range c.Only {
+		if !slices.Contains(Scenarios, s) {
 			errs = append(errs, fmt.Errorf("unknown scenario %q (have %v)", s, Scenarios))
 		}
 	}
-	if d.Events < 100 || d.Customers < 1 || d.NaiveEvents < 1 {
-		errs = append(errs, fmt.Errorf("Events %d (>= 100), Customers %d and NaiveEvents %d (>= 1)", d.Events, d.Customers, d.NaiveEvents))
+	if c.Events < 0 || (c.Events > 0 && c.Events < 100) {
+		errs = append(errs, fmt.Errorf("events %d: want at least 100", c.Events))
 	}
-	if d.MaxRecords < 1 || d.MaxRecords > 10000 {
-		errs = append(errs, fmt.Errorf("MaxRecords %d outside 1..10000", d.MaxRecords))
+	if c.Customers < 0 || c.NaiveEvents < 0 {
+		errs = append(errs, fmt.Errorf("customers %d and naive events %d: want at least 1", c.Customers, c.NaiveEvents))
 	}
-	if d.LatencyRate <= 0 || d.BackpressureRate <= 0 || d.LatencyDuration < time.Second || d.BreakerOpen < time.Second || d.Warmup <= 0 {
-		errs = append(errs, errors.New("rates must be positive, LatencyDuration and BreakerOpen at least 1 s, Warmup positive"))
+	if c.MaxRecords < 0 || c.MaxRecords > 10000 {
+		errs = append(errs, fmt.Errorf("max records %d outside 1..10000", c.MaxRecords))
 	}
-	if d.Timeout < 30*time.Second {
-		errs = append(errs, fmt.Errorf("Timeout %s: want at least 30 s", d.Timeout))
+	if c.LatencyRate < 0 || c.BackpressureRate < 0 {
+		errs = append(errs, fmt.Errorf("latency rate %v and backpressure rate %v: want positive", c.LatencyRate, c.BackpressureRate))
+	}
+	if c.LatencyDuration < 0 || (c.LatencyDuration > 0 && c.LatencyDuration < time.Second) {
+		errs = append(errs, fmt.Errorf("latency duration %s: want at least 1s", c.LatencyDuration))
+	}
+	if c.BreakerOpen < 0 || (c.BreakerOpen > 0 && c.BreakerOpen < time.Second) {
+		errs = append(errs, fmt.Errorf("breaker open %s: want at least 1s", c.BreakerOpen))
+	}
+	if c.Warmup < 0 || c.IdleTime < 0 {
+		errs = append(errs, fmt.Errorf("warmup %s and idle time %s: want positive", c.Warmup, c.IdleTime))
+	}
+	if c.Timeout < 0 || (c.Timeout > 0 && c.Timeout < 30*time.Second) {
+		errs = append(errs, fmt.Errorf("timeout %s: want at least 30s", c.Timeout))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bench config: %w", err)
 	}
 	return nil
+}
+
+// checkBinaries reports every binary Run needs that bin lacks.
+func checkBinaries(bin string) error {
+	var errs []error
+	for _, b := range []string{"worker", "forwarder", "loadgen"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			errs = append(errs, fmt.Errorf("binary %s: %w", b, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c Config) wants(s string) bool {

@@ -20,6 +20,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
 	"github.com/kinesis-events/pipeline/internal/localstack"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // IngestResult compares the forwarder binary in local mode with a plain PutRecords loop writing the
@@ -64,7 +65,7 @@ func ingest(ctx context.Context, d *deployment, cfg Config) (IngestResult, loadg
 	if err := d.warmUp(ctx, file, cfg.Events); err != nil {
 		return IngestResult{Events: cfg.Events}, m, err
 	}
-	res, err := d.compareIngest(ctx, file, fleet.RawStream, "bench", cfg.Events)
+	res, err := d.compareIngest(ctx, file, names.RawStream, "bench", cfg.Events)
 	if err != nil {
 		return res, m, err
 	}
@@ -206,7 +207,7 @@ func (d *deployment) forwardCPU(ctx context.Context, file, stream string, want i
 	logPath := filepath.Join(d.dir, "forwarder-"+stream+".log")
 	start := time.Now()
 	p, err := fleet.Start("forwarder", filepath.Join(d.env.Bin, "forwarder"),
-		[]string{"-raw-stream", stream, "-quarantine-stream", fleet.QuarantineStream, file}, d.env.StackEnv, logPath)
+		[]string{"-raw-stream", stream, "-quarantine-stream", names.QuarantineStream, file}, d.env.StackEnv, logPath)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -143,7 +143,7 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", Config{Bin: bin}, true},
 		{"quick", Quick(bin), true},
 		{"no bin", Config{}, false},
-		{"missing binaries", Config{Bin: t.TempDir()}, false},
+		{"defaults applied", Config{Bin: bin}.withDefaults(), true},
 		{"unknown scenario", Config{Bin: bin, Only: []string{"nope"}}, false},
 		{"tiny", Config{Bin: bin, Events: 10}, false},
 		{"max records", Config{Bin: bin, MaxRecords: 20000}, false},
@@ -155,6 +155,26 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want ok %v", err, c.ok)
 			}
 		})
+	}
+}
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	err := Config{Only: []string{"nope"}, Events: 10, MaxRecords: 20000, Timeout: time.Second}.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil for four problems")
+	}
+	for _, want := range []string{"bin", "unknown scenario", "events 10", "max records", "timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %q, want it to mention %q", err, want)
+		}
+	}
+}
+
+// Missing binaries are Run's check (Validate touches no file): it fails before starting anything.
+func TestRunMissingBinaries(t *testing.T) {
+	_, err := Run(t.Context(), Config{Bin: t.TempDir()}, nil)
+	if err == nil || !strings.Contains(err.Error(), "binary worker") || !strings.Contains(err.Error(), "binary loadgen") {
+		t.Fatalf("Run with an empty bin = %v, want every missing binary named", err)
 	}
 }
 

@@ -13,10 +13,13 @@ import (
 // that fails is recorded in Report.Errors and the others still run; the error is non-nil when any
 // failed. inProcess (may be nil) is the parsed output of the in-process benchmarks of the same run.
 func Run(ctx context.Context, cfg Config, inProcess InProcess) (*Report, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	if err := checkBinaries(cfg.Bin); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	if cfg.Dir == "" {
 		dir, err := os.MkdirTemp("", "bench-")
 		if err != nil {

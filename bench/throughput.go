@@ -15,6 +15,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // ThroughputResult compares one worker process (the real binary, full pipeline) with a plain
@@ -63,7 +64,7 @@ func throughput(ctx context.Context, d *deployment, cfg Config, m loadgen.Manife
 	if err != nil {
 		return res, err
 	}
-	n, el, err := floorLoop(ctx, kc, fleet.RawStream, cfg.MaxRecords)
+	n, el, err := floorLoop(ctx, kc, names.RawStream, cfg.MaxRecords)
 	if err != nil {
 		return res, err
 	}
@@ -96,7 +97,7 @@ func throughput(ctx context.Context, d *deployment, cfg Config, m loadgen.Manife
 	if err := copyRun(ctx, d, cfg, &res, "bench-copy-1"); err != nil {
 		return res, err
 	}
-	n, el, err = floorLoop(ctx, kc, fleet.RawStream, cfg.MaxRecords)
+	n, el, err = floorLoop(ctx, kc, names.RawStream, cfg.MaxRecords)
 	if err != nil {
 		return res, err
 	}
@@ -114,7 +115,7 @@ func throughput(ctx context.Context, d *deployment, cfg Config, m loadgen.Manife
 	res.Ratio, res.SteadyRatio = res.WorkerRate/floor, res.SteadyRate/floor
 	res.CopyRatio = res.SteadyRate / mean(res.CopyRates)
 	res.FirstRecord = snap.First.Sub(w.started)
-	out, err := d.st.ReadAll(ctx, "analytics-"+fleet.Types[0])
+	out, err := d.st.ReadAll(ctx, names.AnalyticsStream(names.StandardTypes[0]))
 	if err != nil {
 		return res, err
 	}
@@ -133,7 +134,7 @@ func copyRun(ctx context.Context, d *deployment, cfg Config, res *ThroughputResu
 	if err := d.st.CreateStream(ctx, to, d.env.Topology.RawShards); err != nil {
 		return err
 	}
-	n, el, err := copyLoop(ctx, d.st.Kinesis(), fleet.RawStream, to, cfg.MaxRecords)
+	n, el, err := copyLoop(ctx, d.st.Kinesis(), names.RawStream, to, cfg.MaxRecords)
 	if err != nil {
 		return err
 	}

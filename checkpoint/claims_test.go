@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestClaimsWithdrawn: a claim counts its worker as active and reserves the claimed lease for it
@@ -30,7 +32,7 @@ func TestClaimsWithdrawn(t *testing.T) {
 		return claimOn(s0) == "b" || claimOn(s1) == "b", fmt.Sprintf("Acquire: %v; claims %q %q", err, claimOn(s0), claimOn(s1))
 	}
 	// b holds nothing and sees no free lease: it claims one of a's.
-	eventually(t, wait, 50*time.Millisecond, "b claims a lease of a", claimsLease)
+	poll.Until(t, wait, 50*time.Millisecond, "b claims a lease of a", claimsLease)
 	if err := bs.ReleaseAll(h.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func TestClaimsWithdrawn(t *testing.T) {
 
 	// b claims again; a frees the other lease; b takes it, reaches its share (1 of 2) and withdraws
 	// the claim it no longer needs, without touching a's lease.
-	eventually(t, wait, 50*time.Millisecond, "b claims again", claimsLease)
+	poll.Until(t, wait, 50*time.Millisecond, "b claims again", claimsLease)
 	claimed, other := s0, s1
 	if claimOn(s1) == "b" {
 		claimed, other = s1, s0

@@ -7,11 +7,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Config configures a Store. Zero values take the defaults documented per field.
 type Config struct {
-	// Table is the lease table (hash key ShardID, string). Default "kcl-leases".
+	// Table is the lease table (hash key ShardID, string). Default names.LeaseTable.
 	Table string
 	// WorkerID identifies this worker in AssignedTo. Required; must be unique per live process.
 	WorkerID string
@@ -50,9 +52,10 @@ type Config struct {
 	OnLeaseLost func(shardID string, cause error)
 }
 
-func (c *Config) setDefaults() {
+// withDefaults returns c with every zero field set to its default: the one place they are defined.
+func (c Config) withDefaults() Config {
 	if c.Table == "" {
-		c.Table = "kcl-leases"
+		c.Table = names.LeaseTable
 	}
 	if c.LeaseDuration == 0 {
 		c.LeaseDuration = 10 * time.Second
@@ -84,9 +87,11 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	return c
 }
 
-// Validate reports the first invalid field. It does not apply defaults; New does both.
+// Validate reports every invalid field at once. It is pure and applies no defaults (a zero field
+// means its default and is valid); New applies them, then validates.
 func (c Config) Validate() error {
 	var errs []error
 	if c.WorkerID == "" {

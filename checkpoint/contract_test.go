@@ -16,6 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // timing is one backend's clock for the contract suite. Lease durations are real time, so they
@@ -79,7 +82,7 @@ func newHarness(t *testing.T, b contractBackend) *harness {
 
 func (h *harness) config(worker string) Config {
 	return Config{
-		Table: h.table, WorkerID: worker, Stream: "events-raw",
+		Table: h.table, WorkerID: worker, Stream: names.RawStream,
 		LeaseDuration: h.tm.lease, CallTimeout: h.tm.call, ScanInterval: h.tm.scan,
 		LineageRefresh: 200 * time.Millisecond, HandOffTimeout: h.tm.lease, TableWaitTimeout: h.tm.wait,
 		Registerer: prometheus.NewRegistry(),
@@ -192,7 +195,7 @@ func renew(ctx context.Context, s *Store, id string) error {
 func takeEventually(t *testing.T, s *Store, id string, timeout time.Duration) Acquisition {
 	t.Helper()
 	var got Acquisition
-	eventually(t, timeout, s.cfg.ScanInterval, s.cfg.WorkerID+" takes "+id, func() (bool, string) {
+	poll.Until(t, timeout, s.cfg.ScanInterval, s.cfg.WorkerID+" takes "+id, func() (bool, string) {
 		if _, err := s.Read(t.Context(), id); err != nil {
 			return false, err.Error()
 		}
@@ -242,7 +245,7 @@ func renewOnce(t *testing.T, h *harness, s *Store, id string) time.Time {
 	t.Helper()
 	ok := s.m.renewals.WithLabelValues("ok")
 	before := testutil.ToFloat64(ok)
-	eventually(t, h.tm.wait, h.tm.renew, s.cfg.WorkerID+" renews "+id, func() (bool, string) {
+	poll.Until(t, h.tm.wait, h.tm.renew, s.cfg.WorkerID+" renews "+id, func() (bool, string) {
 		if err := renew(h.ctx, s, id); err != nil {
 			t.Fatalf("renewal: %v", err)
 		}
@@ -482,7 +485,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if r := h.row(st); r.Behind != 0 || !r.HasBehind || r.Checkpoint != "77" {
 			t.Fatalf("after checkpoint: %+v", r)
 		}
-		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -514,7 +517,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		}
 		// The peer is refused the live lease; from here on it watches the row unchanged.
 		var watched time.Time
-		eventually(t, h.tm.wait, h.tm.renew, "peer refused", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.renew, "peer refused", func() (bool, string) {
 			watched = time.Now()
 			err := take(h.ctx, bs, st)
 			if !errors.Is(err, ErrLeaseHeld) && !timedOut(err) {
@@ -522,7 +525,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			}
 			return err != nil && !timedOut(err), fmt.Sprint(err)
 		})
-		eventually(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
+		poll.Until(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
 			return a.Suspended(st), "valid"
 		})
 		if held := time.Since(sent); held < h.tm.lease-200*time.Millisecond {
@@ -606,7 +609,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 				}
 			}()
 		}
-		eventually(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
+		poll.Until(t, h.tm.lease+h.tm.wait, 50*time.Millisecond, "holder suspended", func() (bool, string) {
 			return a.Suspended(st), "valid"
 		})
 		if early := time.Until(expires); early > 300*time.Millisecond {
@@ -618,7 +621,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("WaitValid during the pause = %v, want it to block", err)
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "unhealthy during the pause", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.sync, "unhealthy during the pause", func() (bool, string) {
 			err := a.Healthy()
 			return err != nil, fmt.Sprint(err)
 		})
@@ -725,7 +728,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			t.Fatal(err)
 		}
 		h.kin.set(shardMeta{ID: "c", Parent: "p"}) // p leaves ListShards while a still works on it
-		eventually(t, h.tm.wait, h.tm.sync, "lineage refresh", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.sync, "lineage refresh", func() (bool, string) {
 			err := take(h.ctx, bs, "c")
 			return errors.Is(err, ErrWaitingOnParent), fmt.Sprint(err)
 		})
@@ -756,7 +759,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if err := b.deleteTable(dctx, h.table); err != nil {
 			t.Fatalf("delete table: %v", err)
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "lease dropped", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.sync, "lease dropped", func() (bool, string) {
 			err := renew(h.ctx, a, st)
 			return errors.Is(err, ErrLeaseLost), fmt.Sprint(err)
 		})
@@ -767,7 +770,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if lost.Load() == 0 {
 			t.Fatal("OnLeaseLost not called")
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "table recreated", func() (bool, string) {
+		poll.Until(t, h.tm.wait, h.tm.sync, "table recreated", func() (bool, string) {
 			err := a.Healthy()
 			return err == nil, fmt.Sprint(err)
 		})
@@ -795,21 +798,21 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		leaseCtx := a.LeaseContext("s0")
 		to := Position{Kind: PositionAfterSequence, Sequence: "1200"}
 		now := time.Now()
-		plan, err := PlanReset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, now)
+		plan, err := PlanReset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s0", to, now)
 		if err != nil || plan.OldCheckpoint != "1500" || plan.NewCheckpoint != "1200" || !plan.LeaseLive || plan.Owner != "a" || plan.Applied {
 			t.Fatalf("PlanReset = %+v, %v", plan, err)
 		}
 		before := h.row("s0")
-		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, false, "alice", now); !errors.Is(err, ErrShardLeased) {
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s0", to, false, "alice", now); !errors.Is(err, ErrShardLeased) {
 			t.Fatalf("Reset of a leased shard without force = %v, want ErrShardLeased", err)
 		}
 		if after := h.row("s0"); after.Checkpoint != "1500" || after.Counter != before.Counter || after.Owner != "a" {
 			t.Fatalf("refused reset changed the row: %+v", after)
 		}
-		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", Position{Kind: PositionAfterSequence, Sequence: "12x"}, true, "alice", now); err == nil {
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s0", Position{Kind: PositionAfterSequence, Sequence: "12x"}, true, "alice", now); err == nil {
 			t.Fatal("Reset to a malformed sequence succeeded")
 		}
-		res, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s0", to, true, "alice", now)
+		res, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s0", to, true, "alice", now)
 		if err != nil || !res.Applied {
 			t.Fatalf("forced Reset = %+v, %v", res, err)
 		}
@@ -830,7 +833,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if err := take(h.ctx, bs, "s0"); err != nil {
 			t.Fatalf("taking a reset shard: %v", err)
 		}
-		if res, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", "s1", Position{Kind: PositionTrimHorizon}, false, "bob", now); err != nil || res.NewCheckpoint != "" {
+		if res, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, "s1", Position{Kind: PositionTrimHorizon}, false, "bob", now); err != nil || res.NewCheckpoint != "" {
 			t.Fatalf("trim-horizon reset of a never-leased shard = %+v, %v", res, err)
 		}
 		if r := h.row("s1"); r == nil || r.Checkpoint != "" || r.ResetBy != "bob" {
@@ -862,7 +865,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			u.set(attrAcquiredAt, sv(formatTime(now.Add(-time.Hour))))
 			u.set(attrRenewedAt, sv(formatTime(now.Add(-time.Second))))
 		})
-		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", now)
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, now)
 		if err != nil {
 			t.Fatalf("Inspect: %v", err)
 		}
@@ -925,7 +928,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if r := h.row(st); r.Owner != "" || r.StopBy != "a" || r.StopReason != "checkpoint: access denied" || r.Checkpoint != "9" {
 			t.Fatalf("row after Abandon: %+v", r)
 		}
-		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -949,7 +952,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if r := h.row(st); r.Owner != "b" || r.StopBy != "" {
 			t.Fatalf("row after the peer took it: %+v", r)
 		}
-		snap, err = Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		snap, err = Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -995,10 +998,10 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if err := a.Forget(h.ctx, key); !errors.Is(err, ErrReservedKey) {
 			t.Fatalf("Forget(%s) = %v, want ErrReservedKey", key, err)
 		}
-		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, "events-raw", key, Position{Kind: PositionTrimHorizon}, true, "alice", time.Now()); !errors.Is(err, ErrReservedKey) {
+		if _, err := Reset(h.ctx, h.raw, h.kin, h.table, names.RawStream, key, Position{Kind: PositionTrimHorizon}, true, "alice", time.Now()); !errors.Is(err, ErrReservedKey) {
 			t.Fatalf("Reset(%s) = %v, want ErrReservedKey", key, err)
 		}
-		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, "events-raw", time.Now())
+		snap, err := Inspect(h.ctx, h.raw, h.kin, h.table, names.RawStream, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1057,12 +1060,12 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 			return n
 		}
 		start("w1")
-		eventually(t, h.tm.wait, h.tm.sync, "w1 alone takes all", func() (bool, string) { return spread("w1") })
+		poll.Until(t, h.tm.wait, h.tm.sync, "w1 alone takes all", func() (bool, string) { return spread("w1") })
 		base := switches()
 		joined := time.Now()
 		start("w2")
 		start("w3")
-		eventually(t, 2*h.tm.wait, h.tm.sync, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
+		poll.Until(t, 2*h.tm.wait, h.tm.sync, "join converges", func() (bool, string) { return spread("w1", "w2", "w3") })
 		t.Logf("join converged in %v with %d ownership changes", time.Since(joined), switches()-base)
 		settled := switches()
 		// Hold still: no lease moves for one and a half lease durations once balanced; a lease
@@ -1088,7 +1091,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) contractBacken
 		if held := drivers["w3"].s.Held(); len(held) != 0 {
 			t.Fatalf("w3 still holds %v after ReleaseAll", held)
 		}
-		eventually(t, h.tm.wait, h.tm.sync, "leave converges", func() (bool, string) { return spread("w1", "w2") })
+		poll.Until(t, h.tm.wait, h.tm.sync, "leave converges", func() (bool, string) { return spread("w1", "w2") })
 		t.Logf("leave converged in %v with %d ownership changes", time.Since(left), switches()-before)
 		if moved := switches() - before; moved > 4 {
 			t.Fatalf("leave took %d ownership changes, want <= 4 (w3 held at most 3)", moved)

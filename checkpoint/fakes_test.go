@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -205,22 +204,4 @@ func (c *clock) freeze() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.frozen = time.Now()
-}
-
-// eventually polls cond every interval until it holds or timeout passes.
-func eventually(t *testing.T, timeout, interval time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; last state: %s", what, timeout, last)
-		}
-		time.Sleep(interval) // polling interval, not synchronisation: cond is re-checked
-	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // A hand-off never cuts a batch: while the lease's processor is inside a batch (Busy), the
@@ -43,7 +45,7 @@ func TestHandOffFallbackWaitsForTheBatch(t *testing.T) {
 		t.Fatalf("b Acquire = %v", err)
 	}
 	var id string
-	eventually(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
+	poll.Until(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
 		for _, st := range ids {
 			if err := renew(h.ctx, a, st); err != nil {
 				return false, err.Error()

@@ -14,6 +14,8 @@ import (
 
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestLineageAndResetOnKinesalite runs the lineage gate on the shard metadata a real Kinesis
@@ -26,11 +28,11 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*tm.wait)
 	defer cancel()
 	kin, ddb := stack.Kinesis(), stack.DynamoDB()
-	const stream = "events-raw"
+	const stream = names.RawStream
 	if err := stack.CreateStream(ctx, stream, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := stack.CreateTable(ctx, "kcl-leases", "ShardID"); err != nil {
+	if err := stack.CreateTable(ctx, names.LeaseTable, "ShardID"); err != nil {
 		t.Fatal(err)
 	}
 	shards, err := listShards(ctx, kin, stream, tm.call)
@@ -70,26 +72,26 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 	}
 	put("r3")
 	r4 := put("r4")
-	at, err := PlanReset(ctx, ddb, kin, "kcl-leases", stream, s0, Position{Kind: PositionAtTimestamp, Timestamp: between.Add(500 * time.Millisecond)}, time.Now())
+	at, err := PlanReset(ctx, ddb, kin, names.LeaseTable, stream, s0, Position{Kind: PositionAtTimestamp, Timestamp: between.Add(500 * time.Millisecond)}, time.Now())
 	if err != nil || at.NewCheckpoint != r2 {
 		t.Fatalf("reset to a timestamp between r2 and r3 resolved to %+v (%v), want after r2 %s", at, err, r2)
 	}
-	latest, err := PlanReset(ctx, ddb, kin, "kcl-leases", stream, s0, Position{Kind: PositionLatest}, time.Now())
+	latest, err := PlanReset(ctx, ddb, kin, names.LeaseTable, stream, s0, Position{Kind: PositionLatest}, time.Now())
 	if err != nil || latest.NewCheckpoint != r4 {
 		t.Fatalf("reset to latest resolved to %+v (%v), want r4 %s", latest, err, r4)
 	}
-	early, err := PlanReset(ctx, ddb, kin, "kcl-leases", stream, s0, Position{Kind: PositionAtTimestamp, Timestamp: time.Now().Add(-time.Hour)}, time.Now())
+	early, err := PlanReset(ctx, ddb, kin, names.LeaseTable, stream, s0, Position{Kind: PositionAtTimestamp, Timestamp: time.Now().Add(-time.Hour)}, time.Now())
 	if err != nil || early.NewCheckpoint != "" {
 		t.Fatalf("reset to before every record resolved to %+v (%v), want trim horizon", early, err)
 	}
-	empty, err := PlanReset(ctx, ddb, kin, "kcl-leases", stream, s1, Position{Kind: PositionLatest}, time.Now())
+	empty, err := PlanReset(ctx, ddb, kin, names.LeaseTable, stream, s1, Position{Kind: PositionLatest}, time.Now())
 	if err != nil || empty.NewCheckpoint != "" {
 		t.Fatalf("latest of an empty shard = %+v (%v), want no checkpoint", empty, err)
 	}
 
 	waitActive := func() {
 		t.Helper()
-		eventually(t, tm.wait, 20*time.Millisecond, "stream active", func() (bool, string) {
+		poll.Until(t, tm.wait, 20*time.Millisecond, "stream active", func() (bool, string) {
 			out, err := kin.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
 			if err != nil {
 				return false, err.Error()
@@ -124,7 +126,7 @@ func TestLineageAndResetOnKinesalite(t *testing.T) {
 	}
 	waitActive()
 
-	s, err := New(t.Context(), Config{Table: "kcl-leases", WorkerID: "a", Stream: stream, LeaseDuration: tm.lease, CallTimeout: tm.call,
+	s, err := New(t.Context(), Config{Table: names.LeaseTable, WorkerID: "a", Stream: stream, LeaseDuration: tm.lease, CallTimeout: tm.call,
 		TableWaitTimeout: tm.wait, Registerer: prometheus.NewRegistry()}, ddb, kin)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // slowUpdates fails the next n UpdateItem calls the way a call timeout does, without writing.
@@ -95,11 +97,11 @@ func TestRenewalFailingPastExpirySuspends(t *testing.T) {
 	if !held || err == nil {
 		t.Fatalf("renewal that never lands = %v, %v, want (true, its error): still held", held, err)
 	}
-	eventually(t, h.tm.wait, 20*time.Millisecond, "suspended", func() (bool, string) { return a.Suspended(st), "valid" })
+	poll.Until(t, h.tm.wait, 20*time.Millisecond, "suspended", func() (bool, string) { return a.Suspended(st), "valid" })
 	if ctx.Err() != nil {
 		t.Fatalf("lease context ended at the local expiry: %v; suspended is not lost", context.Cause(ctx))
 	}
-	eventually(t, h.tm.wait, 20*time.Millisecond, "suspended gauge", func() (bool, string) { // the lease's timer sets it
+	poll.Until(t, h.tm.wait, 20*time.Millisecond, "suspended gauge", func() (bool, string) { // the lease's timer sets it
 		got := testutil.ToFloat64(a.m.suspended)
 		return got == 1, fmt.Sprint(got)
 	})

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // skewed offsets a store's wall clock: the timestamps it writes into rows move by d, its own
@@ -74,7 +76,7 @@ func TestClockSkewBalancedFleetHoldsStill(t *testing.T) {
 			// a claim and a hand-off.
 			d1 := newKCLDriver(h.store("w1"), all, h.tm)
 			t.Cleanup(d1.stop)
-			eventually(t, h.tm.wait, h.tm.sync, "w1 alone takes all", func() (bool, string) {
+			poll.Until(t, h.tm.wait, h.tm.sync, "w1 alone takes all", func() (bool, string) {
 				return len(d1.s.Held()) == 4, fmt.Sprint(d1.s.Held())
 			})
 			d2 := newKCLDriver(h.store("w2", skewed(skew)), all, h.tm)
@@ -87,7 +89,7 @@ func TestClockSkewBalancedFleetHoldsStill(t *testing.T) {
 				l1, l2 := len(d1.s.Held()), len(d2.s.Held())
 				return n["w1"] == 2 && n["w2"] == 2 && l1 == 2 && l2 == 2, fmt.Sprintf("rows %v, held %d/%d", n, l1, l2)
 			}
-			eventually(t, h.tm.wait, h.tm.sync, "the fleet balances 2/2", loads)
+			poll.Until(t, h.tm.wait, h.tm.sync, "the fleet balances 2/2", loads)
 			switches := func() int64 {
 				var n int64
 				for _, r := range h.rows() {

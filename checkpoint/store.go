@@ -51,7 +51,7 @@ type Store struct {
 // Close, to stop the store. Calls made for a caller take the caller's context. Call Init before
 // use.
 func New(ctx context.Context, cfg Config, ddb DynamoDBAPI, kin KinesisAPI) (*Store, error) {
-	cfg.setDefaults()
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // minParallel is how many parallel tests run at once unless -test.parallel says otherwise. The
@@ -57,7 +59,7 @@ func TestStoreContractFake(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	ok := Config{WorkerID: "w", Stream: "s"}
-	ok.setDefaults()
+	ok = ok.withDefaults()
 	tests := []struct {
 		name string
 		mod  func(*Config)
@@ -79,7 +81,7 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if ok.Table != "kcl-leases" || ok.LeaseDuration != 10*time.Second || ok.CallTimeout != 3*time.Second || ok.Logger == nil || ok.Now == nil {
+	if ok.Table != names.LeaseTable || ok.LeaseDuration != 10*time.Second || ok.CallTimeout != 3*time.Second || ok.Logger == nil || ok.Now == nil {
 		t.Fatalf("defaults: %+v", ok)
 	}
 	if _, err := New(t.Context(), Config{Stream: "s"}, newFakeDDB(), &fakeKinesis{}); err == nil {
@@ -132,7 +134,7 @@ func TestHandOffReleasedAfterTimeout(t *testing.T) {
 	// a's renewals see the claim and hand one lease off.
 	var id string
 	var polled time.Time // start of the renewals that signalled the hand-off: before its timer started
-	eventually(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
+	poll.Until(t, h.tm.wait, 20*time.Millisecond, "hand-off signalled", func() (bool, string) {
 		polled = time.Now()
 		for _, st := range sts {
 			if err := renew(h.ctx, a, st); err != nil {

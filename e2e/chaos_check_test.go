@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/kinesis-events/pipeline/event"
-	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // outcome is an independent reading of every output stream, end to end, checked against the load
@@ -78,7 +78,7 @@ func (d *deployment) readOutcome(ctx context.Context, m loadgen.Manifest) outcom
 		QuarantinedIDs: map[event.Reason][]string{}, DeadLetters: map[string]int{}, DuplicatesByEvent: map[string]int{}}
 	seen := map[string]int{}
 	firstHash := map[string]uint64{}
-	streams := append(d.env.Topology.AnalyticsStreams(), fleet.LateStream)
+	streams := append(d.env.Topology.AnalyticsStreams(), names.LateStream)
 	sort.Strings(streams)
 	for _, stream := range streams {
 		recs, err := d.stack.ReadAll(ctx, stream)
@@ -121,7 +121,7 @@ func (d *deployment) readOutcome(ctx context.Context, m loadgen.Manifest) outcom
 				}
 				continue
 			}
-			wantStream := fleet.DefaultStream
+			wantStream := names.OtherStream
 			if s, ok := routes[a.Type]; ok {
 				wantStream = s
 			}
@@ -151,9 +151,9 @@ func (d *deployment) readOutcome(ctx context.Context, m loadgen.Manifest) outcom
 			o.Lost = append(o.Lost, e.EventID)
 		}
 	}
-	qs, err := d.stack.ReadAll(ctx, fleet.QuarantineStream)
+	qs, err := d.stack.ReadAll(ctx, names.QuarantineStream)
 	if err != nil {
-		d.t.Fatalf("read %s: %v", fleet.QuarantineStream, err)
+		d.t.Fatalf("read %s: %v", names.QuarantineStream, err)
 	}
 	for _, r := range qs {
 		var q event.Quarantine
@@ -163,9 +163,9 @@ func (d *deployment) readOutcome(ctx context.Context, m loadgen.Manifest) outcom
 		o.Quarantined[q.Reason]++
 		o.QuarantinedIDs[q.Reason] = append(o.QuarantinedIDs[q.Reason], q.EventID)
 	}
-	dls, err := d.stack.ReadAll(ctx, fleet.DLQStream)
+	dls, err := d.stack.ReadAll(ctx, names.DLQStream)
 	if err != nil {
-		d.t.Fatalf("read %s: %v", fleet.DLQStream, err)
+		d.t.Fatalf("read %s: %v", names.DLQStream, err)
 	}
 	for _, r := range dls {
 		var dl event.DeadLetter

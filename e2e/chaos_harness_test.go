@@ -25,6 +25,8 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // chaosEnv gates the long chaos scenarios: `make test` runs the bounded subset, `make chaos`
@@ -245,7 +247,7 @@ func (d *deployment) inspect(ctx context.Context) checkpoint.Snapshot {
 func (d *deployment) tryInspect(ctx context.Context) (checkpoint.Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return checkpoint.Inspect(ctx, d.stack.DynamoDB(), d.stack.Kinesis(), fleet.LeaseTable, fleet.RawStream, time.Now())
+	return checkpoint.Inspect(ctx, d.stack.DynamoDB(), d.stack.Kinesis(), names.LeaseTable, names.RawStream, time.Now())
 }
 
 // seqAfter reports whether Kinesis sequence number a is after b ("" is before everything).
@@ -263,19 +265,13 @@ func seqAfter(a, b string) bool {
 
 // waitStreamActive polls until the stream is ACTIVE again after a reshard.
 func waitStreamActive(ctx context.Context, kc *kinesis.Client, stream string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
+	return poll.Wait(ctx, time.Minute, 100*time.Millisecond, "stream "+stream+" ACTIVE", func(ctx context.Context) (bool, string) {
 		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
-			return nil
+		if err != nil {
+			return false, err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("stream %s not ACTIVE: %w (last error %v)", stream, ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive, string(out.StreamDescriptionSummary.StreamStatus)
+	})
 }
 
 // openShards lists the open shards of stream (no ending sequence number), in ListShards order.

@@ -19,6 +19,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
 	"github.com/kinesis-events/pipeline/internal/localstack"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // startLoad starts `loadgen | forwarder` and a tail over the output streams.
@@ -98,7 +99,7 @@ func (d *deployment) settleWhen(send *fleet.Send, tail *audit.Tail, timeout time
 	// Each step below gets its own budget: a slow delivery must not starve the checks.
 	ctx, cancel = context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	recs, err := d.stack.ReadAll(ctx, fleet.RawStream)
+	recs, err := d.stack.ReadAll(ctx, names.RawStream)
 	if err != nil {
 		t.Fatalf("read the raw stream: %v", err)
 	}

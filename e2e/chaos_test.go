@@ -26,6 +26,8 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestChaosKillWorker: kill -9 of one of two workers mid-run. Nothing is lost and first deliveries
@@ -334,7 +336,7 @@ func TestChaosReshard(t *testing.T) {
 	lag := func() int64 { return send.Stats().Forwarded - int64(tail.Snapshot().Unique) }
 
 	waitForwarded(t, send, tail, count/4)
-	kids, err := splitShard(ctx, kc, fleet.RawStream, "shardId-000000000000")
+	kids, err := splitShard(ctx, kc, names.RawStream, "shardId-000000000000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,13 +345,13 @@ func TestChaosReshard(t *testing.T) {
 		t.Fatalf("split made %d children", len(kids))
 	}
 	waitForwarded(t, send, tail, count/2)
-	merged, err := mergeShards(ctx, kc, fleet.RawStream, "shardId-000000000002", "shardId-000000000003")
+	merged, err := mergeShards(ctx, kc, names.RawStream, "shardId-000000000002", "shardId-000000000003")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("merged shardId-000000000002 + shardId-000000000003 into %s (backlog %d)", merged, lag())
 	waitForwarded(t, send, tail, count*7/10)
-	grandchild, err := mergeShards(ctx, kc, fleet.RawStream, kids[0], kids[1])
+	grandchild, err := mergeShards(ctx, kc, names.RawStream, kids[0], kids[1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +391,7 @@ func TestChaosDestinationOutage(t *testing.T) {
 	rss := sampleRSS(t.Context(), 250*time.Millisecond, ws[0].PID(), ws[1].PID())
 	defer rss.Stop()
 
-	const count, target = 30000, "analytics-purchase"
+	const count, target = 30000, names.AnalyticsPrefix + "purchase"
 	send, tail := d.startLoad(fleet.Load{Count: count, Customers: 500, Rate: 1000, Seed: 71})
 	startedAt := time.Now()
 	waitForwarded(t, send, tail, count/5)
@@ -531,13 +533,14 @@ func pollUntil(t *testing.T, tail *audit.Tail, at time.Time) {
 // pollUntilCond keeps reading the output streams until cond holds, failing after timeout.
 func pollUntilCond(t *testing.T, tail *audit.Tail, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	// The interval is spent reading the output streams (pollUntil), so the poll itself needs none.
+	poll.True(t, timeout, time.Nanosecond, what, func() bool {
+		if cond() {
+			return true
 		}
 		pollUntil(t, tail, time.Now().Add(chaosPollInterval))
-	}
+		return false
+	})
 }
 
 // arrivals counts the records of stream whose ApproximateArrivalTimestamp is in [from, to), and

@@ -17,6 +17,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // binDir holds the real commands, built once for the package by TestMain.
@@ -116,23 +117,18 @@ func waitFor(t *testing.T, tail *audit.Tail, timeout time.Duration, what string,
 // waitEvery is waitFor with the given interval between polls.
 func waitEvery(t *testing.T, tail *audit.Tail, timeout, interval time.Duration, what string, cond func(audit.Snapshot) bool) audit.Snapshot {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	for {
+	var s audit.Snapshot
+	err := poll.Wait(t.Context(), timeout, interval, what, func(ctx context.Context) (bool, string) {
 		if err := tail.Poll(ctx); err != nil && ctx.Err() == nil {
 			t.Fatalf("reading output streams: %v", err)
 		}
-		s := tail.Snapshot()
-		if cond(s) {
-			return s
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s; now: delivered=%d unique=%d quarantined=%v dead=%v",
-				timeout, what, s.Delivered, s.Unique, s.Quarantined, s.DeadLetters)
-		case <-time.After(interval):
-		}
+		s = tail.Snapshot()
+		return cond(s), fmt.Sprintf("delivered=%d unique=%d quarantined=%v dead=%v", s.Delivered, s.Unique, s.Quarantined, s.DeadLetters)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return s
 }
 
 func sortedKeys[V any](m map[string]V) []string {

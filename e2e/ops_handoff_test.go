@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"sort"
 	"syscall"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestOpsHandOff measures graceful hand-off: SIGTERM one of two workers under load and time (a)
@@ -51,11 +53,7 @@ func TestOpsHandOff(t *testing.T) {
 	}
 	taken, processed := map[string]time.Duration{}, map[string]time.Duration{}
 	var exited time.Duration
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(processed) < len(expiry) || exited == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("hand-off incomplete after 2m: taken %v processed %v exited %v", taken, processed, exited)
-		}
+	poll.Until(t, 2*time.Minute, 50*time.Millisecond, "hand-off complete (every shard processed by worker 2, worker 1 exited)", func() (bool, string) {
 		select {
 		case <-p.Done():
 			if exited == 0 {
@@ -81,8 +79,8 @@ func TestOpsHandOff(t *testing.T) {
 				processed[sh.ShardID] = time.Since(sigterm)
 			}
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
+		return len(processed) == len(expiry) && exited != 0, fmt.Sprintf("taken %v processed %v exited %v", taken, processed, exited)
+	})
 	delete(f.procs, 1)
 	var maxTaken, maxProcessed time.Duration
 	ids := make([]string, 0, len(expiry))

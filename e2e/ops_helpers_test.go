@@ -21,6 +21,8 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/kclctl"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // opsFleet runs workers with their metrics servers on, so the operations tests can scrape them,
@@ -144,19 +146,18 @@ func (f *opsFleet) metric(n int, name string) float64 {
 // table; until it exists (or while a read fails) it retries for up to a minute.
 func (f *opsFleet) snapshot() checkpoint.Snapshot {
 	f.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var s checkpoint.Snapshot
+	poll.Until(f.t, time.Minute, 250*time.Millisecond, "inspect lease table", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(f.t.Context(), 15*time.Second)
-		s, err := checkpoint.Inspect(ctx, f.d.stack.DynamoDB(), f.d.stack.Kinesis(), fleet.LeaseTable, fleet.RawStream, time.Now())
-		cancel()
-		if err == nil {
-			return s
+		defer cancel()
+		var err error
+		s, err = checkpoint.Inspect(ctx, f.d.stack.DynamoDB(), f.d.stack.Kinesis(), names.LeaseTable, names.RawStream, time.Now())
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("inspect lease table: %v", err)
-		}
-		time.Sleep(250 * time.Millisecond) // polling interval
-	}
+		return true, ""
+	})
+	return s
 }
 
 // leaseState is the balance of the fleet as the lease table shows it.
@@ -236,19 +237,15 @@ func (f *opsFleet) convergence(what string, since time.Time, base int64, timeout
 // convergenceWhen is convergence with an extra condition on the lease state (nil: none).
 func (f *opsFleet) convergenceWhen(what string, since time.Time, base int64, timeout, hold time.Duration, also func(leaseState) bool, live ...int) (time.Duration, int64, leaseState) {
 	f.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var st leaseState
-	for {
+	poll.Until(f.t, timeout, 100*time.Millisecond, what+": balanced", func() (bool, string) {
 		st = f.leases(live...)
 		if st.converged() && (also == nil || also(st)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("%s: not balanced within %s: %s", what, timeout, st)
+			return true, ""
 		}
 		f.keepTail()
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
+		return false, st.String()
+	})
 	took, moves := time.Since(since), st.Switches-base
 	settled := st.Switches
 	end := time.Now().Add(hold)
@@ -268,13 +265,12 @@ func (f *opsFleet) convergenceWhen(what string, since time.Time, base int64, tim
 // output streams sees every duplicate there will ever be.
 func (f *opsFleet) caughtUp(timeout time.Duration) {
 	f.t.Helper()
-	deadline := time.Now().Add(timeout)
 	c := &kclctl.Clients{DynamoDB: f.d.stack.DynamoDB(), Kinesis: f.d.stack.Kinesis()}
-	last := ""
-	for time.Now().Before(deadline) {
+	poll.Until(f.t, timeout, 250*time.Millisecond, "fleet caught up", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(f.t.Context(), 15*time.Second)
-		r, err := kclctl.InspectLive(ctx, c, fleet.LeaseTable, fleet.RawStream, time.Now())
+		r, err := kclctl.InspectLive(ctx, c, names.LeaseTable, names.RawStream, time.Now())
 		cancel()
+		last := ""
 		if err == nil {
 			behind := []string{}
 			for _, sh := range r.Shards {
@@ -283,16 +279,15 @@ func (f *opsFleet) caughtUp(timeout time.Duration) {
 				}
 			}
 			if len(behind) == 0 {
-				return
+				return true, ""
 			}
 			last = strings.Join(behind, " ")
 		} else {
 			last = err.Error()
 		}
 		f.keepTail()
-		time.Sleep(250 * time.Millisecond) // polling interval
-	}
-	f.t.Fatalf("fleet not caught up within %s: %s", timeout, last)
+		return false, last
+	})
 }
 
 // kclctl runs the kclctl binary against the deployment.
@@ -302,7 +297,7 @@ func (f *opsFleet) kclctl(args ...string) (int, string, string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kclctl"), args...)
 	cmd.Env = append(os.Environ(), f.d.env.StackEnv...)
-	cmd.Env = append(cmd.Env, "LEASE_TABLE="+fleet.LeaseTable, "RAW_STREAM="+fleet.RawStream, "DLQ_STREAM="+fleet.DLQStream)
+	cmd.Env = append(cmd.Env, "LEASE_TABLE="+names.LeaseTable, "RAW_STREAM="+names.RawStream, "DLQ_STREAM="+names.DLQStream)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

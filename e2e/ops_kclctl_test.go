@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,8 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/kclctl"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestOpsKclctl drives kclctl against a running fleet of two workers: checkpoints and workers
@@ -118,7 +121,7 @@ func TestOpsKclctl(t *testing.T) {
 	for _, r := range records {
 		dead = append(dead, deadLetterOf(t, r.ShardID, r.Record))
 	}
-	raws, err := d.stack.ReadAll(ctx, fleet.RawStream)
+	raws, err := d.stack.ReadAll(ctx, names.RawStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,14 +158,13 @@ func TestOpsKclctl(t *testing.T) {
 	// Replay everything again: now every record was delivered; nothing may arrive twice.
 	before = hits()
 	run("", kclctl.ExitOK, "dlq", "replay", "--apply")
-	deadline := time.Now().Add(3 * time.Minute)
-	for hits()-before < float64(len(dead)) {
-		if time.Now().After(deadline) {
-			t.Fatalf("second replay: %v dedupe hits, want %d", hits()-before, len(dead))
+	poll.Until(t, 3*time.Minute, 250*time.Millisecond, fmt.Sprintf("second replay: %d dedupe hits", len(dead)), func() (bool, string) {
+		if n := hits() - before; n < float64(len(dead)) {
+			f.keepTail()
+			return false, fmt.Sprintf("%v dedupe hits", n)
 		}
-		f.keepTail()
-		time.Sleep(250 * time.Millisecond) // polling interval
-	}
+		return true, ""
+	})
 	f.caughtUp(2 * time.Minute)
 	if err := tail.Poll(ctx); err != nil {
 		t.Fatal(err)
@@ -199,7 +201,7 @@ func stagingBatch(t *testing.T, d *deployment, stream string, count int, seed in
 	for _, c := range [][]string{
 		{"loadgen", "-count", strconv.Itoa(count), "-customers", "50", "-seed", strconv.FormatInt(seed, 10), "-keys-file", d.env.KeysFile,
 			"-token-key-file", keyFile, "-manifest", manifest, "-out", ndjson},
-		{"forwarder", "-raw-stream", stream, "-quarantine-stream", fleet.QuarantineStream, ndjson},
+		{"forwarder", "-raw-stream", stream, "-quarantine-stream", names.QuarantineStream, ndjson},
 	} {
 		cmd := exec.CommandContext(ctx, filepath.Join(binDir, c[0]), c[1:]...)
 		cmd.Env = append(os.Environ(), d.env.StackEnv...)
@@ -233,7 +235,7 @@ func deadLetterOf(t *testing.T, shard string, r types.Record) event.DeadLetter {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	return event.DeadLetter{Reason: "destination_unavailable: analytics stream unavailable (test)", Destination: "analytics-" + raw.Type,
+	return event.DeadLetter{Reason: "destination_unavailable: analytics stream unavailable (test)", Destination: names.AnalyticsPrefix + raw.Type,
 		Attempts: 12, FirstFailure: now.Add(-time.Minute), LastFailure: now, SourceShard: shard, SourceSeq: aws.ToString(r.SequenceNumber),
 		EventID: detail.EventID, CustomerID: detail.CustomerID, Original: r.Data}
 }
@@ -250,7 +252,7 @@ func putDeadLetters(t *testing.T, ctx context.Context, kin *kinesis.Client, dead
 			}
 			entries[i] = types.PutRecordsRequestEntry{Data: b, PartitionKey: aws.String(dl.SourceShard)}
 		}
-		out, err := kin.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(fleet.DLQStream), Records: entries})
+		out, err := kin.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(names.DLQStream), Records: entries})
 		if err != nil || aws.ToInt32(out.FailedRecordCount) != 0 {
 			t.Fatalf("put dead letters: %v (%d failed)", err, aws.ToInt32(out.FailedRecordCount))
 		}

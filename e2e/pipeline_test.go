@@ -9,6 +9,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/localstack"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // TestPipeline runs the real binaries on kinesalite + dynalite: 20,000 events of 6 types through
@@ -87,7 +88,7 @@ func runPipeline(t *testing.T, count int, rate float64, o localstack.Options) {
 	// once with the reason the generator expects.
 	requireReportClean(t, d, rep, m)
 	for typ, n := range m.ByType {
-		if got := rep.PerStream["analytics-"+typ]; got != n {
+		if got := rep.PerStream[names.AnalyticsPrefix+typ]; got != n {
 			t.Errorf("analytics-%s has %d records, want %d", typ, got, n)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // TestQuarantineOnceAfterHandOff: the next owner of a shard reads again every record after the
@@ -18,7 +19,7 @@ func TestQuarantineOnceAfterHandOff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("binary-level end-to-end run; not in -short")
 	}
-	d := deploy(t, fleet.Topology{RawShards: 1, AnalyticsShards: 1, Types: fleet.Types})
+	d := deploy(t, fleet.Topology{RawShards: 1, AnalyticsShards: 1, Types: names.StandardTypes})
 	b, err := os.ReadFile(d.env.KeysFile)
 	if err != nil {
 		t.Fatal(err)

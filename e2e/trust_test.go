@@ -27,6 +27,8 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/localstack"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // This file is the binary-level proof of the trust boundary (issue 4): hostile input of every kind
@@ -98,7 +100,7 @@ func (d *deployment) forward(t *testing.T, name string, lines []string, flags ..
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	args := append([]string{"-raw-stream", fleet.RawStream, "-quarantine-stream", fleet.QuarantineStream, "-log-level", "debug"}, flags...)
+	args := append([]string{"-raw-stream", names.RawStream, "-quarantine-stream", names.QuarantineStream, "-log-level", "debug"}, flags...)
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "forwarder"), append(args, in)...)
 	cmd.Env = append(os.Environ(), d.env.StackEnv...)
 	out, err := cmd.CombinedOutput()
@@ -159,7 +161,7 @@ func TestHostileInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("binary-level end-to-end run; not in -short")
 	}
-	d := deploy(t, fleet.Topology{RawShards: 2, AnalyticsShards: 1, Types: fleet.Types})
+	d := deploy(t, fleet.Topology{RawShards: 2, AnalyticsShards: 1, Types: names.StandardTypes})
 	active := event.Key{ID: "k-active", Secret: randomBytes(t, 32)}
 	retired := event.Key{ID: "k-retired", Secret: randomBytes(t, 32), RetiredAt: time.Now().Add(-time.Hour)}
 	rogue := event.Key{ID: "k-rogue", Secret: randomBytes(t, 32)} // only the attacker has it
@@ -250,7 +252,7 @@ func TestHostileInput(t *testing.T) {
 	)
 	for i := range 12 * 15 {
 		c, seq := i%12+1, uint64(i/12+1)
-		typ := fleet.Types[i%len(fleet.Types)]
+		typ := names.StandardTypes[i%len(names.StandardTypes)]
 		id := fmt.Sprintf("good-c%d-s%d", c, seq)
 		det := p.detail(typ, id, cust(c), seq, fmt.Sprintf(`{"n":%d,"email":"%s"}`, i, emailTok), "k-active")
 		if c == 1 && seq == 1 {
@@ -286,7 +288,7 @@ func TestHostileInput(t *testing.T) {
 			continue
 		}
 		res, err := d.stack.Kinesis().PutRecord(t.Context(), &kinesis.PutRecordInput{
-			StreamName: aws.String(fleet.RawStream), Data: []byte(h.data), PartitionKey: aws.String(h.marker)})
+			StreamName: aws.String(names.RawStream), Data: []byte(h.data), PartitionKey: aws.String(h.marker)})
 		if err != nil {
 			t.Fatalf("%s: %v", h.kind, err)
 		}
@@ -310,7 +312,7 @@ func TestHostileInput(t *testing.T) {
 	// Every bad input: quarantined once, with its reason, by the expected stage.
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	qrecs, err := d.stack.ReadAll(ctx, fleet.QuarantineStream)
+	qrecs, err := d.stack.ReadAll(ctx, names.QuarantineStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +358,7 @@ func TestHostileInput(t *testing.T) {
 
 	// No raw PII anywhere: streams, tables, logs.
 	secrets := []string{string(active.Secret), base64.StdEncoding.EncodeToString(active.Secret), base64.StdEncoding.EncodeToString(retired.Secret)}
-	streams := append([]string{fleet.RawStream, fleet.QuarantineStream, fleet.DLQStream, fleet.LateStream}, d.env.Topology.AnalyticsStreams()...)
+	streams := append([]string{names.RawStream, names.QuarantineStream, names.DLQStream, names.LateStream}, d.env.Topology.AnalyticsStreams()...)
 	for _, s := range streams {
 		recs, err := d.stack.ReadAll(ctx, s)
 		if err != nil {
@@ -366,17 +368,17 @@ func TestHostileInput(t *testing.T) {
 			where := s + " record " + aws.ToString(r.Record.SequenceNumber)
 			text := string(r.Record.Data) + " " + aws.ToString(r.Record.PartitionKey)
 			assertAbsent(t, where, text, piiA...)
-			if s != fleet.RawStream {
+			if s != names.RawStream {
 				assertAbsent(t, where, text, piiB...)
 			}
 			// A quarantine original is base64 in the record: look inside it too.
 			var q event.Quarantine
-			if s == fleet.QuarantineStream && json.Unmarshal(r.Record.Data, &q) == nil {
+			if s == names.QuarantineStream && json.Unmarshal(r.Record.Data, &q) == nil {
 				assertAbsent(t, where+" (original)", string(q.Original), append(piiA, piiB...)...)
 			}
 		}
 	}
-	for _, table := range []string{fleet.DedupeTable, fleet.LeaseTable} {
+	for _, table := range []string{names.DedupeTable, names.LeaseTable} {
 		text := scanTable(ctx, t, d.stack.DynamoDB(), table)
 		assertAbsent(t, "table "+table, text, append(piiA, piiB...)...)
 	}
@@ -529,7 +531,7 @@ func TestKeyRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("binary-level end-to-end run; not in -short")
 	}
-	d := deploy(t, fleet.Topology{RawShards: 1, AnalyticsShards: 1, Types: fleet.Types})
+	d := deploy(t, fleet.Topology{RawShards: 1, AnalyticsShards: 1, Types: names.StandardTypes})
 	oldKey := event.Key{ID: "k-2026-old", Secret: randomBytes(t, 32)}
 	newKey := event.Key{ID: "k-2026-new", Secret: randomBytes(t, 32)}
 	keysPath := filepath.Join(d.env.Dir, "rotating-keys.json")
@@ -556,8 +558,7 @@ func TestKeyRotation(t *testing.T) {
 	// reloaded waits until the worker has logged a reload whose key list is want.
 	reloaded := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
+		poll.True(t, time.Minute, 100*time.Millisecond, fmt.Sprintf("the worker reloads the keys to %q", want), func() bool {
 			b, err := os.ReadFile(w.LogPath)
 			if err != nil {
 				t.Fatal(err)
@@ -568,16 +569,11 @@ func TestKeyRotation(t *testing.T) {
 					Keys string `json:"keys"`
 				}
 				if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "signing keys reloaded" && e.Keys == want {
-					return
+					return true
 				}
 			}
-			select {
-			case <-t.Context().Done():
-				t.Fatal(t.Context().Err())
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		t.Fatalf("the worker did not reload the keys to %q", want)
+			return false
+		})
 	}
 	quarantined := func(r event.Reason) func(audit.Snapshot) bool {
 		return func(s audit.Snapshot) bool { return s.Quarantined[r] >= 5 }

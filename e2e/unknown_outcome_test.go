@@ -7,6 +7,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // TestUnknownWriteOutcome: two PutRecords calls of the worker to one analytics stream land, but
@@ -18,7 +19,7 @@ func TestUnknownWriteOutcome(t *testing.T) {
 	if testing.Short() {
 		t.Skip("binary-level end-to-end run; not in -short")
 	}
-	d := deploy(t, fleet.Topology{RawShards: 1, AnalyticsShards: 1, Types: fleet.Types})
+	d := deploy(t, fleet.Topology{RawShards: 1, AnalyticsShards: 1, Types: names.StandardTypes})
 	target := d.env.Topology.Routes()["page_view"]
 	proxy, env := d.faultProxy()
 	proxy.Set("lose", faultproxy.Rule{Operation: "PutRecords", Stream: target, Fault: faultproxy.LoseAnswer, Times: 2})

@@ -3,6 +3,8 @@ package event
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // BridgeEvent is the EventBridge event a producer emits (PutEvents) and the forwarder receives.
@@ -101,15 +103,15 @@ type DeadLetter struct {
 	Original     []byte    `json:"original"`
 }
 
-// StandardTypes are the customer event types the default routing table knows; each goes to the
-// stream "analytics-<type>", anything else to "analytics-other".
-var StandardTypes = []string{"page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout_started", "purchase"}
+// StandardTypes are the customer event types the default routing table knows; each goes to its
+// stream names.AnalyticsStream(type), anything else to names.OtherStream.
+var StandardTypes = names.StandardTypes
 
-// DefaultRoutes is the default routing table: each standard type to "analytics-<type>".
+// DefaultRoutes is the default routing table: each standard type to names.AnalyticsStream(type).
 func DefaultRoutes() map[string]string {
 	m := make(map[string]string, len(StandardTypes))
 	for _, t := range StandardTypes {
-		m[t] = "analytics-" + t
+		m[t] = names.AnalyticsStream(t)
 	}
 	return m
 }

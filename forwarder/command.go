@@ -25,6 +25,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Environment variables the command reads (flags override them). AWS settings come from the SDK's
@@ -72,8 +73,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		defAttempts = n
 	}
 	var (
-		rawStream   = fs.String("raw-stream", envOr(EnvRawStream, DefaultRawStream), "raw stream name (env "+EnvRawStream+")")
-		quarStream  = fs.String("quarantine-stream", envOr(EnvQuarantineStream, DefaultQuarantineStream), "quarantine stream name (env "+EnvQuarantineStream+")")
+		rawStream   = fs.String("raw-stream", envOr(EnvRawStream, names.RawStream), "raw stream name (env "+EnvRawStream+")")
+		quarStream  = fs.String("quarantine-stream", envOr(EnvQuarantineStream, names.QuarantineStream), "quarantine stream name (env "+EnvQuarantineStream+")")
 		batchSize   = fs.Int("batch-size", MaxBatchRecords, "records per PutRecords call, 1..500")
 		concurrency = fs.Int("concurrency", 4, "PutRecords calls in flight at once (order-safe: one record per customer in flight)")
 		maxAttempts = fs.Int("max-attempts", defAttempts, "attempts per record, the first included (env "+EnvMaxAttempts+")")

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Kinesis limits for one PutRecords call and one record (data plus partition key).
@@ -18,17 +20,17 @@ const (
 	MaxRecordBytes = 1 << 20
 )
 
-// Default stream names, shared by every component of the project.
+// Default stream names: the ones of internal/names, which defines them for every component.
 const (
-	DefaultRawStream        = "events-raw"
-	DefaultQuarantineStream = "events-quarantine"
+	DefaultRawStream        = names.RawStream
+	DefaultQuarantineStream = names.QuarantineStream
 )
 
 // Config configures a Forwarder. The zero value plus defaults is usable: see withDefaults.
 type Config struct {
-	// RawStream receives forwarded events; default DefaultRawStream.
+	// RawStream receives forwarded events; default names.RawStream.
 	RawStream string
-	// QuarantineStream receives what cannot be forwarded; default DefaultQuarantineStream.
+	// QuarantineStream receives what cannot be forwarded; default names.QuarantineStream.
 	QuarantineStream string
 
 	// MaxAttempts bounds the PutRecords attempts per record, the first included; default 5.
@@ -65,12 +67,13 @@ type Config struct {
 	Now func() time.Time
 }
 
+// withDefaults returns c with every zero field set to its default: the one place they are defined.
 func (c Config) withDefaults() Config {
 	if c.RawStream == "" {
-		c.RawStream = DefaultRawStream
+		c.RawStream = names.RawStream
 	}
 	if c.QuarantineStream == "" {
-		c.QuarantineStream = DefaultQuarantineStream
+		c.QuarantineStream = names.QuarantineStream
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
@@ -108,32 +111,33 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first invalid setting. Defaults are applied first, so zero values are valid.
+// Validate reports every invalid setting at once. It is pure and applies no defaults: a zero value
+// means its default and is valid. New validates cfg with its defaults applied, which also catches a
+// setting that conflicts only with another's default.
 func (c Config) Validate() error {
-	c = c.withDefaults()
 	var errs []error
-	if c.RawStream == c.QuarantineStream {
+	if c.RawStream != "" && c.RawStream == c.QuarantineStream {
 		errs = append(errs, fmt.Errorf("raw and quarantine streams are both %q", c.RawStream))
 	}
-	if c.MaxAttempts < 1 {
+	if c.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("MaxAttempts %d < 1", c.MaxAttempts))
 	}
-	if c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff {
+	if c.MinBackoff < 0 || c.MaxBackoff < 0 || (c.MinBackoff > 0 && c.MaxBackoff > 0 && c.MaxBackoff < c.MinBackoff) {
 		errs = append(errs, fmt.Errorf("backoff bounds %v..%v", c.MinBackoff, c.MaxBackoff))
 	}
-	if c.BatchSize < 1 || c.BatchSize > MaxBatchRecords {
+	if c.BatchSize < 0 || c.BatchSize > MaxBatchRecords {
 		errs = append(errs, fmt.Errorf("BatchSize %d not in 1..%d", c.BatchSize, MaxBatchRecords))
 	}
-	if c.BatchBytes < MaxRecordBytes || c.BatchBytes > MaxBatchBytes {
+	if c.BatchBytes != 0 && (c.BatchBytes < MaxRecordBytes || c.BatchBytes > MaxBatchBytes) {
 		errs = append(errs, fmt.Errorf("BatchBytes %d not in %d..%d", c.BatchBytes, MaxRecordBytes, MaxBatchBytes))
 	}
-	if c.Concurrency < 1 || c.Concurrency > 64 {
-		errs = append(errs, fmt.Errorf("Concurrency %d not in 1..64", c.Concurrency))
+	if c.Concurrency < 0 || c.Concurrency > 64 {
+		errs = append(errs, fmt.Errorf("concurrency %d (Concurrency) not in 1..64", c.Concurrency))
 	}
-	if c.MaxPending < c.BatchSize {
+	if c.MaxPending < 0 || (c.MaxPending > 0 && c.BatchSize > 0 && c.MaxPending < c.BatchSize) {
 		errs = append(errs, fmt.Errorf("MaxPending %d < BatchSize %d", c.MaxPending, c.BatchSize))
 	}
-	if c.MaxPendingBytes < MaxRecordBytes {
+	if c.MaxPendingBytes != 0 && c.MaxPendingBytes < MaxRecordBytes {
 		errs = append(errs, fmt.Errorf("MaxPendingBytes %d < %d", c.MaxPendingBytes, MaxRecordBytes))
 	}
 	if c.DrainTimeout < 0 {

@@ -27,15 +27,15 @@ type Forwarder struct {
 	}
 }
 
-// New validates cfg (after defaults) and returns a Forwarder writing through kin.
+// New applies cfg's defaults, validates it and returns a Forwarder writing through kin.
 func New(cfg Config, kin Kinesis) (*Forwarder, error) {
 	if kin == nil {
 		return nil, errors.New("forwarder: nil Kinesis client")
 	}
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("forwarder config: %w", err)
 	}
-	cfg = cfg.withDefaults()
 	f := &Forwarder{cfg: cfg, kin: kin, log: cfg.Logger, m: newMetrics(cfg.Registerer)}
 	f.streams[laneRaw], f.streams[laneQuarantine] = f.newStream(cfg.RawStream), f.newStream(cfg.QuarantineStream)
 	paths, _ := parsePIIPaths(cfg.PIIPaths) // validated above

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // FuzzPrepare feeds arbitrary bytes to the forwarder's decision.
@@ -127,7 +128,7 @@ func TestLogsCarryNoPayload(t *testing.T) {
 			t.Fatalf("log line carries the payload: %s %s", l.Message, b)
 		}
 	}
-	for _, r := range kin.written(DefaultQuarantineStream) {
+	for _, r := range kin.written(names.QuarantineStream) {
 		if strings.Contains(string(r.data), secret) {
 			t.Fatalf("quarantine record carries raw PII: %s", r.data)
 		}

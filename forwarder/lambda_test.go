@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 var _ lambda.Handler = (*Forwarder)(nil)
@@ -32,10 +33,10 @@ func TestInvokeForwardsAndQuarantines(t *testing.T) {
 	if err := json.Unmarshal(out, &o); err != nil {
 		t.Fatal(err)
 	}
-	if o.Status != StatusForwarded || o.EventID != "e1" || o.Stream != DefaultRawStream || o.SequenceNumber == "" {
+	if o.Status != StatusForwarded || o.EventID != "e1" || o.Stream != names.RawStream || o.SequenceNumber == "" {
 		t.Fatalf("outcome %+v", o)
 	}
-	raw := kin.written(DefaultRawStream)
+	raw := kin.written(names.RawStream)
 	if len(raw) != 1 || raw[0].key != "c1" {
 		t.Fatalf("raw stream %+v", raw)
 	}
@@ -47,11 +48,11 @@ func TestInvokeForwardsAndQuarantines(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", bad, err)
 		}
-		if err := json.Unmarshal(out, &o); err != nil || o.Status != StatusQuarantined || o.Stream != DefaultQuarantineStream {
+		if err := json.Unmarshal(out, &o); err != nil || o.Status != StatusQuarantined || o.Stream != names.QuarantineStream {
 			t.Fatalf("%q: %v %+v", bad, err, o)
 		}
 	}
-	q := kin.written(DefaultQuarantineStream)
+	q := kin.written(names.QuarantineStream)
 	if len(q) != 3 {
 		t.Fatalf("quarantine stream has %d records", len(q))
 	}
@@ -77,7 +78,7 @@ func TestHandleTyped(t *testing.T) {
 	if err != nil || o.Status != StatusForwarded {
 		t.Fatalf("%v %+v", err, o)
 	}
-	if got := kin.written(DefaultRawStream); len(got) != 1 || !strings.HasSuffix(string(got[0].data), `"detail":`+det+`}`) {
+	if got := kin.written(names.RawStream); len(got) != 1 || !strings.HasSuffix(string(got[0].data), `"detail":`+det+`}`) {
 		t.Fatalf("raw %+v", got)
 	}
 	o, err = f.Handle(t.Context(), event.BridgeEvent{DetailType: "purchase", Source: "shop"})
@@ -132,7 +133,7 @@ func TestHandleRetries(t *testing.T) {
 			if kin.calls != tc.wantCalls {
 				t.Fatalf("%d calls, want %d", kin.calls, tc.wantCalls)
 			}
-			if tc.wantErr == nil && len(kin.written(DefaultRawStream)) != 1 {
+			if tc.wantErr == nil && len(kin.written(names.RawStream)) != 1 {
 				t.Fatal("not written")
 			}
 			if s := f.Stats(); tc.wantErr != nil && s.Failed != 1 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 func TestPrepareForwardsDetailVerbatim(t *testing.T) {
@@ -188,5 +189,21 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(Config{}, nil); err == nil {
 		t.Fatal("New accepted a nil client")
+	}
+	// Validate is pure: a raw stream named like the default quarantine stream passes it, and New,
+	// which validates with the defaults applied, refuses it.
+	same := Config{RawStream: names.QuarantineStream}
+	if err := same.Validate(); err != nil {
+		t.Fatalf("Validate applied defaults: %v", err)
+	}
+	if _, err := New(same, newFake()); err == nil || !strings.Contains(err.Error(), "raw and quarantine streams") {
+		t.Fatalf("New with the raw stream named like the default quarantine stream = %v", err)
+	}
+	// Every problem at once.
+	err := Config{BatchSize: 501, MaxAttempts: -1, Concurrency: 1000, DrainTimeout: -1}.Validate()
+	for _, want := range []string{"BatchSize 501", "MaxAttempts -1", "concurrency 1000", "DrainTimeout"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
 	}
 }

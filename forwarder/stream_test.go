@@ -8,13 +8,14 @@ import (
 	"hash/fnv"
 	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // genInput makes n events over customers, seq per customer from 1, in input order.
@@ -75,7 +76,7 @@ func TestForwardStreamBatchesWithinLimits(t *testing.T) {
 		defer close(done)
 		res, err = f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
 	}()
-	waitFor(t, func() bool { return f.Stats().Read == 2400 })
+	poll.True(t, 10*time.Second, time.Millisecond, "2400 records read", func() bool { return f.Stats().Read == 2400 })
 	close(kin.gate)
 	<-done
 	if err != nil {
@@ -84,7 +85,7 @@ func TestForwardStreamBatchesWithinLimits(t *testing.T) {
 	if res.Forwarded != 2400 || res.Lines != 2400 || res.Failed != 0 || res.DoneThrough != 2400 {
 		t.Fatalf("result %+v", res)
 	}
-	checkOrder(t, kin.written(DefaultRawStream), want)
+	checkOrder(t, kin.written(names.RawStream), want)
 	noViolations(t, kin)
 	sizes := kin.batchSizes
 	for i, n := range sizes[1 : len(sizes)-1] {
@@ -116,14 +117,14 @@ func TestForwardStreamRespectsByteLimit(t *testing.T) {
 		defer close(done)
 		res, err = f.ForwardStream(t.Context(), strings.NewReader(b.String()), StreamOptions{})
 	}()
-	waitFor(t, func() bool { return f.Stats().Read == 7 })
+	poll.True(t, 10*time.Second, time.Millisecond, "7 records read", func() bool { return f.Stats().Read == 7 })
 	close(kin.gate)
 	<-done
 	if err != nil || res.Forwarded != 7 {
 		t.Fatalf("%v %+v", err, res)
 	}
 	noViolations(t, kin)
-	checkOrder(t, kin.written(DefaultRawStream), want)
+	checkOrder(t, kin.written(names.RawStream), want)
 	for _, n := range kin.batchBytes {
 		if n > MaxRecordBytes {
 			t.Fatalf("batch of %d bytes over the 1 MiB limit", n)
@@ -146,7 +147,7 @@ func TestForwardStreamHotCustomerKeepsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	noViolations(t, kin)
-	checkOrder(t, kin.written(DefaultRawStream), want)
+	checkOrder(t, kin.written(names.RawStream), want)
 }
 
 // TestForwardStreamConcurrentCallsCarryFullBatches: a call that is not full goes out only when no
@@ -166,7 +167,7 @@ func TestForwardStreamConcurrentCallsCarryFullBatches(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	noViolations(t, kin)
-	checkOrder(t, kin.written(DefaultRawStream), want)
+	checkOrder(t, kin.written(names.RawStream), want)
 	if kin.maxInCalls < 2 {
 		t.Fatalf("never more than %d calls in flight", kin.maxInCalls)
 	}
@@ -210,7 +211,7 @@ func TestForwardStreamRetriesOnlyFailedEntries(t *testing.T) {
 				t.Fatalf("result %+v", res)
 			}
 			noViolations(t, kin)
-			checkOrder(t, kin.written(DefaultRawStream), want)
+			checkOrder(t, kin.written(names.RawStream), want)
 			if conc > 1 && kin.maxInCalls < 2 {
 				t.Fatalf("never more than %d calls in flight", kin.maxInCalls)
 			}
@@ -236,7 +237,7 @@ func TestForwardStreamQuarantinesBadLinesWithLineNumbers(t *testing.T) {
 		t.Fatalf("by reason %v", res.QuarantinedBy)
 	}
 	details := map[string]bool{}
-	for _, r := range kin.written(DefaultQuarantineStream) {
+	for _, r := range kin.written(names.QuarantineStream) {
 		details[decodeQuarantine(t, r.data).Detail[:len("events.ndjson:2")]] = true
 	}
 	for _, l := range []string{"events.ndjson:2", "events.ndjson:5", "events.ndjson:6"} {
@@ -255,7 +256,7 @@ func TestForwardStreamLongLinesAndCRLF(t *testing.T) {
 	if err != nil || res.Forwarded != 2 || res.Quarantined != 1 || res.QuarantinedBy[event.ReasonTooLarge] != 1 {
 		t.Fatalf("%v %+v", err, res)
 	}
-	q := decodeQuarantine(t, kin.written(DefaultQuarantineStream)[0].data)
+	q := decodeQuarantine(t, kin.written(names.QuarantineStream)[0].data)
 	if !strings.Contains(q.Detail, fmt.Sprint(5<<20)) || len(q.Original) != maxOriginalBytes {
 		t.Fatalf("detail %q, original %d bytes", q.Detail, len(q.Original))
 	}
@@ -285,7 +286,7 @@ func TestForwardStreamGivesUpInOrder(t *testing.T) {
 		t.Fatalf("failed lines %v", res.FailedLines)
 	}
 	delete(want, "c003")
-	checkOrder(t, kin.written(DefaultRawStream), want)
+	checkOrder(t, kin.written(names.RawStream), want)
 	// c003's events come out for replay, complete and in order.
 	var seqs []uint64
 	for _, l := range strings.Split(strings.TrimSpace(failed.String()), "\n") {
@@ -350,7 +351,7 @@ func TestForwardStreamCancelDrains(t *testing.T) {
 				done <- out{res, err}
 			}()
 			kin.gate <- struct{}{} // one call through, then hold the next ones in flight
-			waitFor(t, func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return kin.inCalls == f.cfg.Concurrency })
+			poll.True(t, 10*time.Second, time.Millisecond, "every call in flight", func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return kin.inCalls == f.cfg.Concurrency })
 			cancel()
 			if release {
 				close(kin.gate)
@@ -365,7 +366,7 @@ func TestForwardStreamCancelDrains(t *testing.T) {
 				t.Fatalf("error %v", o.err)
 			}
 			r := o.res
-			written := int64(len(kin.written(DefaultRawStream)))
+			written := int64(len(kin.written(names.RawStream)))
 			if r.Forwarded != written || r.Forwarded == 0 {
 				t.Fatalf("forwarded %d, stream has %d", r.Forwarded, written)
 			}
@@ -389,7 +390,7 @@ func TestForwardBatchAndEvents(t *testing.T) {
 	if err != nil || res.Forwarded != 2 || res.Quarantined != 1 {
 		t.Fatalf("%v %+v", err, res)
 	}
-	if q := decodeQuarantine(t, kin.written(DefaultQuarantineStream)[0].data); !strings.HasPrefix(q.Detail, "loadgen:2: ") {
+	if q := decodeQuarantine(t, kin.written(names.QuarantineStream)[0].data); !strings.HasPrefix(q.Detail, "loadgen:2: ") {
 		t.Fatalf("detail %q", q.Detail)
 	}
 	evs := []event.BridgeEvent{
@@ -418,19 +419,6 @@ func TestForwardStreamReadError(t *testing.T) {
 type failingReader struct{}
 
 func (*failingReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-var _ = atomic.Int64{}
 
 // dropResent removes the records byte for byte the same as an earlier one (one write sent twice)
 // and returns how many it removed.
@@ -464,7 +452,7 @@ func TestForwardStreamCountsUnknownOutcomes(t *testing.T) {
 	if res.Forwarded != 200 || res.Failed != 0 || res.Unknown != int64(second) || f.Stats().Unknown != res.Unknown {
 		t.Fatalf("result %v (stats %d unknown), want 200 forwarded and the %d entries of call 2 unknown", res, f.Stats().Unknown, second)
 	}
-	kept, resent := dropResent(kin.written(DefaultRawStream))
+	kept, resent := dropResent(kin.written(names.RawStream))
 	if resent != second {
 		t.Fatalf("%d copies in the stream, want the %d entries of the call whose answer was lost", resent, second)
 	}
@@ -495,5 +483,5 @@ func TestForwardStreamFatalEntryNotRetried(t *testing.T) {
 		t.Fatalf("the refused entry was sent %d times, want once", n)
 	}
 	delete(want, "c005")
-	checkOrder(t, kin.written(DefaultRawStream), want)
+	checkOrder(t, kin.written(names.RawStream), want)
 }

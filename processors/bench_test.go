@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Benchmarks of the in-process pipeline (issue 7 part 1). Run with -cpu 1; each op is one event, so
@@ -97,9 +98,9 @@ func (s *benchStore) Swap(_ context.Context, it Item, prev uint64) (bool, error)
 func benchConfig() Config {
 	routes := map[string]string{}
 	for _, t := range benchTypes {
-		routes[t] = "analytics-" + t
+		routes[t] = names.AnalyticsPrefix + t
 	}
-	return Config{Routes: routes, DefaultStream: "analytics-other", QuarantineStream: "events-quarantine", DLQStream: "events-dlq"}
+	return Config{Routes: routes, DefaultStream: names.OtherStream, QuarantineStream: names.QuarantineStream, DLQStream: names.DLQStream}
 }
 
 // BenchmarkPipeline runs decode + verify + dedupe (L1, in-flight, the shard's keyed state) +

@@ -3,10 +3,13 @@ package processors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestInChunks: every index is covered exactly once, at most dedupeCallsInFlight chunks run at once,
@@ -40,13 +43,10 @@ func TestInChunks(t *testing.T) {
 				return nil
 			})
 		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for inFlight.Load() < dedupeCallsInFlight {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d chunks in flight", inFlight.Load())
-			}
-			time.Sleep(time.Millisecond) // polling the counter, not synchronising on it
-		}
+		poll.Until(t, 10*time.Second, time.Millisecond, fmt.Sprintf("%d chunks in flight", dedupeCallsInFlight), func() (bool, string) {
+			n := inFlight.Load()
+			return n >= dedupeCallsInFlight, fmt.Sprintf("%d in flight", n)
+		})
 		close(gate)
 		if err := <-done; err != nil {
 			t.Fatal(err)

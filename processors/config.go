@@ -91,94 +91,94 @@ type Config struct {
 	PIIPaths []string
 }
 
-func (c *Config) withDefaults() Config {
-	o := *c
-	if o.LatePolicy == "" {
-		o.LatePolicy = LateFlag
+// withDefaults returns c with every zero duration and size set to its default: the one place the
+// defaults are defined. A negative ReorderWindow stays negative (no waiting), so applying it twice
+// changes nothing.
+func (c Config) withDefaults() Config {
+	if c.LatePolicy == "" {
+		c.LatePolicy = LateFlag
 	}
-	if o.ReorderWindow == 0 {
-		o.ReorderWindow = 30 * time.Second
+	if c.ReorderWindow == 0 {
+		c.ReorderWindow = 30 * time.Second
 	}
-	if o.ReorderWindow < 0 {
-		o.ReorderWindow = 0
+	if c.MaxHeldPerShard == 0 {
+		c.MaxHeldPerShard = 10000
 	}
-	if o.MaxHeldPerShard == 0 {
-		o.MaxHeldPerShard = 10000
+	if c.MaxHeldBytesPerShard == 0 {
+		c.MaxHeldBytesPerShard = 64 << 20
 	}
-	if o.MaxHeldBytesPerShard == 0 {
-		o.MaxHeldBytesPerShard = 64 << 20
+	if c.DedupeHorizon == 0 {
+		c.DedupeHorizon = 8 * 24 * time.Hour
 	}
-	if o.DedupeHorizon == 0 {
-		o.DedupeHorizon = 8 * 24 * time.Hour
+	if c.L1Size == 0 {
+		c.L1Size = defaultL1Size
 	}
-	if o.L1Size == 0 {
-		o.L1Size = defaultL1Size
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = 5
 	}
-	if o.BreakerFailures == 0 {
-		o.BreakerFailures = 5
+	if c.BreakerOpenTimeout == 0 {
+		c.BreakerOpenTimeout = 5 * time.Second
 	}
-	if o.BreakerOpenTimeout == 0 {
-		o.BreakerOpenTimeout = 5 * time.Second
+	if c.BreakerHold == 0 {
+		c.BreakerHold = 60 * time.Second
 	}
-	if o.BreakerHold == 0 {
-		o.BreakerHold = 60 * time.Second
+	if c.RetryBase == 0 {
+		c.RetryBase = 50 * time.Millisecond
 	}
-	if o.RetryBase == 0 {
-		o.RetryBase = 50 * time.Millisecond
+	if c.RetryMax == 0 {
+		c.RetryMax = 5 * time.Second
 	}
-	if o.RetryMax == 0 {
-		o.RetryMax = 5 * time.Second
-	}
-	return o
+	return c
 }
 
-// Validate reports a configuration that cannot work. Defaults are applied first, so a zero duration
-// or size is valid.
+// Validate reports every problem of c as it is, at once. It is pure and applies no defaults: a zero
+// duration or size means its default and is valid. New validates c with its defaults applied, so a
+// bound that only conflicts with another's default (RetryBase above the default RetryMax) is
+// reported there.
 func (c Config) Validate() error {
-	d := c.withDefaults()
 	var errs []error
-	if d.QuarantineStream == "" {
+	if c.QuarantineStream == "" {
 		errs = append(errs, errors.New("QuarantineStream is required"))
 	}
-	if d.DLQStream == "" {
+	if c.DLQStream == "" {
 		errs = append(errs, errors.New("DLQStream is required"))
 	}
-	if len(d.Routes) == 0 && d.DefaultStream == "" {
+	if len(c.Routes) == 0 && c.DefaultStream == "" {
 		errs = append(errs, errors.New("no Routes and no DefaultStream: nothing can be routed"))
 	}
-	for typ, s := range d.Routes {
+	for typ, s := range c.Routes {
 		if typ == "" || s == "" {
 			errs = append(errs, fmt.Errorf("route %q -> %q: type and stream must be non-empty", typ, s))
 		}
 	}
-	switch d.LatePolicy {
-	case LateFlag:
+	switch c.LatePolicy {
+	case "", LateFlag:
 	case LateStream:
-		if d.LateStream == "" {
+		if c.LateStream == "" {
 			errs = append(errs, errors.New("LatePolicy stream needs LateStream"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("LatePolicy %q: want %q or %q", d.LatePolicy, LateFlag, LateStream))
+		errs = append(errs, fmt.Errorf("LatePolicy %q: want %q or %q", c.LatePolicy, LateFlag, LateStream))
 	}
-	if d.MaxHeldPerShard < 0 || d.MaxHeldBytesPerShard < 0 || d.L1Size < 0 {
+	if c.MaxHeldPerShard < 0 || c.MaxHeldBytesPerShard < 0 || c.L1Size < 0 {
 		errs = append(errs, errors.New("MaxHeldPerShard, MaxHeldBytesPerShard and L1Size must not be negative"))
 	}
-	if d.DedupeHorizon < 24*time.Hour {
-		errs = append(errs, fmt.Errorf("DedupeHorizon %s: want at least 24h (the shortest Kinesis retention)", d.DedupeHorizon))
+	if c.DedupeHorizon != 0 && c.DedupeHorizon < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("DedupeHorizon %s: want at least 24h (the shortest Kinesis retention)", c.DedupeHorizon))
 	}
-	if d.BreakerOpenTimeout < 0 || d.BreakerHold < 0 {
+	if c.BreakerOpenTimeout < 0 || c.BreakerHold < 0 {
 		errs = append(errs, errors.New("BreakerOpenTimeout and BreakerHold must not be negative"))
 	}
-	if d.RetryBase < 0 || d.RetryMax < d.RetryBase {
-		errs = append(errs, fmt.Errorf("retry backoff %s..%s: want 0 < RetryBase <= RetryMax", d.RetryBase, d.RetryMax))
+	if c.RetryBase < 0 || c.RetryMax < 0 || (c.RetryBase > 0 && c.RetryMax > 0 && c.RetryMax < c.RetryBase) {
+		errs = append(errs, fmt.Errorf("retry backoff %s..%s: want 0 < RetryBase <= RetryMax", c.RetryBase, c.RetryMax))
 	}
-	if d.OutputRatePerShard < 0 || (d.OutputRatePerShard > 0 && d.OutputRatePerShard < 1) {
-		errs = append(errs, fmt.Errorf("OutputRatePerShard %v: want 0 (unlimited) or >= 1", d.OutputRatePerShard))
+	if c.OutputRatePerShard < 0 || (c.OutputRatePerShard > 0 && c.OutputRatePerShard < 1) {
+		errs = append(errs, fmt.Errorf("OutputRatePerShard %v: want 0 (unlimited) or >= 1", c.OutputRatePerShard))
 	}
-	if d.OutputBytesPerShard < 0 {
-		errs = append(errs, fmt.Errorf("OutputBytesPerShard %d: want 0 (unlimited) or > 0", d.OutputBytesPerShard))
+	if c.OutputBytesPerShard < 0 {
+		errs = append(errs, fmt.Errorf("OutputBytesPerShard %d: want 0 (unlimited) or > 0", c.OutputBytesPerShard))
 	}
-	if _, err := event.NewPIIPolicy(d.PIIPaths); err != nil {
+	if _, err := event.NewPIIPolicy(c.PIIPaths); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // testDedupeContract is the contract every DedupeStore meets, run against the in-memory store and
@@ -144,17 +145,17 @@ func TestEmulators(t *testing.T) {
 func testEndToEnd(ctx context.Context, t *testing.T, st *localstack.Stack) {
 	cfg := testConfig()
 	cfg.LatePolicy = LateStream
-	for _, s := range []string{"analytics-page_view", "analytics-purchase", "analytics-other", "events-quarantine", "events-dlq", "events-late"} {
+	for _, s := range []string{names.AnalyticsStream("page_view"), names.AnalyticsStream("purchase"), names.OtherStream, names.QuarantineStream, names.DLQStream, names.LateStream} {
 		if err := st.CreateStream(ctx, s, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := st.CreateTable(ctx, "events-dedupe", "event_id"); err != nil {
+	if err := st.CreateTable(ctx, names.DedupeTable, "event_id"); err != nil {
 		t.Fatal(err)
 	}
 	kr := testKeyring(t)
 	newPipeline := func() *Pipeline {
-		p, err := New(cfg, Deps{Kinesis: st.Kinesis(), Dedupe: NewDynamoDedupe(st.DynamoDB(), "events-dedupe"), Keys: kr})
+		p, err := New(cfg, Deps{Kinesis: st.Kinesis(), Dedupe: NewDynamoDedupe(st.DynamoDB(), names.DedupeTable), Keys: kr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +217,7 @@ func testEndToEnd(ctx context.Context, t *testing.T, st *localstack.Stack) {
 
 	delivered := map[string][]string{} // customer -> seqs in stream order, per stream
 	total := 0
-	for _, stream := range []string{"analytics-page_view", "analytics-purchase", "analytics-other"} {
+	for _, stream := range []string{names.AnalyticsStream("page_view"), names.AnalyticsStream("purchase"), names.OtherStream} {
 		out, err := st.ReadAll(ctx, stream)
 		if err != nil {
 			t.Fatal(err)
@@ -241,7 +242,7 @@ func testEndToEnd(ctx context.Context, t *testing.T, st *localstack.Stack) {
 	if total != len(evs) || len(delivered) != len(evs) {
 		t.Fatalf("%d records for %d distinct events, want %d once each", total, len(delivered), len(evs))
 	}
-	q, err := st.ReadAll(ctx, "events-quarantine")
+	q, err := st.ReadAll(ctx, names.QuarantineStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func testEndToEnd(ctx context.Context, t *testing.T, st *localstack.Stack) {
 	if reasons[event.ReasonConflictingDupe] != 20 || reasons[event.ReasonNotJSON] != 1 || len(q) != 21 {
 		t.Fatalf("quarantine reasons %v", reasons)
 	}
-	for _, stream := range []string{"events-late", "events-dlq"} {
+	for _, stream := range []string{names.LateStream, names.DLQStream} {
 		if out, err := st.ReadAll(ctx, stream); err != nil || len(out) != 0 {
 			t.Fatalf("%s: %d records, %v", stream, len(out), err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -318,11 +319,11 @@ func (g *seqGen) recs(t testing.TB, kr *event.Keyring, at time.Time, evs ...ev) 
 
 func testConfig() Config {
 	return Config{
-		Routes:           map[string]string{"page_view": "analytics-page_view", "purchase": "analytics-purchase"},
-		DefaultStream:    "analytics-other",
-		QuarantineStream: "events-quarantine",
-		DLQStream:        "events-dlq",
-		LateStream:       "events-late",
+		Routes:           map[string]string{"page_view": names.AnalyticsStream("page_view"), "purchase": names.AnalyticsStream("purchase")},
+		DefaultStream:    names.OtherStream,
+		QuarantineStream: names.QuarantineStream,
+		DLQStream:        names.DLQStream,
+		LateStream:       names.LateStream,
 		ReorderWindow:    30 * time.Second,
 		RetryBase:        100 * time.Millisecond,
 		RetryMax:         time.Second,

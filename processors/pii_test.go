@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 const (
@@ -66,11 +67,11 @@ func TestPIIPolicy(t *testing.T) {
 	if wm := h.process(h.open("shard-pii"), recs); wm != after[0].SequenceNumber {
 		t.Fatalf("watermark %q, want past every record", wm)
 	}
-	if got := len(h.kin.records("analytics-page_view")); got != 2 {
+	if got := len(h.kin.records(names.AnalyticsStream("page_view"))); got != 2 {
 		t.Fatalf("%d analytics records, want the 2 clean events", got)
 	}
 	bySeq := map[string]event.Quarantine{}
-	for _, q := range h.kin.quarantine(t, "events-quarantine") {
+	for _, q := range h.kin.quarantine(t, names.QuarantineStream) {
 		bySeq[q.SourceSeq] = q
 	}
 	for i, tc := range cases {
@@ -122,7 +123,7 @@ func TestPIIDeadLetter(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.kin.set(func(f *fakeKinesis) {
 		f.entryErr = func(stream string, _, _ int, _ string, _ []byte) string {
-			if stream == "events-quarantine" {
+			if stream == names.QuarantineStream {
 				return "InternalFailure"
 			}
 			return ""
@@ -130,7 +131,7 @@ func TestPIIDeadLetter(t *testing.T) {
 	})
 	_, custTok := piiTokens(t)
 	h.process(h.open("s"), h.recs(ev{id: "p1", cust: custTok, seq: 1, props: `{"email":"` + rawEmail + `"}`}))
-	dls := h.kin.deadLetters(t, "events-dlq")
+	dls := h.kin.deadLetters(t, names.DLQStream)
 	if len(dls) != 1 {
 		t.Fatalf("%d dead letters", len(dls))
 	}

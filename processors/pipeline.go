@@ -59,8 +59,9 @@ type Pipeline struct {
 	dests map[string]*dest // every stream named in the config; read-only after New
 }
 
-// New validates cfg and builds a Pipeline.
+// New applies cfg's defaults, validates it and builds a Pipeline.
 func New(cfg Config, deps Deps) (*Pipeline, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -73,7 +74,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		return nil, errors.New("processors: Deps.Keys is required")
 	}
 	p := &Pipeline{
-		cfg:   cfg.withDefaults(),
+		cfg:   cfg,
 		kin:   deps.Kinesis,
 		store: deps.Dedupe,
 		keys:  deps.Keys,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // step is one call into the reorder: "add c s" or "expire", at t0 + at seconds.
@@ -169,7 +170,7 @@ func TestHugeSeqJump(t *testing.T) {
 	h.process(s, h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 1<<64 - 2}))
 	h.clock.Advance(time.Minute)
 	h.process(s, nil)
-	got := seqs(h.kin.analytics(t, "analytics-page_view"))
+	got := seqs(h.kin.analytics(t, names.AnalyticsStream("page_view")))
 	if len(got) != 2 || got[1] != fmt.Sprintf("a:%d+gap%d", uint64(1<<64-2), uint64(1<<64-4)) {
 		t.Fatalf("delivered %v", got)
 	}

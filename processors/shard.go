@@ -55,7 +55,7 @@ func (p *Pipeline) OpenShard(ctx context.Context, shardID string, lin Lineage) (
 	s := &Shard{
 		p:        p,
 		id:       shardID,
-		ro:       newReorder(p.cfg.ReorderWindow, p.cfg.MaxHeldPerShard, p.cfg.MaxHeldBytesPerShard, st),
+		ro:       newReorder(max(p.cfg.ReorderWindow, 0), p.cfg.MaxHeldPerShard, p.cfg.MaxHeldBytesPerShard, st),
 		scratch:  make([]byte, 0, 1024),
 		lims:     map[string]*limiters{},
 		outCount: map[[2]string]prometheus.Counter{},

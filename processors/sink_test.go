@@ -17,6 +17,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // throttleCode is the PutRecords entry error code of a throttled entry.
@@ -56,12 +57,12 @@ func TestWriteOrderUnderPartialFailures(t *testing.T) {
 			key := fmt.Sprint("k", rnd.next()%uint64(nKeys))
 			recs[i] = &outRec{kind: outEvent, key: key, data: []byte(fmt.Sprintf("%s/%03d", key, i))}
 		}
-		d := h.p.dests["analytics-page_view"]
+		d := h.p.dests[names.AnalyticsStream("page_view")]
 		dead, err := h.p.writeStream(context.Background(), "s", d, h.p.newLimiters(), recs, true)
 		if err != nil || len(dead) != 0 {
 			rt.Fatalf("writeStream: %v, %d dead", err, len(dead))
 		}
-		got := h.kin.records("analytics-page_view")
+		got := h.kin.records(names.AnalyticsStream("page_view"))
 		if len(got) != nRecs {
 			rt.Fatalf("%d records written, want %d (exactly once each)", len(got), nRecs)
 		}
@@ -125,14 +126,14 @@ func TestThrottleRetriesOnlyFailed(t *testing.T) {
 	if !reflect.DeepEqual(sent, want) {
 		t.Fatalf("entries sent per key %v, want %v", sent, want)
 	}
-	if h.kin.callCount("analytics-page_view") != 2 || h.clock.slept == 0 {
-		t.Fatalf("%d calls, slept %s: want a backoff then one retry call", h.kin.callCount("analytics-page_view"), h.clock.slept)
+	if h.kin.callCount(names.AnalyticsStream("page_view")) != 2 || h.clock.slept == 0 {
+		t.Fatalf("%d calls, slept %s: want a backoff then one retry call", h.kin.callCount(names.AnalyticsStream("page_view")), h.clock.slept)
 	}
-	if h.counter("pipeline_put_throttles_total", "stream", "analytics-page_view") != 2 ||
-		h.counter("pipeline_put_retries_total", "stream", "analytics-page_view") != 2 {
+	if h.counter("pipeline_put_throttles_total", "stream", names.AnalyticsStream("page_view")) != 2 ||
+		h.counter("pipeline_put_retries_total", "stream", names.AnalyticsStream("page_view")) != 2 {
 		t.Fatal("throttles or retries not counted")
 	}
-	if h.counter("pipeline_breaker_state", "stream", "analytics-page_view") != 0 {
+	if h.counter("pipeline_breaker_state", "stream", names.AnalyticsStream("page_view")) != 0 {
 		t.Fatal("partial throttling opened the breaker")
 	}
 }
@@ -159,7 +160,7 @@ func TestCallLimits(t *testing.T) {
 	for i := range 12 {
 		recs = append(recs, &outRec{key: fmt.Sprint("big", i), data: []byte(big)})
 	}
-	if _, err := h.p.writeStream(context.Background(), "s", h.p.dests["analytics-page_view"], h.p.newLimiters(), recs, true); err != nil {
+	if _, err := h.p.writeStream(context.Background(), "s", h.p.dests[names.AnalyticsStream("page_view")], h.p.newLimiters(), recs, true); err != nil {
 		t.Fatal(err)
 	}
 	total := 0
@@ -185,10 +186,10 @@ func TestRateLimit(t *testing.T) {
 		recs = append(recs, &outRec{key: fmt.Sprint("k", i), data: []byte("x")})
 	}
 	start := h.clock.Now()
-	if _, err := h.p.writeStream(context.Background(), "s", h.p.dests["analytics-page_view"], h.p.newLimiters(), recs, true); err != nil {
+	if _, err := h.p.writeStream(context.Background(), "s", h.p.dests[names.AnalyticsStream("page_view")], h.p.newLimiters(), recs, true); err != nil {
 		t.Fatal(err)
 	}
-	if calls := h.kin.callCount("analytics-page_view"); calls != 5 {
+	if calls := h.kin.callCount(names.AnalyticsStream("page_view")); calls != 5 {
 		t.Fatalf("%d calls, want 5 of 100", calls)
 	}
 	// 100 may go at once (the burst), the other 400 take 4 s.
@@ -208,13 +209,13 @@ func TestBreakerOpensPausesAndCloses(t *testing.T) {
 	var states []float64
 	h.kin.set(func(f *fakeKinesis) {
 		f.callErr = func(stream string, n int) error {
-			if stream == "analytics-page_view" && n <= 8 {
+			if stream == names.AnalyticsStream("page_view") && n <= 8 {
 				return errors.New("stream unavailable")
 			}
 			return nil
 		}
 		f.onCall = func(_ context.Context, stream string, _ int) {
-			if stream == "analytics-page_view" {
+			if stream == names.AnalyticsStream("page_view") {
 				states = append(states, h.counter("pipeline_breaker_state", "stream", stream))
 			}
 		}
@@ -224,17 +225,17 @@ func TestBreakerOpensPausesAndCloses(t *testing.T) {
 	if wm != recs[2].SequenceNumber {
 		t.Fatalf("watermark %q", wm)
 	}
-	if got := perCustomer(h.kin.analytics(t, "analytics-page_view")); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
+	if got := perCustomer(h.kin.analytics(t, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
 		t.Fatalf("delivered %v", got)
 	}
-	if len(h.kin.records("events-dlq")) != 0 {
+	if len(h.kin.records(names.DLQStream)) != 0 {
 		t.Fatal("dead-lettered while the hold had not passed")
 	}
 	// Closed for the first 3 calls, then every call is a half-open probe, until one succeeds.
 	if !slices.Equal(states[:3], []float64{0, 0, 0}) || !slices.Contains(states, 1) {
 		t.Fatalf("breaker states seen by the destination: %v", states)
 	}
-	if h.counter("pipeline_breaker_state", "stream", "analytics-page_view") != 0 {
+	if h.counter("pipeline_breaker_state", "stream", names.AnalyticsStream("page_view")) != 0 {
 		t.Fatal("breaker not closed after recovery")
 	}
 }
@@ -249,7 +250,7 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.kin.set(func(f *fakeKinesis) {
 		f.callErr = func(stream string, n int) error {
-			if stream == "analytics-purchase" {
+			if stream == names.AnalyticsStream("purchase") {
 				return errors.New("ResourceNotFoundException: stream gone")
 			}
 			return nil
@@ -265,15 +266,15 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 	if el := h.clock.Now().Sub(start); el < time.Minute {
 		t.Fatalf("gave up after %s, before the hold", el)
 	}
-	if calls := h.kin.callCount("analytics-purchase"); calls != 5 {
+	if calls := h.kin.callCount(names.AnalyticsStream("purchase")); calls != 5 {
 		t.Fatalf("%d calls reached the broken stream, want 5 (then the open breaker refuses)", calls)
 	}
-	dls := h.kin.deadLetters(t, "events-dlq")
+	dls := h.kin.deadLetters(t, names.DLQStream)
 	if len(dls) != 1 {
 		t.Fatalf("%d dead letters", len(dls))
 	}
 	dl := dls[0]
-	if dl.Reason != "destination_unavailable: ResourceNotFoundException: stream gone" || dl.Destination != "analytics-purchase" ||
+	if dl.Reason != "destination_unavailable: ResourceNotFoundException: stream gone" || dl.Destination != names.AnalyticsStream("purchase") ||
 		dl.SourceShard != "shard-7" || dl.SourceSeq != recs[0].SequenceNumber || dl.EventID != "p1" || dl.CustomerID != "a" ||
 		string(dl.Original) != string(recs[0].Data) || dl.Attempts < 5 || !dl.FirstFailure.Equal(start) || !dl.LastFailure.After(dl.FirstFailure) {
 		t.Fatalf("dead letter %+v", dl)
@@ -286,7 +287,7 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 		t.Fatalf("state a %+v b %+v: want only the delivered event delivered", a, b)
 	}
 	if h.counter("pipeline_dead_lettered_total", "reason", "destination_unavailable") != 1 ||
-		h.counter("pipeline_breaker_state", "stream", "analytics-purchase") != 2 {
+		h.counter("pipeline_breaker_state", "stream", names.AnalyticsStream("purchase")) != 2 {
 		t.Fatal("dead-letter or breaker metrics wrong")
 	}
 	// The destination is still broken: the next batch does not wait the hold again.
@@ -295,7 +296,7 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 	if el := h.clock.Now().Sub(before); el >= time.Minute {
 		t.Fatalf("second batch waited %s", el)
 	}
-	if n := len(h.kin.records("events-dlq")); n != 2 {
+	if n := len(h.kin.records(names.DLQStream)); n != 2 {
 		t.Fatalf("%d dead letters", n)
 	}
 }
@@ -305,7 +306,7 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 // breaker never opens and nothing is dead-lettered; once it takes writes again, everything is
 // delivered once, in order.
 func TestThrottledNeverDeadLetters(t *testing.T) {
-	const stream = "analytics-page_view"
+	const stream = names.AnalyticsPrefix + "page_view"
 	for _, whole := range []bool{true, false} {
 		name := "every entry throttled"
 		if whole {
@@ -349,7 +350,7 @@ func TestThrottledNeverDeadLetters(t *testing.T) {
 			if el := h.clock.Now().Sub(start); el < cfg.BreakerHold {
 				t.Fatalf("throttled for %v only: the test must outlast the hold", el)
 			}
-			if n := len(h.kin.records("events-dlq")); n != 0 {
+			if n := len(h.kin.records(names.DLQStream)); n != 0 {
 				t.Fatalf("%d records dead-lettered while the destination was merely throttled", n)
 			}
 			if got := perCustomer(h.kin.analytics(t, stream)); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
@@ -381,9 +382,9 @@ func TestDLQNeverGivesUp(t *testing.T) {
 	h.kin.set(func(f *fakeKinesis) {
 		f.callErr = func(stream string, n int) error {
 			switch {
-			case stream == "analytics-page_view":
+			case stream == names.AnalyticsStream("page_view"):
 				return errors.New("down")
-			case stream == "events-dlq" && n <= 40:
+			case stream == names.DLQStream && n <= 40:
 				return errors.New("dlq down too")
 			}
 			return nil
@@ -393,8 +394,8 @@ func TestDLQNeverGivesUp(t *testing.T) {
 	if wm := h.process(h.open("s"), recs); wm != recs[0].SequenceNumber {
 		t.Fatalf("watermark %q", wm)
 	}
-	if h.kin.callCount("events-dlq") != 41 || len(h.kin.records("events-dlq")) != 1 {
-		t.Fatalf("dlq calls %d, records %d", h.kin.callCount("events-dlq"), len(h.kin.records("events-dlq")))
+	if h.kin.callCount(names.DLQStream) != 41 || len(h.kin.records(names.DLQStream)) != 1 {
+		t.Fatalf("dlq calls %d, records %d", h.kin.callCount(names.DLQStream), len(h.kin.records(names.DLQStream)))
 	}
 }
 
@@ -406,14 +407,14 @@ func TestQuarantineUnavailableDeadLetters(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.kin.set(func(f *fakeKinesis) {
 		f.callErr = func(stream string, n int) error {
-			if stream == "events-quarantine" {
+			if stream == names.QuarantineStream {
 				return errors.New("down")
 			}
 			return nil
 		}
 	})
 	h.process(h.open("s"), []Record{{SequenceNumber: "1", Data: []byte("junk")}})
-	dls := h.kin.deadLetters(t, "events-dlq")
+	dls := h.kin.deadLetters(t, names.DLQStream)
 	if len(dls) != 1 || !strings.Contains(dls[0].Reason, string(event.ReasonNotJSON)) || string(dls[0].Original) != "junk" {
 		t.Fatalf("dead letters %+v", dls)
 	}
@@ -438,12 +439,12 @@ func TestLeaseLostStopsWrites(t *testing.T) {
 			if ctx.Err() != nil {
 				callsAfterCancel++
 			}
-			if stream == "analytics-page_view" && n == 3 {
+			if stream == names.AnalyticsStream("page_view") && n == 3 {
 				cancel() // the lease is lost while the destination is failing
 			}
 		}
 		f.callErr = func(stream string, n int) error {
-			if stream == "analytics-page_view" {
+			if stream == names.AnalyticsStream("page_view") {
 				return errors.New("unavailable")
 			}
 			return nil
@@ -480,7 +481,7 @@ func TestLeaseLostStopsWrites(t *testing.T) {
 	if _, err := s2.Process(ctx2, h2.recs(ev{id: "e1", cust: "a", seq: 1})); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Process with the store down and the lease lost: %v", err)
 	}
-	if n := len(h2.kin.records("analytics-page_view")); n != 1 {
+	if n := len(h2.kin.records(names.AnalyticsStream("page_view"))); n != 1 {
 		t.Fatalf("%d written before the state log blocked", n)
 	}
 }
@@ -544,7 +545,7 @@ func TestAnalyticsEncoding(t *testing.T) {
 // client retried them itself, or the call failed after it may have landed and the sink sends it
 // again) are counted once per such attempt: each can have left one extra copy.
 func TestUnknownOutcomeCounted(t *testing.T) {
-	const stream = "analytics-page_view"
+	const stream = names.AnalyticsPrefix + "page_view"
 	for _, tc := range []struct {
 		name      string
 		failFirst bool

@@ -99,14 +99,3 @@ func (s *Shard) contentHash(typ string, d *event.Detail) (uint64, error) {
 	sum := sha256.Sum256(b)
 	return binary.BigEndian.Uint64(sum[:8]), nil
 }
-
-// hashString is the form of a content hash stored in the dedupe table.
-func hashString(h uint64) string {
-	var b [16]byte
-	const hex = "0123456789abcdef"
-	for i := 15; i >= 0; i-- {
-		b[i] = hex[h&0xF]
-		h >>= 4
-	}
-	return string(b[:])
-}

@@ -3,15 +3,16 @@ package worker
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/processors"
 )
 
-// Config is everything one worker process needs. Zero values take the defaults in Defaults.
+// Config is everything one worker process needs. Zero values take the defaults in Defaults (Run
+// applies them), except WorkerID, which is required.
 type Config struct {
 	// Application names the fleet; workers with the same application share leases.
 	Application string
@@ -19,10 +20,9 @@ type Config struct {
 	LeaseTable  string
 	DedupeTable string
 	Region      string
-	// WorkerID must be stable across restarts and unique within the fleet. Default: hostname plus
-	// IDSuffix ("hostname-0").
+	// WorkerID must be stable across restarts and unique within the fleet. Required: this package
+	// reads no host name; cmd/worker defaults it to the host name plus -id-suffix ("hostname-0").
 	WorkerID string
-	IDSuffix string
 
 	// StartAtLatest starts shards without a checkpoint at LATEST instead of TRIM_HORIZON.
 	StartAtLatest bool
@@ -56,12 +56,11 @@ type Config struct {
 // well under a second, not the library's one lease per 60 s.
 func Defaults() Config {
 	return Config{
-		Application:    "events-pipeline",
-		Stream:         "events-raw",
-		LeaseTable:     "kcl-leases",
-		DedupeTable:    "events-dedupe",
+		Application:    names.Application,
+		Stream:         names.RawStream,
+		LeaseTable:     names.LeaseTable,
+		DedupeTable:    names.DedupeTable,
 		Region:         "us-east-1",
-		IDSuffix:       "0",
 		ShardSync:      250 * time.Millisecond,
 		LeaseDuration:  10 * time.Second,
 		LeaseRenew:     2 * time.Second,
@@ -73,15 +72,17 @@ func Defaults() Config {
 		MetricsAddr:    ":9090",
 		Pipeline: processors.Config{
 			Routes:           event.DefaultRoutes(),
-			DefaultStream:    "analytics-other",
-			QuarantineStream: "events-quarantine",
-			DLQStream:        "events-dlq",
-			LateStream:       "events-late",
+			DefaultStream:    names.OtherStream,
+			QuarantineStream: names.QuarantineStream,
+			DLQStream:        names.DLQStream,
+			LateStream:       names.LateStream,
 		},
 	}
 }
 
-func (c *Config) fill() {
+// withDefaults returns c with every zero field of the worker's own set from Defaults. The pipeline's
+// zero fields take processors' defaults when the pipeline is built.
+func (c Config) withDefaults() Config {
 	d := Defaults()
 	set := func(dst *string, v string) {
 		if *dst == "" {
@@ -98,7 +99,6 @@ func (c *Config) fill() {
 	set(&c.LeaseTable, d.LeaseTable)
 	set(&c.DedupeTable, d.DedupeTable)
 	set(&c.Region, d.Region)
-	set(&c.IDSuffix, d.IDSuffix)
 	setD(&c.ShardSync, d.ShardSync)
 	setD(&c.LeaseDuration, d.LeaseDuration)
 	setD(&c.LeaseRenew, d.LeaseRenew)
@@ -109,29 +109,38 @@ func (c *Config) fill() {
 	if c.MaxRecords == 0 {
 		c.MaxRecords = d.MaxRecords
 	}
-	if c.WorkerID == "" {
-		host, err := os.Hostname()
-		if err != nil || host == "" {
-			host = "worker"
-		}
-		c.WorkerID = host + "-" + c.IDSuffix
-	}
+	return c
 }
 
-// Validate fills defaults and reports every invalid field at once.
-func (c *Config) Validate() error {
-	c.fill()
+// Validate reports every problem of c as it is, at once. It is pure: it applies no defaults (a zero
+// field means its default and is valid, except WorkerID) and reads nothing from the machine.
+func (c Config) Validate() error {
 	var errs []error
-	if strings.ContainsAny(c.WorkerID, " \n\t") {
+	switch {
+	case c.WorkerID == "":
+		errs = append(errs, errors.New("worker id is required"))
+	case strings.ContainsAny(c.WorkerID, " \n\t"):
 		errs = append(errs, fmt.Errorf("worker id %q contains white space", c.WorkerID))
 	}
-	if c.LeaseRenew >= c.LeaseDuration/2 {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"shard sync", c.ShardSync}, {"lease duration", c.LeaseDuration}, {"lease renew period", c.LeaseRenew},
+		{"idle time", c.IdleTime}, {"call timeout", c.CallTimeout}, {"request timeout", c.RequestTimeout},
+		{"shutdown grace", c.ShutdownGrace},
+	} {
+		if f.d < 0 {
+			errs = append(errs, fmt.Errorf("%s %s must not be negative", f.name, f.d))
+		}
+	}
+	if c.LeaseRenew > 0 && c.LeaseDuration > 0 && c.LeaseRenew >= c.LeaseDuration/2 {
 		errs = append(errs, fmt.Errorf("lease renew period %s must be under half the lease duration %s", c.LeaseRenew, c.LeaseDuration))
 	}
 	if c.TestLeaseClockSkew < -24*time.Hour || c.TestLeaseClockSkew > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("test lease clock skew %s outside ±24h", c.TestLeaseClockSkew))
 	}
-	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
+	if c.MaxRecords < 0 || c.MaxRecords > 10000 {
 		errs = append(errs, fmt.Errorf("max records %d outside 1..10000", c.MaxRecords))
 	}
 	if err := c.Pipeline.Validate(); err != nil {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/checkpoint"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // TestReadyz checks /healthz and /readyz against the emulators: ready while the lease table and the
@@ -105,17 +107,10 @@ func TestReadyz(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Deleting takes a moment on the emulator; readiness must fail once the stream is gone.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, 100*time.Millisecond, "/readyz failing after the raw stream was deleted", func() (bool, string) {
 		code, r = get("/readyz")
-		if code == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("raw stream deleted, /readyz still %d %+v", code, r)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
+		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz %d %+v", code, r)
+	})
 	if len(r.Problems) != 1 || !strings.HasPrefix(r.Problems[0], "raw stream: ") {
 		t.Fatalf("problems %q, want the raw stream", r.Problems)
 	}

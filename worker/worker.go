@@ -76,6 +76,7 @@ type streamProbe interface {
 // Run starts the worker and blocks until ctx is cancelled, then shuts down gracefully: stop
 // fetching, finish in-flight batches within cfg.ShutdownGrace, checkpoint, release leases.
 func Run(ctx context.Context, cfg Config, deps Deps) error {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("worker config: %w", err)
 	}

@@ -26,6 +26,8 @@ import (
 	"github.com/kinesis-events/pipeline/forwarder"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 // rieModule is the AWS Lambda Runtime Interface Emulator, at the only version the module proxy serves.
@@ -123,7 +125,7 @@ func setupStack(t *testing.T) *localstack.Stack {
 	for _, s := range []struct {
 		name   string
 		shards int
-	}{{forwarder.DefaultRawStream, 2}, {forwarder.DefaultQuarantineStream, 1}} {
+	}{{names.RawStream, 2}, {names.QuarantineStream, 1}} {
 		if err := st.CreateStream(ctx, s.name, s.shards); err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +208,7 @@ func TestLambdaUnderRuntimeInterfaceEmulator(t *testing.T) {
 		t.Fatalf("bad event: HTTP %d %s (%v)", code, body, err)
 	}
 
-	raw := readStream(t, st, forwarder.DefaultRawStream)
+	raw := readStream(t, st, names.RawStream)
 	if len(raw) != 1 || aws.ToString(raw[0].Record.PartitionKey) != "tok_customer1" {
 		t.Fatalf("raw stream: %+v", raw)
 	}
@@ -218,7 +220,7 @@ func TestLambdaUnderRuntimeInterfaceEmulator(t *testing.T) {
 	if string(r.Detail) != wantDetail {
 		t.Fatalf("detail not verbatim:\n got %s\nwant %s", r.Detail, wantDetail)
 	}
-	quar := readStream(t, st, forwarder.DefaultQuarantineStream)
+	quar := readStream(t, st, names.QuarantineStream)
 	if len(quar) != 1 {
 		t.Fatalf("quarantine stream has %d records", len(quar))
 	}
@@ -230,7 +232,7 @@ func TestLambdaUnderRuntimeInterfaceEmulator(t *testing.T) {
 	// Kinesis refusing the write is an invocation error, so EventBridge would retry.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if _, err := st.Kinesis().DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(forwarder.DefaultRawStream)}); err != nil {
+	if _, err := st.Kinesis().DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(names.RawStream)}); err != nil {
 		t.Fatal(err)
 	}
 	code, body = invoke(bridgeEvent("e-rie-3", "tok_customer1", 2))
@@ -245,23 +247,19 @@ func TestLambdaUnderRuntimeInterfaceEmulator(t *testing.T) {
 
 func waitListening(t *testing.T, addr string, exited <-chan error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, 20*time.Millisecond, "emulator listening on "+addr, func() (bool, string) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return
+			return true, ""
 		}
 		select {
 		case err := <-exited:
 			t.Fatalf("emulator exited before listening: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("emulator not listening on %s after 30s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false, err.Error()
+	})
 }
 
 // TestLocalMode runs the binary on two NDJSON files with --progress and checks the streams, the JSON
@@ -321,10 +319,10 @@ func TestLocalMode(t *testing.T) {
 	if sum["type"] != "summary" || sum["ok"] != true || sum["forwarded"] != 301.0 || sum["quarantined"] != 1.0 || sum["failed"] != 0.0 {
 		t.Fatalf("summary %v\n%s", sum, stderr)
 	}
-	if raw := readStream(t, st, forwarder.DefaultRawStream); len(raw) != 301 {
+	if raw := readStream(t, st, names.RawStream); len(raw) != 301 {
 		t.Fatalf("raw stream has %d records", len(raw))
 	}
-	quar := readStream(t, st, forwarder.DefaultQuarantineStream)
+	quar := readStream(t, st, names.QuarantineStream)
 	var q event.Quarantine
 	if len(quar) != 1 || json.Unmarshal(quar[0].Record.Data, &q) != nil || q.Reason != event.ReasonNotJSON || !strings.HasPrefix(q.Detail, fileB+":1: ") {
 		t.Fatalf("quarantine %+v", q)

@@ -26,6 +26,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/kclctl"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/processors"
 )
 
@@ -79,7 +80,7 @@ func leaseRow(t *testing.T, ctx context.Context, ddb *dynamodb.Client, shard, ow
 		"Checkpoint":   &ddbtypes.AttributeValueMemberS{Value: checkpoint},
 		"LeaseCounter": &ddbtypes.AttributeValueMemberN{Value: strconv.Itoa(counter)},
 	}
-	if _, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("kcl-leases"), Item: item}); err != nil {
+	if _, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(names.LeaseTable), Item: item}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -89,14 +90,14 @@ func TestCheckpointsBinary(t *testing.T) {
 	st := localstacktest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	if err := st.CreateStream(ctx, "events-raw", 2); err != nil {
+	if err := st.CreateStream(ctx, names.RawStream, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateTable(ctx, "kcl-leases", "ShardID"); err != nil {
+	if err := st.CreateTable(ctx, names.LeaseTable, "ShardID"); err != nil {
 		t.Fatal(err)
 	}
 	kin, ddb := st.Kinesis(), st.DynamoDB()
-	ls, err := kin.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("events-raw")})
+	ls, err := kin.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(names.RawStream)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestCheckpointsBinary(t *testing.T) {
 	seqs := map[string][]string{}
 	for _, sh := range ls.Shards {
 		for i := range 3 {
-			out, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("events-raw"), Data: []byte("r" + strconv.Itoa(i)),
+			out, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(names.RawStream), Data: []byte("r" + strconv.Itoa(i)),
 				PartitionKey: aws.String("k"), ExplicitHashKey: sh.HashKeyRange.StartingHashKey})
 			if err != nil {
 				t.Fatal(err)
@@ -159,7 +160,7 @@ func TestCheckpointsBinary(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 			t.Fatalf("%v:\n%s", err, r.stdout)
 		}
-		if rep.Table != "kcl-leases" || rep.Stream != "events-raw" || len(rep.Shards) != 2 {
+		if rep.Table != names.LeaseTable || rep.Stream != names.RawStream || len(rep.Shards) != 2 {
 			t.Fatalf("report %+v", rep)
 		}
 		a, b := rep.Shards[0], rep.Shards[1]
@@ -216,23 +217,23 @@ func TestOperateBinary(t *testing.T) {
 	st := localstacktest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	for name, n := range map[string]int{"events-raw": 2, "events-dlq": 1} {
+	for name, n := range map[string]int{names.RawStream: 2, names.DLQStream: 1} {
 		if err := st.CreateStream(ctx, name, n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := st.CreateTable(ctx, "kcl-leases", "ShardID"); err != nil {
+	if err := st.CreateTable(ctx, names.LeaseTable, "ShardID"); err != nil {
 		t.Fatal(err)
 	}
 	kin, ddb := st.Kinesis(), st.DynamoDB()
-	ls, err := kin.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("events-raw")})
+	ls, err := kin.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(names.RawStream)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s0, s1 := aws.ToString(ls.Shards[0].ShardId), aws.ToString(ls.Shards[1].ShardId)
 	var seqs []string
 	for i := range 3 {
-		out, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("events-raw"), Data: []byte("r" + strconv.Itoa(i)),
+		out, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(names.RawStream), Data: []byte("r" + strconv.Itoa(i)),
 			PartitionKey: aws.String("k"), ExplicitHashKey: ls.Shards[0].HashKeyRange.StartingHashKey})
 		if err != nil {
 			t.Fatal(err)
@@ -268,7 +269,7 @@ func TestOperateBinary(t *testing.T) {
 			t.Fatalf("apply on a leased shard: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		cp := func() map[string]string {
-			out, err := ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("kcl-leases"), ConsistentRead: aws.Bool(true),
+			out, err := ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(names.LeaseTable), ConsistentRead: aws.Bool(true),
 				Key: map[string]ddbtypes.AttributeValue{"ShardID": &ddbtypes.AttributeValueMemberS{Value: s0}}})
 			if err != nil {
 				t.Fatal(err)
@@ -311,15 +312,15 @@ func TestOperateBinary(t *testing.T) {
 
 	t.Run("reset past the dedupe horizon", func(t *testing.T) {
 		// A worker's pipeline opened s0 with a one-day horizon: its state manifest records it.
-		if err := st.CreateTable(ctx, "events-dedupe", "event_id"); err != nil {
+		if err := st.CreateTable(ctx, names.DedupeTable, "event_id"); err != nil {
 			t.Fatal(err)
 		}
 		kr, err := event.NewKeyring(event.Key{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := processors.New(processors.Config{QuarantineStream: "events-quarantine", DLQStream: "events-dlq", DefaultStream: "analytics-other",
-			DedupeHorizon: 24 * time.Hour}, processors.Deps{Kinesis: kin, Dedupe: processors.NewDynamoDedupe(ddb, "events-dedupe"), Keys: kr})
+		p, err := processors.New(processors.Config{QuarantineStream: names.QuarantineStream, DLQStream: names.DLQStream, DefaultStream: names.OtherStream,
+			DedupeHorizon: 24 * time.Hour}, processors.Deps{Kinesis: kin, Dedupe: processors.NewDynamoDedupe(ddb, names.DedupeTable), Keys: kr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,11 +342,11 @@ func TestOperateBinary(t *testing.T) {
 	t.Run("dlq", func(t *testing.T) {
 		for i, c := range []string{"c1", "c2", "c1"} {
 			detail := fmt.Sprintf(`{"event_id":"e%d","customer_id":%q,"seq":%d}`, i, c, i)
-			dl := event.DeadLetter{Reason: "destination_unavailable: ResourceNotFoundException", Destination: "analytics-purchase", Attempts: 3,
+			dl := event.DeadLetter{Reason: "destination_unavailable: ResourceNotFoundException", Destination: names.AnalyticsStream("purchase"), Attempts: 3,
 				FirstFailure: time.Now().Add(-time.Minute), LastFailure: time.Now(), SourceShard: s0, SourceSeq: seqs[i],
 				EventID: fmt.Sprintf("e%d", i), CustomerID: c, Original: []byte(`{"v":1,"type":"purchase","detail":` + detail + `}`)}
 			b, _ := json.Marshal(dl)
-			if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("events-dlq"), Data: b, PartitionKey: aws.String(c)}); err != nil {
+			if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(names.DLQStream), Data: b, PartitionKey: aws.String(c)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -354,9 +355,9 @@ func TestOperateBinary(t *testing.T) {
 			t.Fatalf("dlq list: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		t.Logf("kclctl dlq list:\n%s", r.stdout)
-		before := countRecords(t, ctx, kin, "events-raw")
+		before := countRecords(t, ctx, kin, names.RawStream)
 		r = runKclctl(t, bin, st, "dlq", "replay")
-		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "would replay 3 into events-raw") || countRecords(t, ctx, kin, "events-raw") != before {
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "would replay 3 into events-raw") || countRecords(t, ctx, kin, names.RawStream) != before {
 			t.Fatalf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		r = runKclctl(t, bin, st, "dlq", "replay", "--apply", "--event-id", "e0,e2")
@@ -364,11 +365,11 @@ func TestOperateBinary(t *testing.T) {
 			t.Fatalf("replay: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		t.Logf("kclctl dlq replay --apply:\n%s", r.stdout)
-		if got := countRecords(t, ctx, kin, "events-raw"); got != before+2 {
+		if got := countRecords(t, ctx, kin, names.RawStream); got != before+2 {
 			t.Fatalf("raw stream has %d records, want %d", got, before+2)
 		}
 		// A record that is not a dead letter is a warning.
-		if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("events-dlq"), Data: []byte("junk"), PartitionKey: aws.String("x")}); err != nil {
+		if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(names.DLQStream), Data: []byte("junk"), PartitionKey: aws.String("x")}); err != nil {
 			t.Fatal(err)
 		}
 		r = runKclctl(t, bin, st, "dlq", "list", "--json")
@@ -380,7 +381,7 @@ func TestOperateBinary(t *testing.T) {
 
 	t.Run("scale by split and merge (kinesalite has no UpdateShardCount)", func(t *testing.T) {
 		r := runKclctl(t, bin, st, "scale", "--shards", "3")
-		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "would run") || openShards(t, ctx, kin, "events-raw") != 2 {
+		if r.code != kclctl.ExitOK || !strings.Contains(r.stdout, "would run") || openShards(t, ctx, kin, names.RawStream) != 2 {
 			t.Fatalf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		r = runKclctl(t, bin, st, "scale", "--shards", "3", "--apply")
@@ -388,7 +389,7 @@ func TestOperateBinary(t *testing.T) {
 			t.Fatalf("scale to 3: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		t.Logf("kclctl scale --shards 3 --apply:\n%s", r.stdout)
-		if n := openShards(t, ctx, kin, "events-raw"); n != 3 {
+		if n := openShards(t, ctx, kin, names.RawStream); n != 3 {
 			t.Fatalf("%d open shards after scale to 3", n)
 		}
 		r = runKclctl(t, bin, st, "scale", "--shards", "2", "--apply", "--json")
@@ -397,7 +398,7 @@ func TestOperateBinary(t *testing.T) {
 			len(rep.Steps) != 1 || rep.Steps[0].Op != "merge" || len(rep.Lineage) != 5 {
 			t.Fatalf("scale to 2: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
 		}
-		if n := openShards(t, ctx, kin, "events-raw"); n != 2 {
+		if n := openShards(t, ctx, kin, names.RawStream); n != 2 {
 			t.Fatalf("%d open shards after scale to 2", n)
 		}
 	})
@@ -412,7 +413,7 @@ func TestScaleBinaryUpdateShardCount(t *testing.T) {
 	st := localstacktest.Start(t, localstack.Options{Kinesis: localstack.KinesisMock})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	if err := st.CreateStream(ctx, "events-raw", 2); err != nil {
+	if err := st.CreateStream(ctx, names.RawStream, 2); err != nil {
 		t.Fatal(err)
 	}
 	r := runKclctl(t, bin, st, "scale", "--shards", "4", "--apply", "--timeout", "30s")
@@ -420,7 +421,7 @@ func TestScaleBinaryUpdateShardCount(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("kclctl scale --shards 4 --apply (kinesis-local):\n%s", r.stdout)
-	if n := openShards(t, ctx, st.Kinesis(), "events-raw"); n != 4 {
+	if n := openShards(t, ctx, st.Kinesis(), names.RawStream); n != 4 {
 		t.Fatalf("%d open shards, want 4", n)
 	}
 }

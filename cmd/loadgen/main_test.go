@@ -14,6 +14,7 @@ import (
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 func build(t *testing.T, dir, pkg string) string {
@@ -35,7 +36,7 @@ func TestPipeIntoForwarder(t *testing.T) {
 	st := localstacktest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	for _, s := range []string{"events-raw", "events-quarantine"} {
+	for _, s := range []string{names.RawStream, names.QuarantineStream} {
 		if err := st.CreateStream(ctx, s, 2); err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +77,7 @@ func TestPipeIntoForwarder(t *testing.T) {
 		t.Fatal(err)
 	}
 	atForwarder := m.Bad[loadgen.BadNotJSON] + m.Bad[loadgen.BadMissingCustomerID]
-	raw, err := st.ReadAll(ctx, "events-raw")
+	raw, err := st.ReadAll(ctx, names.RawStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestPipeIntoForwarder(t *testing.T) {
 			t.Fatalf("event %s missing from the raw stream", e.EventID)
 		}
 	}
-	q, err := st.ReadAll(ctx, "events-quarantine")
+	q, err := st.ReadAll(ctx, names.QuarantineStream)
 	if err != nil {
 		t.Fatal(err)
 	}

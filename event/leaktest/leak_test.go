@@ -24,6 +24,7 @@ import (
 	"github.com/kinesis-events/pipeline/event/secretsmgr"
 	"github.com/kinesis-events/pipeline/forwarder"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/processors"
 )
 
@@ -228,14 +229,14 @@ func TestPipelineLogsNoSecrets(t *testing.T) {
 	}
 	brokenUntil := 40 // calls to the analytics stream that fail
 	kin := &failingKinesis{callErr: func(stream string, n int) error {
-		if stream == "analytics-page_view" && n <= brokenUntil {
+		if stream == names.AnalyticsStream("page_view") && n <= brokenUntil {
 			return errors.New("analytics stream unavailable")
 		}
 		return nil
 	}}
 	p, err := processors.New(processors.Config{
-		Routes:           map[string]string{"page_view": "analytics-page_view"},
-		QuarantineStream: "events-quarantine", DLQStream: "events-dlq",
+		Routes:           map[string]string{"page_view": names.AnalyticsStream("page_view")},
+		QuarantineStream: names.QuarantineStream, DLQStream: names.DLQStream,
 		PIIPaths:    []string{"properties.email", "customer_id"},
 		BreakerHold: time.Second, BreakerOpenTimeout: 100 * time.Millisecond,
 		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,

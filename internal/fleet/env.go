@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Env is one local deployment: the stack's endpoints, the binaries, a run directory for logs and
@@ -49,15 +51,15 @@ func NewEnv(stackEnv []string, bin, dir string, t Topology) (*Env, error) {
 // WorkerEnv is the environment of a worker process.
 func (e *Env) WorkerEnv() []string {
 	routes := e.Topology.Routes()
-	routes["default"] = DefaultStream
+	routes["default"] = names.OtherStream
 	rj, _ := json.Marshal(routes)
 	return append(append([]string(nil), e.StackEnv...),
-		"RAW_STREAM="+RawStream,
-		"LEASE_TABLE="+LeaseTable,
-		"DEDUPE_TABLE="+DedupeTable,
-		"QUARANTINE_STREAM="+QuarantineStream,
-		"DLQ_STREAM="+DLQStream,
-		"LATE_STREAM="+LateStream,
+		"RAW_STREAM="+names.RawStream,
+		"LEASE_TABLE="+names.LeaseTable,
+		"DEDUPE_TABLE="+names.DedupeTable,
+		"QUARANTINE_STREAM="+names.QuarantineStream,
+		"DLQ_STREAM="+names.DLQStream,
+		"LATE_STREAM="+names.LateStream,
 		"ROUTES="+string(rj),
 		"SIGNING_KEYS_FILE="+e.KeysFile,
 	)

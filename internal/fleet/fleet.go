@@ -19,21 +19,22 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
-// Types are the standard customer event types, each routed to analytics-<type>.
-var Types = event.StandardTypes
+// Types are the standard customer event types, each routed to its analytics stream.
+var Types = names.StandardTypes
 
-// Stream and table names used locally (the CDK stack uses the same).
+// Stream and table names used locally: the ones of internal/names, which defines them (this
+// package's code uses those). These aliases remain for code written against them; use names.
 const (
-	RawStream        = "events-raw"
-	QuarantineStream = "events-quarantine"
-	DLQStream        = "events-dlq"
-	LateStream       = "events-late"
-	DefaultStream    = "analytics-other"
-	LeaseTable       = "kcl-leases"
-	DedupeTable      = "events-dedupe"
+	RawStream        = names.RawStream
+	QuarantineStream = names.QuarantineStream
+	DLQStream        = names.DLQStream
+	LateStream       = names.LateStream
+	DefaultStream    = names.OtherStream
+	LeaseTable       = names.LeaseTable
+	DedupeTable      = names.DedupeTable
 )
 
 // Topology says how many shards each stream gets.
@@ -45,14 +46,14 @@ type Topology struct {
 
 // DefaultTopology is the make-run layout: 4 raw shards, 2 per analytics stream.
 func DefaultTopology() Topology {
-	return Topology{RawShards: 4, AnalyticsShards: 2, Types: Types}
+	return Topology{RawShards: 4, AnalyticsShards: 2, Types: names.StandardTypes}
 }
 
 // Routes maps each type to its analytics stream.
 func (t Topology) Routes() map[string]string {
 	m := make(map[string]string, len(t.Types))
 	for _, typ := range t.Types {
-		m[typ] = "analytics-" + typ
+		m[typ] = names.AnalyticsStream(typ)
 	}
 	return m
 }
@@ -61,9 +62,9 @@ func (t Topology) Routes() map[string]string {
 func (t Topology) AnalyticsStreams() []string {
 	out := make([]string, 0, len(t.Types)+1)
 	for _, typ := range t.Types {
-		out = append(out, "analytics-"+typ)
+		out = append(out, names.AnalyticsStream(typ))
 	}
-	return append(out, DefaultStream)
+	return append(out, names.OtherStream)
 }
 
 // StackAPI is what Provision needs from the local stack.
@@ -75,7 +76,7 @@ type StackAPI interface {
 // Provision creates every stream and the dedupe table. The lease table is created by the workers'
 // lease store itself (it also recreates it if it disappears).
 func Provision(ctx context.Context, st StackAPI, t Topology) error {
-	streams := map[string]int{RawStream: t.RawShards, QuarantineStream: 1, DLQStream: 1, LateStream: 1}
+	streams := map[string]int{names.RawStream: t.RawShards, names.QuarantineStream: 1, names.DLQStream: 1, names.LateStream: 1}
 	for _, s := range t.AnalyticsStreams() {
 		streams[s] = t.AnalyticsShards
 	}
@@ -90,8 +91,8 @@ func Provision(ctx context.Context, st StackAPI, t Topology) error {
 			}
 		}()
 	}
-	if err := st.CreateTable(ctx, DedupeTable, "event_id"); err != nil {
-		errs <- fmt.Errorf("create table %s: %w", DedupeTable, err)
+	if err := st.CreateTable(ctx, names.DedupeTable, "event_id"); err != nil {
+		errs <- fmt.Errorf("create table %s: %w", names.DedupeTable, err)
 	}
 	wg.Wait()
 	close(errs)

@@ -17,6 +17,7 @@ import (
 	"github.com/kinesis-events/pipeline/forwarder"
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Load describes a load-generator run.
@@ -92,7 +93,7 @@ func (e *Env) Send(l Load) (*Send, error) {
 		return nil, err
 	}
 	fwd := exec.Command(filepath.Join(e.Bin, "forwarder"), append([]string{"-progress", "-stats-every", "250ms",
-		"-raw-stream", RawStream, "-quarantine-stream", QuarantineStream}, l.ForwarderFlags...)...)
+		"-raw-stream", names.RawStream, "-quarantine-stream", names.QuarantineStream}, l.ForwarderFlags...)...)
 	fwd.Env = append(os.Environ(), e.StackEnv...)
 	fwd.Stdin, fwd.Stdout, fwd.Stderr = pr, fwdLog, ew
 	if s.forwarder, err = startCmd("forwarder", fwd, fwdLog.Name(), pr, ew); err != nil {
@@ -200,9 +201,9 @@ func Expected(m loadgen.Manifest) []audit.Expected {
 
 // NewTail returns an audit tail over every output stream of the topology.
 func (e *Env) NewTail(kc audit.Kinesis) *audit.Tail {
-	streams := map[string]audit.Kind{QuarantineStream: audit.Quarantine, DLQStream: audit.DeadLetter, LateStream: audit.Analytics}
+	streams := map[string]audit.Kind{names.QuarantineStream: audit.Quarantine, names.DLQStream: audit.DeadLetter, names.LateStream: audit.Analytics}
 	for _, s := range e.Topology.AnalyticsStreams() {
 		streams[s] = audit.Analytics
 	}
-	return audit.NewTail(kc, streams, e.Topology.Routes(), DefaultStream)
+	return audit.NewTail(kc, streams, e.Topology.Routes(), names.OtherStream)
 }

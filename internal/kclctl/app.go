@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Exit codes. Scripts may rely on them.
@@ -33,8 +34,8 @@ const (
 
 // Defaults of the global flags.
 const (
-	DefaultLeaseTable = "kcl-leases"
-	DefaultRawStream  = "events-raw"
+	DefaultLeaseTable = names.LeaseTable // defined in internal/names
+	DefaultRawStream  = names.RawStream  // defined in internal/names
 	DefaultTimeout    = 10 * time.Second
 )
 
@@ -229,8 +230,8 @@ Exit codes (every command):
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.Table, "table", envOr(EnvLeaseTable, DefaultLeaseTable), "lease table (env "+EnvLeaseTable+")")
-	pf.StringVar(&g.Stream, "stream", envOr(EnvRawStream, DefaultRawStream), "raw stream the fleet consumes (env "+EnvRawStream+")")
+	pf.StringVar(&g.Table, "table", envOr(EnvLeaseTable, names.LeaseTable), "lease table (env "+EnvLeaseTable+")")
+	pf.StringVar(&g.Stream, "stream", envOr(EnvRawStream, names.RawStream), "raw stream the fleet consumes (env "+EnvRawStream+")")
 	pf.DurationVar(&g.Timeout, "timeout", DefaultTimeout, "deadline of one command run (of each refresh with --watch); also the timeout of each AWS request")
 	pf.BoolVar(&g.JSON, "json", false, "print JSON for scripts instead of tables (with --watch: one JSON document per line)")
 	root.AddCommand(newFDLQCommand(app, g)) // the forwarder's failure queue (SQS), fdlq_cmd.go

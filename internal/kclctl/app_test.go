@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // fakeApp runs commands against scripted reports instead of AWS.
@@ -137,7 +139,7 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 		t.Fatalf("table %v stream %v timeout %v", f.tables, f.streams, f.timeout)
 	}
 	f = &fakeApp{reports: []Report{cleanReport()}}
-	if code, _, _ := f.run(t, t.Context(), "checkpoints"); code != ExitOK || f.tables[0] != DefaultLeaseTable || f.streams[0] != DefaultRawStream {
+	if code, _, _ := f.run(t, t.Context(), "checkpoints"); code != ExitOK || f.tables[0] != names.LeaseTable || f.streams[0] != names.RawStream {
 		t.Fatalf("defaults: exit %d table %v stream %v", code, f.tables, f.streams)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/ordered"
 	"github.com/kinesis-events/pipeline/internal/retry"
 )
@@ -25,7 +26,7 @@ import (
 // DLQ defaults.
 const (
 	EnvDLQStream     = "DLQ_STREAM"
-	DefaultDLQStream = "events-dlq"
+	DefaultDLQStream = names.DLQStream // defined in internal/names
 	// DefaultDLQLimit bounds the dead letters one run reads.
 	DefaultDLQLimit = 10000
 	// maxEmptyReads bounds consecutive empty GetRecords on a shard that Kinesis reports behind
@@ -436,7 +437,7 @@ first and last failure and the source shard and sequence number.`,
 		}
 		return def
 	}
-	pf.StringVar(&dlqStream, "dlq-stream", envOr(EnvDLQStream, DefaultDLQStream), "dead-letter stream (env "+EnvDLQStream+")")
+	pf.StringVar(&dlqStream, "dlq-stream", envOr(EnvDLQStream, names.DLQStream), "dead-letter stream (env "+EnvDLQStream+")")
 	pf.IntVar(&limit, "limit", DefaultDLQLimit, "read at most this many dead letters")
 	read := func(ctx context.Context) (*Clients, DLQReport, error) {
 		if limit < 1 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 func rawRecord(t *testing.T, customer, eventID string, seq int) []byte {
@@ -49,7 +50,7 @@ func dlqWith(t *testing.T, items ...any) *fakeStream {
 }
 
 func dead(t *testing.T, customer, eventID string, seq int, reason string) event.DeadLetter {
-	return event.DeadLetter{Reason: reason, Destination: "analytics-purchase", Attempts: 7,
+	return event.DeadLetter{Reason: reason, Destination: names.AnalyticsStream("purchase"), Attempts: 7,
 		FirstFailure: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC), LastFailure: time.Date(2026, 11, 26, 11, 1, 0, 0, time.UTC),
 		SourceShard: "shardId-000000000001", SourceSeq: fmt.Sprintf("4960%052d", seq), EventID: eventID, CustomerID: customer,
 		Original: rawRecord(t, customer, eventID, seq)}
@@ -62,7 +63,7 @@ func TestReadDLQ(t *testing.T) {
 		dead(t, "c2", "e2", 1, "quarantine_unavailable (quarantined for bad_signature): timeout"),
 		dead(t, "c1", "e3", 2, "destination_unavailable: throttled"),
 	)
-	r, err := ReadDLQ(t.Context(), f, "events-dlq", 100, time.Now())
+	r, err := ReadDLQ(t.Context(), f, names.DLQStream, 100, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestReadDLQ(t *testing.T) {
 		}
 	}
 
-	r, err = ReadDLQ(t.Context(), f, "events-dlq", 2, time.Now())
+	r, err = ReadDLQ(t.Context(), f, names.DLQStream, 2, time.Now())
 	if err != nil || !r.Truncated || len(r.Records) != 2 || r.Warnings[len(r.Warnings)-1].Kind != WarnTruncated {
 		t.Fatalf("limit 2: %d records, truncated %v, warnings %+v, %v", len(r.Records), r.Truncated, r.Warnings, err)
 	}
@@ -111,19 +112,19 @@ func TestReplaySelectsAndSkips(t *testing.T) {
 		dead(t, "c2", "e2", 1, "destination_unavailable: x"),
 		noCustomer, fromOriginal, truncated,
 	)
-	dlq, err := ReadDLQ(t.Context(), f, "events-dlq", 100, time.Now())
+	dlq, err := ReadDLQ(t.Context(), f, names.DLQStream, 100, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := newFakeStream(1)
-	rep, err := Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: "events-raw"})
+	rep, err := Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Selected != 6 || rep.Replayed != 3 || rep.Skipped != 3 || rep.Failed != 0 || len(rep.Warnings) != 2 || raw.calls["PutRecords"] != 0 {
 		t.Fatalf("dry run: %+v, %d puts", rep, raw.calls["PutRecords"])
 	}
-	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: "events-raw", Apply: true})
+	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream, Apply: true})
 	if err != nil || rep.Replayed != 3 || len(raw.puts) != 3 {
 		t.Fatalf("apply: %+v (%v), %d landed", rep, err, len(raw.puts))
 	}
@@ -134,11 +135,11 @@ func TestReplaySelectsAndSkips(t *testing.T) {
 	if !keys["c1"] || !keys["c2"] || !keys["c6"] {
 		t.Fatalf("partition keys %v, want customer ids c1 c2 c6", keys)
 	}
-	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: "events-raw", EventIDs: []string{"e2"}, Apply: true})
+	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream, EventIDs: []string{"e2"}, Apply: true})
 	if err != nil || rep.Selected != 1 || rep.Replayed != 1 {
 		t.Fatalf("by event id: %+v %v", rep, err)
 	}
-	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: "events-raw", Reason: "too_large"})
+	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream, Reason: "too_large"})
 	if err != nil || rep.Selected != 1 || rep.Skipped != 1 || rep.Rows[0].Result != ReplayNoOriginal {
 		t.Fatalf("by reason: %+v %v", rep, err)
 	}
@@ -152,13 +153,13 @@ func TestReplayKeepsCustomerOrderUnderFailures(t *testing.T) {
 		c := fmt.Sprintf("c%d", i%7)
 		items = append(items, dead(t, c, fmt.Sprintf("e%02d", i), i, "destination_unavailable: x"))
 	}
-	dlq, err := ReadDLQ(t.Context(), dlqWith(t, items...), "events-dlq", 1000, time.Now())
+	dlq, err := ReadDLQ(t.Context(), dlqWith(t, items...), names.DLQStream, 1000, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := newFakeStream(1)
 	raw.putFail = func(key string, n int) bool { return (len(key)*7+n*3)%4 == 0 && n < 4 }
-	rep, err := Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: "events-raw", Apply: true, Backoff: time.Microsecond})
+	rep, err := Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream, Apply: true, Backoff: time.Microsecond})
 	if err != nil || rep.Replayed != 60 || rep.Failed != 0 {
 		t.Fatalf("%+v %v", rep, err)
 	}
@@ -189,7 +190,7 @@ func TestReplayKeepsCustomerOrderUnderFailures(t *testing.T) {
 	// A customer whose record keeps failing is given up on, and its later records are not sent.
 	raw = newFakeStream(1)
 	raw.putFail = func(key string, _ int) bool { return key == "c3" }
-	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: "events-raw", Apply: true, Backoff: time.Microsecond})
+	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream, Apply: true, Backoff: time.Microsecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +232,7 @@ func TestReplayFatalAndUnknown(t *testing.T) {
 	dlq, err := ReadDLQ(t.Context(), dlqWith(t,
 		dead(t, "c1", "e1", 1, "destination_unavailable: x"), dead(t, "c1", "e2", 2, "destination_unavailable: x"),
 		dead(t, "c2", "e3", 1, "destination_unavailable: x"),
-	), "events-dlq", 100, time.Now())
+	), names.DLQStream, 100, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestReplayFatalAndUnknown(t *testing.T) {
 		calls++
 		return nil, &types.ResourceNotFoundException{Message: aws.String("Stream events-raw not found")}
 	}}
-	rep, err := Replay(t.Context(), missing, dlq, ReplayOptions{RawStream: "events-raw", Apply: true, Backoff: time.Microsecond})
+	rep, err := Replay(t.Context(), missing, dlq, ReplayOptions{RawStream: names.RawStream, Apply: true, Backoff: time.Microsecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestReplayFatalAndUnknown(t *testing.T) {
 		}
 		return raw.PutRecords(ctx, in)
 	}}
-	rep, err = Replay(t.Context(), lost, dlq, ReplayOptions{RawStream: "events-raw", Apply: true, Backoff: time.Microsecond})
+	rep, err = Replay(t.Context(), lost, dlq, ReplayOptions{RawStream: names.RawStream, Apply: true, Backoff: time.Microsecond})
 	if err != nil || rep.Replayed != 3 || rep.Unknown != 2 {
 		t.Fatalf("%+v %v: want 3 replayed, the 2 records of the first call counted unknown", rep, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // runFDLQ runs kclctl with the fixture's queue and raw stream as the forwarder-dlq clients.
@@ -58,7 +60,7 @@ func TestFDLQCommandExitCodes(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil || code != ExitWarnings {
 		t.Fatalf("replay --apply --json: exit %d, %v\n%s\n%s", code, err, out, errs)
 	}
-	if !r.Applied || r.Forwarded != 2 || r.Deleted != 2 || r.Unparseable != 1 || r.RawStream != "events-raw" || r.QuarantineStream != "events-quarantine" {
+	if !r.Applied || r.Forwarded != 2 || r.Deleted != 2 || r.Unparseable != 1 || r.RawStream != names.RawStream || r.QuarantineStream != names.QuarantineStream {
 		t.Fatalf("report %+v", r)
 	}
 	x.checkRemaining(t, junk)
@@ -89,7 +91,7 @@ func TestFDLQCommandUsage(t *testing.T) {
 		{"forwarder-dlq", "list", "--wait", "1s"},
 		{"forwarder-dlq", "replay", "--queue", ""},
 		{"forwarder-dlq", "replay", "--pii-paths", "properties..email"},
-		{"forwarder-dlq", "replay", "--quarantine-stream", "events-raw"},
+		{"forwarder-dlq", "replay", "--quarantine-stream", names.RawStream},
 		{"forwarder-dlq", "list", "extra"},
 	} {
 		if code, out, errs := x.run(t, nil, args...); code != ExitUsage {

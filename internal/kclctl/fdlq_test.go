@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinesis-events/pipeline/forwarder"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // bridgeEvent is an EventBridge event as the bus delivers it, with a detail the forwarder accepts
@@ -272,10 +273,10 @@ func TestReplayDeletesOnlyAfterTheEventIsWritten(t *testing.T) {
 	if r.Forwarded != 2 || r.Quarantined != 1 || r.Deleted != 3 || r.Unparseable != 1 || r.Failed+r.Held+r.NotDeleted != 0 || r.Stopped != StopEmpty {
 		t.Fatalf("report %+v", r)
 	}
-	if got := x.raw.puts["events-raw"]; !slices.Equal(slices.Sorted(slices.Values(got)), []string{"e1", "e2"}) {
+	if got := x.raw.puts[names.RawStream]; !slices.Equal(slices.Sorted(slices.Values(got)), []string{"e1", "e2"}) {
 		t.Fatalf("raw stream got %v", got)
 	}
-	if got := x.raw.puts["events-quarantine"]; !slices.Equal(got, []string{"bad"}) {
+	if got := x.raw.puts[names.QuarantineStream]; !slices.Equal(got, []string{"bad"}) {
 		t.Fatalf("quarantine stream got %v", got)
 	}
 	// Each message was deleted after its event was written, never before.
@@ -291,18 +292,18 @@ func TestReplayDeletesOnlyAfterTheEventIsWritten(t *testing.T) {
 	for _, row := range r.Rows {
 		switch row.EventID {
 		case "bad":
-			if row.Result != FDLQQuarantined || row.Reason == "" || row.Stream != "events-quarantine" || !row.Deleted {
+			if row.Result != FDLQQuarantined || row.Reason == "" || row.Stream != names.QuarantineStream || !row.Deleted {
 				t.Fatalf("bad input row %+v", row)
 			}
 		case "e1", "e2":
-			if row.Result != FDLQForwarded || row.Stream != "events-raw" || row.ShardID == "" || row.SequenceNumber == "" || !row.Deleted {
+			if row.Result != FDLQForwarded || row.Stream != names.RawStream || row.ShardID == "" || row.SequenceNumber == "" || !row.Deleted {
 				t.Fatalf("row %+v", row)
 			}
 		}
 	}
 	// The replayed raw record is the forwarder's: partition key by customer, the detail verbatim.
-	if !bytes.Contains(x.raw.data["events-raw"][0], []byte(`"detail":{"event_id":`)) {
-		t.Fatalf("raw record %s", x.raw.data["events-raw"][0])
+	if !bytes.Contains(x.raw.data[names.RawStream][0], []byte(`"detail":{"event_id":`)) {
+		t.Fatalf("raw record %s", x.raw.data[names.RawStream][0])
 	}
 }
 
@@ -332,8 +333,8 @@ func TestReplayFailureLeavesTheRestInTheQueue(t *testing.T) {
 		t.Fatalf("report: received %d stopped %q failed %d held %d forwarded %d deleted %d", r.Received, r.Stopped, r.Failed, r.Held, r.Forwarded, r.Deleted)
 	}
 	for _, id := range []string{"e13", "e16", "e19"} {
-		if slices.Contains(x.raw.puts["events-raw"], id) {
-			t.Fatalf("%s was written: %v", id, x.raw.puts["events-raw"])
+		if slices.Contains(x.raw.puts[names.RawStream], id) {
+			t.Fatalf("%s was written: %v", id, x.raw.puts[names.RawStream])
 		}
 	}
 	// Left: the failed one, the two held behind it, and the batch never received.
@@ -393,7 +394,7 @@ func TestReplayKeepsCustomerOrderWithinABatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c1 []string
-	for _, id := range x.raw.puts["events-raw"] {
+	for _, id := range x.raw.puts[names.RawStream] {
 		if strings.HasPrefix(id, "c1-") {
 			c1 = append(c1, id)
 		}
@@ -428,8 +429,8 @@ func TestReplayHandlesAMessageDeliveredTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Forwarded != 12 || len(x.raw.puts["events-raw"]) != 12 {
-		t.Fatalf("forwarded %d, raw %v", r.Forwarded, x.raw.puts["events-raw"])
+	if r.Forwarded != 12 || len(x.raw.puts[names.RawStream]) != 12 {
+		t.Fatalf("forwarded %d, raw %v", r.Forwarded, x.raw.puts[names.RawStream])
 	}
 	x.checkRemaining(t)
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // fakeKinesis serves GetShardIterator and GetRecords from scripted pages per shard: the iterator of
@@ -119,7 +121,7 @@ func TestShardLag(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.shard.ShardID = "shard-1"
 			f := &fakeKinesis{pages: map[string][]*kinesis.GetRecordsOutput{"shard-1": tc.pages}, getErr: tc.getErr}
-			got, err := ShardLag(t.Context(), f, "events-raw", tc.shard, at)
+			got, err := ShardLag(t.Context(), f, names.RawStream, tc.shard, at)
 			if tc.wantErr {
 				if err == nil || got.Status != LagUnknown || !strings.Contains(got.Reason, "shard-1") {
 					t.Fatalf("lag %+v, err %v; want an error and unknown lag", got, err)
@@ -139,7 +141,7 @@ func TestShardLag(t *testing.T) {
 				return
 			}
 			if len(f.reqs) != 1 || f.reqs[0].ShardIteratorType != tc.wantIter || aws.ToString(f.reqs[0].StartingSequenceNumber) != tc.wantStart ||
-				aws.ToString(f.reqs[0].StreamName) != "events-raw" || aws.ToString(f.reqs[0].ShardId) != "shard-1" {
+				aws.ToString(f.reqs[0].StreamName) != names.RawStream || aws.ToString(f.reqs[0].ShardId) != "shard-1" {
 				t.Fatalf("iterator requests %+v", f.reqs)
 			}
 			if f.gets > lagReads {

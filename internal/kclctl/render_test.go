@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 var at = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -18,7 +20,7 @@ const longSeq = "49654720134325543987431296012345678901234567890123450034"
 // waiting without a lease, an expired lease, a shard with an unreadable lag.
 func sampleReport() Report {
 	return Report{
-		Table: "kcl-leases", Stream: "events-raw", At: at,
+		Table: names.LeaseTable, Stream: names.RawStream, At: at,
 		Shards: []Shard{
 			{ShardID: "shardId-000000000000", State: StateClosed, Owner: "", Checkpoint: CheckpointShardEnd, HasLease: true, LeaseCounter: 40,
 				Lag: Lag{Status: LagDone}},
@@ -105,7 +107,7 @@ func TestCheckpointsJSON(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Table != "kcl-leases" || got.Stream != "events-raw" || got.At != "2026-11-26T12:00:00Z" || len(got.Shards) != 4 || len(got.Warnings) != 2 {
+	if got.Table != names.LeaseTable || got.Stream != names.RawStream || got.At != "2026-11-26T12:00:00Z" || len(got.Shards) != 4 || len(got.Warnings) != 2 {
 		t.Fatalf("report %+v", got)
 	}
 	s1 := got.Shards[1]

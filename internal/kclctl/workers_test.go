@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 func sampleSnapshot() checkpoint.Snapshot {
 	live := at.Add(8 * time.Second)
-	return checkpoint.Snapshot{Table: "kcl-leases", Stream: "events-raw", At: at,
+	return checkpoint.Snapshot{Table: names.LeaseTable, Stream: names.RawStream, At: at,
 		Shards: []checkpoint.ShardInfo{
 			{ShardID: "shardId-000000000000", State: checkpoint.ShardFinished, HasRow: true, Checkpoint: "SHARD_END"},
 			{ShardID: "shardId-000000000001", State: checkpoint.ShardOpen, Owner: "w1", LeaseExpiresAt: live, LastRenewal: at.Add(-time.Second),
@@ -71,7 +72,7 @@ func TestWorkersCommand(t *testing.T) {
 		wantOut  string
 	}{
 		{"warnings", sampleSnapshot(), []string{"workers"}, ExitWarnings, "spread 2"},
-		{"balanced", checkpoint.Snapshot{Table: "kcl-leases", Stream: "events-raw", At: at, Shards: []checkpoint.ShardInfo{
+		{"balanced", checkpoint.Snapshot{Table: names.LeaseTable, Stream: names.RawStream, At: at, Shards: []checkpoint.ShardInfo{
 			{ShardID: "a", State: checkpoint.ShardOpen, Owner: "w1", LeaseExpiresAt: at.Add(time.Second)},
 			{ShardID: "b", State: checkpoint.ShardOpen, Owner: "w2", LeaseExpiresAt: at.Add(time.Second)}}}, []string{"workers", "--json"}, ExitOK, `"spread": 0`},
 	} {

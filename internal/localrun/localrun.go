@@ -22,6 +22,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/kclctl"
 	"github.com/kinesis-events/pipeline/internal/localstack"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Config is one local run.
@@ -135,7 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return ui.fail(err)
 	}
-	ui.ok("%d streams, table %s (%s)", len(topo.AnalyticsStreams())+4, fleet.DedupeTable, since(t0))
+	ui.ok("%d streams, table %s (%s)", len(topo.AnalyticsStreams())+4, names.DedupeTable, since(t0))
 
 	ui.step("starting %d workers", cfg.Workers)
 	workers := make([]*fleet.Proc, 0, cfg.Workers)
@@ -276,7 +277,7 @@ func watch(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tail *au
 		defer wg.Done()
 		for bg.Err() == nil {
 			pctx, cancel := context.WithTimeout(bg, 10*time.Second)
-			r, err := kclctl.InspectLive(pctx, clients, fleet.LeaseTable, fleet.RawStream, time.Now())
+			r, err := kclctl.InspectLive(pctx, clients, names.LeaseTable, names.RawStream, time.Now())
 			cancel()
 			if err == nil {
 				mu.Lock()

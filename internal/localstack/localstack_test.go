@@ -21,6 +21,8 @@ import (
 
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/poll"
 )
 
 var flavors = []struct {
@@ -76,7 +78,7 @@ func TestStack(t *testing.T) {
 }
 
 func testStream(ctx context.Context, t *testing.T, s *localstack.Stack) {
-	const stream = "events-raw"
+	const stream = names.RawStream
 	if err := s.CreateStream(ctx, stream, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func midHashKey(t *testing.T, r *kintypes.HashKeyRange) string {
 }
 
 func testTable(ctx context.Context, t *testing.T, s *localstack.Stack) {
-	const table = "events-dedupe"
+	const table = names.DedupeTable
 	for i := range 2 {
 		if err := s.CreateTable(ctx, table, "event_id"); err != nil {
 			t.Fatalf("CreateTable #%d: %v", i+1, err)
@@ -246,10 +248,7 @@ func testPause(ctx context.Context, t *testing.T, pid int, pause, resume func() 
 // waitState polls /proc/<pid>/stat until the process state satisfies ok.
 func waitState(t *testing.T, pid int, ok func(byte) bool, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	poll.Until(t, 5*time.Second, 5*time.Millisecond, fmt.Sprintf("process %d in state %s", pid, want), func() (bool, string) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			t.Fatalf("process %d: %v", pid, err)
@@ -259,14 +258,8 @@ func waitState(t *testing.T, pid int, ok func(byte) bool, want string) {
 		if i < 0 || i+2 >= len(b) {
 			t.Fatalf("process %d: unreadable stat %q", pid, b)
 		}
-		if ok(b[i+2]) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d: state %c, want %s", pid, b[i+2], want)
-		}
-		<-tick.C
-	}
+		return ok(b[i+2]), fmt.Sprintf("state %c", b[i+2])
+	})
 }
 
 // testAborts sends requests that clients abandon mid-flight (the body cut off,

@@ -25,6 +25,7 @@ import (
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/forwarder"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
+	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 // Exit codes of Main.
@@ -164,8 +165,8 @@ flags:
 	fs.StringVar(&c.KeyID, "key-id", "", "signing key id; default the first key not retired at --start")
 	fs.StringVar(&o.tokenKeyFile, "token-key-file", "", "file with the base64 tokenizer key (default env "+EnvTokenizerKey+")")
 	fs.BoolVar(&o.forward, "forward", false, "forward events in-process to the raw stream instead of writing NDJSON to stdout")
-	fs.StringVar(&o.rawStream, "raw-stream", envOr(EnvRawStream, forwarder.DefaultRawStream), "raw stream for --forward (env "+EnvRawStream+")")
-	fs.StringVar(&o.quarStream, "quarantine-stream", envOr(EnvQuarantineStream, forwarder.DefaultQuarantineStream), "quarantine stream for --forward (env "+EnvQuarantineStream+")")
+	fs.StringVar(&o.rawStream, "raw-stream", envOr(EnvRawStream, names.RawStream), "raw stream for --forward (env "+EnvRawStream+")")
+	fs.StringVar(&o.quarStream, "quarantine-stream", envOr(EnvQuarantineStream, names.QuarantineStream), "quarantine stream for --forward (env "+EnvQuarantineStream+")")
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 10*time.Second, "timeout of one Kinesis request (--forward)")
 	fs.DurationVar(&o.progress, "progress", 0, `print {"type":"progress",...} JSON lines to stderr at this interval; 0 = off`)
 	fs.BoolVar(&o.printDevKeys, "print-dev-keys", false, "print the development signing key in key-file JSON and exit")
