@@ -23,6 +23,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/event/secretsmgr"
+	"github.com/kinesis-events/pipeline/internal/profile"
 	"github.com/kinesis-events/pipeline/processors"
 	"github.com/kinesis-events/pipeline/worker"
 )
@@ -34,9 +35,10 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	cfg := worker.Defaults()
 	var routes, keysFile, keysJSON, keysSecret, piiPaths, logLevel, latePolicy string
+	var prof profile.Files
 	dedupeLookup := "all"
 	var routeStreams bool
 	keysReload := time.Minute
@@ -69,6 +71,8 @@ func run() error {
 	dur(fs, &cfg.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", "HTTP timeout of one AWS request")
 	dur(fs, &cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "bound on finishing in-flight work after SIGTERM")
 	dur(fs, &cfg.TestLeaseClockSkew, "test-lease-clock-skew", "TEST_LEASE_CLOCK_SKEW", "TEST HOOK, never in production: offset the timestamps written into the lease table by this duration (e.g. -5m), as on a machine whose clock is off")
+	str(fs, &prof.CPU, "cpuprofile", "CPU_PROFILE", "write a pprof CPU profile of the whole run to this file (for profiling; costs a little CPU)")
+	str(fs, &prof.Mem, "memprofile", "MEM_PROFILE", "write a pprof allocation profile to this file when the worker stops")
 	fs.BoolVar(&cfg.StartAtLatest, "start-at-latest", envBool("START_AT_LATEST"), "start shards without a checkpoint at LATEST (default TRIM_HORIZON) [START_AT_LATEST]")
 	fs.BoolVar(&routeStreams, "print-config", false, "print the effective configuration and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -108,6 +112,11 @@ func run() error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	stopProfile, err := profile.Start(prof)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopProfile()) }()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
