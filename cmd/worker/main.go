@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/event"
@@ -157,11 +159,13 @@ func run() (err error) {
 			}
 		}()
 	}
-	kc, ddb, err := worker.NewClients(ctx, cfg.Region, cfg.RequestTimeout)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	kc, ddb, err := worker.NewClients(ctx, cfg.Region, cfg.RequestTimeout, reg)
 	if err != nil {
 		return err
 	}
-	return worker.Run(ctx, cfg, worker.Deps{Kinesis: kc, KCLKinesis: kc, DynamoDB: ddb, Keys: ring, Logger: log})
+	return worker.Run(ctx, cfg, worker.Deps{Kinesis: kc, KCLKinesis: kc, DynamoDB: ddb, Keys: ring, Logger: log, Registry: reg})
 }
 
 func newLogger(level string) (*zap.Logger, error) {
