@@ -296,7 +296,9 @@ func audited(ctx context.Context, d *deployment, m loadgen.Manifest) (audit.Snap
 }
 
 // copyLoop is floorLoop writing every page it reads to stream to (PutRecords of at most putBatch
-// records, failed entries sent again) before reading the next.
+// records, failed entries sent again) before reading the next. Its bare PutRecords calls are the
+// measured baseline, deliberately not internal/ordered (the one writer everything else uses): no
+// per-key order, no unknown-outcome tracking, no backoff.
 func copyLoop(ctx context.Context, kc *kinesis.Client, from, to string, limit int32) (int, time.Duration, error) {
 	return shardLoop(ctx, kc, from, limit, func(string) func([]types.Record) error {
 		return func(recs []types.Record) error {

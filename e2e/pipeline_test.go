@@ -125,8 +125,13 @@ func exactlyOnce(t *testing.T, d *deployment, rep audit.Report) bool {
 	if err != nil {
 		t.Fatalf("reading the workers' unknown write outcomes: %v", err)
 	}
-	if rep.Resent > 0 || n > 0 {
-		t.Logf("resent writes in the output: %d; records the workers sent with an unknown outcome: %d", rep.Resent, n)
+	f, err := d.env.ForwarderUnknownOutcomes()
+	if err != nil {
+		t.Fatalf("reading the forwarder's unknown write outcomes: %v", err)
 	}
-	return rep.OKWithResent(n)
+	if rep.Resent > 0 || rep.QuarantineResent > 0 || n > 0 || f > 0 {
+		t.Logf("resent writes in the output: %d, in the quarantine stream: %d; records sent with an unknown outcome: workers %d, forwarder %d",
+			rep.Resent, rep.QuarantineResent, n, f)
+	}
+	return rep.OKWithResent(n) && rep.QuarantineOK(n, f)
 }

@@ -12,13 +12,16 @@
 //
 // Delivery semantics: at least once. Nothing is dropped silently: every input is forwarded,
 // quarantined, or reported as failed (Handle returns an error, so EventBridge retries; ForwardStream
-// counts it in Result.Failed and returns ErrNotForwarded). A PutRecords entry that fails is retried
-// alone, with bounded attempts and jittered backoff; a write whose outcome is unknown (timeout) is
-// retried, so a record can appear twice, which the worker's dedupe absorbs.
+// counts it in Result.Failed and returns ErrNotForwarded). Every write goes through the project's
+// ordered writer (internal/ordered): a PutRecords entry that fails is retried alone, with bounded
+// attempts (Config.MaxAttempts) and jittered backoff, and one that Kinesis refuses for good (a
+// missing stream, a KMS key that is disabled) is not retried; a write whose outcome is unknown
+// (timeout) is retried, so a record can appear twice, which the worker's dedupe absorbs (counted in
+// Stats.Unknown).
 //
 // Order: local mode keeps at most one record per partition key in flight at any time, across
-// concurrent batches and retries, so a customer's later event is never written before an earlier
-// one. When an event of a customer finally fails, that customer's later events in the same run are
+// concurrent batches and retries (an ordered.Queue per stream), so a customer's later event is never
+// written before an earlier one. When an event of a customer finally fails, that customer's later events in the same run are
 // failed too rather than written out of order (see Result.FailedLines and StreamOptions.FailedOut).
 //
 // Concurrency: a Forwarder is safe for concurrent use; Handle may run concurrently with itself.

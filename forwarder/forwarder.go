@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/ordered"
 )
 
 // Forwarder writes EventBridge events to the raw stream and what it cannot forward to the
@@ -16,6 +18,9 @@ type Forwarder struct {
 	log *zap.Logger
 	m   *metrics
 	pii *piiPolicy // nil when the PII policy is off
+	// streams are the writer steps per lane: laneRaw to RawStream, laneQuarantine to
+	// QuarantineStream.
+	streams [2]*ordered.Stream
 
 	stats struct {
 		read, forwarded, quarantined, failed, retries, throttles, batches, unknown atomic.Int64
@@ -32,6 +37,7 @@ func New(cfg Config, kin Kinesis) (*Forwarder, error) {
 	}
 	cfg = cfg.withDefaults()
 	f := &Forwarder{cfg: cfg, kin: kin, log: cfg.Logger, m: newMetrics(cfg.Registerer)}
+	f.streams[laneRaw], f.streams[laneQuarantine] = f.newStream(cfg.RawStream), f.newStream(cfg.QuarantineStream)
 	paths, _ := parsePIIPaths(cfg.PIIPaths) // validated above
 	if len(paths) > 0 {
 		f.pii = &piiPolicy{paths: paths}
@@ -49,7 +55,7 @@ type Stats struct {
 	Forwarded   int64 `json:"forwarded"`   // written to the raw stream
 	Quarantined int64 `json:"quarantined"` // written to the quarantine stream
 	Failed      int64 `json:"failed"`      // neither: retries exhausted, fatal error or cancelled
-	Retries     int64 `json:"retries"`     // entries scheduled again after a failed attempt
+	Retries     int64 `json:"retries"`     // entries sent again after a failed attempt
 	Throttles   int64 `json:"throttles"`   // entries refused for throughput
 	Batches     int64 `json:"batches"`     // PutRecords calls made
 	// Unknown counts entries sent in a PutRecords attempt whose outcome was unknown (a 200 cut off,

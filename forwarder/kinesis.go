@@ -4,200 +4,91 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
+	"sync/atomic"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/smithy-go"
-	"go.uber.org/zap"
+	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/ordered"
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
 // Kinesis is the one call the forwarder makes. *kinesis.Client implements it.
-type Kinesis interface {
-	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
-}
+type Kinesis = ordered.Putter
 
 // ErrFatalPut is returned (wrapped) when Kinesis rejects a PutRecords call in a way retrying cannot
 // fix: missing stream, access denied, invalid argument, KMS key unusable.
 var ErrFatalPut = errors.New("kinesis rejected the request")
 
-type putOutcome uint8
+// Every write goes through internal/ordered: its Stream makes the calls (classification, limits,
+// unknown outcomes) and its Queue keeps the per-key rule and the retry policy, for the Lambda path
+// (one record, ordered.Writer) and local mode (many calls in flight, stream.go) alike.
 
-const (
-	putOK putOutcome = iota
-	putRetry
-)
-
-// putResult is the outcome of one PutRecords call, entry by entry.
-type putResult struct {
-	outcome   []putOutcome
-	shard     []string // shard and sequence number of each written entry
-	seq       []string
-	errMsg    []string // why an entry failed (error code), for the final report
-	throttled int
-	unknown   int   // entries sent in attempts with an unknown outcome, once per attempt
-	err       error // set when the whole call failed; fatal when it wraps ErrFatalPut or a ctx error
+// newStream is the writer step for stream, counting into the Forwarder's stats and metrics.
+func (f *Forwarder) newStream(stream string) *ordered.Stream {
+	s := &f.stats
+	return ordered.NewStream(f.kin, stream, f.log, ordered.Metrics{
+		Calls:     tally{stat: &s.batches},
+		Retries:   tally{stat: &s.retries, metric: f.m.retries.WithLabelValues(stream)},
+		Throttles: tally{stat: &s.throttles, metric: f.m.throttles.WithLabelValues(stream)},
+		Unknown:   tally{stat: &s.unknown},
+		Entries:   f.m.batchRecords.WithLabelValues(stream),
+		Seconds:   f.m.putSeconds.WithLabelValues(stream),
+	})
 }
 
-// put writes es to stream in one PutRecords call.
-func (f *Forwarder) put(ctx context.Context, stream string, es []*entry) putResult {
-	res := putResult{
-		outcome: make([]putOutcome, len(es)),
-		shard:   make([]string, len(es)),
-		seq:     make([]string, len(es)),
-		errMsg:  make([]string, len(es)),
+// policy is the forwarder's retry policy: at most MaxAttempts per record, a jittered backoff from
+// MinBackoff to MaxBackoff between them, and a fatal answer given up on at once.
+func (f *Forwarder) policy() ordered.Policy {
+	return ordered.Policy{Backoff: retry.Policy{Initial: f.cfg.MinBackoff, Max: f.cfg.MaxBackoff}, MaxAttempts: f.cfg.MaxAttempts}
+}
+
+// Rec implements ordered.Item.
+func (e *entry) Rec() *ordered.Record { return &e.rec }
+
+// toWrite readies e's writer record.
+func (e *entry) toWrite() { e.rec = ordered.Record{Key: e.key, Data: e.data, ID: e.eventID} }
+
+// failure is the error of an entry the writer gave up on.
+func failure(e *entry) error {
+	r := &e.rec
+	switch r.Cause {
+	case ordered.CauseFatal, ordered.CauseLimit:
+		return fmt.Errorf("%w: %s", ErrFatalPut, r.LastError)
+	case ordered.CauseAttempts:
+		return fmt.Errorf("gave up after %d attempts: %s", r.Attempts, r.LastError)
+	case ordered.CauseDeadline:
+		return fmt.Errorf("no time left before the deadline after %d attempts: %s", r.Attempts, r.LastError)
 	}
-	recs := make([]types.PutRecordsRequestEntry, len(es))
-	for i, e := range es {
-		recs[i] = types.PutRecordsRequestEntry{Data: e.data, PartitionKey: aws.String(e.key)}
-	}
-	f.m.batchRecords.WithLabelValues(stream).Observe(float64(len(es)))
-	start := time.Now()
-	cctx, tracker := ambiguous.Track(ctx)
-	out, err := f.kin.PutRecords(cctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: recs})
-	f.m.putSeconds.WithLabelValues(stream).Observe(time.Since(start).Seconds())
-	if u := tracker.Unknown(); u > 0 {
-		res.unknown = f.unsure(stream, es, u, err)
-	}
-	if err == nil && len(out.Records) != len(es) {
-		err = fmt.Errorf("PutRecords answered %d entries for %d records", len(out.Records), len(es))
-	}
+	return fmt.Errorf("%s: %s", r.Cause, r.LastError)
+}
+
+// writeOne puts one entry to lane's stream, retrying a failed attempt after a jittered backoff
+// until MaxAttempts, a fatal error, or too little time before ctx's deadline for another wait.
+func (f *Forwarder) writeOne(ctx context.Context, l lane, e *entry) (shard, seq string, err error) {
+	w, err := ordered.NewWriter[*entry](f.streams[l].Put, ordered.WriterConfig{Policy: f.policy(), MinAttemptTime: minAttemptTime})
 	if err != nil {
-		for i := range res.outcome {
-			res.outcome[i] = putRetry
-			res.errMsg[i] = errorCode(err)
-		}
-		switch {
-		case ctx.Err() != nil:
-			res.err = fmt.Errorf("put to %s: %w", stream, ctx.Err())
-		case isFatal(err):
-			res.err = fmt.Errorf("put to %s: %w: %w", stream, ErrFatalPut, err)
-		default:
-			res.err = fmt.Errorf("put to %s: %w", stream, err)
-			if isThrottle(err) {
-				res.throttled = len(es)
-			}
-		}
-		return res
+		return "", "", err
 	}
-	for i, r := range out.Records {
-		if r.ErrorCode == nil || *r.ErrorCode == "" {
-			res.shard[i], res.seq[i] = aws.ToString(r.ShardId), aws.ToString(r.SequenceNumber)
-			continue
-		}
-		res.outcome[i] = putRetry
-		res.errMsg[i] = *r.ErrorCode
-		if isThrottleCode(*r.ErrorCode) {
-			res.throttled++
-		}
-	}
-	return res
-}
-
-// unsure counts the entries of a call in which attempts ended with an unknown outcome, once per
-// such attempt (each may have landed, and every later attempt may add one more copy), logs their
-// event ids, and returns the count: it bounds the byte-identical copies in stream.
-func (f *Forwarder) unsure(stream string, es []*entry, attempts int, err error) int {
-	ids := make([]string, 0, min(len(es), 50))
-	for _, e := range es[:min(len(es), 50)] {
-		ids = append(ids, e.eventID)
-	}
-	n := len(es) * attempts
-	f.stats.unknown.Add(int64(n))
-	f.log.Warn("write outcome unknown, entries sent again may appear twice", zap.String("stream", stream),
-		zap.Int("entries", n), zap.Int("attempts", attempts), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
-	return n
-}
-
-// written counts the entries that were written.
-func (r putResult) written() int {
-	n := 0
-	for _, o := range r.outcome {
-		if o == putOK {
-			n++
-		}
-	}
-	return n
-}
-
-// fatal reports whether the whole call failed for good: a context error or a non-retryable rejection.
-func (r putResult) fatal() bool {
-	return r.err != nil && (errors.Is(r.err, ErrFatalPut) || errors.Is(r.err, context.Canceled) || errors.Is(r.err, context.DeadlineExceeded))
-}
-
-func isFatal(err error) bool {
-	var (
-		notFound   *types.ResourceNotFoundException
-		invalid    *types.InvalidArgumentException
-		denied     *types.AccessDeniedException
-		validation *types.ValidationException
-		kmsDenied  *types.KMSAccessDeniedException
-		kmsOff     *types.KMSDisabledException
-		kmsState   *types.KMSInvalidStateException
-		kmsMissing *types.KMSNotFoundException
-		kmsOptIn   *types.KMSOptInRequired
-	)
+	e.toWrite()
+	werr := w.Write(ctx, []*entry{e})
 	switch {
-	case errors.As(err, &notFound), errors.As(err, &invalid), errors.As(err, &denied),
-		errors.As(err, &validation), errors.As(err, &kmsDenied), errors.As(err, &kmsOff),
-		errors.As(err, &kmsState), errors.As(err, &kmsMissing), errors.As(err, &kmsOptIn):
-		return true
+	case e.rec.State == ordered.Written: // even when ctx ended right after the call landed
+		return e.rec.ShardID, e.rec.SequenceNumber, nil
+	case werr != nil:
+		return "", "", fmt.Errorf("after %d attempts: %w (last: %s)", e.rec.Attempts, werr, e.rec.LastError)
 	}
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		switch api.ErrorCode() {
-		case "UnrecognizedClientException", "InvalidSignatureException", "MissingAuthenticationToken",
-			"IncompleteSignature", "InvalidClientTokenId", "AccessDenied", "SerializationException":
-			return true
-		}
-	}
-	return false
+	return "", "", failure(e)
 }
 
-func isThrottle(err error) bool {
-	var (
-		tput  *types.ProvisionedThroughputExceededException
-		limit *types.LimitExceededException
-		kms   *types.KMSThrottlingException
-	)
-	if errors.As(err, &tput) || errors.As(err, &limit) || errors.As(err, &kms) {
-		return true
-	}
-	var api smithy.APIError
-	return errors.As(err, &api) && isThrottleCode(api.ErrorCode())
+// tally counts into a cumulative stat and, when set, a Prometheus counter.
+type tally struct {
+	stat   *atomic.Int64
+	metric prometheus.Counter
 }
 
-func isThrottleCode(code string) bool {
-	switch code {
-	case "ProvisionedThroughputExceededException", "LimitExceededException", "KMSThrottlingException",
-		"ThrottlingException", "Throttling":
-		return true
+func (t tally) Add(v float64) {
+	t.stat.Add(int64(v))
+	if t.metric != nil {
+		t.metric.Add(v)
 	}
-	return false
-}
-
-// errorCode is a short, payload-free description of a failed call.
-func errorCode(err error) string {
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		return api.ErrorCode()
-	}
-	return err.Error()
-}
-
-// backoff returns the wait before attempt n+1 after n failed attempts: exponential from min, capped
-// at max, with equal jitter (half fixed, half random) so retries of many records spread out.
-func backoff(n int, minD, maxD time.Duration) time.Duration {
-	d := maxD
-	if n < 31 {
-		if s := minD << (n - 1); s > 0 && s < maxD {
-			d = s
-		}
-	}
-	half := d / 2
-	return half + rand.N(half+1)
 }

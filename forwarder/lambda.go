@@ -104,12 +104,16 @@ func (f *Forwarder) handle(ctx context.Context, e *entry) (Outcome, error) {
 		e = f.quarantine(input{}, nil, event.ReasonNotJSON, "empty event", f.cfg.Now())
 		o.Status, o.Reason, o.Stream = StatusQuarantined, e.reason, f.cfg.QuarantineStream
 	}
-	shard, seq, err := f.writeOne(ctx, o.Stream, e)
+	l := laneRaw
+	if o.Stream == f.cfg.QuarantineStream {
+		l = laneQuarantine
+	}
+	shard, seq, err := f.writeOne(ctx, l, e)
 	if err != nil {
 		f.stats.failed.Add(1)
 		f.m.failed.Inc()
 		f.log.Error("event not written", zap.String("stream", o.Stream), zap.String("event_id", e.eventID),
-			zap.String("reason", string(e.reason)), zap.Int("attempts", e.attempts), zap.Error(err))
+			zap.String("reason", string(e.reason)), zap.Int("attempts", e.rec.Attempts), zap.Error(err))
 		return o, fmt.Errorf("%w to %s: %w", ErrNotWritten, o.Stream, err)
 	}
 	o.ShardID, o.SequenceNumber = shard, seq
@@ -133,43 +137,3 @@ func (f *Forwarder) countWritten(e *entry) {
 
 // minAttemptTime is the least time worth starting another attempt with before a deadline.
 const minAttemptTime = 100 * time.Millisecond
-
-// writeOne puts one entry, retrying a failed attempt after a jittered backoff until MaxAttempts, a
-// fatal error, or too little time before ctx's deadline for another wait.
-func (f *Forwarder) writeOne(ctx context.Context, stream string, e *entry) (shard, seq string, err error) {
-	for {
-		e.attempts++
-		f.stats.batches.Add(1)
-		r := f.put(ctx, stream, []*entry{e})
-		if r.throttled > 0 {
-			f.stats.throttles.Add(int64(r.throttled))
-			f.m.throttles.WithLabelValues(stream).Add(float64(r.throttled))
-		}
-		if r.outcome[0] == putOK {
-			return r.shard[0], r.seq[0], nil
-		}
-		last := r.err
-		if last == nil {
-			last = errors.New(r.errMsg[0])
-		}
-		if r.fatal() {
-			return "", "", last
-		}
-		if e.attempts >= f.cfg.MaxAttempts {
-			return "", "", fmt.Errorf("gave up after %d attempts: %w", e.attempts, last)
-		}
-		wait := backoff(e.attempts, f.cfg.MinBackoff, f.cfg.MaxBackoff)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+minAttemptTime {
-			return "", "", fmt.Errorf("no time left before the deadline after %d attempts: %w", e.attempts, last)
-		}
-		f.stats.retries.Add(1)
-		f.m.retries.WithLabelValues(stream).Inc()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return "", "", fmt.Errorf("after %d attempts: %w (last: %w)", e.attempts, ctx.Err(), last)
-		case <-t.C:
-		}
-	}
-}

@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		retries: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "forwarder", Name: "put_retries_total",
-			Help: "PutRecords entries that failed and were scheduled again.",
+			Help: "PutRecords entries sent again after a failed attempt.",
 		}, []string{"stream"}),
 		throttles: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "forwarder", Name: "put_throttles_total",

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/ordered"
 )
 
 // StageForwarder is the Stage of every quarantine record this package writes.
@@ -45,18 +46,16 @@ type input struct {
 	source    string // input name for quarantine details ("stdin", a file name)
 }
 
-// entry is one record to write, with its retry state.
+// entry is one record to write, with its writer state.
 type entry struct {
-	lane     lane
-	key      string // partition key
-	data     []byte
-	line     int64
-	eventID  string
-	reason   event.Reason // quarantine lane only
-	orig     []byte       // original input, kept only when failed inputs are written out
-	attempts int
-	due      time.Time // earliest next attempt
-	lastErr  string
+	lane    lane
+	key     string // partition key
+	data    []byte
+	line    int64
+	eventID string
+	reason  event.Reason   // quarantine lane only
+	orig    []byte         // original input, kept only when failed inputs are written out
+	rec     ordered.Record // the writer's view: attempts, outcome (see toWrite)
 }
 
 func (e *entry) size() int { return len(e.data) + len(e.key) }

@@ -2,7 +2,6 @@ package forwarder
 
 import (
 	"bufio"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/ordered"
 )
 
 // ErrNotForwarded is returned (wrapped, with counts and the first failure) by ForwardStream,
@@ -171,15 +171,10 @@ func (lr *lineReader) next() (input, error) {
 	return input{data: buf, size: size, truncated: truncated || size > MaxLineBytes, line: lr.line}, nil
 }
 
-// keyState holds a customer's events waiting behind the one that is in flight, ready or delayed.
-type keyState struct {
-	queue []*entry
-}
-
 type batchDone struct {
 	lane lane
 	es   []*entry
-	res  putResult
+	res  ordered.Result
 }
 
 // runState is one local-mode run. All of it is owned by the run's loop goroutine.
@@ -189,11 +184,11 @@ type runState struct {
 	res      Result
 	keepOrig bool
 
-	ready    [2]fifo              // per lane: entries that may be sent now
-	delayed  delayHeap            // entries waiting for their backoff
-	keys     map[string]*keyState // raw-lane keys with an entry in flight, ready or delayed
-	poisoned map[string]struct{}  // keys with a failed event: their later events fail too
-	done     map[int64]struct{}   // finished lines above res.DoneThrough
+	// queues hold the entries per lane (raw, quarantine) and keep the per-key rule (at most one
+	// record per customer out, across concurrent calls and retries; a customer given up on fails
+	// its later events) and the retry policy: internal/ordered.
+	queues [2]*ordered.Queue[*entry]
+	done   map[int64]struct{} // finished lines above res.DoneThrough
 
 	pending, pendingBytes int // accepted entries not finished
 	inflight              int // PutRecords calls in flight
@@ -212,8 +207,11 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 	start := time.Now()
 	r := &runState{
 		f: f, opts: opts, keepOrig: opts.FailedOut != nil,
-		keys: map[string]*keyState{}, poisoned: map[string]struct{}{}, done: map[int64]struct{}{},
+		done:    map[int64]struct{}{},
 		results: make(chan batchDone, f.cfg.Concurrency),
+	}
+	for _, l := range []lane{laneRaw, laneQuarantine} {
+		r.queues[l] = ordered.NewQueue(f.policy(), r.succeed, r.fail)
 	}
 	r.res.Source = opts.source()
 	r.res.QuarantinedBy = map[event.Reason]int64{}
@@ -284,8 +282,8 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 			inC = in
 		}
 		var timerC <-chan time.Time
-		if r.delayed.Len() > 0 {
-			timer.Reset(time.Until(r.delayed[0].due))
+		if due, ok := r.nextDue(); ok {
+			timer.Reset(time.Until(due))
 			timerC = timer.C
 		}
 		var doneC <-chan struct{}
@@ -331,8 +329,9 @@ func (r *runState) canAccept() bool {
 	return r.pending < r.f.cfg.MaxPending && r.pendingBytes < r.f.cfg.MaxPendingBytes
 }
 
-// add accepts one prepared entry: ready when nothing of its customer is pending, queued behind the
-// customer's pending event otherwise.
+// add accepts one prepared entry into its lane's queue: ready when nothing of its customer is
+// pending, queued behind the customer's pending event otherwise, failed at once when an earlier
+// event of the customer failed.
 func (r *runState) add(e *entry) {
 	r.res.Lines++
 	if e.lane == laneBlank {
@@ -343,20 +342,8 @@ func (r *runState) add(e *entry) {
 	r.f.stats.read.Add(1)
 	r.pending++
 	r.pendingBytes += e.size()
-	if e.lane == laneQuarantine {
-		r.ready[laneQuarantine].push(e)
-		return
-	}
-	if _, bad := r.poisoned[e.key]; bad {
-		r.fail(e, "an earlier event of this customer was not written")
-		return
-	}
-	if ks, busy := r.keys[e.key]; busy {
-		ks.queue = append(ks.queue, e)
-		return
-	}
-	r.keys[e.key] = &keyState{}
-	r.ready[laneRaw].push(e)
+	e.toWrite()
+	r.queues[e.lane].Add(e)
 }
 
 // dispatch starts PutRecords calls while there is room and something ready, quarantine first.
@@ -367,25 +354,16 @@ func (r *runState) dispatch() {
 		if !ok {
 			return
 		}
-		var (
-			batch []*entry
-			bytes int
-		)
-		for r.ready[l].len() > 0 && len(batch) < cfg.BatchSize && (len(batch) == 0 || bytes+r.ready[l].peek().size() <= cfg.BatchBytes) {
-			e := r.ready[l].pop()
-			e.attempts++
-			bytes += e.size()
-			batch = append(batch, e)
-		}
-		stream := cfg.RawStream
-		if l == laneQuarantine {
-			stream = cfg.QuarantineStream
+		batch := r.queues[l].Take(cfg.BatchSize, cfg.BatchBytes, nil)
+		recs := make([]*ordered.Record, len(batch))
+		for i, e := range batch {
+			recs[i] = &e.rec
 		}
 		r.inflight++
 		r.res.Batches++
-		r.f.stats.batches.Add(1)
+		put := r.f.streams[l].Put
 		go func() {
-			r.results <- batchDone{lane: l, es: batch, res: r.f.put(r.sendCtx, stream, batch)}
+			r.results <- batchDone{lane: l, es: batch, res: put(r.sendCtx, recs)}
 		}()
 	}
 }
@@ -396,66 +374,56 @@ func (r *runState) dispatch() {
 // meanwhile (with few customers, most of them in flight, greedy sending made calls of a few records).
 func (r *runState) nextLane() (lane, bool) {
 	for _, l := range []lane{laneQuarantine, laneRaw} {
-		if q := &r.ready[l]; q.len() > 0 && (r.inflight == 0 || q.len() >= r.f.cfg.BatchSize || q.bytes >= r.f.cfg.BatchBytes) {
+		if n, size := r.queues[l].Ready(); n > 0 && (r.inflight == 0 || n >= r.f.cfg.BatchSize || size >= r.f.cfg.BatchBytes) {
 			return l, true
 		}
 	}
 	return 0, false
 }
 
-// complete accounts for a finished PutRecords call: written entries finish, failed ones wait for
-// their backoff or, out of attempts, fail.
+// complete accounts for a finished PutRecords call; its lane's queue then finishes the written
+// entries, and schedules the failed ones again after their backoff or, out of attempts, fails them.
 func (r *runState) complete(b batchDone) {
 	r.inflight--
-	cfg := &r.f.cfg
-	stream := cfg.RawStream
-	if b.lane == laneQuarantine {
-		stream = cfg.QuarantineStream
+	stream, res := r.f.streams[b.lane].Name(), b.res
+	r.res.Unknown += int64(res.Unknown)
+	r.res.Throttles += int64(res.Throttled)
+	r.res.Retries += int64(res.Retried)
+	if res.Err != nil {
+		r.f.log.Warn("PutRecords failed", zap.String("stream", stream), zap.Int("records", len(b.es)), zap.Error(res.Err))
+	} else if res.Failed > 0 {
+		r.f.log.Warn("PutRecords entries failed", zap.String("stream", stream), zap.Int("failed", res.Failed), zap.Int("records", len(b.es)))
 	}
-	r.res.Unknown += int64(b.res.unknown)
-	if b.res.throttled > 0 {
-		r.res.Throttles += int64(b.res.throttled)
-		r.f.stats.throttles.Add(int64(b.res.throttled))
-		r.f.m.throttles.WithLabelValues(stream).Add(float64(b.res.throttled))
-	}
-	if b.res.err != nil {
-		r.f.log.Warn("PutRecords failed", zap.String("stream", stream), zap.Int("records", len(b.es)), zap.Error(b.res.err))
-	} else if n := len(b.es) - b.res.written(); n > 0 {
-		r.f.log.Warn("PutRecords entries failed", zap.String("stream", stream), zap.Int("failed", n), zap.Int("records", len(b.es)))
-	}
-	if b.res.fatal() && r.abortErr == nil {
-		r.abort(b.res.err)
-	}
-	now := time.Now()
-	for i, e := range b.es {
-		if b.res.outcome[i] == putOK {
-			r.succeed(e)
-			continue
-		}
-		e.lastErr = b.res.errMsg[i]
+	if r.abortErr == nil {
 		switch {
-		case r.abortErr != nil:
-			r.fail(e, "not written before the run stopped: "+e.lastErr)
-		case e.attempts >= cfg.MaxAttempts:
-			r.fail(e, fmt.Sprintf("gave up after %d attempts: %s", e.attempts, e.lastErr))
-		default:
-			e.due = now.Add(backoff(e.attempts, cfg.MinBackoff, cfg.MaxBackoff))
-			heap.Push(&r.delayed, e)
-			r.res.Retries++
-			r.f.stats.retries.Add(1)
-			r.f.m.retries.WithLabelValues(stream).Inc()
+		case r.sendCtx.Err() != nil:
+			r.abort(fmt.Errorf("put to %s: %w", stream, r.sendCtx.Err()))
+		case res.Err != nil && res.Class == ordered.Fatal:
+			r.abort(fmt.Errorf("put to %s: %w: %w", stream, ErrFatalPut, res.Err))
 		}
 	}
+	r.queues[b.lane].Complete(b.es, res, time.Now())
+}
+
+// nextDue is when the earliest entry waiting for its backoff may be sent again.
+func (r *runState) nextDue() (time.Time, bool) {
+	var next time.Time
+	for _, q := range r.queues {
+		if due, ok := q.NextDue(); ok && (next.IsZero() || due.Before(next)) {
+			next = due
+		}
+	}
+	return next, !next.IsZero()
 }
 
 // promote makes entries whose backoff has passed ready again.
 func (r *runState) promote(now time.Time) {
-	for r.delayed.Len() > 0 && !r.delayed[0].due.After(now) {
-		e := heap.Pop(&r.delayed).(*entry)
-		r.ready[e.lane].push(e)
+	for _, q := range r.queues {
+		q.Promote(now)
 	}
 }
 
+// succeed accounts for a written entry (its queue hands the customer's turn to its next event).
 func (r *runState) succeed(e *entry) {
 	r.pending--
 	r.pendingBytes -= e.size()
@@ -465,34 +433,15 @@ func (r *runState) succeed(e *entry) {
 		r.res.QuarantinedBy[e.reason]++
 	} else {
 		r.res.Forwarded++
-		r.release(e.key)
 	}
 	r.finishLine(e.line)
 }
 
-// release hands a written customer's turn to its next event.
-func (r *runState) release(key string) {
-	ks := r.keys[key]
-	if len(ks.queue) == 0 {
-		delete(r.keys, key)
-		return
-	}
-	if r.abortErr != nil {
-		delete(r.keys, key)
-		for _, q := range ks.queue {
-			r.fail(q, "not sent before the run stopped")
-		}
-		return
-	}
-	next := ks.queue[0]
-	ks.queue[0] = nil
-	ks.queue = ks.queue[1:]
-	r.ready[laneRaw].push(next)
-}
-
-// fail gives up on an entry. A raw entry poisons its customer: the events queued behind it, and any
-// that arrive later in this run, fail too, since writing them would put them before it.
-func (r *runState) fail(e *entry, why string) {
+// fail accounts for an entry the queue gave up on. The queue fails a raw entry's customer with it:
+// the events queued behind it, and any that arrive later in this run, since writing them would
+// put them before it.
+func (r *runState) fail(e *entry) {
+	why := r.why(e)
 	r.pending--
 	r.pendingBytes -= e.size()
 	r.res.Failed++
@@ -518,32 +467,29 @@ func (r *runState) fail(e *entry, why string) {
 			r.failedOutErr = err
 		}
 	}
-	if e.lane != laneRaw {
-		return
-	}
-	r.poisoned[e.key] = struct{}{}
-	if ks, ok := r.keys[e.key]; ok {
-		delete(r.keys, e.key)
-		for _, q := range ks.queue {
-			r.fail(q, "an earlier event of this customer was not written")
+}
+
+// why says why the queue gave up on e.
+func (r *runState) why(e *entry) string {
+	rec := &e.rec
+	switch rec.Cause {
+	case ordered.CauseEarlier:
+		return "an earlier event of this customer was not written"
+	case ordered.CauseStopped:
+		if rec.Attempts > 0 {
+			return "not written before the run stopped: " + rec.LastError
 		}
+		return "not sent before the run stopped: " + r.abortErr.Error()
 	}
+	return failure(e).Error()
 }
 
 // abort stops the run: nothing new is sent; ready and delayed entries fail now (each with the
 // events queued behind it, in order); calls in flight finish and are accounted for.
 func (r *runState) abort(err error) {
 	r.abortErr = err
-	for l := range r.ready {
-		for r.ready[l].len() > 0 {
-			r.fail(r.ready[l].pop(), "not sent before the run stopped: "+err.Error())
-		}
-	}
-	delayed := slices.Clone(r.delayed)
-	r.delayed = r.delayed[:0]
-	slices.SortFunc(delayed, func(a, b *entry) int { return int(a.line - b.line) })
-	for _, e := range delayed {
-		r.fail(e, "not retried before the run stopped: "+err.Error())
+	for _, q := range r.queues {
+		q.Stop(ordered.CauseStopped)
 	}
 }
 
@@ -565,48 +511,6 @@ func (r *runState) finishLine(line int64) {
 		delete(r.done, r.res.DoneThrough+1)
 		r.res.DoneThrough++
 	}
-}
-
-// fifo is a queue of entries.
-type fifo struct {
-	items []*entry
-	head  int
-	bytes int // sum of the entries' size()
-}
-
-func (q *fifo) len() int     { return len(q.items) - q.head }
-func (q *fifo) peek() *entry { return q.items[q.head] }
-func (q *fifo) push(e *entry) {
-	q.items = append(q.items, e)
-	q.bytes += e.size()
-}
-func (q *fifo) pop() *entry {
-	e := q.items[q.head]
-	q.bytes -= e.size()
-	q.items[q.head] = nil
-	q.head++
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	} else if q.head > 1024 && q.head*2 > len(q.items) {
-		q.items = append(q.items[:0], q.items[q.head:]...)
-		q.head = 0
-	}
-	return e
-}
-
-// delayHeap orders waiting entries by due time.
-type delayHeap []*entry
-
-func (h delayHeap) Len() int           { return len(h) }
-func (h delayHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*entry)) }
-func (h *delayHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
 }
 
 // String is a one-line human summary of the Result.

@@ -470,3 +470,30 @@ func TestForwardStreamCountsUnknownOutcomes(t *testing.T) {
 	}
 	checkOrder(t, kept, want)
 }
+
+// TestForwardStreamFatalEntryNotRetried: an entry Kinesis refuses for good (its KMS key is
+// disabled) fails at once, without the retries a transient failure gets, and takes its customer's
+// later events with it; the run goes on for everyone else.
+func TestForwardStreamFatalEntryNotRetried(t *testing.T) {
+	in, want := genInput(100, 10)
+	kin := newFake()
+	kin.entryErr = func(_, key string, _ []byte, _ int) string {
+		if key == "c005" {
+			return "KMSDisabledException"
+		}
+		return ""
+	}
+	f := newTestForwarder(t, kin, func(c *Config) { c.MaxAttempts = 5 })
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
+	if !errors.Is(err, ErrNotForwarded) || !strings.Contains(err.Error(), "KMSDisabledException") {
+		t.Fatalf("error %v", err)
+	}
+	if res.Failed != 10 || res.Forwarded != 90 || res.Retries != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if n := kin.attempts[string(f.prepare(newInput([]byte(goodLine("e000005", "c005", 1)), 0, "")).data)]; n != 1 {
+		t.Fatalf("the refused entry was sent %d times, want once", n)
+	}
+	delete(want, "c005")
+	checkOrder(t, kin.written(DefaultRawStream), want)
+}

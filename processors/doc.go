@@ -21,10 +21,12 @@
 //     until the gap fills or the reorder window passes; late events are released flagged.
 //   - route.go: event type to stream, and the analytics record encoder.
 //   - quarantine.go: the quarantine and dead-letter records.
-//   - sink.go: PutRecords with at most one record per partition key per call ("waves"), so a partial
-//     failure can never land a customer's later event before an earlier one; only failed entries are
-//     retried, with jittered backoff; a gobreaker breaker per destination; a per-shard rate limit;
-//     dead-lettering after Config.BreakerHold.
+//   - sink.go: writes through internal/ordered (at most one record per partition key per call, so a
+//     partial failure can never land a customer's later event before an earlier one; only failed
+//     entries are retried, with jittered backoff; a per-shard rate limit), with a gobreaker breaker
+//     per destination around each call and dead-lettering after Config.BreakerHold. A destination
+//     that merely throttles is retried and counted, and counts toward neither the breaker nor the
+//     hold: it is never dead-lettered.
 //   - watermark.go: the checkpoint watermark, the last sequence number of the longest handled prefix.
 //
 // Delivery semantics: at least once, and exactly once except after a crash or a lost lease. A record

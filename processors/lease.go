@@ -10,11 +10,11 @@ import "context"
 // (errors.Is with checkpoint.ErrLeaseLost, ErrLeaseReleased or ErrLeaseHandedOff), or ctx's cause
 // when ctx ends first.
 //
-// Contract for the pipeline: call it right before every output write of a shard (each PutRecords
-// to an analytics, late, quarantine or DLQ stream, retries included), with the shard's processing
-// context; on an error write nothing more for that shard and return the error from Process or
-// Drain (the worker then drops the shard; the next owner replays from the checkpoint). A lease
-// being handed off stays valid, so a batch in flight finishes.
+// The pipeline calls it right before every output write of a shard (each PutRecords to an
+// analytics, late, quarantine or DLQ stream, retries included; sink.go's gated), with the shard's
+// processing context; on an error it writes nothing more for that shard and Process returns the
+// error (the worker then drops the shard; the next owner replays from the checkpoint). A lease being
+// handed off stays valid, so a batch in flight finishes.
 type LeaseGate interface {
 	WaitValid(ctx context.Context, shardID string) error
 }

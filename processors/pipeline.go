@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -55,11 +54,9 @@ type Pipeline struct {
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 	retry retry.Policy // between attempts of a dedupe store call
+	gate  LeaseGate    // nil: no lease to check or a write
 	m     *metrics
 	dests map[string]*dest // every stream named in the config; read-only after New
-
-	rndMu sync.Mutex
-	rnd   *rand.Rand
 }
 
 // New validates cfg and builds a Pipeline.
@@ -85,7 +82,6 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		sleep: deps.Sleep,
 		m:     newMetrics(deps.Registerer),
 		dests: map[string]*dest{},
-		rnd:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	p.pii, _ = event.NewPIIPolicy(p.cfg.PIIPaths) // validated above
 	if p.log == nil {
@@ -98,6 +94,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		p.sleep = retry.Sleep
 	}
 	p.retry = retry.Policy{Initial: p.cfg.RetryBase, Max: p.cfg.RetryMax, Now: p.now, Sleep: p.sleep}
+	p.gate = deps.Leases
 	names := []string{p.cfg.DefaultStream, p.cfg.QuarantineStream, p.cfg.DLQStream}
 	if p.cfg.LatePolicy == LateStream {
 		names = append(names, p.cfg.LateStream)
@@ -111,15 +108,6 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		}
 	}
 	return p, nil
-}
-
-func (p *Pipeline) jitter(n int64) int64 {
-	if n <= 0 {
-		return 0
-	}
-	p.rndMu.Lock()
-	defer p.rndMu.Unlock()
-	return p.rnd.Int64N(n)
 }
 
 // Record is one raw-stream record as read from a shard.

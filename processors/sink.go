@@ -4,61 +4,62 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 
-	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/ordered"
 )
 
 // Putter is the Kinesis call the sink needs (*kinesis.Client implements it).
-type Putter interface {
-	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
-}
+type Putter = ordered.Putter
 
-const throttleCode = "ProvisionedThroughputExceededException"
+// LogUnknownOutcome is the message of the warning logged for the records of a write whose outcome
+// was unknown; its fields are shard, stream, records (records times attempts: the most extra copies
+// the call can have written), attempts and event_ids (the first 50). See ordered.LogUnknownOutcome.
+const LogUnknownOutcome = ordered.LogUnknownOutcome
 
-// errAllFailed makes a PutRecords call in which no entry succeeded count as a breaker failure.
-var errAllFailed = errors.New("every entry of the PutRecords call failed")
+// errNoProgress and errThrottled tell the breaker how a PutRecords step that wrote nothing ended.
+var (
+	errNoProgress = errors.New("PutRecords wrote nothing")
+	errThrottled  = errors.New("PutRecords throttled")
+)
 
-// dest is one destination stream, shared by all shards: its breaker and outage bookkeeping.
+// dest is one destination stream, shared by all shards: its writer step, breaker and outage
+// bookkeeping.
 type dest struct {
-	name string
-	cb   *gobreaker.CircuitBreaker[*kinesis.PutRecordsOutput]
+	name   string
+	stream *ordered.Stream
+	cb     *gobreaker.CircuitBreaker[ordered.Result]
+	errs   prometheus.Counter
 
 	mu          sync.Mutex
 	brokenSince time.Time // first failure of the current outage; zero while healthy
 	lastFailure time.Time
-
-	calls, retries, throttles, errs, unknown prometheus.Counter
 }
 
 func (p *Pipeline) newDest(name string) *dest {
-	d := &dest{
-		name:      name,
-		calls:     p.m.putCalls.WithLabelValues(name),
-		retries:   p.m.putRetries.WithLabelValues(name),
-		throttles: p.m.putThrottles.WithLabelValues(name),
-		errs:      p.m.putErrors.WithLabelValues(name),
-		unknown:   p.m.putUnknown.WithLabelValues(name),
-	}
+	d := &dest{name: name, errs: p.m.putErrors.WithLabelValues(name)}
+	d.stream = ordered.NewStream(p.kin, name, p.log, ordered.Metrics{
+		Calls:     p.m.putCalls.WithLabelValues(name),
+		Errors:    d.errs,
+		Retries:   p.m.putRetries.WithLabelValues(name),
+		Throttles: p.m.putThrottles.WithLabelValues(name),
+		Unknown:   p.m.putUnknown.WithLabelValues(name),
+	})
 	state := p.m.breakerState.WithLabelValues(name)
 	state.Set(0)
 	failures := p.cfg.BreakerFailures
-	d.cb = gobreaker.NewCircuitBreaker[*kinesis.PutRecordsOutput](gobreaker.Settings{
+	d.cb = gobreaker.NewCircuitBreaker[ordered.Result](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
 		Timeout:     p.cfg.BreakerOpenTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
 		IsExcluded: func(err error) bool {
-			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+			return errors.Is(err, errThrottled) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			switch to {
@@ -73,6 +74,50 @@ func (p *Pipeline) newDest(name string) *dest {
 		},
 	})
 	return d
+}
+
+// guard puts d's circuit breaker around one PutRecords step. A step that writes nothing is a
+// failure for the breaker, unless it was merely throttled or its context ended (those count neither
+// way: a throttled destination is busy, not broken); an open breaker refuses the step, and no call
+// is made.
+func (d *dest) guard(next ordered.Step) ordered.Step {
+	return func(ctx context.Context, recs []*ordered.Record) ordered.Result {
+		var res ordered.Result
+		_, err := d.cb.Execute(func() (ordered.Result, error) {
+			res = next(ctx, recs)
+			switch {
+			case res.Progress() || res.Failed == 0:
+				return res, nil
+			case ctx.Err() != nil:
+				return res, ctx.Err()
+			case res.OnlyThrottled():
+				return res, errThrottled
+			}
+			return res, errNoProgress
+		})
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			d.errs.Inc()
+			return ordered.Refuse(recs, err)
+		}
+		return res
+	}
+}
+
+// gated puts shard's lease gate before every call of next: a call is made only while this worker's
+// lease is valid (WaitValid blocks while it is suspended), and once the lease is gone the write in
+// progress ends with the lease's error, writing nothing more (the next owner replays from the
+// checkpoint). Outside the breaker: waiting for the lease is not the destination failing.
+func (p *Pipeline) gated(shard string, lim *limiters, next ordered.Step) ordered.Step {
+	if p.gate == nil {
+		return next
+	}
+	return func(ctx context.Context, recs []*ordered.Record) ordered.Result {
+		if err := p.gate.WaitValid(ctx, shard); err != nil {
+			lim.abort(err)
+			return ordered.Refuse(recs, err)
+		}
+		return next(ctx, recs)
+	}
 }
 
 // failed records a failed or refused call at now and returns how long the destination has been
@@ -111,6 +156,7 @@ type outRec struct {
 	q    *quarantined // outQuarantine: the rejected record
 	src  *outRec      // outDead: the record that could not be delivered
 
+	// What the write did, copied from the writer's record.
 	written  bool
 	dead     bool
 	attempts int
@@ -119,243 +165,130 @@ type outRec struct {
 	lastErr  string
 }
 
-func (o *outRec) fail(now time.Time, msg string) {
-	o.attempts++
-	if o.first.IsZero() {
-		o.first = now
-	}
-	o.last = now
-	o.lastErr = msg
+// slot is the writer's record for one outRec, in scratch space reused from write to write (so the
+// per-event allocation stays the outRec alone).
+type slot struct {
+	rec ordered.Record
+	o   *outRec
 }
 
-// limiters rate-limit what one shard writes to one destination, and hold the writer's scratch space
-// for that destination (one goroutine at a time uses it).
+// Rec implements ordered.Item.
+func (s *slot) Rec() *ordered.Record { return &s.rec }
+
+// limiters is one shard's writer for one destination: its queue, rate limits (OutputRatePerShard,
+// OutputBytesPerShard) and scratch space. One goroutine at a time uses it.
 type limiters struct {
-	records, bytes *rate.Limiter
-
-	last    map[string]int32
-	next    []int32
-	heads   []int32
-	entries []types.PutRecordsRequestEntry
-	inCall  []int
+	w             *ordered.Writer[*slot] // built on the first write
+	slots         []slot
+	items         []*slot
+	mayDeadLetter bool                    // of the write in progress
+	failures      int                     // calls of the write in progress that failed in a row
+	abort         context.CancelCauseFunc // ends the write in progress (the lease is gone)
 }
 
-func (p *Pipeline) newLimiters() *limiters {
-	l := &limiters{}
-	if r := p.cfg.OutputRatePerShard; r > 0 {
-		l.records = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+func (p *Pipeline) newLimiters() *limiters { return &limiters{} }
+
+// writer returns lim's writer to d for shard, building it on first use.
+func (p *Pipeline) writer(shard string, d *dest, lim *limiters) (*ordered.Writer[*slot], error) {
+	if lim.w != nil {
+		return lim.w, nil
 	}
-	if b := p.cfg.OutputBytesPerShard; b > 0 {
-		l.bytes = rate.NewLimiter(rate.Limit(b), b)
+	step := p.gated(shard, lim, d.guard(d.stream.WithLogger(p.log.With(zapShard(shard))).Put))
+	w, err := ordered.NewWriter[*slot](step, ordered.WriterConfig{
+		// A fatal answer (a missing stream) is retried too: the breaker and the hold decide.
+		Policy:           ordered.Policy{Backoff: p.retry, RetryFatal: true},
+		RecordsPerSecond: p.cfg.OutputRatePerShard,
+		BytesPerSecond:   p.cfg.OutputBytesPerShard,
+		After:            func(res ordered.Result, now time.Time) bool { return p.afterCall(shard, d, lim, res, now) },
+		Now:              p.now,
+		Sleep:            p.sleep,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writer for %s: %w", d.name, err)
 	}
-	return l
+	lim.w = w
+	return w, nil
 }
 
-// wait blocks until n records of size bytes may be sent at the shard's rate.
-func (p *Pipeline) waitRate(ctx context.Context, l *limiters, n, size int) error {
-	now := p.now()
-	var delay time.Duration
-	if l.records != nil {
-		delay = max(delay, l.records.ReserveN(now, min(n, l.records.Burst())).DelayFrom(now))
-	}
-	if l.bytes != nil {
-		delay = max(delay, l.bytes.ReserveN(now, min(size, l.bytes.Burst())).DelayFrom(now))
-	}
-	if delay > 0 {
-		return p.sleep(ctx, delay)
-	}
-	return nil
-}
-
-// writeStream writes recs to stream d in order per partition key and returns the records it gave up
-// on (only when mayDeadLetter and the destination stayed broken for BreakerHold). Each PutRecords call
-// carries at most one record per partition key, so a partial failure can never let a later record of
-// a key land before an earlier one: the failed record stays at the head of its key's queue and only
-// failed entries are sent again. It returns early only when ctx ends, with ctx's error.
+// writeStream writes recs to stream d in order per partition key (ordered.Writer: each call carries
+// at most one record per key and only failed entries are sent again, so a partial failure can never
+// land a later record of a key before an earlier one) and returns the records it gave up on: when
+// mayDeadLetter and the destination stayed broken for BreakerHold, every record not yet written. A
+// merely throttled destination is retried with backoff and never given up on. Without
+// mayDeadLetter it returns only when everything is written (a record it cannot write at all, over a
+// Kinesis limit, is an error), or early when ctx ends, with ctx's error.
 func (p *Pipeline) writeStream(ctx context.Context, shard string, d *dest, lim *limiters, recs []*outRec, mayDeadLetter bool) (dead []*outRec, err error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	// Per-key queues as linked lists over recs: next[i] is the next record with recs[i]'s key.
-	next := slices.Grow(lim.next[:0], len(recs))[:len(recs)]
-	heads := slices.Grow(lim.heads[:0], len(recs))
+	w, err := p.writer(shard, d, lim)
+	if err != nil {
+		return nil, err
+	}
+	lim.mayDeadLetter, lim.failures = mayDeadLetter, 0
+	if cap(lim.slots) < len(recs) {
+		lim.slots = make([]slot, len(recs))
+	}
+	slots, items := lim.slots[:len(recs)], lim.items[:0]
 	defer func() {
-		lim.next, lim.heads = next[:0], heads[:0]
-		clear(lim.entries[:cap(lim.entries)]) // drop references to this batch's data
-		lim.entries = lim.entries[:0]
+		clear(slots) // drop the references to this batch
+		clear(items)
+		lim.items = items[:0]
 	}()
-	if len(recs) == 1 {
-		next[0] = -1
-		heads = append(heads, 0)
-	} else {
-		if lim.last == nil {
-			lim.last = make(map[string]int32, len(recs))
+	for i, o := range recs {
+		slots[i] = slot{rec: ordered.Record{Key: o.key, Data: o.data, ID: o.eventID()}, o: o}
+		items = append(items, &slots[i])
+	}
+	wctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	lim.abort = abort
+	if err := w.Write(wctx, items); err != nil {
+		if cause := context.Cause(wctx); cause != nil && ctx.Err() == nil {
+			return nil, cause // the lease gate ended the write
 		}
-		last := lim.last
-		defer clear(last)
-		for i, r := range recs {
-			next[i] = -1
-			if j, ok := last[r.key]; ok {
-				next[j] = int32(i)
-			} else {
-				heads = append(heads, int32(i))
-			}
-			last[r.key] = int32(i)
+		return nil, err
+	}
+	for i := range slots {
+		r, o := &slots[i].rec, slots[i].o
+		o.attempts, o.first, o.last, o.lastErr = r.Attempts, r.FirstFailure, r.LastFailure, r.LastError
+		switch r.State {
+		case ordered.Written:
+			o.written = true
+		case ordered.Failed:
+			o.dead = true
+			dead = append(dead, o)
 		}
 	}
-	maxN, maxBytes := MaxPutRecords, MaxPutBytes
-	if lim.records != nil {
-		maxN = min(maxN, lim.records.Burst())
+	if len(dead) > 0 && !mayDeadLetter {
+		return nil, fmt.Errorf("stream %s: %d record(s) cannot be written (first: %s)", d.name, len(dead), dead[0].lastErr)
 	}
-	if lim.bytes != nil {
-		maxBytes = min(maxBytes, lim.bytes.Burst())
-	}
-	entries := slices.Grow(lim.entries[:0], min(len(heads), maxN))
-	inCall := slices.Grow(lim.inCall[:0], min(len(heads), maxN)) // positions in heads
-	defer func() { lim.entries, lim.inCall = entries[:0], inCall[:0] }()
-	quiet := 2 * max(p.cfg.RetryMax, p.cfg.BreakerOpenTimeout)
-	attempt := 0
-	for len(heads) > 0 {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		entries, inCall = entries[:0], inCall[:0]
-		size := 0
-		for h, i := range heads {
-			r := recs[i]
-			n := len(r.data) + len(r.key)
-			if len(entries) == maxN || (len(entries) > 0 && size+n > maxBytes) {
-				break
-			}
-			size += n
-			entries = append(entries, types.PutRecordsRequestEntry{Data: r.data, PartitionKey: &r.key})
-			inCall = append(inCall, h)
-			if r.attempts > 0 {
-				d.retries.Inc()
-			}
-		}
-		if err := p.waitRate(ctx, lim, len(entries), size); err != nil {
-			return nil, err
-		}
-		in := &kinesis.PutRecordsInput{StreamName: &d.name, Records: entries}
-		cctx, tracker := ambiguous.Track(ctx)
-		out, err := d.cb.Execute(func() (*kinesis.PutRecordsOutput, error) {
-			d.calls.Inc()
-			out, err := p.kin.PutRecords(cctx, in)
-			if err != nil {
-				return nil, err
-			}
-			if len(out.Records) != len(entries) {
-				return nil, fmt.Errorf("PutRecords answered %d entries for %d", len(out.Records), len(entries))
-			}
-			if out.FailedRecordCount != nil && int(*out.FailedRecordCount) >= len(entries) {
-				return out, errAllFailed
-			}
-			return out, nil
-		})
-		if u := tracker.Unknown(); u > 0 {
-			p.unsure(shard, d, recs, heads, inCall, u, err)
-		}
-		now := p.now()
-		if err != nil && !errors.Is(err, errAllFailed) {
-			if cerr := ctx.Err(); cerr != nil {
-				return nil, cerr
-			}
-			d.errs.Inc()
-			msg := err.Error()
-			refused := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
-			var thr *types.ProvisionedThroughputExceededException
-			if errors.As(err, &thr) {
-				d.throttles.Add(float64(len(entries)))
-			}
-			for _, h := range inCall {
-				r := recs[heads[h]]
-				if refused && r.lastErr != "" {
-					r.fail(now, r.lastErr) // keep the destination's own error, not the breaker's refusal
-					continue
-				}
-				r.fail(now, msg)
-			}
-			broken := d.failed(now, quiet)
-			if mayDeadLetter && broken >= p.cfg.BreakerHold {
-				return p.giveUp(recs, heads, next, shard, d, broken), nil
-			}
-			if attempt == 0 || attempt%10 == 0 {
-				p.log.Warn("write failed, retrying", zapShard(shard), zapStream(d.name), zapErr(err), zapAttempt(attempt), zap.Duration("broken_for", broken))
-			}
-			if err := p.backoff(ctx, attempt); err != nil {
-				return nil, err
-			}
-			attempt++
-			continue
-		}
-		progressed, failed := false, false
-		for k, h := range inCall {
-			i := heads[h]
-			r := recs[i]
-			e := out.Records[k]
-			if e.ErrorCode == nil || *e.ErrorCode == "" {
-				r.written = true
-				heads[h] = next[i]
-				progressed = true
-				continue
-			}
-			failed = true
-			msg := *e.ErrorCode
-			if e.ErrorMessage != nil {
-				msg += ": " + *e.ErrorMessage
-			}
-			r.fail(now, msg)
-			if *e.ErrorCode == throttleCode {
-				d.throttles.Inc()
-			}
-		}
-		// Drop the keys whose queue is empty.
-		n := 0
-		for _, i := range heads {
-			if i >= 0 {
-				heads[n] = i
-				n++
-			}
-		}
-		heads = heads[:n]
-		if progressed {
-			d.succeeded()
-			attempt = 0
-		}
-		if failed {
-			if !progressed {
-				broken := d.failed(now, quiet)
-				if mayDeadLetter && broken >= p.cfg.BreakerHold {
-					return p.giveUp(recs, heads, next, shard, d, broken), nil
-				}
-			}
-			if err := p.backoff(ctx, attempt); err != nil {
-				return nil, err
-			}
-			attempt++
-		}
-	}
-	return nil, nil
+	return dead, nil
 }
 
-// LogUnknownOutcome is the message of the warning logged for the records of a write whose outcome
-// was unknown; its fields are shard, stream, records (records times attempts: the most extra copies
-// the call can have written), attempts and event_ids (the first 50).
-const LogUnknownOutcome = "write outcome unknown, records sent again may appear twice"
-
-// unsure counts the records of a call in which attempts ended with an unknown outcome, once per
-// such attempt (each may have landed, and every later attempt, by the client or the sink, may add
-// one more copy), and logs their event ids: the count bounds the byte-identical copies in the stream.
-func (p *Pipeline) unsure(shard string, d *dest, recs []*outRec, heads []int32, inCall []int, attempts int, err error) {
-	ids := make([]string, 0, min(len(inCall), 50))
-	for _, h := range inCall[:min(len(inCall), 50)] {
-		ids = append(ids, recs[heads[h]].eventID())
+// afterCall is the sink's policy after each call of shard's write to d: a call that wrote something
+// ends d's outage; one that wrote nothing (failed, or refused by the breaker) extends it, unless it
+// was merely throttled. Past BreakerHold, when the write may dead-letter, it stops the write: the
+// records not yet written are given up on.
+func (p *Pipeline) afterCall(shard string, d *dest, lim *limiters, res ordered.Result, now time.Time) (stop bool) {
+	switch {
+	case res.Progress():
+		d.succeeded()
+		lim.failures = 0
+		return false
+	case res.Failed == 0, res.OnlyThrottled():
+		return false
 	}
-	n := len(inCall) * attempts
-	d.unknown.Add(float64(n))
-	p.log.Warn(LogUnknownOutcome, zapShard(shard), zapStream(d.name), zap.Int("records", n),
-		zap.Int("attempts", attempts), zap.Strings("event_ids", ids), zap.NamedError("final_error", err))
+	broken := d.failed(now, 2*max(p.cfg.RetryMax, p.cfg.BreakerOpenTimeout))
+	if lim.mayDeadLetter && broken >= p.cfg.BreakerHold {
+		p.log.Error("destination unavailable past the hold, dead-lettering", zapShard(shard), zapStream(d.name),
+			zap.Duration("broken_for", broken), zap.Int("records", lim.w.Pending()))
+		return true
+	}
+	if res.Err != nil && lim.failures%10 == 0 {
+		p.log.Warn("write failed, retrying", zapShard(shard), zapStream(d.name), zapErr(res.Err), zapAttempt(lim.failures), zap.Duration("broken_for", broken))
+	}
+	lim.failures++
+	return false
 }
 
 // eventID is the event id behind an output record ("" when its input had none).
@@ -369,30 +302,4 @@ func (o *outRec) eventID() string {
 		return o.src.eventID()
 	}
 	return ""
-}
-
-// giveUp marks every record still queued as dead and returns them in order.
-func (p *Pipeline) giveUp(recs []*outRec, heads, next []int32, shard string, d *dest, broken time.Duration) []*outRec {
-	var dead []*outRec
-	for _, i := range heads {
-		for ; i >= 0; i = next[i] {
-			recs[i].dead = true
-			dead = append(dead, recs[i])
-		}
-	}
-	p.log.Error("destination unavailable past the hold, dead-lettering", zapShard(shard), zapStream(d.name),
-		zap.Duration("broken_for", broken), zap.Int("records", len(dead)))
-	return dead
-}
-
-// backoff waits the jittered exponential delay of attempt (0-based), bounded by RetryMax.
-func (p *Pipeline) backoff(ctx context.Context, attempt int) error {
-	d := p.cfg.RetryBase
-	for i := 0; i < attempt && d < p.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, p.cfg.RetryMax)
-	half := d / 2
-	d = half + time.Duration(p.jitter(int64(d-half)+1))
-	return p.sleep(ctx, d)
 }

@@ -8,14 +8,19 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"pgregory.net/rapid"
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
+
+// throttleCode is the PutRecords entry error code of a throttled entry.
+const throttleCode = "ProvisionedThroughputExceededException"
 
 // TestWriteOrderUnderPartialFailures is the property behind the batching scheme: whatever entries
 // of whatever calls fail (throttles, internal errors, whole-call errors), every record reaches its
@@ -295,6 +300,78 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 	}
 }
 
+// TestThrottledNeverDeadLetters (issue 13): a destination that only throttles, for far longer than
+// BreakerHold and for more calls than BreakerFailures, is retried with backoff and counted, but its
+// breaker never opens and nothing is dead-lettered; once it takes writes again, everything is
+// delivered once, in order.
+func TestThrottledNeverDeadLetters(t *testing.T) {
+	const stream = "analytics-page_view"
+	for _, whole := range []bool{true, false} {
+		name := "every entry throttled"
+		if whole {
+			name = "whole calls throttled"
+		}
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.BreakerFailures = 2
+			cfg.BreakerOpenTimeout = time.Nanosecond
+			cfg.BreakerHold = 10 * time.Second
+			h := newHarness(t, cfg)
+			const throttledCalls = 40 // at RetryMax 1s, well past the 10s hold
+			var states []float64
+			h.kin.set(func(f *fakeKinesis) {
+				f.onCall = func(_ context.Context, s string, _ int) {
+					if s == stream {
+						states = append(states, h.counter("pipeline_breaker_state", "stream", s))
+					}
+				}
+				if whole {
+					f.callErr = func(s string, n int) error {
+						if s == stream && n <= throttledCalls {
+							return &types.ProvisionedThroughputExceededException{Message: strPtr("Rate exceeded for shard")}
+						}
+						return nil
+					}
+				} else {
+					f.entryErr = func(s string, n, _ int, _ string, _ []byte) string {
+						if s == stream && n <= throttledCalls {
+							return throttleCode
+						}
+						return ""
+					}
+				}
+			})
+			recs := h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}, ev{id: "b1", cust: "b", seq: 1})
+			start := h.clock.Now()
+			if wm := h.process(h.open("s"), recs); wm != recs[2].SequenceNumber {
+				t.Fatalf("watermark %q", wm)
+			}
+			if el := h.clock.Now().Sub(start); el < cfg.BreakerHold {
+				t.Fatalf("throttled for %v only: the test must outlast the hold", el)
+			}
+			if n := len(h.kin.records("events-dlq")); n != 0 {
+				t.Fatalf("%d records dead-lettered while the destination was merely throttled", n)
+			}
+			if got := perCustomer(h.kin.analytics(t, stream)); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
+				t.Fatalf("delivered %v", got)
+			}
+			if slices.ContainsFunc(states, func(s float64) bool { return s != 0 }) {
+				t.Fatalf("breaker opened while the destination was merely throttled: states %v", states)
+			}
+			// Two entries (a1, b1) per throttled call.
+			if got := h.counter("pipeline_put_throttles_total", "stream", stream); got != 2*throttledCalls {
+				t.Fatalf("pipeline_put_throttles_total = %v, want %d", got, 2*throttledCalls)
+			}
+			if got := h.counter("pipeline_put_retries_total", "stream", stream); got != 2*throttledCalls {
+				t.Fatalf("pipeline_put_retries_total = %v, want %d", got, 2*throttledCalls)
+			}
+			if h.counter("pipeline_dead_lettered_total") != 0 {
+				t.Fatal("dead letters counted")
+			}
+		})
+	}
+}
+
 // TestDLQNeverGivesUp: when the DLQ itself fails, the writer keeps retrying (no hold) until it works.
 func TestDLQNeverGivesUp(t *testing.T) {
 	cfg := testConfig()
@@ -528,5 +605,57 @@ func TestUnknownOutcomeCounted(t *testing.T) {
 	h.process(h.open("s"), h.recs(ev{id: "e", cust: "c", seq: 1}))
 	if got := h.counter("pipeline_put_unknown_outcome_total"); got != 0 {
 		t.Fatalf("pipeline_put_unknown_outcome_total = %v after a clean failure, want 0", got)
+	}
+}
+
+// fakeGate is a LeaseGate the test steers: lost after `valid` calls; it counts the calls.
+type fakeGate struct {
+	mu    sync.Mutex
+	calls int
+	valid int
+	err   error
+}
+
+func (g *fakeGate) WaitValid(ctx context.Context, shard string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls++
+	if g.calls > g.valid {
+		return g.err
+	}
+	return ctx.Err()
+}
+
+// TestLeaseGateBeforeEveryWrite: every PutRecords, retries included, is made only after the
+// lease's gate said the lease is valid; once the gate reports the lease gone, the write ends with
+// the gate's error and no further call is made.
+func TestLeaseGateBeforeEveryWrite(t *testing.T) {
+	cfg := testConfig()
+	cfg.BreakerOpenTimeout = time.Nanosecond
+	lost := errors.New("lease lost: fenced")
+	gate := &fakeGate{valid: 3, err: lost}
+	h := newHarness(t, cfg)
+	p, err := New(cfg, Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep, Leases: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.kin.set(func(f *fakeKinesis) {
+		f.callErr = func(stream string, n int) error {
+			if stream == "analytics-page_view" {
+				return errors.New("unavailable")
+			}
+			return nil
+		}
+	})
+	s := openShard(t, p, "s")
+	_, err = s.Process(context.Background(), h.recs(ev{id: "e1", cust: "a", seq: 1}))
+	if !errors.Is(err, lost) {
+		t.Fatalf("Process: %v, want the gate's error", err)
+	}
+	if calls := h.kin.callCount("analytics-page_view"); calls != 3 || gate.calls != 4 {
+		t.Fatalf("%d PutRecords calls and %d gate checks, want 3 calls, each after a check, and the check that found the lease gone", calls, gate.calls)
+	}
+	if n := len(h.durable("s").custs); n != 0 {
+		t.Fatalf("%d customers' state written after the lease was lost", n)
 	}
 }

@@ -9,6 +9,7 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,8 @@ type Tail struct {
 	late        int
 	gaps        uint64
 	quarantined map[event.Reason]int
+	qseen       map[[sha256.Size]byte]struct{} // quarantine records seen, by content
+	qresent     int                            // quarantine records byte-identical to one seen before
 	dead        map[string]int
 	firstAt     time.Time
 	lastAt      time.Time
@@ -87,7 +90,7 @@ func NewTail(kc Kinesis, streams map[string]Kind, routes map[string]string, fall
 	return &Tail{
 		kc: kc, streams: streams, routes: routes, fallback: fallback,
 		shards: map[string]*shardCursor{}, perStream: map[string]int{}, seen: map[string]int{}, firstHash: map[string]uint64{},
-		lastSeq: map[string]map[string]uint64{}, quarantined: map[event.Reason]int{}, dead: map[string]int{},
+		lastSeq: map[string]map[string]uint64{}, quarantined: map[event.Reason]int{}, qseen: map[[sha256.Size]byte]struct{}{}, dead: map[string]int{},
 	}
 }
 
@@ -204,6 +207,15 @@ func (t *Tail) observe(stream string, r types.Record) {
 	t.perStream[stream]++
 	switch t.streams[stream] {
 	case Quarantine:
+		// A quarantine record byte for byte the same as one before is one write sent twice (a
+		// write whose outcome was unknown): counted apart, as Resent is for deliveries. A record
+		// quarantined twice by the pipeline differs (its "at").
+		sum := sha256.Sum256(r.Data)
+		if _, dup := t.qseen[sum]; dup {
+			t.qresent++
+			return
+		}
+		t.qseen[sum] = struct{}{}
 		var q event.Quarantine
 		if json.Unmarshal(r.Data, &q) != nil {
 			q.Reason = "undecodable_quarantine_record"
@@ -286,10 +298,13 @@ type Snapshot struct {
 	Late        int
 	Gaps        uint64
 	Quarantined map[event.Reason]int
-	DeadLetters map[string]int
-	WrongStream []string
-	First, Last time.Time
-	Latencies   []time.Duration
+	// QuarantineResent counts quarantine records byte for byte the same as one before (not in
+	// Quarantined): one write sent twice.
+	QuarantineResent int
+	DeadLetters      map[string]int
+	WrongStream      []string
+	First, Last      time.Time
+	Latencies        []time.Duration
 }
 
 // Snapshot copies the current counts.
@@ -298,7 +313,7 @@ func (t *Tail) Snapshot() Snapshot {
 	defer t.mu.Unlock()
 	s := Snapshot{
 		PerStream: map[string]int{}, Quarantined: map[event.Reason]int{}, DeadLetters: map[string]int{},
-		OrderViol: t.orderViol, Resent: t.resent, Late: t.late, Gaps: t.gaps, First: t.firstAt, Last: t.lastAt,
+		OrderViol: t.orderViol, Resent: t.resent, QuarantineResent: t.qresent, Late: t.late, Gaps: t.gaps, First: t.firstAt, Last: t.lastAt,
 		WrongStream: append([]string(nil), t.wrongStream...), Latencies: append([]time.Duration(nil), t.latencies...),
 	}
 	for k, v := range t.perStream {
@@ -355,16 +370,24 @@ func (r Report) OK() bool { return r.OKWithResent(0) }
 
 // OKWithResent is OK, except that up to allowed duplicates may be resent writes (Resent): the
 // number of records the workers counted as sent in a write whose outcome was unknown
-// (pipeline_put_unknown_outcome_total). A duplicate of any other kind still fails it.
+// (pipeline_put_unknown_outcome_total). A duplicate of any other kind still fails it. Quarantine
+// records sent twice are judged by QuarantineOK.
 func (r Report) OKWithResent(allowed int) bool {
 	return len(r.Lost) == 0 && r.Duplicates == r.Resent && r.Resent <= allowed && r.OrderViol == 0 &&
 		len(r.WrongStream) == 0 && len(r.Unwanted) == 0
 }
 
+// QuarantineOK reports whether the quarantine records sent twice (QuarantineResent), with the
+// deliveries sent twice (Resent), stay within the records the workers and the forwarder (both write
+// quarantine records) counted as sent in a write whose outcome was unknown.
+func (r Report) QuarantineOK(workers, forwarder int) bool {
+	return r.Resent+r.QuarantineResent <= workers+forwarder
+}
+
 // String is a one-line summary.
 func (r Report) String() string {
-	return fmt.Sprintf("expected=%d delivered=%d unique=%d lost=%d duplicates=%d (resent writes %d) order_violations=%d late=%d gaps=%d wrong_stream=%d unexpected=%d quarantined=%d dead_letters=%d",
-		r.Expected, r.Delivered, r.Unique, len(r.Lost), r.Duplicates, r.Resent, r.OrderViol, r.Late, r.Gaps, len(r.WrongStream), len(r.Unwanted), sum(r.Quarantined), sum(r.DeadLetters))
+	return fmt.Sprintf("expected=%d delivered=%d unique=%d lost=%d duplicates=%d (resent writes %d) order_violations=%d late=%d gaps=%d wrong_stream=%d unexpected=%d quarantined=%d (resent writes %d) dead_letters=%d",
+		r.Expected, r.Delivered, r.Unique, len(r.Lost), r.Duplicates, r.Resent, r.OrderViol, r.Late, r.Gaps, len(r.WrongStream), len(r.Unwanted), sum(r.Quarantined), r.QuarantineResent, sum(r.DeadLetters))
 }
 
 func sum[K comparable](m map[K]int) int {

@@ -40,8 +40,8 @@ func TestObserve(t *testing.T) {
 	obs("a-page", late)                             // late events are flagged, not violations
 	obs("a-page", analytics("e5", "shop", "c3", 1)) // wrong stream: unknown types go to a-other
 	obs("a-other", analytics("e6", "shop", "c3", 2))
-	obs("q", event.Quarantine{Reason: event.ReasonNotJSON})
-	obs("q", event.Quarantine{Reason: event.ReasonNotJSON})
+	obs("q", event.Quarantine{Reason: event.ReasonNotJSON, Detail: "one"})
+	obs("q", event.Quarantine{Reason: event.ReasonNotJSON, Detail: "another"})
 	obs("dlq", event.DeadLetter{Reason: "breaker_hold"})
 
 	rep := tail.Check([]Expected{{EventID: "e1"}, {EventID: "e2"}, {EventID: "e3"}, {EventID: "e4"}, {EventID: "e5"}, {EventID: "e6"}, {EventID: "e7"}})
@@ -94,5 +94,25 @@ func TestResentWrites(t *testing.T) {
 	rep = tail.Check(want)
 	if rep.Duplicates != 2 || rep.Resent != 1 || rep.OKWithResent(10) {
 		t.Fatalf("duplicates=%d resent=%d OKWithResent(10)=%v, want 2, 1, false", rep.Duplicates, rep.Resent, rep.OKWithResent(10))
+	}
+}
+
+// TestQuarantineResent: a quarantine record byte for byte the same as one before is counted apart
+// (a write sent twice), not as a second quarantine; two records for the same input that differ
+// (quarantined twice) both count.
+func TestQuarantineResent(t *testing.T) {
+	tail := NewTail(nil, map[string]Kind{"events-quarantine": Quarantine}, nil, "")
+	qrec := func(at string) types.Record {
+		return types.Record{Data: []byte(`{"reason":"not_json","at":"` + at + `"}`)}
+	}
+	tail.observe("events-quarantine", qrec("2026-12-02T00:00:00Z"))
+	tail.observe("events-quarantine", qrec("2026-12-02T00:00:00Z"))
+	tail.observe("events-quarantine", qrec("2026-12-02T00:00:01Z"))
+	rep := tail.Check(nil)
+	if rep.Quarantined["not_json"] != 2 || rep.QuarantineResent != 1 {
+		t.Fatalf("quarantined %v, resent %d; want 2 and 1", rep.Quarantined, rep.QuarantineResent)
+	}
+	if !rep.OK() || rep.QuarantineOK(0, 0) || !rep.QuarantineOK(0, 1) || !rep.QuarantineOK(1, 0) {
+		t.Fatalf("OK=%v QuarantineOK(0,0)=%v (0,1)=%v (1,0)=%v, want true false true true", rep.OK(), rep.QuarantineOK(0, 0), rep.QuarantineOK(0, 1), rep.QuarantineOK(1, 0))
 	}
 }

@@ -3,6 +3,7 @@ package fleet
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,6 +30,17 @@ func (e *Env) UnknownOutcomes() (int, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// ForwarderUnknownOutcomes is UnknownOutcomes for the forwarder's log (forwarder.log): the raw and
+// quarantine records it sent in an attempt whose outcome was unknown (the raw ones the workers'
+// dedupe drops; the quarantine ones may be in the quarantine stream twice).
+func (e *Env) ForwarderUnknownOutcomes() (int, error) {
+	n, err := unknownOutcomesIn(filepath.Join(e.Dir, "forwarder.log"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	return n, err
 }
 
 func unknownOutcomesIn(path string) (int, error) {

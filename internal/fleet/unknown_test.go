@@ -38,4 +38,7 @@ func TestUnknownOutcomes(t *testing.T) {
 	if n != 62 {
 		t.Fatalf("UnknownOutcomes() = %d, want 62", n)
 	}
+	if f, err := e.ForwarderUnknownOutcomes(); err != nil || f != 1000 {
+		t.Fatalf("ForwarderUnknownOutcomes() = %d, %v; want 1000", f, err)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 // Clients are the AWS clients the commands use.
@@ -37,5 +39,9 @@ func ConnectAWS(ctx context.Context, requestTimeout time.Duration) (*Clients, er
 	if cfg.Region == "" {
 		return nil, errors.New("AWS region not set: set AWS_REGION (us-east-1 locally)")
 	}
-	return &Clients{DynamoDB: dynamodb.NewFromConfig(cfg), Kinesis: kinesis.NewFromConfig(cfg)}, nil
+	// Replayed PutRecords attempts with an unknown outcome are counted (ReplayReport.Unknown).
+	kin := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		o.APIOptions = append(o.APIOptions, ambiguous.Middleware("PutRecords"))
+	})
+	return &Clients{DynamoDB: dynamodb.NewFromConfig(cfg), Kinesis: kin}, nil
 }

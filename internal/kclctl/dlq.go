@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/ordered"
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
 // DLQ defaults.
@@ -30,7 +31,8 @@ const (
 	// maxEmptyReads bounds consecutive empty GetRecords on a shard that Kinesis reports behind
 	// (an iterator can stand in a gap of the shard for a few reads).
 	maxEmptyReads = 50
-	// maxReplayAttempts bounds the PutRecords attempts of one replayed record.
+	// maxReplayAttempts bounds the PutRecords attempts of one replayed record (a fatal answer, such
+	// as a missing stream, is not retried).
 	maxReplayAttempts = 6
 )
 
@@ -39,7 +41,7 @@ type DLQAPI interface {
 	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
 	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
-	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+	ordered.Putter // replay writes through internal/ordered
 }
 
 // DeadLetter is one record of the DLQ stream: the worker's event.DeadLetter plus where it sits in
@@ -229,23 +231,30 @@ type ReplayReport struct {
 	Replayed  int         `json:"replayed"` // with --apply; else how many would be
 	Skipped   int         `json:"skipped"`
 	Failed    int         `json:"failed"`
-	Warnings  []Warning   `json:"warnings"`
+	// Unknown counts records sent in attempts whose outcome is unknown, once per such attempt: at
+	// most this many may be in the raw stream twice (the pipeline's dedupe drops them).
+	Unknown  int       `json:"unknown_outcome"`
+	Warnings []Warning `json:"warnings"`
 }
 
-// pending is one record waiting to be put.
+// pending is one dead letter to put back, and what became of it.
 type pending struct {
-	row      int
-	key      string
-	data     []byte
-	attempts int
+	rec ordered.Record
+	row int // in ReplayReport.Rows
 }
+
+// Rec implements ordered.Item.
+func (p *pending) Rec() *ordered.Record { return &p.rec }
 
 // Replay puts the originals of the selected dead letters back into the raw stream, partition key =
-// customer_id, in DLQ order per customer: a customer's next record is sent only after its previous
-// one landed, so replayed events keep their relative order. Dead letters carrying the same event and
-// content are replayed once; originals that are not raw records, or lack a customer id, are skipped
-// with a warning. Replaying an event that was delivered after all is harmless: the pipeline's dedupe
-// drops it.
+// customer_id, in DLQ order per customer, through the project's ordered writer (internal/ordered):
+// a customer's next record is sent only after its previous one landed, so replayed events keep
+// their relative order; a failed record is retried with backoff up to maxReplayAttempts, and a
+// customer whose record is given up on keeps its later records unsent. Dead letters carrying the
+// same event and content are replayed once; originals that are not raw records, or lack a customer
+// id, are skipped with a warning. Replaying an event that was delivered after all is harmless: the
+// pipeline's dedupe drops it, as it drops the copies a write with an unknown outcome can leave
+// (ReplayReport.Unknown).
 func Replay(ctx context.Context, kin DLQAPI, dlq DLQReport, o ReplayOptions) (ReplayReport, error) {
 	if o.Backoff <= 0 {
 		o.Backoff = 100 * time.Millisecond
@@ -256,8 +265,7 @@ func Replay(ctx context.Context, kin DLQAPI, dlq DLQReport, o ReplayOptions) (Re
 		want[id] = true
 	}
 	seen := map[[32]byte]bool{}
-	queues := map[string][]*pending{}
-	var keys []string
+	var items []*pending
 	for _, d := range dlq.Records {
 		if len(want) > 0 && !want[d.EventID] || o.Reason != "" && !strings.Contains(d.Reason, o.Reason) {
 			continue
@@ -276,10 +284,7 @@ func Replay(ctx context.Context, kin DLQAPI, dlq DLQReport, o ReplayOptions) (Re
 		default:
 			seen[sum] = true
 			row.Result = ReplayWould
-			if _, ok := queues[key]; !ok {
-				keys = append(keys, key)
-			}
-			queues[key] = append(queues[key], &pending{row: len(rep.Rows), key: key, data: d.Original})
+			items = append(items, &pending{row: len(rep.Rows), rec: ordered.Record{Key: key, Data: d.Original, ID: d.EventID}})
 		}
 		if row.Result != ReplayWould {
 			rep.Skipped++
@@ -297,7 +302,7 @@ func Replay(ctx context.Context, kin DLQAPI, dlq DLQReport, o ReplayOptions) (Re
 		}
 		return rep, nil
 	}
-	err := putOrdered(ctx, kin, o, keys, queues, &rep)
+	err := replay(ctx, kin, o, items, &rep)
 	for i := range rep.Rows {
 		switch rep.Rows[i].Result {
 		case ReplayDone:
@@ -337,87 +342,39 @@ func partitionKey(d DeadLetter) (string, error) {
 	return key, nil
 }
 
-// putOrdered sends the heads of the per-customer queues in rounds of one PutRecords (at most one
-// record per customer per call, so a retry can never overtake a later record of the same
-// customer), retrying failed entries with jittered backoff up to maxReplayAttempts.
-func putOrdered(ctx context.Context, kin DLQAPI, o ReplayOptions, keys []string, queues map[string][]*pending, rep *ReplayReport) error {
-	for round := 0; ; round++ {
-		var batch []*pending
-		bytes := 0
-		for _, k := range keys {
-			q := queues[k]
-			if len(q) == 0 {
-				continue
+// replay writes items to the raw stream and records each one's result in its row.
+func replay(ctx context.Context, kin DLQAPI, o ReplayOptions, items []*pending, rep *ReplayReport) error {
+	var unknown tally
+	w, err := ordered.NewWriter[*pending](ordered.NewStream(kin, o.RawStream, nil, ordered.Metrics{Unknown: &unknown}).Put, ordered.WriterConfig{
+		Policy: ordered.Policy{Backoff: retry.Policy{Initial: o.Backoff, Max: o.Backoff << 6}, MaxAttempts: maxReplayAttempts},
+	})
+	if err != nil {
+		return err
+	}
+	werr := w.Write(ctx, items)
+	rep.Unknown = unknown.n
+	for _, p := range items {
+		row := &rep.Rows[p.row]
+		switch p.rec.State {
+		case ordered.Written:
+			row.Result, row.RawShard, row.RawSeq = ReplayDone, p.rec.ShardID, p.rec.SequenceNumber
+		case ordered.Failed:
+			row.Result, row.Error = ReplayFailed, p.rec.LastError
+			if p.rec.Cause == ordered.CauseEarlier {
+				row.Error = "not sent: an earlier dead letter of the customer failed"
 			}
-			if len(batch) == 500 || bytes+len(q[0].data)+len(k) > 5<<20 {
-				break
-			}
-			batch = append(batch, q[0])
-			bytes += len(q[0].data) + len(k)
-		}
-		if len(batch) == 0 {
-			return nil
-		}
-		if round > 0 {
-			if err := sleepCtx(ctx, backoff(o.Backoff, round)); err != nil {
-				return err
-			}
-		}
-		entries := make([]types.PutRecordsRequestEntry, len(batch))
-		for i, p := range batch {
-			entries[i] = types.PutRecordsRequestEntry{Data: p.data, PartitionKey: aws.String(p.key)}
-		}
-		out, err := kin.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(o.RawStream), Records: entries})
-		for i, p := range batch {
-			p.attempts++
-			var msg string
-			switch {
-			case err != nil:
-				msg = err.Error()
-			case i >= len(out.Records):
-				msg = "no result for the entry"
-			case out.Records[i].ErrorCode != nil:
-				msg = aws.ToString(out.Records[i].ErrorCode) + ": " + aws.ToString(out.Records[i].ErrorMessage)
-			default:
-				row := &rep.Rows[p.row]
-				row.Result, row.RawShard, row.RawSeq = ReplayDone, aws.ToString(out.Records[i].ShardId), aws.ToString(out.Records[i].SequenceNumber)
-				queues[p.key] = queues[p.key][1:]
-				continue
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("replay into %s: %w", o.RawStream, ctx.Err())
-			}
-			if p.attempts < maxReplayAttempts {
-				continue
-			}
-			// Give up on this customer: its later records stay unsent rather than overtake this one.
-			for j, q := range queues[p.key] {
-				row := &rep.Rows[q.row]
-				row.Result, row.Error = ReplayFailed, msg
-				if j > 0 {
-					row.Error = "not sent: an earlier dead letter of the customer failed"
-				}
-			}
-			queues[p.key] = nil
 		}
 	}
-}
-
-func backoff(base time.Duration, round int) time.Duration {
-	d := base << min(round, 6)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+	if werr != nil {
+		return fmt.Errorf("replay into %s: %w", o.RawStream, werr)
 	}
+	return nil
 }
+
+// tally is an ordered.Counter for one run.
+type tally struct{ n int }
+
+func (t *tally) Add(v float64) { t.n += int(v) }
 
 // ReplayHeader is the header of the replay table.
 var ReplayHeader = []string{"EVENT ID", "CUSTOMER", "REASON", "RESULT", "RAW SHARD", "RAW SEQ"}
@@ -441,6 +398,11 @@ func RenderReplay(w io.Writer, r ReplayReport) error {
 	}
 	if _, err := fmt.Fprintf(w, "\n%d selected from %s: %s %d into %s, skipped %d, failed %d\n", r.Selected, r.DLQStream, verb, r.Replayed, r.RawStream, r.Skipped, r.Failed); err != nil {
 		return err
+	}
+	if r.Unknown > 0 {
+		if _, err := fmt.Fprintf(w, "note: %d record(s) were sent in attempts whose outcome is unknown and may be in %s twice (dedupe drops the copies)\n", r.Unknown, r.RawStream); err != nil {
+			return err
+		}
 	}
 	if !r.Applied && r.Replayed > 0 {
 		if _, err := fmt.Fprintln(w, "dry run: nothing written; add --apply to replay (dedupe drops events that were delivered after all)"); err != nil {

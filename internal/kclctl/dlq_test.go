@@ -2,13 +2,19 @@ package kclctl
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/ambiguous"
 )
 
 func rawRecord(t *testing.T, customer, eventID string, seq int) []byte {
@@ -204,6 +210,63 @@ func TestReplayKeepsCustomerOrderUnderFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "not sent: an earlier dead letter of the customer failed") || !strings.Contains(b.String(), fmt.Sprintf("replayed %d into events-raw", 60-c3)) {
+		t.Fatalf("replay table:\n%s", b.String())
+	}
+}
+
+// putWrapper answers PutRecords its own way, in front of a fakeStream.
+type putWrapper struct {
+	*fakeStream
+	put func(ctx context.Context, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error)
+}
+
+func (p putWrapper) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	return p.put(ctx, in)
+}
+
+// TestReplayFatalAndUnknown: a raw stream that does not exist fails each customer's first record at
+// once (no retries: it cannot succeed) and leaves its later ones unsent; a put whose outcome was
+// unknown is counted in the report and noted in the table.
+func TestReplayFatalAndUnknown(t *testing.T) {
+	dlq, err := ReadDLQ(t.Context(), dlqWith(t,
+		dead(t, "c1", "e1", 1, "destination_unavailable: x"), dead(t, "c1", "e2", 2, "destination_unavailable: x"),
+		dead(t, "c2", "e3", 1, "destination_unavailable: x"),
+	), "events-dlq", 100, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	missing := putWrapper{fakeStream: newFakeStream(1), put: func(context.Context, *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		calls++
+		return nil, &types.ResourceNotFoundException{Message: aws.String("Stream events-raw not found")}
+	}}
+	rep, err := Replay(t.Context(), missing, dlq, ReplayOptions{RawStream: "events-raw", Apply: true, Backoff: time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 3 || rep.Replayed != 0 || calls != 1 {
+		t.Fatalf("%+v after %d calls", rep, calls)
+	}
+	if !strings.Contains(rep.Rows[0].Error, "not found") || rep.Rows[1].Error != "not sent: an earlier dead letter of the customer failed" || !strings.Contains(rep.Rows[2].Error, "not found") {
+		t.Fatalf("rows %+v", rep.Rows)
+	}
+
+	raw := newFakeStream(1)
+	lost := putWrapper{fakeStream: raw, put: func(ctx context.Context, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		if raw.calls["PutRecords"] == 0 {
+			ambiguous.Note(ctx) // the SDK resent the first call after its answer was cut off
+		}
+		return raw.PutRecords(ctx, in)
+	}}
+	rep, err = Replay(t.Context(), lost, dlq, ReplayOptions{RawStream: "events-raw", Apply: true, Backoff: time.Microsecond})
+	if err != nil || rep.Replayed != 3 || rep.Unknown != 2 {
+		t.Fatalf("%+v %v: want 3 replayed, the 2 records of the first call counted unknown", rep, err)
+	}
+	var b bytes.Buffer
+	if err := RenderReplay(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "note: 2 record(s) were sent in attempts whose outcome is unknown") {
 		t.Fatalf("replay table:\n%s", b.String())
 	}
 }

@@ -178,7 +178,16 @@ type summary struct {
 	unknown int
 }
 
-func (s summary) clean() bool { return s.rep != nil && s.rep.OKWithResent(s.unknown) }
+func (s summary) clean() bool {
+	if s.rep == nil {
+		return false
+	}
+	forwarder := 0
+	if s.res != nil {
+		forwarder = int(s.res.Forwarder.Unknown)
+	}
+	return s.rep.OKWithResent(s.unknown) && s.rep.QuarantineOK(s.unknown, forwarder)
+}
 
 func (v *view) summary(s summary) {
 	v.printf("\n== Summary\n")

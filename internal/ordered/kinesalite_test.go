@@ -1,0 +1,87 @@
+package ordered
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
+)
+
+// TestKinesalite writes through the real client to the emulator: every record lands once, each key's
+// records in order on its shard, with the shard and sequence number Kinesis gave them; a record
+// over the limit is refused without a call; a missing stream is a fatal outcome, given up on at
+// once.
+func TestKinesalite(t *testing.T) {
+	st := localstacktest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	const stream = "ordered-test"
+	if err := st.CreateStream(ctx, stream, 3); err != nil {
+		t.Fatal(err)
+	}
+	var calls, unknown counter
+	m := Metrics{Calls: &calls, Unknown: &unknown}
+	w, err := NewWriter[*rec](NewStream(st.Kinesis(), stream, nil, m).Put, WriterConfig{MaxRecords: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*rec
+	for i := range 600 {
+		key := fmt.Sprintf("cust-%02d", i%40)
+		recs = append(recs, newRec(key, fmt.Sprintf("%s/%04d", key, i)))
+	}
+	big := newRec("cust-big", strings.Repeat("x", MaxRecordBytes))
+	recs = append(recs, big)
+	if err := w.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if big.r.State != Failed || big.r.Cause != CauseLimit {
+		t.Fatalf("oversized record: %v %v", big.r.State, big.r.Cause)
+	}
+	where := map[string]string{} // data -> shard/seq reported
+	for _, r := range recs[:600] {
+		if r.r.State != Written || r.r.ShardID == "" || r.r.SequenceNumber == "" {
+			t.Fatalf("%s: %v (%s)", r.r.Data, r.r.State, r.r.LastError)
+		}
+		where[string(r.r.Data)] = r.r.ShardID + "/" + r.r.SequenceNumber
+	}
+	got, err := st.ReadAll(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 600 {
+		t.Fatalf("%d records in the stream, want 600 (the writer counted %v with an unknown outcome)", len(got), unknown.value())
+	}
+	last := map[string]string{}
+	for _, g := range got {
+		key, data := aws.ToString(g.Record.PartitionKey), string(g.Record.Data)
+		if where[data] != g.ShardID+"/"+aws.ToString(g.Record.SequenceNumber) {
+			t.Fatalf("%s is at %s/%s, the writer reported %s", data, g.ShardID, aws.ToString(g.Record.SequenceNumber), where[data])
+		}
+		if prev, ok := last[key]; ok && prev > data {
+			t.Fatalf("key %s: %s landed after %s", key, data, prev)
+		}
+		last[key] = data
+	}
+	// 40 keys of 15 records each: at least 15 rounds, in calls of at most 100.
+	if c := calls.value(); c < 15 || c > 100 {
+		t.Fatalf("%v calls", c)
+	}
+
+	missing, err := NewWriter[*rec](NewStream(st.Kinesis(), "no-such-stream", nil, Metrics{}).Put, WriterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRec("k", "data")
+	if err := missing.Write(ctx, []*rec{r}); err != nil {
+		t.Fatal(err)
+	}
+	if r.r.State != Failed || r.r.Cause != CauseFatal || r.r.Outcome != Fatal || !strings.Contains(r.r.LastError, "ResourceNotFoundException") {
+		t.Fatalf("missing stream: %+v", r.r)
+	}
+}

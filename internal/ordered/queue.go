@@ -1,0 +1,329 @@
+package ordered
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/kinesis-events/pipeline/internal/retry"
+)
+
+// Item is what a Queue holds: the caller's own record type, which carries a Record.
+type Item interface {
+	Rec() *Record
+}
+
+// Policy is what happens to a record after a failed attempt.
+type Policy struct {
+	// Backoff spaces the attempts: after a step with failures, its failed records wait the policy's
+	// next delay before they may be sent again; a step that wrote something starts the delays over.
+	// Its MaxAttempts and MaxElapsed are not used (MaxAttempts below bounds a record's attempts).
+	Backoff retry.Policy
+	// MaxAttempts gives up on a record after this many failed attempts (CauseAttempts); 0 never.
+	MaxAttempts int
+	// RetryFatal retries fatal outcomes like transient ones instead of giving up at once (the
+	// worker's sink: a missing destination may come back, and its breaker hold decides). A record
+	// over a Kinesis limit is given up on all the same.
+	RetryFatal bool
+}
+
+// Queue holds records per partition key and owns the per-key rule: at most one record of a key is
+// out (ready, in a call, or waiting for its retry) at a time, and a key's next record becomes
+// ready only once the previous one is written. A record that fails is sent again after its backoff
+// (only it: the records written with it are not); a record given up on takes the records of its
+// key queued behind it, and any added later, with it (CauseEarlier).
+//
+// A Queue is driven by one goroutine: Add, Take, Complete, Promote and Stop must not run
+// concurrently, though the calls that Take's batches go into may (at most one record per key is in
+// any of them). Writer drives one synchronously; the forwarder drives one with many calls in flight.
+type Queue[T Item] struct {
+	p       Policy
+	backoff *retry.Backoff
+	written func(T)
+	failed  func(T)
+
+	keys    map[string]*keyQueue[T]
+	free    []*keyQueue[T]
+	ready   fifo[T]
+	delayed delayHeap[T]
+	held    int // records added and not yet written or given up on
+	stopped bool
+}
+
+// keyQueue is one key's records in order: items[head] is out (ready, in a call or delayed), the
+// rest wait behind it.
+type keyQueue[T Item] struct {
+	items    []T
+	head     int
+	poisoned bool // a record of the key was given up on: later ones fail at once
+}
+
+// NewQueue returns an empty Queue. written and failed (either may be nil) are called, from the
+// goroutine driving the Queue, as each record is written or given up on, in per-key order.
+func NewQueue[T Item](p Policy, written, failed func(T)) *Queue[T] {
+	bp := p.Backoff
+	bp.MaxAttempts, bp.MaxElapsed = 0, 0
+	return &Queue[T]{p: p, backoff: bp.Start(), written: written, failed: failed, keys: map[string]*keyQueue[T]{}}
+}
+
+// Reset empties the Queue for a new set of records, keeping its memory. Nothing is reported for
+// the records it held.
+func (q *Queue[T]) Reset() {
+	for k, kq := range q.keys {
+		clear(kq.items)
+		kq.items, kq.head, kq.poisoned = kq.items[:0], 0, false
+		q.free = append(q.free, kq)
+		delete(q.keys, k)
+	}
+	q.ready.reset()
+	clear(q.delayed)
+	q.delayed = q.delayed[:0]
+	q.held, q.stopped = 0, false
+	q.backoff.Reset()
+}
+
+// Len returns the records held: added and neither written nor given up on.
+func (q *Queue[T]) Len() int { return q.held }
+
+// Ready returns the records that may be sent now, and their size.
+func (q *Queue[T]) Ready() (n, bytes int) { return q.ready.len(), q.ready.bytes }
+
+// Add takes a record (its outcome fields are reset). It is ready at once when nothing of its key is
+// held; it fails at once (reported to failed) when it is over a Kinesis limit (CauseLimit), when an
+// earlier record of its key was given up on (CauseEarlier) or when the Queue is stopped.
+func (q *Queue[T]) Add(it T) {
+	r := it.Rec()
+	r.reset()
+	kq := q.keys[r.Key]
+	switch {
+	case q.stopped:
+		q.fail(it, CauseStopped)
+		return
+	case kq != nil && kq.poisoned:
+		q.fail(it, CauseEarlier)
+		return
+	}
+	if err := r.Check(); err != nil {
+		r.Outcome, r.LastError = Fatal, err.Error()
+		q.fail(it, CauseLimit)
+		q.poison(r.Key)
+		return
+	}
+	q.held++
+	if kq == nil {
+		kq = q.newKey()
+		q.keys[r.Key] = kq
+	}
+	kq.items = append(kq.items, it)
+	if len(kq.items)-kq.head == 1 {
+		q.ready.push(it)
+	}
+}
+
+// Take moves ready records into batch (appended to dst) in the order they became ready, at most
+// maxN of them and, past the first, at most maxBytes of Size in all; they are in flight until
+// Complete. Their Outcome is Unknown until a step sets it.
+func (q *Queue[T]) Take(maxN, maxBytes int, dst []T) []T {
+	n, size := 0, 0
+	for q.ready.len() > 0 && n < maxN {
+		it := q.ready.peek()
+		s := it.Rec().Size()
+		if n > 0 && size+s > maxBytes {
+			break
+		}
+		q.ready.pop()
+		// Until the step says otherwise, the attempt's outcome is unknown: a step that reports
+		// nothing for a record gets it sent again, never taken for written.
+		it.Rec().Outcome = Unknown
+		dst = append(dst, it)
+		n++
+		size += s
+	}
+	return dst
+}
+
+// Complete applies the outcomes a step left in batch's records (taken with Take) at now: a written
+// record lets its key's next one become ready; a failed one is retried after the backoff, or given
+// up on by the Policy (or because the Queue is stopped) together with the records of its key
+// behind it. res is the step's result: a step that wrote something starts the delays over.
+func (q *Queue[T]) Complete(batch []T, res Result, now time.Time) {
+	if res.Progress() {
+		q.backoff.Reset()
+	}
+	var due time.Time
+	for _, it := range batch {
+		r := it.Rec()
+		if r.Outcome == OK {
+			r.State = Written
+			q.held--
+			if q.written != nil {
+				q.written(it)
+			}
+			q.next(r.Key)
+			continue
+		}
+		r.failed(now)
+		switch {
+		case r.Cause == CauseLimit:
+			q.giveUp(it, CauseLimit)
+		case q.stopped:
+			q.giveUp(it, CauseStopped)
+		case r.Outcome == Fatal && !q.p.RetryFatal:
+			q.giveUp(it, CauseFatal)
+		case q.p.MaxAttempts > 0 && r.Attempts >= q.p.MaxAttempts:
+			q.giveUp(it, CauseAttempts)
+		default:
+			if due.IsZero() {
+				d, _ := q.backoff.Next() // never exhausted: its bounds are off
+				due = now.Add(d)
+			}
+			r.due = due.UnixNano()
+			heap.Push(&q.delayed, it)
+		}
+	}
+}
+
+// NextDue returns when the earliest delayed record may be sent again; false when none waits.
+func (q *Queue[T]) NextDue() (time.Time, bool) {
+	if len(q.delayed) == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, q.delayed[0].Rec().due), true
+}
+
+// Promote makes the delayed records whose backoff has passed at now ready again.
+func (q *Queue[T]) Promote(now time.Time) {
+	for len(q.delayed) > 0 && q.delayed[0].Rec().due <= now.UnixNano() {
+		q.ready.push(heap.Pop(&q.delayed).(T))
+	}
+}
+
+// Stop gives up on every record that is not in a call (cause, usually CauseStopped, or
+// CauseDeadline), each with the records of its key behind it, ready ones first. From then on a
+// record that comes back from a call unwritten is given up on (CauseStopped), the records behind a
+// written one too, and Add fails every record.
+func (q *Queue[T]) Stop(cause Cause) {
+	q.stopped = true
+	for q.ready.len() > 0 {
+		q.giveUp(q.ready.pop(), cause)
+	}
+	for len(q.delayed) > 0 {
+		q.giveUp(heap.Pop(&q.delayed).(T), cause)
+	}
+}
+
+// next hands key's turn to its next record, or forgets the key when none is left.
+func (q *Queue[T]) next(key string) {
+	kq := q.keys[key]
+	kq.items[kq.head] = *new(T)
+	kq.head++
+	if kq.head < len(kq.items) {
+		if q.stopped {
+			q.giveUp(kq.items[kq.head], CauseStopped)
+			return
+		}
+		q.ready.push(kq.items[kq.head])
+		return
+	}
+	if !kq.poisoned {
+		q.dropKey(key, kq)
+	}
+}
+
+// giveUp fails it, the head of its key, with cause, and the records queued behind it with
+// CauseEarlier; the key is poisoned.
+func (q *Queue[T]) giveUp(it T, cause Cause) {
+	kq := q.keys[it.Rec().Key]
+	old, behind := kq.items, kq.items[kq.head+1:]
+	kq.items, kq.head, kq.poisoned = old[:0], 0, true
+	q.held -= 1 + len(behind)
+	q.fail(it, cause)
+	for _, b := range behind {
+		q.fail(b, CauseEarlier)
+	}
+	clear(old)
+}
+
+// poison marks key so that its later records fail (a record of it was given up on before it could
+// enter the queue).
+func (q *Queue[T]) poison(key string) {
+	kq := q.keys[key]
+	if kq == nil {
+		kq = q.newKey()
+		q.keys[key] = kq
+	}
+	kq.poisoned = true
+}
+
+func (q *Queue[T]) fail(it T, cause Cause) {
+	r := it.Rec()
+	r.State, r.Cause = Failed, cause
+	if q.failed != nil {
+		q.failed(it)
+	}
+}
+
+func (q *Queue[T]) newKey() *keyQueue[T] {
+	if n := len(q.free); n > 0 {
+		kq := q.free[n-1]
+		q.free = q.free[:n-1]
+		return kq
+	}
+	return &keyQueue[T]{}
+}
+
+func (q *Queue[T]) dropKey(key string, kq *keyQueue[T]) {
+	delete(q.keys, key)
+	kq.items, kq.head = kq.items[:0], 0
+	q.free = append(q.free, kq)
+}
+
+// fifo is a queue of records with their total size.
+type fifo[T Item] struct {
+	items []T
+	head  int
+	bytes int
+}
+
+func (f *fifo[T]) len() int { return len(f.items) - f.head }
+func (f *fifo[T]) peek() T  { return f.items[f.head] }
+
+func (f *fifo[T]) push(it T) {
+	f.items = append(f.items, it)
+	f.bytes += it.Rec().Size()
+}
+
+func (f *fifo[T]) pop() T {
+	it := f.items[f.head]
+	f.bytes -= it.Rec().Size()
+	f.items[f.head] = *new(T)
+	f.head++
+	switch {
+	case f.head == len(f.items):
+		f.items, f.head = f.items[:0], 0
+	case f.head > 1024 && f.head*2 > len(f.items):
+		n := copy(f.items, f.items[f.head:])
+		clear(f.items[n:])
+		f.items, f.head = f.items[:n], 0
+	}
+	return it
+}
+
+func (f *fifo[T]) reset() {
+	clear(f.items)
+	f.items, f.head, f.bytes = f.items[:0], 0, 0
+}
+
+// delayHeap orders records waiting for their backoff by due time.
+type delayHeap[T Item] []T
+
+func (h delayHeap[T]) Len() int           { return len(h) }
+func (h delayHeap[T]) Less(i, j int) bool { return h[i].Rec().due < h[j].Rec().due }
+func (h delayHeap[T]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *delayHeap[T]) Push(x any)        { *h = append(*h, x.(T)) }
+func (h *delayHeap[T]) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = *new(T)
+	*h = old[:len(old)-1]
+	return it
+}

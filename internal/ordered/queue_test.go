@@ -1,0 +1,182 @@
+package ordered
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+// TestQueueConcurrentCalls drives a Queue the way the forwarder does: records arrive over time,
+// several batches are out at once and come back in any order with any outcomes. The per-key rule
+// holds throughout (no key in two batches out, nor twice in one), each key's records are written in
+// the order they were added, a key stops at its first record given up on (every later one fails with
+// CauseEarlier), and every record ends written or failed.
+func TestQueueConcurrentCalls(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		maxAttempts := rapid.IntRange(0, 4).Draw(rt, "max_attempts")
+		failPct := rapid.IntRange(0, 60).Draw(rt, "fail_pct")
+		fatalPct := rapid.IntRange(0, 10).Draw(rt, "fatal_pct")
+		conc := rapid.IntRange(1, 5).Draw(rt, "concurrency")
+		nKeys := rapid.IntRange(1, 6).Draw(rt, "keys")
+		nRecs := rapid.IntRange(1, 60).Draw(rt, "records")
+		rnd := &splitMix{rapid.Uint64().Draw(rt, "seed")}
+
+		var written, failed []*rec
+		q := NewQueue(Policy{Backoff: retryPolicy{Initial: 10 * time.Millisecond, Max: 80 * time.Millisecond}, MaxAttempts: maxAttempts},
+			func(r *rec) { written = append(written, r) }, func(r *rec) { failed = append(failed, r) })
+		now := time.Unix(0, 0)
+		var added []*rec
+		var out [][]*rec
+		outKeys := map[string]bool{}
+		for steps := 0; ; steps++ {
+			if steps > 100000 {
+				rt.Fatalf("no end after %d steps: %d held", steps, q.Len())
+			}
+			canAdd := len(added) < nRecs
+			if !canAdd && q.Len() == 0 && len(out) == 0 {
+				break
+			}
+			switch op := rnd.next() % 4; {
+			case op == 0 && canAdd:
+				key := fmt.Sprint("k", rnd.next()%uint64(nKeys))
+				r := newRec(key, fmt.Sprintf("%s/%03d", key, len(added)))
+				added = append(added, r)
+				q.Add(r)
+			case op == 1 && len(out) < conc:
+				b := q.Take(int(1+rnd.next()%4), MaxCallBytes, nil)
+				if len(b) == 0 {
+					continue
+				}
+				for _, r := range b {
+					if outKeys[r.r.Key] {
+						rt.Fatalf("key %s taken while another of its records is out", r.r.Key)
+					}
+					outKeys[r.r.Key] = true
+				}
+				out = append(out, b)
+			case op == 2 && len(out) > 0:
+				i := int(rnd.next() % uint64(len(out)))
+				b := out[i]
+				out = slices.Delete(out, i, i+1)
+				var res Result
+				for _, r := range b {
+					delete(outKeys, r.r.Key)
+					switch {
+					case rnd.pct(fatalPct):
+						r.r.Outcome = Fatal
+					case rnd.pct(failPct):
+						r.r.Outcome = []Outcome{Retry, Throttled, Unknown}[rnd.next()%3]
+					default:
+						r.r.Outcome = OK
+						res.Written++
+					}
+				}
+				q.Complete(b, res, now)
+			default:
+				now = now.Add(time.Duration(rnd.next()%50) * time.Millisecond)
+				q.Promote(now)
+			}
+		}
+		if len(written)+len(failed) != len(added) {
+			rt.Fatalf("%d written + %d failed of %d added", len(written), len(failed), len(added))
+		}
+		for _, r := range failed {
+			if r.r.State != Failed || r.r.Cause == CauseNone {
+				rt.Fatalf("%s failed with %v %v", r.r.Data, r.r.State, r.r.Cause)
+			}
+			if r.r.Cause == CauseAttempts && r.r.Attempts != maxAttempts {
+				rt.Fatalf("%s given up after %d attempts, bound %d", r.r.Data, r.r.Attempts, maxAttempts)
+			}
+		}
+		// Per key: written in add order, and nothing written after the first failure.
+		for k := range nKeys {
+			key := fmt.Sprint("k", k)
+			var mine []*rec
+			for _, r := range added {
+				if r.r.Key == key {
+					mine = append(mine, r)
+				}
+			}
+			var wrote []*rec
+			for _, r := range written {
+				if r.r.Key == key {
+					wrote = append(wrote, r)
+				}
+			}
+			if !slices.Equal(wrote, mine[:len(wrote)]) {
+				rt.Fatalf("key %s: written out of order", key)
+			}
+			for i, r := range mine[len(wrote):] {
+				if r.r.State != Failed || (i > 0 && r.r.Cause != CauseEarlier) {
+					rt.Fatalf("key %s: record %s after the first failure is %v %v", key, r.r.Data, r.r.State, r.r.Cause)
+				}
+			}
+		}
+	})
+}
+
+// TestQueueStop: Stop gives up on what is ready or waiting (with the records behind), not on a
+// record in a call; when that call comes back written, the records behind it are given up on too.
+func TestQueueStop(t *testing.T) {
+	var failed []string
+	q := NewQueue(Policy{}, nil, func(r *rec) { failed = append(failed, fmt.Sprintf("%s:%v", r.r.Data, r.r.Cause)) })
+	a1, a2, b1, b2, c1 := newRec("a", "a1"), newRec("a", "a2"), newRec("b", "b1"), newRec("b", "b2"), newRec("c", "c1")
+	for _, r := range []*rec{a1, a2, b1, b2, c1} {
+		q.Add(r)
+	}
+	batch := q.Take(1, MaxCallBytes, nil) // a1 out
+	if len(batch) != 1 || batch[0] != a1 {
+		t.Fatalf("took %v", batch)
+	}
+	q.Stop(CauseStopped)
+	want := []string{"b1:stopped before it was written", "b2:an earlier record of its key was not written", "c1:stopped before it was written"}
+	if !slices.Equal(failed, want) {
+		t.Fatalf("failed %v, want %v", failed, want)
+	}
+	a1.r.Outcome = OK
+	q.Complete(batch, Result{Written: 1}, time.Now())
+	if a1.r.State != Written || a2.r.State != Failed || a2.r.Cause != CauseStopped || q.Len() != 0 {
+		t.Fatalf("a1 %v, a2 %v %v, %d held", a1.r.State, a2.r.State, a2.r.Cause, q.Len())
+	}
+	q.Add(newRec("d", "d1"))
+	if failed[len(failed)-1] != "d1:stopped before it was written" {
+		t.Fatalf("added after Stop: %v", failed)
+	}
+}
+
+// TestQueueReuse: Reset forgets keys, poisoned ones included, so a Queue serves one batch after
+// another.
+func TestQueueReuse(t *testing.T) {
+	q := NewQueue[*rec](Policy{}, nil, nil)
+	r := newRec("a", "1")
+	q.Add(r)
+	b := q.Take(10, MaxCallBytes, nil)
+	r.r.Outcome = Fatal
+	q.Complete(b, Result{}, time.Now())
+	later := newRec("a", "2")
+	q.Add(later)
+	if r.r.Cause != CauseFatal || later.r.Cause != CauseEarlier {
+		t.Fatalf("causes %v %v", r.r.Cause, later.r.Cause)
+	}
+	q.Reset()
+	again := newRec("a", "3")
+	q.Add(again)
+	if n, _ := q.Ready(); n != 1 || again.r.State != Pending {
+		t.Fatalf("after Reset: %d ready, state %v", n, again.r.State)
+	}
+}
+
+// TestQueueSilentStep: a record the step reports nothing for is not taken for written.
+func TestQueueSilentStep(t *testing.T) {
+	q := NewQueue[*rec](Policy{Backoff: retryPolicy{Initial: time.Millisecond}}, nil, nil)
+	r := newRec("a", "1")
+	q.Add(r)
+	b := q.Take(10, MaxCallBytes, nil)
+	q.Complete(b, Result{}, time.Now()) // a step that set no outcome
+	if r.r.State != Pending || r.r.Attempts != 1 || q.Len() != 1 {
+		t.Fatalf("%+v, %d held", r.r, q.Len())
+	}
+}
