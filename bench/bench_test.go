@@ -63,6 +63,7 @@ func runScenario(b *testing.B, scenario string) *Report {
 func BenchmarkIngest(b *testing.B) {
 	rep := runScenario(b, ScenarioIngest)
 	b.ReportMetric(rep.Ingest.Ratio, "forwarder/put")
+	b.ReportMetric(forwarderRatio(rep.Ingest), "forwarder/put-cpu")
 	b.ReportMetric(mean(rep.Ingest.ForwarderRates), "forwarder-events/s")
 }
 
@@ -76,10 +77,9 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportMetric(t.CopyRatio, "worker/copy")
 	b.ReportMetric(t.FirstRecord.Seconds(), "s-to-first-record")
 	b.ReportMetric(float64(t.CPUPerEvent.Microseconds()), "cpu-µs/event")
-	b.ReportMetric(t.RoundTrips, "dedupe-roundtrips/event")
-	if bc := rep.BehindCursor; bc != nil {
-		b.ReportMetric(bc.RoundTrips, "dedupe-roundtrips/event-behind-cursor")
-	}
+	b.ReportMetric(t.CPURatio, "worker/same-calls-loop-cpu")
+	b.ReportMetric(t.Mix.RoundTrips(), "dedupe-roundtrips/event")
+	b.ReportMetric(t.Mix.WriteUnits, "dedupe-writeunits/event")
 }
 
 func BenchmarkNaiveDedupe(b *testing.B) {

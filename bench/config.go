@@ -63,6 +63,11 @@ type Config struct {
 	Warmup           time.Duration
 	// Timeout bounds each scenario. Default 4 minutes.
 	Timeout time.Duration
+	// ProfileDir, when set, makes the measured worker and forwarder processes write pprof CPU and
+	// allocation profiles there (worker -cpuprofile/-memprofile, forwarder --cpuprofile/--memprofile),
+	// one pair per process, named after the scenario and run. Profiling costs a little CPU: the
+	// figures of such a run are for finding where the time goes.
+	ProfileDir string
 }
 
 // Quick returns a configuration small enough for CI's single run of each benchmark: the same

@@ -38,6 +38,9 @@ type IngestResult struct {
 	// the put loop's, its process's CPU over the loop; KinesisCPU and PutKinesisCPU kinesalite's CPU per
 	// record during the timed forwarder and put runs. Means over the runs.
 	ForwarderCPU, PutCPU, KinesisCPU, PutKinesisCPU time.Duration
+	// EventBytes is the mean EventBridge event of the load (the forwarder's input line), EMFBytes
+	// the metrics line the deployed forwarder writes per invocation (measured in process).
+	EventBytes, EMFBytes float64
 	// Distinct is the same comparison on events spread over ten times as many customers as events
 	// (loadgen picks customers at random: about 95 % of the events are their customer's only one),
 	// so the forwarder's one-record-per-customer-in-flight rule almost never holds a record back.
@@ -69,6 +72,11 @@ func ingest(ctx context.Context, d *deployment, cfg Config) (IngestResult, loadg
 	if err != nil {
 		return res, m, err
 	}
+	ll, err := measureLambdaLog(ctx, file)
+	if err != nil {
+		return res, m, err
+	}
+	res.EventBytes, res.EMFBytes = ll.EventBytes, ll.EMFBytes
 	distinct, _, err := d.generate(ctx, "distinct", cfg.Events, 10*cfg.Events, cfg.Seed+1)
 	if err != nil {
 		return res, m, err
@@ -206,8 +214,8 @@ func (d *deployment) forward(ctx context.Context, file, stream string, want int)
 func (d *deployment) forwardCPU(ctx context.Context, file, stream string, want int) (float64, time.Duration, error) {
 	logPath := filepath.Join(d.dir, "forwarder-"+stream+".log")
 	start := time.Now()
-	p, err := fleet.Start("forwarder", filepath.Join(d.env.Bin, "forwarder"),
-		[]string{"-raw-stream", stream, "-quarantine-stream", names.QuarantineStream, file}, d.env.StackEnv, logPath)
+	args := append(d.profileArgs("--", "forwarder-"+stream), "-raw-stream", stream, "-quarantine-stream", names.QuarantineStream, file)
+	p, err := fleet.Start("forwarder", filepath.Join(d.env.Bin, "forwarder"), args, d.env.StackEnv, logPath)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -10,17 +10,22 @@ import (
 )
 
 // InProcess holds the in-process benchmarks' figures (processors.BenchmarkPipeline and
-// BenchmarkFloor with -cpu 1): every run of each benchmark, in the order they ran. scripts/bench.sh
-// runs `go test -bench` several times, each run measuring the pipeline and its floor a moment apart,
-// so that their ratio is taken pair by pair and a machine whose speed drifts does not skew it.
+// BenchmarkFloor with -cpu 1, and BenchmarkDedupeState): every run of each benchmark, in the order
+// they ran. scripts/bench.sh runs `go test -bench` several times, each run measuring the pipeline
+// and its floor a moment apart, so that their ratio is taken pair by pair and a machine whose
+// speed drifts does not skew it.
 type InProcess map[string]map[string][]float64 // benchmark name (no -N suffix) -> unit -> values
 
 // Names of the benchmarks the report uses.
 const (
-	benchPipeline       = "BenchmarkPipeline/clean"
-	benchPipelineMixed  = "BenchmarkPipeline/mixed"
-	benchPipelineBehind = "BenchmarkPipeline/clean_behind_cursor"
-	benchFloor          = "BenchmarkFloor"
+	benchPipeline      = "BenchmarkPipeline/clean"
+	benchPipelineMixed = "BenchmarkPipeline/mixed"
+	benchFloor         = "BenchmarkFloor"
+	// processors.BenchmarkDedupeState, at 10,000 and 1,000,000 customers.
+	benchStateFew  = "BenchmarkDedupeState/customers=10000"
+	benchStateMany = "BenchmarkDedupeState/customers=1000000"
+	writeUnitsUnit = "writeunits/event"
+	roundTripsUnit = "roundtrips/event"
 )
 
 // ParseGoBench reads `go test -bench` output (one or several runs, concatenated).

@@ -21,15 +21,23 @@ type Report struct {
 	InProcess    InProcess
 	Ingest       *IngestResult
 	Throughput   *ThroughputResult
-	BehindCursor *BehindCursorResult
 	NaiveDedupe  *NaiveDedupeResult
 	Latency      *LatencyResult
 	Backpressure *BackpressureResult
 	ScaleInputs  *ScaleInputs
 	Scale        []ScaleRow
+	// Cost prices a billion events through the deployed stack at each of CostRates.
+	Cost []CostModel
 
 	Errors map[string]string
+
+	typeShare map[string]float64 // of the throughput run's load
 }
+
+// CostRates are the event rates the cost model is computed at; the label uses costRate.
+var CostRates = []float64{1_000, 10_000, 100_000}
+
+const costRate = 10_000
 
 // Machine describes where the figures were taken.
 type Machine struct {
@@ -84,6 +92,11 @@ const (
 	wantIngestRatio    = 0.9
 	wantP99            = 1500 * time.Millisecond
 	wantRoundTrips     = 0.05
+	wantCPURatio       = 2.0
+	wantForwarderRatio = 1.5
+	wantUnitsMany      = 0.2
+	wantUnitsFew       = 0.1
+	wantCostRatio      = 0.5
 	wantPeakRSS        = 300e6
 	flatMinGrowth      = 16 << 20
 	flatGrowthFraction = 0.10
@@ -138,30 +151,23 @@ func (r *Report) Targets() []Target {
 			"unchanged", unchanged(l.Off.P50, l.On.P50, l.IdleTime) && unchanged(l.Off.P99, l.On.P99, l.IdleTime))
 	}
 	if t := r.Throughput; t != nil {
-		add("4", "dedupe round trips per event, batched (throughput run)", fmt.Sprintf("%.3f (%.3f get + %.3f put)", t.RoundTrips, t.Gets, t.Puts),
-			fmt.Sprintf("<= %.2f", wantRoundTrips), t.RoundTrips <= wantRoundTrips)
-	}
-	if b := r.BehindCursor; b != nil {
-		add("4", "same, worker with -dedupe-lookup=behind-cursor (same raw stream, fresh tables)", fmt.Sprintf("%.3f (%.3f get + %.3f put)", b.RoundTrips, b.Gets, b.Puts),
-			fmt.Sprintf("<= %.2f", wantRoundTrips), b.RoundTrips <= wantRoundTrips && b.OK)
-		add("4", "behind-cursor pass: delivered, worker / GetRecords loop, dynalite CPU per event", fmt.Sprintf("%d of %d distinct ids (%d resent writes), %.2f (%.0f rec/s), %s",
-			b.Unique, b.Events, b.Resent, b.SteadyRatio, b.SteadyRate, us(b.DynamoDBCPU)), "", true)
+		add("4", "dedupe round trips per event, throughput run (1,000 customers; by operation)", fmt.Sprintf("%.4f (%.4f get + %.4f put + %.4f swap)",
+			t.Mix.RoundTrips(), t.Mix.DedupeGets, t.Mix.DedupePuts, t.Mix.DedupeSwaps), "", true)
+		add("4", "dedupe write units per event, throughput run (1,000 customers)", fmt.Sprintf("%.4f (read units %.4f)", t.Mix.WriteUnits, t.Mix.ReadUnits), "", true)
 	}
 	if l := r.Latency; l != nil {
-		add("4", fmt.Sprintf("dedupe round trips per event, batched at %.0f ev/s", l.Rate), fmt.Sprintf("%.3f (%.3f get + %.3f put)", l.Off.RoundTrips, l.Off.Gets, l.Off.Puts),
-			fmt.Sprintf("<= %.2f", wantRoundTrips), l.Off.RoundTrips <= wantRoundTrips)
+		add("4", fmt.Sprintf("dedupe round trips per event at %.0f ev/s (batches of tens)", l.Rate), fmt.Sprintf("%.3f (%.3f get + %.3f put)", l.Off.RoundTrips, l.Off.Gets, l.Off.Puts), "", true)
 	}
 	if p := r.InProcess; p != nil {
-		if rt := p.median(benchPipeline, "roundtrips/event"); rt > 0 {
-			add("4", "dedupe round trips per event, in-process worst case (every event a new customer in its batch)", fmt.Sprintf("%.3f", rt), fmt.Sprintf("<= %.2f", wantRoundTrips), rt <= wantRoundTrips)
-		}
-		if rt := p.median(benchPipelineBehind, "roundtrips/event"); rt > 0 {
-			add("4", "same with LookupBehindCursorOnly", fmt.Sprintf("%.3f", rt), "", true)
+		if rt := p.median(benchPipeline, roundTripsUnit); rt > 0 {
+			add("4", "dedupe round trips and write units per event, in-process BenchmarkPipeline (1,000 customers, every event changes its customer)",
+				fmt.Sprintf("%.4f, %.4f", rt, p.median(benchPipeline, writeUnitsUnit)), "", true)
 		}
 	}
 	if n := r.NaiveDedupe; n != nil {
 		add("4", "dedupe round trips per event, naive conditional PutItem", fmt.Sprintf("%.2f (%d calls, %.0f ev/s)", n.RoundTrips, n.Calls, n.Rate), "", true)
 	}
+	r.issue15(add)
 	if b := r.Backpressure; b != nil {
 		add("5", fmt.Sprintf("worker peak RSS, analytics streams down %s at %.0f ev/s", b.Open, b.Rate), mib(b.PeakRSS), fmt.Sprintf("< %.0f MB", wantPeakRSS/1e6), float64(b.PeakRSS) < wantPeakRSS)
 		limit := max(flatMinGrowth, int64(flatGrowthFraction*float64(b.StartRSS)))
@@ -170,6 +176,104 @@ func (r *Report) Targets() []Target {
 		add("5", "recovery after the outage", fmt.Sprintf("recovered %v, %d calls refused, %.0f dead-lettered", b.Recovered, b.Refused, b.DeadLettered), "recovers", b.Recovered)
 	}
 	return ts
+}
+
+// issue15 adds the rows of issue 15's targets (part "15").
+func (r *Report) issue15(add func(part, measure, figure, want string, met bool)) {
+	if t := r.Throughput; t != nil && t.CPURatio > 0 && len(t.WorkerCPUs) > 0 && len(t.LoopCPUs) > 0 {
+		add("15", "worker CPU per event / same-calls loop CPU per event (worker, loop, loop, worker)", fmt.Sprintf("%.2f (%s, %s vs %s, %s)", t.CPURatio,
+			us(t.WorkerCPUs[0]), us(t.WorkerCPUs[len(t.WorkerCPUs)-1]), us(t.LoopCPUs[0]), us(t.LoopCPUs[len(t.LoopCPUs)-1])),
+			fmt.Sprintf("<= %.1f", wantCPURatio), t.CPURatio <= wantCPURatio)
+		m := t.Mix
+		add("15", "the worker's calls per event, which the loop makes too", fmt.Sprintf("PutRecords %.4f (%.2f records), BatchWriteItem %.4f (%.4f write units), BatchGetItem %.5f, conditional PutItem %.5f; GetRecords of %d",
+			m.PutCalls, m.PutRecords, m.DedupePuts, m.WriteUnits, m.DedupeGets, m.DedupeSwaps, t.MaxRecords), "", true)
+	}
+	if ing := r.Ingest; ing != nil && ing.PutCPU > 0 {
+		fr := forwarderRatio(ing)
+		add("15", "forwarder process CPU per event / put loop CPU per event (same records, batches, calls in flight)", fmt.Sprintf("%.2f (%s vs %s)", fr, us(ing.ForwarderCPU), us(ing.PutCPU)),
+			fmt.Sprintf("<= %.1f", wantForwarderRatio), fr <= wantForwarderRatio)
+	}
+	if v := r.InProcess.median(benchStateMany, writeUnitsUnit); v > 0 {
+		add("15", "dedupe write units per event, 1,000,000 customers (in-process BenchmarkDedupeState)", fmt.Sprintf("%.3f", v), fmt.Sprintf("<= %.1f", wantUnitsMany), v <= wantUnitsMany)
+	}
+	if v := r.InProcess.median(benchStateFew, writeUnitsUnit); v > 0 {
+		add("15", "dedupe write units per event, 10,000 customers (in-process BenchmarkDedupeState)", fmt.Sprintf("%.3f", v), fmt.Sprintf("<= %.1f", wantUnitsFew), v <= wantUnitsFew)
+	}
+	if v, ok := r.roundTrips(); ok {
+		add("15", "dedupe round trips per event (the largest of the throughput run and BenchmarkDedupeState)", fmt.Sprintf("%.4f", v), fmt.Sprintf("<= %.2f", wantRoundTrips), v <= wantRoundTrips)
+	}
+	if c, ok := r.costAt(costRate); ok {
+		add("15", fmt.Sprintf("pipeline cost per billion events / EventBridge, at %.0f events/s", c.Inputs.Rate), fmt.Sprintf("%.2f (%s)", c.Ratio, c.summary()),
+			fmt.Sprintf("<= %.1f", wantCostRatio), c.Ratio <= wantCostRatio)
+	}
+}
+
+// Label is one of issue 15's figures, printed on a line of its own as "Name: Value".
+type Label struct {
+	Name, Value string
+}
+
+// Labels are issue 15's six figures, in the issue's order; a figure whose scenario did not run
+// reads "not measured".
+func (r *Report) Labels() []Label {
+	v := func(ok bool, f float64, format string) string {
+		if !ok {
+			return "not measured"
+		}
+		return fmt.Sprintf(format, f)
+	}
+	tp, ing := r.Throughput, r.Ingest
+	cpu := tp != nil && tp.CPURatio > 0
+	fwd := ing != nil && ing.PutCPU > 0
+	many, few := r.InProcess.median(benchStateMany, writeUnitsUnit), r.InProcess.median(benchStateFew, writeUnitsUnit)
+	rt, rtOK := r.roundTrips()
+	cost, costOK := r.costAt(costRate)
+	return []Label{
+		{"worker CPU per event / loop CPU per event", v(cpu, ratioOf(tp, func(t *ThroughputResult) float64 { return t.CPURatio }), "%.2f")},
+		{"forwarder CPU per event / put loop CPU per event", v(fwd, forwarderRatio(ing), "%.2f")},
+		{"dedupe write units per event (1M customers)", v(many > 0, many, "%.3f")},
+		{"dedupe write units per event (10k customers)", v(few > 0, few, "%.3f")},
+		{"dedupe round trips per event", v(rtOK, rt, "%.4f")},
+		{"pipeline cost per billion events / EventBridge cost", v(costOK, cost.Ratio, "%.2f")},
+	}
+}
+
+func ratioOf(t *ThroughputResult, f func(*ThroughputResult) float64) float64 {
+	if t == nil {
+		return 0
+	}
+	return f(t)
+}
+
+func forwarderRatio(ing *IngestResult) float64 {
+	if ing == nil || ing.PutCPU <= 0 {
+		return 0
+	}
+	return ing.ForwarderCPU.Seconds() / ing.PutCPU.Seconds()
+}
+
+// roundTrips is the largest measured dedupe round trips per event: the throughput run's worker
+// (its own counters, start-up included) and the in-process runs for 10,000 and 1,000,000 customers.
+func (r *Report) roundTrips() (float64, bool) {
+	v, ok := 0.0, false
+	for _, name := range []string{benchStateFew, benchStateMany} {
+		if x := r.InProcess[name][roundTripsUnit]; len(x) > 0 {
+			v, ok = max(v, medianOf(x)), true
+		}
+	}
+	if r.Throughput != nil && r.Throughput.Mix.RecordsIn > 0 {
+		v, ok = max(v, r.Throughput.Mix.RoundTrips()), true
+	}
+	return v, ok
+}
+
+func (r *Report) costAt(rate float64) (CostModel, bool) {
+	for _, c := range r.Cost {
+		if c.Inputs.Rate == rate {
+			return c, true
+		}
+	}
+	return CostModel{}, false
 }
 
 // unchanged compares two latency figures of separate runs: within 25 % or one idle time.
@@ -202,9 +306,10 @@ func rates(xs []float64) string {
 	return strings.Join(s, "/")
 }
 
-// Print writes the summary table.
+// Print writes the summary table, the scale and cost models, and issue 15's figures, each on a
+// line of its own.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "issue 7 benchmarks: commit %s, %d CPUs (%s), load %s -> %s, %s\n\n", r.Commit, r.Machine.NProc, r.Machine.CPU,
+	fmt.Fprintf(w, "benchmarks (issues 7 and 15): commit %s, %d CPUs (%s), load %s -> %s, %s\n\n", r.Commit, r.Machine.NProc, r.Machine.CPU,
 		r.Machine.LoadStart, r.Machine.LoadEnd, r.Elapsed.Round(time.Second))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "part\tmeasure\tfigure\ttarget\tresult")
@@ -223,20 +328,28 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintln(w)
 		r.printScale(w, false)
 	}
+	if c, ok := r.costAt(costRate); ok {
+		fmt.Fprintf(w, "\ncost model at %.0f events/s (%s list prices of %s), per billion events:\n", c.Inputs.Rate, priceRegion, priceDate)
+		r.printCost(w, c, false)
+	}
 	for name, err := range r.Errors {
 		fmt.Fprintf(w, "\nscenario %s FAILED: %s\n", name, err)
+	}
+	fmt.Fprintln(w)
+	for _, l := range r.Labels() {
+		fmt.Fprintf(w, "%s: %s\n", l.Name, l.Value)
 	}
 }
 
 func (r *Report) printScale(w io.Writer, markdown bool) {
 	in := r.ScaleInputs
 	head := []string{"events/s", "raw shards", "analytics shards", "worker vCPUs", fmt.Sprintf("workers (%d vCPU)", vCPUPerWorker),
-		"read MiB/s per raw shard", "dedupe WCU/s", "dedupe RCU/s", "many customers: WCU/s", "RCU/s (strict / behind-cursor)", "dedupe partitions"}
+		"read MiB/s per raw shard", "dedupe WCU/s", "dedupe WCU/s, 1M customers", "dedupe RCU/s", "dedupe partitions"}
 	if markdown {
 		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
 	} else {
-		fmt.Fprintf(w, "scale model: %s CPU/event, %.0f B raw, %.0f B analytics record, %.2f dedupe items written and %.2f keys read per event\n",
-			in.CPUPerEvent.Round(100*time.Nanosecond), in.RawBytes, in.OutBytes, in.ItemsPerEvent, in.KeysReadPerEvent)
+		fmt.Fprintf(w, "scale model: %s CPU/event, %.0f B raw, %.0f B analytics record, %.4f dedupe write units per event (%.4f with 1M customers), %.4f read units\n",
+			in.CPUPerEvent.Round(100*time.Nanosecond), in.RawBytes, in.OutBytes, in.WriteUnits, in.WriteUnitsMany, in.ReadUnits)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if !markdown {
@@ -244,8 +357,8 @@ func (r *Report) printScale(w io.Writer, markdown bool) {
 	}
 	for _, row := range r.Scale {
 		cells := []string{fmt.Sprintf("%.0f", row.Rate), fmt.Sprint(row.RawShards), fmt.Sprint(row.AnalyticsShards), fmt.Sprint(row.VCPUs),
-			fmt.Sprint(row.Workers), fmt.Sprintf("%.2f", row.ReadMBps), fmt.Sprintf("%.0f", row.DedupeWCU), fmt.Sprintf("%.0f", row.DedupeRCU),
-			fmt.Sprintf("%.0f", row.ManyWCU), fmt.Sprintf("%.0f / %.0f", row.ManyRCU, row.ManyRCUBehind), fmt.Sprint(row.DedupePartitions)}
+			fmt.Sprint(row.Workers), fmt.Sprintf("%.2f", row.ReadMBps), fmt.Sprintf("%.0f", row.DedupeWCU), fmt.Sprintf("%.0f", row.DedupeWCUMany),
+			fmt.Sprintf("%.0f", row.DedupeRCU), fmt.Sprint(row.DedupePartitions)}
 		if markdown {
 			fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 		} else {
@@ -255,10 +368,48 @@ func (r *Report) printScale(w io.Writer, markdown bool) {
 	tw.Flush()
 }
 
-// Markdown writes the figures as the BENCHMARKS.md section: the target table and the scale model.
+// printCost writes the cost model's lines: component, $ per billion events, share of EventBridge,
+// and (in markdown) how each was computed.
+func (r *Report) printCost(w io.Writer, c CostModel, markdown bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if markdown {
+		fmt.Fprintln(w, "| component | $ per billion events | x EventBridge | how |\n|---|---|---|---|")
+	} else {
+		fmt.Fprintln(tw, "component\t$/billion\tx EventBridge")
+	}
+	for _, l := range c.Lines {
+		name := l.Component
+		if l.Option {
+			name += " (not summed)"
+		}
+		if markdown {
+			fmt.Fprintf(w, "| %s | %.2f | %.3f | %s |\n", name, l.PerBillion, l.PerBillion/c.EventBridge, l.How)
+		} else {
+			fmt.Fprintf(tw, "%s\t%.2f\t%.3f\n", name, l.PerBillion, l.PerBillion/c.EventBridge)
+		}
+	}
+	if markdown {
+		fmt.Fprintf(w, "| **everything but EventBridge** | **%.2f** | **%.3f** | |\n", c.Rest, c.Ratio)
+	} else {
+		fmt.Fprintf(tw, "everything but EventBridge\t%.2f\t%.3f\n", c.Rest, c.Ratio)
+	}
+	tw.Flush()
+	if !markdown {
+		fmt.Fprintf(w, "(%d raw shards, %d analytics shards, %d worker tasks, Lambda concurrency %.0f)\n", c.RawShards, c.AnalyticsShards, c.Workers, c.LambdaConcurrency)
+	}
+}
+
+// Markdown writes the figures as the BENCHMARKS.md section: issue 15's figures, the target table,
+// the scale model and the cost model.
 func (r *Report) Markdown(w io.Writer, command string) {
 	fmt.Fprintf(w, "Measured %s with `%s` at commit `%s` on %d CPUs (%s), load average %s at the start and %s at the end; %s in all.\n\n",
 		r.Started.UTC().Format("2006-01-02 15:04 MST"), command, r.Commit, r.Machine.NProc, r.Machine.CPU, r.Machine.LoadStart, r.Machine.LoadEnd, r.Elapsed.Round(time.Second))
+	fmt.Fprintln(w, "```")
+	for _, l := range r.Labels() {
+		fmt.Fprintf(w, "%s: %s\n", l.Name, l.Value)
+	}
+	fmt.Fprintln(w, "```")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| part | measure | figure | target | result |\n|---|---|---|---|---|")
 	for _, t := range r.Targets() {
 		res := ""
@@ -272,9 +423,23 @@ func (r *Report) Markdown(w io.Writer, command string) {
 	}
 	if len(r.Scale) > 0 {
 		in := r.ScaleInputs
-		fmt.Fprintf(w, "\nScale model inputs (measured above): %s worker CPU per event end to end (%.0f events/s per core), %.0f B raw record, %.0f B analytics record, %.2f dedupe items written and %.2f keys read per event.\n\n",
-			in.CPUPerEvent.Round(100*time.Nanosecond), 1/in.CPUPerEvent.Seconds(), in.RawBytes, in.OutBytes, in.ItemsPerEvent, in.KeysReadPerEvent)
+		fmt.Fprintf(w, "\nScale model inputs (measured above): %s worker CPU per event end to end (%.0f events/s per core), %.0f B raw record, %.0f B analytics record, %.4f dedupe write units per event (%.4f with 1,000,000 customers) and %.4f read units.\n\n",
+			in.CPUPerEvent.Round(100*time.Nanosecond), 1/in.CPUPerEvent.Seconds(), in.RawBytes, in.OutBytes, in.WriteUnits, in.WriteUnitsMany, in.ReadUnits)
 		r.printScale(w, true)
+	}
+	if c, ok := r.costAt(costRate); ok {
+		fmt.Fprintf(w, "\nCost model at %.0f events/s, %s list prices of %s, per billion events (%d raw shards, %d analytics shards, %d worker tasks, Lambda concurrency %.0f):\n\n",
+			c.Inputs.Rate, priceRegion, priceDate, c.RawShards, c.AnalyticsShards, c.Workers, c.LambdaConcurrency)
+		r.printCost(w, c, true)
+		var other []string
+		for _, o := range r.Cost {
+			if o.Inputs.Rate != costRate {
+				other = append(other, fmt.Sprintf("%.2f at %.0f events/s", o.Ratio, o.Inputs.Rate))
+			}
+		}
+		if len(other) > 0 {
+			fmt.Fprintf(w, "\nThe same ratio at other rates (hourly charges spread over fewer or more events): %s.\n", strings.Join(other, ", "))
+		}
 	}
 	for name, err := range r.Errors {
 		fmt.Fprintf(w, "\nScenario %s failed: %s\n", name, strings.ReplaceAll(err, "\n", " "))

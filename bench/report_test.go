@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
 func TestParseGoBench(t *testing.T) {
@@ -99,7 +101,7 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestScaleModel(t *testing.T) {
-	in := ScaleInputs{CPUPerEvent: 70 * time.Microsecond, RawBytes: 600, OutBytes: 550, ItemsPerEvent: 1.1, KeysReadPerEvent: 1.0,
+	in := ScaleInputs{CPUPerEvent: 70 * time.Microsecond, RawBytes: 600, OutBytes: 550, WriteUnits: 0.05, WriteUnitsMany: 0.12, ReadUnits: 0.001,
 		TypeShare: map[string]float64{"a": 0.5, "b": 0.5}}
 	rows := scaleModel(in, []float64{10_000, 1_000_000})
 	r := rows[0]
@@ -115,9 +117,9 @@ func TestScaleModel(t *testing.T) {
 	if r.VCPUs != 1 || r.Workers != 1 {
 		t.Errorf("vCPUs %d workers %d, want 1 and 1", r.VCPUs, r.Workers)
 	}
-	// Many customers: 2 WCU per event (mark and cursor) sets the partitions: 20,000 / 1,000.
-	if r.DedupeWCU != 11_000 || r.DedupeRCU != 10_000 || r.ManyWCU != 20_000 || r.ManyRCU != 20_000 || r.ManyRCUBehind != 10_000 || r.DedupePartitions != 20 {
-		t.Errorf("dedupe %v WCU %v RCU, many customers %v WCU %v / %v RCU, %d partitions", r.DedupeWCU, r.DedupeRCU, r.ManyWCU, r.ManyRCU, r.ManyRCUBehind, r.DedupePartitions)
+	// The 1M-customer figure sets the partitions: 1,200 WCU / 1,000 per partition.
+	if math.Abs(r.DedupeWCU-500) > 1e-9 || math.Abs(r.DedupeWCUMany-1200) > 1e-9 || math.Abs(r.DedupeRCU-10) > 1e-9 || r.DedupePartitions != 2 {
+		t.Errorf("dedupe %v WCU (%v with 1M customers) %v RCU, %d partitions", r.DedupeWCU, r.DedupeWCUMany, r.DedupeRCU, r.DedupePartitions)
 	}
 	if big := rows[1]; big.VCPUs != 100 || big.Workers != 50 {
 		t.Errorf("1M/s: %d vCPUs, %d workers; want 100 and 50", big.VCPUs, big.Workers)
@@ -195,13 +197,15 @@ func TestUpdateDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := &Report{Started: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Commit: "abc1234", Machine: Machine{NProc: 2, CPU: "test"},
-		Throughput: &ThroughputResult{Events: 100, SteadyRatio: 0.95, FloorRates: []float64{100}, FirstRecord: time.Second, RoundTrips: 0.04, OK: true}}
+		Throughput: &ThroughputResult{Events: 100, SteadyRatio: 0.95, FloorRates: []float64{100}, FirstRecord: time.Second, OK: true,
+			Mix: callMix{RecordsIn: 100, DedupePuts: 0.04}, CPURatio: 1.8, WorkerCPUs: []time.Duration{9 * time.Microsecond}, LoopCPUs: []time.Duration{5 * time.Microsecond}}}
 	if err := rep.UpdateDoc(path, "make bench"); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
 	got := string(b)
-	for _, want := range []string{"intro", "notes", "`abc1234`", "| 2 | worker (full pipeline) / GetRecords loop, steady | 0.95", docBegin, docEnd} {
+	for _, want := range []string{"intro", "notes", "`abc1234`", "| 2 | worker (full pipeline) / GetRecords loop, steady | 0.95", docBegin, docEnd,
+		"worker CPU per event / loop CPU per event: 1.80\n", "dedupe round trips per event: 0.0400\n", "pipeline cost per billion events / EventBridge cost: not measured\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("updated doc lacks %q:\n%s", want, got)
 		}
@@ -217,5 +221,131 @@ func TestUpdateDoc(t *testing.T) {
 	}
 	if err := rep.UpdateDoc(path, "x"); err == nil {
 		t.Error("a file without markers updated")
+	}
+}
+
+// TestLabels: issue 15's six figures, with exactly the issue's labels, in its order; a figure
+// whose scenario did not run says so instead of printing zero.
+func TestLabels(t *testing.T) {
+	rep := &Report{
+		InProcess: InProcess{
+			benchStateFew:  {writeUnitsUnit: {0.07, 0.069, 0.071}, roundTripsUnit: {0.003}},
+			benchStateMany: {writeUnitsUnit: {0.061}, roundTripsUnit: {0.0031}},
+		},
+		Ingest:     &IngestResult{ForwarderCPU: 12 * time.Microsecond, PutCPU: 8 * time.Microsecond},
+		Throughput: &ThroughputResult{CPURatio: 1.734, Mix: callMix{RecordsIn: 20000, DedupePuts: 0.002}},
+		Cost:       []CostModel{{Inputs: CostInputs{Rate: 1000}, Ratio: 3}, {Inputs: CostInputs{Rate: costRate}, Ratio: 0.4567}},
+	}
+	var out strings.Builder
+	rep.Print(&out)
+	want := "worker CPU per event / loop CPU per event: 1.73\n" +
+		"forwarder CPU per event / put loop CPU per event: 1.50\n" +
+		"dedupe write units per event (1M customers): 0.061\n" +
+		"dedupe write units per event (10k customers): 0.070\n" +
+		"dedupe round trips per event: 0.0031\n" +
+		"pipeline cost per billion events / EventBridge cost: 0.46\n"
+	if !strings.HasSuffix(out.String(), want) {
+		t.Errorf("printed figures end:\n%s\nwant:\n%s", out.String()[max(0, out.Len()-len(want)-200):], want)
+	}
+	for _, l := range (&Report{}).Labels() {
+		if l.Value != "not measured" {
+			t.Errorf("%s: %q without any scenario", l.Name, l.Value)
+		}
+	}
+}
+
+func TestCostModel(t *testing.T) {
+	in := CostInputs{
+		Rate: 10_000, EventBytes: 700, RawBytes: 580, OutBytes: 540, OutRecords: 1,
+		TypeShare: map[string]float64{"a": 0.5, "b": 0.5}, WorkerCPU: 20 * time.Microsecond, ForwarderCPU: 10 * time.Microsecond,
+		DedupeWriteUnits: 0.06, KinesisWireBytes: 2000, WorkerLogBytes: 1, EMFBytes: 500, MetricsBytes: 20 << 10,
+		IdleCalls: map[string]float64{"DynamoDB.UpdateItem": 2, "DynamoDB.Scan": 1, "Kinesis.ListShards": 4, "Kinesis.GetRecords": 16}, IdleShards: 4,
+		PutCallsPerBatch: 2,
+	}
+	m := costModel(in, DefaultStack())
+	line := func(name string) CostLine {
+		for _, l := range m.Lines {
+			if strings.HasPrefix(l.Component, name) {
+				return l
+			}
+		}
+		t.Fatalf("no line %q", name)
+		return CostLine{}
+	}
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-6*math.Max(1, math.Abs(want)) {
+			t.Errorf("%s = %.6f, want %.6f", what, got, want)
+		}
+	}
+	hours := 1e9 / 10_000 / 3600.0
+	near("EventBridge", m.EventBridge, 1000)
+	// 13 raw shards (10,000 records/s at 800 per shard), 1e9 PUT units.
+	near("Kinesis raw", line("Kinesis raw").PerBillion, 13*hours*0.015+1000*0.014)
+	near("DynamoDB dedupe", line("DynamoDB dedupe (on demand)").PerBillion, 1000*0.06*0.625)
+	// 15 ms + 10 µs at 256/1769 of a vCPU = 15.07 ms -> 16 ms billed.
+	near("Lambda", line("Lambda").PerBillion, 200+1e9*0.25*0.016*0.0000133334)
+	// 10,000 x 20 µs = 0.2 vCPU: the minimum of two tasks.
+	if m.Workers != 2 {
+		t.Errorf("workers %d, want 2", m.Workers)
+	}
+	near("Fargate", line("Fargate").PerBillion, 2*hours*(0.5*0.03238+0.00356))
+	// 4 ListShards/s per worker, 2 workers, over the hours.
+	near("CloudTrail", line("CloudTrail management").PerBillion, 4*2*hours*3600/1e5*2)
+	var rest float64
+	for _, l := range m.Lines {
+		if !l.Yardstick && !l.Option {
+			rest += l.PerBillion
+		}
+	}
+	near("rest", m.Rest, rest)
+	near("ratio", m.Ratio, rest/1000)
+	if !line("NAT").Option || !line("CloudTrail data").Option || line("EventBridge").Yardstick != true {
+		t.Error("options or yardstick not marked")
+	}
+	// More events per hour spread the hourly charges thinner.
+	in.Rate = 100_000
+	if big := costModel(in, DefaultStack()); big.Ratio >= m.Ratio {
+		t.Errorf("ratio at 100k/s %.3f not below 10k/s %.3f", big.Ratio, m.Ratio)
+	}
+}
+
+func TestLoopHelpers(t *testing.T) {
+	var o owedCalls
+	got := 0
+	for range 10 {
+		got += o.take(&o.puts, 0.35)
+	}
+	if got != 3 {
+		t.Errorf("10 x 0.35 owed: %d calls, want 3", got)
+	}
+	recs := make([]ktypes.Record, 7)
+	parts := split(recs, 3)
+	if len(parts) != 3 || len(parts[0])+len(parts[1])+len(parts[2]) != 7 {
+		t.Errorf("split 7 in 3: %v", parts)
+	}
+	if len(split(recs, 20)) != 7 || len(split(nil, 2)) != 0 {
+		t.Error("split into more parts than records")
+	}
+	if v := labelValue(`{operation="PutRecords",service="Kinesis"}`, "service"); v != "Kinesis" {
+		t.Errorf("labelValue %q", v)
+	}
+	s := samples{"aws_requests_total": {`{operation="PutRecords",service="Kinesis"}`: 10, `{operation="Scan",service="DynamoDB"}`: 4}}
+	later := samples{"aws_requests_total": {`{operation="PutRecords",service="Kinesis"}`: 10, `{operation="Scan",service="DynamoDB"}`: 9}}
+	idle := idleCalls(s, later, 5*time.Second)
+	if idle["DynamoDB.Scan"] != 1 || idle["Kinesis.PutRecords"] != 0 {
+		t.Errorf("idle calls %v", idle)
+	}
+	mix := mixOf(samples{
+		"pipeline_records_in_total":         {"": 1000},
+		"pipeline_records_out_total":        {`{stream="a",type="a"}`: 990},
+		"pipeline_quarantined_total":        {`{reason="x"}`: 10},
+		"pipeline_put_calls_total":          {`{stream="a"}`: 20},
+		"pipeline_dedupe_round_trips_total": {`{op="put"}`: 3, `{op="get"}`: 1, `{op="swap"}`: 2},
+		"pipeline_dedupe_keys_total":        {`{op="get"}`: 5},
+		"pipeline_dedupe_write_units_total": {"": 60},
+	})
+	if mix.PutCalls != 0.02 || mix.PutRecords != 1 || mix.RoundTrips() != 0.006 || mix.KeysPerGet != 5 || mix.WriteUnits != 0.06 {
+		t.Errorf("mix %+v", mix)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
 )
 
@@ -61,14 +62,8 @@ func Run(ctx context.Context, cfg Config, inProcess InProcess) (*Report, error) 
 				return err
 			}
 			rep.Throughput = &tp
-			rep.ScaleInputs = scaleInputs(tp, ing, m)
-			rep.Scale = scaleModel(*rep.ScaleInputs, ScaleRates)
-			// The same raw stream again, dedupe reads only behind each customer's cursor.
-			bc, err := behindCursor(ctx, d, cfg, mean(tp.FloorRates))
-			if err == nil {
-				rep.BehindCursor = &bc
-			}
-			return err
+			rep.typeShare = typeShare(m)
+			return nil
 		})
 		step(ScenarioNaiveDedupe, func(ctx context.Context) error {
 			n, err := naiveDedupe(ctx, d, cfg, m)
@@ -93,6 +88,7 @@ func Run(ctx context.Context, cfg Config, inProcess InProcess) (*Report, error) 
 		}
 		return err
 	})
+	rep.model()
 	rep.Elapsed = time.Since(rep.Started)
 	rep.Machine.LoadEnd = loadavg()
 	if err := ctx.Err(); err != nil {
@@ -104,11 +100,52 @@ func Run(ctx context.Context, cfg Config, inProcess InProcess) (*Report, error) 
 	return rep, nil
 }
 
-func scaleInputs(tp ThroughputResult, ing IngestResult, m loadgen.Manifest) *ScaleInputs {
-	in := &ScaleInputs{CPUPerEvent: tp.CPUPerEvent, RawBytes: ing.RecordBytes, OutBytes: tp.OutBytes,
-		ItemsPerEvent: tp.ItemsPerEvent, KeysReadPerEvent: tp.KeysPerEvent, TypeShare: map[string]float64{}}
+func typeShare(m loadgen.Manifest) map[string]float64 {
+	share := map[string]float64{}
 	for typ, n := range m.ByType {
-		in.TypeShare[typ] = float64(n) / float64(m.Unique)
+		share[typ] = float64(n) / float64(m.Unique)
 	}
-	return in
+	return share
+}
+
+// model computes the scale and cost models from the run's figures, when the throughput and ingest
+// scenarios both ran.
+func (r *Report) model() {
+	tp, ing := r.Throughput, r.Ingest
+	if tp == nil || ing == nil {
+		return
+	}
+	in := &ScaleInputs{CPUPerEvent: meanD(tp.WorkerCPUs), RawBytes: ing.RecordBytes, OutBytes: tp.OutBytes,
+		WriteUnits: tp.Mix.WriteUnits, WriteUnitsMany: r.InProcess.median(benchStateMany, writeUnitsUnit),
+		ReadUnits: tp.Mix.ReadUnits, TypeShare: r.typeShare}
+	r.ScaleInputs = in
+	r.Scale = scaleModel(*in, ScaleRates)
+	for _, rate := range CostRates {
+		r.Cost = append(r.Cost, costModel(r.costInputs(rate), DefaultStack()))
+	}
+}
+
+// costInputs gathers the cost model's inputs at rate from the run's figures.
+func (r *Report) costInputs(rate float64) CostInputs {
+	tp, ing := r.Throughput, r.Ingest
+	return CostInputs{
+		Rate: rate, EventBytes: ing.EventBytes, RawBytes: ing.RecordBytes, OutBytes: tp.OutBytes, OutRecords: tp.Mix.PutRecords,
+		TypeShare: r.typeShare, WorkerCPU: meanD(tp.WorkerCPUs), ForwarderCPU: ing.ForwarderCPU,
+		DedupeWriteUnits: r.dedupeWriteUnits(), DedupeReadUnits: tp.Mix.ReadUnits,
+		KinesisWireBytes: tp.SentBytes["Kinesis"] + tp.ReceivedBytes["Kinesis"],
+		WorkerLogBytes:   tp.LogBytes, EMFBytes: ing.EMFBytes, MetricsBytes: tp.MetricsBytes,
+		IdleCalls: tp.IdleCallsPerSecond, IdleShards: fleet.DefaultTopology().RawShards,
+		PutCallsPerBatch: float64(max(1, len(r.typeShare))),
+	}
+}
+
+// dedupeWriteUnits is the largest measured dedupe write units per event: the throughput run's,
+// and the in-process ones for 10,000 and 1,000,000 customers.
+func (r *Report) dedupeWriteUnits() float64 {
+	v := r.InProcess.median(benchStateMany, writeUnitsUnit)
+	v = max(v, r.InProcess.median(benchStateFew, writeUnitsUnit))
+	if r.Throughput != nil {
+		v = max(v, r.Throughput.Mix.WriteUnits)
+	}
+	return v
 }

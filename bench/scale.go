@@ -19,11 +19,13 @@ const (
 
 // ScaleInputs are the measured per-event costs the model scales.
 type ScaleInputs struct {
-	CPUPerEvent      time.Duration // worker process CPU per event, end to end (SDK included)
-	RawBytes         float64       // raw record size, data + partition key
-	OutBytes         float64       // analytics record size, data + partition key
-	ItemsPerEvent    float64       // dedupe items written per event (marks + cursors), 1 WCU each (< 1 KB)
-	KeysReadPerEvent float64       // dedupe keys read per event, 1 RCU each (strongly consistent, < 4 KB)
+	CPUPerEvent time.Duration // worker process CPU per event, end to end (SDK included)
+	RawBytes    float64       // raw record size, data + partition key
+	OutBytes    float64       // analytics record size, data + partition key
+	// WriteUnits is the dedupe table's write units per event in the throughput run (its
+	// customers), WriteUnitsMany the in-process figure for 1,000,000 customers (0: not measured);
+	// ReadUnits its read units per event (state loads when shards open).
+	WriteUnits, WriteUnitsMany, ReadUnits float64
 	// TypeShare is the share of each event type in the load (the busiest type's stream sets its
 	// shard count).
 	TypeShare map[string]float64
@@ -31,27 +33,18 @@ type ScaleInputs struct {
 
 // ScaleRow is what one target rate needs.
 type ScaleRow struct {
-	Rate                 float64
-	RawShards            int     // raw stream shards, at shardHeadroom of the write limits
-	AnalyticsShards      int     // shards over all analytics streams, likewise
-	VCPUs                int     // worker cores at coreUtilisation
-	Workers              int     // worker tasks of vCPUPerWorker cores
-	ReadMBps             float64 // raw stream read per shard (MiB/s), against the 2 MiB/s limit
-	DedupeWCU, DedupeRCU float64
-	// ManyWCU and ManyRCU are the dedupe capacity when every event's customer is new in its batch
-	// (many customers, each rarely active: a mark and a cursor written per event, and the mark and
-	// the cursor read), ManyRCUBehind the reads of -dedupe-lookup=behind-cursor then (the cursor).
-	ManyWCU, ManyRCU, ManyRCUBehind float64
-	// DedupePartitions is the table's partitions for the larger of the two loads.
+	Rate            float64
+	RawShards       int     // raw stream shards, at shardHeadroom of the write limits
+	AnalyticsShards int     // shards over all analytics streams, likewise
+	VCPUs           int     // worker cores at coreUtilisation
+	Workers         int     // worker tasks of vCPUPerWorker cores
+	ReadMBps        float64 // raw stream read per shard (MiB/s), against the 2 MiB/s limit
+	// DedupeWCU and DedupeRCU are the dedupe table's units per second at the measured figures,
+	// DedupeWCUMany at the 1,000,000-customer figure.
+	DedupeWCU, DedupeWCUMany, DedupeRCU float64
+	// DedupePartitions is the table's partitions for the larger write load.
 	DedupePartitions int
 }
-
-// Dedupe items per event when every event's customer is new in its batch (see ScaleRow.ManyWCU).
-const (
-	manyItemsPerEvent      = 2 // the mark and the cursor
-	manyKeysPerEvent       = 2 // the mark and the cursor
-	manyKeysPerEventBehind = 1 // the cursor; the mark only behind it (replays, late events)
-)
 
 // ScaleRates are the rates of the model's table.
 var ScaleRates = []float64{10_000, 100_000, 1_000_000}
@@ -72,11 +65,8 @@ func scaleModel(in ScaleInputs, rates []float64) []ScaleRow {
 		cores := r * in.CPUPerEvent.Seconds() / coreUtilisation
 		row.VCPUs = int(math.Ceil(cores))
 		row.Workers = max(1, int(math.Ceil(cores/vCPUPerWorker)))
-		row.DedupeWCU = r * in.ItemsPerEvent
-		row.DedupeRCU = r * in.KeysReadPerEvent
-		row.ManyWCU, row.ManyRCU, row.ManyRCUBehind = r*manyItemsPerEvent, r*manyKeysPerEvent, r*manyKeysPerEventBehind
-		row.DedupePartitions = int(math.Ceil(max(row.DedupeWCU/partitionWCU, row.DedupeRCU/partitionRCU,
-			row.ManyWCU/partitionWCU, row.ManyRCU/partitionRCU)))
+		row.DedupeWCU, row.DedupeWCUMany, row.DedupeRCU = r*in.WriteUnits, r*in.WriteUnitsMany, r*in.ReadUnits
+		row.DedupePartitions = max(1, int(math.Ceil(max(row.DedupeWCU/partitionWCU, row.DedupeWCUMany/partitionWCU, row.DedupeRCU/partitionRCU))))
 		rows = append(rows, row)
 	}
 	return rows

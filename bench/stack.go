@@ -23,10 +23,13 @@ import (
 
 // deployment is one fresh local stack with every stream and table provisioned and a run directory.
 type deployment struct {
-	st  *localstack.Stack
-	env *fleet.Env
-	dir string
-	log *zap.Logger
+	st      *localstack.Stack
+	env     *fleet.Env
+	dir     string
+	log     *zap.Logger
+	name    string
+	profile string // Config.ProfileDir
+	runs    int    // processes started, for profile names
 }
 
 func deploy(ctx context.Context, cfg Config, name string) (*deployment, error) {
@@ -50,7 +53,13 @@ func deploy(ctx context.Context, cfg Config, name string) (*deployment, error) {
 		st.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &deployment{st: st, env: env, dir: dir, log: cfg.Logger.With(zap.String("scenario", name))}, nil
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return &deployment{st: st, env: env, dir: dir, log: cfg.Logger.With(zap.String("scenario", name)), name: name, profile: cfg.ProfileDir}, nil
 }
 
 func (d *deployment) close() { d.st.Close() }
@@ -63,12 +72,24 @@ type worker struct {
 	hc      *http.Client
 }
 
+// profileArgs returns the flags that make a process write its profiles as <ProfileDir>/<name>.cpu.pprof
+// and .mem.pprof ("-cpuprofile" style; prefix "--" for the forwarder), none when profiling is off.
+func (d *deployment) profileArgs(dash, name string) []string {
+	if d.profile == "" {
+		return nil
+	}
+	base := filepath.Join(d.profile, name)
+	return []string{dash + "cpuprofile=" + base + ".cpu.pprof", dash + "memprofile=" + base + ".mem.pprof"}
+}
+
 // startWorker starts worker n with its metrics server on a free port.
 func (d *deployment) startWorker(n int, env []string, flags ...string) (*worker, error) {
 	port, err := fleet.FreePort()
 	if err != nil {
 		return nil, err
 	}
+	d.runs++
+	flags = append(flags, d.profileArgs("-", fmt.Sprintf("worker-%s-%d", d.name, d.runs))...)
 	started := time.Now()
 	p, err := d.env.StartWorkerWith(n, fleet.WorkerOptions{MetricsPort: port, Env: env, Flags: flags})
 	if err != nil {
@@ -77,33 +98,58 @@ func (d *deployment) startWorker(n int, env []string, flags ...string) (*worker,
 	return &worker{proc: p, started: started, metrics: "http://127.0.0.1:" + strconv.Itoa(port), hc: &http.Client{Timeout: 5 * time.Second}}, nil
 }
 
-// dedupeCalls is a worker's level-2 dedupe use per event, from its own counters.
-type dedupeCalls struct {
-	Gets, Puts, ItemsPerEvent, KeysPerEvent float64
+// workerRun is one worker process from start to stop, with what it reported.
+type workerRun struct {
+	w *worker
+	// last is the scrape that showed every event delivered; idle the one after IdleFor more
+	// seconds with nothing to do (nil when not asked for).
+	last, idle samples
+	idleFor    time.Duration
+	cpu        cpuPerEvent
 	// Unsure is the worker's count of records sent in a PutRecords attempt whose outcome was
 	// unknown (pipeline_put_unknown_outcome_total): at most this many may be in the output twice.
 	Unsure int
+	// LogBytes is the size of the worker's log (stdout and stderr) when it stopped; MetricsBytes
+	// the size of one uncompressed /metrics answer once every event was delivered.
+	LogBytes, MetricsBytes int64
 }
 
-// deliver starts worker 1 with flags, waits until it has delivered want events, stops it, and
-// returns it (for its start time) with its dedupe use and CPU per event while it delivered.
-func (d *deployment) deliver(ctx context.Context, want int, flags ...string) (*worker, dedupeCalls, cpuPerEvent, error) {
-	var dc dedupeCalls
+// deliver starts worker 1 with flags, waits until it has delivered want events, then, when idle
+// is positive, leaves it running with nothing to do for that long (its time-driven calls: lease
+// renewals, shard syncs, scans), stops it, and returns what it reported.
+func (d *deployment) deliver(ctx context.Context, want int, idle time.Duration, flags ...string) (workerRun, error) {
+	var run workerRun
 	w, err := d.startWorker(1, nil, flags...)
 	if err != nil {
-		return nil, dc, cpuPerEvent{}, err
+		return run, err
 	}
+	run.w = w
 	s, cpu, err := w.waitDeliveredCPU(ctx, d, want)
-	if err := errors.Join(err, w.stop()); err != nil {
-		return nil, dc, cpu, err
+	if err == nil {
+		run.MetricsBytes, err = w.metricsSize(ctx)
 	}
-	in := s.sum("pipeline_records_in_total")
-	dc.Gets = s.sum("pipeline_dedupe_round_trips_total", `op="get"`) / in
-	dc.Puts = s.sum("pipeline_dedupe_round_trips_total", `op="put"`) / in
-	dc.ItemsPerEvent = s.sum("pipeline_dedupe_keys_total", `op="put"`) / in
-	dc.KeysPerEvent = s.sum("pipeline_dedupe_keys_total", `op="get"`) / in
-	dc.Unsure = int(s.sum("pipeline_put_unknown_outcome_total"))
-	return w, dc, cpu, nil
+	if err == nil && idle > 0 {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-w.proc.Done():
+			err = fmt.Errorf("worker exited while idle: %v; log tail:\n%s", w.proc.Err(), logTail(w.proc.LogPath, 20))
+		case <-time.After(idle): // a measuring window, not a wait for something to happen
+		}
+		if err == nil {
+			run.idle, err = w.scrape(ctx)
+			run.idleFor = idle
+		}
+	}
+	if err := errors.Join(err, w.stop()); err != nil {
+		return run, err
+	}
+	run.last, run.cpu = s, cpu
+	run.Unsure = int(s.sum("pipeline_put_unknown_outcome_total"))
+	if fi, err := os.Stat(w.proc.LogPath); err == nil {
+		run.LogBytes = fi.Size()
+	}
+	return run, nil
 }
 
 // stop ends the worker (SIGTERM, then kill) and returns its log's last lines when it did not exit
@@ -138,6 +184,9 @@ func (w *worker) scrape(ctx context.Context) (samples, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Uncompressed: the worker would otherwise gzip every answer, CPU that a scrape every minute
+	// (the fleet's collector) does not cost but polling does.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := w.hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -147,6 +196,21 @@ func (w *worker) scrape(ctx context.Context) (samples, error) {
 		return nil, fmt.Errorf("scrape %s: %s", w.metrics, resp.Status)
 	}
 	return parseMetrics(resp.Body)
+}
+
+// metricsSize is the size of one uncompressed /metrics answer.
+func (w *worker) metricsSize(ctx context.Context) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.metrics+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := w.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return io.Copy(io.Discard, resp.Body)
 }
 
 // parseMetrics reads the Prometheus text format (only sample lines; comments skipped).
@@ -245,7 +309,7 @@ func (w *worker) waitDeliveredCPU(ctx context.Context, d *deployment, want int) 
 		firstEm, lastEm   cpuMeter
 		firstOut, out     float64
 	)
-	err := poll(ctx, 100*time.Millisecond, w.proc, fmt.Sprintf("%d events out of the worker", want), func() (bool, error) {
+	err := poll(ctx, cpuPollInterval, w.proc, fmt.Sprintf("%d events out of the worker", want), func() (bool, error) {
 		s, err := w.scrape(ctx)
 		if err != nil {
 			return false, nil // the metrics server is not up yet
@@ -275,6 +339,11 @@ func (w *worker) waitDeliveredCPU(ctx context.Context, d *deployment, want int) 
 	n := time.Duration(out - firstOut)
 	return last, cpuPerEvent{Worker: (lastCPU - firstCPU) / n, Kinesis: (lastEm.kin - firstEm.kin) / n, DynamoDB: (lastEm.ddb - firstEm.ddb) / n}, nil
 }
+
+// cpuPollInterval is how often waitDeliveredCPU scrapes the worker. Each scrape costs the worker
+// CPU (formatting every metric), which lands in the measured window: a tenth of a second made that
+// several microseconds per event, a quarter of one costs well under one.
+const cpuPollInterval = 250 * time.Millisecond
 
 // cpuPerEvent splits the CPU time one event costs between the processes of the stack.
 type cpuPerEvent struct {

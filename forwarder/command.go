@@ -26,6 +26,7 @@ import (
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
 	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/profile"
 )
 
 // Environment variables the command reads (flags override them). AWS settings come from the SDK's
@@ -86,6 +87,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		progress    = fs.Bool("progress", false, `print {"type":"progress",...} JSON lines to stderr every --stats-every`)
 		failedOut   = fs.String("failed-out", "", "write the original line of every event not written to this file (for replay)")
 		logLevel    = fs.String("log-level", envOr(EnvLogLevel, "warn"), "debug, info, warn or error (env "+EnvLogLevel+")")
+		cpuProfile  = fs.String("cpuprofile", "", "local mode: write a pprof CPU profile of the run to this file (for profiling)")
+		memProfile  = fs.String("memprofile", "", "local mode: write a pprof allocation profile to this file at the end")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -145,7 +148,12 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		lambda.StartWithOptions(h, lambda.WithContext(ctx)) // returns only by exiting the process
 		return errors.New("lambda runtime loop ended")
 	}
-	return runLocal(ctx, f, fs.Args(), stdin, stderr, *failedOut, *progress, *statsEvery)
+	stopProfile, err := profile.Start(profile.Files{CPU: *cpuProfile, Mem: *memProfile})
+	if err != nil {
+		return err
+	}
+	err = runLocal(ctx, f, fs.Args(), stdin, stderr, *failedOut, *progress, *statsEvery)
+	return errors.Join(err, stopProfile())
 }
 
 // NewKinesisClient builds a Kinesis client the SDK's way (region, endpoint and credentials from the

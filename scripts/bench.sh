@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# bench.sh is `make bench` (issue 7): the in-process benchmarks of the pipeline with their floor
-# (processors, -cpu 1, one `go test -bench` run), then the end-to-end scenarios of package bench on
-# the local stack (kinesalite + dynalite) with the real worker, forwarder and loadgen binaries, and
-# one summary table with every target. Figures are ratios or per-core rates measured side by side;
-# nothing here fails on a time. Bounded: the end-to-end part stops at BENCH_TIMEOUT (default 7m30s)
-# and reports what finished; builds and the in-process part take one to two minutes.
+# bench.sh is `make bench` (issues 7 and 15): the in-process benchmarks of the pipeline with their
+# floor (processors, -cpu 1) and of the dedupe state's cost in write units (BenchmarkDedupeState,
+# 10,000 and 1,000,000 customers), then the end-to-end scenarios of package bench on the local
+# stack (kinesalite + dynalite) with the real worker, forwarder and loadgen binaries, one summary
+# table with every target, the scale and cost models, and issue 15's six figures on lines of their
+# own. Figures are ratios or per-core rates measured side by side; nothing here fails on a time.
+# Bounded: the end-to-end part stops at BENCH_TIMEOUT (default 7m30s) and reports what finished;
+# builds and the in-process part take two to three minutes.
 #
 #   scripts/bench.sh                      everything, full sizes
-#   BENCH_QUICK=1 scripts/bench.sh        CI sizes (about two minutes)
+#   BENCH_QUICK=1 scripts/bench.sh        CI sizes (about three minutes)
 #   BENCH_UPDATE_DOC=1 scripts/bench.sh   also rewrite the generated section of BENCHMARKS.md
 #   BENCH_DIR=/tmp/b scripts/bench.sh     keep the binaries, every log and report.json in /tmp/b
+#   BENCH_PROFILE=1 scripts/bench.sh      the measured worker and forwarder processes write pprof CPU
+#                                         and allocation profiles (in $BENCH_DIR/profiles); their top
+#                                         entries are printed at the end. Profiling costs a little
+#                                         CPU: take the report's figures from a run without it.
 #
 # Needs the emulators (`make deps`). Exit status: non-zero when a scenario failed (a process died,
 # an event was lost), not when a target is missed.
@@ -41,6 +47,18 @@ for _ in $(seq "${BENCH_INPROCESS_RUNS:-5}"); do
 		-test.cpu 1 -test.benchtime 30000x -test.timeout 5m) | grep '^Benchmark' | tee -a "$out/inprocess.txt"
 done
 
+# The dedupe state's write units and round trips per event (issue 15): N events a few times the
+# customers, so that compactions are counted in.
+few=100000 many=2000000
+if [[ -n "${BENCH_QUICK:-}" ]]; then
+	few=30000 many=1000000
+fi
+echo "== dedupe state: 10,000 customers ($few events), 1,000,000 customers ($many events)"
+(cd processors && "$out/processors.test" -test.run '^$' -test.bench '^BenchmarkDedupeState/customers=10000$' \
+	-test.benchtime "${few}x" -test.timeout 5m) | grep '^Benchmark' | tee -a "$out/inprocess.txt"
+(cd processors && "$out/processors.test" -test.run '^$' -test.bench '^BenchmarkDedupeState/customers=1000000$' \
+	-test.benchtime "${many}x" -test.timeout 8m) | grep '^Benchmark' | tee -a "$out/inprocess.txt"
+
 echo "== end to end on the local stack"
 args=(-bin "$out/bin" -dir "$out/run" -in-process "$out/inprocess.txt" -commit "$commit"
 	-json "$out/report.json" -timeout "${BENCH_TIMEOUT:-7m30s}")
@@ -50,4 +68,24 @@ fi
 if [[ -n "${BENCH_UPDATE_DOC:-}" ]]; then
 	args+=(-update-doc BENCHMARKS.md)
 fi
-"$out/bin/benchrun" "${args[@]}"
+if [[ -n "${BENCH_PROFILE:-}" ]]; then
+	args+=(-profile-dir "$out/profiles")
+fi
+status=0
+"$out/bin/benchrun" "${args[@]}" || status=$?
+
+if [[ -n "${BENCH_PROFILE:-}" ]]; then
+	# The first worker of the throughput run, and the forwarder's first timed run (into events-raw).
+	for p in worker-ingest-1 forwarder-events-raw; do
+		for kind in cpu mem; do
+			f="$out/profiles/$p.$kind.pprof"
+			[[ -f "$f" ]] || continue
+			echo "== profile $p ($kind): top entries"
+			idx=()
+			if [[ $kind == mem ]]; then idx=(-sample_index=alloc_space); fi
+			go tool pprof -top -nodecount=25 "${idx[@]}" "$f" 2>/dev/null | sed -n '1,35p'
+		done
+	done
+	echo "== profiles in $out/profiles (go tool pprof -http=: <file>); set BENCH_DIR to keep them"
+fi
+exit "$status"

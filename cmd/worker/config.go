@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/profile"
 	"github.com/kinesis-events/pipeline/processors"
 	"github.com/kinesis-events/pipeline/worker"
 )
@@ -30,6 +31,8 @@ type options struct {
 	KeysReload  time.Duration
 	LogLevel    zap.AtomicLevel
 	PrintConfig bool
+	// Profile names the pprof profiles to write (-cpuprofile, -memprofile); empty: none.
+	Profile profile.Files
 }
 
 // parse reads args (without the program name) over the environment (lookupEnv, like os.LookupEnv:
@@ -74,6 +77,8 @@ func parse(args []string, lookupEnv func(string) (string, bool), hostname func()
 	p.dur(&cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "bound on finishing in-flight work after SIGTERM")
 	p.dur(&cfg.TestLeaseClockSkew, "test-lease-clock-skew", "TEST_LEASE_CLOCK_SKEW", "TEST HOOK, never in production: offset the timestamps written into the lease table by this duration (e.g. -5m), as on a machine whose clock is off")
 	p.bool(&cfg.StartAtLatest, "start-at-latest", "START_AT_LATEST", "start shards without a checkpoint at LATEST (default TRIM_HORIZON)")
+	p.str(&o.Profile.CPU, "cpuprofile", "CPU_PROFILE", "write a pprof CPU profile of the whole run to this file (for profiling; costs a little CPU)")
+	p.str(&o.Profile.Mem, "memprofile", "MEM_PROFILE", "write a pprof allocation profile to this file when the worker stops")
 	p.fs.BoolVar(&o.PrintConfig, "print-config", false, "print the effective configuration and exit")
 	if err := p.fs.Parse(args); err != nil {
 		return o, err // flag.ErrHelp, or a flag the command does not know

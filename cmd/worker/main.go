@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kinesis-events/pipeline/internal/profile"
 )
 
 func main() {
@@ -44,11 +46,22 @@ func realMain() int {
 		return 1
 	}
 	defer func() { _ = log.Sync() }()
+	stopProfile, err := profile.Start(o.Profile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		return 1
+	}
+	code := 0
+	defer func() {
+		if err := stopProfile(); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, log); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
-		return 1
+		code = 1
 	}
-	return 0
+	return code
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/event"
@@ -49,11 +51,13 @@ func run(ctx context.Context, o options, log *zap.Logger) error {
 			}
 		}()
 	}
-	kc, ddb, err := worker.NewClients(ctx, cfg.Region, cfg.RequestTimeout)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	kc, ddb, err := worker.NewClients(ctx, cfg.Region, cfg.RequestTimeout, reg)
 	if err != nil {
 		return fmt.Errorf("aws clients: %w", err)
 	}
-	return worker.Run(ctx, cfg, worker.Deps{Kinesis: kc, KCLKinesis: kc, DynamoDB: ddb, Keys: ring, Logger: log})
+	return worker.Run(ctx, cfg, worker.Deps{Kinesis: kc, KCLKinesis: kc, DynamoDB: ddb, Keys: ring, Logger: log, Registry: reg})
 }
 
 func newLogger(level zap.AtomicLevel) (*zap.Logger, error) {

@@ -42,6 +42,7 @@ func main() {
 	flag.DurationVar(&timeout, "timeout", 9*time.Minute, "bound on the whole run; the report shows what finished")
 	events := flag.Int("events", 0, "events in the pre-filled raw stream (ingest, throughput; default 20,000, or the -quick size)")
 	customers := flag.Int("customers", 0, "customers those events are spread over (default 1,000, or the -quick size)")
+	profileDir := flag.String("profile-dir", "", "make the measured worker and forwarder processes write pprof CPU and allocation profiles into this directory")
 	flag.Parse()
 	if quick {
 		q := bench.Quick(cfg.Bin)
@@ -57,6 +58,7 @@ func main() {
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")
 	}
+	cfg.ProfileDir = *profileDir
 	log, _ := zap.NewDevelopment()
 	cfg.Logger = log
 
