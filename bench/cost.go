@@ -141,12 +141,6 @@ var managementOps = map[string]bool{
 	"DynamoDB.CreateTable": true, "DynamoDB.DescribeTimeToLive": true,
 }
 
-// perShardOps scale with the shards a worker holds when idle (lease renewals, empty polls); the
-// other idle calls scale with the workers (scans, shard syncs).
-var perShardOps = map[string]bool{
-	"Kinesis.GetRecords": true, "DynamoDB.UpdateItem": true, "DynamoDB.GetItem": true,
-}
-
 // leaseWriteOps and leaseReadOps are the lease table's calls (the dedupe table's are priced from
 // the pipeline's own unit counters).
 var (
