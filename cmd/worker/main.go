@@ -70,6 +70,7 @@ func run() error {
 	dur(fs, &cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "bound on finishing in-flight work after SIGTERM")
 	dur(fs, &cfg.TestLeaseClockSkew, "test-lease-clock-skew", "TEST_LEASE_CLOCK_SKEW", "TEST HOOK, never in production: offset the timestamps written into the lease table by this duration (e.g. -5m), as on a machine whose clock is off")
 	fs.BoolVar(&cfg.StartAtLatest, "start-at-latest", envBool("START_AT_LATEST"), "start shards without a checkpoint at LATEST (default TRIM_HORIZON) [START_AT_LATEST]")
+	boolean(fs, &cfg.Pipeline.AggregateKeys, "aggregate-keys", "AGGREGATE_KEYS", "write a customer's consecutive events of one write as one KPL aggregated record on the analytics streams (readers must de-aggregate; see the README), so a hot customer is not capped at one event per round trip")
 	fs.BoolVar(&routeStreams, "print-config", false, "print the effective configuration and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -187,6 +188,18 @@ func dur(fs *flag.FlagSet, p *time.Duration, name, env, usage string) {
 		*p = d
 	}
 	fs.DurationVar(p, name, *p, usage+" ["+env+"]")
+}
+
+// boolean is a bool flag whose environment fallback must parse (strconv.ParseBool).
+func boolean(fs *flag.FlagSet, p *bool, name, env, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("%s=%q: want true or false", env, v))
+		}
+		*p = b
+	}
+	fs.BoolVar(p, name, *p, usage+" ["+env+"]")
 }
 
 func envBool(env string) bool {
