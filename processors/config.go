@@ -84,6 +84,16 @@ type Config struct {
 	// 0 = unlimited. Kinesis accepts 1 MiB/s per destination shard.
 	OutputBytesPerShard int
 
+	// AggregateKeys packs a customer's consecutive events of one write to one stream into one
+	// Kinesis record in the KPL aggregated format (ordered.DefaultAggregation: at most 500 events,
+	// 1 MiB with the key), so a hot customer is not capped at one event per PutRecords round trip.
+	// Only the streams of analytics records (Routes, DefaultStream, LateStream); the quarantine and
+	// DLQ streams stay plain. Off by default: a consumer that does not de-aggregate (a bare
+	// GetRecords loop, a Lambda trigger without the aggregation library) would see aggregates
+	// instead of analytics records (README, "Analytics record"). The rate limits above count an
+	// aggregate once, as Kinesis does.
+	AggregateKeys bool
+
 	// PIIPaths turns the PII policy on when not empty: dotted detail paths (for example
 	// "properties.email", "customer_id") whose values must be tokens, null or "" (event.PIIPolicy).
 	// A verified event with anything else there is quarantined with event.ReasonRawPII, and no

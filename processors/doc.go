@@ -23,10 +23,12 @@
 //   - quarantine.go: the quarantine and dead-letter records.
 //   - sink.go: writes through internal/ordered (at most one record per partition key per call, so a
 //     partial failure can never land a customer's later event before an earlier one; only failed
-//     entries are retried, with jittered backoff; a per-shard rate limit), with a gobreaker breaker
-//     per destination around each call and dead-lettering after Config.BreakerHold. A destination
-//     that merely throttles is retried and counted, and counts toward neither the breaker nor the
-//     hold: it is never dead-lettered.
+//     entries are retried, with jittered backoff; a per-shard rate limit; with Config.AggregateKeys
+//     that one record may be a KPL aggregate of the customer's next events, on the analytics
+//     streams only, so a hot customer is not capped at one event per round trip), with a gobreaker
+//     breaker per destination around each call and dead-lettering after Config.BreakerHold. A
+//     destination that merely throttles is retried and counted, and counts toward neither the
+//     breaker nor the hold: it is never dead-lettered.
 //   - watermark.go: the checkpoint watermark, the last sequence number of the longest handled prefix.
 //
 // Delivery semantics: at least once, and exactly once except after a crash or a lost lease. A record

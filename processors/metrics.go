@@ -31,6 +31,7 @@ type metrics struct {
 	putThrottles   *prometheus.CounterVec // stream: entries refused with ProvisionedThroughputExceeded
 	putErrors      *prometheus.CounterVec // stream: calls that failed as a whole or were refused by the breaker
 	putUnknown     *prometheus.CounterVec // stream: records sent in attempts whose outcome is unknown, once per attempt
+	putAggregated  *prometheus.CounterVec // stream: records sent inside KPL aggregates, every attempt
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -77,13 +78,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		putCalls: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_calls_total",
 			Help: "PutRecords calls, by destination stream."}, []string{"stream"}),
 		putRetries: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_retries_total",
-			Help: "Entries sent again after a failed attempt, by destination stream."}, []string{"stream"}),
+			Help: "Records sent again after a failed attempt (each inside an aggregate counted), by destination stream."}, []string{"stream"}),
 		putThrottles: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_throttles_total",
-			Help: "Entries throttled (ProvisionedThroughputExceeded), by destination stream."}, []string{"stream"}),
+			Help: "Records throttled (ProvisionedThroughputExceeded; each inside an aggregate counted), by destination stream."}, []string{"stream"}),
 		putErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_errors_total",
 			Help: "PutRecords calls that failed whole, or were refused by an open breaker, by destination stream."}, []string{"stream"}),
 		putUnknown: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_unknown_outcome_total",
 			Help: "Records sent in a PutRecords attempt whose outcome is unknown (a 200 cut off, a 5xx, no answer), once per such attempt: the most byte-identical extra copies the writes can have left in the stream, by destination stream."}, []string{"stream"}),
+		putAggregated: f.NewCounterVec(prometheus.CounterOpts{Name: "pipeline_put_aggregated_records_total",
+			Help: "Records sent inside KPL aggregates (AGGREGATE_KEYS), every attempt, by destination stream."}, []string{"stream"}),
 	}
 }
 

@@ -35,6 +35,7 @@ type dest struct {
 	stream *ordered.Stream
 	cb     *gobreaker.CircuitBreaker[ordered.Result]
 	errs   prometheus.Counter
+	agg    ordered.Aggregation // Config.AggregateKeys, on the analytics streams only
 
 	mu          sync.Mutex
 	brokenSince time.Time // first failure of the current outage; zero while healthy
@@ -44,12 +45,16 @@ type dest struct {
 func (p *Pipeline) newDest(name string) *dest {
 	d := &dest{name: name, errs: p.m.putErrors.WithLabelValues(name)}
 	d.stream = ordered.NewStream(p.kin, name, p.log, ordered.Metrics{
-		Calls:     p.m.putCalls.WithLabelValues(name),
-		Errors:    d.errs,
-		Retries:   p.m.putRetries.WithLabelValues(name),
-		Throttles: p.m.putThrottles.WithLabelValues(name),
-		Unknown:   p.m.putUnknown.WithLabelValues(name),
+		Calls:      p.m.putCalls.WithLabelValues(name),
+		Errors:     d.errs,
+		Retries:    p.m.putRetries.WithLabelValues(name),
+		Throttles:  p.m.putThrottles.WithLabelValues(name),
+		Unknown:    p.m.putUnknown.WithLabelValues(name),
+		Aggregated: p.m.putAggregated.WithLabelValues(name),
 	})
+	if p.cfg.AggregateKeys && name != p.cfg.QuarantineStream && name != p.cfg.DLQStream {
+		d.agg = ordered.DefaultAggregation
+	}
 	state := p.m.breakerState.WithLabelValues(name)
 	state.Set(0)
 	failures := p.cfg.BreakerFailures
@@ -197,6 +202,7 @@ func (p *Pipeline) writer(shard string, d *dest, lim *limiters) (*ordered.Writer
 	w, err := ordered.NewWriter[*slot](step, ordered.WriterConfig{
 		// A fatal answer (a missing stream) is retried too: the breaker and the hold decide.
 		Policy:           ordered.Policy{Backoff: p.retry, RetryFatal: true},
+		Aggregation:      d.agg,
 		RecordsPerSecond: p.cfg.OutputRatePerShard,
 		BytesPerSecond:   p.cfg.OutputBytesPerShard,
 		After:            func(res ordered.Result, now time.Time) bool { return p.afterCall(shard, d, lim, res, now) },
@@ -211,8 +217,9 @@ func (p *Pipeline) writer(shard string, d *dest, lim *limiters) (*ordered.Writer
 }
 
 // writeStream writes recs to stream d in order per partition key (ordered.Writer: each call carries
-// at most one record per key and only failed entries are sent again, so a partial failure can never
-// land a later record of a key before an earlier one) and returns the records it gave up on: when
+// at most one record per key, or with Config.AggregateKeys one aggregate of the key's next records,
+// and only failed entries are sent again, so a partial failure can never land a later record of a
+// key before an earlier one) and returns the records it gave up on, each on its own: when
 // mayDeadLetter and the destination stayed broken for BreakerHold, every record not yet written. A
 // merely throttled destination is retried with backoff and never given up on. Without
 // mayDeadLetter it returns only when everything is written (a record it cannot write at all, over a

@@ -43,6 +43,11 @@ type Config struct {
 	// RetentionHours (retentionHours) is the record retention of every stream, 24..8760. It
 	// bounds how long the fleet may be down without losing data.
 	RetentionHours int
+	// AggregateKeys (aggregateKeys, default false) makes the worker write a customer's
+	// consecutive events as KPL aggregated records on the analytics streams (AGGREGATE_KEYS), so
+	// a hot customer is not capped at one event per round trip. Consumers must de-aggregate
+	// (README, "Analytics record").
+	AggregateKeys bool
 
 	// EventSourcePrefix (eventSourcePrefix), when set, restricts forwarding to events whose
 	// `source` starts with it; events from other sources go to the unrouted-events queue.
@@ -266,7 +271,7 @@ func ConfigFromContext(get ContextGetter) (Config, error) {
 		}
 		*dst = s
 	}
-	bools := map[string]*bool{"onDemand": &c.OnDemand, "auditDataEvents": &c.AuditDataEvents}
+	bools := map[string]*bool{"onDemand": &c.OnDemand, "auditDataEvents": &c.AuditDataEvents, "aggregateKeys": &c.AggregateKeys}
 	for key, dst := range bools {
 		v := get(key)
 		if v == nil {

@@ -37,9 +37,9 @@ func TestConfigFromContext(t *testing.T) {
 				return c.RawShards == 8 && c.MinWorkers == 3 && c.OnDemand && reflect.DeepEqual(c.PIIPaths, []string{"customer_id", "properties.email"})
 			}, ""},
 		{"strings (cdk -c key=value)",
-			withRequired(map[string]any{"rawShards": "16", "onDemand": "false", "auditDataEvents": "true", "piiPaths": " customer_id , properties.email ,"}),
+			withRequired(map[string]any{"rawShards": "16", "onDemand": "false", "auditDataEvents": "true", "aggregateKeys": "true", "piiPaths": " customer_id , properties.email ,"}),
 			func(c Config) bool {
-				return c.RawShards == 16 && !c.OnDemand && c.AuditDataEvents && reflect.DeepEqual(c.PIIPaths, []string{"customer_id", "properties.email"})
+				return c.RawShards == 16 && !c.OnDemand && c.AuditDataEvents && c.AggregateKeys && reflect.DeepEqual(c.PIIPaths, []string{"customer_id", "properties.email"})
 			}, ""},
 		{"webhook instead of email", map[string]any{"stage": "dev", "piiPaths": "customer_id", "alarmWebhookUrl": "https://hooks.example.com/x"},
 			func(c Config) bool { return c.AlarmWebhookURL == "https://hooks.example.com/x" && c.AlarmEmail == "" }, ""},

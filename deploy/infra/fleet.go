@@ -3,6 +3,7 @@ package infra
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -163,6 +164,8 @@ func (p *Pipeline) addFleet() {
 			// The same list as the forwarder's FORWARDER_PII_PATHS: one setting.
 			envWorkerPII:   jsii.String(strings.Join(cfg.PIIPaths, ",")),
 			"METRICS_ADDR": jsii.String(fmt.Sprintf(":%d", MetricsPort)),
+			// Off by default: aggregated analytics records need de-aggregating consumers.
+			"AGGREGATE_KEYS": jsii.String(strconv.FormatBool(cfg.AggregateKeys)),
 			// The worker's region defaults to us-east-1; pin it to the stack's.
 			"AWS_REGION": p.Stack.Region(),
 		},

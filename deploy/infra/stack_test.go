@@ -582,6 +582,15 @@ func TestOneSettingForPIIPaths(t *testing.T) {
 	}
 }
 
+// TestAggregateKeysSetting: the worker aggregates only when the aggregateKeys context says so.
+func TestAggregateKeysSetting(t *testing.T) {
+	for s, want := range map[*synthed]string{&fx: "false", &alt: "true"} {
+		if got := containerEnv(t, s, workerContainer)["AGGREGATE_KEYS"]; got != want {
+			t.Errorf("%s: worker AGGREGATE_KEYS=%v, want %q", s.cfg.Stage, got, want)
+		}
+	}
+}
+
 func TestForwarderFunction(t *testing.T) {
 	assert(t, "forwarder function", func() {
 		fx.tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]any{
@@ -785,7 +794,7 @@ func TestWorkerService(t *testing.T) {
 		"RAW_STREAM": "test-" + RawStream, "LEASE_TABLE": "test-" + LeaseTable, "DEDUPE_TABLE": "test-" + DedupeTable,
 		"QUARANTINE_STREAM": "test-" + QuarantineStream, "DLQ_STREAM": "test-" + DLQStream, "LATE_STREAM": "test-" + LateStream,
 		"KCL_APPLICATION": "test-" + Application, envWorkerKeysARN: ref(secret), envWorkerPII: "customer_id,properties.email",
-		"METRICS_ADDR": ":9090", "AWS_REGION": ref("AWS::Region"), "ROUTES": env["ROUTES"],
+		"METRICS_ADDR": ":9090", "AWS_REGION": ref("AWS::Region"), "ROUTES": env["ROUTES"], "AGGREGATE_KEYS": "false",
 	}
 	if jsonOf(env) != jsonOf(want) {
 		t.Errorf("worker environment:\n got %v\nwant %v", env, want)

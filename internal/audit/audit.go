@@ -5,9 +5,16 @@
 // A Tail polls every shard of every stream it watches (closed parent shards included) from
 // TRIM_HORIZON; Observe-side state is guarded by one mutex, so Snapshot may be called from any
 // goroutine while Run is polling.
+//
+// Analytics streams may hold KPL aggregates (the worker's AGGREGATE_KEYS): a Tail de-aggregates
+// them with kinesis-aggregation's deaggregator, as a KCL consumer would, and judges the records
+// inside one by one, in their order; an aggregate that does not de-aggregate (a bad MD5, bad
+// protobuf) is reported in WrongStream, never skipped. Quarantine and DLQ records are read as they
+// are: they are never aggregated.
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -21,8 +28,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/ordered"
 )
 
 // Kinesis is the part of the Kinesis API a Tail uses.
@@ -61,6 +70,7 @@ type Tail struct {
 	mu          sync.Mutex
 	shards      map[string]*shardCursor // stream/shard -> cursor
 	perStream   map[string]int
+	aggregated  int               // analytics records read inside KPL aggregates
 	seen        map[string]int    // event id -> deliveries to analytics streams
 	firstHash   map[string]uint64 // event id -> hash of its first delivered record's bytes
 	resent      int               // deliveries byte-identical to their event's first one
@@ -276,6 +286,10 @@ func (t *Tail) renew(ctx context.Context, c *shardCursor) error {
 
 // observe records one output record; t.mu is held.
 func (t *Tail) observe(stream string, r types.Record) {
+	if t.streams[stream] == Analytics && bytes.HasPrefix(r.Data, ordered.AggregateMagic[:]) {
+		t.deaggregate(stream, r)
+		return
+	}
 	t.perStream[stream]++
 	switch t.streams[stream] {
 	case Quarantine:
@@ -394,10 +408,30 @@ func (t *Tail) second(a event.Analytics, arrived time.Time) {
 	}
 }
 
+// deaggregate observes the records inside r, a KPL aggregate in an analytics stream, in order;
+// t.mu is held.
+func (t *Tail) deaggregate(stream string, r types.Record) {
+	recs, err := deaggregator.DeaggregateRecords([]types.Record{r})
+	if err != nil {
+		t.wrongStream = append(t.wrongStream, fmt.Sprintf("%s: aggregate %s does not de-aggregate: %v", stream, aws.ToString(r.SequenceNumber), err))
+		return
+	}
+	for _, u := range recs {
+		if bytes.HasPrefix(u.Data, ordered.AggregateMagic[:]) { // its MD5 did not match, or nested
+			t.wrongStream = append(t.wrongStream, fmt.Sprintf("%s: aggregate %s does not de-aggregate (MD5 mismatch)", stream, aws.ToString(r.SequenceNumber)))
+			continue
+		}
+		t.aggregated++
+		t.observe(stream, u)
+	}
+}
+
 // Snapshot is the current state of the watched streams.
 type Snapshot struct {
-	PerStream  map[string]int
-	Delivered  int // analytics records, duplicates included
+	PerStream map[string]int
+	Delivered int // analytics records, duplicates included
+	// Aggregated counts the Delivered that were read inside KPL aggregates (de-aggregated).
+	Aggregated int
 	Unique     int // distinct event ids delivered
 	Duplicates int // deliveries beyond the first
 	// Resent counts the Duplicates that are byte for byte the first delivery: the same output write
@@ -426,7 +460,7 @@ func (t *Tail) Snapshot() Snapshot {
 	defer t.mu.Unlock()
 	s := Snapshot{
 		PerStream: map[string]int{}, Quarantined: map[event.Reason]int{}, DeadLetters: map[string]int{},
-		OrderViol: t.orderViol, Resent: t.resent, QuarantineResent: t.qresent, Late: t.late, Gaps: t.gaps, First: t.firstAt, Last: t.lastAt,
+		OrderViol: t.orderViol, Resent: t.resent, Aggregated: t.aggregated, QuarantineResent: t.qresent, Late: t.late, Gaps: t.gaps, First: t.firstAt, Last: t.lastAt,
 		WrongStream: append([]string(nil), t.wrongStream...), Latencies: append([]time.Duration(nil), t.latencies...),
 		DupExamples: append([]string(nil), t.dupExamples...),
 	}

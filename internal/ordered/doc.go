@@ -33,10 +33,17 @@
 // Concurrency: Stream is safe for concurrent use. A Queue, and a Writer with it, belongs to one
 // goroutine; the calls of a Queue's batches may run concurrently.
 //
-// Hot keys (issue 13): one record per key per call caps a key at one record per round trip. The
-// seam for lifting that is Queue.Take: a KPL-aggregating Take would pack a key's head and the
-// records queued right behind it (kinesis-aggregation's format, up to the record limit) into one
-// Kinesis record standing for all of them, and Complete would apply its outcome to each. The
-// per-key rule is unchanged (the aggregate is the key's one record out), so ordering, retries and
-// unknown-outcome counting (by the records inside) need nothing new; consumers must de-aggregate.
+// Hot keys (issue 13): one record per key per call caps a key at one record per round trip. With
+// WriterConfig.Aggregation on, Queue.Take lifts that: a key's head, on its first attempt, with the
+// records queued right behind it (up to Aggregation.MaxRecords, and MaxBytes with the key) goes out
+// as one Kinesis record in the KPL aggregated format (aggregate.go: kinesis-aggregation's protobuf
+// types, the magic and MD5 trailer), and Complete gives its outcome to each record inside. The
+// per-key rule is unchanged (the aggregate is the key's one record out), so order holds across
+// aggregates and retries; an aggregate keeps its records through its retries (sent again byte for
+// byte), so they share every attempt, and given up on they fail together with one cause. Result,
+// Metrics and the unknown-outcome warning count the records inside (Metrics.Aggregated counts them
+// apart); the rate limits count an aggregate once, as Kinesis does. A key with one record waiting
+// sends it plain. Readers must de-aggregate (the KCL, Firehose and Flink's connector do;
+// kinesis-aggregation's deaggregator in Go). A Queue driven by hand (the forwarder) does not
+// aggregate.
 package ordered

@@ -85,3 +85,74 @@ func TestKinesalite(t *testing.T) {
 		t.Fatalf("missing stream: %+v", r.r)
 	}
 }
+
+// TestKinesaliteAggregated writes a hot key among cold ones with aggregation on through the real
+// client: each aggregate lands as one record, the hot key in a few calls instead of one per record,
+// and the stream read back through kinesis-aggregation's de-aggregator has every record once, each
+// key's in order, at the shard and sequence number the writer reported for it.
+func TestKinesaliteAggregated(t *testing.T) {
+	st := localstacktest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	const stream = "ordered-agg-test"
+	if err := st.CreateStream(ctx, stream, 2); err != nil {
+		t.Fatal(err)
+	}
+	var calls, aggregated counter
+	w, err := NewWriter[*rec](NewStream(st.Kinesis(), stream, nil, Metrics{Calls: &calls, Aggregated: &aggregated}).Put,
+		WriterConfig{Aggregation: Aggregation{MaxRecords: 200}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*rec
+	for i := range 1000 {
+		key := "hot"
+		if i%5 == 0 {
+			key = fmt.Sprintf("cold-%03d", i)
+		}
+		recs = append(recs, newRec(key, fmt.Sprintf("%s/%04d", key, i)))
+	}
+	if err := w.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	where := map[string]string{}
+	for _, r := range recs {
+		if r.r.State != Written {
+			t.Fatalf("%s: %v (%s)", r.r.Data, r.r.State, r.r.LastError)
+		}
+		where[string(r.r.Data)] = r.r.ShardID + "/" + r.r.SequenceNumber
+	}
+	// 800 hot records in aggregates of at most 200: 4 calls, the cold records riding along.
+	if calls.value() != 4 || aggregated.value() != 800 {
+		t.Fatalf("%v calls, %v records aggregated; want 4 and 800", calls.value(), aggregated.value())
+	}
+	got, err := st.ReadAll(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flat []stored
+	shardOf := map[string]string{}
+	for _, g := range got {
+		flat = append(flat, stored{key: aws.ToString(g.Record.PartitionKey), data: string(g.Record.Data)})
+		shardOf[string(g.Record.Data)] = g.ShardID + "/" + aws.ToString(g.Record.SequenceNumber)
+	}
+	if len(flat) != 204 {
+		t.Fatalf("%d Kinesis records, want 204 (4 aggregates, 200 plain)", len(flat))
+	}
+	last, n := map[string]string{}, 0
+	for i, d := range deaggregate(t, flat) {
+		for _, data := range d.records {
+			n++
+			if where[data] != shardOf[flat[i].data] {
+				t.Fatalf("%s is at %s, the writer reported %s", data, shardOf[flat[i].data], where[data])
+			}
+			if prev, ok := last[d.key]; ok && prev > data {
+				t.Fatalf("key %s: %s landed after %s", d.key, data, prev)
+			}
+			last[d.key] = data
+		}
+	}
+	if n != 1000 {
+		t.Fatalf("%d records de-aggregated, want 1000", n)
+	}
+}

@@ -10,12 +10,15 @@ import (
 )
 
 // TestQueueConcurrentCalls drives a Queue the way the forwarder does: records arrive over time,
-// several batches are out at once and come back in any order with any outcomes. The per-key rule
-// holds throughout (no key in two batches out, nor twice in one), each key's records are written in
-// the order they were added, a key stops at its first record given up on (every later one fails with
-// CauseEarlier), and every record ends written or failed.
+// several batches are out at once and come back in any order with any outcomes, with or without
+// aggregation. The per-key rule holds throughout (no key in two batches out, nor twice in one),
+// each key's records are written in the order they were added, a key stops at its first record
+// given up on (every later one fails with CauseEarlier, except those in its aggregate, which share
+// its cause), the records of an aggregate share every outcome, and every record ends written or
+// failed.
 func TestQueueConcurrentCalls(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
+		aggMax := rapid.IntRange(0, 5).Draw(rt, "aggregate_max_records")
 		maxAttempts := rapid.IntRange(0, 4).Draw(rt, "max_attempts")
 		failPct := rapid.IntRange(0, 60).Draw(rt, "fail_pct")
 		fatalPct := rapid.IntRange(0, 10).Draw(rt, "fatal_pct")
@@ -27,6 +30,8 @@ func TestQueueConcurrentCalls(t *testing.T) {
 		var written, failed []*rec
 		q := NewQueue(Policy{Backoff: retryPolicy{Initial: 10 * time.Millisecond, Max: 80 * time.Millisecond}, MaxAttempts: maxAttempts},
 			func(r *rec) { written = append(written, r) }, func(r *rec) { failed = append(failed, r) })
+		q.agg = Aggregation{MaxRecords: aggMax}
+		groups := map[*Record][]*Record{} // the records of each aggregate taken, by each of them
 		now := time.Unix(0, 0)
 		var added []*rec
 		var out [][]*rec
@@ -55,6 +60,14 @@ func TestQueueConcurrentCalls(t *testing.T) {
 						rt.Fatalf("key %s taken while another of its records is out", r.r.Key)
 					}
 					outKeys[r.r.Key] = true
+					if a := r.r.agg; a != nil {
+						if aggMax < 2 || len(a.parts) < 2 || len(a.parts) > aggMax || a.parts[0] != &r.r {
+							rt.Fatalf("aggregate of %d records headed by %s, bound %d", len(a.parts), r.r.Data, aggMax)
+						}
+						for _, p := range a.parts {
+							groups[p] = a.parts
+						}
+					}
 				}
 				out = append(out, b)
 			case op == 2 && len(out) > 0:
@@ -64,13 +77,14 @@ func TestQueueConcurrentCalls(t *testing.T) {
 				var res Result
 				for _, r := range b {
 					delete(outKeys, r.r.Key)
+					w := r.r.wire()
 					switch {
 					case rnd.pct(fatalPct):
-						r.r.Outcome = Fatal
+						w.Outcome = Fatal
 					case rnd.pct(failPct):
-						r.r.Outcome = []Outcome{Retry, Throttled, Unknown}[rnd.next()%3]
+						w.Outcome = []Outcome{Retry, Throttled, Unknown}[rnd.next()%3]
 					default:
-						r.r.Outcome = OK
+						w.Outcome = OK
 						res.Written++
 					}
 				}
@@ -109,9 +123,19 @@ func TestQueueConcurrentCalls(t *testing.T) {
 			if !slices.Equal(wrote, mine[:len(wrote)]) {
 				rt.Fatalf("key %s: written out of order", key)
 			}
-			for i, r := range mine[len(wrote):] {
-				if r.r.State != Failed || (i > 0 && r.r.Cause != CauseEarlier) {
+			rest := mine[len(wrote):]
+			for i, r := range rest {
+				shared := i > 0 && groups[&r.r] != nil && slices.Contains(groups[&r.r], &rest[0].r)
+				if r.r.State != Failed || (i > 0 && !shared && r.r.Cause != CauseEarlier) || (shared && r.r.Cause != rest[0].r.Cause) {
 					rt.Fatalf("key %s: record %s after the first failure is %v %v", key, r.r.Data, r.r.State, r.r.Cause)
+				}
+			}
+		}
+		for _, g := range groups {
+			for _, p := range g[1:] {
+				if p.State != g[0].State || p.Cause != g[0].Cause || p.Attempts != g[0].Attempts || p.SequenceNumber != g[0].SequenceNumber {
+					rt.Fatalf("records of one aggregate differ: %s %v %v %d, %s %v %v %d",
+						g[0].Data, g[0].State, g[0].Cause, g[0].Attempts, p.Data, p.State, p.Cause, p.Attempts)
 				}
 			}
 		}

@@ -113,10 +113,31 @@ type Record struct {
 	ShardID, SequenceNumber string
 
 	due int64 // delayed: earliest next attempt, Unix nanoseconds
+	// agg, while the record heads an aggregate (Aggregation), is the Kinesis record that a call
+	// carries for it and the records of its key behind it, from its first attempt until the last.
+	agg *Record
+	// parts, on an aggregate, are the records inside it, in order.
+	parts []*Record
 }
 
 // Size is what the record counts against the Kinesis limits: data plus partition key.
 func (r *Record) Size() int { return len(r.Data) + len(r.Key) }
+
+// Records is how many records r stands for: those inside it when it is an aggregate, else 1.
+func (r *Record) Records() int {
+	if r.parts != nil {
+		return len(r.parts)
+	}
+	return 1
+}
+
+// wire is the record a call carries for r: its aggregate when it heads one, else r.
+func (r *Record) wire() *Record {
+	if r.agg != nil {
+		return r.agg
+	}
+	return r
+}
 
 // Check reports why r cannot be written to Kinesis (a limit it is over), nil when it can.
 func (r *Record) Check() error {
@@ -136,7 +157,7 @@ func (r *Record) reset() {
 	r.State, r.Cause, r.Attempts = Pending, CauseNone, 0
 	r.FirstFailure, r.LastFailure, r.LastError, r.Outcome = time.Time{}, time.Time{}, "", OK
 	r.ShardID, r.SequenceNumber = "", ""
-	r.due = 0
+	r.due, r.agg = 0, nil
 }
 
 // failed records one failed attempt at now.

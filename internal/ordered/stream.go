@@ -39,7 +39,10 @@ type Metrics struct {
 	// Unknown counts the entries sent in attempts whose outcome is unknown, once per such attempt:
 	// the most byte-identical extra copies the calls can have left in the stream.
 	Unknown Counter
-	// Entries observes the entries of every call.
+	// Aggregated counts the records sent inside aggregates (Aggregation), every attempt.
+	Aggregated Counter
+	// Entries observes the entries of every call (an aggregate is one entry). The other counts
+	// count records: an aggregate counts as the records inside it.
 	Entries Observer
 	// Seconds observes every call's latency.
 	Seconds Observer
@@ -87,12 +90,13 @@ func (s *Stream) WithLogger(log *zap.Logger) *Stream {
 }
 
 // Step makes one PutRecords call (or decides not to) for recs, at most one record per partition
-// key, and reports each record's outcome in the record (Outcome, LastError, and ShardID and
+// key (an aggregate is one record), and reports each record's outcome in the record (Outcome, LastError, and ShardID and
 // SequenceNumber when written). Stream.Put is the step; a wrapper (a circuit breaker) may stand in
 // front of it.
 type Step func(ctx context.Context, recs []*Record) Result
 
-// Result sums up one step. Each record's own outcome is in the record.
+// Result sums up one step. Each record's own outcome is in the record. Its counts are of records:
+// an aggregate counts as the records inside it, all with its outcome.
 type Result struct {
 	// Err is the call's error when it failed as a whole (every record failed with Class).
 	Err error
@@ -131,7 +135,16 @@ func Refuse(recs []*Record, err error) Result {
 			r.LastError = msg
 		}
 	}
-	return Result{Err: err, Class: Retry, Refused: true, Failed: len(recs)}
+	return Result{Err: err, Class: Retry, Refused: true, Failed: records(recs)}
+}
+
+// records counts the records recs stand for (Record.Records).
+func records(recs []*Record) int {
+	n := 0
+	for _, r := range recs {
+		n += r.Records()
+	}
+	return n
 }
 
 var entryPool = sync.Pool{New: func() any { s := make([]types.PutRecordsRequestEntry, 0, MaxRecords); return &s }}
@@ -152,7 +165,7 @@ func (s *Stream) Put(ctx context.Context, recs []*Record) Result {
 				send = append(make([]*Record, 0, len(recs)), recs[:i]...)
 			}
 			r.Outcome, r.Cause, r.LastError = Fatal, CauseLimit, err.Error()
-			res.Failed++
+			res.Failed += r.Records()
 			continue
 		}
 		if len(send) < len(recs) {
@@ -172,7 +185,7 @@ func (s *Stream) Put(ctx context.Context, recs []*Record) Result {
 			r.Outcome, r.LastError = Fatal, err.Error()
 		}
 		res.Err, res.Class = err, Fatal
-		res.Failed += len(send)
+		res.Failed += records(send)
 		return res
 	}
 
@@ -181,20 +194,26 @@ func (s *Stream) Put(ctx context.Context, recs []*Record) Result {
 			r.Outcome, r.LastError = Retry, err.Error()
 		}
 		res.Err, res.Class = err, Retry
-		res.Failed += len(send)
+		res.Failed += records(send)
 		return res
 	}
 	ep := entryPool.Get().(*[]types.PutRecordsRequestEntry)
 	entries := (*ep)[:0]
+	aggregated := 0
 	for _, r := range send {
 		entries = append(entries, types.PutRecordsRequestEntry{Data: r.Data, PartitionKey: &r.Key})
+		n := r.Records()
+		res.Sent += n
 		if r.Attempts > 0 {
-			res.Retried++
+			res.Retried += n
+		}
+		if r.parts != nil {
+			aggregated += n
 		}
 	}
-	res.Sent = len(send)
 	add(s.m.Calls, 1)
 	add(s.m.Retries, res.Retried)
+	add(s.m.Aggregated, aggregated)
 	if s.m.Entries != nil {
 		s.m.Entries.Observe(float64(len(entries)))
 	}
@@ -218,8 +237,8 @@ func (s *Stream) Put(ctx context.Context, recs []*Record) Result {
 		unknown = max(unknown, 1)
 	}
 	if unknown > 0 {
-		res.Unknown = len(send) * unknown
-		s.unsure(send, unknown, err)
+		res.Unknown = res.Sent * unknown
+		s.unsure(send, res.Sent, unknown, err)
 	}
 	if err != nil {
 		class := Classify(err)
@@ -234,10 +253,10 @@ func (s *Stream) Put(ctx context.Context, recs []*Record) Result {
 			r.Outcome, r.LastError = class, msg
 		}
 		res.Err, res.Class = err, class
-		res.Failed += len(send)
+		res.Failed += res.Sent
 		if class == Throttled {
-			res.Throttled = len(send)
-			add(s.m.Throttles, len(send))
+			res.Throttled = res.Sent
+			add(s.m.Throttles, res.Sent)
 		}
 		return res
 	}
@@ -251,7 +270,7 @@ func (s *Stream) Put(ctx context.Context, recs []*Record) Result {
 			if e.SequenceNumber != nil {
 				r.SequenceNumber = *e.SequenceNumber
 			}
-			res.Written++
+			res.Written += r.Records()
 			continue
 		}
 		r.Outcome = ClassifyCode(*e.ErrorCode)
@@ -259,23 +278,33 @@ func (s *Stream) Put(ctx context.Context, recs []*Record) Result {
 		if e.ErrorMessage != nil && *e.ErrorMessage != "" {
 			r.LastError += ": " + *e.ErrorMessage
 		}
-		res.Failed++
+		res.Failed += r.Records()
 		if r.Outcome == Throttled {
-			res.Throttled++
+			res.Throttled += r.Records()
 		}
 	}
 	add(s.m.Throttles, res.Throttled)
 	return res
 }
 
-// unsure logs the records of a call in which attempts ended with an unknown outcome, and counts
-// them once per such attempt: each may have landed, and every later attempt may add a copy.
-func (s *Stream) unsure(recs []*Record, attempts int, err error) {
-	ids := make([]string, 0, min(len(recs), maxLoggedIDs))
-	for _, r := range recs[:min(len(recs), maxLoggedIDs)] {
-		ids = append(ids, r.ID)
+// unsure logs the records of a call (sent of them, those inside aggregates included) in which
+// attempts ended with an unknown outcome, and counts them once per such attempt: each may have
+// landed, and every later attempt may add a copy.
+func (s *Stream) unsure(recs []*Record, sent, attempts int, err error) {
+	ids := make([]string, 0, min(sent, maxLoggedIDs))
+	for _, r := range recs {
+		if r.parts == nil {
+			ids = append(ids, r.ID)
+		}
+		for _, p := range r.parts {
+			ids = append(ids, p.ID)
+		}
+		if len(ids) >= maxLoggedIDs {
+			ids = ids[:maxLoggedIDs]
+			break
+		}
 	}
-	n := len(recs) * attempts
+	n := sent * attempts
 	add(s.m.Unknown, n)
 	s.log.Warn(LogUnknownOutcome, zap.String("stream", s.name), zap.Int("records", n), zap.Int("attempts", attempts),
 		zap.Strings("event_ids", ids), zap.NamedError("final_error", err))

@@ -16,10 +16,16 @@ import (
 type WriterConfig struct {
 	// Policy is the retry policy (backoff, attempts, fatal outcomes).
 	Policy Policy
-	// MaxRecords and MaxBytes cap one call below the Kinesis limits; 0 means the limit.
+	// MaxRecords and MaxBytes cap one call below the Kinesis limits; 0 means the limit. An
+	// aggregate counts as one record, at its size.
 	MaxRecords, MaxBytes int
+	// Aggregation, when on, sends a key's consecutive records as one Kinesis record in the KPL
+	// aggregated format whenever several of them wait (Aggregation, Queue); off, the zero value,
+	// every record goes out as itself. Readers of the stream must de-aggregate.
+	Aggregation Aggregation
 	// RecordsPerSecond and BytesPerSecond limit what the Writer sends (a token bucket each, whose
-	// burst is one second's worth, which also caps a call); 0 means unlimited.
+	// burst is one second's worth, which also caps a call); 0 means unlimited. They count what
+	// Kinesis counts: an aggregate is one record.
 	RecordsPerSecond float64
 	BytesPerSecond   int
 	// MinAttemptTime, when positive, gives up on the records waiting for a retry (CauseDeadline)
@@ -50,6 +56,9 @@ func (c WriterConfig) Validate() error {
 	}
 	if c.MaxBytes < 0 || c.MaxBytes > MaxCallBytes {
 		errs = append(errs, fmt.Errorf("ordered: MaxBytes %d not in 0..%d", c.MaxBytes, MaxCallBytes))
+	}
+	if err := c.Aggregation.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RecordsPerSecond < 0 || (c.RecordsPerSecond > 0 && c.RecordsPerSecond < 1) {
 		errs = append(errs, fmt.Errorf("ordered: RecordsPerSecond %v: want 0 (unlimited) or at least 1", c.RecordsPerSecond))
@@ -95,6 +104,7 @@ func NewWriter[T Item](step Step, cfg WriterConfig) (*Writer[T], error) {
 		cfg.Policy.Backoff.Now = cfg.Now
 	}
 	w := &Writer[T]{cfg: cfg, step: step, q: NewQueue[T](cfg.Policy, nil, nil), maxN: MaxRecords, maxBytes: MaxCallBytes}
+	w.q.agg = cfg.Aggregation
 	if cfg.MaxRecords > 0 {
 		w.maxN = cfg.MaxRecords
 	}
@@ -115,8 +125,8 @@ func NewWriter[T Item](step Step, cfg WriterConfig) (*Writer[T], error) {
 // Pending returns the records of the current Write not yet written nor given up on.
 func (w *Writer[T]) Pending() int { return w.q.Len() }
 
-// Write writes items in order per partition key, each call carrying at most one record per key,
-// and returns once every record is written (State Written) or given up on (State Failed, with its
+// Write writes items in order per partition key, each call carrying at most one record per key
+// (with Aggregation, that record may be an aggregate of the key's next records), and returns once every record is written (State Written) or given up on (State Failed, with its
 // Cause) — nil — or when ctx ends, with ctx's error (records may then be left Pending, and no
 // further call is made; a record whose call landed is Written all the same). A record is given up on only by the Policy, MinAttemptTime or After: with
 // the zero Policy a transient or throttled failure is retried until ctx ends.
@@ -147,7 +157,7 @@ func (w *Writer[T]) Write(ctx context.Context, items []T) error {
 		w.recs = w.recs[:0]
 		size := 0
 		for _, it := range w.batch {
-			r := it.Rec()
+			r := it.Rec().wire()
 			w.recs = append(w.recs, r)
 			size += r.Size()
 		}

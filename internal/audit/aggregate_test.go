@@ -1,0 +1,132 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/ordered"
+)
+
+// capture is a PutRecords that keeps every entry, as a stream would.
+type capture struct {
+	mu   sync.Mutex
+	recs []types.Record
+}
+
+func (c *capture) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := &kinesis.PutRecordsOutput{FailedRecordCount: aws.Int32(0)}
+	for _, e := range in.Records {
+		seq := strconv.Itoa(len(c.recs) + 1)
+		c.recs = append(c.recs, types.Record{Data: bytes.Clone(e.Data), PartitionKey: e.PartitionKey, SequenceNumber: &seq,
+			ApproximateArrivalTimestamp: aws.Time(time.Unix(100, 0))})
+		out.Records = append(out.Records, types.PutRecordsResultEntry{ShardId: aws.String("shardId-000000000000"), SequenceNumber: &seq})
+	}
+	return out, nil
+}
+
+type item struct{ r ordered.Record }
+
+func (i *item) Rec() *ordered.Record { return &i.r }
+
+// written writes the analytics records evs to a capture through the project's writer with
+// aggregation on (a customer's records in one write form one aggregate), and returns what a
+// stream would hold.
+func written(t *testing.T, evs ...event.Analytics) []types.Record {
+	t.Helper()
+	c := &capture{}
+	w, err := ordered.NewWriter[*item](ordered.NewStream(c, "a-page", nil, ordered.Metrics{}).Put, ordered.WriterConfig{Aggregation: ordered.DefaultAggregation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]*item, len(evs))
+	for i, e := range evs {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items[i] = &item{ordered.Record{Key: e.CustomerID, Data: b, ID: e.EventID}}
+	}
+	if err := w.Write(t.Context(), items); err != nil {
+		t.Fatal(err)
+	}
+	return c.recs
+}
+
+// TestDeaggregates: aggregated analytics records are judged one by one, in the order inside the
+// aggregate: a clean aggregated run is OK and counted as aggregated; an aggregate whose records are
+// out of seq order is an order violation; an aggregate written twice byte for byte is resent
+// writes; an aggregate that does not de-aggregate (a damaged MD5 trailer) is reported, never
+// skipped or read as an analytics record.
+func TestDeaggregates(t *testing.T) {
+	streams := map[string]Kind{"a-page": Analytics, "q": Quarantine}
+	routes := map[string]string{"page": "a-page"}
+	var hot []event.Analytics
+	var want []Expected
+	for seq := uint64(1); seq <= 20; seq++ {
+		hot = append(hot, analytics(fmt.Sprint("h", seq), "page", "hot", seq))
+		want = append(want, Expected{EventID: fmt.Sprint("h", seq)})
+	}
+	cold := analytics("c1", "page", "cold", 1)
+	recs := written(t, append(hot, cold)...)
+	if len(recs) != 2 || !bytes.HasPrefix(recs[0].Data, ordered.AggregateMagic[:]) {
+		t.Fatalf("%d records written; want the hot customer's aggregate and the cold one's record", len(recs))
+	}
+	want = append(want, Expected{EventID: "c1"})
+
+	t.Run("clean", func(t *testing.T) {
+		tail := NewTail(nil, streams, routes, "")
+		for _, r := range recs {
+			tail.observe("a-page", r)
+		}
+		rep := tail.Check(want)
+		if !rep.OK() || rep.Delivered != 21 || rep.Aggregated != 20 || rep.PerStream["a-page"] != 21 {
+			t.Fatalf("%s; aggregated %d, per stream %v", rep, rep.Aggregated, rep.PerStream)
+		}
+	})
+	t.Run("out of order inside", func(t *testing.T) {
+		tail := NewTail(nil, streams, routes, "")
+		swapped := append([]event.Analytics{}, hot...)
+		swapped[4], swapped[5] = swapped[5], swapped[4]
+		for _, r := range written(t, swapped...) {
+			tail.observe("a-page", r)
+		}
+		if rep := tail.Check(want[:20]); rep.OrderViol != 1 || rep.OK() {
+			t.Fatalf("%s: want 1 order violation", rep)
+		}
+	})
+	t.Run("resent", func(t *testing.T) {
+		tail := NewTail(nil, streams, routes, "")
+		for _, r := range append(recs, recs[0]) {
+			tail.observe("a-page", r)
+		}
+		rep := tail.Check(want)
+		if rep.Duplicates != 20 || rep.Resent != 20 || rep.OK() || !rep.OKWithResent(20) {
+			t.Fatalf("%s", rep)
+		}
+	})
+	t.Run("damaged", func(t *testing.T) {
+		tail := NewTail(nil, streams, routes, "")
+		bad := recs[0]
+		bad.Data = bytes.Clone(bad.Data)
+		bad.Data[len(bad.Data)-1] ^= 0xff
+		tail.observe("a-page", bad)
+		tail.observe("a-page", recs[1])
+		rep := tail.Check(want)
+		if len(rep.WrongStream) != 1 || len(rep.Lost) != 20 || rep.Delivered != 1 || rep.OK() {
+			t.Fatalf("%s; wrong stream %v", rep, rep.WrongStream)
+		}
+	})
+}
