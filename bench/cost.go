@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kinesis-events/pipeline/forwarder"
 )
 
 // The cost model prices a billion events through the stack deploy/ creates, from the calls, bytes
@@ -49,7 +51,6 @@ const (
 	fargateTargetCPU            = 0.6          // the stack's CPU target tracking (deploy/infra/fleet.go)
 	lambdaVCPUAtMemory          = 256.0 / 1769 // Lambda's CPU share at 256 MB (a full vCPU at 1,769 MB)
 	lambdaMemoryGB              = 0.25
-	lambdaPlatformLogBytes      = 500 // platform.start and platform.report lines, JSON format, per invocation (assumed)
 	flowLogBytesPerTaskPerHour  = 50 * 2 * 6 * 150
 	kinesisReadsPerSecondPerShd = 5.0 // the KCL's GetRecords cap per shard (a batch each when busy)
 )
@@ -70,6 +71,12 @@ type StackSettings struct {
 	// LeaseTableScanRRU is the read units of one Scan of the lease table (a few dozen rows of under
 	// 1 KB: one 4 KB page, eventually consistent).
 	LeaseTableScanRRU float64
+	// EMFEvery is how long a forwarder environment gathers clean invocations' counts into one
+	// metrics line (FORWARDER_METRICS_EVERY; 0: a line per invocation).
+	EMFEvery time.Duration
+	// PlatformLogBytes are the Lambda system log lines per invocation (start, report): 0 with the
+	// stack's system log level WARN, ~500 bytes at Lambda's default INFO.
+	PlatformLogBytes float64
 }
 
 // DefaultStack is what `make deploy` creates with only the required settings.
@@ -79,6 +86,7 @@ func DefaultStack() StackSettings {
 		AZs: 2, InterfaceEndpoints: 6, NATGateways: 0, ArchiveRetentionDays: 7, LogRetentionDays: 30,
 		Alarms: 20, AlarmMetrics: 40, CustomMetrics: 70, Dashboards: 1,
 		LambdaPutLatency: 15 * time.Millisecond, LeaseTableScanRRU: 0.5,
+		EMFEvery: forwarder.DefaultMetricsEvery, PlatformLogBytes: 0,
 	}
 }
 
@@ -255,14 +263,21 @@ func costModel(in CostInputs, st StackSettings) CostModel {
 
 	// CloudWatch: the Lambda's log lines, the workers' logs, metrics sidecar, flow logs; metrics,
 	// alarms, dashboard.
-	lambdaGB := gbPerBillion(in.EMFBytes + lambdaPlatformLogBytes)
+	// A busy environment runs 1000/billedMs invocations a second and writes a line every EMFEvery
+	// (the lines of invocations that were not clean, quarantines and retries, are not in a clean
+	// load's price).
+	emfLines := 1.0
+	if st.EMFEvery > 0 {
+		emfLines = min(1, billedMs/1000/st.EMFEvery.Seconds())
+	}
+	lambdaGB := gbPerBillion(in.EMFBytes*emfLines + st.PlatformLogBytes)
 	flowGB := float64(m.Workers) * hours * flowLogBytesPerTaskPerHour / gib
 	allGB := lambdaGB + logGB + flowGB
 	months := hours / hoursPerMonth
 	add("CloudWatch", allGB*cloudWatchLogsPerGB+allGB*float64(st.LogRetentionDays)/30.4*cloudWatchLogsStorageGBMo+
 		months*(float64(st.CustomMetrics)*cloudWatchMetricMonth+float64(st.AlarmMetrics)*cloudWatchAlarmMetricMonth+float64(st.Dashboards)*cloudWatchDashboardMonth),
-		"logs %.0f GB (forwarder %.0f B EMF measured + %d B platform lines per invocation: %.0f GB; workers %.1f B/event + /metrics %.0f KB/min per task; flow logs) x ($%.2f + %d days x $%.2f/GB-month) + %.3f months x (%d metrics x $%.2f + %d alarm metrics x $%.2f + $%.0f dashboard)",
-		allGB, in.EMFBytes, lambdaPlatformLogBytes, lambdaGB, in.WorkerLogBytes, in.MetricsBytes/1024, cloudWatchLogsPerGB, st.LogRetentionDays, cloudWatchLogsStorageGBMo,
+		"logs %.0f GB (forwarder %.0f B EMF line measured x %.5f lines per invocation (one per %s) + %.0f B platform lines per invocation: %.0f GB; workers %.1f B/event + /metrics %.0f KB/min per task; flow logs) x ($%.2f + %d days x $%.2f/GB-month) + %.3f months x (%d metrics x $%.2f + %d alarm metrics x $%.2f + $%.0f dashboard)",
+		allGB, in.EMFBytes, emfLines, st.EMFEvery, st.PlatformLogBytes, lambdaGB, in.WorkerLogBytes, in.MetricsBytes/1024, cloudWatchLogsPerGB, st.LogRetentionDays, cloudWatchLogsStorageGBMo,
 		months, st.CustomMetrics, cloudWatchMetricMonth, st.AlarmMetrics, cloudWatchAlarmMetricMonth, cloudWatchDashboardMonth)
 
 	for _, l := range m.Lines {

@@ -56,7 +56,7 @@ func measureLambdaLog(ctx context.Context, file string) (lambdaLog, error) {
 		return res, err
 	}
 	var out bytes.Buffer
-	h := forwarder.NewEMF(fw, &out, "KinesisEventsPipeline/prod", "prod-kinesis-events-forwarder")
+	h := forwarder.NewEMF(fw, &out, "KinesisEventsPipeline/prod", "prod-kinesis-events-forwarder", 0)
 	if _, err := h.Invoke(ctx, first); err != nil {
 		return res, fmt.Errorf("forwarder handler: %w", err)
 	}

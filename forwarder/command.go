@@ -140,7 +140,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 
 	if getenv(EnvLambdaRuntimeAPI) != "" {
 		logger.Info("serving Lambda invocations", zap.String("stream", *rawStream))
-		// One CloudWatch embedded-metric-format line per invocation on stdout (emf.go).
+		// CloudWatch embedded-metric-format lines on stdout (emf.go): at once for an invocation that
+		// did anything but forward cleanly, gathered for up to FORWARDER_METRICS_EVERY otherwise.
 		h, err := newLambdaHandler(f, os.Stdout, getenv)
 		if err != nil {
 			return err

@@ -30,6 +30,7 @@
 // other.
 //
 // Metrics: Prometheus counters in local mode; on the Lambda path (Command under a Lambda runtime)
-// the handler is EMF, which also writes one CloudWatch embedded-metric-format line per invocation,
-// since a Lambda process has no scrape endpoint.
+// the handler is EMF, which also writes the counts as CloudWatch embedded-metric-format lines (one
+// at once for an invocation that quarantined, failed, retried or was throttled; clean ones gathered
+// for up to FORWARDER_METRICS_EVERY), since a Lambda process has no scrape endpoint.
 package forwarder

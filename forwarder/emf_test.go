@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 )
@@ -92,7 +93,7 @@ func TestEMFOneLinePerInvocationWithItsCounts(t *testing.T) {
 	f := newTestForwarder(t, kin, func(c *Config) { c.MaxAttempts = 2 })
 	var out syncBuffer
 	h, err := newLambdaHandler(f, &out, func(k string) string {
-		return map[string]string{EnvMetricsNamespace: "KinesisEventsPipeline/test", envFunctionName: "test-fwd"}[k]
+		return map[string]string{EnvMetricsNamespace: "KinesisEventsPipeline/test", envFunctionName: "test-fwd", EnvMetricsEvery: "0"}[k]
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +142,7 @@ func TestEMFSumsAreExactUnderConcurrency(t *testing.T) {
 	}
 	f := newTestForwarder(t, kin, nil)
 	var out syncBuffer
-	h := NewEMF(f, &out, "", "fn")
+	h := NewEMF(f, &out, "", "fn", 0)
 	const n = 64
 	var wg sync.WaitGroup
 	for i := range n {
@@ -179,5 +180,69 @@ func TestEMFSumsAreExactUnderConcurrency(t *testing.T) {
 	}
 	if s.Forwarded != n*3/4 || s.Quarantined != n/4 || s.Throttles == 0 {
 		t.Errorf("stats %+v: the scenario did not run as intended", s)
+	}
+}
+
+// TestEMFGathersCleanInvocations: invocations that forward their event on the first try are
+// counted into the next line, written on the first invocation at least every after the last line
+// or with the next invocation that did anything else; every count lands on exactly one line.
+func TestEMFGathersCleanInvocations(t *testing.T) {
+	kin := newFake()
+	kin.entryErr = func(_, key string, _ []byte, attempt int) string {
+		if key == "slow" && attempt == 1 {
+			return "ProvisionedThroughputExceededException"
+		}
+		return ""
+	}
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	f := newTestForwarder(t, kin, func(c *Config) { c.Now = func() time.Time { return now } })
+	var out syncBuffer
+	h, err := newLambdaHandler(f, &out, func(k string) string { return map[string]string{envFunctionName: "fn"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoke := func(payload string) {
+		t.Helper()
+		if _, err := h.Invoke(t.Context(), []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := func() []map[string]any { return emfLines(t, out.b.Bytes()) }
+	for i := range 10 {
+		invoke(goodLine(fmt.Sprintf("e%d", i), fmt.Sprintf("c%d", i), 1))
+		now = now.Add(time.Second)
+	}
+	if n := len(lines()); n != 0 {
+		t.Fatalf("%d lines after 10 clean invocations within %s, want 0", n, DefaultMetricsEvery)
+	}
+	invoke(`not json`) // quarantined: a line at once, with the gathered counts
+	ls := lines()
+	if len(ls) != 1 || ls[0][emfInvocations] != 11.0 || ls[0][emfForwarded] != 10.0 || ls[0][emfQuarantined] != 1.0 || ls[0]["reason"] != "not_json" {
+		t.Fatalf("after a quarantine: lines %v, want one with 11 invocations, 10 forwarded, 1 quarantined, reason not_json", ls)
+	}
+	invoke(goodLine("s1", "slow", 1)) // throttled once, then written: not clean, a line at once
+	if ls = lines(); len(ls) != 2 || ls[1]["event_id"] != "s1" || ls[1][emfThrottles] != 1.0 || ls[1][emfInvocations] != 1.0 {
+		t.Fatalf("after a throttled invocation: lines %v", ls)
+	}
+	for i := range 5 {
+		invoke(goodLine(fmt.Sprintf("g%d", i), fmt.Sprintf("g%d", i), 1))
+		now = now.Add(10 * time.Second)
+	}
+	// The last line was at t=10s; the invocation at t=50s is the first at least 30 s later.
+	ls = lines()
+	if len(ls) != 3 || ls[2][emfInvocations] != 4.0 || ls[2][emfForwarded] != 4.0 || ls[2]["event_id"] != nil {
+		t.Fatalf("after 5 clean invocations over 50 s: lines %v, want a third with 4 invocations and no event_id", ls)
+	}
+	sums := map[string]float64{}
+	for _, l := range ls {
+		for _, m := range emfMetrics {
+			sums[m] += l[m].(float64)
+		}
+	}
+	if s := f.Stats(); sums[emfForwarded] != float64(s.Forwarded-1) || sums[emfInvocations] != 16 {
+		t.Errorf("sums %v; forwarder %+v: one clean invocation should be gathered, not yet written", sums, s)
+	}
+	if _, err := newLambdaHandler(f, &out, func(k string) string { return map[string]string{EnvMetricsEvery: "soon"}[k] }); err == nil {
+		t.Errorf("%s=soon accepted", EnvMetricsEvery)
 	}
 }
