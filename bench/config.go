@@ -20,10 +20,13 @@ const (
 	ScenarioNaiveDedupe  = "naive-dedupe"
 	ScenarioLatency      = "latency"
 	ScenarioBackpressure = "backpressure"
+	// ScenarioHot (issue 13) runs only when named in Config.Only (`BENCH_ONLY=hot make bench`):
+	// its ladders take several minutes.
+	ScenarioHot = "hot"
 )
 
 // Scenarios lists every scenario in the order Run executes them.
-var Scenarios = []string{ScenarioIngest, ScenarioThroughput, ScenarioNaiveDedupe, ScenarioLatency, ScenarioBackpressure}
+var Scenarios = []string{ScenarioIngest, ScenarioThroughput, ScenarioNaiveDedupe, ScenarioLatency, ScenarioBackpressure, ScenarioHot}
 
 // Config sizes one benchmark run. Zero values take the defaults (the `make bench` sizes: five to eight
 // minutes on a busy two-core machine); Quick returns the sizes CI uses.
@@ -61,20 +64,32 @@ type Config struct {
 	BackpressureRate float64
 	BreakerOpen      time.Duration
 	Warmup           time.Duration
-	// Timeout bounds each scenario. Default 4 minutes.
+	// Timeout bounds each scenario but Hot. Default 4 minutes.
 	Timeout time.Duration
 	// ProfileDir, when set, makes the measured worker and forwarder processes write pprof CPU and
 	// allocation profiles there (worker -cpuprofile/-memprofile, forwarder --cpuprofile/--memprofile),
 	// one pair per process, named after the scenario and run. Profiling costs a little CPU: the
 	// figures of such a run are for finding where the time goes.
 	ProfileDir string
+
+	// Hot (issue 13): HotCold customers at HotColdRate events/s each, and one hot customer at
+	// HotStartRate, doubled after every HotStep it keeps up with (its lag within HotLagBound) up to
+	// HotMaxRate, then HotRefine steps between the last rate kept up and the first that was not;
+	// every PutRecords of the worker to an analytics stream is delayed by HotRTT. Defaults: 1,000
+	// customers at 1/s, 20/s doubled up to 1,280/s, 20 s steps, 3 s lag, one refinement (-1:
+	// none), 25 ms; the whole scenario is bounded by HotTimeout (default 12 minutes).
+	HotCold                                  int
+	HotColdRate, HotStartRate, HotMaxRate    float64
+	HotStep, HotLagBound, HotRTT, HotTimeout time.Duration
+	HotRefine                                int
 }
 
 // Quick returns a configuration small enough for CI's single run of each benchmark: the same
 // scenarios, a few thousand events, a 10 s outage.
 func Quick(bin string) Config {
 	return Config{Bin: bin, Events: 4000, Customers: 200, NaiveEvents: 300, LatencyRate: 500, LatencyDuration: 4 * time.Second,
-		BackpressureRate: 500, BreakerOpen: 10 * time.Second, Warmup: 3 * time.Second, Timeout: 3 * time.Minute}
+		BackpressureRate: 500, BreakerOpen: 10 * time.Second, Warmup: 3 * time.Second, Timeout: 3 * time.Minute,
+		HotCold: 50, HotStartRate: 20, HotMaxRate: 80, HotStep: 6 * time.Second, HotRefine: -1, HotTimeout: 3 * time.Minute}
 }
 
 // withDefaults returns c with every zero field set to its default: the one place they are defined.
@@ -112,6 +127,25 @@ func (c Config) withDefaults() Config {
 	setD(&c.BreakerOpen, 60*time.Second)
 	setD(&c.Warmup, 10*time.Second)
 	setD(&c.Timeout, 4*time.Minute)
+	setI(&c.HotCold, 1000)
+	setF := func(p *float64, v float64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setF(&c.HotColdRate, 1)
+	setF(&c.HotStartRate, 20)
+	setF(&c.HotMaxRate, 1280)
+	setD(&c.HotStep, 20*time.Second)
+	setD(&c.HotLagBound, 3*time.Second)
+	setD(&c.HotRTT, 25*time.Millisecond)
+	setD(&c.HotTimeout, 12*time.Minute)
+	switch c.HotRefine {
+	case 0:
+		c.HotRefine = 1
+	case -1: // none (Quick)
+		c.HotRefine = 0
+	}
 	return c
 }
 
@@ -151,6 +185,21 @@ func (c Config) Validate() error {
 	if c.Timeout < 0 || (c.Timeout > 0 && c.Timeout < 30*time.Second) {
 		errs = append(errs, fmt.Errorf("timeout %s: want at least 30s", c.Timeout))
 	}
+	if c.HotTimeout < 0 || (c.HotTimeout > 0 && c.HotTimeout < 30*time.Second) {
+		errs = append(errs, fmt.Errorf("hot timeout %s: want at least 30s", c.HotTimeout))
+	}
+	if c.HotCold < 0 || c.HotColdRate < 0 {
+		errs = append(errs, fmt.Errorf("hot: %d other customers at %v events/s: want positive", c.HotCold, c.HotColdRate))
+	}
+	if c.HotStartRate < 0 || (c.HotStartRate > 0 && c.HotStartRate < 1) || (c.HotMaxRate > 0 && c.HotMaxRate < c.HotStartRate) {
+		errs = append(errs, fmt.Errorf("hot: start rate %v (at least 1) up to max rate %v", c.HotStartRate, c.HotMaxRate))
+	}
+	if c.HotRefine < -1 {
+		errs = append(errs, fmt.Errorf("hot refine %d: want -1 (none), 0 (default) or more", c.HotRefine))
+	}
+	if c.HotStep < 0 || (c.HotStep > 0 && c.HotStep < 2*time.Second) || c.HotLagBound < 0 || c.HotRTT < 0 {
+		errs = append(errs, fmt.Errorf("hot: step %s (at least 2s), lag bound %s and RTT %s (positive)", c.HotStep, c.HotLagBound, c.HotRTT))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bench config: %w", err)
 	}
@@ -170,7 +219,7 @@ func checkBinaries(bin string) error {
 
 func (c Config) wants(s string) bool {
 	if len(c.Only) == 0 {
-		return true
+		return s != ScenarioHot
 	}
 	for _, o := range c.Only {
 		if o == s || (s == ScenarioIngest && (o == ScenarioThroughput || o == ScenarioNaiveDedupe)) {

@@ -24,6 +24,7 @@ type Report struct {
 	NaiveDedupe  *NaiveDedupeResult
 	Latency      *LatencyResult
 	Backpressure *BackpressureResult
+	Hot          *HotResult
 	ScaleInputs  *ScaleInputs
 	Scale        []ScaleRow
 	// Cost prices a billion events through the deployed stack at each of CostRates.
@@ -175,6 +176,21 @@ func (r *Report) Targets() []Target {
 			"flat", b.Growth <= limit)
 		add("5", "recovery after the outage", fmt.Sprintf("recovered %v, %d calls refused, %.0f dead-lettered", b.Recovered, b.Refused, b.DeadLettered), "recovers", b.Recovered)
 	}
+	if h := r.Hot; h != nil {
+		for _, m := range []HotMode{h.Plain, h.Agg} {
+			if len(m.Steps) == 0 {
+				continue
+			}
+			name, want, met := "plain", "", true
+			if m.Aggregate {
+				name, want, met = "AGGREGATE_KEYS", fmt.Sprintf(">= %.0f", wantHotRate), m.KeptUp >= wantHotRate
+			}
+			add("hot", fmt.Sprintf("hot customer: highest rate kept up, %s (PutRecords +%s, %d others at %.0f/s, lag <= %s)", name, ms(h.RTT), h.Cold, h.ColdRate, h.LagBound),
+				hotFigure(m, h.RTT), want, met)
+			add("hot", fmt.Sprintf("hot customer, %s: the ladder", name), hotLadder(m), "", true)
+			add("hot", fmt.Sprintf("exactly-once audit of the hot run, %s", name), m.Audit, "ok", m.OK)
+		}
+	}
 	return ts
 }
 
@@ -274,6 +290,34 @@ func (r *Report) costAt(rate float64) (CostModel, bool) {
 		}
 	}
 	return CostModel{}, false
+}
+
+// wantHotRate is issue 13's example of a hot customer: 300 events/s.
+const wantHotRate = 300.0
+
+// hotFigure is the highest rate kept up, also per round trip of the added delay.
+func hotFigure(m HotMode, rtt time.Duration) string {
+	s := fmt.Sprintf("%.0f events/s", m.KeptUp)
+	if rtt > 0 {
+		s += fmt.Sprintf(" (%.1f per RTT)", m.KeptUp*rtt.Seconds())
+	}
+	if !m.Saturated {
+		s += ", the ladder's top: not saturated"
+	}
+	return s
+}
+
+// hotLadder lists each step: rate, delivered rate, largest lag, calls per hot event.
+func hotLadder(m HotMode) string {
+	parts := make([]string, len(m.Steps))
+	for i, st := range m.Steps {
+		verdict := "ok"
+		if !st.KeptUp {
+			verdict = "behind"
+		}
+		parts[i] = fmt.Sprintf("%.0f/s: %s (delivered %.0f/s, lag %s, %.2f calls/event)", st.Rate, verdict, st.Delivered, st.MaxLag.Round(100*time.Millisecond), st.CallsPerEvent)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // unchanged compares two latency figures of separate runs: within 25 % or one idle time.

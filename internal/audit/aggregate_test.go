@@ -130,3 +130,18 @@ func TestDeaggregates(t *testing.T) {
 		}
 	})
 }
+
+// TestLastSeq: how far a customer has been delivered in order, over every analytics stream.
+func TestLastSeq(t *testing.T) {
+	tail := NewTail(nil, map[string]Kind{"a-page": Analytics, "a-buy": Analytics}, map[string]string{"page": "a-page", "buy": "a-buy"}, "")
+	if n := tail.LastSeq("c"); n != 0 {
+		t.Fatalf("nothing delivered: %d", n)
+	}
+	tail.observe("a-page", rec(t, analytics("e1", "page", "c", 1)))
+	tail.observe("a-buy", rec(t, analytics("e2", "buy", "c", 2)))
+	tail.observe("a-page", rec(t, analytics("e3", "page", "c", 3)))
+	tail.observe("a-page", rec(t, analytics("x1", "page", "other", 7)))
+	if n := tail.LastSeq("c"); n != 3 {
+		t.Fatalf("LastSeq %d, want 3", n)
+	}
+}

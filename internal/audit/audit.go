@@ -426,6 +426,19 @@ func (t *Tail) deaggregate(stream string, r types.Record) {
 	}
 }
 
+// LastSeq returns the highest seq among customer's first deliveries in order to the analytics
+// streams so far (0: none): for a customer that sends seq 1, 2, 3 … without gaps, how far it has
+// been delivered.
+func (t *Tail) LastSeq(customer string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n uint64
+	for _, m := range t.lastSeq {
+		n = max(n, m[customer])
+	}
+	return n
+}
+
 // Snapshot is the current state of the watched streams.
 type Snapshot struct {
 	PerStream map[string]int

@@ -1,0 +1,400 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/audit"
+	"github.com/kinesis-events/pipeline/internal/faultproxy"
+	"github.com/kinesis-events/pipeline/internal/fleet"
+	"github.com/kinesis-events/pipeline/internal/loadgen"
+)
+
+// HotStep is one rate of the hot-customer ladder.
+type HotStep struct {
+	// Rate is the hot customer's events/s asked for; Sent what the producer sent over the step
+	// (events/s), Delivered what reached the analytics stream over it (first deliveries, events/s).
+	Rate, Sent, Delivered float64
+	// MaxLag is the hot customer's largest lag over the second half of the step: the age of its
+	// oldest event not yet delivered (0 when everything sent is delivered), sampled every 250 ms.
+	// EndLag is the lag when sending stopped.
+	MaxLag, EndLag time.Duration
+	// KeptUp: MaxLag stayed within Config.HotLagBound.
+	KeptUp bool
+	// CallsPerEvent is the worker's PutRecords calls to the hot customer's stream per hot event of
+	// the step (the other customers' records of that stream ride in the same calls).
+	CallsPerEvent float64
+}
+
+// HotMode is the ladder of one setting of the worker's AGGREGATE_KEYS.
+type HotMode struct {
+	Aggregate bool
+	Steps     []HotStep
+	// KeptUp is the highest rate that kept up (0: not even the first); Saturated says a higher
+	// rate did not (otherwise KeptUp is the ladder's top and only a floor).
+	KeptUp    float64
+	Saturated bool
+	// Aggregated is the worker's pipeline_put_aggregated_records_total at the end.
+	Aggregated float64
+	// Unsure is the worker's pipeline_put_unknown_outcome_total (the resent writes allowed).
+	Unsure int
+	Audit  string
+	OK     bool
+}
+
+// HotResult is the hot-customer scenario (issue 13): one customer at a fixed rate among many slow
+// ones, every PutRecords of the worker to an analytics stream delayed by RTT at a fault proxy (AWS's
+// round trip, which the local emulator does not have), the rate doubled until the customer's lag no
+// longer stays bounded, without and with aggregation.
+type HotResult struct {
+	RTT      time.Duration
+	Cold     int
+	ColdRate float64
+	Step     time.Duration
+	LagBound time.Duration
+	Plain    HotMode
+	Agg      HotMode
+}
+
+// hot runs the ladder without aggregation, then with it, each on a fresh stack.
+func hot(ctx context.Context, cfg Config) (HotResult, error) {
+	res := HotResult{RTT: cfg.HotRTT, Cold: cfg.HotCold, ColdRate: cfg.HotColdRate, Step: cfg.HotStep, LagBound: cfg.HotLagBound}
+	var err error
+	if res.Plain, err = hotMode(ctx, cfg, false); err != nil {
+		return res, err
+	}
+	res.Agg, err = hotMode(ctx, cfg, true)
+	return res, err
+}
+
+// hotMode runs the ladder for one setting: HotStartRate, doubled while the hot customer keeps up (up
+// to HotMaxRate), then HotRefine steps between the last rate kept up and the first that was not
+// (geometric means). Every step starts caught up: after it, sending pauses until the hot customer's
+// events are all delivered. At the end the output is audited: exactly once, in order.
+func hotMode(ctx context.Context, cfg Config, aggregate bool) (HotMode, error) {
+	mode := HotMode{Aggregate: aggregate}
+	name := "hot-plain"
+	if aggregate {
+		name = "hot-aggregated"
+	}
+	d, err := deploy(ctx, cfg, name)
+	if err != nil {
+		return mode, err
+	}
+	defer d.close()
+	px, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: d.st.KinesisEndpoint})
+	if err != nil {
+		return mode, err
+	}
+	defer px.Close()
+	for _, s := range append(d.env.Topology.AnalyticsStreams(), fleet.LateStream) {
+		px.Set("rtt-"+s, faultproxy.Rule{Operation: "PutRecords", Stream: s, Delay: cfg.HotRTT})
+	}
+	w, err := d.startWorker(1, []string{"AWS_ENDPOINT_URL_KINESIS=" + px.URL()},
+		"-aggregate-keys="+strconv.FormatBool(aggregate), "-idle-time="+cfg.IdleTime.String())
+	if err != nil {
+		return mode, err
+	}
+	defer w.stop()
+	if err := poll(ctx, 100*time.Millisecond, w.proc, "the worker to hold every shard", func() (bool, error) {
+		return w.ready(ctx, d.env.Topology.RawShards), nil
+	}); err != nil {
+		return mode, err
+	}
+	p, err := newHotProducer(d, cfg)
+	if err != nil {
+		return mode, err
+	}
+	tail := d.env.NewTail(d.st.Kinesis())
+	tctx, stopTail := context.WithCancel(ctx)
+	tailErr := make(chan error, 1)
+	go func() { tailErr <- tail.Run(tctx, 200*time.Millisecond) }()
+	defer func() {
+		stopTail()
+		<-tailErr
+	}()
+
+	rate, lastOK, firstFail, refine := cfg.HotStartRate, 0.0, 0.0, cfg.HotRefine
+	for {
+		st, err := hotStep(ctx, cfg, d, w, p, tail, rate)
+		if err != nil {
+			return mode, err
+		}
+		mode.Steps = append(mode.Steps, st)
+		d.log.Sugar().Infof("%s: %.0f events/s: sent %.0f/s, delivered %.0f/s, max lag %s, kept up %v, %.2f calls per event",
+			name, rate, st.Sent, st.Delivered, st.MaxLag.Round(time.Millisecond), st.KeptUp, st.CallsPerEvent)
+		if st.KeptUp {
+			lastOK = rate
+		} else {
+			firstFail = rate
+		}
+		switch {
+		case lastOK == 0:
+		case firstFail == 0 && rate*2 <= cfg.HotMaxRate:
+			rate *= 2
+			continue
+		case firstFail > 0 && refine > 0:
+			refine--
+			rate = math.Round(math.Sqrt(lastOK * firstFail))
+			if rate > lastOK && rate < firstFail {
+				continue
+			}
+		}
+		break
+	}
+	mode.KeptUp, mode.Saturated = lastOK, firstFail > 0
+
+	// Everything sent delivered, then the audit.
+	want := len(p.expected)
+	if err := poll(ctx, 200*time.Millisecond, w.proc, fmt.Sprintf("%d events in the analytics streams", want), func() (bool, error) {
+		return tail.Snapshot().Unique >= want, nil
+	}); err != nil {
+		return mode, err
+	}
+	s, err := w.scrape(ctx)
+	if err != nil {
+		return mode, err
+	}
+	mode.Aggregated = s.sum("pipeline_put_aggregated_records_total")
+	mode.Unsure = int(s.sum("pipeline_put_unknown_outcome_total"))
+	if err := w.stop(); err != nil {
+		return mode, err
+	}
+	if err := tail.Poll(ctx); err != nil {
+		return mode, fmt.Errorf("reading the output streams: %w", err)
+	}
+	rep := tail.Check(p.expected)
+	mode.Audit, mode.OK = rep.String(), rep.OKWithResent(mode.Unsure)
+	return mode, nil
+}
+
+// hotStep sends the hot customer at rate and the others at their rate for cfg.HotStep, sampling the
+// hot customer's lag, then waits until its events are all delivered.
+func hotStep(ctx context.Context, cfg Config, d *deployment, w *worker, p *hotProducer, tail *audit.Tail, rate float64) (HotStep, error) {
+	st := HotStep{Rate: rate}
+	before, err := w.scrape(ctx)
+	if err != nil {
+		return st, err
+	}
+	hotStream := "analytics-" + hotType
+	callsBefore := before.sum("pipeline_put_calls_total", `stream="`+hotStream+`"`)
+	firstSeq := p.hotSent() + 1
+	deliveredBefore := tail.LastSeq(p.hot)
+
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	start := time.Now()
+	sendErr := make(chan error, 1)
+	go func() {
+		sendErr <- p.send(sctx, start, start.Add(cfg.HotStep), rate, float64(cfg.HotCold)*cfg.HotColdRate)
+	}()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+sampling:
+	for {
+		select {
+		case <-w.proc.Done():
+			return st, fmt.Errorf("worker exited: %v; log tail:\n%s", w.proc.Err(), logTail(w.proc.LogPath, 20))
+		case err := <-sendErr:
+			if err != nil {
+				return st, fmt.Errorf("sending: %w", err)
+			}
+			break sampling
+		case now := <-tick.C:
+			lag := p.lag(tail.LastSeq(p.hot), now)
+			if now.Sub(start) >= cfg.HotStep/2 {
+				st.MaxLag = max(st.MaxLag, lag)
+			}
+		}
+	}
+	end := time.Now()
+	delivered := tail.LastSeq(p.hot)
+	st.EndLag = p.lag(delivered, end)
+	st.MaxLag = max(st.MaxLag, st.EndLag)
+	st.KeptUp = st.MaxLag <= cfg.HotLagBound
+	el := end.Sub(start).Seconds()
+	sent := p.hotSent() - firstSeq + 1
+	st.Sent = float64(sent) / el
+	st.Delivered = float64(delivered-deliveredBefore) / el
+
+	last := p.hotSent()
+	if err := poll(ctx, 100*time.Millisecond, w.proc, "the hot customer's events delivered", func() (bool, error) {
+		return tail.LastSeq(p.hot) >= last, nil
+	}); err != nil {
+		return st, err
+	}
+	after, err := w.scrape(ctx)
+	if err != nil {
+		return st, err
+	}
+	if sent > 0 {
+		st.CallsPerEvent = (after.sum("pipeline_put_calls_total", `stream="`+hotStream+`"`) - callsBefore) / float64(sent)
+	}
+	return st, nil
+}
+
+// hotType is the type of every event of the hot customer (one stream, one order to follow).
+const hotType = "page_view"
+
+// hotProducer writes signed raw records straight into the raw stream, as the forwarder would: the
+// forwarder's own per-customer rule (one record of a customer in flight) would cap the hot
+// customer at one record per emulator round trip before the worker is reached, which is not what
+// is measured here (on AWS the forwarder is a Lambda function per event).
+type hotProducer struct {
+	kc       *kinesis.Client
+	keys     *event.Keyring
+	hot      string
+	cold     []string
+	coldSeq  []uint64
+	coldNext int
+	expected []audit.Expected
+
+	mu  sync.Mutex
+	due []time.Time // due[i]: when the hot customer's seq i+1 was due
+}
+
+func newHotProducer(d *deployment, cfg Config) (*hotProducer, error) {
+	b, err := os.ReadFile(d.env.KeysFile)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := event.ParseKeys(b)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := event.NewKeyring(keys...)
+	if err != nil {
+		return nil, err
+	}
+	tok := loadgen.DevTokenizer()
+	p := &hotProducer{kc: d.st.Kinesis(), keys: ring, hot: tok.Token("customer", "hot-customer")}
+	for i := range cfg.HotCold {
+		p.cold = append(p.cold, tok.Token("customer", "customer-"+strconv.Itoa(i+1)))
+	}
+	p.coldSeq = make([]uint64, cfg.HotCold)
+	return p, nil
+}
+
+func (p *hotProducer) hotSent() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return uint64(len(p.due))
+}
+
+// lag is the age at now of the hot customer's oldest event not delivered, when delivered (in
+// order) events are; 0 when every event sent is.
+func (p *hotProducer) lag(delivered uint64, now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if delivered >= uint64(len(p.due)) {
+		return 0
+	}
+	return max(0, now.Sub(p.due[delivered]))
+}
+
+// send writes the hot customer's events at hotRate and the others' at coldRate (in all, round robin
+// over the customers) from start until until, or until ctx ends (with its error). Every event it
+// made is written when it returns nil.
+func (p *hotProducer) send(ctx context.Context, start, until time.Time, hotRate, coldRate float64) error {
+	hotFrom := p.hotSent()
+	var coldSent uint64
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var now time.Time
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case now = <-tick.C:
+		}
+		if !now.Before(until) {
+			return nil
+		}
+		el := now.Sub(start).Seconds()
+		var batch []types.PutRecordsRequestEntry
+		for n := uint64(hotRate * el); p.hotSent()-hotFrom < n; {
+			k := p.hotSent() - hotFrom
+			due := start.Add(time.Duration(float64(k) / hotRate * float64(time.Second)))
+			seq := p.hotSent() + 1
+			e, err := p.record(p.hot, "hot-"+strconv.FormatUint(seq, 10), hotType, seq)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, e)
+			p.mu.Lock()
+			p.due = append(p.due, due)
+			p.mu.Unlock()
+		}
+		for n := uint64(coldRate * el); coldSent < n; coldSent++ {
+			c := p.coldNext
+			p.coldNext = (p.coldNext + 1) % len(p.cold)
+			p.coldSeq[c]++
+			seq := p.coldSeq[c]
+			typ := fleet.Types[int(seq)%len(fleet.Types)]
+			e, err := p.record(p.cold[c], fmt.Sprintf("c%d-%d", c+1, seq), typ, seq)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, e)
+		}
+		for len(batch) > 0 {
+			n := min(len(batch), 500)
+			if err := p.put(ctx, batch[:n]); err != nil {
+				return err
+			}
+			batch = batch[n:]
+		}
+	}
+}
+
+// record builds one signed raw record and notes it as expected.
+func (p *hotProducer) record(customer, id, typ string, seq uint64) (types.PutRecordsRequestEntry, error) {
+	now := time.Now().UTC()
+	d := &event.Detail{EventID: id, CustomerID: customer, Seq: seq, OccurredAt: now.Format(time.RFC3339Nano), Properties: json.RawMessage(`{}`)}
+	if err := p.keys.Sign(typ, d, fleet.DevKeyID); err != nil {
+		return types.PutRecordsRequestEntry{}, err
+	}
+	detail, err := json.Marshal(d)
+	if err != nil {
+		return types.PutRecordsRequestEntry{}, err
+	}
+	raw, err := json.Marshal(event.Raw{V: event.RawVersion, Type: typ, Source: "bench.hot", ForwardedAt: now, Detail: detail})
+	if err != nil {
+		return types.PutRecordsRequestEntry{}, err
+	}
+	p.expected = append(p.expected, audit.Expected{EventID: id, Type: typ, CustomerID: customer, Seq: seq})
+	return types.PutRecordsRequestEntry{Data: raw, PartitionKey: aws.String(customer)}, nil
+}
+
+// put writes entries to the raw stream, sending failed entries again (the worker's reorder window
+// puts a customer's events back in order should a retry land one behind a later one).
+func (p *hotProducer) put(ctx context.Context, entries []types.PutRecordsRequestEntry) error {
+	for attempt := 0; len(entries) > 0; attempt++ {
+		if attempt == 10 {
+			return fmt.Errorf("%d records not written after %d attempts", len(entries), attempt)
+		}
+		out, err := p.kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(fleet.RawStream), Records: entries})
+		if err != nil {
+			return fmt.Errorf("put to %s: %w", fleet.RawStream, err)
+		}
+		var failed []types.PutRecordsRequestEntry
+		for i, e := range out.Records {
+			if e.ErrorCode != nil && *e.ErrorCode != "" {
+				failed = append(failed, entries[i])
+			}
+		}
+		entries = failed
+	}
+	return nil
+}
