@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
+	"github.com/kinesis-events/pipeline/internal/retry"
 )
 
 // HotStep is one rate of the hot-customer ladder.
@@ -55,7 +57,7 @@ type HotMode struct {
 
 // HotResult is the hot-customer scenario (issue 13): one customer at a fixed rate among many slow
 // ones, every PutRecords of the worker to an analytics stream delayed by RTT at a fault proxy (AWS's
-// round trip, which the local emulator does not have), the rate doubled until the customer's lag no
+// round trip, which the local emulator does not have), the rate raised until the customer's lag no
 // longer stays bounded, without and with aggregation.
 type HotResult struct {
 	RTT      time.Duration
@@ -78,9 +80,8 @@ func hot(ctx context.Context, cfg Config) (HotResult, error) {
 	return res, err
 }
 
-// hotMode runs the ladder for one setting: HotStartRate, doubled while the hot customer keeps up (up
-// to HotMaxRate), then HotRefine steps between the last rate kept up and the first that was not
-// (geometric means). Every step starts caught up: after it, sending pauses until the hot customer's
+// hotMode runs the ladder for one setting: HotRates in turn while the hot customer keeps up, then
+// HotRefine steps between the last rate kept up and the first that was not (nextHotRate). Every step starts caught up: after it, sending pauses until the hot customer's
 // events are all delivered. At the end the output is audited: exactly once, in order.
 func hotMode(ctx context.Context, cfg Config, aggregate bool) (HotMode, error) {
 	mode := HotMode{Aggregate: aggregate}
@@ -125,8 +126,11 @@ func hotMode(ctx context.Context, cfg Config, aggregate bool) (HotMode, error) {
 		<-tailErr
 	}()
 
-	rate, lastOK, firstFail, refine := cfg.HotStartRate, 0.0, 0.0, cfg.HotRefine
 	for {
+		rate, ok := nextHotRate(cfg.HotRates, cfg.HotRefine, mode.Steps)
+		if !ok {
+			break
+		}
 		st, err := hotStep(ctx, cfg, d, w, p, tail, rate)
 		if err != nil {
 			return mode, err
@@ -134,26 +138,8 @@ func hotMode(ctx context.Context, cfg Config, aggregate bool) (HotMode, error) {
 		mode.Steps = append(mode.Steps, st)
 		d.log.Sugar().Infof("%s: %.0f events/s: sent %.0f/s, delivered %.0f/s, max lag %s, kept up %v, %.2f calls per event",
 			name, rate, st.Sent, st.Delivered, st.MaxLag.Round(time.Millisecond), st.KeptUp, st.CallsPerEvent)
-		if st.KeptUp {
-			lastOK = rate
-		} else {
-			firstFail = rate
-		}
-		switch {
-		case lastOK == 0:
-		case firstFail == 0 && rate*2 <= cfg.HotMaxRate:
-			rate *= 2
-			continue
-		case firstFail > 0 && refine > 0:
-			refine--
-			rate = math.Round(math.Sqrt(lastOK * firstFail))
-			if rate > lastOK && rate < firstFail {
-				continue
-			}
-		}
-		break
 	}
-	mode.KeptUp, mode.Saturated = lastOK, firstFail > 0
+	mode.KeptUp, mode.Saturated = hotBounds(mode.Steps)
 
 	// Everything sent delivered, then the audit.
 	want := len(p.expected)
@@ -177,6 +163,48 @@ func hotMode(ctx context.Context, cfg Config, aggregate bool) (HotMode, error) {
 	rep := tail.Check(p.expected)
 	mode.Audit, mode.OK = rep.String(), rep.OKWithResent(mode.Unsure)
 	return mode, nil
+}
+
+// hotBounds returns the highest rate kept up (0: none) and whether a rate was not kept up.
+func hotBounds(steps []HotStep) (keptUp float64, saturated bool) {
+	for _, st := range steps {
+		if st.KeptUp {
+			keptUp = max(keptUp, st.Rate)
+		} else {
+			saturated = true
+		}
+	}
+	return keptUp, saturated
+}
+
+// nextHotRate decides the ladder's next rate from the steps so far: the next of rates (ascending)
+// while every step kept up; after the first that did not, up to refine steps at the geometric mean
+// of the highest rate kept up and the lowest not kept up (rounded; none when that falls on either,
+// or when not even the first rate kept up). ok is false when the ladder is done.
+func nextHotRate(rates []float64, refine int, steps []HotStep) (rate float64, ok bool) {
+	failedAt := slices.IndexFunc(steps, func(st HotStep) bool { return !st.KeptUp })
+	if failedAt < 0 {
+		if len(steps) < len(rates) {
+			return rates[len(steps)], true
+		}
+		return 0, false
+	}
+	lastOK, firstFail := 0.0, math.Inf(1)
+	for _, st := range steps {
+		if st.KeptUp {
+			lastOK = max(lastOK, st.Rate)
+		} else {
+			firstFail = min(firstFail, st.Rate)
+		}
+	}
+	if refined := len(steps) - failedAt - 1; lastOK == 0 || refined >= refine {
+		return 0, false
+	}
+	rate = math.Round(math.Sqrt(lastOK * firstFail))
+	if rate <= lastOK || rate >= firstFail {
+		return 0, false
+	}
+	return rate, true
 }
 
 // hotStep sends the hot customer at rate and the others at their rate for cfg.HotStep, sampling the
@@ -377,13 +405,12 @@ func (p *hotProducer) record(customer, id, typ string, seq uint64) (types.PutRec
 	return types.PutRecordsRequestEntry{Data: raw, PartitionKey: aws.String(customer)}, nil
 }
 
-// put writes entries to the raw stream, sending failed entries again (the worker's reorder window
-// puts a customer's events back in order should a retry land one behind a later one).
+// put writes entries to the raw stream, sending failed entries again with a bounded backoff (the
+// worker's reorder window puts a customer's events back in order should a retry land one behind a
+// later one).
 func (p *hotProducer) put(ctx context.Context, entries []types.PutRecordsRequestEntry) error {
-	for attempt := 0; len(entries) > 0; attempt++ {
-		if attempt == 10 {
-			return fmt.Errorf("%d records not written after %d attempts", len(entries), attempt)
-		}
+	b := retry.Policy{Initial: 20 * time.Millisecond, Max: time.Second, MaxAttempts: 10}.Start()
+	for len(entries) > 0 {
 		out, err := p.kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(fleet.RawStream), Records: entries})
 		if err != nil {
 			return fmt.Errorf("put to %s: %w", fleet.RawStream, err)
@@ -394,7 +421,11 @@ func (p *hotProducer) put(ctx context.Context, entries []types.PutRecordsRequest
 				failed = append(failed, entries[i])
 			}
 		}
-		entries = failed
+		if entries = failed; len(entries) > 0 {
+			if err := b.Wait(ctx); err != nil {
+				return fmt.Errorf("put to %s: %d records not written: %w", fleet.RawStream, len(entries), err)
+			}
+		}
 	}
 	return nil
 }

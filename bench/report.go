@@ -320,6 +320,55 @@ func hotLadder(m HotMode) string {
 	return strings.Join(parts, "; ")
 }
 
+// print writes the hot-customer ladders as one table, a row per step, and each mode's highest rate
+// kept up and audit.
+func (h *HotResult) print(w io.Writer, markdown bool) {
+	fmt.Fprintf(w, "hot customer (issue 13): one worker, PutRecords to the analytics streams +%s, %d other customers at %.0f/s, %s steps, kept up: its lag <= %s\n",
+		ms(h.RTT), h.Cold, h.ColdRate, h.Step, h.LagBound)
+	head := []string{"AGGREGATE_KEYS", "hot events/s", "sent/s", "delivered/s", "max lag", "lag at end", "kept up", "PutRecords calls per hot event"}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if markdown {
+		fmt.Fprintf(w, "\n| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+	} else {
+		fmt.Fprintln(tw, strings.Join(head, "\t"))
+	}
+	for _, m := range []HotMode{h.Plain, h.Agg} {
+		for _, st := range m.Steps {
+			kept := "yes"
+			if !st.KeptUp {
+				kept = "no"
+			}
+			cells := []string{onOff(m.Aggregate), fmt.Sprintf("%.0f", st.Rate), fmt.Sprintf("%.1f", st.Sent), fmt.Sprintf("%.1f", st.Delivered),
+				st.MaxLag.Round(10 * time.Millisecond).String(), st.EndLag.Round(10 * time.Millisecond).String(), kept, fmt.Sprintf("%.3f", st.CallsPerEvent)}
+			if markdown {
+				fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+			} else {
+				fmt.Fprintln(tw, strings.Join(cells, "\t"))
+			}
+		}
+	}
+	tw.Flush()
+	if markdown {
+		fmt.Fprintln(w)
+	}
+	for _, m := range []HotMode{h.Plain, h.Agg} {
+		if len(m.Steps) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "AGGREGATE_KEYS %s: highest rate kept up %s; %.0f events sent inside aggregates; audit: %s\n", onOff(m.Aggregate), hotFigure(m, h.RTT), m.Aggregated, m.Audit)
+		if markdown {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
 // unchanged compares two latency figures of separate runs: within 25 % or one idle time.
 func unchanged(a, b, idle time.Duration) bool {
 	d := b - a
@@ -375,6 +424,10 @@ func (r *Report) Print(w io.Writer) {
 	if c, ok := r.costAt(costRate); ok {
 		fmt.Fprintf(w, "\ncost model at %.0f events/s (%s list prices of %s), per billion events:\n", c.Inputs.Rate, priceRegion, priceDate)
 		r.printCost(w, c, false)
+	}
+	if r.Hot != nil {
+		fmt.Fprintln(w)
+		r.Hot.print(w, false)
 	}
 	for name, err := range r.Errors {
 		fmt.Fprintf(w, "\nscenario %s FAILED: %s\n", name, err)
@@ -484,6 +537,10 @@ func (r *Report) Markdown(w io.Writer, command string) {
 		if len(other) > 0 {
 			fmt.Fprintf(w, "\nThe same ratio at other rates (hourly charges spread over fewer or more events): %s.\n", strings.Join(other, ", "))
 		}
+	}
+	if r.Hot != nil {
+		fmt.Fprintln(w)
+		r.Hot.print(w, true)
 	}
 	for name, err := range r.Errors {
 		fmt.Fprintf(w, "\nScenario %s failed: %s\n", name, strings.ReplaceAll(err, "\n", " "))
