@@ -227,7 +227,7 @@ func checkBinaries(bin string) error {
 
 func (c Config) wants(s string) bool {
 	if len(c.Only) == 0 {
-		return s != ScenarioHot
+		return true
 	}
 	for _, o := range c.Only {
 		if o == s || (s == ScenarioIngest && (o == ScenarioThroughput || o == ScenarioNaiveDedupe)) {

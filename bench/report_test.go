@@ -192,7 +192,7 @@ func TestWants(t *testing.T) {
 	if !cfg.wants(ScenarioIngest) || !cfg.wants(ScenarioNaiveDedupe) || cfg.wants(ScenarioLatency) || cfg.wants(ScenarioThroughput) {
 		t.Fatal("naive-dedupe must run ingest (its events) and nothing else")
 	}
-	if all := (Config{}); !all.wants(ScenarioBackpressure) {
+	if all := (Config{}); !all.wants(ScenarioBackpressure) || !all.wants(ScenarioHot) {
 		t.Fatal("no Only: every scenario runs")
 	}
 }
