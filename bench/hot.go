@@ -28,9 +28,9 @@ type HotStep struct {
 	// Rate is the hot customer's events/s asked for; Sent what the producer sent over the step
 	// (events/s), Delivered what reached the analytics stream over it (first deliveries, events/s).
 	Rate, Sent, Delivered float64
-	// MaxLag is the hot customer's largest lag over the second half of the step: the age of its
-	// oldest event not yet delivered (0 when everything sent is delivered), sampled every 250 ms.
-	// EndLag is the lag when sending stopped.
+	// MaxLag is the hot customer's largest lag over the second half of the step: arrival in the
+	// analytics stream minus when the event was due to be sent, over the events due in that half.
+	// EndLag is the lag when sending stopped: the age then of its oldest event not yet arrived.
 	MaxLag, EndLag time.Duration
 	// KeptUp: MaxLag stayed within Config.HotLagBound.
 	KeptUp bool
@@ -118,6 +118,7 @@ func hotMode(ctx context.Context, cfg Config, aggregate bool) (HotMode, error) {
 		return mode, err
 	}
 	tail := d.env.NewTail(d.st.Kinesis())
+	tail.Follow(p.hot)
 	tctx, stopTail := context.WithCancel(ctx)
 	tailErr := make(chan error, 1)
 	go func() { tailErr <- tail.Run(tctx, 200*time.Millisecond) }()
@@ -207,8 +208,10 @@ func nextHotRate(rates []float64, refine int, steps []HotStep) (rate float64, ok
 	return rate, true
 }
 
-// hotStep sends the hot customer at rate and the others at their rate for cfg.HotStep, sampling the
-// hot customer's lag, then waits until its events are all delivered.
+// hotStep sends the hot customer at rate and the others at their rate for cfg.HotStep, waits until
+// the hot customer's events are all delivered, then takes the step's figures from their arrival
+// times in the analytics stream (when the worker's write landed, not when the audit tail read it:
+// the tail shares the machine and may lag on its own).
 func hotStep(ctx context.Context, cfg Config, d *deployment, w *worker, p *hotProducer, tail *audit.Tail, rate float64) (HotStep, error) {
 	st := HotStep{Rate: rate}
 	before, err := w.scrape(ctx)
@@ -218,47 +221,25 @@ func hotStep(ctx context.Context, cfg Config, d *deployment, w *worker, p *hotPr
 	hotStream := "analytics-" + hotType
 	callsBefore := before.sum("pipeline_put_calls_total", `stream="`+hotStream+`"`)
 	firstSeq := p.hotSent() + 1
-	deliveredBefore := tail.LastSeq(p.hot)
 
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
 	start := time.Now()
 	sendErr := make(chan error, 1)
 	go func() {
-		sendErr <- p.send(sctx, start, start.Add(cfg.HotStep), rate, float64(cfg.HotCold)*cfg.HotColdRate)
+		sendErr <- p.send(ctx, start, start.Add(cfg.HotStep), rate, float64(cfg.HotCold)*cfg.HotColdRate)
 	}()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-sampling:
-	for {
-		select {
-		case <-w.proc.Done():
-			return st, fmt.Errorf("worker exited: %v; log tail:\n%s", w.proc.Err(), logTail(w.proc.LogPath, 20))
-		case err := <-sendErr:
-			if err != nil {
-				return st, fmt.Errorf("sending: %w", err)
-			}
-			break sampling
-		case now := <-tick.C:
-			lag := p.lag(tail.LastSeq(p.hot), now)
-			if now.Sub(start) >= cfg.HotStep/2 {
-				st.MaxLag = max(st.MaxLag, lag)
-			}
+	select {
+	case <-w.proc.Done():
+		return st, fmt.Errorf("worker exited: %v; log tail:\n%s", w.proc.Err(), logTail(w.proc.LogPath, 20))
+	case err := <-sendErr:
+		if err != nil {
+			return st, fmt.Errorf("sending: %w", err)
 		}
 	}
 	end := time.Now()
-	delivered := tail.LastSeq(p.hot)
-	st.EndLag = p.lag(delivered, end)
-	st.MaxLag = max(st.MaxLag, st.EndLag)
-	st.KeptUp = st.MaxLag <= cfg.HotLagBound
-	el := end.Sub(start).Seconds()
-	sent := p.hotSent() - firstSeq + 1
-	st.Sent = float64(sent) / el
-	st.Delivered = float64(delivered-deliveredBefore) / el
-
 	last := p.hotSent()
 	if err := poll(ctx, 100*time.Millisecond, w.proc, "the hot customer's events delivered", func() (bool, error) {
-		return tail.LastSeq(p.hot) >= last, nil
+		_, ok := tail.ArrivedAt(last)
+		return ok && tail.LastSeq(p.hot) >= last, nil
 	}); err != nil {
 		return st, err
 	}
@@ -266,10 +247,43 @@ sampling:
 	if err != nil {
 		return st, err
 	}
-	if sent > 0 {
-		st.CallsPerEvent = (after.sum("pipeline_put_calls_total", `stream="`+hotStream+`"`) - callsBefore) / float64(sent)
+	arrivals := make([]time.Time, 0, last-firstSeq+1)
+	for seq := firstSeq; seq <= last; seq++ {
+		at, ok := tail.ArrivedAt(seq)
+		if !ok {
+			return st, fmt.Errorf("hot customer's seq %d delivered in order but its arrival not read", seq)
+		}
+		arrivals = append(arrivals, at)
+	}
+	st.Sent, st.Delivered, st.MaxLag, st.EndLag = p.stepFigures(firstSeq, arrivals, start, end, cfg.HotStep/2)
+	st.KeptUp = st.MaxLag <= cfg.HotLagBound
+	if n := len(arrivals); n > 0 {
+		st.CallsPerEvent = (after.sum("pipeline_put_calls_total", `stream="`+hotStream+`"`) - callsBefore) / float64(n)
 	}
 	return st, nil
+}
+
+// stepFigures computes one step's figures from the arrival times of the hot customer's events
+// firstSeq, firstSeq+1, … sent between start and end: the rates sent and delivered within the step
+// (events/s), the largest lag (arrival - due) of the events due from settle after start on, and the
+// lag at end (the age then of the oldest event not yet arrived; 0 when all had).
+func (p *hotProducer) stepFigures(firstSeq uint64, arrivals []time.Time, start, end time.Time, settle time.Duration) (sent, delivered float64, maxLag, endLag time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	el := end.Sub(start).Seconds()
+	var in int
+	for i, at := range arrivals {
+		due := p.due[firstSeq-1+uint64(i)]
+		if !at.After(end) {
+			in++
+		} else if endLag == 0 {
+			endLag = max(0, end.Sub(due))
+		}
+		if due.Sub(start) >= settle {
+			maxLag = max(maxLag, at.Sub(due))
+		}
+	}
+	return float64(len(arrivals)) / el, float64(in) / el, max(maxLag, endLag), endLag
 }
 
 // hotType is the type of every event of the hot customer (one stream, one order to follow).
@@ -318,17 +332,6 @@ func (p *hotProducer) hotSent() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return uint64(len(p.due))
-}
-
-// lag is the age at now of the hot customer's oldest event not delivered, when delivered (in
-// order) events are; 0 when every event sent is.
-func (p *hotProducer) lag(delivered uint64, now time.Time) time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if delivered >= uint64(len(p.due)) {
-		return 0
-	}
-	return max(0, now.Sub(p.due[delivered]))
 }
 
 // send writes the hot customer's events at hotRate and the others' at coldRate (in all, round robin

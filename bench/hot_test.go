@@ -61,18 +61,31 @@ func TestHotBounds(t *testing.T) {
 	}
 }
 
-// TestHotLag: the lag is the age of the oldest event sent and not yet delivered, 0 when all are.
-func TestHotLag(t *testing.T) {
+// TestStepFigures: rates over the step, the largest lag among events due in its second half, and
+// the lag at its end from the oldest event that had not arrived.
+func TestStepFigures(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := &hotProducer{due: []time.Time{t0, t0.Add(time.Second), t0.Add(2 * time.Second)}}
-	now := t0.Add(5 * time.Second)
-	for _, c := range []struct {
-		delivered uint64
-		want      time.Duration
-	}{{0, 5 * time.Second}, {1, 4 * time.Second}, {2, 3 * time.Second}, {3, 0}, {4, 0}} {
-		if got := p.lag(c.delivered, now); got != c.want {
-			t.Errorf("lag with %d delivered = %s, want %s", c.delivered, got, c.want)
-		}
+	s := func(d float64) time.Time { return t0.Add(time.Duration(d * float64(time.Second))) }
+	// Seq 1 belongs to an earlier step; this step sends seq 2..5 due at 0, 1, 2, 3 s and ends at 4 s.
+	p := &hotProducer{due: []time.Time{s(-10), s(0), s(1), s(2), s(3)}}
+	cases := []struct {
+		name           string
+		arrivals       []time.Time
+		delivered      float64
+		maxLag, endLag time.Duration
+	}{
+		{"kept up", []time.Time{s(0.1), s(1.1), s(2.2), s(3.1)}, 1, 200 * time.Millisecond, 0},
+		// Seq 2 and 3 are due in the first half (their lags not counted); seq 4 (due 2 s, arrived
+		// 6 s) is the largest lag and the oldest not arrived at 4 s.
+		{"behind", []time.Time{s(1), s(3), s(6), s(6.5)}, 0.5, 4 * time.Second, 2 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sent, delivered, maxLag, endLag := p.stepFigures(2, c.arrivals, s(0), s(4), 2*time.Second)
+			if sent != 1 || delivered != c.delivered || maxLag != c.maxLag || endLag != c.endLag {
+				t.Fatalf("stepFigures = %v, %v, %s, %s; want 1, %v, %s, %s", sent, delivered, maxLag, endLag, c.delivered, c.maxLag, c.endLag)
+			}
+		})
 	}
 }
 
