@@ -50,7 +50,7 @@ fuzz-smoke: ## run each fuzz target briefly (FUZZTIME=10s each)
 fuzz: ## run each fuzz target for 10 minutes
 	FUZZTIME=10m scripts/fuzz-smoke.sh
 
-bench: deps ## issue 7 benchmarks: in-process pipeline vs floor, end to end on the local stack, summary table (< 10 min)
+bench: deps ## issue 7 benchmarks: in-process pipeline vs floor, end to end on the local stack, summary table, the hot customer's ladders (about 15 min)
 	scripts/bench.sh
 
 test-short: deps ## the fast tests only (no binary-level end-to-end runs)

@@ -107,3 +107,15 @@ func BenchmarkBackpressure(b *testing.B) {
 	b.ReportMetric(float64(bp.PeakRSS)/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(float64(bp.Growth)/(1<<20), "rss-growth-MiB")
 }
+
+func BenchmarkHotCustomer(b *testing.B) {
+	rep := runScenario(b, ScenarioHot)
+	h := rep.Hot
+	for _, m := range []HotMode{h.Plain, h.Agg} {
+		if !m.OK {
+			b.Fatalf("hot run (aggregate %v) not exactly once and in order: %s", m.Aggregate, m.Audit)
+		}
+	}
+	b.ReportMetric(h.Plain.KeptUp, "hot-events/s-plain")
+	b.ReportMetric(h.Agg.KeptUp, "hot-events/s-aggregated")
+}

@@ -20,13 +20,16 @@ const (
 	ScenarioNaiveDedupe  = "naive-dedupe"
 	ScenarioLatency      = "latency"
 	ScenarioBackpressure = "backpressure"
+	// ScenarioHot is the hot customer's ladder (issue 13), alone: `BENCH_ONLY=hot make bench`.
+	ScenarioHot = "hot"
 )
 
 // Scenarios lists every scenario in the order Run executes them.
-var Scenarios = []string{ScenarioIngest, ScenarioThroughput, ScenarioNaiveDedupe, ScenarioLatency, ScenarioBackpressure}
+var Scenarios = []string{ScenarioIngest, ScenarioThroughput, ScenarioNaiveDedupe, ScenarioLatency, ScenarioBackpressure, ScenarioHot}
 
-// Config sizes one benchmark run. Zero values take the defaults (the `make bench` sizes: five to eight
-// minutes on a busy two-core machine); Quick returns the sizes CI uses.
+// Config sizes one benchmark run. Zero values take the defaults (the `make bench` sizes: eight to
+// twelve minutes on a busy two-core machine, three to four of them the hot customer's ladders);
+// Quick returns the sizes CI uses.
 type Config struct {
 	// Bin is the directory holding the worker, forwarder and loadgen binaries. Required.
 	Bin string
@@ -61,20 +64,36 @@ type Config struct {
 	BackpressureRate float64
 	BreakerOpen      time.Duration
 	Warmup           time.Duration
-	// Timeout bounds each scenario. Default 4 minutes.
+	// Timeout bounds each scenario but Hot. Default 4 minutes.
 	Timeout time.Duration
 	// ProfileDir, when set, makes the measured worker and forwarder processes write pprof CPU and
 	// allocation profiles there (worker -cpuprofile/-memprofile, forwarder --cpuprofile/--memprofile),
 	// one pair per process, named after the scenario and run. Profiling costs a little CPU: the
 	// figures of such a run are for finding where the time goes.
 	ProfileDir string
+
+	// Hot (issue 13), run once with AGGREGATE_KEYS off and once on, one worker each: HotCold
+	// customers at HotColdRate events/s each, and one hot customer at each of HotRates in turn
+	// (ascending) for HotStep, until a rate at which it does not keep up (its lag over the second
+	// half of the step exceeds HotLagBound); then HotRefine more steps between the last rate kept up
+	// and the first that was not (geometric means). Every PutRecords of the worker to an analytics
+	// stream is delayed by HotRTT at a fault proxy, AWS's round trip that the emulator lacks.
+	// Defaults: 1,000 customers at 1/s; 25, 50, 100, 200, 300, 500 and 1,000 events/s; 15 s steps;
+	// 3 s lag; one refinement (-1: none); 25 ms (see BENCHMARKS.md, "Hot customer"). The scenario
+	// is bounded by HotTimeout (default 6 minutes) instead of Timeout.
+	HotCold                                  int
+	HotColdRate                              float64
+	HotRates                                 []float64
+	HotStep, HotLagBound, HotRTT, HotTimeout time.Duration
+	HotRefine                                int
 }
 
 // Quick returns a configuration small enough for CI's single run of each benchmark: the same
 // scenarios, a few thousand events, a 10 s outage.
 func Quick(bin string) Config {
 	return Config{Bin: bin, Events: 4000, Customers: 200, NaiveEvents: 300, LatencyRate: 500, LatencyDuration: 4 * time.Second,
-		BackpressureRate: 500, BreakerOpen: 10 * time.Second, Warmup: 3 * time.Second, Timeout: 3 * time.Minute}
+		BackpressureRate: 500, BreakerOpen: 10 * time.Second, Warmup: 3 * time.Second, Timeout: 3 * time.Minute,
+		HotCold: 50, HotRates: []float64{20, 40, 80}, HotStep: 6 * time.Second, HotRefine: -1, HotTimeout: 3 * time.Minute}
 }
 
 // withDefaults returns c with every zero field set to its default: the one place they are defined.
@@ -112,6 +131,26 @@ func (c Config) withDefaults() Config {
 	setD(&c.BreakerOpen, 60*time.Second)
 	setD(&c.Warmup, 10*time.Second)
 	setD(&c.Timeout, 4*time.Minute)
+	setI(&c.HotCold, 1000)
+	setF := func(p *float64, v float64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setF(&c.HotColdRate, 1)
+	if len(c.HotRates) == 0 {
+		c.HotRates = []float64{25, 50, 100, 200, 300, 500, 1000}
+	}
+	setD(&c.HotStep, 15*time.Second)
+	setD(&c.HotLagBound, 3*time.Second)
+	setD(&c.HotRTT, 25*time.Millisecond)
+	setD(&c.HotTimeout, 6*time.Minute)
+	switch c.HotRefine {
+	case 0:
+		c.HotRefine = 1
+	case -1: // none (Quick)
+		c.HotRefine = 0
+	}
 	return c
 }
 
@@ -150,6 +189,24 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 || (c.Timeout > 0 && c.Timeout < 30*time.Second) {
 		errs = append(errs, fmt.Errorf("timeout %s: want at least 30s", c.Timeout))
+	}
+	if c.HotTimeout < 0 || (c.HotTimeout > 0 && c.HotTimeout < 30*time.Second) {
+		errs = append(errs, fmt.Errorf("hot timeout %s: want at least 30s", c.HotTimeout))
+	}
+	if c.HotCold < 0 || c.HotColdRate < 0 {
+		errs = append(errs, fmt.Errorf("hot: %d other customers at %v events/s: want positive", c.HotCold, c.HotColdRate))
+	}
+	for i, r := range c.HotRates {
+		if r < 1 || (i > 0 && r <= c.HotRates[i-1]) {
+			errs = append(errs, fmt.Errorf("hot rates %v: want ascending, each at least 1 event/s", c.HotRates))
+			break
+		}
+	}
+	if c.HotRefine < -1 {
+		errs = append(errs, fmt.Errorf("hot refine %d: want -1 (none), 0 (default) or more", c.HotRefine))
+	}
+	if c.HotStep < 0 || (c.HotStep > 0 && c.HotStep < 2*time.Second) || c.HotLagBound < 0 || c.HotRTT < 0 {
+		errs = append(errs, fmt.Errorf("hot: step %s (at least 2s), lag bound %s and RTT %s (positive)", c.HotStep, c.HotLagBound, c.HotRTT))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bench config: %w", err)

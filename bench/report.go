@@ -24,6 +24,7 @@ type Report struct {
 	NaiveDedupe  *NaiveDedupeResult
 	Latency      *LatencyResult
 	Backpressure *BackpressureResult
+	Hot          *HotResult
 	ScaleInputs  *ScaleInputs
 	Scale        []ScaleRow
 	// Cost prices a billion events through the deployed stack at each of CostRates.
@@ -175,6 +176,21 @@ func (r *Report) Targets() []Target {
 			"flat", b.Growth <= limit)
 		add("5", "recovery after the outage", fmt.Sprintf("recovered %v, %d calls refused, %.0f dead-lettered", b.Recovered, b.Refused, b.DeadLettered), "recovers", b.Recovered)
 	}
+	if h := r.Hot; h != nil {
+		for _, m := range []HotMode{h.Plain, h.Agg} {
+			if len(m.Steps) == 0 {
+				continue
+			}
+			name, want, met := "plain", "", true
+			if m.Aggregate {
+				name, want, met = "AGGREGATE_KEYS", fmt.Sprintf(">= %.0f", wantHotRate), m.KeptUp >= wantHotRate
+			}
+			add("hot", fmt.Sprintf("hot customer: highest rate kept up, %s (PutRecords +%s, %d others at %.0f/s, lag <= %s)", name, ms(h.RTT), h.Cold, h.ColdRate, h.LagBound),
+				hotFigure(m, h.RTT), want, met)
+			add("hot", fmt.Sprintf("hot customer, %s: the ladder", name), hotLadder(m), "", true)
+			add("hot", fmt.Sprintf("exactly-once audit of the hot run, %s", name), m.Audit, "ok", m.OK)
+		}
+	}
 	return ts
 }
 
@@ -276,6 +292,83 @@ func (r *Report) costAt(rate float64) (CostModel, bool) {
 	return CostModel{}, false
 }
 
+// wantHotRate is issue 13's example of a hot customer: 300 events/s.
+const wantHotRate = 300.0
+
+// hotFigure is the highest rate kept up, also per round trip of the added delay.
+func hotFigure(m HotMode, rtt time.Duration) string {
+	s := fmt.Sprintf("%.0f events/s", m.KeptUp)
+	if rtt > 0 {
+		s += fmt.Sprintf(" (%.1f per RTT)", m.KeptUp*rtt.Seconds())
+	}
+	if !m.Saturated {
+		s += ", the ladder's top: not saturated"
+	}
+	return s
+}
+
+// hotLadder lists each step: rate, delivered rate, largest lag, calls per hot event.
+func hotLadder(m HotMode) string {
+	parts := make([]string, len(m.Steps))
+	for i, st := range m.Steps {
+		verdict := "ok"
+		if !st.KeptUp {
+			verdict = "behind"
+		}
+		parts[i] = fmt.Sprintf("%.0f/s: %s (delivered %.0f/s, lag %s, %.2f calls/event)", st.Rate, verdict, st.Delivered, st.MaxLag.Round(100*time.Millisecond), st.CallsPerEvent)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// print writes the hot-customer ladders as one table, a row per step, and each mode's highest rate
+// kept up and audit.
+func (h *HotResult) print(w io.Writer, markdown bool) {
+	fmt.Fprintf(w, "hot customer (issue 13): one worker, PutRecords to the analytics streams +%s, %d other customers at %.0f/s, %s steps, kept up: its lag <= %s\n",
+		ms(h.RTT), h.Cold, h.ColdRate, h.Step, h.LagBound)
+	head := []string{"AGGREGATE_KEYS", "hot events/s", "sent/s", "delivered/s", "max lag", "lag at end", "kept up", "PutRecords calls per hot event"}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if markdown {
+		fmt.Fprintf(w, "\n| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+	} else {
+		fmt.Fprintln(tw, strings.Join(head, "\t"))
+	}
+	for _, m := range []HotMode{h.Plain, h.Agg} {
+		for _, st := range m.Steps {
+			kept := "yes"
+			if !st.KeptUp {
+				kept = "no"
+			}
+			cells := []string{onOff(m.Aggregate), fmt.Sprintf("%.0f", st.Rate), fmt.Sprintf("%.1f", st.Sent), fmt.Sprintf("%.1f", st.Delivered),
+				st.MaxLag.Round(10 * time.Millisecond).String(), st.EndLag.Round(10 * time.Millisecond).String(), kept, fmt.Sprintf("%.3f", st.CallsPerEvent)}
+			if markdown {
+				fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+			} else {
+				fmt.Fprintln(tw, strings.Join(cells, "\t"))
+			}
+		}
+	}
+	tw.Flush()
+	if markdown {
+		fmt.Fprintln(w)
+	}
+	for _, m := range []HotMode{h.Plain, h.Agg} {
+		if len(m.Steps) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "AGGREGATE_KEYS %s: highest rate kept up %s; %.0f events sent inside aggregates; audit: %s\n", onOff(m.Aggregate), hotFigure(m, h.RTT), m.Aggregated, m.Audit)
+		if markdown {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
 // unchanged compares two latency figures of separate runs: within 25 % or one idle time.
 func unchanged(a, b, idle time.Duration) bool {
 	d := b - a
@@ -331,6 +424,10 @@ func (r *Report) Print(w io.Writer) {
 	if c, ok := r.costAt(costRate); ok {
 		fmt.Fprintf(w, "\ncost model at %.0f events/s (%s list prices of %s), per billion events:\n", c.Inputs.Rate, priceRegion, priceDate)
 		r.printCost(w, c, false)
+	}
+	if r.Hot != nil {
+		fmt.Fprintln(w)
+		r.Hot.print(w, false)
 	}
 	for name, err := range r.Errors {
 		fmt.Fprintf(w, "\nscenario %s FAILED: %s\n", name, err)
@@ -440,6 +537,10 @@ func (r *Report) Markdown(w io.Writer, command string) {
 		if len(other) > 0 {
 			fmt.Fprintf(w, "\nThe same ratio at other rates (hourly charges spread over fewer or more events): %s.\n", strings.Join(other, ", "))
 		}
+	}
+	if r.Hot != nil {
+		fmt.Fprintln(w)
+		r.Hot.print(w, true)
 	}
 	for name, err := range r.Errors {
 		fmt.Fprintf(w, "\nScenario %s failed: %s\n", name, strings.ReplaceAll(err, "\n", " "))

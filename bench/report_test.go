@@ -150,6 +150,13 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny", Config{Bin: bin, Events: 10}, false},
 		{"max records", Config{Bin: bin, MaxRecords: 20000}, false},
 		{"short timeout", Config{Bin: bin, Timeout: time.Second}, false},
+		{"hot rates", Config{Bin: bin, HotRates: []float64{10, 100, 1000}}, true},
+		{"hot rates not ascending", Config{Bin: bin, HotRates: []float64{100, 10}}, false},
+		{"hot rate below 1", Config{Bin: bin, HotRates: []float64{0.5, 10}}, false},
+		{"hot short step", Config{Bin: bin, HotStep: time.Second}, false},
+		{"hot negative RTT", Config{Bin: bin, HotRTT: -time.Millisecond}, false},
+		{"hot refine", Config{Bin: bin, HotRefine: -2}, false},
+		{"hot short timeout", Config{Bin: bin, HotTimeout: time.Second}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -185,7 +192,7 @@ func TestWants(t *testing.T) {
 	if !cfg.wants(ScenarioIngest) || !cfg.wants(ScenarioNaiveDedupe) || cfg.wants(ScenarioLatency) || cfg.wants(ScenarioThroughput) {
 		t.Fatal("naive-dedupe must run ingest (its events) and nothing else")
 	}
-	if all := (Config{}); !all.wants(ScenarioBackpressure) {
+	if all := (Config{}); !all.wants(ScenarioBackpressure) || !all.wants(ScenarioHot) {
 		t.Fatal("no Only: every scenario runs")
 	}
 }

@@ -36,7 +36,11 @@ func Run(ctx context.Context, cfg Config, inProcess InProcess) (*Report, error) 
 			return
 		}
 		log.Infof("scenario %s", name)
-		sctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		timeout := cfg.Timeout
+		if name == ScenarioHot {
+			timeout = cfg.HotTimeout
+		}
+		sctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		if err := fn(sctx); err != nil {
 			rep.Errors[name] = err.Error()
@@ -85,6 +89,13 @@ func Run(ctx context.Context, cfg Config, inProcess InProcess) (*Report, error) 
 		b, err := backpressure(ctx, cfg)
 		if err == nil {
 			rep.Backpressure = &b
+		}
+		return err
+	})
+	step(ScenarioHot, func(ctx context.Context) error {
+		h, err := hot(ctx, cfg)
+		if err == nil || len(h.Plain.Steps) > 0 {
+			rep.Hot = &h // what finished, also when the rest failed
 		}
 		return err
 	})

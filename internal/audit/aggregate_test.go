@@ -130,3 +130,38 @@ func TestDeaggregates(t *testing.T) {
 		}
 	})
 }
+
+// TestLastSeq: how far a customer has been delivered in order, over every analytics stream.
+func TestLastSeq(t *testing.T) {
+	tail := NewTail(nil, map[string]Kind{"a-page": Analytics, "a-buy": Analytics}, map[string]string{"page": "a-page", "buy": "a-buy"}, "")
+	if n := tail.LastSeq("c"); n != 0 {
+		t.Fatalf("nothing delivered: %d", n)
+	}
+	tail.observe("a-page", rec(t, analytics("e1", "page", "c", 1)))
+	tail.observe("a-buy", rec(t, analytics("e2", "buy", "c", 2)))
+	tail.observe("a-page", rec(t, analytics("e3", "page", "c", 3)))
+	tail.observe("a-page", rec(t, analytics("x1", "page", "other", 7)))
+	if n := tail.LastSeq("c"); n != 3 {
+		t.Fatalf("LastSeq %d, want 3", n)
+	}
+}
+
+// TestArrivedAt: the followed customer's first deliveries are kept by seq with their arrival time;
+// a repeat keeps the first, other customers are not kept.
+func TestArrivedAt(t *testing.T) {
+	tail := NewTail(nil, map[string]Kind{"a-page": Analytics}, map[string]string{"page": "a-page"}, "")
+	tail.Follow("c")
+	at := func(r types.Record, sec int64) types.Record {
+		r.ApproximateArrivalTimestamp = aws.Time(time.Unix(sec, 0))
+		return r
+	}
+	tail.observe("a-page", at(rec(t, analytics("e1", "page", "c", 1)), 100))
+	tail.observe("a-page", at(rec(t, analytics("e1", "page", "c", 1)), 105))
+	tail.observe("a-page", at(rec(t, analytics("x1", "page", "other", 2)), 101))
+	if got, ok := tail.ArrivedAt(1); !ok || !got.Equal(time.Unix(100, 0)) {
+		t.Fatalf("ArrivedAt(1) = %v, %v; want the first delivery's 100 s", got, ok)
+	}
+	if _, ok := tail.ArrivedAt(2); ok {
+		t.Fatal("another customer's seq 2 kept")
+	}
+}

@@ -91,6 +91,7 @@ type Tail struct {
 	dupExamples []string          // the first few duplicates that were processed twice
 	follow      string            // a customer whose first deliveries are counted (Follow)
 	followed    Followed
+	arrivals    map[uint64]time.Time // the followed customer's first deliveries by seq (Follow)
 }
 
 type shardCursor struct {
@@ -145,7 +146,17 @@ type Followed struct {
 func (t *Tail) Follow(customer string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.follow, t.followed = customer, Followed{Customer: customer}
+	t.follow, t.followed, t.arrivals = customer, Followed{Customer: customer}, map[uint64]time.Time{}
+}
+
+// ArrivedAt returns when the first delivery of the followed customer's seq arrived in its stream
+// (its ApproximateArrivalTimestamp: when the pipeline's write landed, however late the tail read
+// it); ok is false while it has not been read.
+func (t *Tail) ArrivedAt(seq uint64) (at time.Time, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok = t.arrivals[seq]
+	return at, ok
 }
 
 // Followed returns what was counted of the customer given to Follow.
@@ -405,6 +416,7 @@ func (t *Tail) second(a event.Analytics, arrived time.Time) {
 		if arrived.After(f.Last) {
 			f.Last = arrived
 		}
+		t.arrivals[a.Seq] = arrived
 	}
 }
 
@@ -424,6 +436,19 @@ func (t *Tail) deaggregate(stream string, r types.Record) {
 		t.aggregated++
 		t.observe(stream, u)
 	}
+}
+
+// LastSeq returns the highest seq among customer's first deliveries in order to the analytics
+// streams so far (0: none): for a customer that sends seq 1, 2, 3 … without gaps, how far it has
+// been delivered.
+func (t *Tail) LastSeq(customer string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n uint64
+	for _, m := range t.lastSeq {
+		n = max(n, m[customer])
+	}
+	return n
 }
 
 // Snapshot is the current state of the watched streams.

@@ -39,7 +39,7 @@ func main() {
 	flag.StringVar(&doc, "update-doc", "", "rewrite the generated section of this markdown file (BENCHMARKS.md)")
 	flag.StringVar(&commit, "commit", "", "commit the binaries were built from, for the report")
 	flag.StringVar(&command, "command", "make bench", "command line named in the markdown")
-	flag.DurationVar(&timeout, "timeout", 9*time.Minute, "bound on the whole run; the report shows what finished")
+	flag.DurationVar(&timeout, "timeout", 12*time.Minute, "bound on the whole run; the report shows what finished")
 	events := flag.Int("events", 0, "events in the pre-filled raw stream (ingest, throughput; default 20,000, or the -quick size)")
 	customers := flag.Int("customers", 0, "customers those events are spread over (default 1,000, or the -quick size)")
 	profileDir := flag.String("profile-dir", "", "make the measured worker and forwarder processes write pprof CPU and allocation profiles into this directory")
