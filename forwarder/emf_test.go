@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 var _ lambda.Handler = (*EMF)(nil)
@@ -81,10 +83,10 @@ func checkDirective(t *testing.T, l map[string]any, namespace, function string) 
 }
 
 func TestEMFOneLinePerInvocationWithItsCounts(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	// Entries of customer "bad" fail for good: the invocation fails after its attempts.
-	kin.entryErr = func(_, key string, _ []byte, _ int) string {
-		if key == "bad" {
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Key == "bad" {
 			return "InternalFailure"
 		}
 		return ""
@@ -132,9 +134,9 @@ func TestEMFOneLinePerInvocationWithItsCounts(t *testing.T) {
 // TestEMFSumsAreExactUnderConcurrency: however invocations overlap, each count is on exactly one
 // line, so the per-metric sums over the lines equal the Forwarder's totals.
 func TestEMFSumsAreExactUnderConcurrency(t *testing.T) {
-	kin := newFake()
-	kin.entryErr = func(_, _ string, _ []byte, attempt int) string {
-		if attempt == 1 {
+	kin := kinesisfake.New()
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Attempt == 1 {
 			return "ProvisionedThroughputExceededException" // every entry throttled once, then written
 		}
 		return ""
