@@ -256,6 +256,8 @@ type harness struct {
 func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	h := &harness{t: t, kin: kinesisfake.New(), clock: newClock(), kr: testKeyring(t), reg: prometheus.NewRegistry()}
+	// Every write through the harness keeps to the Kinesis limits and the per-key rule.
+	t.Cleanup(func() { h.kin.CheckViolations(t) })
 	h.mem = NewMemoryDedupe(h.clock.Now)
 	h.store = newFlakyStore(h.mem)
 	p, err := New(cfg, Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Registerer: h.reg, Now: h.clock.Now, Sleep: h.clock.Sleep})
