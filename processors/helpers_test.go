@@ -14,48 +14,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/fakeclock"
 	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is the pipeline's clock in tests: Sleep advances it instead of waiting.
-type fakeClock struct {
-	mu     sync.Mutex
-	t      time.Time
-	slept  time.Duration
-	onWait func(d time.Duration) // called (unlocked) on every Sleep
-}
-
-func newClock() *fakeClock { return &fakeClock{t: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.slept += d
-	hook := c.onWait
-	c.mu.Unlock()
-	if hook != nil {
-		hook(d)
-	}
-	return ctx.Err()
-}
+// newClock is the pipeline's clock in tests: Sleep advances it instead of waiting.
+func newClock() *fakeclock.Clock { return fakeclock.New(t0) }
 
 // stored is one record a fake stream accepted.
 type stored = kinesisfake.Record
@@ -247,7 +214,7 @@ type harness struct {
 	kin   *kinesisfake.Fake
 	store *flakyStore
 	mem   *MemoryDedupe
-	clock *fakeClock
+	clock *fakeclock.Clock
 	kr    *event.Keyring
 	reg   *prometheus.Registry
 	gen   seqGen

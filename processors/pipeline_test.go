@@ -538,7 +538,7 @@ func TestDedupeStoreDownBlocksThenResumes(t *testing.T) {
 			if wm != recs[0].SequenceNumber || h.store.count(op) != 6 {
 				t.Fatalf("watermark %q after %d %s calls", wm, h.store.count(op), op)
 			}
-			if h.clock.slept == 0 {
+			if h.clock.Slept() == 0 {
 				t.Fatal("retried without backoff")
 			}
 			if n := h.counter("pipeline_dedupe_errors_total", "op", op); n != 5 {

@@ -126,8 +126,8 @@ func TestThrottleRetriesOnlyFailed(t *testing.T) {
 	if !reflect.DeepEqual(sent, want) {
 		t.Fatalf("entries sent per key %v, want %v", sent, want)
 	}
-	if h.kin.CallsTo(names.AnalyticsStream("page_view")) != 2 || h.clock.slept == 0 {
-		t.Fatalf("%d calls, slept %s: want a backoff then one retry call", h.kin.CallsTo(names.AnalyticsStream("page_view")), h.clock.slept)
+	if h.kin.CallsTo(names.AnalyticsStream("page_view")) != 2 || h.clock.Slept() == 0 {
+		t.Fatalf("%d calls, slept %s: want a backoff then one retry call", h.kin.CallsTo(names.AnalyticsStream("page_view")), h.clock.Slept())
 	}
 	if h.counter("pipeline_put_throttles_total", "stream", names.AnalyticsStream("page_view")) != 2 ||
 		h.counter("pipeline_put_retries_total", "stream", names.AnalyticsStream("page_view")) != 2 {
@@ -473,7 +473,7 @@ func TestLeaseLostStopsWrites(t *testing.T) {
 	s2 := h2.open("s")
 	h2.store.setDown(func(string, int) error { return errors.New("down") })
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	h2.clock.onWait = func(time.Duration) {
+	h2.clock.OnSleep = func(time.Duration) {
 		if h2.store.count("put") >= 3 {
 			cancel2()
 		}

@@ -1,13 +1,13 @@
 package ordered
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/kinesis-events/pipeline/internal/fakeclock"
 	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/retry"
 )
@@ -34,43 +34,7 @@ func written(kin *kinesisfake.Fake) []stored {
 
 func ptr[T any](v T) *T { return &v }
 
-// fakeClock advances only when slept on, and records every sleep.
-type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	slept []time.Duration
-	// onSleep runs (unlocked) after every sleep.
-	onSleep func(d time.Duration)
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.slept = append(c.slept, d)
-	hook := c.onSleep
-	c.mu.Unlock()
-	if hook != nil {
-		hook(d)
-	}
-	return ctx.Err()
-}
-
-func (c *fakeClock) sleeps() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.slept...)
-}
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)) }
 
 // rec is the test's Item.
 type rec struct{ r Record }
@@ -98,7 +62,7 @@ func (c *counter) value() float64 {
 }
 
 // writer builds a Writer on a fake clock through a Stream on kin.
-func testWriter(t testing.TB, kin Putter, clock *fakeClock, cfg WriterConfig) *Writer[*rec] {
+func testWriter(t testing.TB, kin Putter, clock *fakeclock.Clock, cfg WriterConfig) *Writer[*rec] {
 	t.Helper()
 	if cfg.Policy.Backoff.Initial == 0 {
 		cfg.Policy.Backoff.Initial, cfg.Policy.Backoff.Max = 100*time.Millisecond, time.Second

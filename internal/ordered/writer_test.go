@@ -157,7 +157,7 @@ func TestBackoffBound(t *testing.T) {
 	if err := w.Write(t.Context(), []*rec{newRec("a", "1"), newRec("b", "2")}); err != nil {
 		t.Fatal(err)
 	}
-	sl := clock.sleeps()
+	sl := clock.Sleeps()
 	if len(sl) != 15 {
 		t.Fatalf("%d sleeps, want 15 (12 failed calls, then 3 failures of b after a call that wrote a)", len(sl))
 	}
@@ -240,8 +240,8 @@ func TestWriteThrottled(t *testing.T) {
 	if err := w.Write(t.Context(), []*rec{r}); err != nil {
 		t.Fatal(err)
 	}
-	if r.r.State != Written || r.r.Attempts != 30 || throttled != 30 || calls != 31 || len(clock.sleeps()) != 30 {
-		t.Fatalf("%+v: %d of %d calls throttled, %d sleeps", r.r, throttled, calls, len(clock.sleeps()))
+	if r.r.State != Written || r.r.Attempts != 30 || throttled != 30 || calls != 31 || len(clock.Sleeps()) != 30 {
+		t.Fatalf("%+v: %d of %d calls throttled, %d sleeps", r.r, throttled, calls, len(clock.Sleeps()))
 	}
 }
 
@@ -280,7 +280,7 @@ func TestWriteCancel(t *testing.T) {
 		kin := kinesisfake.New()
 		kin.CallErr = func(kinesisfake.Call) error { return errors.New("down") }
 		ctx, cancel := context.WithCancel(t.Context())
-		clock.onSleep = func(time.Duration) {
+		clock.OnSleep = func(time.Duration) {
 			if kin.Calls() == 3 {
 				cancel()
 			}
@@ -335,8 +335,8 @@ func TestWriteDeadline(t *testing.T) {
 	if err := w.Write(ctx, []*rec{r}); err != nil {
 		t.Fatal(err)
 	}
-	if r.r.State != Failed || r.r.Cause != CauseDeadline || r.r.LastError != "InternalFailure: scripted" || kin.Calls() != 1 || len(clock.sleeps()) != 0 {
-		t.Fatalf("%+v after %d calls and %d sleeps", r.r, kin.Calls(), len(clock.sleeps()))
+	if r.r.State != Failed || r.r.Cause != CauseDeadline || r.r.LastError != "InternalFailure: scripted" || kin.Calls() != 1 || len(clock.Sleeps()) != 0 {
+		t.Fatalf("%+v after %d calls and %d sleeps", r.r, kin.Calls(), len(clock.Sleeps()))
 	}
 }
 
