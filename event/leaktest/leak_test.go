@@ -25,6 +25,7 @@ import (
 	"github.com/kinesis-events/pipeline/forwarder"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
 	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/secretsfake"
 	"github.com/kinesis-events/pipeline/processors"
 )
 
@@ -294,19 +295,6 @@ func TestLoadgenLogsNoSecrets(t *testing.T) {
 	checkLogs(t, "loadgen", logs)
 }
 
-// secretSource serves a key set from a fake Secrets Manager, or fails.
-type fakeSM struct {
-	mu  sync.Mutex
-	out *secretsmanager.GetSecretValueOutput
-	err error
-}
-
-func (s *fakeSM) GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out, s.err
-}
-
 // TestKeyLoadingLogsNoSecrets: the worker's key reload from a secret, through a good value, an
 // outage, a value that is not the key format, and a key too short to use.
 func TestKeyLoadingLogsNoSecrets(t *testing.T) {
@@ -325,7 +313,7 @@ func TestKeyLoadingLogsNoSecrets(t *testing.T) {
 		{`[{"id":"k2","secret":"` + b64 + `","retired_at":"x"}]`, nil},
 		{`[{"id":"k1","secret":"` + b64 + `"},{"id":"k2","secret":"` + b64 + `"}]`, nil},
 	}
-	sm := &fakeSM{}
+	sm := secretsfake.New(nil, nil)
 	src, err := secretsmgr.New(sm, secretsmgr.Config{SecretID: "arn:aws:secretsmanager:us-east-1:000000000000:secret:keys"})
 	if err != nil {
 		t.Fatal(err)
@@ -350,9 +338,7 @@ func TestKeyLoadingLogsNoSecrets(t *testing.T) {
 		}
 	}()
 	for _, v := range values {
-		sm.mu.Lock()
-		sm.out, sm.err = &secretsmanager.GetSecretValueOutput{SecretString: aws.String(v.value)}, v.err
-		sm.mu.Unlock()
+		sm.Set(&secretsmanager.GetSecretValueOutput{SecretString: aws.String(v.value)}, v.err)
 		// Two reloads: the second certainly read this value.
 		for range 2 {
 			if err := <-reloads; err != nil {
