@@ -6,8 +6,10 @@
 // entries, 5 MiB per request, 1 MiB per record counting its partition key, a key of 1 to 256
 // characters) and against the project's per-key rule: a partition key appears at most once in a
 // call, and never in two calls to the same stream that are in flight at the same time. A breach of
-// a service limit is rejected as the service would (a ValidationException or an
-// InvalidArgumentException, nothing written) and recorded; a breach of the per-key rule is what
+// a service limit is rejected (a ValidationException, or an InvalidArgumentException for a record
+// whose data fits but not with its key, nothing written) and recorded; contract_test.go runs the
+// same calls against kinesalite, which refuses what the fake refuses (it does not count the key in
+// a record's size, the one limit only the fake checks). A breach of the per-key rule is what
 // the real service would accept, so the call goes through and the breach is recorded. Recorded
 // breaches are read with Violations or CheckViolations; a test that writes through the fake and
 // never looks at them cannot fail on them.

@@ -197,9 +197,13 @@ func (f *Fake) check(c Call, in *kinesis.PutRecordsInput) error {
 	for i, e := range in.Records {
 		k := aws.ToString(e.PartitionKey)
 		c.Keys[i] = k
-		if size := len(e.Data) + len(k); size > MaxRecordBytes {
+		switch size := len(e.Data) + len(k); {
+		case len(e.Data) > MaxRecordBytes: // refused by the SDK's model, as kinesalite does
+			f.violate(c, "record %d of %d bytes of data, over %d", i, len(e.Data), MaxRecordBytes)
+			limit = &types.ValidationException{Message: aws.String(fmt.Sprintf("record %d: data of %d bytes", i, len(e.Data)))}
+		case size > MaxRecordBytes: // the documented limit counts the key; kinesalite does not check it
 			f.violate(c, "record %d of %d bytes with its key, over %d", i, size, MaxRecordBytes)
-			limit = &types.InvalidArgumentException{Message: aws.String(fmt.Sprintf("record %d of %d bytes", i, size))}
+			limit = &types.InvalidArgumentException{Message: aws.String(fmt.Sprintf("record %d of %d bytes with its key", i, size))}
 		}
 		if n := len([]rune(k)); n == 0 || n > MaxKeyChars {
 			f.violate(c, "record %d: partition key of %d characters", i, n)
