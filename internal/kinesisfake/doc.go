@@ -1,6 +1,8 @@
 // Package kinesisfake is the project's one in-memory Kinesis PutRecords fake, for tests only: the
-// writer's own tests (internal/ordered), the worker's sink (processors), the forwarder and kclctl's
-// DLQ replay all script the same fake instead of each writing its own.
+// tests of the writer (internal/ordered), the worker's sink (processors), the forwarder, kclctl's
+// DLQ replays, the audit and the log-leak test all script the same fake instead of each writing its
+// own. (processors' benchmarks keep a putter that answers without any bookkeeping: it is the
+// measured floor.)
 //
 // What it enforces. Every call is checked against the service's request limits (1 to 500
 // entries, 5 MiB per request, 1 MiB per record counting its partition key, a key of 1 to 256
