@@ -68,6 +68,10 @@ func testWriter(t testing.TB, kin Putter, clock *fakeclock.Clock, cfg WriterConf
 		cfg.Policy.Backoff.Initial, cfg.Policy.Backoff.Max = 100*time.Millisecond, time.Second
 	}
 	cfg.Now, cfg.Sleep = clock.Now, clock.Sleep
+	if fake, ok := kin.(*kinesisfake.Fake); ok {
+		// Every write keeps to the Kinesis limits and the per-key rule.
+		t.Cleanup(func() { fake.CheckViolations(t) })
+	}
 	w, err := NewWriter[*rec](NewStream(kin, "s", nil, Metrics{}).Put, cfg)
 	if err != nil {
 		t.Fatal(err)
