@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
 )
 
@@ -29,7 +30,7 @@ func benchLines(n, customers int) []byte {
 
 // BenchmarkPrepare is the per-event CPU cost of deciding and building the record.
 func BenchmarkPrepare(b *testing.B) {
-	f := newTestForwarder(b, newFake(), nil)
+	f := newTestForwarder(b, kinesisfake.New(), nil)
 	line := bytes.TrimSpace(benchLines(1, 1))
 	b.SetBytes(int64(len(line)))
 	b.ReportAllocs()
@@ -46,7 +47,7 @@ func BenchmarkForwardStreamFake(b *testing.B) {
 	in := benchLines(n, 1000)
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
-		f := newTestForwarder(b, newFake(), nil)
+		f := newTestForwarder(b, kinesisfake.New(), nil)
 		if _, err := f.ForwardStream(b.Context(), bytes.NewReader(in), StreamOptions{}); err != nil {
 			b.Fatal(err)
 		}
@@ -66,7 +67,7 @@ func BenchmarkKinesaliteForwardVsRawPut(b *testing.B) {
 	in := benchLines(n, customers)
 
 	// The same records, prepared once, for the raw PutRecords baseline.
-	prep := newTestForwarder(b, newFake(), nil)
+	prep := newTestForwarder(b, kinesisfake.New(), nil)
 	var recs []types.PutRecordsRequestEntry
 	for _, l := range bytes.Split(bytes.TrimSpace(in), []byte("\n")) {
 		e := prep.prepare(newInput(l, 0, ""))

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
 )
@@ -25,15 +26,13 @@ type backend struct {
 }
 
 func fakeBackend() backend {
-	k := newFake()
-	k.streams = map[string]bool{}
+	k := kinesisfake.New()
+	k.Streams = map[string]bool{}
 	return backend{
 		kin:  k,
-		read: func(_ *testing.T, s string) []fakeRecord { return k.written(s) },
+		read: func(_ *testing.T, s string) []fakeRecord { return written(k, s) },
 		create: func(_ *testing.T, raw, quarantine string) {
-			k.mu.Lock()
-			defer k.mu.Unlock()
-			k.streams[raw], k.streams[quarantine] = true, true
+			k.Set(func(k *kinesisfake.Fake) { k.Streams[raw], k.Streams[quarantine] = true, true })
 		},
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 var _ lambda.Handler = (*EMF)(nil)
@@ -82,10 +84,10 @@ func checkDirective(t *testing.T, l map[string]any, namespace, function string) 
 }
 
 func TestEMFOneLinePerInvocationWithItsCounts(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	// Entries of customer "bad" fail for good: the invocation fails after its attempts.
-	kin.entryErr = func(_, key string, _ []byte, _ int) string {
-		if key == "bad" {
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Key == "bad" {
 			return "InternalFailure"
 		}
 		return ""
@@ -133,9 +135,9 @@ func TestEMFOneLinePerInvocationWithItsCounts(t *testing.T) {
 // TestEMFSumsAreExactUnderConcurrency: however invocations overlap, each count is on exactly one
 // line, so the per-metric sums over the lines equal the Forwarder's totals.
 func TestEMFSumsAreExactUnderConcurrency(t *testing.T) {
-	kin := newFake()
-	kin.entryErr = func(_, _ string, _ []byte, attempt int) string {
-		if attempt == 1 {
+	kin := kinesisfake.New()
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Attempt == 1 {
 			return "ProvisionedThroughputExceededException" // every entry throttled once, then written
 		}
 		return ""
@@ -187,9 +189,9 @@ func TestEMFSumsAreExactUnderConcurrency(t *testing.T) {
 // counted into the next line, written on the first invocation at least every after the last line
 // or with the next invocation that did anything else; every count lands on exactly one line.
 func TestEMFGathersCleanInvocations(t *testing.T) {
-	kin := newFake()
-	kin.entryErr = func(_, key string, _ []byte, attempt int) string {
-		if key == "slow" && attempt == 1 {
+	kin := kinesisfake.New()
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Key == "slow" && e.Attempt == 1 {
 			return "ProvisionedThroughputExceededException"
 		}
 		return ""

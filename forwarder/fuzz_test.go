@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
 
@@ -35,8 +36,8 @@ func FuzzPrepare(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	plain := newTestForwarder(f, newFake(), nil)
-	pii := newTestForwarder(f, newFake(), func(c *Config) { c.PIIPaths = []string{"properties.email", "customer_id"} })
+	plain := newTestForwarder(f, kinesisfake.New(), nil)
+	pii := newTestForwarder(f, kinesisfake.New(), func(c *Config) { c.PIIPaths = []string{"properties.email", "customer_id"} })
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, fw := range []*Forwarder{plain, pii} {
 			e := fw.prepare(newInput(in, 1, "fuzz"))
@@ -88,9 +89,9 @@ func FuzzPrepare(f *testing.F) {
 // TestLogsCarryNoPayload: whatever happens to an event, no log line carries its payload values.
 func TestLogsCarryNoPayload(t *testing.T) {
 	core, logs := observer.New(zap.DebugLevel)
-	kin := newFake()
-	kin.entryErr = func(_, key string, _ []byte, _ int) string {
-		if key == "c2" {
+	kin := kinesisfake.New()
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Key == "c2" {
 			return "InternalFailure"
 		}
 		return ""
@@ -128,7 +129,7 @@ func TestLogsCarryNoPayload(t *testing.T) {
 			t.Fatalf("log line carries the payload: %s %s", l.Message, b)
 		}
 	}
-	for _, r := range kin.written(names.QuarantineStream) {
+	for _, r := range written(kin, names.QuarantineStream) {
 		if strings.Contains(string(r.data), secret) {
 			t.Fatalf("quarantine record carries raw PII: %s", r.data)
 		}

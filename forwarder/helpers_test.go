@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 var testNow = time.Date(2026, 11, 26, 10, 0, 0, 123456789, time.UTC)
@@ -46,6 +47,10 @@ func newTestForwarder(t testing.TB, kin Kinesis, mod func(*Config)) *Forwarder {
 	f, err := New(cfg, kin)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fake, ok := kin.(*kinesisfake.Fake); ok {
+		// Every write keeps to the Kinesis limits and the per-key rule.
+		t.Cleanup(func() { fake.CheckViolations(t) })
 	}
 	return f
 }

@@ -14,13 +14,14 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 var _ lambda.Handler = (*Forwarder)(nil)
 
 func TestInvokeForwardsAndQuarantines(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	reg := prometheus.NewRegistry()
 	f := newTestForwarder(t, kin, func(c *Config) { c.Registerer = reg })
 	ctx := t.Context()
@@ -36,7 +37,7 @@ func TestInvokeForwardsAndQuarantines(t *testing.T) {
 	if o.Status != StatusForwarded || o.EventID != "e1" || o.Stream != names.RawStream || o.SequenceNumber == "" {
 		t.Fatalf("outcome %+v", o)
 	}
-	raw := kin.written(names.RawStream)
+	raw := written(kin, names.RawStream)
 	if len(raw) != 1 || raw[0].key != "c1" {
 		t.Fatalf("raw stream %+v", raw)
 	}
@@ -52,7 +53,7 @@ func TestInvokeForwardsAndQuarantines(t *testing.T) {
 			t.Fatalf("%q: %v %+v", bad, err, o)
 		}
 	}
-	q := kin.written(names.QuarantineStream)
+	q := written(kin, names.QuarantineStream)
 	if len(q) != 3 {
 		t.Fatalf("quarantine stream has %d records", len(q))
 	}
@@ -71,14 +72,14 @@ func TestInvokeForwardsAndQuarantines(t *testing.T) {
 }
 
 func TestHandleTyped(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	f := newTestForwarder(t, kin, nil)
 	det := `{"event_id":"e1","customer_id":"c9","seq":1,"occurred_at":"2026-11-26T09:59:59Z","properties":{"x":"<&>"}}`
 	o, err := f.Handle(t.Context(), event.BridgeEvent{DetailType: "purchase", Source: "shop", Detail: json.RawMessage(det)})
 	if err != nil || o.Status != StatusForwarded {
 		t.Fatalf("%v %+v", err, o)
 	}
-	if got := kin.written(names.RawStream); len(got) != 1 || !strings.HasSuffix(string(got[0].data), `"detail":`+det+`}`) {
+	if got := written(kin, names.RawStream); len(got) != 1 || !strings.HasSuffix(string(got[0].data), `"detail":`+det+`}`) {
 		t.Fatalf("raw %+v", got)
 	}
 	o, err = f.Handle(t.Context(), event.BridgeEvent{DetailType: "purchase", Source: "shop"})
@@ -115,12 +116,12 @@ func TestHandleRetries(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			kin := newFake()
+			kin := kinesisfake.New()
 			if tc.callErr != nil {
-				kin.callErr = func(n int, _ string, _ []string) error { return tc.callErr(n) }
+				kin.CallErr = func(c kinesisfake.Call) error { return tc.callErr(c.N) }
 			}
 			if tc.entryErr != nil {
-				kin.entryErr = func(_, _ string, _ []byte, a int) string { return tc.entryErr(a) }
+				kin.EntryErr = func(e kinesisfake.Entry) string { return tc.entryErr(e.Attempt) }
 			}
 			f := newTestForwarder(t, kin, func(c *Config) { c.MaxAttempts = 4 })
 			_, err := f.Invoke(t.Context(), []byte(goodLine("e1", "c1", 1)))
@@ -130,10 +131,10 @@ func TestHandleRetries(t *testing.T) {
 			case tc.wantErr != nil && (!errors.Is(err, tc.wantErr) || !errors.Is(err, ErrNotWritten)):
 				t.Fatalf("error %v, want %v", err, tc.wantErr)
 			}
-			if kin.calls != tc.wantCalls {
-				t.Fatalf("%d calls, want %d", kin.calls, tc.wantCalls)
+			if kin.Calls() != tc.wantCalls {
+				t.Fatalf("%d calls, want %d", kin.Calls(), tc.wantCalls)
 			}
-			if tc.wantErr == nil && len(kin.written(names.RawStream)) != 1 {
+			if tc.wantErr == nil && len(written(kin, names.RawStream)) != 1 {
 				t.Fatal("not written")
 			}
 			if s := f.Stats(); tc.wantErr != nil && s.Failed != 1 {
@@ -144,8 +145,8 @@ func TestHandleRetries(t *testing.T) {
 }
 
 func TestHandleStopsBeforeDeadline(t *testing.T) {
-	kin := newFake()
-	kin.entryErr = func(_, _ string, _ []byte, _ int) string { return "ProvisionedThroughputExceededException" }
+	kin := kinesisfake.New()
+	kin.EntryErr = func(kinesisfake.Entry) string { return "ProvisionedThroughputExceededException" }
 	f := newTestForwarder(t, kin, func(c *Config) {
 		c.MaxAttempts, c.MinBackoff, c.MaxBackoff = 100, time.Second, time.Second
 	})
@@ -156,8 +157,8 @@ func TestHandleStopsBeforeDeadline(t *testing.T) {
 	if !errors.Is(err, ErrNotWritten) || !strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("error %v", err)
 	}
-	if time.Since(start) > 250*time.Millisecond || kin.calls != 1 {
-		t.Fatalf("waited %v over %d calls instead of giving up", time.Since(start), kin.calls)
+	if time.Since(start) > 250*time.Millisecond || kin.Calls() != 1 {
+		t.Fatalf("waited %v over %d calls instead of giving up", time.Since(start), kin.Calls())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 const rawEmail = "jane.doe@example.com"
@@ -37,7 +38,7 @@ func TestPIIPolicy(t *testing.T) {
 		{"other defect with raw PII", bridge("page_view", detail("e1", custTok, 0, props(`"`+rawEmail+`"`))), event.ReasonMissingField, false, "detail.properties.email"},
 		{"unparseable input is withheld", `{"detail":{"properties":{"email":"` + rawEmail + `"}`, event.ReasonNotJSON, true, ""},
 	}
-	f := newTestForwarder(t, newFake(), func(c *Config) { c.PIIPaths = []string{"properties.email", "customer_id"} })
+	f := newTestForwarder(t, kinesisfake.New(), func(c *Config) { c.PIIPaths = []string{"properties.email", "customer_id"} })
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := f.prepare(newInput([]byte(tc.in), 1, "in"))
@@ -76,7 +77,7 @@ func TestPIIPolicy(t *testing.T) {
 }
 
 func TestPIIPolicyOffKeepsOriginal(t *testing.T) {
-	f := newTestForwarder(t, newFake(), nil)
+	f := newTestForwarder(t, kinesisfake.New(), nil)
 	in := bridge("page_view", detail("e1", "c1", 1, `{"email":"`+rawEmail+`"}`))
 	if e := f.prepare(newInput([]byte(in), 1, "in")); e.lane != laneRaw {
 		t.Fatalf("quarantined without a policy: %s", e.data)

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 func TestPrepareForwardsDetailVerbatim(t *testing.T) {
-	f := newTestForwarder(t, newFake(), nil)
+	f := newTestForwarder(t, kinesisfake.New(), nil)
 	// White space, HTML characters, escapes and key order that encoding/json would all rewrite.
 	det := "{ \"event_id\" : \"e1\",\n \"customer_id\":\"tok_c1\", \"seq\":7, \"occurred_at\":\"2026-11-26T09:59:59.5+01:00\",\n" +
 		" \"properties\": {\"z\":1, \"a\":\"<b>&amp;</b> \\u00e9\\n\", \"n\": 1.50e3},\"key_id\":\"k1\",\"signature\":\"s\" }"
@@ -92,7 +93,7 @@ func TestPrepareQuarantines(t *testing.T) {
 		{"huge number in properties", bridge("page_view", detail("e1", "c1", 1, `{"n":1e999}`)), event.ReasonBadNumber},
 		{"raw record over 1 MiB", bridge("page_view", detail("e1", "c1", 1, `{"pad":[`+strings.Repeat(`"`+strings.Repeat("y", 8000)+`",`, 140)+`1]}`)), event.ReasonTooLarge},
 	}
-	f := newTestForwarder(t, newFake(), nil)
+	f := newTestForwarder(t, kinesisfake.New(), nil)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := f.prepare(newInput([]byte(tc.in), 3, "events.ndjson"))
@@ -117,7 +118,7 @@ func TestPrepareQuarantines(t *testing.T) {
 }
 
 func TestPrepareOversizedLineKeepsBoundedOriginal(t *testing.T) {
-	f := newTestForwarder(t, newFake(), nil)
+	f := newTestForwarder(t, kinesisfake.New(), nil)
 	big := goodLine("e1", "c1", 1)
 	big = strings.Replace(big, `"/home"`, `"`+strings.Repeat("x", 3<<20)+`"`, 1)
 	e := f.prepare(newInput([]byte(big), 9, "in"))
@@ -134,7 +135,7 @@ func TestPrepareOversizedLineKeepsBoundedOriginal(t *testing.T) {
 }
 
 func TestPrepareBlank(t *testing.T) {
-	f := newTestForwarder(t, newFake(), nil)
+	f := newTestForwarder(t, kinesisfake.New(), nil)
 	for _, in := range []string{"", " ", "\t\r"} {
 		if e := f.prepare(newInput([]byte(in), 1, "in")); e.lane != laneBlank {
 			t.Fatalf("%q: lane %d", in, e.lane)
@@ -143,7 +144,7 @@ func TestPrepareBlank(t *testing.T) {
 }
 
 func TestPrepareEventMatchesPrepare(t *testing.T) {
-	f := newTestForwarder(t, newFake(), nil)
+	f := newTestForwarder(t, kinesisfake.New(), nil)
 	det := `{"event_id":"e1","customer_id":"c1","seq":2,"occurred_at":"2026-11-26T09:59:59Z","properties":{"a":"<&>"} }`
 	ev := event.BridgeEvent{ID: "x", DetailType: "purchase", Source: "shop", Time: "2026-11-26T10:00:00Z", Detail: json.RawMessage(det)}
 	e := f.prepareEvent(ev, 1, "in")
@@ -196,7 +197,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := same.Validate(); err != nil {
 		t.Fatalf("Validate applied defaults: %v", err)
 	}
-	if _, err := New(same, newFake()); err == nil || !strings.Contains(err.Error(), "raw and quarantine streams") {
+	if _, err := New(same, kinesisfake.New()); err == nil || !strings.Contains(err.Error(), "raw and quarantine streams") {
 		t.Fatalf("New with the raw stream named like the default quarantine stream = %v", err)
 	}
 	// Every problem at once.

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/poll"
 )
@@ -53,9 +54,9 @@ func checkOrder(t *testing.T, recs []fakeRecord, want map[string][]uint64) {
 	}
 }
 
-func noViolations(t *testing.T, kin *fakeKinesis) {
+func noViolations(t *testing.T, kin *kinesisfake.Fake) {
 	t.Helper()
-	if v := kin.checkViolations(); len(v) > 0 {
+	if v := kin.Violations(); len(v) > 0 {
 		t.Fatalf("%d violations, first: %s", len(v), v[0])
 	}
 }
@@ -64,8 +65,8 @@ func noViolations(t *testing.T, kin *fakeKinesis) {
 // after it must be full batches of 500 distinct customers.
 func TestForwardStreamBatchesWithinLimits(t *testing.T) {
 	in, want := genInput(2400, 1200)
-	kin := newFake()
-	kin.gate = make(chan struct{})
+	kin := kinesisfake.New()
+	kin.Gate = make(chan struct{})
 	f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency = 1 })
 	done := make(chan struct{})
 	var (
@@ -77,7 +78,7 @@ func TestForwardStreamBatchesWithinLimits(t *testing.T) {
 		res, err = f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
 	}()
 	poll.True(t, 10*time.Second, time.Millisecond, "2400 records read", func() bool { return f.Stats().Read == 2400 })
-	close(kin.gate)
+	close(kin.Gate)
 	<-done
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +86,9 @@ func TestForwardStreamBatchesWithinLimits(t *testing.T) {
 	if res.Forwarded != 2400 || res.Lines != 2400 || res.Failed != 0 || res.DoneThrough != 2400 {
 		t.Fatalf("result %+v", res)
 	}
-	checkOrder(t, kin.written(names.RawStream), want)
+	checkOrder(t, written(kin, names.RawStream), want)
 	noViolations(t, kin)
-	sizes := kin.batchSizes
+	sizes := kin.BatchSizes()
 	for i, n := range sizes[1 : len(sizes)-1] {
 		if n != MaxBatchRecords {
 			t.Fatalf("batch %d has %d records: %v", i+1, n, sizes)
@@ -105,8 +106,8 @@ func TestForwardStreamRespectsByteLimit(t *testing.T) {
 		want[c] = []uint64{1}
 		b.WriteString(bridge("page_view", detail(fmt.Sprintf("e%d", i), c, 1, big)) + "\n")
 	}
-	kin := newFake()
-	kin.gate = make(chan struct{})
+	kin := kinesisfake.New()
+	kin.Gate = make(chan struct{})
 	f := newTestForwarder(t, kin, func(c *Config) { c.BatchBytes, c.Concurrency = MaxRecordBytes, 1 })
 	done := make(chan struct{})
 	var (
@@ -118,19 +119,19 @@ func TestForwardStreamRespectsByteLimit(t *testing.T) {
 		res, err = f.ForwardStream(t.Context(), strings.NewReader(b.String()), StreamOptions{})
 	}()
 	poll.True(t, 10*time.Second, time.Millisecond, "7 records read", func() bool { return f.Stats().Read == 7 })
-	close(kin.gate)
+	close(kin.Gate)
 	<-done
 	if err != nil || res.Forwarded != 7 {
 		t.Fatalf("%v %+v", err, res)
 	}
 	noViolations(t, kin)
-	checkOrder(t, kin.written(names.RawStream), want)
-	for _, n := range kin.batchBytes {
+	checkOrder(t, written(kin, names.RawStream), want)
+	for _, n := range kin.BatchBytes() {
 		if n > MaxRecordBytes {
 			t.Fatalf("batch of %d bytes over the 1 MiB limit", n)
 		}
 	}
-	sizes := kin.batchSizes
+	sizes := kin.BatchSizes()
 	for i, n := range sizes[1:] {
 		if n > 3 || (n != 3 && i+2 < len(sizes)) {
 			t.Fatalf("batch sizes %v: want full batches of 3", sizes)
@@ -141,13 +142,13 @@ func TestForwardStreamRespectsByteLimit(t *testing.T) {
 func TestForwardStreamHotCustomerKeepsOrder(t *testing.T) {
 	// One customer only: every call carries one record, in order.
 	in, want := genInput(50, 1)
-	kin := newFake()
+	kin := kinesisfake.New()
 	f := newTestForwarder(t, kin, nil)
 	if _, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	noViolations(t, kin)
-	checkOrder(t, kin.written(names.RawStream), want)
+	checkOrder(t, written(kin, names.RawStream), want)
 }
 
 // TestForwardStreamConcurrentCallsCarryFullBatches: a call that is not full goes out only when no
@@ -155,9 +156,9 @@ func TestForwardStreamHotCustomerKeepsOrder(t *testing.T) {
 // flight, used to give calls of a few records each), and order holds.
 func TestForwardStreamConcurrentCallsCarryFullBatches(t *testing.T) {
 	in, want := genInput(3000, 1000)
-	kin := newFake()
-	kin.latency = 20 * time.Millisecond // slower than reading a batch, so batches fill while calls are out
-	kin.fullBatch = 100
+	kin := kinesisfake.New()
+	kin.Latency = 20 * time.Millisecond // slower than reading a batch, so batches fill while calls are out
+	kin.FullBatch = 100
 	f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency, c.BatchSize = 4, 100 })
 	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
 	if err != nil {
@@ -167,11 +168,11 @@ func TestForwardStreamConcurrentCallsCarryFullBatches(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	noViolations(t, kin)
-	checkOrder(t, kin.written(names.RawStream), want)
-	if kin.maxInCalls < 2 {
-		t.Fatalf("never more than %d calls in flight", kin.maxInCalls)
+	checkOrder(t, written(kin, names.RawStream), want)
+	if kin.MaxInFlight() < 2 {
+		t.Fatalf("never more than %d calls in flight", kin.MaxInFlight())
 	}
-	t.Logf("%d calls for 3000 events, at most %d in flight", len(kin.batchSizes), kin.maxInCalls)
+	t.Logf("%d calls for 3000 events, at most %d in flight", len(kin.BatchSizes()), kin.MaxInFlight())
 }
 
 // TestForwardStreamRetriesOnlyFailedEntries fails entries and whole calls at random (seeded) and
@@ -181,22 +182,22 @@ func TestForwardStreamRetriesOnlyFailedEntries(t *testing.T) {
 	for _, conc := range []int{1, 8} {
 		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
 			in, want := genInput(1500, 97)
-			kin := newFake()
-			kin.latency = time.Millisecond
-			kin.entryErr = func(_, _ string, data []byte, attempt int) string {
+			kin := kinesisfake.New()
+			kin.Latency = time.Millisecond
+			kin.EntryErr = func(e kinesisfake.Entry) string {
 				h := fnv.New32a()
-				h.Write(data)
-				switch v := (h.Sum32() + uint32(attempt)*7919) % 10; {
-				case attempt < 4 && v < 2:
+				h.Write(e.Data)
+				switch v := (h.Sum32() + uint32(e.Attempt)*7919) % 10; {
+				case e.Attempt < 4 && v < 2:
 					return "ProvisionedThroughputExceededException"
-				case attempt < 4 && v < 3:
+				case e.Attempt < 4 && v < 3:
 					return "InternalFailure"
 				}
 				return ""
 			}
-			kin.callErr = func(n int, _ string, _ []string) error {
+			kin.CallErr = func(c kinesisfake.Call) error {
 				h := fnv.New32a()
-				fmt.Fprint(h, n)
+				fmt.Fprint(h, c.N)
 				if h.Sum32()%7 == 0 { // one call in 7, not periodic
 					return &types.ProvisionedThroughputExceededException{Message: ptr("throttled")}
 				}
@@ -211,12 +212,12 @@ func TestForwardStreamRetriesOnlyFailedEntries(t *testing.T) {
 				t.Fatalf("result %+v", res)
 			}
 			noViolations(t, kin)
-			checkOrder(t, kin.written(names.RawStream), want)
-			if conc > 1 && kin.maxInCalls < 2 {
-				t.Fatalf("never more than %d calls in flight", kin.maxInCalls)
+			checkOrder(t, written(kin, names.RawStream), want)
+			if conc > 1 && kin.MaxInFlight() < 2 {
+				t.Fatalf("never more than %d calls in flight", kin.MaxInFlight())
 			}
-			if kin.maxInCalls > conc {
-				t.Fatalf("%d calls in flight, limit %d", kin.maxInCalls, conc)
+			if kin.MaxInFlight() > conc {
+				t.Fatalf("%d calls in flight, limit %d", kin.MaxInFlight(), conc)
 			}
 		})
 	}
@@ -224,7 +225,7 @@ func TestForwardStreamRetriesOnlyFailedEntries(t *testing.T) {
 
 func TestForwardStreamQuarantinesBadLinesWithLineNumbers(t *testing.T) {
 	in := lines(goodLine("e1", "c1", 1), `not json`, ``, goodLine("e2", "c1", 2), `{"detail-type":"x","detail":{}}`, "\xff\xfe")
-	kin := newFake()
+	kin := kinesisfake.New()
 	f := newTestForwarder(t, kin, nil)
 	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{Source: "events.ndjson"})
 	if err != nil {
@@ -237,7 +238,7 @@ func TestForwardStreamQuarantinesBadLinesWithLineNumbers(t *testing.T) {
 		t.Fatalf("by reason %v", res.QuarantinedBy)
 	}
 	details := map[string]bool{}
-	for _, r := range kin.written(names.QuarantineStream) {
+	for _, r := range written(kin, names.QuarantineStream) {
 		details[decodeQuarantine(t, r.data).Detail[:len("events.ndjson:2")]] = true
 	}
 	for _, l := range []string{"events.ndjson:2", "events.ndjson:5", "events.ndjson:6"} {
@@ -250,13 +251,13 @@ func TestForwardStreamQuarantinesBadLinesWithLineNumbers(t *testing.T) {
 func TestForwardStreamLongLinesAndCRLF(t *testing.T) {
 	huge := strings.Repeat("x", 5<<20)
 	in := goodLine("e1", "c1", 1) + "\r\n" + huge + "\n" + goodLine("e2", "c1", 2) // no final newline
-	kin := newFake()
+	kin := kinesisfake.New()
 	f := newTestForwarder(t, kin, nil)
 	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
 	if err != nil || res.Forwarded != 2 || res.Quarantined != 1 || res.QuarantinedBy[event.ReasonTooLarge] != 1 {
 		t.Fatalf("%v %+v", err, res)
 	}
-	q := decodeQuarantine(t, kin.written(names.QuarantineStream)[0].data)
+	q := decodeQuarantine(t, written(kin, names.QuarantineStream)[0].data)
 	if !strings.Contains(q.Detail, fmt.Sprint(5<<20)) || len(q.Original) != maxOriginalBytes {
 		t.Fatalf("detail %q, original %d bytes", q.Detail, len(q.Original))
 	}
@@ -266,9 +267,9 @@ func TestForwardStreamLongLinesAndCRLF(t *testing.T) {
 // MaxAttempts and its later events are failed without being written; everyone else is forwarded.
 func TestForwardStreamGivesUpInOrder(t *testing.T) {
 	in, want := genInput(300, 10) // c000 holds lines 1, 11, 21, ...
-	kin := newFake()
-	kin.entryErr = func(_, key string, _ []byte, _ int) string {
-		if key == "c003" {
+	kin := kinesisfake.New()
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Key == "c003" {
 			return "InternalFailure"
 		}
 		return ""
@@ -286,7 +287,7 @@ func TestForwardStreamGivesUpInOrder(t *testing.T) {
 		t.Fatalf("failed lines %v", res.FailedLines)
 	}
 	delete(want, "c003")
-	checkOrder(t, kin.written(names.RawStream), want)
+	checkOrder(t, written(kin, names.RawStream), want)
 	// c003's events come out for replay, complete and in order.
 	var seqs []uint64
 	for _, l := range strings.Split(strings.TrimSpace(failed.String()), "\n") {
@@ -305,15 +306,15 @@ func TestForwardStreamGivesUpInOrder(t *testing.T) {
 			t.Fatalf("failed-out out of order: %v", seqs)
 		}
 	}
-	if kin.attempts[string(f.prepare(newInput([]byte(goodLine("e000013", "c003", 2)), 0, "")).data)] != 0 {
+	if kin.Attempts(f.prepare(newInput([]byte(goodLine("e000013", "c003", 2)), 0, "")).data) != 0 {
 		t.Fatal("a later event of the failed customer was sent")
 	}
 }
 
 func TestForwardStreamFatalErrorStops(t *testing.T) {
 	in, _ := genInput(5000, 100)
-	kin := newFake()
-	kin.callErr = func(int, string, []string) error {
+	kin := kinesisfake.New()
+	kin.CallErr = func(kinesisfake.Call) error {
 		return &types.ResourceNotFoundException{Message: ptr("Stream events-raw not found")}
 	}
 	f := newTestForwarder(t, kin, nil)
@@ -321,8 +322,8 @@ func TestForwardStreamFatalErrorStops(t *testing.T) {
 	if !errors.Is(err, ErrFatalPut) || !errors.Is(err, ErrNotForwarded) {
 		t.Fatalf("error %v", err)
 	}
-	if res.Forwarded != 0 || res.Failed == 0 || res.Failed+res.Blank != res.Lines || kin.calls > f.cfg.Concurrency {
-		t.Fatalf("result %+v after %d calls", res, kin.calls)
+	if res.Forwarded != 0 || res.Failed == 0 || res.Failed+res.Blank != res.Lines || kin.Calls() > f.cfg.Concurrency {
+		t.Fatalf("result %+v after %d calls", res, kin.Calls())
 	}
 }
 
@@ -331,8 +332,8 @@ func TestForwardStreamFatalErrorStops(t *testing.T) {
 func TestForwardStreamCancelDrains(t *testing.T) {
 	for _, release := range []bool{true, false} {
 		t.Run(fmt.Sprintf("calls answer %v", release), func(t *testing.T) {
-			kin := newFake()
-			kin.gate = make(chan struct{})
+			kin := kinesisfake.New()
+			kin.Gate = make(chan struct{})
 			f := newTestForwarder(t, kin, func(c *Config) { c.BatchSize, c.DrainTimeout = 10, 200*time.Millisecond })
 			ctx, cancel := context.WithCancel(t.Context())
 			pr, pw := io.Pipe()
@@ -350,11 +351,11 @@ func TestForwardStreamCancelDrains(t *testing.T) {
 				res, err := f.ForwardStream(ctx, pr, StreamOptions{})
 				done <- out{res, err}
 			}()
-			kin.gate <- struct{}{} // one call through, then hold the next ones in flight
-			poll.True(t, 10*time.Second, time.Millisecond, "every call in flight", func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return kin.inCalls == f.cfg.Concurrency })
+			kin.Gate <- struct{}{} // one call through, then hold the next ones in flight
+			poll.True(t, 10*time.Second, time.Millisecond, "every call in flight", func() bool { return kin.InFlight() == f.cfg.Concurrency })
 			cancel()
 			if release {
-				close(kin.gate)
+				close(kin.Gate)
 			}
 			var o out
 			select {
@@ -366,9 +367,9 @@ func TestForwardStreamCancelDrains(t *testing.T) {
 				t.Fatalf("error %v", o.err)
 			}
 			r := o.res
-			written := int64(len(kin.written(names.RawStream)))
-			if r.Forwarded != written || r.Forwarded == 0 {
-				t.Fatalf("forwarded %d, stream has %d", r.Forwarded, written)
+			landed := int64(len(written(kin, names.RawStream)))
+			if r.Forwarded != landed || r.Forwarded == 0 {
+				t.Fatalf("forwarded %d, stream has %d", r.Forwarded, landed)
 			}
 			if r.Forwarded+r.Quarantined+r.Failed+r.Blank != r.Lines || (!release && r.Failed == 0) {
 				t.Fatalf("unaccounted lines: %+v", r)
@@ -384,13 +385,13 @@ func TestForwardStreamCancelDrains(t *testing.T) {
 }
 
 func TestForwardBatchAndEvents(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	f := newTestForwarder(t, kin, nil)
 	res, err := f.ForwardBatch(t.Context(), [][]byte{[]byte(goodLine("e1", "c1", 1)), []byte("{"), []byte(goodLine("e2", "c1", 2))}, StreamOptions{Source: "loadgen"})
 	if err != nil || res.Forwarded != 2 || res.Quarantined != 1 {
 		t.Fatalf("%v %+v", err, res)
 	}
-	if q := decodeQuarantine(t, kin.written(names.QuarantineStream)[0].data); !strings.HasPrefix(q.Detail, "loadgen:2: ") {
+	if q := decodeQuarantine(t, written(kin, names.QuarantineStream)[0].data); !strings.HasPrefix(q.Detail, "loadgen:2: ") {
 		t.Fatalf("detail %q", q.Detail)
 	}
 	evs := []event.BridgeEvent{
@@ -407,7 +408,7 @@ func TestForwardBatchAndEvents(t *testing.T) {
 }
 
 func TestForwardStreamReadError(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	f := newTestForwarder(t, kin, nil)
 	r := io.MultiReader(strings.NewReader(lines(goodLine("e1", "c1", 1))), &failingReader{})
 	res, err := f.ForwardStream(t.Context(), r, StreamOptions{Source: "f.ndjson"})
@@ -439,20 +440,18 @@ func dropResent(recs []fakeRecord) ([]fakeRecord, int) {
 // again; its entries are counted as unknown outcomes (one attempt), and they are the only copies.
 func TestForwardStreamCountsUnknownOutcomes(t *testing.T) {
 	in, want := genInput(200, 97)
-	kin := newFake()
-	kin.lostAnswer = func(n int) bool { return n == 2 }
+	kin := kinesisfake.New()
+	kin.LoseAnswer = func(c kinesisfake.Call) bool { return c.N == 2 }
 	f := newTestForwarder(t, kin, func(c *Config) { c.Concurrency, c.BatchSize = 1, 20 })
 	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kin.mu.Lock()
-	second := kin.batchSizes[1]
-	kin.mu.Unlock()
+	second := kin.BatchSizes()[1]
 	if res.Forwarded != 200 || res.Failed != 0 || res.Unknown != int64(second) || f.Stats().Unknown != res.Unknown {
 		t.Fatalf("result %v (stats %d unknown), want 200 forwarded and the %d entries of call 2 unknown", res, f.Stats().Unknown, second)
 	}
-	kept, resent := dropResent(kin.written(names.RawStream))
+	kept, resent := dropResent(written(kin, names.RawStream))
 	if resent != second {
 		t.Fatalf("%d copies in the stream, want the %d entries of the call whose answer was lost", resent, second)
 	}
@@ -464,9 +463,9 @@ func TestForwardStreamCountsUnknownOutcomes(t *testing.T) {
 // later events with it; the run goes on for everyone else.
 func TestForwardStreamFatalEntryNotRetried(t *testing.T) {
 	in, want := genInput(100, 10)
-	kin := newFake()
-	kin.entryErr = func(_, key string, _ []byte, _ int) string {
-		if key == "c005" {
+	kin := kinesisfake.New()
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Key == "c005" {
 			return "KMSDisabledException"
 		}
 		return ""
@@ -479,9 +478,9 @@ func TestForwardStreamFatalEntryNotRetried(t *testing.T) {
 	if res.Failed != 10 || res.Forwarded != 90 || res.Retries != 0 {
 		t.Fatalf("result %+v", res)
 	}
-	if n := kin.attempts[string(f.prepare(newInput([]byte(goodLine("e000005", "c005", 1)), 0, "")).data)]; n != 1 {
+	if n := kin.Attempts(f.prepare(newInput([]byte(goodLine("e000005", "c005", 1)), 0, "")).data); n != 1 {
 		t.Fatalf("the refused entry was sent %d times, want once", n)
 	}
 	delete(want, "c005")
-	checkOrder(t, kin.written(names.RawStream), want)
+	checkOrder(t, written(kin, names.RawStream), want)
 }

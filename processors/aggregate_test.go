@@ -12,6 +12,7 @@ import (
 	"github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/ordered"
 )
 
@@ -26,9 +27,9 @@ func TestAggregateKeys(t *testing.T) {
 	cfg.BreakerOpenTimeout = time.Hour // the broken stream's breaker stays open (real time)
 	cfg.BreakerHold = time.Minute
 	h := newHarness(t, cfg)
-	h.kin.set(func(f *fakeKinesis) {
-		f.callErr = func(stream string, n int) error {
-			if stream == "analytics-purchase" {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.CallErr = func(c kinesisfake.Call) error {
+			if c.Stream == "analytics-purchase" {
 				return fmt.Errorf("ResourceNotFoundException: stream gone")
 			}
 			return nil
@@ -49,7 +50,7 @@ func TestAggregateKeys(t *testing.T) {
 		t.Fatalf("watermark %q, want the last record (everything handled)", wm)
 	}
 
-	pv := h.kin.records("analytics-page_view")
+	pv := h.kin.Records("analytics-page_view")
 	if len(pv) != 2 {
 		t.Fatalf("%d Kinesis records in analytics-page_view, want 2 (the hot customer's aggregate, the cold one's record)", len(pv))
 	}
@@ -79,16 +80,16 @@ func TestAggregateKeys(t *testing.T) {
 		t.Fatalf("hot customer's events %v, want %v", hot, want)
 	}
 	for _, stream := range []string{"events-quarantine", "events-dlq"} {
-		for _, r := range h.kin.records(stream) {
+		for _, r := range h.kin.Records(stream) {
 			if bytes.HasPrefix(r.Data, ordered.AggregateMagic[:]) {
 				t.Fatalf("%s has an aggregated record", stream)
 			}
 		}
 	}
-	if q := h.kin.quarantine(t, "events-quarantine"); len(q) != 2 || q[0].Reason != event.ReasonUnknownKey {
+	if q := quarantine(t, h.kin, "events-quarantine"); len(q) != 2 || q[0].Reason != event.ReasonUnknownKey {
 		t.Fatalf("quarantined %+v", q)
 	}
-	dls := h.kin.deadLetters(t, "events-dlq")
+	dls := deadLetters(t, h.kin, "events-dlq")
 	if len(dls) != 3 {
 		t.Fatalf("%d dead letters, want 3 (one per event of the given-up aggregate)", len(dls))
 	}
@@ -116,9 +117,9 @@ func TestAggregateKeysOff(t *testing.T) {
 		evs = append(evs, ev{id: fmt.Sprint("hot-", seq), cust: "hot", seq: seq})
 	}
 	h.process(h.open("shard-1"), h.recs(evs...))
-	got := h.kin.analytics(t, "analytics-page_view") // fails on anything but a plain analytics record
-	if len(got) != 10 || h.kin.callCount("analytics-page_view") != 10 {
-		t.Fatalf("%d records in %d calls, want 10 plain records, one a call", len(got), h.kin.callCount("analytics-page_view"))
+	got := analytics(t, h.kin, "analytics-page_view") // fails on anything but a plain analytics record
+	if len(got) != 10 || h.kin.CallsTo("analytics-page_view") != 10 {
+		t.Fatalf("%d records in %d calls, want 10 plain records, one a call", len(got), h.kin.CallsTo("analytics-page_view"))
 	}
 }
 

@@ -11,150 +11,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/fakeclock"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is the pipeline's clock in tests: Sleep advances it instead of waiting.
-type fakeClock struct {
-	mu     sync.Mutex
-	t      time.Time
-	slept  time.Duration
-	onWait func(d time.Duration) // called (unlocked) on every Sleep
-}
-
-func newClock() *fakeClock { return &fakeClock{t: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.slept += d
-	hook := c.onWait
-	c.mu.Unlock()
-	if hook != nil {
-		hook(d)
-	}
-	return ctx.Err()
-}
+// newClock is the pipeline's clock in tests: Sleep advances it instead of waiting.
+func newClock() *fakeclock.Clock { return fakeclock.New(t0) }
 
 // stored is one record a fake stream accepted.
-type stored struct {
-	Key  string
-	Data []byte
-}
-
-// fakeKinesis is a Putter that stores what it accepts per stream and fails what the test says.
-type fakeKinesis struct {
-	mu      sync.Mutex
-	streams map[string][]stored
-	calls   map[string]int
-	// callErr, when set, may fail a whole call (n counts the calls to that stream from 1).
-	callErr func(stream string, n int) error
-	// entryErr, when set, may fail one entry with an error code.
-	entryErr func(stream string, n, i int, key string, data []byte) string
-	// onCall runs at the start of every call.
-	onCall func(ctx context.Context, stream string, n int)
-	// keysPerCall records, for every call, whether a partition key appeared twice.
-	dupKeyCalls int
-}
-
-func newFakeKinesis() *fakeKinesis {
-	return &fakeKinesis{streams: map[string][]stored{}, calls: map[string]int{}}
-}
-
-func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-	stream := *in.StreamName
-	f.mu.Lock()
-	f.calls[stream]++
-	n := f.calls[stream]
-	onCall, callErr, entryErr := f.onCall, f.callErr, f.entryErr
-	f.mu.Unlock()
-	if onCall != nil {
-		onCall(ctx, stream, n)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if callErr != nil {
-		if err := callErr(stream, n); err != nil {
-			return nil, err
-		}
-	}
-	if len(in.Records) > MaxPutRecords {
-		return nil, fmt.Errorf("fake: %d records in one call", len(in.Records))
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	seen := map[string]bool{}
-	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
-	failed := int32(0)
-	for i, e := range in.Records {
-		key := *e.PartitionKey
-		if seen[key] {
-			f.dupKeyCalls++
-		}
-		seen[key] = true
-		if entryErr != nil {
-			if code := entryErr(stream, n, i, key, e.Data); code != "" {
-				out.Records[i] = types.PutRecordsResultEntry{ErrorCode: &code, ErrorMessage: strPtr("injected")}
-				failed++
-				continue
-			}
-		}
-		f.streams[stream] = append(f.streams[stream], stored{Key: key, Data: append([]byte(nil), e.Data...)})
-		seq := strconv.Itoa(len(f.streams[stream]))
-		out.Records[i] = types.PutRecordsResultEntry{SequenceNumber: &seq, ShardId: strPtr("shardId-000000000000")}
-	}
-	out.FailedRecordCount = &failed
-	return out, nil
-}
-
-func strPtr(s string) *string { return &s }
-
-func (f *fakeKinesis) records(stream string) []stored {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]stored(nil), f.streams[stream]...)
-}
-
-func (f *fakeKinesis) callCount(stream string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[stream]
-}
-
-func (f *fakeKinesis) set(fn func(f *fakeKinesis)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f)
-}
+type stored = kinesisfake.Record
 
 // analytics decodes the analytics records of a stream.
-func (f *fakeKinesis) analytics(t testing.TB, stream string) []event.Analytics {
+func analytics(t testing.TB, kin *kinesisfake.Fake, stream string) []event.Analytics {
 	t.Helper()
 	var out []event.Analytics
-	for _, r := range f.records(stream) {
+	for _, r := range kin.Records(stream) {
 		var a event.Analytics
 		if err := json.Unmarshal(r.Data, &a); err != nil {
 			t.Fatalf("stream %s: record is not an analytics record: %v: %s", stream, err, r.Data)
@@ -167,10 +44,10 @@ func (f *fakeKinesis) analytics(t testing.TB, stream string) []event.Analytics {
 	return out
 }
 
-func (f *fakeKinesis) quarantine(t testing.TB, stream string) []event.Quarantine {
+func quarantine(t testing.TB, kin *kinesisfake.Fake, stream string) []event.Quarantine {
 	t.Helper()
 	var out []event.Quarantine
-	for _, r := range f.records(stream) {
+	for _, r := range kin.Records(stream) {
 		var q event.Quarantine
 		if err := json.Unmarshal(r.Data, &q); err != nil {
 			t.Fatalf("stream %s: %v", stream, err)
@@ -180,10 +57,10 @@ func (f *fakeKinesis) quarantine(t testing.TB, stream string) []event.Quarantine
 	return out
 }
 
-func (f *fakeKinesis) deadLetters(t testing.TB, stream string) []event.DeadLetter {
+func deadLetters(t testing.TB, kin *kinesisfake.Fake, stream string) []event.DeadLetter {
 	t.Helper()
 	var out []event.DeadLetter
-	for _, r := range f.records(stream) {
+	for _, r := range kin.Records(stream) {
 		var d event.DeadLetter
 		if err := json.Unmarshal(r.Data, &d); err != nil {
 			t.Fatalf("stream %s: %v", stream, err)
@@ -334,10 +211,10 @@ func testConfig() Config {
 type harness struct {
 	t     testing.TB
 	p     *Pipeline
-	kin   *fakeKinesis
+	kin   *kinesisfake.Fake
 	store *flakyStore
 	mem   *MemoryDedupe
-	clock *fakeClock
+	clock *fakeclock.Clock
 	kr    *event.Keyring
 	reg   *prometheus.Registry
 	gen   seqGen
@@ -345,7 +222,9 @@ type harness struct {
 
 func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
-	h := &harness{t: t, kin: newFakeKinesis(), clock: newClock(), kr: testKeyring(t), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, kin: kinesisfake.New(), clock: newClock(), kr: testKeyring(t), reg: prometheus.NewRegistry()}
+	// Every write through the harness keeps to the Kinesis limits and the per-key rule.
+	t.Cleanup(func() { h.kin.CheckViolations(t) })
 	h.mem = NewMemoryDedupe(h.clock.Now)
 	h.store = newFlakyStore(h.mem)
 	p, err := New(cfg, Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Registerer: h.reg, Now: h.clock.Now, Sleep: h.clock.Sleep})

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
 
@@ -67,11 +68,11 @@ func TestPIIPolicy(t *testing.T) {
 	if wm := h.process(h.open("shard-pii"), recs); wm != after[0].SequenceNumber {
 		t.Fatalf("watermark %q, want past every record", wm)
 	}
-	if got := len(h.kin.records(names.AnalyticsStream("page_view"))); got != 2 {
+	if got := len(h.kin.Records(names.AnalyticsStream("page_view"))); got != 2 {
 		t.Fatalf("%d analytics records, want the 2 clean events", got)
 	}
 	bySeq := map[string]event.Quarantine{}
-	for _, q := range h.kin.quarantine(t, names.QuarantineStream) {
+	for _, q := range quarantine(t, h.kin, names.QuarantineStream) {
 		bySeq[q.SourceSeq] = q
 	}
 	for i, tc := range cases {
@@ -91,15 +92,13 @@ func TestPIIPolicy(t *testing.T) {
 		}
 	}
 	// No raw value anywhere: every stream (records and partition keys), the dedupe store, the logs.
-	h.kin.mu.Lock()
-	for stream, rs := range h.kin.streams {
+	for stream, rs := range h.kin.All() {
 		for _, r := range rs {
 			if hasRaw(string(r.Data)) || hasRaw(r.Key) {
 				t.Errorf("raw PII in %s: key %q data %s", stream, r.Key, r.Data)
 			}
 		}
 	}
-	h.kin.mu.Unlock()
 	h.mem.mu.Lock()
 	for k := range h.mem.items {
 		if hasRaw(k) {
@@ -121,9 +120,9 @@ func TestPIIDeadLetter(t *testing.T) {
 	cfg := testConfig()
 	cfg.PIIPaths = []string{"properties.email"}
 	h := newHarness(t, cfg)
-	h.kin.set(func(f *fakeKinesis) {
-		f.entryErr = func(stream string, _, _ int, _ string, _ []byte) string {
-			if stream == names.QuarantineStream {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.EntryErr = func(e kinesisfake.Entry) string {
+			if e.Stream == names.QuarantineStream {
 				return "InternalFailure"
 			}
 			return ""
@@ -131,7 +130,7 @@ func TestPIIDeadLetter(t *testing.T) {
 	})
 	_, custTok := piiTokens(t)
 	h.process(h.open("s"), h.recs(ev{id: "p1", cust: custTok, seq: 1, props: `{"email":"` + rawEmail + `"}`}))
-	dls := h.kin.deadLetters(t, names.DLQStream)
+	dls := deadLetters(t, h.kin, names.DLQStream)
 	if len(dls) != 1 {
 		t.Fatalf("%d dead letters", len(dls))
 	}
@@ -172,7 +171,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	}
 	cfg := testConfig()
 	cfg.PIIPaths = []string{"properties.email", "customer_id"}
-	p, err := New(cfg, Deps{Kinesis: newFakeKinesis(), Dedupe: NewMemoryDedupe(nil), Keys: kr, Now: newClock().Now})
+	p, err := New(cfg, Deps{Kinesis: kinesisfake.New(), Dedupe: NewMemoryDedupe(nil), Keys: kr, Now: newClock().Now})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
 
@@ -96,9 +97,9 @@ func TestProcessRoutes(t *testing.T) {
 	if wm != recs[2].SequenceNumber {
 		t.Fatalf("watermark %q, want the last record %q", wm, recs[2].SequenceNumber)
 	}
-	pv := h.kin.analytics(t, names.AnalyticsStream("page_view"))
-	pu := h.kin.analytics(t, names.AnalyticsStream("purchase"))
-	other := h.kin.analytics(t, names.OtherStream)
+	pv := analytics(t, h.kin, names.AnalyticsStream("page_view"))
+	pu := analytics(t, h.kin, names.AnalyticsStream("purchase"))
+	other := analytics(t, h.kin, names.OtherStream)
 	if len(pv) != 1 || len(pu) != 1 || len(other) != 1 {
 		t.Fatalf("routed %d/%d/%d, want 1/1/1", len(pv), len(pu), len(other))
 	}
@@ -163,7 +164,7 @@ func TestQuarantine(t *testing.T) {
 	if wm := h.process(s, recs); wm != after[0].SequenceNumber {
 		t.Fatalf("watermark %q, want past every quarantined record", wm)
 	}
-	qs := h.kin.quarantine(t, names.QuarantineStream)
+	qs := quarantine(t, h.kin, names.QuarantineStream)
 	if len(qs) != len(cases) {
 		t.Fatalf("%d quarantine records, want %d", len(qs), len(cases))
 	}
@@ -187,7 +188,7 @@ func TestQuarantine(t *testing.T) {
 			t.Errorf("%s: quarantined_total{%s} = %v", tc.name, tc.want, n)
 		}
 	}
-	if n := len(h.kin.records(names.AnalyticsStream("page_view"))); n != 1 {
+	if n := len(h.kin.Records(names.AnalyticsStream("page_view"))); n != 1 {
 		t.Fatalf("%d analytics records, want only the good one", n)
 	}
 	found, _, _ := h.mem.Get(context.Background(), []string{"t1", "u1", "r1"})
@@ -200,7 +201,7 @@ func TestQuarantine(t *testing.T) {
 	cfg.DefaultStream = ""
 	h2 := newHarness(t, cfg)
 	h2.process(h2.open("s"), h2.recs(ev{id: "x", cust: "c", seq: 1, typ: "mystery"}))
-	if qs := h2.kin.quarantine(t, names.QuarantineStream); len(qs) != 1 || qs[0].Reason != event.ReasonUnroutable {
+	if qs := quarantine(t, h2.kin, names.QuarantineStream); len(qs) != 1 || qs[0].Reason != event.ReasonUnroutable {
 		t.Fatalf("unknown type without default stream: %+v", qs)
 	}
 }
@@ -214,7 +215,7 @@ func TestReplayDoesNotQuarantineAgain(t *testing.T) {
 	conflict := h.recs(ev{id: "a1", cust: "a", seq: 1, props: `{"other":true}`})
 	recs := append(append(good, Record{SequenceNumber: h.gen.next(), Data: []byte("junk")}), conflict...)
 	h.process(h.open("s"), recs)
-	if qs := h.kin.quarantine(t, names.QuarantineStream); len(qs) != 2 {
+	if qs := quarantine(t, h.kin, names.QuarantineStream); len(qs) != 2 {
 		t.Fatalf("first owner: %d quarantine records, want 2", len(qs))
 	}
 	p2, err := New(testConfig(), Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Now: h.clock.Now, Sleep: h.clock.Sleep})
@@ -226,11 +227,11 @@ func TestReplayDoesNotQuarantineAgain(t *testing.T) {
 	if wm := h.process(s2, append(recs, fresh)); wm != fresh.SequenceNumber {
 		t.Fatalf("replay watermark %q, want %q", wm, fresh.SequenceNumber)
 	}
-	qs := h.kin.quarantine(t, names.QuarantineStream)
+	qs := quarantine(t, h.kin, names.QuarantineStream)
 	if len(qs) != 3 || qs[2].SourceSeq != fresh.SequenceNumber {
 		t.Fatalf("after the replay: %d quarantine records (%+v), want the first 2 and the new one", len(qs), qs)
 	}
-	if n := len(h.kin.records(names.AnalyticsStream("page_view"))); n != 1 {
+	if n := len(h.kin.Records(names.AnalyticsStream("page_view"))); n != 1 {
 		t.Fatalf("%d analytics records, want 1", n)
 	}
 	if n := testutil.ToFloat64(p2.m.quarReplays); n != 2 {
@@ -264,10 +265,10 @@ func TestDedupeLevels(t *testing.T) {
 	h.process(s, h.recs(ev{id: "x2", cust: "c1", seq: 4, props: `{"n":"other"}`})) // at c1's cursor: compared
 	h.process(s, h.recs(orig, conflicting))                                        // behind it: unverified
 	s.Close()
-	if got := perCustomer(h.kin.analytics(t, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"c1:1", "c1:2", "c1:3", "c1:4", "c2:1", "c2:2", "c2:3", "c2:4"}) {
+	if got := perCustomer(analytics(t, h.kin, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"c1:1", "c1:2", "c1:3", "c1:4", "c2:1", "c2:2", "c2:3", "c2:4"}) {
 		t.Fatalf("delivered %v, want each event once", got)
 	}
-	qs := h.kin.quarantine(t, names.QuarantineStream)
+	qs := quarantine(t, h.kin, names.QuarantineStream)
 	if len(qs) != 4 {
 		t.Fatalf("%d quarantined, want 4 conflicting duplicates", len(qs))
 	}
@@ -311,15 +312,15 @@ func TestMarkAfterWrite(t *testing.T) {
 	cfg.BreakerOpenTimeout = time.Nanosecond // every retry probes
 	h := newHarness(t, cfg)
 	var marksDuringFailure []int
-	h.kin.set(func(f *fakeKinesis) {
-		f.callErr = func(stream string, n int) error {
-			if stream == names.AnalyticsStream("page_view") && n <= 3 {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.CallErr = func(c kinesisfake.Call) error {
+			if c.Stream == names.AnalyticsStream("page_view") && c.StreamN <= 3 {
 				return errors.New("stream unavailable")
 			}
 			return nil
 		}
-		f.onCall = func(_ context.Context, stream string, n int) {
-			if stream == names.AnalyticsStream("page_view") {
+		f.OnCall = func(_ context.Context, c kinesisfake.Call) {
+			if c.Stream == names.AnalyticsStream("page_view") {
 				marksDuringFailure = append(marksDuringFailure, h.mem.Len())
 			}
 		}
@@ -365,11 +366,11 @@ func TestReorderInPipeline(t *testing.T) {
 			}
 			// a:4 is late now.
 			h.process(s, h.recs(ev{id: "a4", cust: "a", seq: 4}))
-			main := seqs(h.kin.analytics(t, names.AnalyticsStream("page_view")))
+			main := seqs(analytics(t, h.kin, names.AnalyticsStream("page_view")))
 			want := []string{"a:1", "b:1", "a:2", "a:3", "a:5+gap1"}
 			if policy == LateFlag {
 				want = append(want, "a:4+late")
-			} else if late := seqs(h.kin.analytics(t, names.LateStream)); !slices.Equal(late, []string{"a:4+late"}) {
+			} else if late := seqs(analytics(t, h.kin, names.LateStream)); !slices.Equal(late, []string{"a:4+late"}) {
 				t.Fatalf("late stream %v", late)
 			}
 			if !slices.Equal(main, want) {
@@ -393,7 +394,7 @@ func TestArrivalTimeWindow(t *testing.T) {
 	r2 := h.gen.recs(t, h.kr, old.Add(10*time.Second), ev{id: "a1", cust: "a", seq: 1})
 	h.process(s, r1)
 	h.process(s, r2)
-	if got := seqs(h.kin.analytics(t, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2"}) {
+	if got := seqs(analytics(t, h.kin, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2"}) {
 		t.Fatalf("delivered %v", got)
 	}
 }
@@ -416,7 +417,7 @@ func TestHeldBound(t *testing.T) {
 	if maxHeld != 10 {
 		t.Fatalf("max held %d, want the bound 10", maxHeld)
 	}
-	out := h.kin.analytics(t, names.AnalyticsStream("page_view"))
+	out := analytics(t, h.kin, names.AnalyticsStream("page_view"))
 	if len(out) != 90 || out[0].CustomerID != "c0" || out[0].Gap != 1 {
 		t.Fatalf("released %d (first %+v), want the 90 oldest with gap 1", len(out), out[0])
 	}
@@ -425,7 +426,7 @@ func TestHeldBound(t *testing.T) {
 	if s.Held() != 0 || wm != fmt.Sprintf("%056d", 100) {
 		t.Fatalf("after the window: watermark %q held %d", wm, s.Held())
 	}
-	if n := len(h.kin.records(names.AnalyticsStream("page_view"))); n != 100 {
+	if n := len(h.kin.Records(names.AnalyticsStream("page_view"))); n != 100 {
 		t.Fatalf("%d delivered after the window", n)
 	}
 }
@@ -456,7 +457,7 @@ func TestReplayAfterFailover(t *testing.T) {
 	h.process(s2, recs[1:])
 	more := h.recs(ev{id: "a2", cust: "a", seq: 2}, ev{id: "b3", cust: "b", seq: 3}, ev{id: "c4", cust: "c", seq: 4})
 	h.process(s2, more)
-	got := perCustomer(h.kin.analytics(t, names.AnalyticsStream("page_view")))
+	got := perCustomer(analytics(t, h.kin, names.AnalyticsStream("page_view")))
 	// b:3 right after b:2 with no hold, although the new owner never saw b before: its cursor is in
 	// the store. a:2 releases a:3. c never had seq 1..4 released: c:4, c:5 stay held.
 	want := []string{"a:1", "a:2", "a:3", "b:1", "b:2", "b:3"}
@@ -478,7 +479,7 @@ func TestRestartKnowsCursor(t *testing.T) {
 	h.process(h.open("s"), h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 2}))
 	s := h.open("s") // restart: fresh state
 	h.process(s, h.recs(ev{id: "a3", cust: "a", seq: 3}, ev{id: "n1", cust: "n", seq: 1}, ev{id: "a5", cust: "a", seq: 5}))
-	if got := seqs(h.kin.analytics(t, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "n:1"}) {
+	if got := seqs(analytics(t, h.kin, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "n:1"}) {
 		t.Fatalf("delivered %v", got)
 	}
 	if s.Held() != 1 {
@@ -537,13 +538,13 @@ func TestDedupeStoreDownBlocksThenResumes(t *testing.T) {
 			if wm != recs[0].SequenceNumber || h.store.count(op) != 6 {
 				t.Fatalf("watermark %q after %d %s calls", wm, h.store.count(op), op)
 			}
-			if h.clock.slept == 0 {
+			if h.clock.Slept() == 0 {
 				t.Fatal("retried without backoff")
 			}
 			if n := h.counter("pipeline_dedupe_errors_total", "op", op); n != 5 {
 				t.Fatalf("dedupe errors %v", n)
 			}
-			if len(h.kin.records(names.AnalyticsStream("page_view"))) != 1 {
+			if len(h.kin.Records(names.AnalyticsStream("page_view"))) != 1 {
 				t.Fatal("event not written exactly once")
 			}
 		})
@@ -640,7 +641,7 @@ func TestReplayFromState(t *testing.T) {
 	s2 := h.open("s")
 	gets := h.store.count("get")
 	h.process(s2, append(recs, h.recs(ev{id: "a3", cust: "a", seq: 3})...))
-	if got := perCustomer(h.kin.analytics(t, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "b:1"}) {
+	if got := perCustomer(analytics(t, h.kin, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "b:1"}) {
 		t.Fatalf("delivered %v", got)
 	}
 	if h.store.count("get") != gets {
@@ -687,7 +688,7 @@ func TestReplayedDuplicateKeepsStoredCursor(t *testing.T) {
 				h.process(s2, replay)
 				h.process(s2, next)
 			}
-			got := perCustomer(h.kin.analytics(t, names.AnalyticsStream("page_view")))
+			got := perCustomer(analytics(t, h.kin, names.AnalyticsStream("page_view")))
 			want := []string{"a:1", "a:2", "a:3", "a:4", "a:5", "a:6"}
 			if !slices.Equal(got, want) {
 				t.Fatalf("delivered %v, want %v", got, want)
@@ -725,10 +726,10 @@ func TestRetiredKeyJudgedAtArrival(t *testing.T) {
 		{SequenceNumber: h.gen.next(), Data: signed("after", 2), ArrivedAt: retiredAt.Add(time.Minute)},
 	}
 	h.process(h.open("s"), recs)
-	if got := seqs(h.kin.analytics(t, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"c1:1"}) {
+	if got := seqs(analytics(t, h.kin, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"c1:1"}) {
 		t.Fatalf("delivered %v, want the event that arrived before the retirement", got)
 	}
-	qs := h.kin.quarantine(t, names.QuarantineStream)
+	qs := quarantine(t, h.kin, names.QuarantineStream)
 	if len(qs) != 1 || qs[0].Reason != event.ReasonKeyRetired || qs[0].EventID != "after" {
 		t.Fatalf("quarantined %+v, want the event that arrived after the retirement", qs)
 	}
@@ -781,7 +782,7 @@ func TestDedupeLastBatchAcrossOwners(t *testing.T) {
 	s = h.open("s1")
 	h.process(s, h.recs(ev{id: "e1", cust: "c1", seq: 1, props: `{"n":"other"}`}))
 	s.Close()
-	qs := h.kin.quarantine(t, "events-quarantine")
+	qs := quarantine(t, h.kin, "events-quarantine")
 	if len(qs) != 1 || qs[0].Reason != event.ReasonConflictingDupe || !strings.Contains(string(qs[0].Original), `"other"`) {
 		t.Fatalf("quarantined %+v: want the conflicting copy of e1, once, as conflicting_duplicate", qs)
 	}

@@ -170,7 +170,7 @@ func TestHugeSeqJump(t *testing.T) {
 	h.process(s, h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "a2", cust: "a", seq: 1<<64 - 2}))
 	h.clock.Advance(time.Minute)
 	h.process(s, nil)
-	got := seqs(h.kin.analytics(t, names.AnalyticsStream("page_view")))
+	got := seqs(analytics(t, h.kin, names.AnalyticsStream("page_view")))
 	if len(got) != 2 || got[1] != fmt.Sprintf("a:%d+gap%d", uint64(1<<64-2), uint64(1<<64-4)) {
 		t.Fatalf("delivered %v", got)
 	}

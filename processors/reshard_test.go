@@ -98,7 +98,7 @@ func TestSplitKeepsTheReorderWindow(t *testing.T) {
 	h.process(childB, foreign("parent", tail[1:]))
 	h.process(childB, h.recs(ev{id: "b2", cust: b, seq: 2}))
 
-	got := perCustomer(h.kin.analytics(t, names.AnalyticsStream("page_view")))
+	got := perCustomer(analytics(t, h.kin, names.AnalyticsStream("page_view")))
 	want := []string{a + ":1", a + ":2", a + ":3", a + ":4", a + ":5", b + ":1", b + ":2", b + ":3"}
 	if a > b {
 		want = append(want[5:], want[:5]...)
@@ -106,7 +106,7 @@ func TestSplitKeepsTheReorderWindow(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("delivered %v, want %v", got, want)
 	}
-	for _, r := range h.kin.analytics(t, names.AnalyticsStream("page_view")) {
+	for _, r := range analytics(t, h.kin, names.AnalyticsStream("page_view")) {
 		if r.EventID == "a4" && r.SourceShard != "parent" {
 			t.Fatalf("a4 from the parent's tail has source shard %q", r.SourceShard)
 		}
@@ -130,7 +130,7 @@ func TestMergeJoinsParentStates(t *testing.T) {
 	h.process(child, foreign("p1", r1[1:]))
 	h.process(child, foreign("p2", nil))
 	h.process(child, h.recs(ev{id: "a2", cust: "a", seq: 2}, ev{id: "b3", cust: "b", seq: 3}))
-	if got := perCustomer(h.kin.analytics(t, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "b:1", "b:2", "b:3"}) {
+	if got := perCustomer(analytics(t, h.kin, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "a:3", "b:1", "b:2", "b:3"}) {
 		t.Fatalf("delivered %v", got)
 	}
 	// The child's own state now stands alone: a new owner of it does not need the parents.
@@ -227,7 +227,7 @@ func TestReturningCustomerNoFalseGap(t *testing.T) {
 	h.process(s, h.recs(ev{id: "r3", cust: "r", seq: 3}, ev{id: "n2", cust: "n", seq: 2}))
 	h.clock.Advance(time.Minute)
 	h.process(s, nil)
-	got := seqs(h.kin.analytics(t, names.AnalyticsStream("page_view")))
+	got := seqs(analytics(t, h.kin, names.AnalyticsStream("page_view")))
 	if want := []string{"r:1", "r:2", "other:1", "r:3", "n:2+gap1"}; !slices.Equal(got, want) {
 		t.Fatalf("delivered %v, want %v", got, want)
 	}

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"pgregory.net/rapid"
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/names"
 )
 
@@ -38,14 +40,14 @@ func TestWriteOrderUnderPartialFailures(t *testing.T) {
 		callFailPct := rapid.IntRange(0, 30).Draw(rt, "call_fail_pct")
 		seed := rapid.Uint64().Draw(rt, "seed")
 		rnd := newSplitMix(seed)
-		h.kin.set(func(f *fakeKinesis) {
-			f.entryErr = func(stream string, n, i int, key string, data []byte) string {
+		h.kin.Set(func(f *kinesisfake.Fake) {
+			f.EntryErr = func(e kinesisfake.Entry) string {
 				if int(rnd.next()%100) < failPct {
 					return []string{throttleCode, "InternalFailure"}[rnd.next()%2]
 				}
 				return ""
 			}
-			f.callErr = func(stream string, n int) error {
+			f.CallErr = func(c kinesisfake.Call) error {
 				if int(rnd.next()%100) < callFailPct {
 					return errors.New("injected call failure")
 				}
@@ -62,7 +64,7 @@ func TestWriteOrderUnderPartialFailures(t *testing.T) {
 		if err != nil || len(dead) != 0 {
 			rt.Fatalf("writeStream: %v, %d dead", err, len(dead))
 		}
-		got := h.kin.records(names.AnalyticsStream("page_view"))
+		got := h.kin.Records(names.AnalyticsStream("page_view"))
 		if len(got) != nRecs {
 			rt.Fatalf("%d records written, want %d (exactly once each)", len(got), nRecs)
 		}
@@ -84,9 +86,7 @@ func TestWriteOrderUnderPartialFailures(t *testing.T) {
 				rt.Fatalf("%s not flagged written", r.data)
 			}
 		}
-		if h.kin.dupKeyCalls != 0 {
-			rt.Fatalf("%d calls carried a partition key twice", h.kin.dupKeyCalls)
-		}
+		h.kin.CheckViolations(rt) // no partition key twice in a call, nor in two calls in flight
 	})
 }
 
@@ -108,10 +108,10 @@ func (r *splitMix) next() uint64 {
 func TestThrottleRetriesOnlyFailed(t *testing.T) {
 	h := newHarness(t, testConfig())
 	sent := map[string]int{}
-	h.kin.set(func(f *fakeKinesis) {
-		f.entryErr = func(stream string, n, i int, key string, data []byte) string {
-			sent[key]++
-			if n == 1 && (key == "c2" || key == "c4") {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.EntryErr = func(e kinesisfake.Entry) string {
+			sent[e.Key]++
+			if e.StreamN == 1 && (e.Key == "c2" || e.Key == "c4") {
 				return throttleCode
 			}
 			return ""
@@ -126,8 +126,8 @@ func TestThrottleRetriesOnlyFailed(t *testing.T) {
 	if !reflect.DeepEqual(sent, want) {
 		t.Fatalf("entries sent per key %v, want %v", sent, want)
 	}
-	if h.kin.callCount(names.AnalyticsStream("page_view")) != 2 || h.clock.slept == 0 {
-		t.Fatalf("%d calls, slept %s: want a backoff then one retry call", h.kin.callCount(names.AnalyticsStream("page_view")), h.clock.slept)
+	if h.kin.CallsTo(names.AnalyticsStream("page_view")) != 2 || h.clock.Slept() == 0 {
+		t.Fatalf("%d calls, slept %s: want a backoff then one retry call", h.kin.CallsTo(names.AnalyticsStream("page_view")), h.clock.Slept())
 	}
 	if h.counter("pipeline_put_throttles_total", "stream", names.AnalyticsStream("page_view")) != 2 ||
 		h.counter("pipeline_put_retries_total", "stream", names.AnalyticsStream("page_view")) != 2 {
@@ -142,13 +142,13 @@ func TestThrottleRetriesOnlyFailed(t *testing.T) {
 func TestCallLimits(t *testing.T) {
 	h := newHarness(t, testConfig())
 	var sizes [][2]int
-	h.kin.set(func(f *fakeKinesis) {
-		f.entryErr = func(stream string, n, i int, key string, data []byte) string {
-			if i == 0 {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.EntryErr = func(e kinesisfake.Entry) string {
+			if e.I == 0 {
 				sizes = append(sizes, [2]int{0, 0})
 			}
 			sizes[len(sizes)-1][0]++
-			sizes[len(sizes)-1][1] += len(data) + len(key)
+			sizes[len(sizes)-1][1] += len(e.Data) + len(e.Key)
 			return ""
 		}
 	})
@@ -189,7 +189,7 @@ func TestRateLimit(t *testing.T) {
 	if _, err := h.p.writeStream(context.Background(), "s", h.p.dests[names.AnalyticsStream("page_view")], h.p.newLimiters(), recs, true); err != nil {
 		t.Fatal(err)
 	}
-	if calls := h.kin.callCount(names.AnalyticsStream("page_view")); calls != 5 {
+	if calls := h.kin.CallsTo(names.AnalyticsStream("page_view")); calls != 5 {
 		t.Fatalf("%d calls, want 5 of 100", calls)
 	}
 	// 100 may go at once (the burst), the other 400 take 4 s.
@@ -207,16 +207,16 @@ func TestBreakerOpensPausesAndCloses(t *testing.T) {
 	cfg.BreakerFailures = 3
 	h := newHarness(t, cfg)
 	var states []float64
-	h.kin.set(func(f *fakeKinesis) {
-		f.callErr = func(stream string, n int) error {
-			if stream == names.AnalyticsStream("page_view") && n <= 8 {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.CallErr = func(c kinesisfake.Call) error {
+			if c.Stream == names.AnalyticsStream("page_view") && c.StreamN <= 8 {
 				return errors.New("stream unavailable")
 			}
 			return nil
 		}
-		f.onCall = func(_ context.Context, stream string, _ int) {
-			if stream == names.AnalyticsStream("page_view") {
-				states = append(states, h.counter("pipeline_breaker_state", "stream", stream))
+		f.OnCall = func(_ context.Context, c kinesisfake.Call) {
+			if c.Stream == names.AnalyticsStream("page_view") {
+				states = append(states, h.counter("pipeline_breaker_state", "stream", c.Stream))
 			}
 		}
 	})
@@ -225,10 +225,10 @@ func TestBreakerOpensPausesAndCloses(t *testing.T) {
 	if wm != recs[2].SequenceNumber {
 		t.Fatalf("watermark %q", wm)
 	}
-	if got := perCustomer(h.kin.analytics(t, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
+	if got := perCustomer(analytics(t, h.kin, names.AnalyticsStream("page_view"))); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
 		t.Fatalf("delivered %v", got)
 	}
-	if len(h.kin.records(names.DLQStream)) != 0 {
+	if len(h.kin.Records(names.DLQStream)) != 0 {
 		t.Fatal("dead-lettered while the hold had not passed")
 	}
 	// Closed for the first 3 calls, then every call is a half-open probe, until one succeeds.
@@ -248,9 +248,9 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 	cfg.BreakerOpenTimeout = time.Hour // stays open for the whole test (real time)
 	cfg.BreakerHold = time.Minute
 	h := newHarness(t, cfg)
-	h.kin.set(func(f *fakeKinesis) {
-		f.callErr = func(stream string, n int) error {
-			if stream == names.AnalyticsStream("purchase") {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.CallErr = func(c kinesisfake.Call) error {
+			if c.Stream == names.AnalyticsStream("purchase") {
 				return errors.New("ResourceNotFoundException: stream gone")
 			}
 			return nil
@@ -266,10 +266,10 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 	if el := h.clock.Now().Sub(start); el < time.Minute {
 		t.Fatalf("gave up after %s, before the hold", el)
 	}
-	if calls := h.kin.callCount(names.AnalyticsStream("purchase")); calls != 5 {
+	if calls := h.kin.CallsTo(names.AnalyticsStream("purchase")); calls != 5 {
 		t.Fatalf("%d calls reached the broken stream, want 5 (then the open breaker refuses)", calls)
 	}
-	dls := h.kin.deadLetters(t, names.DLQStream)
+	dls := deadLetters(t, h.kin, names.DLQStream)
 	if len(dls) != 1 {
 		t.Fatalf("%d dead letters", len(dls))
 	}
@@ -296,7 +296,7 @@ func TestBreakerHoldDeadLetters(t *testing.T) {
 	if el := h.clock.Now().Sub(before); el >= time.Minute {
 		t.Fatalf("second batch waited %s", el)
 	}
-	if n := len(h.kin.records(names.DLQStream)); n != 2 {
+	if n := len(h.kin.Records(names.DLQStream)); n != 2 {
 		t.Fatalf("%d dead letters", n)
 	}
 }
@@ -320,22 +320,22 @@ func TestThrottledNeverDeadLetters(t *testing.T) {
 			h := newHarness(t, cfg)
 			const throttledCalls = 40 // at RetryMax 1s, well past the 10s hold
 			var states []float64
-			h.kin.set(func(f *fakeKinesis) {
-				f.onCall = func(_ context.Context, s string, _ int) {
-					if s == stream {
-						states = append(states, h.counter("pipeline_breaker_state", "stream", s))
+			h.kin.Set(func(f *kinesisfake.Fake) {
+				f.OnCall = func(_ context.Context, c kinesisfake.Call) {
+					if c.Stream == stream {
+						states = append(states, h.counter("pipeline_breaker_state", "stream", c.Stream))
 					}
 				}
 				if whole {
-					f.callErr = func(s string, n int) error {
-						if s == stream && n <= throttledCalls {
-							return &types.ProvisionedThroughputExceededException{Message: strPtr("Rate exceeded for shard")}
+					f.CallErr = func(c kinesisfake.Call) error {
+						if c.Stream == stream && c.StreamN <= throttledCalls {
+							return &types.ProvisionedThroughputExceededException{Message: aws.String("Rate exceeded for shard")}
 						}
 						return nil
 					}
 				} else {
-					f.entryErr = func(s string, n, _ int, _ string, _ []byte) string {
-						if s == stream && n <= throttledCalls {
+					f.EntryErr = func(e kinesisfake.Entry) string {
+						if e.Stream == stream && e.StreamN <= throttledCalls {
 							return throttleCode
 						}
 						return ""
@@ -350,10 +350,10 @@ func TestThrottledNeverDeadLetters(t *testing.T) {
 			if el := h.clock.Now().Sub(start); el < cfg.BreakerHold {
 				t.Fatalf("throttled for %v only: the test must outlast the hold", el)
 			}
-			if n := len(h.kin.records(names.DLQStream)); n != 0 {
+			if n := len(h.kin.Records(names.DLQStream)); n != 0 {
 				t.Fatalf("%d records dead-lettered while the destination was merely throttled", n)
 			}
-			if got := perCustomer(h.kin.analytics(t, stream)); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
+			if got := perCustomer(analytics(t, h.kin, stream)); !slices.Equal(got, []string{"a:1", "a:2", "b:1"}) {
 				t.Fatalf("delivered %v", got)
 			}
 			if slices.ContainsFunc(states, func(s float64) bool { return s != 0 }) {
@@ -379,12 +379,12 @@ func TestDLQNeverGivesUp(t *testing.T) {
 	cfg.BreakerOpenTimeout = time.Nanosecond
 	cfg.BreakerHold = time.Second
 	h := newHarness(t, cfg)
-	h.kin.set(func(f *fakeKinesis) {
-		f.callErr = func(stream string, n int) error {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.CallErr = func(c kinesisfake.Call) error {
 			switch {
-			case stream == names.AnalyticsStream("page_view"):
+			case c.Stream == names.AnalyticsStream("page_view"):
 				return errors.New("down")
-			case stream == names.DLQStream && n <= 40:
+			case c.Stream == names.DLQStream && c.StreamN <= 40:
 				return errors.New("dlq down too")
 			}
 			return nil
@@ -394,8 +394,8 @@ func TestDLQNeverGivesUp(t *testing.T) {
 	if wm := h.process(h.open("s"), recs); wm != recs[0].SequenceNumber {
 		t.Fatalf("watermark %q", wm)
 	}
-	if h.kin.callCount(names.DLQStream) != 41 || len(h.kin.records(names.DLQStream)) != 1 {
-		t.Fatalf("dlq calls %d, records %d", h.kin.callCount(names.DLQStream), len(h.kin.records(names.DLQStream)))
+	if h.kin.CallsTo(names.DLQStream) != 41 || len(h.kin.Records(names.DLQStream)) != 1 {
+		t.Fatalf("dlq calls %d, records %d", h.kin.CallsTo(names.DLQStream), len(h.kin.Records(names.DLQStream)))
 	}
 }
 
@@ -405,16 +405,16 @@ func TestQuarantineUnavailableDeadLetters(t *testing.T) {
 	cfg := testConfig()
 	cfg.BreakerHold = time.Second
 	h := newHarness(t, cfg)
-	h.kin.set(func(f *fakeKinesis) {
-		f.callErr = func(stream string, n int) error {
-			if stream == names.QuarantineStream {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.CallErr = func(c kinesisfake.Call) error {
+			if c.Stream == names.QuarantineStream {
 				return errors.New("down")
 			}
 			return nil
 		}
 	})
 	h.process(h.open("s"), []Record{{SequenceNumber: "1", Data: []byte("junk")}})
-	dls := h.kin.deadLetters(t, names.DLQStream)
+	dls := deadLetters(t, h.kin, names.DLQStream)
 	if len(dls) != 1 || !strings.Contains(dls[0].Reason, string(event.ReasonNotJSON)) || string(dls[0].Original) != "junk" {
 		t.Fatalf("dead letters %+v", dls)
 	}
@@ -434,17 +434,17 @@ func TestLeaseLostStopsWrites(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	callsAfterCancel := 0
-	h.kin.set(func(f *fakeKinesis) {
-		f.onCall = func(cctx context.Context, stream string, n int) {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.OnCall = func(_ context.Context, c kinesisfake.Call) {
 			if ctx.Err() != nil {
 				callsAfterCancel++
 			}
-			if stream == names.AnalyticsStream("page_view") && n == 3 {
+			if c.Stream == names.AnalyticsStream("page_view") && c.StreamN == 3 {
 				cancel() // the lease is lost while the destination is failing
 			}
 		}
-		f.callErr = func(stream string, n int) error {
-			if stream == names.AnalyticsStream("page_view") {
+		f.CallErr = func(c kinesisfake.Call) error {
+			if c.Stream == names.AnalyticsStream("page_view") {
 				return errors.New("unavailable")
 			}
 			return nil
@@ -473,7 +473,7 @@ func TestLeaseLostStopsWrites(t *testing.T) {
 	s2 := h2.open("s")
 	h2.store.setDown(func(string, int) error { return errors.New("down") })
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	h2.clock.onWait = func(time.Duration) {
+	h2.clock.OnSleep = func(time.Duration) {
 		if h2.store.count("put") >= 3 {
 			cancel2()
 		}
@@ -481,7 +481,7 @@ func TestLeaseLostStopsWrites(t *testing.T) {
 	if _, err := s2.Process(ctx2, h2.recs(ev{id: "e1", cust: "a", seq: 1})); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Process with the store down and the lease lost: %v", err)
 	}
-	if n := len(h2.kin.records(names.AnalyticsStream("page_view"))); n != 1 {
+	if n := len(h2.kin.Records(names.AnalyticsStream("page_view"))); n != 1 {
 		t.Fatalf("%d written before the state log blocked", n)
 	}
 }
@@ -560,17 +560,17 @@ func TestUnknownOutcomeCounted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, testConfig())
-			h.kin.set(func(f *fakeKinesis) {
-				f.onCall = func(ctx context.Context, s string, n int) {
-					if s == stream {
-						for range tc.unknown[n] {
+			h.kin.Set(func(f *kinesisfake.Fake) {
+				f.OnCall = func(ctx context.Context, c kinesisfake.Call) {
+					if c.Stream == stream {
+						for range tc.unknown[c.StreamN] {
 							ambiguous.Note(ctx)
 						}
 					}
 				}
 				if tc.failFirst {
-					f.callErr = func(s string, n int) error {
-						if s == stream && n == 1 {
+					f.CallErr = func(c kinesisfake.Call) error {
+						if c.Stream == stream && c.StreamN == 1 {
 							return errors.New("read tcp: use of closed network connection")
 						}
 						return nil
@@ -582,10 +582,10 @@ func TestUnknownOutcomeCounted(t *testing.T) {
 				evs = append(evs, ev{id: fmt.Sprint("e", i), cust: fmt.Sprint("c", i), seq: 1})
 			}
 			h.process(h.open("s"), h.recs(evs...))
-			if got := h.kin.callCount(stream); got != tc.wantCalls {
+			if got := h.kin.CallsTo(stream); got != tc.wantCalls {
 				t.Fatalf("%d calls, want %d", got, tc.wantCalls)
 			}
-			if got := len(h.kin.records(stream)); got != 5 {
+			if got := len(h.kin.Records(stream)); got != 5 {
 				t.Fatalf("%d records written, want 5", got)
 			}
 			if got := h.counter("pipeline_put_unknown_outcome_total", "stream", stream); got != tc.want {
@@ -595,9 +595,9 @@ func TestUnknownOutcomeCounted(t *testing.T) {
 	}
 	// A clean failure (the attempt was refused before anything could land) is not counted.
 	h := newHarness(t, testConfig())
-	h.kin.set(func(f *fakeKinesis) {
-		f.callErr = func(s string, n int) error {
-			if n == 1 {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.CallErr = func(c kinesisfake.Call) error {
+			if c.StreamN == 1 {
 				return errors.New("dial tcp: connection refused")
 			}
 			return nil
@@ -640,9 +640,9 @@ func TestLeaseGateBeforeEveryWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.kin.set(func(f *fakeKinesis) {
-		f.callErr = func(stream string, n int) error {
-			if stream == "analytics-page_view" {
+	h.kin.Set(func(f *kinesisfake.Fake) {
+		f.CallErr = func(c kinesisfake.Call) error {
+			if c.Stream == "analytics-page_view" {
 				return errors.New("unavailable")
 			}
 			return nil
@@ -653,7 +653,7 @@ func TestLeaseGateBeforeEveryWrite(t *testing.T) {
 	if !errors.Is(err, lost) {
 		t.Fatalf("Process: %v, want the gate's error", err)
 	}
-	if calls := h.kin.callCount("analytics-page_view"); calls != 3 || gate.calls != 4 {
+	if calls := h.kin.CallsTo("analytics-page_view"); calls != 3 || gate.calls != 4 {
 		t.Fatalf("%d PutRecords calls and %d gate checks, want 3 calls, each after a check, and the check that found the lease gone", calls, gate.calls)
 	}
 	if n := len(h.durable("s").custs); n != 0 {

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -23,8 +21,10 @@ import (
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/event/secretsmgr"
 	"github.com/kinesis-events/pipeline/forwarder"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
 	"github.com/kinesis-events/pipeline/internal/names"
+	"github.com/kinesis-events/pipeline/internal/secretsfake"
 	"github.com/kinesis-events/pipeline/processors"
 )
 
@@ -105,48 +105,19 @@ func (f *fixture) line(t *testing.T, id, cust, props string) string {
 	return `{"version":"0","id":"b-` + id + `","detail-type":"page_view","source":"shop.web","detail":` + string(f.detail(t, "page_view", id, cust, 1, props)) + `}`
 }
 
-// failingKinesis accepts or fails PutRecords entries as the test says, and counts calls.
-type failingKinesis struct {
-	mu      sync.Mutex
-	calls   int
-	callErr func(stream string, n int) error
-	fail    func(stream string, data []byte) bool
-}
-
-func (k *failingKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-	k.mu.Lock()
-	k.calls++
-	n := k.calls
-	k.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	stream := aws.ToString(in.StreamName)
-	if k.callErr != nil {
-		if err := k.callErr(stream, n); err != nil {
-			return nil, err
-		}
-	}
-	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
-	var failed int32
-	for i, r := range in.Records {
-		if k.fail != nil && k.fail(stream, r.Data) {
-			out.Records[i] = types.PutRecordsResultEntry{ErrorCode: aws.String("InternalFailure"), ErrorMessage: aws.String("injected")}
-			failed++
-			continue
-		}
-		out.Records[i] = types.PutRecordsResultEntry{SequenceNumber: aws.String(fmt.Sprintf("%d-%d", n, i)), ShardId: aws.String("shardId-000000000000")}
-	}
-	out.FailedRecordCount = &failed
-	return out, nil
-}
-
 // TestForwarderLogsNoSecrets drives the forwarder through quarantines (raw PII, bad JSON, duplicate
 // keys), failed writes and retries, in local mode and as a Lambda invocation.
 func TestForwarderLogsNoSecrets(t *testing.T) {
 	f := newFixture(t)
 	core, logs := observer.New(zap.DebugLevel)
-	kin := &failingKinesis{fail: func(_ string, data []byte) bool { return strings.Contains(string(data), `"event_id":"fail`) }}
+	kin := kinesisfake.New()
+	t.Cleanup(func() { kin.CheckViolations(t) })
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if strings.Contains(string(e.Data), `"event_id":"fail`) {
+			return "InternalFailure"
+		}
+		return ""
+	}
 	fw, err := forwarder.New(forwarder.Config{Logger: zap.New(core), PIIPaths: []string{"properties.email", "properties.phone", "customer_id"},
 		MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}, kin)
 	if err != nil {
@@ -228,12 +199,14 @@ func TestPipelineLogsNoSecrets(t *testing.T) {
 		return ctx.Err()
 	}
 	brokenUntil := 40 // calls to the analytics stream that fail
-	kin := &failingKinesis{callErr: func(stream string, n int) error {
-		if stream == names.AnalyticsStream("page_view") && n <= brokenUntil {
+	kin := kinesisfake.New()
+	t.Cleanup(func() { kin.CheckViolations(t) })
+	kin.CallErr = func(c kinesisfake.Call) error {
+		if c.Stream == names.AnalyticsStream("page_view") && c.N <= brokenUntil {
 			return errors.New("analytics stream unavailable")
 		}
 		return nil
-	}}
+	}
 	p, err := processors.New(processors.Config{
 		Routes:           map[string]string{"page_view": names.AnalyticsStream("page_view")},
 		QuarantineStream: names.QuarantineStream, DLQStream: names.DLQStream,
@@ -294,19 +267,6 @@ func TestLoadgenLogsNoSecrets(t *testing.T) {
 	checkLogs(t, "loadgen", logs)
 }
 
-// secretSource serves a key set from a fake Secrets Manager, or fails.
-type fakeSM struct {
-	mu  sync.Mutex
-	out *secretsmanager.GetSecretValueOutput
-	err error
-}
-
-func (s *fakeSM) GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out, s.err
-}
-
 // TestKeyLoadingLogsNoSecrets: the worker's key reload from a secret, through a good value, an
 // outage, a value that is not the key format, and a key too short to use.
 func TestKeyLoadingLogsNoSecrets(t *testing.T) {
@@ -325,7 +285,7 @@ func TestKeyLoadingLogsNoSecrets(t *testing.T) {
 		{`[{"id":"k2","secret":"` + b64 + `","retired_at":"x"}]`, nil},
 		{`[{"id":"k1","secret":"` + b64 + `"},{"id":"k2","secret":"` + b64 + `"}]`, nil},
 	}
-	sm := &fakeSM{}
+	sm := secretsfake.New(nil, nil)
 	src, err := secretsmgr.New(sm, secretsmgr.Config{SecretID: "arn:aws:secretsmanager:us-east-1:000000000000:secret:keys"})
 	if err != nil {
 		t.Fatal(err)
@@ -350,9 +310,7 @@ func TestKeyLoadingLogsNoSecrets(t *testing.T) {
 		}
 	}()
 	for _, v := range values {
-		sm.mu.Lock()
-		sm.out, sm.err = &secretsmanager.GetSecretValueOutput{SecretString: aws.String(v.value)}, v.err
-		sm.mu.Unlock()
+		sm.Set(&secretsmanager.GetSecretValueOutput{SecretString: aws.String(v.value)}, v.err)
 		// Two reloads: the second certainly read this value.
 		for range 2 {
 			if err := <-reloads; err != nil {

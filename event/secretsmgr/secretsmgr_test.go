@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,30 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/secretsfake"
 )
 
-// No Secrets Manager emulator runs on this machine, so these tests use a hand-written fake of the
-// one call; NewClient's wiring to the real service is exercised only on AWS.
-
-type fakeSM struct {
-	mu     sync.Mutex
-	value  *secretsmanager.GetSecretValueOutput
-	err    error
-	inputs []secretsmanager.GetSecretValueInput
-}
-
-func (f *fakeSM) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.inputs = append(f.inputs, *in)
-	return f.value, f.err
-}
-
-func (f *fakeSM) set(v *secretsmanager.GetSecretValueOutput, err error) {
-	f.mu.Lock()
-	f.value, f.err = v, err
-	f.mu.Unlock()
-}
+// No Secrets Manager emulator runs on this machine, so these tests use internal/secretsfake, a fake of
+// the one call; NewClient's wiring to the real service is exercised only on AWS.
 
 const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:events-pipeline/signing-keys-AbCdEf"
 
@@ -84,7 +64,7 @@ func TestKeys(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeSM{value: tc.out, err: tc.err}
+			f := secretsfake.New(tc.out, tc.err)
 			src, err := New(f, Config{SecretID: arn})
 			if err != nil {
 				t.Fatal(err)
@@ -113,7 +93,7 @@ func TestKeys(t *testing.T) {
 					t.Fatalf("key %d: %s retired %v, want %s retired %v", i, k.ID, k.RetiredAt, w.ID, w.RetiredAt)
 				}
 			}
-			in := f.inputs[0]
+			in := f.Inputs()[0]
 			if aws.ToString(in.SecretId) != arn || aws.ToString(in.VersionStage) != "AWSCURRENT" {
 				t.Fatalf("asked for %s / %s", aws.ToString(in.SecretId), aws.ToString(in.VersionStage))
 			}
@@ -122,13 +102,13 @@ func TestKeys(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	if _, err := New(&fakeSM{}, Config{}); err == nil {
+	if _, err := New(secretsfake.New(nil, nil), Config{}); err == nil {
 		t.Fatal("no secret id accepted")
 	}
 	if _, err := New(nil, Config{SecretID: arn}); err == nil {
 		t.Fatal("nil client accepted")
 	}
-	f := &fakeSM{value: &secretsmanager.GetSecretValueOutput{SecretString: aws.String(keyFile(keyJSON("a", secretA, "")))}}
+	f := secretsfake.New(&secretsmanager.GetSecretValueOutput{SecretString: aws.String(keyFile(keyJSON("a", secretA, "")))}, nil)
 	src, err := New(f, Config{SecretID: "name", VersionStage: "AWSPENDING"})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +116,7 @@ func TestConfig(t *testing.T) {
 	if _, err := src.Keys(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := aws.ToString(f.inputs[0].VersionStage); got != "AWSPENDING" {
+	if got := aws.ToString(f.Inputs()[0].VersionStage); got != "AWSPENDING" {
 		t.Fatalf("version stage %q", got)
 	}
 }
@@ -145,7 +125,7 @@ func TestConfig(t *testing.T) {
 // worker's keyring follows it through event.Reload, with a store outage in between that keeps the
 // keys in force.
 func TestRotationThroughReload(t *testing.T) {
-	f := &fakeSM{value: &secretsmanager.GetSecretValueOutput{SecretString: aws.String(keyFile(keyJSON("a", secretA, "")))}}
+	f := secretsfake.New(&secretsmanager.GetSecretValueOutput{SecretString: aws.String(keyFile(keyJSON("a", secretA, "")))}, nil)
 	src, err := New(f, Config{SecretID: arn})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +187,7 @@ func TestRotationThroughReload(t *testing.T) {
 		if st.err == nil {
 			out = &secretsmanager.GetSecretValueOutput{SecretString: aws.String(st.value)}
 		}
-		f.set(out, st.err)
+		f.Set(out, st.err)
 		settle()
 		if ra, rb := verify("a"), verify("b"); ra != st.ra || rb != st.rb {
 			t.Fatalf("%s: key a %q key b %q, want %q %q", st.name, ra, rb, st.ra, st.rb)

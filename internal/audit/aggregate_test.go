@@ -2,52 +2,30 @@ package audit
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-events/pipeline/event"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/ordered"
 )
-
-// capture is a PutRecords that keeps every entry, as a stream would.
-type capture struct {
-	mu   sync.Mutex
-	recs []types.Record
-}
-
-func (c *capture) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := &kinesis.PutRecordsOutput{FailedRecordCount: aws.Int32(0)}
-	for _, e := range in.Records {
-		seq := strconv.Itoa(len(c.recs) + 1)
-		c.recs = append(c.recs, types.Record{Data: bytes.Clone(e.Data), PartitionKey: e.PartitionKey, SequenceNumber: &seq,
-			ApproximateArrivalTimestamp: aws.Time(time.Unix(100, 0))})
-		out.Records = append(out.Records, types.PutRecordsResultEntry{ShardId: aws.String("shardId-000000000000"), SequenceNumber: &seq})
-	}
-	return out, nil
-}
 
 type item struct{ r ordered.Record }
 
 func (i *item) Rec() *ordered.Record { return &i.r }
 
-// written writes the analytics records evs to a capture through the project's writer with
+// written writes the analytics records evs to internal/kinesisfake through the project's writer with
 // aggregation on (a customer's records in one write form one aggregate), and returns what a
 // stream would hold.
 func written(t *testing.T, evs ...event.Analytics) []types.Record {
 	t.Helper()
-	c := &capture{}
-	w, err := ordered.NewWriter[*item](ordered.NewStream(c, "a-page", nil, ordered.Metrics{}).Put, ordered.WriterConfig{Aggregation: ordered.DefaultAggregation})
+	kin := kinesisfake.New()
+	w, err := ordered.NewWriter[*item](ordered.NewStream(kin, "a-page", nil, ordered.Metrics{}).Put, ordered.WriterConfig{Aggregation: ordered.DefaultAggregation})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +40,12 @@ func written(t *testing.T, evs ...event.Analytics) []types.Record {
 	if err := w.Write(t.Context(), items); err != nil {
 		t.Fatal(err)
 	}
-	return c.recs
+	kin.CheckViolations(t)
+	var recs []types.Record
+	for _, r := range kin.Records("a-page") {
+		recs = append(recs, types.Record{Data: r.Data, PartitionKey: aws.String(r.Key), SequenceNumber: aws.String(r.Seq), ApproximateArrivalTimestamp: aws.Time(time.Unix(100, 0))})
+	}
+	return recs
 }
 
 // TestDeaggregates: aggregated analytics records are judged one by one, in the order inside the

@@ -31,7 +31,7 @@ func rawRecord(t *testing.T, customer, eventID string, seq int) []byte {
 // dlqWith builds a DLQ stream holding the given dead letters (and raw junk records), in order.
 func dlqWith(t *testing.T, items ...any) *fakeStream {
 	t.Helper()
-	f := newFakeStream(2)
+	f := newFakeStream(t, 2)
 	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	for i, it := range items {
 		var data []byte
@@ -116,7 +116,7 @@ func TestReplaySelectsAndSkips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := newFakeStream(1)
+	raw := newFakeStream(t, 1)
 	rep, err := Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestReplayKeepsCustomerOrderUnderFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := newFakeStream(1)
+	raw := newFakeStream(t, 1)
 	raw.putFail = func(key string, n int) bool { return (len(key)*7+n*3)%4 == 0 && n < 4 }
 	rep, err := Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream, Apply: true, Backoff: time.Microsecond})
 	if err != nil || rep.Replayed != 60 || rep.Failed != 0 {
@@ -188,7 +188,7 @@ func TestReplayKeepsCustomerOrderUnderFailures(t *testing.T) {
 	}
 
 	// A customer whose record keeps failing is given up on, and its later records are not sent.
-	raw = newFakeStream(1)
+	raw = newFakeStream(t, 1)
 	raw.putFail = func(key string, _ int) bool { return key == "c3" }
 	rep, err = Replay(t.Context(), raw, dlq, ReplayOptions{RawStream: names.RawStream, Apply: true, Backoff: time.Microsecond})
 	if err != nil {
@@ -237,7 +237,7 @@ func TestReplayFatalAndUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	missing := putWrapper{fakeStream: newFakeStream(1), put: func(context.Context, *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+	missing := putWrapper{fakeStream: newFakeStream(t, 1), put: func(context.Context, *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
 		calls++
 		return nil, &types.ResourceNotFoundException{Message: aws.String("Stream events-raw not found")}
 	}}
@@ -252,7 +252,7 @@ func TestReplayFatalAndUnknown(t *testing.T) {
 		t.Fatalf("rows %+v", rep.Rows)
 	}
 
-	raw := newFakeStream(1)
+	raw := newFakeStream(t, 1)
 	lost := putWrapper{fakeStream: raw, put: func(ctx context.Context, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
 		if raw.calls["PutRecords"] == 0 {
 			ambiguous.Note(ctx) // the SDK resent the first call after its answer was cut off

@@ -2,29 +2,34 @@ package kclctl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/big"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 // fakeStream is one in-memory stream with shard lineage (split, merge, uniform scaling) and
-// records, for the scale and dlq tests. Safe for concurrent use.
+// records, for the scale and dlq tests. Its PutRecords goes through internal/kinesisfake (the
+// limits, the per-key rule, scripted entry failures); a violation fails the test that made the
+// stream. Safe for concurrent use.
 type fakeStream struct {
 	mu          sync.Mutex
+	kin         *kinesisfake.Fake
 	shards      []*fakeShard
 	seq         int
 	noUniform   bool                         // UpdateShardCount answers UnknownOperationException
 	putFail     func(key string, n int) bool // fail the n-th put attempt of a key (1-based)
-	putAttempts map[string]int
-	puts        []fakeRecord // every record that landed, in order
+	putAttempts map[string]int               // written by kin's EntryErr, under kin's lock
+	puts        []fakeRecord                 // every record that landed, in order
 	calls       map[string]int
 }
 
@@ -41,8 +46,16 @@ type fakeRecord struct {
 	at       time.Time
 }
 
-func newFakeStream(n int) *fakeStream {
-	f := &fakeStream{putAttempts: map[string]int{}, calls: map[string]int{}}
+func newFakeStream(t testing.TB, n int) *fakeStream {
+	f := &fakeStream{kin: kinesisfake.New(), putAttempts: map[string]int{}, calls: map[string]int{}}
+	f.kin.EntryErr = func(e kinesisfake.Entry) string {
+		f.putAttempts[e.Key]++
+		if f.putFail != nil && f.putFail(e.Key, f.putAttempts[e.Key]) {
+			return "ProvisionedThroughputExceededException"
+		}
+		return ""
+	}
+	t.Cleanup(func() { f.kin.CheckViolations(t) })
 	width := new(big.Int).Div(hashSpace, big.NewInt(int64(n)))
 	for i := range n {
 		lo := new(big.Int).Mul(width, big.NewInt(int64(i)))
@@ -214,32 +227,29 @@ func cutLast(s, sep string) (string, string, bool) {
 	return s, "", false
 }
 
-// PutRecords lands entries on the first open shard (the tests do not care which), failing the
-// entries putFail selects.
-func (f *fakeStream) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+// PutRecords writes through kin and lands the entries it accepted on the first open shard (the
+// tests do not care which), answering that shard and its sequence numbers; entries putFail
+// selects fail with ProvisionedThroughputExceededException.
+func (f *fakeStream) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	f.mu.Lock()
+	f.calls["PutRecords"]++
+	f.mu.Unlock()
+	out, err := f.kin.PutRecords(ctx, in)
+	if err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls["PutRecords"]++
-	seenKey := map[string]bool{}
-	out := &kinesis.PutRecordsOutput{}
-	for _, e := range in.Records {
-		k := aws.ToString(e.PartitionKey)
-		if seenKey[k] {
-			return nil, errors.New("fake: two records of one partition key in one call")
-		}
-		seenKey[k] = true
-		f.putAttempts[k]++
-		if f.putFail != nil && f.putFail(k, f.putAttempts[k]) {
-			out.FailedRecordCount = aws.Int32(aws.ToInt32(out.FailedRecordCount) + 1)
-			out.Records = append(out.Records, types.PutRecordsResultEntry{ErrorCode: aws.String("ProvisionedThroughputExceededException"), ErrorMessage: aws.String("slow down")})
+	for i, e := range out.Records {
+		if e.ErrorCode != nil {
 			continue
 		}
 		f.seq++
-		r := fakeRecord{key: k, seq: strconv.Itoa(f.seq), data: e.Data, at: time.Now()}
+		r := fakeRecord{key: aws.ToString(in.Records[i].PartitionKey), seq: strconv.Itoa(f.seq), data: in.Records[i].Data, at: time.Now()}
 		s := f.open()[0]
 		s.records = append(s.records, r)
 		f.puts = append(f.puts, r)
-		out.Records = append(out.Records, types.PutRecordsResultEntry{ShardId: aws.String(s.id), SequenceNumber: aws.String(r.seq)})
+		out.Records[i].ShardId, out.Records[i].SequenceNumber = aws.String(s.id), aws.String(r.seq)
 	}
 	return out, nil
 }

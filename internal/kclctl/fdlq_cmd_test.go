@@ -78,8 +78,8 @@ func TestFDLQCommandExitCodes(t *testing.T) {
 		t.Fatalf("replay with a failure: exit %d\n%s\n%s", code, out, errs)
 	}
 	all, _ := x.q.remaining()
-	if len(all) != 2 || slices.Contains(x.raw.puts["raw-b"], "e3") {
-		t.Fatalf("left %v, raw-b %v", all, x.raw.puts["raw-b"])
+	if len(all) != 2 || slices.Contains(x.raw.puts("raw-b"), "e3") {
+		t.Fatalf("left %v, raw-b %v", all, x.raw.puts("raw-b"))
 	}
 }
 

@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 // fakeQueue is an in-memory SQS standard queue behind FailureQueueAPI: visibility timeouts on its
@@ -266,64 +268,66 @@ func (q *fakeQueue) ChangeMessageVisibilityBatch(_ context.Context, in *sqs.Chan
 	return out, nil
 }
 
-// fakeRaw is the Kinesis behind the replaying forwarder: it records each written record as
+// fakeRaw is the Kinesis behind the replaying forwarder: internal/kinesisfake (the limits, the
+// per-key rule; a violation fails the test) that records each written record as
 // "put <stream> <event_id>" in the shared log (the event id read from the raw or quarantine
 // record), and fails the records fail selects.
 type fakeRaw struct {
-	mu   sync.Mutex
+	kin  *kinesisfake.Fake
 	log  *eventLog
-	seq  int
-	fail func(stream, eventID string) error // nil: written; *kintypes.ResourceNotFoundException fails the call
-	// hang makes every call wait for its context to end (a stream that never answers); entered
-	// is closed on the first such call.
-	hang    bool
-	entered chan struct{}
-	puts    map[string][]string // stream -> event ids, in write order
-	data    map[string][][]byte // stream -> records
+	fail func(stream, eventID string) error // nil: written; an error fails the entry, its text the error code
+	// entered is closed on the first call held by hang.
+	entered     chan struct{}
+	enteredOnce sync.Once
 }
 
-func newFakeRaw(log *eventLog) *fakeRaw {
-	return &fakeRaw{log: log, puts: map[string][]string{}, data: map[string][][]byte{}, entered: make(chan struct{})}
+func newFakeRaw(t testing.TB, log *eventLog) *fakeRaw {
+	k := &fakeRaw{kin: kinesisfake.New(), log: log, entered: make(chan struct{})}
+	k.kin.EntryErr = func(e kinesisfake.Entry) string {
+		if k.fail != nil {
+			if err := k.fail(e.Stream, recordEventID(e.Data)); err != nil {
+				return err.Error()
+			}
+		}
+		return ""
+	}
+	t.Cleanup(func() { k.kin.CheckViolations(t) })
+	return k
+}
+
+// hang makes every call wait for its context to end (a stream that never answers).
+func (k *fakeRaw) hang() {
+	k.kin.Set(func(f *kinesisfake.Fake) {
+		f.Gate = make(chan struct{})
+		f.OnCall = func(context.Context, kinesisfake.Call) { k.enteredOnce.Do(func() { close(k.entered) }) }
+	})
+}
+
+// missing makes every stream answer ResourceNotFoundException.
+func (k *fakeRaw) missing() {
+	k.kin.Set(func(f *kinesisfake.Fake) { f.Streams = map[string]bool{} })
 }
 
 func (k *fakeRaw) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-	k.mu.Lock()
-	if k.hang {
-		select {
-		case <-k.entered:
-		default:
-			close(k.entered)
-		}
-		k.mu.Unlock()
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	defer k.mu.Unlock()
-	if err := ctx.Err(); err != nil {
+	out, err := k.kin.PutRecords(ctx, in)
+	if err != nil {
 		return nil, err
 	}
-	stream := aws.ToString(in.StreamName)
-	out := &kinesis.PutRecordsOutput{}
-	for _, r := range in.Records {
-		id := recordEventID(r.Data)
-		if k.fail != nil {
-			if err := k.fail(stream, id); err != nil {
-				var nf *kintypes.ResourceNotFoundException
-				if errors.As(err, &nf) {
-					return nil, err
-				}
-				out.FailedRecordCount = aws.Int32(aws.ToInt32(out.FailedRecordCount) + 1)
-				out.Records = append(out.Records, kintypes.PutRecordsResultEntry{ErrorCode: aws.String(err.Error()), ErrorMessage: aws.String("fake")})
-				continue
-			}
+	for i, e := range out.Records {
+		if e.ErrorCode == nil {
+			k.log.add("put %s %s", aws.ToString(in.StreamName), recordEventID(in.Records[i].Data))
 		}
-		k.seq++
-		k.puts[stream] = append(k.puts[stream], id)
-		k.data[stream] = append(k.data[stream], r.Data)
-		k.log.add("put %s %s", stream, id)
-		out.Records = append(out.Records, kintypes.PutRecordsResultEntry{ShardId: aws.String("shardId-000000000000"), SequenceNumber: aws.String(fmt.Sprintf("4960%020d", k.seq))})
 	}
 	return out, nil
+}
+
+// puts returns the event ids written to stream, in write order.
+func (k *fakeRaw) puts(stream string) []string {
+	var ids []string
+	for _, r := range k.kin.Records(stream) {
+		ids = append(ids, recordEventID(r.Data))
+	}
+	return ids
 }
 
 // recordEventID reads detail.event_id of a raw record, or the event id of a quarantine record.

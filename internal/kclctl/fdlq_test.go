@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,7 +118,7 @@ type fdlqFixture struct {
 func newFDLQFixture(t *testing.T) *fdlqFixture {
 	t.Helper()
 	log := &eventLog{}
-	x := &fdlqFixture{log: log, q: newFakeQueue(log), raw: newFakeRaw(log)}
+	x := &fdlqFixture{log: log, q: newFakeQueue(log), raw: newFakeRaw(t, log)}
 	f, err := forwarder.New(forwarder.Config{MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
 		Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }}, x.raw)
 	if err != nil {
@@ -273,10 +272,10 @@ func TestReplayDeletesOnlyAfterTheEventIsWritten(t *testing.T) {
 	if r.Forwarded != 2 || r.Quarantined != 1 || r.Deleted != 3 || r.Unparseable != 1 || r.Failed+r.Held+r.NotDeleted != 0 || r.Stopped != StopEmpty {
 		t.Fatalf("report %+v", r)
 	}
-	if got := x.raw.puts[names.RawStream]; !slices.Equal(slices.Sorted(slices.Values(got)), []string{"e1", "e2"}) {
+	if got := x.raw.puts(names.RawStream); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"e1", "e2"}) {
 		t.Fatalf("raw stream got %v", got)
 	}
-	if got := x.raw.puts[names.QuarantineStream]; !slices.Equal(got, []string{"bad"}) {
+	if got := x.raw.puts(names.QuarantineStream); !slices.Equal(got, []string{"bad"}) {
 		t.Fatalf("quarantine stream got %v", got)
 	}
 	// Each message was deleted after its event was written, never before.
@@ -302,8 +301,8 @@ func TestReplayDeletesOnlyAfterTheEventIsWritten(t *testing.T) {
 		}
 	}
 	// The replayed raw record is the forwarder's: partition key by customer, the detail verbatim.
-	if !bytes.Contains(x.raw.data[names.RawStream][0], []byte(`"detail":{"event_id":`)) {
-		t.Fatalf("raw record %s", x.raw.data[names.RawStream][0])
+	if !bytes.Contains(x.raw.kin.Records(names.RawStream)[0].Data, []byte(`"detail":{"event_id":`)) {
+		t.Fatalf("raw record %s", x.raw.kin.Records(names.RawStream)[0].Data)
 	}
 }
 
@@ -333,8 +332,8 @@ func TestReplayFailureLeavesTheRestInTheQueue(t *testing.T) {
 		t.Fatalf("report: received %d stopped %q failed %d held %d forwarded %d deleted %d", r.Received, r.Stopped, r.Failed, r.Held, r.Forwarded, r.Deleted)
 	}
 	for _, id := range []string{"e13", "e16", "e19"} {
-		if slices.Contains(x.raw.puts[names.RawStream], id) {
-			t.Fatalf("%s was written: %v", id, x.raw.puts[names.RawStream])
+		if slices.Contains(x.raw.puts(names.RawStream), id) {
+			t.Fatalf("%s was written: %v", id, x.raw.puts(names.RawStream))
 		}
 	}
 	// Left: the failed one, the two held behind it, and the batch never received.
@@ -352,9 +351,7 @@ func TestReplayStopsWhenTheStreamIsMissing(t *testing.T) {
 	x := newFDLQFixture(t)
 	x.q.add(bridgeEvent("e1", "c1", 1), time.Minute, nil)
 	x.q.add(bridgeEvent("e2", "c2", 1), time.Minute, nil)
-	x.raw.fail = func(string, string) error {
-		return &kintypes.ResourceNotFoundException{Message: aws.String("Stream events-raw not found")}
-	}
+	x.raw.missing() // every call answers ResourceNotFoundException: Stream events-raw not found
 	r, err := ReplayFailureQueue(t.Context(), x.q, "fwd-dlq", x.fwd, true, fdlqOptions())
 	if !errors.Is(err, forwarder.ErrFatalPut) || r.Failed != 2 || r.Deleted != 0 || r.Stopped != StopFailure {
 		t.Fatalf("err %v, report %+v", err, r)
@@ -394,7 +391,7 @@ func TestReplayKeepsCustomerOrderWithinABatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c1 []string
-	for _, id := range x.raw.puts[names.RawStream] {
+	for _, id := range x.raw.puts(names.RawStream) {
 		if strings.HasPrefix(id, "c1-") {
 			c1 = append(c1, id)
 		}
@@ -429,8 +426,8 @@ func TestReplayHandlesAMessageDeliveredTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Forwarded != 12 || len(x.raw.puts[names.RawStream]) != 12 {
-		t.Fatalf("forwarded %d, raw %v", r.Forwarded, x.raw.puts[names.RawStream])
+	if r.Forwarded != 12 || len(x.raw.puts(names.RawStream)) != 12 {
+		t.Fatalf("forwarded %d, raw %v", r.Forwarded, x.raw.puts(names.RawStream))
 	}
 	x.checkRemaining(t)
 }
@@ -451,7 +448,7 @@ func TestReplayIsBoundedInTime(t *testing.T) {
 		x := newFDLQFixture(t)
 		x.q.add(bridgeEvent("e1", "c1", 1), time.Minute, nil)
 		x.q.add(bridgeEvent("e2", "c2", 1), time.Minute, nil)
-		x.raw.hang = true
+		x.raw.hang()
 		o := fdlqOptions()
 		o.Wait = MinFDLQWait
 		start := time.Now()
@@ -471,7 +468,7 @@ func TestReplayIsBoundedInTime(t *testing.T) {
 	t.Run("interrupted", func(t *testing.T) {
 		x := newFDLQFixture(t)
 		x.q.add(bridgeEvent("e1", "c1", 1), time.Minute, nil)
-		x.raw.hang = true
+		x.raw.hang()
 		ctx, cancel := context.WithCancel(t.Context())
 		go func() {
 			<-x.raw.entered

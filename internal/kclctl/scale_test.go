@@ -48,7 +48,7 @@ func TestPlanSplitMerge(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeStream(tc.from)
+			f := newFakeStream(t, tc.from)
 			all, _ := listAllShards(t.Context(), f, "s")
 			open := openRanges(all)
 			coverage(t, open)
@@ -93,7 +93,7 @@ func TestRunScale(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeStream(tc.from)
+			f := newFakeStream(t, tc.from)
 			f.noUniform = tc.noUniform
 			rep, err := RunScale(t.Context(), f, ScaleOptions{Stream: "s", Target: tc.to, Method: tc.method, Apply: true, Poll: time.Millisecond})
 			if tc.wantErr != "" {
@@ -138,7 +138,7 @@ func TestRunScale(t *testing.T) {
 }
 
 func TestScaleDryRunChangesNothing(t *testing.T) {
-	f := newFakeStream(4)
+	f := newFakeStream(t, 4)
 	f.noUniform = true
 	rep, err := RunScale(t.Context(), f, ScaleOptions{Stream: "s", Target: 6, Method: MethodAuto, Poll: time.Millisecond})
 	if err != nil {
@@ -161,7 +161,7 @@ func TestScaleDryRunChangesNothing(t *testing.T) {
 }
 
 func TestRenderScaleApplied(t *testing.T) {
-	f := newFakeStream(2)
+	f := newFakeStream(t, 2)
 	f.noUniform = true
 	rep, err := RunScale(t.Context(), f, ScaleOptions{Stream: "s", Target: 3, Method: MethodAuto, Apply: true, Poll: time.Millisecond})
 	if err != nil {

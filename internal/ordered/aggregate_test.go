@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	"pgregory.net/rapid"
+
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 // deaggregated is one entry the fake stored, expanded by kinesis-aggregation's own de-aggregator
@@ -97,7 +99,7 @@ func TestAggregateEncoding(t *testing.T) {
 // plain. Every record is Written with the aggregate's shard and sequence number, and the results
 // and metrics count records, not entries.
 func TestWriteAggregatesHotKey(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	var aggregated, calls counter
 	var entries []float64
 	clock := newClock()
@@ -120,14 +122,14 @@ func TestWriteAggregatesHotKey(t *testing.T) {
 	if err := w.Write(t.Context(), recs); err != nil {
 		t.Fatal(err)
 	}
-	kin.checkViolations(t)
+	kin.CheckViolations(t)
 	if calls.value() != 1 || len(entries) != 1 || entries[0] != 101 || aggregated.value() != 300 {
 		t.Fatalf("%v calls of %v entries, %v records aggregated; want 1 call of 101 entries, 300 aggregated", calls.value(), entries, aggregated.value())
 	}
 	if len(results) != 1 || results[0].Sent != 400 || results[0].Written != 400 || results[0].Failed != 0 {
 		t.Fatalf("results %+v", results)
 	}
-	got := deaggregate(t, kin.written())
+	got := deaggregate(t, written(kin))
 	var hotGot []string
 	for _, d := range got {
 		if d.key == "hot" {
@@ -177,7 +179,7 @@ func TestWriteAggregateBounds(t *testing.T) {
 		{"byte rate", WriterConfig{Aggregation: DefaultAggregation, BytesPerSecond: 30 << 10}, 100, 1000, 500, 30 << 10, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			kin := newFake()
+			kin := kinesisfake.New()
 			w := testWriter(t, kin, newClock(), tc.cfg)
 			var recs []*rec
 			for i := range tc.n {
@@ -187,8 +189,8 @@ func TestWriteAggregateBounds(t *testing.T) {
 			if err := w.Write(t.Context(), recs); err != nil {
 				t.Fatal(err)
 			}
-			kin.checkViolations(t)
-			got := deaggregate(t, kin.written())
+			kin.CheckViolations(t)
+			got := deaggregate(t, written(kin))
 			var all []string
 			for _, d := range got {
 				if len(d.records) > tc.maxRecs || d.size > tc.maxBytes {
@@ -202,8 +204,8 @@ func TestWriteAggregateBounds(t *testing.T) {
 			if len(got) >= tc.n/2 {
 				t.Fatalf("%d entries for %d records: hardly aggregated", len(got), tc.n)
 			}
-			if kin.callCount() != len(got) {
-				t.Fatalf("%d calls for %d entries of one key", kin.callCount(), len(got))
+			if kin.Calls() != len(got) {
+				t.Fatalf("%d calls for %d entries of one key", kin.Calls(), len(got))
 			}
 			for i, r := range recs {
 				if all[i] != string(r.r.Data) || r.r.State != Written {
@@ -228,9 +230,9 @@ func TestWriteAggregateOutcomes(t *testing.T) {
 	}
 	t.Run("retried as it was", func(t *testing.T) {
 		var sent [][]byte
-		kin := newFake()
-		kin.entryErr = func(n, _ int, _ string) string {
-			if n <= 2 {
+		kin := kinesisfake.New()
+		kin.EntryErr = func(e kinesisfake.Entry) string {
+			if e.N <= 2 {
 				return "InternalFailure"
 			}
 			return ""
@@ -256,7 +258,7 @@ func TestWriteAggregateOutcomes(t *testing.T) {
 				t.Fatalf("record %d: %+v", i, r.r)
 			}
 		}
-		if got := deaggregate(t, kin.written()); len(got) != 2 || len(got[0].records) != 3 || len(got[1].records) != 2 {
+		if got := deaggregate(t, written(kin)); len(got) != 2 || len(got[0].records) != 3 || len(got[1].records) != 2 {
 			t.Fatalf("written %+v", got)
 		}
 	})
@@ -271,9 +273,9 @@ func TestWriteAggregateOutcomes(t *testing.T) {
 			{"fatal", WriterConfig{}, "KMSDisabledException", CauseFatal},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				kin := newFake()
-				kin.entryErr = func(_, _ int, key string) string {
-					if key == "hot" {
+				kin := kinesisfake.New()
+				kin.EntryErr = func(e kinesisfake.Entry) string {
+					if e.Key == "hot" {
 						return tc.code
 					}
 					return ""
@@ -327,8 +329,8 @@ func TestWriteAggregateOutcomes(t *testing.T) {
 		}
 	})
 	t.Run("unknown outcome", func(t *testing.T) {
-		kin := newFake()
-		kin.lose = func(n int) bool { return n == 1 }
+		kin := kinesisfake.New()
+		kin.LoseAnswer = func(c kinesisfake.Call) bool { return c.N == 1 }
 		var unknown counter
 		core, logs := observer.New(zap.WarnLevel)
 		clock := newClock()
@@ -358,7 +360,7 @@ func TestWriteAggregateOutcomes(t *testing.T) {
 		}
 		// Both attempts landed: every record twice, byte for byte, within the count.
 		var all []string
-		for _, d := range deaggregate(t, kin.written()) {
+		for _, d := range deaggregate(t, written(kin)) {
 			all = append(all, d.records...)
 		}
 		if len(all) != 10 {
@@ -388,20 +390,20 @@ func TestWriteOrderAggregated(t *testing.T) {
 		losePct := rapid.IntRange(0, 20).Draw(rt, "lose_pct")
 		maxN := rapid.IntRange(1, 10).Draw(rt, "max_records_per_call")
 		rnd := &splitMix{rapid.Uint64().Draw(rt, "seed")}
-		kin := newFake()
-		kin.entryErr = func(_, _ int, _ string) string {
+		kin := kinesisfake.New()
+		kin.EntryErr = func(kinesisfake.Entry) string {
 			if rnd.pct(entryPct) {
 				return []string{"ProvisionedThroughputExceededException", "InternalFailure"}[rnd.next()%2]
 			}
 			return ""
 		}
-		kin.callErr = func(int) error {
+		kin.CallErr = func(kinesisfake.Call) error {
 			if rnd.pct(callPct) {
 				return errors.New("injected call failure")
 			}
 			return nil
 		}
-		kin.lose = func(int) bool { return rnd.pct(losePct) }
+		kin.LoseAnswer = func(kinesisfake.Call) bool { return rnd.pct(losePct) }
 		var unknown counter
 		clock := newClock()
 		w, err := NewWriter[*rec](NewStream(kin, "s", nil, Metrics{Unknown: &unknown}).Put, WriterConfig{
@@ -423,7 +425,7 @@ func TestWriteOrderAggregated(t *testing.T) {
 				rt.Fatalf("%s: %v (%v)", r.r.Data, r.r.State, r.r.Cause)
 			}
 		}
-		kin.checkViolations(rt)
+		kin.CheckViolations(rt)
 		maxBytes := agg.MaxBytes
 		if maxBytes == 0 {
 			maxBytes = MaxRecordBytes
@@ -431,7 +433,7 @@ func TestWriteOrderAggregated(t *testing.T) {
 		last := map[string]string{}
 		seen := map[string]bool{}
 		copies := 0
-		for _, d := range deaggregate(rt, kin.written()) {
+		for _, d := range deaggregate(rt, written(kin)) {
 			if d.agg && (len(d.records) > agg.MaxRecords || d.size > maxBytes) {
 				rt.Fatalf("aggregate of %d records, %d bytes, over %+v", len(d.records), d.size, agg)
 			}

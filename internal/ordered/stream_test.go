@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 func TestClassify(t *testing.T) {
@@ -65,9 +66,9 @@ func TestClassify(t *testing.T) {
 // TestPutOutcomes: one call, every entry classified from its error code; only written entries get
 // a shard and sequence number; the counts go to the result and the metrics.
 func TestPutOutcomes(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	codes := map[string]string{"b": "ProvisionedThroughputExceededException", "c": "InternalFailure", "d": "KMSDisabledException"}
-	kin.entryErr = func(_, _ int, key string) string { return codes[key] }
+	kin.EntryErr = func(e kinesisfake.Entry) string { return codes[e.Key] }
 	var calls, throttles, retries, errs counter
 	s := NewStream(kin, "s", nil, Metrics{Calls: &calls, Throttles: &throttles, Retries: &retries, Errors: &errs})
 	recs := []*Record{{Key: "a", Data: []byte("1")}, {Key: "b", Data: []byte("2")}, {Key: "c", Data: []byte("3")}, {Key: "d", Data: []byte("4")}}
@@ -93,7 +94,9 @@ func TestPutOutcomes(t *testing.T) {
 	}
 
 	// A throttled call: every record throttled; the call counts as an error.
-	kin.callErr = func(int) error { return &types.ProvisionedThroughputExceededException{Message: ptr("slow down")} }
+	kin.CallErr = func(kinesisfake.Call) error {
+		return &types.ProvisionedThroughputExceededException{Message: ptr("slow down")}
+	}
 	res = s.Put(t.Context(), recs[:2])
 	if res.Class != Throttled || res.Throttled != 2 || !res.OnlyThrottled() || recs[0].Outcome != Throttled || errs.value() != 1 || throttles.value() != 3 {
 		t.Fatalf("throttled call: %+v, errors %v, throttles %v", res, errs.value(), throttles.value())
@@ -103,7 +106,7 @@ func TestPutOutcomes(t *testing.T) {
 // TestPutLimits: a record over a Kinesis limit is never sent and fails on its own with the reason;
 // the others of the call are sent. Records over one call's limits are not sent at all.
 func TestPutLimits(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	s := NewStream(kin, "s", nil, Metrics{})
 	ok256 := strings.Repeat("é", MaxKeyChars) // 512 bytes, 256 characters: allowed
 	recs := []*Record{
@@ -129,17 +132,17 @@ func TestPutLimits(t *testing.T) {
 			t.Errorf("record %d: %v %v %q, want fatal over a limit: %q", i, r.Outcome, r.Cause, r.LastError, wantErr)
 		}
 	}
-	if got := len(kin.written()); got != 2 {
+	if got := len(written(kin)); got != 2 {
 		t.Fatalf("%d records reached the stream, want 2", got)
 	}
-	kin.checkViolations(t)
+	kin.CheckViolations(t)
 
 	var many []*Record
 	for i := range MaxRecords + 1 {
 		many = append(many, &Record{Key: fmt.Sprint("k", i), Data: []byte("x")})
 	}
-	if res := s.Put(t.Context(), many); !errors.Is(res.Err, ErrCallLimits) || res.Class != Fatal || res.Sent != 0 || kin.callCount() != 1 {
-		t.Fatalf("501 records: %+v after %d calls", res, kin.callCount())
+	if res := s.Put(t.Context(), many); !errors.Is(res.Err, ErrCallLimits) || res.Class != Fatal || res.Sent != 0 || kin.Calls() != 1 {
+		t.Fatalf("501 records: %+v after %d calls", res, kin.Calls())
 	}
 }
 

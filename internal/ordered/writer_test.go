@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"pgregory.net/rapid"
+
+	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
 
 // splitMix is a small deterministic generator for failure patterns (rapid draws the seed).
@@ -39,14 +41,14 @@ func TestWriteOrderUnderPartialFailures(t *testing.T) {
 		losePct := rapid.IntRange(0, 20).Draw(rt, "lose_pct")
 		maxN := rapid.IntRange(1, 10).Draw(rt, "max_records_per_call")
 		rnd := &splitMix{rapid.Uint64().Draw(rt, "seed")}
-		kin := newFake()
-		kin.entryErr = func(_, _ int, _ string) string {
+		kin := kinesisfake.New()
+		kin.EntryErr = func(kinesisfake.Entry) string {
 			if rnd.pct(entryPct) {
 				return []string{"ProvisionedThroughputExceededException", "InternalFailure"}[rnd.next()%2]
 			}
 			return ""
 		}
-		kin.callErr = func(int) error {
+		kin.CallErr = func(kinesisfake.Call) error {
 			if rnd.pct(callPct) {
 				if rnd.next()%2 == 0 {
 					return &types.ProvisionedThroughputExceededException{Message: ptr("throttled")}
@@ -55,7 +57,7 @@ func TestWriteOrderUnderPartialFailures(t *testing.T) {
 			}
 			return nil
 		}
-		kin.lose = func(int) bool { return rnd.pct(losePct) }
+		kin.LoseAnswer = func(kinesisfake.Call) bool { return rnd.pct(losePct) }
 		var unknown counter
 		clock := newClock()
 		w, err := NewWriter[*rec](NewStream(kin, "s", nil, Metrics{Unknown: &unknown}).Put, WriterConfig{
@@ -77,8 +79,8 @@ func TestWriteOrderUnderPartialFailures(t *testing.T) {
 				rt.Fatalf("%s: %v (%v)", r.r.Data, r.r.State, r.r.Cause)
 			}
 		}
-		kin.checkViolations(rt)
-		got := kin.written()
+		kin.CheckViolations(rt)
+		got := written(kin)
 		last := map[string]string{}
 		seen := map[string]bool{}
 		copies := 0
@@ -107,7 +109,7 @@ func testBackoff() retryPolicy { return retryPolicy{Initial: 100 * time.Millisec
 // TestWriteLimitsAndCalls: calls carry at most 500 records and 5 MiB; a record over a limit is
 // given up on by itself (never sent), and its key's later records with it; other keys go on.
 func TestWriteLimitsAndCalls(t *testing.T) {
-	kin := newFake()
+	kin := kinesisfake.New()
 	w := testWriter(t, kin, newClock(), WriterConfig{})
 	var recs []*rec
 	for i := range 1200 {
@@ -121,14 +123,14 @@ func TestWriteLimitsAndCalls(t *testing.T) {
 	if err := w.Write(t.Context(), recs); err != nil {
 		t.Fatal(err)
 	}
-	kin.checkViolations(t)
+	kin.CheckViolations(t)
 	if bad[0].r.State != Failed || bad[0].r.Cause != CauseLimit || !strings.Contains(bad[0].r.LastError, "over the Kinesis limit") {
 		t.Fatalf("oversized record: %+v", bad[0].r)
 	}
 	if bad[1].r.State != Failed || bad[1].r.Cause != CauseEarlier {
 		t.Fatalf("record behind the oversized one: %v %v", bad[1].r.State, bad[1].r.Cause)
 	}
-	if got := len(kin.written()); got != 1212 {
+	if got := len(written(kin)); got != 1212 {
 		t.Fatalf("%d written, want 1212", got)
 	}
 }
@@ -138,15 +140,15 @@ func TestWriteLimitsAndCalls(t *testing.T) {
 // starts them over; MaxAttempts bounds the attempts and names the cause.
 func TestBackoffBound(t *testing.T) {
 	clock := newClock()
-	kin := newFake()
-	kin.callErr = func(n int) error {
-		if n <= 12 {
+	kin := kinesisfake.New()
+	kin.CallErr = func(c kinesisfake.Call) error {
+		if c.N <= 12 {
 			return errors.New("503 service unavailable")
 		}
 		return nil
 	}
-	kin.entryErr = func(n, _ int, key string) string {
-		if n > 12 && key == "b" && n < 16 {
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.N > 12 && e.Key == "b" && e.N < 16 {
 			return "InternalFailure"
 		}
 		return ""
@@ -155,7 +157,7 @@ func TestBackoffBound(t *testing.T) {
 	if err := w.Write(t.Context(), []*rec{newRec("a", "1"), newRec("b", "2")}); err != nil {
 		t.Fatal(err)
 	}
-	sl := clock.sleeps()
+	sl := clock.Sleeps()
 	if len(sl) != 15 {
 		t.Fatalf("%d sleeps, want 15 (12 failed calls, then 3 failures of b after a call that wrote a)", len(sl))
 	}
@@ -172,15 +174,15 @@ func TestBackoffBound(t *testing.T) {
 	}
 
 	// Bounded attempts.
-	kin = newFake()
-	kin.entryErr = func(_, _ int, _ string) string { return "InternalFailure" }
+	kin = kinesisfake.New()
+	kin.EntryErr = func(kinesisfake.Entry) string { return "InternalFailure" }
 	w = testWriter(t, kin, newClock(), WriterConfig{Policy: Policy{MaxAttempts: 4}})
 	r := newRec("a", "1")
 	if err := w.Write(t.Context(), []*rec{r, newRec("a", "2")}); err != nil {
 		t.Fatal(err)
 	}
-	if r.r.State != Failed || r.r.Cause != CauseAttempts || r.r.Attempts != 4 || kin.callCount() != 4 {
-		t.Fatalf("%+v after %d calls", r.r, kin.callCount())
+	if r.r.State != Failed || r.r.Cause != CauseAttempts || r.r.Attempts != 4 || kin.Calls() != 4 {
+		t.Fatalf("%+v after %d calls", r.r, kin.Calls())
 	}
 }
 
@@ -188,9 +190,9 @@ func TestBackoffBound(t *testing.T) {
 func TestWriteFatal(t *testing.T) {
 	for _, retryFatal := range []bool{false, true} {
 		t.Run(fmt.Sprint("retry fatal ", retryFatal), func(t *testing.T) {
-			kin := newFake()
-			kin.callErr = func(n int) error {
-				if n <= 3 {
+			kin := kinesisfake.New()
+			kin.CallErr = func(c kinesisfake.Call) error {
+				if c.N <= 3 {
 					return &types.ResourceNotFoundException{Message: ptr("no stream")}
 				}
 				return nil
@@ -206,8 +208,8 @@ func TestWriteFatal(t *testing.T) {
 				}
 				return
 			}
-			if a1.r.Cause != CauseFatal || a2.r.Cause != CauseEarlier || b.r.Cause != CauseFatal || kin.callCount() != 1 {
-				t.Fatalf("causes %v %v %v after %d calls", a1.r.Cause, a2.r.Cause, b.r.Cause, kin.callCount())
+			if a1.r.Cause != CauseFatal || a2.r.Cause != CauseEarlier || b.r.Cause != CauseFatal || kin.Calls() != 1 {
+				t.Fatalf("causes %v %v %v after %d calls", a1.r.Cause, a2.r.Cause, b.r.Cause, kin.Calls())
 			}
 			if !strings.Contains(a1.r.LastError, "no stream") {
 				t.Fatalf("last error %q", a1.r.LastError)
@@ -219,9 +221,9 @@ func TestWriteFatal(t *testing.T) {
 // TestWriteThrottled: throttled records are retried with backoff until written, without bound.
 func TestWriteThrottled(t *testing.T) {
 	clock := newClock()
-	kin := newFake()
-	kin.entryErr = func(n, _ int, _ string) string {
-		if n <= 30 {
+	kin := kinesisfake.New()
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.N <= 30 {
 			return "ProvisionedThroughputExceededException"
 		}
 		return ""
@@ -238,17 +240,17 @@ func TestWriteThrottled(t *testing.T) {
 	if err := w.Write(t.Context(), []*rec{r}); err != nil {
 		t.Fatal(err)
 	}
-	if r.r.State != Written || r.r.Attempts != 30 || throttled != 30 || calls != 31 || len(clock.sleeps()) != 30 {
-		t.Fatalf("%+v: %d of %d calls throttled, %d sleeps", r.r, throttled, calls, len(clock.sleeps()))
+	if r.r.State != Written || r.r.Attempts != 30 || throttled != 30 || calls != 31 || len(clock.Sleeps()) != 30 {
+		t.Fatalf("%+v: %d of %d calls throttled, %d sleeps", r.r, throttled, calls, len(clock.Sleeps()))
 	}
 }
 
 // TestWriteAfterStops: After stopping the write gives up on every record not yet written; the
 // written ones stay written.
 func TestWriteAfterStops(t *testing.T) {
-	kin := newFake()
-	kin.entryErr = func(n, _ int, key string) string {
-		if key == "b" {
+	kin := kinesisfake.New()
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		if e.Key == "b" {
 			return "InternalFailure"
 		}
 		return ""
@@ -275,18 +277,18 @@ func TestWriteAfterStops(t *testing.T) {
 func TestWriteCancel(t *testing.T) {
 	t.Run("while waiting", func(t *testing.T) {
 		clock := newClock()
-		kin := newFake()
-		kin.callErr = func(int) error { return errors.New("down") }
+		kin := kinesisfake.New()
+		kin.CallErr = func(kinesisfake.Call) error { return errors.New("down") }
 		ctx, cancel := context.WithCancel(t.Context())
-		clock.onSleep = func(time.Duration) {
-			if kin.callCount() == 3 {
+		clock.OnSleep = func(time.Duration) {
+			if kin.Calls() == 3 {
 				cancel()
 			}
 		}
 		w := testWriter(t, kin, clock, WriterConfig{})
 		err := w.Write(ctx, []*rec{newRec("a", "1")})
-		if !errors.Is(err, context.Canceled) || kin.callCount() != 3 {
-			t.Fatalf("err %v after %d calls", err, kin.callCount())
+		if !errors.Is(err, context.Canceled) || kin.Calls() != 3 {
+			t.Fatalf("err %v after %d calls", err, kin.Calls())
 		}
 	})
 	t.Run("after a call that landed", func(t *testing.T) {
@@ -303,18 +305,18 @@ func TestWriteCancel(t *testing.T) {
 		}
 	})
 	t.Run("during a call", func(t *testing.T) {
-		kin := newFake()
+		kin := kinesisfake.New()
 		ctx, cancel := context.WithCancel(t.Context())
-		kin.hook = func(_ context.Context, n int) {
-			if n == 2 {
+		kin.OnCall = func(_ context.Context, c kinesisfake.Call) {
+			if c.N == 2 {
 				cancel()
 			}
 		}
 		w := testWriter(t, kin, newClock(), WriterConfig{MaxRecords: 1})
 		recs := []*rec{newRec("a", "1"), newRec("b", "1"), newRec("c", "1")}
 		err := w.Write(ctx, recs)
-		if !errors.Is(err, context.Canceled) || kin.callCount() != 2 || recs[0].r.State != Written || recs[2].r.State != Pending {
-			t.Fatalf("err %v after %d calls, states %v %v", err, kin.callCount(), recs[0].r.State, recs[2].r.State)
+		if !errors.Is(err, context.Canceled) || kin.Calls() != 2 || recs[0].r.State != Written || recs[2].r.State != Pending {
+			t.Fatalf("err %v after %d calls, states %v %v", err, kin.Calls(), recs[0].r.State, recs[2].r.State)
 		}
 	})
 }
@@ -322,8 +324,8 @@ func TestWriteCancel(t *testing.T) {
 // TestWriteDeadline: with MinAttemptTime, a retry that could not start in time before ctx's
 // deadline is not waited for: the record is given up on at once.
 func TestWriteDeadline(t *testing.T) {
-	kin := newFake()
-	kin.entryErr = func(_, _ int, _ string) string { return "InternalFailure" }
+	kin := kinesisfake.New()
+	kin.EntryErr = func(kinesisfake.Entry) string { return "InternalFailure" }
 	clock := newClock()
 	w := testWriter(t, kin, clock, WriterConfig{MinAttemptTime: 100 * time.Millisecond,
 		Policy: Policy{Backoff: retryPolicy{Initial: 10 * time.Second, Max: 10 * time.Second, Jitter: -1}}})
@@ -333,8 +335,8 @@ func TestWriteDeadline(t *testing.T) {
 	if err := w.Write(ctx, []*rec{r}); err != nil {
 		t.Fatal(err)
 	}
-	if r.r.State != Failed || r.r.Cause != CauseDeadline || r.r.LastError != "InternalFailure: scripted" || kin.callCount() != 1 || len(clock.sleeps()) != 0 {
-		t.Fatalf("%+v after %d calls and %d sleeps", r.r, kin.callCount(), len(clock.sleeps()))
+	if r.r.State != Failed || r.r.Cause != CauseDeadline || r.r.LastError != "InternalFailure: scripted" || kin.Calls() != 1 || len(clock.Sleeps()) != 0 {
+		t.Fatalf("%+v after %d calls and %d sleeps", r.r, kin.Calls(), len(clock.Sleeps()))
 	}
 }
 
@@ -342,7 +344,7 @@ func TestWriteDeadline(t *testing.T) {
 // (waiting on the injected clock), in calls no larger than one second's worth.
 func TestWriteRateLimit(t *testing.T) {
 	clock := newClock()
-	kin := newFake()
+	kin := kinesisfake.New()
 	w := testWriter(t, kin, clock, WriterConfig{RecordsPerSecond: 100})
 	var recs []*rec
 	for i := range 500 {
@@ -352,8 +354,8 @@ func TestWriteRateLimit(t *testing.T) {
 	if err := w.Write(t.Context(), recs); err != nil {
 		t.Fatal(err)
 	}
-	if kin.callCount() != 5 {
-		t.Fatalf("%d calls, want 5 of 100", kin.callCount())
+	if kin.Calls() != 5 {
+		t.Fatalf("%d calls, want 5 of 100", kin.Calls())
 	}
 	if el := clock.Now().Sub(start); el < 4*time.Second || el > 5*time.Second {
 		t.Fatalf("500 records at 100/s took %v", el)
