@@ -184,10 +184,6 @@ func TestChaosCheckpointTransient(t *testing.T) {
 // state when worker 2 reads it again.
 func TestChaosCheckpointStuck(t *testing.T) {
 	skipUnlessChaos(t, true)
-	t.Skip("bug: a checkpoint write that keeps failing transiently (5xx) is retried for as long as the lease is held, " +
-		"and the KCL's renewals, which land, keep it held: the shard stays on worker 1 checkpointing nothing, for good " +
-		"(no stop, no release; only /readyz's 60 s stall check shows it). A bound on the retries would then meet the bug " +
-		"of TestChaosCheckpointRefused's peer subtest")
 	checkpointNeverLands(t, faultproxy.Rule{Fault: faultproxy.FailCall, Status: 500, ErrorType: "InternalServerError"}, 96)
 }
 
