@@ -51,6 +51,9 @@ func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, erro
 		switch {
 		case err == nil:
 			s.extend(h, sent, row)
+			s.mu.Lock()
+			s.servedLocked(shardID)
+			s.mu.Unlock()
 			s.m.checkpoints.WithLabelValues("ok").Inc()
 			return true, nil
 		case errors.Is(err, ErrLeaseLost):
