@@ -32,11 +32,7 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 		return s.deny(ErrUnknownShard, "reserved key"), nil
 	}
 	s.mu.Lock()
-	until, benched := s.benched[id]
-	if benched && !s.now().Before(until) {
-		delete(s.benched, id)
-		benched = false
-	}
+	benched := s.benchedLocked(id, s.now())
 	s.mu.Unlock()
 	if benched {
 		return s.deny(ErrStoppedHere, ""), nil
@@ -63,7 +59,10 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 				s.log.Debug("claim failed", zap.String("shard", d.Claim), zap.Error(err))
 			}
 		}
-		if !d.MayAcquire {
+		// A shard another worker stopped and released is taken even above our share (d.Rescue):
+		// it needs a worker other than the one that could not serve it, and balancing evens the
+		// load out afterwards without handing it back.
+		if !d.MayAcquire && !d.Rescue[id] {
 			return s.deny(ErrFairShare, fmt.Sprintf("holds %d, share %d of %d leasable among %d workers", d.Load, d.Target, d.Leasable, d.Workers)), nil
 		}
 	}
@@ -111,10 +110,9 @@ func (s *Store) Acquire(ctx context.Context, shardID string) (Acquisition, error
 	}
 	u.remove(attrClaim)
 	u.remove(attrClaimedAt)
-	// A stop recorded by Abandon describes a shard waiting for a new owner: taken, it is over.
-	u.remove(attrStopBy)
-	u.remove(attrStopAt)
-	u.remove(attrStopReason)
+	// A stop recorded by Abandon stays in the row after the take: the planners keep the shard
+	// away from the worker that stopped it (no claim by it, no voluntary hand-off to it), and the
+	// next abandon tells its worker whether the fault followed the shard across hosts.
 	tctx, tracker := ambiguous.Track(ctx)
 	out, err := s.updateItem(tctx, id, u)
 	var newRow *leaseRow

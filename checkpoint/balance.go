@@ -50,6 +50,7 @@ func (s *Store) decide(ctx context.Context) (decision, error) {
 				ps.Claim = r.Claim
 				ps.ClaimExpires = s.claimExpiresLocked(r)
 			}
+			ps.StoppedBy = r.StopBy
 		}
 		if meta != nil {
 			ps.Blocked = !s.parentsDoneLocked(*meta, now)

@@ -37,6 +37,18 @@ type Config struct {
 	HandOffTimeout time.Duration
 	// ClaimTTL is how long a ClaimRequest reserves a lease for its claimer. Default 2*LeaseDuration.
 	ClaimTTL time.Duration
+	// CheckpointRetryBudget bounds how long Checkpoint retries a write that keeps failing
+	// transiently (timeouts, throttling, 5xx) while the lease is held: past it Checkpoint returns an
+	// error wrapping ErrCheckpointStuck, and the processor stops the shard and abandons its lease
+	// for a peer. Renewals that land keep a lease held however long checkpoints fail, so without a
+	// bound a shard could stay on a worker that checkpoints nothing. Default 3*LeaseDuration; at
+	// least LeaseDuration when set (shorter would stop shards over blips that renewals ride out).
+	CheckpointRetryBudget time.Duration
+	// BenchMax caps how long a worker keeps off a shard it abandoned (Abandon). The first abandon
+	// benches the shard for one LeaseDuration; each further abandon of the same shard by this
+	// worker, with no peer abandoning it in between and no checkpoint of it landing here, doubles
+	// that, up to BenchMax. Default 10m; at least LeaseDuration when set.
+	BenchMax time.Duration
 	// TableWaitTimeout bounds waiting for the table to become ACTIVE after creating it. Default 60s.
 	TableWaitTimeout time.Duration
 	// DisableBalancing turns fair-share limits, hand-offs and claims off: every free lease is taken.
@@ -52,13 +64,17 @@ type Config struct {
 	OnLeaseLost func(shardID string, cause error)
 }
 
+// defaultLeaseDuration is Config.LeaseDuration's default (Validate judges the bounds that depend on
+// it against the effective value).
+const defaultLeaseDuration = 10 * time.Second
+
 // withDefaults returns c with every zero field set to its default: the one place they are defined.
 func (c Config) withDefaults() Config {
 	if c.Table == "" {
 		c.Table = names.LeaseTable
 	}
 	if c.LeaseDuration == 0 {
-		c.LeaseDuration = 10 * time.Second
+		c.LeaseDuration = defaultLeaseDuration
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = 3 * time.Second
@@ -74,6 +90,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClaimTTL == 0 {
 		c.ClaimTTL = 2 * c.LeaseDuration
+	}
+	if c.CheckpointRetryBudget == 0 {
+		c.CheckpointRetryBudget = 3 * c.LeaseDuration
+	}
+	if c.BenchMax == 0 {
+		c.BenchMax = 10 * time.Minute
 	}
 	if c.TableWaitTimeout == 0 {
 		c.TableWaitTimeout = 60 * time.Second
@@ -103,7 +125,7 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"LeaseDuration": c.LeaseDuration, "CallTimeout": c.CallTimeout, "ScanInterval": c.ScanInterval,
 		"LineageRefresh": c.LineageRefresh, "HandOffTimeout": c.HandOffTimeout, "ClaimTTL": c.ClaimTTL,
-		"TableWaitTimeout": c.TableWaitTimeout,
+		"TableWaitTimeout": c.TableWaitTimeout, "CheckpointRetryBudget": c.CheckpointRetryBudget, "BenchMax": c.BenchMax,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name, d))
@@ -111,6 +133,17 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseDuration > 0 && c.CallTimeout > 0 && c.CallTimeout >= c.LeaseDuration {
 		errs = append(errs, fmt.Errorf("CallTimeout (%v) must be shorter than LeaseDuration (%v)", c.CallTimeout, c.LeaseDuration))
+	}
+	// A zero LeaseDuration means its default; the bounds below compare against the effective one.
+	lease := c.LeaseDuration
+	if lease <= 0 {
+		lease = defaultLeaseDuration
+	}
+	if c.CheckpointRetryBudget > 0 && c.CheckpointRetryBudget < lease {
+		errs = append(errs, fmt.Errorf("CheckpointRetryBudget (%v) must be at least LeaseDuration (%v)", c.CheckpointRetryBudget, lease))
+	}
+	if c.BenchMax > 0 && c.BenchMax < lease {
+		errs = append(errs, fmt.Errorf("BenchMax (%v) must be at least LeaseDuration (%v)", c.BenchMax, lease))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("checkpoint config: %w", errors.Join(errs...))

@@ -38,11 +38,17 @@
 //     moment the lease is known lost (a fenced write failed, the row or the table vanished) or
 //     handed off for rebalancing; context.Cause tells which.
 //   - Checkpoints that survive transient failures. A checkpoint write that times out, is
-//     throttled or meets a server error is retried (internal/retry) for as long as the lease is
-//     this worker's; only fencing or the lease's end refuses it. A processor that has to stop for
-//     another reason gives its lease up with Abandon: released at once for a peer, the reason
-//     recorded in the row (LastStop*: Inspect warns "stopped" until a worker takes the shard), and
-//     not taken again here for a LeaseDuration.
+//     throttled or meets a server error is retried (internal/retry) while the lease is this
+//     worker's, for at most CheckpointRetryBudget from the first failure (renewals that land keep
+//     a lease held however long checkpoints fail): past it Checkpoint returns ErrCheckpointStuck.
+//     A processor that has to stop (that, a refused write, any other failure) gives its lease up
+//     with Abandon: released at once for a peer, the reason recorded in the row (LastStop*,
+//     kept after a take as history; Inspect warns "stopped" until a worker takes the shard).
+//   - Abandoned shards move. A free shard another worker stopped may be taken above the fair
+//     share, and balancing never moves it back to that worker (no claim by it, no voluntary
+//     hand-off by its holder). The stopping worker benches it: one LeaseDuration, doubling per
+//     further abandon there up to BenchMax; a checkpoint landing there, or a peer stopping the
+//     shard too, starts the strikes over (bench.go).
 //   - Bounded calls. Every DynamoDB and Kinesis call runs under its caller's context and is bounded
 //     by Config.CallTimeout. The context given to New only bounds the store's own background work.
 //   - A lease table that disappears is recreated (loudly: error log + metric) and Healthy reports

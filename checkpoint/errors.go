@@ -44,10 +44,15 @@ var (
 	ErrUnknownShard = errors.New("shard not in stream")
 	// ErrAlreadyHeld: this worker already holds the lease (acquisition asked twice).
 	ErrAlreadyHeld = errors.New("lease already held by this worker")
-	// ErrStoppedHere: this worker gave the shard up with Abandon less than a LeaseDuration ago; a
-	// peer takes it first.
+	// ErrStoppedHere: this worker gave the shard up with Abandon and benches it (one LeaseDuration,
+	// doubling with each further abandon up to Config.BenchMax): a peer takes it first.
 	ErrStoppedHere = errors.New("shard recently stopped by this worker")
 )
+
+// ErrCheckpointStuck is returned (wrapped, with the last failure) by Checkpoint when a write kept
+// failing transiently for Config.CheckpointRetryBudget while the lease was still held: the shard
+// cannot be checkpointed from this worker, and its processor should stop it and Abandon the lease.
+var ErrCheckpointStuck = errors.New("checkpoint write kept failing past its retry budget")
 
 // ErrTableUnavailable is returned (wrapped) by every call while the lease table is missing and
 // being recreated, and by Healthy.

@@ -205,3 +205,22 @@ func (c *clock) freeze() {
 	defer c.mu.Unlock()
 	c.frozen = time.Now()
 }
+
+// manualClock is real time moved forward by hand: the store's timers keep working, and the test
+// says when a bench has passed.
+type manualClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}

@@ -21,9 +21,12 @@ var checkpointRetry = retry.Policy{Initial: 100 * time.Millisecond, Max: 2 * tim
 // no longer held) and the write will never happen; the lease's contexts are cancelled then.
 //
 // A write that fails transiently (a call timeout, throttling, a server error) is retried with
-// backoff for as long as the lease is this worker's, valid or suspended: each attempt is fenced,
-// so it can only land while nobody else took the lease. Checkpoint returns an error only when ctx
-// ends first or the failure is not transient (the request itself is wrong, access is denied).
+// backoff while the lease is this worker's, valid or suspended, for at most
+// Config.CheckpointRetryBudget from the first failure: each attempt is fenced, so it can only land
+// while nobody else took the lease. Checkpoint returns an error when ctx ends first, when the
+// failure is not transient (the request itself is wrong, access is denied), or when the budget
+// ran out (wrapping ErrCheckpointStuck: renewals may still land, so the lease alone would never
+// end the retries; the caller stops the shard and abandons its lease).
 func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, error) {
 	if seq == "" {
 		return false, fmt.Errorf("shard %s: empty checkpoint", shardID)
@@ -34,6 +37,7 @@ func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, erro
 		return false, nil
 	}
 	b := checkpointRetry.Start()
+	var failingSince time.Time
 	for attempt := 1; ; attempt++ {
 		h.write.Lock()
 		row, sent, err := s.fencedWrite(ctx, h, "checkpoint", func(u *update, sent time.Time) {
@@ -47,6 +51,9 @@ func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, erro
 		switch {
 		case err == nil:
 			s.extend(h, sent, row)
+			s.mu.Lock()
+			s.servedLocked(shardID)
+			s.mu.Unlock()
 			s.m.checkpoints.WithLabelValues("ok").Inc()
 			return true, nil
 		case errors.Is(err, ErrLeaseLost):
@@ -56,8 +63,18 @@ func (s *Store) Checkpoint(ctx context.Context, shardID, seq string) (bool, erro
 			s.m.checkpoints.WithLabelValues("error").Inc()
 			return false, err
 		}
+		now := s.now()
+		if failingSince.IsZero() {
+			failingSince = now
+		}
+		if failing := now.Sub(failingSince); failing >= s.cfg.CheckpointRetryBudget {
+			s.m.checkpoints.WithLabelValues("gave_up").Inc()
+			s.log.Error("checkpoint write kept failing past its retry budget; giving up", zap.String("shard", shardID),
+				zap.String("seq", seq), zap.Int("attempts", attempt), zap.Duration("failing_for", failing), zap.Error(err))
+			return false, fmt.Errorf("shard %s: %w (%d attempts over %v): %w", shardID, ErrCheckpointStuck, attempt, failing.Round(time.Millisecond), err)
+		}
 		s.m.checkpoints.WithLabelValues("retried").Inc()
-		delay, _ := b.Next() // unbounded policy: the lease's end or ctx bounds the retries
+		delay, _ := b.Next() // unbounded policy: CheckpointRetryBudget, the lease's end or ctx bounds the retries
 		s.log.Warn("checkpoint write failed; retrying while the lease is ours", zap.String("shard", shardID),
 			zap.String("seq", seq), zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
 		if serr := retry.Sleep(ctx, delay); serr != nil {

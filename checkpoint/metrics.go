@@ -17,7 +17,7 @@ type metrics struct {
 	adopted       *prometheus.CounterVec // op: a write whose answer was lost, found landed
 	claims        prometheus.Counter
 	denied        *prometheus.CounterVec // reason
-	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, retried, error
+	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, retried, gave_up, error
 	tableRecreate prometheus.Counter
 	callErrors    *prometheus.CounterVec // op
 }
@@ -59,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "checkpoint_lease_denied_total", Help: "Lease grants refused, by reason.",
 		}, []string{"reason"}),
 		checkpoints: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "checkpoint_writes_total", Help: "Checkpoint write attempts by result (ok, lease_lost, retried: failed transiently and tried again, error).",
+			Name: "checkpoint_writes_total", Help: "Checkpoint write attempts by result (ok, lease_lost, retried: failed transiently and tried again, gave_up: failed transiently past CheckpointRetryBudget, error).",
 		}, []string{"result"}),
 		tableRecreate: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_table_recreated_total", Help: "Times the lease table was found missing and recreated.",

@@ -14,6 +14,7 @@ type planShard struct {
 	Blocked      bool      // a parent has not finished: nobody may lease it yet
 	Claim        string    // worker that posted a ClaimRequest ("" none)
 	ClaimExpires time.Time // when the claim counts as stale for this observer (observe.go)
+	StoppedBy    string    // the worker whose processor last stopped the shard (Abandon; "" none)
 }
 
 // planView is everything planLeases looks at. Held is the local truth about this worker's leases
@@ -37,6 +38,9 @@ type decision struct {
 	MayAcquire bool   // Load < Target: take a free lease if one is grantable
 	HandOff    string // a held shard to hand to a peer now ("" none)
 	Claim      string // a shard to post a ClaimRequest on ("" none)
+	// Rescue lists free shards another worker stopped (Abandon): this worker may take them even
+	// at or above its share, because the worker that stopped one could not serve it.
+	Rescue map[string]bool
 }
 
 // planLeases decides fair shares. Active workers are this one, every owner of an unexpired lease
@@ -47,17 +51,27 @@ type decision struct {
 // free (free leases are taken first) and some worker is below target; a worker below target with
 // nothing free to take claims a lease of the most loaded worker. One hand-off and one claim at a
 // time per worker keeps convergence linear and free of flip-flops.
+//
+// A shard whose processor stopped on worker X (StoppedBy, recorded by Abandon) is kept away from X
+// and handed to anyone else: while free, any other worker may take it whatever its share
+// (Rescue); X does not count it as free for itself (so X claims elsewhere instead of waiting for
+// it) and never claims it; and its holder never hands it off voluntarily, nor to a claim of X's.
+// Balancing then evens the load out by moving other shards.
 func planLeases(now time.Time, v planView) decision {
 	held := make(map[string]bool, len(v.Held))
 	for _, id := range v.Held {
 		held[id] = true
 	}
-	d := decision{Loads: map[string]int{}, Targets: map[string]int{}}
+	d := decision{Loads: map[string]int{}, Targets: map[string]int{}, Rescue: map[string]bool{}}
+	stoppedBy := map[string]string{}
 	seenHeld := map[string]bool{}
 	freeAny, freeForSelf := 0, 0
 	owned := map[string][]string{} // worker -> its leasable shards (not ours)
 	claimedBy := map[string]string{}
 	for _, s := range v.Shards {
+		if s.StoppedBy != "" {
+			stoppedBy[s.ID] = s.StoppedBy
+		}
 		if held[s.ID] {
 			seenHeld[s.ID] = true
 			if !s.Finished {
@@ -86,8 +100,11 @@ func planLeases(now time.Time, v planView) decision {
 		}
 		if !live {
 			freeAny++
-			if !claimLive || s.Claim == v.Self {
+			if (!claimLive || s.Claim == v.Self) && s.StoppedBy != v.Self {
 				freeForSelf++
+			}
+			if s.StoppedBy != "" && s.StoppedBy != v.Self && (!claimLive || s.Claim == v.Self) {
+				d.Rescue[s.ID] = true
 			}
 		}
 	}
@@ -125,18 +142,20 @@ func planLeases(now time.Time, v planView) decision {
 	d.MayAcquire = d.Load < d.Target && !v.HandOffInFlight
 
 	if !v.HandOffInFlight && d.Load > d.Target && freeAny == 0 && under {
-		d.HandOff = pickHandOff(v, held, claimedBy, d)
+		d.HandOff = pickHandOff(v, held, claimedBy, stoppedBy, d)
 	}
 	if !v.ClaimOutstanding && d.Load < d.Target && freeForSelf == 0 {
-		d.Claim = pickClaim(v.Self, workers, owned, claimedBy, d)
+		d.Claim = pickClaim(v.Self, workers, owned, claimedBy, stoppedBy, d)
 	}
 	return d
 }
 
 // pickHandOff prefers a lease claimed by a worker below its target, then the highest shard id
 // (deterministic, and the opposite end from pickClaim's choice, so a claim and a voluntary
-// hand-off of the same worker rarely move two leases where one would do).
-func pickHandOff(v planView, held map[string]bool, claimedBy map[string]string, d decision) string {
+// hand-off of the same worker rarely move two leases where one would do). A shard another worker
+// stopped goes only to a claimer other than that worker, never voluntarily: released, it could
+// land back on the worker that could not serve it.
+func pickHandOff(v planView, held map[string]bool, claimedBy, stoppedBy map[string]string, d decision) string {
 	ids := make([]string, 0, len(held))
 	for id := range held {
 		ids = append(ids, id)
@@ -153,16 +172,19 @@ func pickHandOff(v planView, held map[string]bool, claimedBy map[string]string, 
 		if finished[id] {
 			continue
 		}
-		if c := claimedBy[id]; c != "" && c != v.Self && d.Loads[c] < d.Targets[c] {
+		if c := claimedBy[id]; c != "" && c != v.Self && d.Loads[c] < d.Targets[c] && stoppedBy[id] != c {
 			return id
 		}
-		best = id
+		if by := stoppedBy[id]; by == "" || by == v.Self {
+			best = id
+		}
 	}
 	return best
 }
 
-// pickClaim picks the lowest unclaimed shard of the worker furthest above its target.
-func pickClaim(self string, workers []string, owned map[string][]string, claimedBy map[string]string, d decision) string {
+// pickClaim picks the lowest unclaimed shard of the worker furthest above its target, never one
+// this worker stopped.
+func pickClaim(self string, workers []string, owned map[string][]string, claimedBy, stoppedBy map[string]string, d decision) string {
 	victim, excess := "", 0
 	for _, w := range workers { // sorted: most loaded first, ties by id
 		if w == self {
@@ -178,7 +200,7 @@ func pickClaim(self string, workers []string, owned map[string][]string, claimed
 	ids := append([]string(nil), owned[victim]...)
 	sort.Strings(ids)
 	for _, id := range ids {
-		if claimedBy[id] == "" {
+		if claimedBy[id] == "" && stoppedBy[id] != self {
 			return id
 		}
 	}

@@ -285,3 +285,97 @@ func TestPlanConvergence(t *testing.T) {
 	}
 	phase("leave: 2 workers", []string{"w1", "w2"}, 10, 3)
 }
+
+// A shard whose processor stopped on one worker (StoppedBy, recorded by Abandon) goes to another
+// worker, whatever its share, and balancing never hands it back to the worker that stopped it.
+func TestPlanStoppedShards(t *testing.T) {
+	live := t0.Add(time.Minute)
+	stopped := func(id, owner, by string) planShard {
+		s := planShard{ID: id, Owner: owner, StoppedBy: by}
+		if owner != "" {
+			s.Expires = live
+		}
+		return s
+	}
+	tests := []struct {
+		name    string
+		view    planView
+		rescue  []string // want d.Rescue
+		may     bool
+		handOff string
+		claim   string
+	}{
+		{
+			name:   "a peer at its share may take a free shard another worker stopped",
+			view:   planView{Self: "b", Held: ids("b", 2), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 2), []planShard{stopped("s", "", "a")})},
+			rescue: []string{"s"},
+		},
+		{
+			name:   "so may a peer above its share",
+			view:   planView{Self: "b", Held: ids("b", 3), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 3), []planShard{stopped("s", "", "a")})},
+			rescue: []string{"s"},
+		},
+		{
+			name: "the worker that stopped it gets no rescue, and it does not count as free for it",
+			view: planView{Self: "a", Held: ids("a", 1), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 4), []planShard{stopped("s", "", "a")})},
+			may:  true, claim: "b-00", // b is above its share (4 of 3): a claims rather than wait for s
+		},
+		{
+			name: "a claim of a third worker on the stopped shard reserves it: no rescue",
+			view: planView{Self: "b", Held: ids("b", 2), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 2), []planShard{{
+				ID: "s", StoppedBy: "a", Claim: "c", ClaimExpires: live}})},
+		},
+		{
+			name: "an owned stopped shard is nobody's to rescue",
+			view: planView{Self: "c", Held: ids("c", 1), Shards: concat(ownedBy("a", "a", 1), ownedBy("c", "c", 1), []planShard{stopped("s", "b", "a")})},
+		},
+		{
+			name: "the worker that stopped it never claims it back, even as its holder's lowest shard",
+			view: planView{Self: "a", Held: ids("a", 1), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 2), []planShard{stopped("a-01", "b", "a")})},
+			may:  true, claim: "b-00",
+		},
+		{
+			name:    "its holder above share never hands it off voluntarily, even as its highest shard",
+			view:    planView{Self: "b", Held: append(ids("b", 2), "z"), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 2), []planShard{stopped("z", "b", "a")})},
+			handOff: "b-01",
+		},
+		{
+			name: "nor to a claim of the worker that stopped it",
+			view: planView{Self: "b", Held: append(ids("b", 2), "z"), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 2), []planShard{{
+				ID: "z", Owner: "b", Expires: live, StoppedBy: "a", Claim: "a", ClaimExpires: live}})},
+			handOff: "b-01",
+		},
+		{
+			name: "but to a claim of a third worker below its share",
+			view: planView{Self: "b", Held: append(ids("b", 3), "z"), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 3), []planShard{{
+				ID: "z", Owner: "b", Expires: live, StoppedBy: "a", Claim: "c", ClaimExpires: live}})},
+			handOff: "z",
+		},
+		{
+			name: "a holder whose every extra shard was stopped by others keeps them",
+			view: planView{Self: "b", Held: []string{"y", "z"}, Shards: concat(ownedBy("a", "a", 0), []planShard{
+				stopped("y", "b", "a"), stopped("z", "b", "a"), {ID: "c-00", Owner: "c", Expires: live}, {ID: "d-00", Owner: "d", Expires: t0.Add(-time.Second)}})},
+		},
+		{
+			name:    "a shard this worker itself stopped before, and took back, moves like any other",
+			view:    planView{Self: "b", Held: append(ids("b", 2), "z"), Shards: concat(ownedBy("a", "a", 1), ownedBy("b", "b", 2), []planShard{stopped("z", "b", "b")})},
+			handOff: "z",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := planLeases(t0, tc.view)
+			var rescue []string
+			for id, ok := range got.Rescue {
+				if ok {
+					rescue = append(rescue, id)
+				}
+			}
+			sort.Strings(rescue)
+			if fmt.Sprint(rescue) != fmt.Sprint(tc.rescue) || got.MayAcquire != tc.may || got.HandOff != tc.handOff || got.Claim != tc.claim {
+				t.Errorf("planLeases = {Rescue:%v MayAcquire:%v HandOff:%q Claim:%q} loads=%v targets=%v\nwant {Rescue:%v MayAcquire:%v HandOff:%q Claim:%q}",
+					rescue, got.MayAcquire, got.HandOff, got.Claim, got.Loads, got.Targets, tc.rescue, tc.may, tc.handOff, tc.claim)
+			}
+		})
+	}
+}

@@ -49,9 +49,12 @@ func (s *Store) ReleaseAll(ctx context.Context) error {
 // Abandon gives up this worker's lease on shardID because its processor had to stop (a failure
 // that is neither a lost lease nor a shutdown): like Release it removes AssignedTo with a fenced
 // write, so a peer takes the shard from its checkpoint, and it records the stop in the row
-// (LastStopBy, LastStopAt, LastStopReason; kclctl shows them). This worker does not take the shard
-// again for one LeaseDuration, so that a peer gets it first. The lease's contexts are cancelled
-// with a cause wrapping ErrShardStopped.
+// (LastStopBy, LastStopAt, LastStopReason; kclctl shows them; they stay in the row after a peer
+// takes the shard). A peer may take it even above its fair share, and this worker benches it: it
+// does not take the shard again for one LeaseDuration, doubling with each further abandon of it
+// here up to Config.BenchMax (bench.go). The strikes start over when a checkpoint of the shard
+// lands here, or when a peer had to stop the shard too. The lease's contexts are cancelled with a
+// cause wrapping ErrShardStopped.
 func (s *Store) Abandon(ctx context.Context, shardID, reason string) (bool, error) {
 	h := s.lookup(shardID)
 	if h == nil {
@@ -61,10 +64,15 @@ func (s *Store) Abandon(ctx context.Context, shardID, reason string) (bool, erro
 		reason = reason[:maxStopReason]
 	}
 	s.mu.Lock()
-	s.benched[shardID] = s.now().Add(s.cfg.LeaseDuration)
+	prevStopBy := ""
+	if r := s.rows[shardID]; r != nil {
+		prevStopBy = r.StopBy
+	}
+	benchedFor := s.benchLocked(shardID, s.now(), h.counter, prevStopBy)
 	s.mu.Unlock()
 	s.m.abandoned.Inc()
-	s.log.Error("shard stopped by its processor; releasing its lease so a peer takes it", zap.String("shard", shardID), zap.String("reason", reason))
+	s.log.Error("shard stopped by its processor; releasing its lease so a peer takes it", zap.String("shard", shardID),
+		zap.String("reason", reason), zap.Duration("benched_for", benchedFor), zap.String("previous_stop_by", prevStopBy))
 	return s.releaseWith(ctx, h, "stopped", fmt.Errorf("shard %s: %w: %s", shardID, ErrShardStopped, reason), func(u *update, sent time.Time) {
 		u.set(attrStopBy, sv(s.cfg.WorkerID))
 		u.set(attrStopAt, sv(formatTime(sent)))

@@ -244,3 +244,59 @@ func sdkError(status int, code string) error {
 		RequestID: "test",
 	}}
 }
+
+// clockedFailures fails every UpdateItem that writes a checkpoint with err, moving the clock by
+// step each time (a call that takes that long to fail).
+type clockedFailures struct {
+	DynamoDBAPI
+	clk  *manualClock
+	step time.Duration
+	err  error
+}
+
+func (f *clockedFailures) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	for _, name := range in.ExpressionAttributeNames {
+		if name == attrCheckpoint {
+			f.clk.advance(f.step)
+			return nil, f.err
+		}
+	}
+	return f.DynamoDBAPI.UpdateItem(ctx, in, o...)
+}
+
+// A checkpoint write that keeps failing transiently while the lease is held (renewals land) is
+// retried for CheckpointRetryBudget, then refused with ErrCheckpointStuck: the lease alone would
+// never end the retries. The lease is still held: the caller decides (the processor abandons it).
+func TestCheckpointRetryBudget(t *testing.T) {
+	t.Parallel()
+	h := fakeHarness(t)
+	h.kin.set(shardIDs(1)...)
+	clk := &manualClock{}
+	server := &smithy.GenericAPIError{Code: "InternalServerError", Fault: smithy.FaultServer}
+	h.ddb.inner = &clockedFailures{DynamoDBAPI: h.raw, clk: clk, step: 5 * time.Second, err: server}
+	budget := 3 * h.tm.lease
+	a := h.store("a", func(c *Config) { c.Now = clk.Now; c.CheckpointRetryBudget = budget })
+	st := "shardId-000000000000"
+	if err := take(h.ctx, a, st); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := a.Checkpoint(h.ctx, st, "77")
+	if ok || !errors.Is(err, ErrCheckpointStuck) || !errors.Is(err, server) {
+		t.Fatalf("Checkpoint failing for good = %v, %v, want ErrCheckpointStuck with the last failure", ok, err)
+	}
+	// Measured from the first failure, the attempts fail 0, 5, 10, 15 s into the trouble (each
+	// retried) and 20 s into it, past the 18 s budget: given up.
+	if got := testutil.ToFloat64(a.m.checkpoints.WithLabelValues("retried")); got != 4 {
+		t.Errorf("retried = %v, want 4", got)
+	}
+	if got := testutil.ToFloat64(a.m.checkpoints.WithLabelValues("gave_up")); got != 1 {
+		t.Errorf("gave_up = %v, want 1", got)
+	}
+	if !a.Holds(st) || a.LeaseContext(st).Err() != nil {
+		t.Fatalf("the lease must still be held after the budget ran out (the caller abandons it): holds %v, context %v",
+			a.Holds(st), context.Cause(a.LeaseContext(st)))
+	}
+	if r := h.row(st); r.Checkpoint != "" || r.Owner != "a" {
+		t.Fatalf("row %+v", r)
+	}
+}

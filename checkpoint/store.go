@@ -27,7 +27,7 @@ type Store struct {
 
 	mu           sync.Mutex
 	held         map[string]*heldLease
-	benched      map[string]time.Time   // shards this worker abandoned: not taken again before then
+	benched      map[string]bench       // shards this worker abandoned (bench.go)
 	obs          map[string]observation // lease states watched, by shard (observe.go)
 	claimObs     map[string]observation // claims watched, by shard
 	failGen      uint64                 // bumped by every failed DynamoDB call: breaks every watch
@@ -68,7 +68,7 @@ func New(ctx context.Context, cfg Config, ddb DynamoDBAPI, kin KinesisAPI) (*Sto
 		life:     life,
 		stop:     stop,
 		held:     map[string]*heldLease{},
-		benched:  map[string]time.Time{},
+		benched:  map[string]bench{},
 		obs:      map[string]observation{},
 		claimObs: map[string]observation{},
 		rows:     map[string]*leaseRow{},

@@ -70,6 +70,9 @@ func TestConfigValidate(t *testing.T) {
 		{"stream required", func(c *Config) { c.Stream = "" }, "Stream"},
 		{"negative duration", func(c *Config) { c.ClaimTTL = -time.Second }, "ClaimTTL"},
 		{"call timeout must be shorter than the lease", func(c *Config) { c.CallTimeout = c.LeaseDuration }, "CallTimeout"},
+		{"checkpoint retry budget at least a lease", func(c *Config) { c.CheckpointRetryBudget = c.LeaseDuration - time.Second }, "CheckpointRetryBudget"},
+		{"bench cap at least a lease", func(c *Config) { c.BenchMax = time.Second }, "BenchMax"},
+		{"budget judged against the default lease when unset", func(c *Config) { c.LeaseDuration = 0; c.CheckpointRetryBudget = 5 * time.Second }, "CheckpointRetryBudget (5s) must be at least LeaseDuration (10s)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,7 +84,7 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if ok.Table != names.LeaseTable || ok.LeaseDuration != 10*time.Second || ok.CallTimeout != 3*time.Second || ok.Logger == nil || ok.Now == nil {
+	if ok.Table != names.LeaseTable || ok.LeaseDuration != 10*time.Second || ok.CallTimeout != 3*time.Second || ok.CheckpointRetryBudget != 30*time.Second || ok.BenchMax != 10*time.Minute || ok.Logger == nil || ok.Now == nil {
 		t.Fatalf("defaults: %+v", ok)
 	}
 	if _, err := New(t.Context(), Config{Stream: "s"}, newFakeDDB(), &fakeKinesis{}); err == nil {

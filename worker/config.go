@@ -39,6 +39,11 @@ type Config struct {
 	CallTimeout    time.Duration
 	RequestTimeout time.Duration
 	ShutdownGrace  time.Duration // bound on finishing in-flight work after SIGTERM
+	// CheckpointRetryBudget bounds how long a checkpoint write that keeps failing transiently is
+	// retried while the lease is held; past it the shard stops here and its lease is abandoned for
+	// a peer (checkpoint.Config.CheckpointRetryBudget). At least LeaseDuration; 0 (also in
+	// Defaults) means three lease durations, so it follows a lease duration set on its own.
+	CheckpointRetryBudget time.Duration
 
 	MetricsAddr string // ":9090"; "" disables the HTTP server
 
@@ -106,6 +111,11 @@ func (c Config) withDefaults() Config {
 	setD(&c.CallTimeout, d.CallTimeout)
 	setD(&c.RequestTimeout, d.RequestTimeout)
 	setD(&c.ShutdownGrace, d.ShutdownGrace)
+	if c.CheckpointRetryBudget == 0 {
+		// Three lease durations: a DynamoDB blip or a throttled stretch is ridden out, while a
+		// checkpoint that cannot land from this host moves the shard to a peer within half a minute.
+		c.CheckpointRetryBudget = 3 * c.LeaseDuration
+	}
 	if c.MaxRecords == 0 {
 		c.MaxRecords = d.MaxRecords
 	}
@@ -128,7 +138,7 @@ func (c Config) Validate() error {
 	}{
 		{"shard sync", c.ShardSync}, {"lease duration", c.LeaseDuration}, {"lease renew period", c.LeaseRenew},
 		{"idle time", c.IdleTime}, {"call timeout", c.CallTimeout}, {"request timeout", c.RequestTimeout},
-		{"shutdown grace", c.ShutdownGrace},
+		{"shutdown grace", c.ShutdownGrace}, {"checkpoint retry budget", c.CheckpointRetryBudget},
 	} {
 		if f.d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s must not be negative", f.name, f.d))
@@ -136,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseRenew > 0 && c.LeaseDuration > 0 && c.LeaseRenew >= c.LeaseDuration/2 {
 		errs = append(errs, fmt.Errorf("lease renew period %s must be under half the lease duration %s", c.LeaseRenew, c.LeaseDuration))
+	}
+	if c.CheckpointRetryBudget > 0 && c.LeaseDuration > 0 && c.CheckpointRetryBudget < c.LeaseDuration {
+		errs = append(errs, fmt.Errorf("checkpoint retry budget %s must be at least the lease duration %s", c.CheckpointRetryBudget, c.LeaseDuration))
 	}
 	if c.TestLeaseClockSkew < -24*time.Hour || c.TestLeaseClockSkew > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("test lease clock skew %s outside ±24h", c.TestLeaseClockSkew))

@@ -33,13 +33,14 @@ func TestConfigValidateIsPure(t *testing.T) {
 
 func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	c := Config{WorkerID: "w 1", LeaseDuration: 4 * time.Second, LeaseRenew: 2 * time.Second, MaxRecords: 20000,
-		TestLeaseClockSkew: 48 * time.Hour, IdleTime: -time.Second}
+		TestLeaseClockSkew: 48 * time.Hour, IdleTime: -time.Second, CheckpointRetryBudget: 3 * time.Second}
 	c.Pipeline.LatePolicy = "drop"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate() = nil")
 	}
-	for _, want := range []string{"white space", "under half the lease duration", "max records 20000", "clock skew", "idle time -1s", "pipeline:", "LatePolicy"} {
+	for _, want := range []string{"white space", "under half the lease duration", "max records 20000", "clock skew", "idle time -1s", "pipeline:", "LatePolicy",
+		"checkpoint retry budget 3s must be at least the lease duration 4s"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %q, want it to mention %q", err, want)
 		}
@@ -55,6 +56,9 @@ func TestConfigWithDefaults(t *testing.T) {
 	d := Defaults()
 	if got.Stream != d.Stream || got.LeaseTable != d.LeaseTable || got.ShardSync != d.ShardSync || got.MaxRecords != d.MaxRecords || got.RequestTimeout != d.RequestTimeout {
 		t.Fatalf("withDefaults = %+v, want the zero fields from Defaults", got)
+	}
+	if got.CheckpointRetryBudget != 60*time.Second {
+		t.Fatalf("withDefaults: checkpoint retry budget %v, want three lease durations (60s)", got.CheckpointRetryBudget)
 	}
 	if got.LeaseDuration != 20*time.Second || got.WorkerID != "w-1" {
 		t.Fatalf("withDefaults overwrote set fields: %+v", got)

@@ -40,7 +40,8 @@ type readiness struct {
 	Problems []string              `json:"problems,omitempty"`
 	Shards   map[string]shardReady `json:"shards"`
 	// Stopped lists the shards whose processor had to stop on this worker (their leases were
-	// released for a peer), until a worker holds them again.
+	// released for a peer): a problem until a worker holds them again, then listed with taken_by
+	// for stoppedKeep more, so an operator still sees what moved away and why.
 	Stopped map[string]stoppedShard `json:"stopped,omitempty"`
 }
 
@@ -52,7 +53,8 @@ type shardReady struct {
 
 // ready checks dependencies (the lease table and the raw stream answer), that no held shard is
 // stalled, and that no shard this worker stopped waits for a new owner: a stopped shard counts
-// until the lease table shows an owner again (a peer, or this worker once it took it back).
+// until the lease table shows an owner again (a peer, or this worker once it took it back); taken
+// by a peer, it stays listed (not a problem) for stoppedKeep.
 func (w *Worker) ready(ctx context.Context) (int, readiness) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	defer cancel()
@@ -75,14 +77,23 @@ func (w *Worker) ready(ctx context.Context) (int, readiness) {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		if row, err := w.leases.Read(ctx, id); err == nil && row != nil && row.Owner != "" {
+		st := stopped[id]
+		if st.TakenBy == "" {
+			if row, err := w.leases.Read(ctx, id); err == nil && row != nil && row.Owner != "" {
+				st = w.shards.takenBy(id, row.Owner)
+			}
+		}
+		if st.TakenBy != "" && w.shards.now().Sub(st.At) > stoppedKeep {
 			w.shards.clearStopped(id)
 			continue
 		}
 		if out.Stopped == nil {
 			out.Stopped = map[string]stoppedShard{}
 		}
-		out.Stopped[id] = stopped[id]
+		out.Stopped[id] = st
+		if st.TakenBy != "" {
+			continue
+		}
 		out.Problems = append(out.Problems, "shard "+id+" stopped at "+stopped[id].At.UTC().Format(time.RFC3339)+
 			" and released for a peer, not taken since: "+stopped[id].Reason)
 	}

@@ -99,8 +99,16 @@ func TestReadyz(t *testing.T) {
 	if acq, err := store.Acquire(ctx, "shardId-000000000000"); err != nil || !acq.Acquired {
 		t.Fatalf("a worker takes the stopped shard: %+v %v", acq, err)
 	}
+	// Taken (here by the test's store), it is no problem any more but stays listed, with the
+	// worker that took it, for stoppedKeep.
+	if code, r := get("/readyz"); code != http.StatusOK || len(r.Problems) != 0 || r.Stopped["shardId-000000000000"].TakenBy == "" ||
+		r.Stopped["shardId-000000000000"].Reason != "checkpoint: access denied" {
+		t.Fatalf("stopped shard taken again: /readyz = %d %+v, want 200 with the stop listed and taken_by", code, r)
+	}
+	now = now.Add(stoppedKeep + time.Second)
+	w.shards.progress("shardId-000000000000", 0)
 	if code, r := get("/readyz"); code != http.StatusOK || len(r.Stopped) != 0 {
-		t.Fatalf("stopped shard taken again: /readyz = %d %+v", code, r)
+		t.Fatalf("stopped shard taken %v ago: /readyz = %d %+v, want it no longer listed", stoppedKeep, code, r)
 	}
 
 	if _, err := st.Kinesis().DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("ready-raw")}); err != nil {

@@ -208,7 +208,10 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.checkpoint, prometheus.GaugeValue, checkpointAge(s, b, read, now).Seconds(), id)
 		ch <- prometheus.MustNewConstMetric(c.progressAge, prometheus.GaugeValue, max(now.Sub(s.lastProgress), 0).Seconds(), id)
 	}
-	for id := range c.shards.stoppedShards() {
+	for id, s := range c.shards.stoppedShards() {
+		if s.TakenBy != "" {
+			continue // a peer holds it: nothing waits
+		}
 		ch <- prometheus.MustNewConstMetric(c.stopped, prometheus.GaugeValue, 1, id)
 	}
 }

@@ -403,7 +403,12 @@ type shardRegistry struct {
 type stoppedShard struct {
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
+	// TakenBy is the worker seen holding the shard since ("" while it waits for a new owner).
+	TakenBy string `json:"taken_by,omitempty"`
 }
+
+// stoppedKeep is how long a stopped shard a peer took stays listed on /readyz (not as a problem).
+const stoppedKeep = 10 * time.Minute
 
 type shardState struct {
 	started, lastProgress, lastCheckpoint time.Time
@@ -437,7 +442,19 @@ func (r *shardRegistry) markStopped(id, reason string) {
 	r.stopped[id] = stoppedShard{Reason: reason, At: r.now()}
 }
 
-// clearStopped forgets a stopped shard (a worker holds it again).
+// takenBy records that worker holds the stopped shard id now; it returns the entry.
+func (r *shardRegistry) takenBy(id, worker string) stoppedShard {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.stopped[id]
+	if ok && s.TakenBy == "" {
+		s.TakenBy = worker
+		r.stopped[id] = s
+	}
+	return s
+}
+
+// clearStopped forgets a stopped shard.
 func (r *shardRegistry) clearStopped(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -112,6 +112,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		WorkerID:      cfg.WorkerID,
 		LeaseDuration: cfg.LeaseDuration,
 		CallTimeout:   cfg.CallTimeout,
+		// A checkpoint that keeps failing transiently stops the shard here after this long, and
+		// its lease goes to a peer (the processor abandons it).
+		CheckpointRetryBudget: cfg.CheckpointRetryBudget,
 		// Balancing decisions (claims seen, one hand-off per interval) run on a table scan at most
 		// this old: a tenth of the lease duration converges a join in a few seconds for one
 		// Scan per second per worker.

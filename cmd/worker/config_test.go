@@ -104,6 +104,10 @@ func TestParseEveryFlagAndVariable(t *testing.T) {
 		{"idle-time", "IDLE_TIME", "1s", "2s", func(o options, v string) bool { d, _ := time.ParseDuration(v); return o.Worker.IdleTime == d }},
 		{"request-timeout", "REQUEST_TIMEOUT", "10s", "20s", func(o options, v string) bool { d, _ := time.ParseDuration(v); return o.Worker.RequestTimeout == d }},
 		{"shutdown-grace", "SHUTDOWN_GRACE", "5s", "15s", func(o options, v string) bool { d, _ := time.ParseDuration(v); return o.Worker.ShutdownGrace == d }},
+		{"checkpoint-retry-budget", "CHECKPOINT_RETRY_BUDGET", "40s", "50s", func(o options, v string) bool {
+			d, _ := time.ParseDuration(v)
+			return o.Worker.CheckpointRetryBudget == d
+		}},
 		{"test-lease-clock-skew", "TEST_LEASE_CLOCK_SKEW", "-5m", "5m", func(o options, v string) bool { d, _ := time.ParseDuration(v); return o.Worker.TestLeaseClockSkew == d }},
 		{"start-at-latest", "START_AT_LATEST", "true", "false", func(o options, v string) bool { return o.Worker.StartAtLatest == (v == "true") }},
 	}

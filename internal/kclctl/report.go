@@ -64,8 +64,9 @@ type Shard struct {
 	LastResetBy   string    `json:"last_reset_by,omitempty"`
 	LastResetAt   time.Time `json:"last_reset_at,omitzero"`
 	LastResetFrom string    `json:"last_reset_from,omitempty"`
-	// LastStop* record a worker whose processor had to stop the shard and released its lease for a
-	// peer (the "stopped" warning), until a worker takes the shard again.
+	// LastStop* record the last worker whose processor had to stop the shard and released its lease
+	// for a peer (the "stopped" warning while nobody holds the shard); they stay after a worker takes
+	// it, as history (the lease planners keep the shard away from that worker).
 	LastStopBy     string    `json:"last_stop_by,omitempty"`
 	LastStopAt     time.Time `json:"last_stop_at,omitzero"`
 	LastStopReason string    `json:"last_stop_reason,omitempty"`
