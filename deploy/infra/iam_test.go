@@ -108,7 +108,8 @@ func sdkCalls(t *testing.T, binary string) map[string][]string {
 // deployed command never makes; the package scan of sdkCalls would grant them all. This follows
 // the code instead: the program is built in SSA form (for linux/arm64, as deployed) and rapid
 // type analysis finds every function reachable from entry, interface calls and closures included;
-// each reachable function outside the SDK is searched for values of an SDK <Op>Input type.
+// each reachable function outside the SDK is searched for values of an SDK <Op>Input type, and
+// for calls whose signature takes one (so a call with a nil input counts too).
 func sdkCallsFrom(t *testing.T, binary, entry string) map[string][]string {
 	t.Helper()
 	slash := strings.LastIndex(entry, "/")
@@ -151,29 +152,38 @@ func sdkCallsFrom(t *testing.T, binary, entry string) map[string][]string {
 		if fn.Pkg == nil || strings.HasPrefix(fn.Pkg.Pkg.Path(), "github.com/aws/aws-sdk-go-v2/") {
 			continue
 		}
+		// An operation shows as a value of its input type (an allocation, a conversion) or as a
+		// call whose signature takes one (an API interface's method called with a nil input).
+		var seen []types.Type
 		for _, b := range fn.Blocks {
 			for _, ins := range b.Instrs {
-				v, ok := ins.(ssa.Value)
-				if !ok {
-					continue
+				if v, ok := ins.(ssa.Value); ok {
+					seen = append(seen, v.Type())
 				}
-				typ := v.Type()
-				if p, ok := typ.(*types.Pointer); ok {
-					typ = p.Elem()
+				if c, ok := ins.(ssa.CallInstruction); ok {
+					params := c.Common().Signature().Params()
+					for i := range params.Len() {
+						seen = append(seen, params.At(i).Type())
+					}
 				}
-				named, ok := typ.(*types.Named)
-				if !ok || named.Obj().Pkg() == nil {
-					continue
-				}
-				svc, ok := strings.CutPrefix(named.Obj().Pkg().Path(), sdkServicePrefix)
-				op, isInput := strings.CutSuffix(named.Obj().Name(), "Input")
-				if !ok || strings.Contains(svc, "/") || !isInput || op == "" {
-					continue
-				}
-				action, from := svc+":"+op, fn.Pkg.Pkg.Path()
-				if !slices.Contains(calls[action], from) {
-					calls[action] = append(calls[action], from)
-				}
+			}
+		}
+		for _, typ := range seen {
+			if p, ok := typ.(*types.Pointer); ok {
+				typ = p.Elem()
+			}
+			named, ok := typ.(*types.Named)
+			if !ok || named.Obj().Pkg() == nil {
+				continue
+			}
+			svc, ok := strings.CutPrefix(named.Obj().Pkg().Path(), sdkServicePrefix)
+			op, isInput := strings.CutSuffix(named.Obj().Name(), "Input")
+			if !ok || strings.Contains(svc, "/") || !isInput || op == "" {
+				continue
+			}
+			action, from := svc+":"+op, fn.Pkg.Pkg.Path()
+			if !slices.Contains(calls[action], from) {
+				calls[action] = append(calls[action], from)
 			}
 		}
 	}
