@@ -29,6 +29,9 @@ func AlarmNames(cfg Config) []string {
 	if cfg.EventSourcePrefix != "" {
 		names = append(names, "unrouted-rule-failed-invocations", "unrouted-events")
 	}
+	if cfg.Autoscaler {
+		names = append(names, "autoscaler-not-running")
+	}
 	sort.Strings(names)
 	return names
 }
@@ -166,6 +169,21 @@ func (p *Pipeline) addAlarms() {
 		metric("ECS/ContainerInsights", "RunningTaskCount", "Minimum", minute,
 			map[string]string{"ClusterName": n.Cluster, "ServiceName": n.WorkerService}),
 		below, float64(cfg.MinWorkers), 5, awscloudwatch.TreatMissingData_BREACHING)
+	if p.AutoscalerLogs != nil {
+		ticks := awslogs.NewMetricFilter(p.Stack, jsii.String("AutoscalerTickFilter"), &awslogs.MetricFilterProps{
+			LogGroup:        p.AutoscalerLogs,
+			FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(fmt.Sprintf(`{ $.msg = "%s" }`, autoscalerTickOK))),
+			MetricNamespace: jsii.String(n.MetricsNamespace),
+			MetricName:      jsii.String(n.AutoscalerMetric),
+			MetricValue:     jsii.String("1"),
+			DefaultValue:    jsii.Number(0),
+		})
+		// Missing data is the alarm itself: no run logged anything (the schedule is disabled, or
+		// RunTask fails before a task starts).
+		alarmMissing("autoscaler-not-running",
+			fmt.Sprintf("The stream autoscaler's scheduled task has not completed a run for %d minutes: it fails to start, exits with an error, or does not run. Streams are not resharded and the fleet's maximum does not follow them.", autoscalerSilentMinutes),
+			ticks.Metric(opts("Sum", fiveMinutes)), below, 1, autoscalerSilentMinutes/5, awscloudwatch.TreatMissingData_BREACHING)
+	}
 	var tables []awscloudwatch.IMetric
 	for _, t := range []string{LeaseTable, DedupeTable} {
 		for _, m := range []string{"ReadThrottleEvents", "WriteThrottleEvents"} {

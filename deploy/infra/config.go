@@ -49,6 +49,16 @@ type Config struct {
 	// (README, "Analytics record").
 	AggregateKeys bool
 
+	// Autoscaler (autoscaler, default true) deploys the stream autoscaler: a scheduled ECS task
+	// running `kclctl autoscale run --once` every minute, which reshards every stream from its
+	// write load and sets the fleet's task maximum to the raw stream's live shards. Off: the
+	// shard counts change only by hand and the fleet's maximum stays RawShards. With OnDemand the
+	// autoscaler only watches the streams (AWS sizes them) and still sets the fleet's maximum.
+	Autoscaler bool
+	// AutoscalerMaxShards (autoscalerMaxShards) bounds every stream the autoscaler sizes, and so
+	// the fleet's maximum (a task per raw shard): the cost ceiling of a spike.
+	AutoscalerMaxShards int
+
 	// EventSourcePrefix (eventSourcePrefix), when set, restricts forwarding to events whose
 	// `source` starts with it; events from other sources go to the unrouted-events queue.
 	EventSourcePrefix string
@@ -124,6 +134,8 @@ func DefaultConfig() Config {
 		AnalyticsShards:              1,
 		SideShards:                   1,
 		RetentionHours:               24,
+		Autoscaler:                   true,
+		AutoscalerMaxShards:          64,
 		ArchiveRetentionDays:         7,
 		ForwarderAssetDir:            "../bin/forwarder-lambda",
 		ForwarderReservedConcurrency: 50,
@@ -209,6 +221,12 @@ func (c Config) Validate() error {
 	check(c.WorkerImageDir != "", "workerImageDir: empty")
 	check(c.CollectorImage != "" && !strings.ContainsAny(c.CollectorImage, " \n"), "collectorImage %q: want an image reference", c.CollectorImage)
 	check(c.CollectorImageDir != "", "collectorImageDir: empty")
+	if c.Autoscaler {
+		check(c.AutoscalerMaxShards >= 1 && c.AutoscalerMaxShards <= 500, "autoscalerMaxShards %d: want 1..500", c.AutoscalerMaxShards)
+		check(c.AutoscalerMaxShards >= max(c.RawShards, c.AnalyticsShards, c.SideShards),
+			"autoscalerMaxShards %d is below a stream's starting shards (rawShards %d, analyticsShards %d, sideShards %d)",
+			c.AutoscalerMaxShards, c.RawShards, c.AnalyticsShards, c.SideShards)
+	}
 	check(c.MinWorkers >= 1, "minWorkers %d: want >= 1", c.MinWorkers)
 	check(c.MinWorkers <= c.RawShards, "minWorkers %d exceeds rawShards %d: the extra workers would hold no lease", c.MinWorkers, c.RawShards)
 	check(fargateMemoryOK(c.WorkerCPU, c.WorkerMemoryMiB), "workerCpu %d / workerMemoryMiB %d: not a Fargate size", c.WorkerCPU, c.WorkerMemoryMiB)
@@ -241,6 +259,7 @@ func ConfigFromContext(get ContextGetter) (Config, error) {
 		"iteratorAgeAlarmMillis": &c.IteratorAgeAlarmMillis, "quarantineAlarmRecords": &c.QuarantineAlarmRecords,
 		"zeroTrafficAlarmMinutes": &c.ZeroTrafficAlarmMinutes, "asyncEventAgeAlarmSeconds": &c.AsyncEventAgeAlarmSeconds,
 		"forwarderDlqAgeAlarmSeconds": &c.ForwarderDLQAgeAlarmSeconds,
+		"autoscalerMaxShards":         &c.AutoscalerMaxShards,
 	}
 	for key, dst := range ints {
 		v := get(key)
@@ -271,7 +290,7 @@ func ConfigFromContext(get ContextGetter) (Config, error) {
 		}
 		*dst = s
 	}
-	bools := map[string]*bool{"onDemand": &c.OnDemand, "auditDataEvents": &c.AuditDataEvents, "aggregateKeys": &c.AggregateKeys}
+	bools := map[string]*bool{"onDemand": &c.OnDemand, "auditDataEvents": &c.AuditDataEvents, "aggregateKeys": &c.AggregateKeys, "autoscaler": &c.Autoscaler}
 	for key, dst := range bools {
 		v := get(key)
 		if v == nil {

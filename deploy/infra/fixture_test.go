@@ -28,7 +28,8 @@ type synthed struct {
 // and shared by every test. fx is the main one: an event source prefix (so the unrouted rule and
 // queue exist), an email and a webhook subscriber, no NAT gateway, management-event audit. alt
 // differs where the options change the template: no prefix, per-record audit data events, one
-// NAT gateway per AZ, on-demand streams, webhook only, aggregated analytics records.
+// NAT gateway per AZ, on-demand streams, webhook only, aggregated analytics records, no
+// autoscaler (its switch off).
 var fx, alt synthed
 
 // fixtureContexts are the CDK contexts of fx and alt, passed the way the cdk CLI passes them.
@@ -40,6 +41,7 @@ var fixtureContexts = map[string]map[string]any{
 	"alt": {
 		"stage": "alt", "piiPaths": []any{"customer_id"}, "auditDataEvents": true, "natGateways": float64(MaxAZs),
 		"onDemand": true, "alarmWebhookUrl": "https://hooks.example.com/alarms", "aggregateKeys": true,
+		"autoscaler": "false",
 	},
 }
 

@@ -3,6 +3,7 @@ package infra
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,15 @@ const (
 	// workerStopTimeout is the time SIGTERM's graceful hand-off gets: finish the in-flight batch,
 	// checkpoint, release leases. Fargate's maximum is 120 s.
 	workerStopTimeout = 90
+	// workerShutdownGrace (SHUTDOWN_GRACE) bounds finishing the in-flight batch after SIGTERM. The
+	// worker may take longer than the grace by its bounded tail: a KCL call in flight (its read
+	// deadline, 10 s), releasing its leases (twice the call timeout, 2 x 3 s) and closing the
+	// metrics server (2 s). Grace plus tail stays within workerStopTimeout, so ECS never SIGKILLs
+	// a worker that is finishing a batch whose records were written but not checkpointed: their
+	// replay by the next owner would be duplicates (the worker's 10 s default cut such batches
+	// when scale-in stopped tasks: 5,275 duplicates in a local spike). TestShutdownGraceFitsTheStopTimeout
+	// reads the tail from the worker's code.
+	workerShutdownGrace = 70
 	// workerSubnets names the private subnets of the fleet.
 	workerSubnets = "workers"
 )
@@ -48,9 +58,10 @@ var interfaceEndpoints = map[string]awsec2.InterfaceVpcEndpointAwsService{
 
 // Environment variables of the worker (cmd/worker's flags; contract_test.go checks it reads each).
 const (
-	envWorkerPII       = "PII_PATHS"
-	envWorkerKeysARN   = "SIGNING_KEYS_SECRET_ARN"
-	envCollectorConfig = "AOT_CONFIG_CONTENT"
+	envWorkerPII           = "PII_PATHS"
+	envWorkerKeysARN       = "SIGNING_KEYS_SECRET_ARN"
+	envWorkerShutdownGrace = "SHUTDOWN_GRACE"
+	envCollectorConfig     = "AOT_CONFIG_CONTENT"
 )
 
 // addFleet creates the VPC, the cluster and the worker service with its task role, health check,
@@ -101,7 +112,11 @@ func (p *Pipeline) addFleet() {
 		AllowAllOutbound: jsii.Bool(false),
 	})
 	endpointSG.AddIngressRule(sg, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS from the workers"), nil)
-	for id, svc := range interfaceEndpoints {
+	endpoints := maps.Clone(interfaceEndpoints)
+	if cfg.Autoscaler {
+		maps.Copy(endpoints, autoscalerEndpoints)
+	}
+	for id, svc := range endpoints {
 		p.Vpc.AddInterfaceEndpoint(jsii.String("Endpoint-"+id), &awsec2.InterfaceVpcEndpointOptions{
 			Service:           svc,
 			Subnets:           workerSubnetSel,
@@ -111,11 +126,13 @@ func (p *Pipeline) addFleet() {
 		})
 	}
 
+	p.taskSubnets, p.TaskSecurityGroup = workerSubnetSel, sg
 	cluster := awsecs.NewCluster(p.Stack, jsii.String("Cluster"), &awsecs.ClusterProps{
 		ClusterName:         jsii.String(n.Cluster),
 		Vpc:                 p.Vpc,
 		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
 	})
+	p.Cluster = cluster
 
 	p.WorkerLogs = p.logGroup("WorkerLogs", "worker")
 	p.WorkerMetrics = p.logGroup("WorkerMetricsLogs", "worker-metrics")
@@ -168,6 +185,8 @@ func (p *Pipeline) addFleet() {
 			"AGGREGATE_KEYS": jsii.String(strconv.FormatBool(cfg.AggregateKeys)),
 			// The worker's region defaults to us-east-1; pin it to the stack's.
 			"AWS_REGION": p.Stack.Region(),
+			// A task stopped by scale-in or a deployment finishes its batch before ECS kills it.
+			envWorkerShutdownGrace: jsii.String(fmt.Sprintf("%ds", workerShutdownGrace)),
 		},
 		PortMappings: &[]*awsecs.PortMapping{{
 			Name: jsii.String("metrics"), ContainerPort: jsii.Number(MetricsPort), Protocol: awsecs.Protocol_TCP,

@@ -35,13 +35,15 @@ type Names struct {
 	LogGroupPrefix string
 	// AlarmPrefix starts every alarm name; the key policy admits CloudWatch to publish to the
 	// encrypted topic for these alarms only.
-	AlarmPrefix      string
-	KeyAlias         string
-	Forwarder        string
-	ForwarderDLQ     string
-	UnroutedQueue    string
-	Cluster          string
-	WorkerService    string
+	AlarmPrefix   string
+	KeyAlias      string
+	Forwarder     string
+	ForwarderDLQ  string
+	UnroutedQueue string
+	Cluster       string
+	WorkerService string
+	// Autoscaler names the autoscaler's task family and its schedule rule.
+	Autoscaler       string
 	Trail            string
 	AlarmTopic       string
 	SigningSecret    string
@@ -52,6 +54,8 @@ type Names struct {
 	Dashboard        string
 	MetricsNamespace string
 	BreakerMetric    string
+	// AutoscalerMetric counts the autoscaler's successful runs (from its log).
+	AutoscalerMetric string
 }
 
 // NamesFor derives the stage's names.
@@ -66,6 +70,7 @@ func NamesFor(stage string) Names {
 		UnroutedQueue:    p + "-unrouted",
 		Cluster:          p,
 		WorkerService:    p + "-worker",
+		Autoscaler:       p + "-autoscaler",
 		Trail:            p + "-audit",
 		AlarmTopic:       p + "-alarms",
 		SigningSecret:    "kinesis-events/" + stage + "/signing-keys",
@@ -76,6 +81,7 @@ func NamesFor(stage string) Names {
 		Dashboard:        p,
 		MetricsNamespace: "KinesisEventsPipeline/" + stage,
 		BreakerMetric:    "BreakerOpened",
+		AutoscalerMetric: "AutoscalerTicksOK",
 	}
 }
 
@@ -102,12 +108,20 @@ type Pipeline struct {
 	ForwarderDLQ  awssqs.Queue
 	ForwarderLogs awslogs.LogGroup
 
-	Vpc           awsec2.Vpc
-	Workers       awsecs.FargateService
-	WorkerLogs    awslogs.LogGroup
-	WorkerMetrics awslogs.LogGroup
-	WorkerRole    awsiam.Role
-	AlarmTopic    awssns.Topic
+	Vpc     awsec2.Vpc
+	Cluster awsecs.Cluster
+	// TaskSecurityGroup is the tasks' security group (the workers' and the autoscaler's): no
+	// inbound, HTTPS out.
+	TaskSecurityGroup awsec2.SecurityGroup
+	taskSubnets       *awsec2.SubnetSelection
+	Workers           awsecs.FargateService
+	WorkerLogs        awslogs.LogGroup
+	WorkerMetrics     awslogs.LogGroup
+	WorkerRole        awsiam.Role
+	// The autoscaler's scheduled task; nil when Config.Autoscaler is off.
+	AutoscalerRole awsiam.Role
+	AutoscalerLogs awslogs.LogGroup
+	AlarmTopic     awssns.Topic
 }
 
 // NewPipeline builds the whole stack from a validated Config. id is the stack name; callers use
@@ -129,12 +143,7 @@ func NewPipeline(scope constructs.Construct, id string, props *awscdk.StackProps
 	p.addData()
 	p.addForwarder()
 	p.addFleet()
-	// The autoscaler (issue 13: reshards the streams, sets the fleet's maximum) is being written
-	// as its own command. Its deployment goes here, beside the fleet: one scheduled ECS task of
-	// the worker image on the cluster and subnets above, with its own role (CloudWatch
-	// GetMetricData; kinesis:UpdateShardCount, ListShards, DescribeStreamSummary on the streams;
-	// application-autoscaling:RegisterScalableTarget on the service; the lease table's "__" rows),
-	// added to TestRolesMatchTheCodesSDKCalls as one more binary.
+	p.addAutoscaler() // needs the fleet's cluster, subnets and service; its alarm is in addAlarms
 	p.addAlarms()
 	p.addDashboard()
 	p.addAudit()

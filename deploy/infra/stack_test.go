@@ -172,6 +172,11 @@ var (
 	// Actions without resource-level permissions: Resource must be "*".
 	starResourceActions = map[string]string{
 		"ecr:GetAuthorizationToken": "ECR authorisation tokens are account-wide; the action has no resource-level permissions (added by CDK to the task execution role for the image pull, which itself is scoped to the asset repository)",
+		// The autoscaler's role (autoscaler.go).
+		"kinesis:DescribeLimits":                          "the account's shard limit and open shards: no resource-level permissions",
+		"cloudwatch:GetMetricData":                        "CloudWatch metric reads have no resource-level permissions",
+		"application-autoscaling:DescribeScalableTargets": "Describe actions of Application Auto Scaling have no resource-level permissions",
+		"application-autoscaling:RegisterScalableTarget":  "scoped by a scalable-target ARN, which CloudFormation does not expose for the fleet's target; the ECS grants beside it name the fleet's service only",
 	}
 	// Wildcard actions allowed in key policies, by principal.
 	keyPolicyWildcardActions = map[string]string{
@@ -476,14 +481,22 @@ func forwarderRoleID(t *testing.T, s *synthed) string {
 
 func workerTask(t *testing.T, s *synthed) map[string]any {
 	t.Helper()
-	tds := s.resources("AWS::ECS::TaskDefinition")
-	if len(tds) != 1 {
-		t.Fatalf("%d task definitions, want 1", len(tds))
+	return taskOfFamily(t, s, s.names.WorkerService)
+}
+
+// taskOfFamily returns the one task definition of that family.
+func taskOfFamily(t *testing.T, s *synthed, family string) map[string]any {
+	t.Helper()
+	var found []map[string]any
+	for _, props := range s.resources("AWS::ECS::TaskDefinition") {
+		if props["Family"] == family {
+			found = append(found, props)
+		}
 	}
-	for _, props := range tds {
-		return props
+	if len(found) != 1 {
+		t.Fatalf("%s: %d task definitions of family %s, want 1", s.cfg.Stage, len(found), family)
 	}
-	return nil
+	return found[0]
 }
 
 func workerRoleID(t *testing.T, s *synthed) string {
@@ -697,8 +710,14 @@ func TestRulesPartitionTheBus(t *testing.T) {
 		}},
 	} {
 		s := tc.s
-		if n := len(s.resources("AWS::Events::Rule")); n != len(tc.patterns) {
-			t.Errorf("%s: %d rules, want %d", s.cfg.Stage, n, len(tc.patterns))
+		onBus := 0 // the autoscaler's schedule is a rule on the default bus
+		for _, props := range s.resources("AWS::Events::Rule") {
+			if props["EventBusName"] != nil {
+				onBus++
+			}
+		}
+		if onBus != len(tc.patterns) {
+			t.Errorf("%s: %d rules on the bus, want %d", s.cfg.Stage, onBus, len(tc.patterns))
 		}
 		fnID := s.logicalID(t, "AWS::Lambda::Function", map[string]any{"FunctionName": s.names.Forwarder})
 		dlq := s.logicalID(t, "AWS::SQS::Queue", map[string]any{"QueueName": s.names.ForwarderDLQ})
@@ -795,6 +814,7 @@ func TestWorkerService(t *testing.T) {
 		"QUARANTINE_STREAM": "test-" + QuarantineStream, "DLQ_STREAM": "test-" + DLQStream, "LATE_STREAM": "test-" + LateStream,
 		"KCL_APPLICATION": "test-" + Application, envWorkerKeysARN: ref(secret), envWorkerPII: "customer_id,properties.email",
 		"METRICS_ADDR": ":9090", "AWS_REGION": ref("AWS::Region"), "ROUTES": env["ROUTES"], "AGGREGATE_KEYS": "false",
+		envWorkerShutdownGrace: "70s",
 	}
 	if jsonOf(env) != jsonOf(want) {
 		t.Errorf("worker environment:\n got %v\nwant %v", env, want)
@@ -961,7 +981,7 @@ func TestNetworkNeedsNoNAT(t *testing.T) {
 		if typ == "" {
 			typ = "Gateway"
 		}
-		for _, svc := range []string{"kinesis-streams", "kms", "secretsmanager", "logs", "ecr.api", "ecr.dkr", "s3", "dynamodb"} {
+		for _, svc := range []string{"kinesis-streams", "kms", "secretsmanager", "logs", "ecr.api", "ecr.dkr", "s3", "dynamodb", "monitoring", "application-autoscaling"} {
 			if strings.Contains(b, "."+svc+`"`) || strings.HasSuffix(strings.Trim(b, `"`), "."+svc) {
 				services[svc] = typ
 			}
@@ -970,6 +990,8 @@ func TestNetworkNeedsNoNAT(t *testing.T) {
 	want := map[string]string{
 		"kinesis-streams": "Interface", "kms": "Interface", "secretsmanager": "Interface", "logs": "Interface",
 		"ecr.api": "Interface", "ecr.dkr": "Interface", "s3": "Gateway", "dynamodb": "Gateway",
+		// The autoscaler's: the streams' load and the fleet's scalable target.
+		"monitoring": "Interface", "application-autoscaling": "Interface",
 	}
 	if jsonOf(services) != jsonOf(want) {
 		t.Errorf("VPC endpoints = %v, want %v", services, want)
@@ -1026,6 +1048,7 @@ func TestAlarms(t *testing.T) {
 		"forward-rule-failed-invocations":         {"Namespace": "AWS/Events", "MetricName": "FailedInvocations"},
 		"unrouted-events":                         {"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible", "Dimensions": []any{map[string]any{"Name": "QueueName", "Value": assertions.Match_AnyValue()}}},
 		"workers-below-minimum":                   {"Namespace": "ECS/ContainerInsights", "MetricName": "RunningTaskCount", "TreatMissingData": "breaching"},
+		"autoscaler-not-running":                  {"Namespace": fx.names.MetricsNamespace, "MetricName": fx.names.AutoscalerMetric, "TreatMissingData": "breaching", "ComparisonOperator": "LessThanThreshold", "Threshold": 1, "EvaluationPeriods": autoscalerSilentMinutes / 5},
 	}
 	for name, m := range metricOf {
 		m["AlarmName"] = fx.names.AlarmPrefix + name
