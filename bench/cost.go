@@ -56,7 +56,7 @@ const (
 )
 
 // StackSettings are the deploy/ defaults the model follows (deploy/infra/config.go, fleet.go,
-// forwarder.go, alarms.go, collector.go), and its assumptions where the bench cannot measure.
+// forwarder.go, alarms.go, collector.go, autoscaler.go), and its assumptions where the bench cannot measure.
 type StackSettings struct {
 	RawShards, AnalyticsStreams, SideStreams int
 	MinWorkers                               int
@@ -83,7 +83,7 @@ type StackSettings struct {
 func DefaultStack() StackSettings {
 	return StackSettings{
 		RawShards: 4, AnalyticsStreams: 7, SideStreams: 3, MinWorkers: 2, WorkerVCPU: 0.5, WorkerMemoryGB: 1,
-		AZs: 2, InterfaceEndpoints: 6, NATGateways: 0, ArchiveRetentionDays: 7, LogRetentionDays: 30,
+		AZs: 2, InterfaceEndpoints: 8, NATGateways: 0, ArchiveRetentionDays: 7, LogRetentionDays: 30,
 		Alarms: 20, AlarmMetrics: 40, CustomMetrics: 70, Dashboards: 1,
 		LambdaPutLatency: 15 * time.Millisecond, LeaseTableScanRRU: 0.5,
 		EMFEvery: forwarder.DefaultMetricsEvery, PlatformLogBytes: 0,

@@ -612,6 +612,8 @@ func TestForwarderFunction(t *testing.T) {
 			"Architectures":                []any{"arm64"},
 			"Handler":                      "bootstrap",
 			"ReservedConcurrentExecutions": fx.cfg.ForwarderReservedConcurrency,
+			// The cost model (bench/cost.go, PlatformLogBytes 0) counts on no per-invocation system lines.
+			"LoggingConfig": map[string]any{"LogFormat": "JSON", "SystemLogLevel": "WARN"},
 			"Environment": map[string]any{"Variables": map[string]any{
 				envForwarderRaw: "test-" + RawStream, envForwarderQuarantine: "test-" + QuarantineStream,
 				envForwarderPII: "customer_id,properties.email", envForwarderNamespace: fx.names.MetricsNamespace,
