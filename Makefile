@@ -44,7 +44,7 @@ test: deps ## lint, then unit, integration, end-to-end (bounded chaos subset), f
 chaos: deps ## every chaos scenario (docs/operations.md#chaos-and-testing) and the 1->3->2 balance run, bounded (E2E_KEEP_LOGS=dir keeps the worker logs)
 	E2E_CHAOS=1 $(GO) test -count=1 -timeout 45m -run '^(TestChaos|TestOpsBalance)' -v ./e2e/
 
-fuzz-smoke: ## run each fuzz target briefly (FUZZTIME=10s each)
+fuzz-smoke: ## run each fuzz target briefly (FUZZTIME=20000x inputs each; a count, not a duration: go.dev/issue/75804)
 	scripts/fuzz-smoke.sh
 
 fuzz: ## run each fuzz target for 10 minutes
