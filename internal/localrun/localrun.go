@@ -289,26 +289,10 @@ func watch(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tail *au
 	}()
 
 	for {
-		select {
-		case <-ctx.Done():
-			ui.printf("\ninterrupted: stopping\n")
-			send.Stop()
-			runErr = ctx.Err()
-		case <-deadline.C:
-			ui.printf("\ntime bound %s reached: stopping\n", cfg.Duration)
-			send.Stop()
-			runErr = fmt.Errorf("run did not complete within --duration %s", cfg.Duration)
-		case <-sendDone:
-			sendDone = nil
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			r, err := send.Wait(wctx)
-			cancel()
-			if err != nil {
-				runErr = err
-			} else {
-				res = r
-			}
-		case <-tick.C:
+		if r, err := awaitRun(ctx, ui, send, &sendDone, deadline.C, tick.C, cfg.Duration); err != nil {
+			runErr = err
+		} else if r != nil {
+			res = r
 		}
 		for _, w := range workers {
 			select {
@@ -333,6 +317,29 @@ func watch(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tail *au
 			rep := tail.Check(fleet.Expected(res.Manifest))
 			return res, &rep, nil
 		}
+	}
+}
+
+// awaitRun waits for the next event of a run's main loop and handles it: an interrupt or the time
+// bound stops the load and returns the run's error; the load's end (*sendDone, then set to nil so
+// it is not waited for again) returns its result or error; a tick returns nothing.
+func awaitRun(ctx context.Context, ui *view, send *fleet.Send, sendDone *<-chan struct{}, deadline, tick <-chan time.Time, bound time.Duration) (*fleet.SendResult, error) {
+	select {
+	case <-ctx.Done():
+		ui.printf("\ninterrupted: stopping\n")
+		send.Stop()
+		return nil, ctx.Err()
+	case <-deadline:
+		ui.printf("\ntime bound %s reached: stopping\n", bound)
+		send.Stop()
+		return nil, fmt.Errorf("run did not complete within --duration %s", bound)
+	case <-*sendDone:
+		*sendDone = nil
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return send.Wait(wctx)
+	case <-tick:
+		return nil, nil
 	}
 }
 

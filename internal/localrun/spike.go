@@ -406,26 +406,10 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 	var allEventsAt time.Time // when every unique event had arrived (quarantine records may lag)
 	lastView := time.Time{}
 	for {
-		select {
-		case <-ctx.Done():
-			ui.printf("\ninterrupted: stopping\n")
-			send.Stop()
-			runErr = ctx.Err()
-		case <-deadline.C:
-			ui.printf("\ntime bound %s reached: stopping\n", cfg.Duration)
-			send.Stop()
-			runErr = fmt.Errorf("run did not complete within --duration %s", cfg.Duration)
-		case <-sendDone:
-			sendDone = nil
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			r, err := send.Wait(wctx)
-			cancel()
-			if err != nil {
-				runErr = err
-			} else {
-				res = r
-			}
-		case <-tick.C:
+		if r, err := awaitRun(ctx, ui, send, &sendDone, deadline.C, tick.C, cfg.Duration); err != nil {
+			runErr = err
+		} else if r != nil {
+			res = r
 		}
 		if w := pool.Exited(); w != nil && runErr == nil {
 			runErr = fmt.Errorf("%s exited unexpectedly: %v (see %s)", w.Name, w.Err(), rel(w.LogPath))
