@@ -25,6 +25,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/kinesiswire"
 	"github.com/kinesis-events/pipeline/internal/names"
 	"github.com/kinesis-events/pipeline/internal/profile"
 )
@@ -179,9 +180,10 @@ func NewKinesisClient(ctx context.Context, requestTimeout time.Duration) (*kines
 	}
 	// Every PutRecords attempt whose outcome is unknown is marked, so that the entries it carried
 	// are counted (Stats.Unknown): the SDK retries such an attempt, which may write them twice.
+	// PutRecords requests and answers go through kinesiswire, not the SDK's generic codec.
 	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		o.APIOptions = append(o.APIOptions, ambiguous.Middleware("PutRecords", "PutRecord"))
-	}), nil
+	}, kinesiswire.Install), nil
 }
 
 // progressLine is one --progress line; summaryLine the final line.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/kinesiswire"
 )
 
 // readTimeout bounds one read-side Kinesis operation, all SDK retries included. The KCL calls
@@ -60,9 +61,10 @@ func NewClients(ctx context.Context, region string, requestTimeout time.Duration
 	if reg != nil {
 		cfg.APIOptions = append(cfg.APIOptions, newCallCounter(reg).middleware)
 	}
+	// PutRecords requests and answers go through kinesiswire, not the SDK's generic codec.
 	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		o.APIOptions = append(o.APIOptions, operationDeadline(readOps, readTimeout), ambiguous.Middleware("PutRecords", "PutRecord"))
-	})
+	}, kinesiswire.Install)
 	// Lease and checkpoint writes are conditional: when the SDK resends one that landed (its answer
 	// was lost), the resend fails the condition the first attempt changed. Marking such attempts lets
 	// package checkpoint check the row instead of declaring the lease lost.

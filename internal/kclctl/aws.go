@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kinesis-events/pipeline/internal/ambiguous"
+	"github.com/kinesis-events/pipeline/internal/kinesiswire"
 )
 
 // Clients are the AWS clients the commands use.
@@ -47,7 +48,7 @@ func ConnectAWS(ctx context.Context, requestTimeout time.Duration) (*Clients, er
 	// Replayed PutRecords attempts with an unknown outcome are counted (ReplayReport.Unknown).
 	kin := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		o.APIOptions = append(o.APIOptions, ambiguous.Middleware("PutRecords"))
-	})
+	}, kinesiswire.Install)
 	return &Clients{DynamoDB: dynamodb.NewFromConfig(cfg), Kinesis: kin,
 		CloudWatch: cloudwatch.NewFromConfig(cfg), Scaling: applicationautoscaling.NewFromConfig(cfg)}, nil
 }

@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/kinesis-events/pipeline/internal/kinesiswire"
+	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
 )
 
@@ -16,17 +19,32 @@ import (
 // records in order on its shard, with the shard and sequence number Kinesis gave them; a record
 // over the limit is refused without a call; a missing stream is a fatal outcome, given up on at
 // once.
+//
+// It runs with the SDK's codec and with kinesiswire's (what the worker, forwarder and kclctl use).
 func TestKinesalite(t *testing.T) {
 	st := localstacktest.Start(t)
+	cfg, err := st.AWSConfig(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisEndpoint) }, kinesiswire.Install)
+	for _, c := range []struct {
+		name string
+		kin  Putter
+	}{{"sdk", st.Kinesis()}, {"kinesiswire", wire}} {
+		t.Run(c.name, func(t *testing.T) { testKinesalite(t, st, c.kin, "ordered-test-"+c.name) })
+	}
+}
+
+func testKinesalite(t *testing.T, st *localstack.Stack, kin Putter, stream string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	const stream = "ordered-test"
 	if err := st.CreateStream(ctx, stream, 3); err != nil {
 		t.Fatal(err)
 	}
 	var calls, unknown counter
 	m := Metrics{Calls: &calls, Unknown: &unknown}
-	w, err := NewWriter[*rec](NewStream(st.Kinesis(), stream, nil, m).Put, WriterConfig{MaxRecords: 100})
+	w, err := NewWriter[*rec](NewStream(kin, stream, nil, m).Put, WriterConfig{MaxRecords: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +91,7 @@ func TestKinesalite(t *testing.T) {
 		t.Fatalf("%v calls", c)
 	}
 
-	missing, err := NewWriter[*rec](NewStream(st.Kinesis(), "no-such-stream", nil, Metrics{}).Put, WriterConfig{})
+	missing, err := NewWriter[*rec](NewStream(kin, "no-such-stream", nil, Metrics{}).Put, WriterConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
