@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
+	"github.com/kinesis-events/pipeline/internal/kinesiswire"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
 	"github.com/kinesis-events/pipeline/internal/reshard"
@@ -63,7 +64,9 @@ func limited(t *testing.T, stream string, shards int, lim faultproxy.ShardLimits
 		t.Fatal(err)
 	}
 	cfg.RetryMaxAttempts = 1
-	return ctx, st, p, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) }), clk
+	// With kinesiswire, as the worker's and the forwarder's clients: the per-entry refusals are read
+	// by its decoder.
+	return ctx, st, p, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) }, kinesiswire.Install), clk
 }
 
 // keysOn returns n partition keys whose MD5 falls in shard's hash key range.
