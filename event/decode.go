@@ -43,8 +43,41 @@ func ParseDetail(b []byte) (*Detail, error) {
 // known to be valid JSON with a supported envelope (the same outcome as validating the record first
 // and then calling ParseDetail on its detail).
 func DecodeRaw(b []byte) (*Raw, *Detail, error) {
+	type decoded struct {
+		r Raw
+		d Detail
+	}
+	out := &decoded{}
+	rawOK, err := decodeRaw(b, &out.r, &out.d, true)
+	switch {
+	case !rawOK:
+		return nil, nil, err
+	case err != nil:
+		return &out.r, nil, err
+	}
+	return &out.r, &out.d, nil
+}
+
+// CheckRaw decides what DecodeRaw decides for b (the same parse, the same error) and returns only
+// the detail's customer_id and event_id: for a writer that checks a record before it sends it (the
+// forwarder), without DecodeRaw's copies.
+func CheckRaw(b []byte) (customerID, eventID string, err error) {
+	var (
+		r Raw
+		d Detail
+	)
+	if _, err := decodeRaw(b, &r, &d, false); err != nil {
+		return "", "", err
+	}
+	return d.CustomerID, d.EventID, nil
+}
+
+// decodeRaw is DecodeRaw into r and d: rawOK reports whether the record's envelope was valid (r is
+// set; a non-nil err is then the detail's rejection). keepCanon keeps the canonical properties in d
+// for signature verification.
+func decodeRaw(b []byte, r *Raw, d *Detail, keepCanon bool) (rawOK bool, err error) {
 	if len(b) > MaxRecordBytes {
-		return nil, nil, reject(ReasonTooLarge, "record of %d bytes", len(b))
+		return false, reject(ReasonTooLarge, "record of %d bytes", len(b))
 	}
 	p := parser{src: b, lim: DefaultLimits, sc: getScratch()}
 	defer p.sc.release()
@@ -55,7 +88,7 @@ func DecodeRaw(b []byte) (*Raw, *Detail, error) {
 		detail                            []byte
 		f                                 detailFields
 	)
-	err := p.members(func(key []byte) error {
+	err = p.members(func(key []byte) error {
 		var bad *Error
 		var err error
 		switch string(key) {
@@ -93,34 +126,30 @@ func DecodeRaw(b []byte) (*Raw, *Detail, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return false, err
 	}
-	type decoded struct {
-		r Raw
-		d Detail
-	}
-	out := &decoded{}
-	r, strs := &out.r, string(p.sc.strs)
+	strs := string(p.sc.strs)
 	r.V = int(min(v, 1<<30))
 	r.Type, r.Source, r.BridgeID, r.BridgeTime = typ.of(strs), source.of(strs), bridgeID.of(strs), bridgeTime.of(strs)
 	r.ForwardedAt = forwardedAt
 	if r.V != RawVersion {
-		return nil, nil, reject(ReasonUnsupportedRaw, "raw envelope version %d", r.V)
+		return false, reject(ReasonUnsupportedRaw, "raw envelope version %d", r.V)
 	}
 	if r.Type == "" {
-		return nil, nil, reject(ReasonMissingField, "type is required")
+		return false, reject(ReasonMissingField, "type is required")
 	}
 	if detail == nil {
-		return nil, nil, reject(ReasonMissingField, "detail is required")
+		return false, reject(ReasonMissingField, "detail is required")
 	}
 	r.Detail = json.RawMessage(detail)
 	if f.bad != nil {
-		return r, nil, f.bad
+		return true, f.bad
 	}
-	if err := f.fill(&out.d, strs, p.sc.canon); err != nil {
-		return r, nil, err
+	canon := p.sc.canon
+	if !keepCanon {
+		f.hasCanon = false
 	}
-	return r, &out.d, nil
+	return true, f.fill(d, strs, canon)
 }
 
 // span is a decoded string field's position in scratch.strs.

@@ -57,6 +57,14 @@ func FuzzDecodeRaw(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, d, err := DecodeRaw(b)
+		// CheckRaw (the forwarder's check) decides exactly what DecodeRaw decides.
+		cust, id, cerr := CheckRaw(b)
+		if fmt.Sprint(cerr) != fmt.Sprint(err) {
+			t.Fatalf("CheckRaw: %v; DecodeRaw: %v", cerr, err)
+		}
+		if err == nil && (cust != d.CustomerID || id != d.EventID) {
+			t.Fatalf("CheckRaw: %q %q; DecodeRaw: %q %q", cust, id, d.CustomerID, d.EventID)
+		}
 		if err != nil {
 			if ReasonOf(err) == "" {
 				t.Fatalf("error without a reason: %v", err)

@@ -17,10 +17,10 @@ import (
 // envelope is the part of an EventBridge event the forwarder uses. detail holds the producer's bytes
 // exactly as received.
 type envelope struct {
-	detailType string
-	source     string
-	id         string
-	time       string
+	detailType []byte
+	source     []byte
+	id         []byte
+	time       []byte
 	detail     []byte
 }
 
@@ -43,7 +43,7 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	}
 	s.i++
 	var (
-		seen       [maxEnvelopeMembers]string
+		seen       [maxEnvelopeMembers][]byte
 		nseen      int
 		haveDetail bool
 	)
@@ -54,8 +54,8 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		}
 		key := s.str()
 		for _, k := range seen[:nseen] {
-			if k == key {
-				return env, &event.Error{Reason: event.ReasonDuplicateKey, Msg: "duplicate key " + strconv.Quote(clip(key, 32)) + " in the EventBridge event"}
+			if bytes.Equal(k, key) {
+				return env, &event.Error{Reason: event.ReasonDuplicateKey, Msg: "duplicate key " + strconv.Quote(clip(string(key), 32)) + " in the EventBridge event"}
 			}
 		}
 		if nseen == maxEnvelopeMembers {
@@ -70,15 +70,15 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		s.skipValue()
 		raw := b[start:s.i]
 		var err error
-		switch key {
+		switch string(key) {
 		case "detail-type":
-			env.detailType, err = stringMember(key, raw)
+			env.detailType, err = stringMember("detail-type", raw)
 		case "source":
-			env.source, err = stringMember(key, raw)
+			env.source, err = stringMember("source", raw)
 		case "id":
-			env.id, err = stringMember(key, raw)
+			env.id, err = stringMember("id", raw)
 		case "time":
-			env.time, err = stringMember(key, raw)
+			env.time, err = stringMember("time", raw)
 		case "detail":
 			switch raw[0] {
 			case '{':
@@ -127,17 +127,17 @@ func (s *scanner) skipString() bool {
 	return esc
 }
 
-// str reads the string at s.i, unescaped.
-func (s *scanner) str() string {
+// str reads the string at s.i, unescaped: a slice of the input when it has no escapes.
+func (s *scanner) str() []byte {
 	start := s.i
 	if !s.skipString() {
-		return string(s.b[start+1 : s.i-1])
+		return s.b[start+1 : s.i-1 : s.i-1]
 	}
 	var v string
 	if err := json.Unmarshal(s.b[start:s.i], &v); err != nil { // valid JSON: cannot fail
-		return string(s.b[start+1 : s.i-1])
+		return s.b[start+1 : s.i-1 : s.i-1]
 	}
-	return v
+	return []byte(v)
 }
 
 // skipValue moves past the value starting at s.i.
@@ -173,20 +173,21 @@ func (s *scanner) skipValue() {
 // nothing is forwarded that the worker would reject for its envelope.
 func (env envelope) validate() error {
 	for _, f := range [...]struct {
-		name, v string
-		max     int
+		name string
+		v    []byte
+		max  int
 	}{{"detail-type", env.detailType, event.MaxIDLen}, {"source", env.source, 256}, {"id", env.id, 256}, {"time", env.time, 64}} {
 		if len(f.v) > f.max {
 			return &event.Error{Reason: event.ReasonBadField, Msg: f.name + " longer than " + strconv.Itoa(f.max) + " bytes"}
 		}
-		if !utf8.ValidString(f.v) {
+		if !utf8.Valid(f.v) {
 			return &event.Error{Reason: event.ReasonInvalidUTF8, Msg: f.name + " is not valid UTF-8"}
 		}
 	}
-	if env.detailType == "" {
+	if len(env.detailType) == 0 {
 		return &event.Error{Reason: event.ReasonMissingField, Msg: "detail-type is required"}
 	}
-	for _, r := range env.detailType {
+	for _, r := range string(env.detailType) {
 		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
 			return &event.Error{Reason: event.ReasonBadField, Msg: "detail-type has a non-printable or space character"}
 		}
@@ -200,22 +201,23 @@ func (env envelope) validate() error {
 	return nil
 }
 
-// stringMember decodes a string member; null counts as absent.
-func stringMember(name string, raw []byte) (string, error) {
+// stringMember decodes a string member (a slice of raw when it has no escapes); null counts as
+// absent.
+func stringMember(name string, raw []byte) ([]byte, error) {
 	if raw[0] == 'n' {
-		return "", nil
+		return nil, nil
 	}
 	if raw[0] != '"' {
-		return "", &event.Error{Reason: event.ReasonBadField, Msg: name + " is not a string"}
+		return nil, &event.Error{Reason: event.ReasonBadField, Msg: name + " is not a string"}
 	}
 	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), nil
+		return raw[1 : len(raw)-1 : len(raw)-1], nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", &event.Error{Reason: event.ReasonNotJSON, Msg: name + ": " + syntaxMsg(err)}
+		return nil, &event.Error{Reason: event.ReasonNotJSON, Msg: name + ": " + syntaxMsg(err)}
 	}
-	return s, nil
+	return []byte(s), nil
 }
 
 // syntaxMsg describes a JSON error without quoting the input (it may hold PII).
@@ -240,11 +242,11 @@ func appendRaw(dst []byte, env envelope, forwardedAt time.Time) []byte {
 	dst = appendJSONString(dst, env.detailType)
 	dst = append(dst, `,"source":`...)
 	dst = appendJSONString(dst, env.source)
-	if env.id != "" {
+	if len(env.id) != 0 {
 		dst = append(dst, `,"bridge_id":`...)
 		dst = appendJSONString(dst, env.id)
 	}
-	if env.time != "" {
+	if len(env.time) != 0 {
 		dst = append(dst, `,"bridge_time":`...)
 		dst = appendJSONString(dst, env.time)
 	}
@@ -258,7 +260,7 @@ func appendRaw(dst []byte, env envelope, forwardedAt time.Time) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as a JSON string. s is valid UTF-8 (the input was checked).
-func appendJSONString(dst []byte, s string) []byte {
+func appendJSONString[S string | []byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]

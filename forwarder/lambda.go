@@ -72,7 +72,7 @@ func (f *Forwarder) prepareEvent(ev event.BridgeEvent, line int64, source string
 	if in.truncated {
 		return f.prepare(in)
 	}
-	env := envelope{detailType: ev.DetailType, source: ev.Source, id: ev.ID, time: ev.Time, detail: bytes.TrimSpace(ev.Detail)}
+	env := envelope{detailType: []byte(ev.DetailType), source: []byte(ev.Source), id: []byte(ev.ID), time: []byte(ev.Time), detail: bytes.TrimSpace(ev.Detail)}
 	var e *entry
 	if err := env.validate(); err != nil {
 		reason, msg := rejection(err)

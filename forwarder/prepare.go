@@ -95,23 +95,24 @@ func (f *Forwarder) prepareEnvelope(in input, env envelope, now time.Time) *entr
 		return f.quarantine(in, nil, event.ReasonTooLarge,
 			fmt.Sprintf("raw record of %d bytes exceeds %d", len(data), MaxRecordBytes), now)
 	}
-	// Exactly what the worker will decode, minus signature verification.
-	_, d, err := event.DecodeRaw(data)
+	// Exactly what the worker will decode (event.DecodeRaw's decision), minus signature verification.
+	customerID, eventID, err := event.CheckRaw(data)
 	if err != nil {
 		reason, msg := rejection(err)
 		return f.quarantine(in, nil, reason, "detail: "+msg, now)
 	}
-	if len(data)+len(d.CustomerID) > MaxRecordBytes {
-		return f.quarantine(in, d, event.ReasonTooLarge,
+	if len(data)+len(customerID) > MaxRecordBytes {
+		return f.quarantine(in, &event.Detail{EventID: eventID, CustomerID: customerID}, event.ReasonTooLarge,
 			fmt.Sprintf("raw record of %d bytes plus partition key exceeds %d", len(data), MaxRecordBytes), now)
 	}
 	if f.pii != nil {
 		spans, err := f.pii.scan(in.data)
 		if err != nil || len(spans) > 0 {
-			return f.quarantine(in, d, event.ReasonRawPII, "configured PII fields hold values that are not tokens", now)
+			return f.quarantine(in, &event.Detail{EventID: eventID, CustomerID: customerID}, event.ReasonRawPII,
+				"configured PII fields hold values that are not tokens", now)
 		}
 	}
-	return &entry{lane: laneRaw, key: d.CustomerID, data: data, line: in.line, eventID: d.EventID}
+	return &entry{lane: laneRaw, key: customerID, data: data, line: in.line, eventID: eventID}
 }
 
 // rejection splits a decoding error into its reason and message. The event package's errors carry
