@@ -73,7 +73,10 @@ type Result struct {
 func (f *Forwarder) ForwardStream(ctx context.Context, r io.Reader, opts StreamOptions) (Result, error) {
 	lr := &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
 	src := opts.source()
-	return f.run(ctx, opts, func() (*entry, error) {
+	// The next line may block (r is a pipe, a socket) once nothing is buffered: what was read
+	// goes to the writer first.
+	idle := func() bool { return lr.br.Buffered() == 0 }
+	return f.run(ctx, opts, idle, func() (*entry, error) {
 		in, err := lr.next()
 		if err != nil {
 			return nil, err
@@ -90,7 +93,7 @@ func (f *Forwarder) ForwardStream(ctx context.Context, r io.Reader, opts StreamO
 func (f *Forwarder) ForwardBatch(ctx context.Context, lines [][]byte, opts StreamOptions) (Result, error) {
 	i := 0
 	src := opts.source()
-	return f.run(ctx, opts, func() (*entry, error) {
+	return f.run(ctx, opts, nil, func() (*entry, error) {
 		if i == len(lines) {
 			return nil, io.EOF
 		}
@@ -104,7 +107,7 @@ func (f *Forwarder) ForwardBatch(ctx context.Context, lines [][]byte, opts Strea
 func (f *Forwarder) ForwardEvents(ctx context.Context, evs []event.BridgeEvent, opts StreamOptions) (Result, error) {
 	i := 0
 	src := opts.source()
-	return f.run(ctx, opts, func() (*entry, error) {
+	return f.run(ctx, opts, nil, func() (*entry, error) {
 		if i == len(evs) {
 			return nil, io.EOF
 		}
@@ -201,9 +204,15 @@ type runState struct {
 	failedOutErr error
 }
 
-// run drives one local-mode run: a goroutine reads and prepares entries; this goroutine batches,
-// sends, retries and accounts for them.
-func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*entry, error)) (Result, error) {
+// readChunk is how many prepared entries the reading goroutine hands over at once: one hand-off
+// per event woke the writing goroutine (and often a thread) for every event, a tenth of local
+// mode's CPU.
+const readChunk = 64
+
+// run drives one local-mode run: a goroutine reads and prepares entries and hands them over in
+// chunks of up to readChunk, a chunk as soon as idle (nil: never) says the next read may block;
+// this goroutine batches, sends, retries and accounts for them.
+func (f *Forwarder) run(ctx context.Context, opts StreamOptions, idle func() bool, next func() (*entry, error)) (Result, error) {
 	start := time.Now()
 	r := &runState{
 		f: f, opts: opts, keepOrig: opts.FailedOut != nil,
@@ -222,13 +231,31 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 	defer cancelSends()
 	r.sendCtx = sendCtx
 
-	entries := make(chan *entry, 64)
+	entries := make(chan []*entry, 2)
 	var readErr error // written before entries is closed
 	go func() {
 		defer close(entries)
+		chunk := make([]*entry, 0, readChunk)
+		hand := func() bool {
+			select {
+			case entries <- chunk:
+				chunk = make([]*entry, 0, readChunk)
+				return true
+			case <-readCtx.Done():
+				return false
+			}
+		}
 		for {
+			if len(chunk) == readChunk || (len(chunk) > 0 && idle != nil && idle()) {
+				if !hand() {
+					return
+				}
+			}
 			e, err := next()
 			if err != nil {
+				if len(chunk) > 0 && !hand() {
+					return
+				}
 				if !errors.Is(err, io.EOF) {
 					readErr = err
 				}
@@ -237,11 +264,7 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 			if !r.keepOrig {
 				e.orig = nil
 			}
-			select {
-			case entries <- e:
-			case <-readCtx.Done():
-				return
-			}
+			chunk = append(chunk, e)
 		}
 	}()
 
@@ -250,20 +273,28 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 	defer timer.Stop()
 	var drain *time.Timer
 	in := entries
+	var carry []*entry // the rest of the last chunk taken, not yet accepted
 	for {
 		// Take whatever input is ready before forming batches, so batches fill up.
 	absorb:
-		for in != nil && r.abortErr == nil && r.canAccept() {
-			select {
-			case e, ok := <-in:
-				if !ok {
-					in = nil
+		for r.abortErr == nil && r.canAccept() {
+			if len(carry) == 0 {
+				if in == nil {
+					break
+				}
+				select {
+				case es, ok := <-in:
+					if !ok {
+						in = nil
+						break absorb
+					}
+					carry = es
+				default:
 					break absorb
 				}
-				r.add(e)
-			default:
-				break absorb
 			}
+			r.add(carry[0])
+			carry[0], carry = nil, carry[1:]
 		}
 		if r.abortErr == nil && ctx.Err() != nil {
 			r.abort(fmt.Errorf("run stopped: %w", ctx.Err()))
@@ -274,11 +305,11 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 			defer drain.Stop()
 		}
 		r.dispatch()
-		if (in == nil || r.abortErr != nil) && r.pending == 0 && r.inflight == 0 {
+		if ((in == nil && len(carry) == 0) || r.abortErr != nil) && r.pending == 0 && r.inflight == 0 {
 			break
 		}
-		var inC <-chan *entry
-		if in != nil && r.abortErr == nil && r.canAccept() {
+		var inC <-chan []*entry
+		if in != nil && len(carry) == 0 && r.abortErr == nil && r.canAccept() {
 			inC = in
 		}
 		var timerC <-chan time.Time
@@ -291,12 +322,12 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, next func() (*e
 			doneC = ctx.Done()
 		}
 		select {
-		case e, ok := <-inC:
+		case es, ok := <-inC:
 			if !ok {
 				in = nil
 				continue
 			}
-			r.add(e)
+			carry = es // accepted at the top of the loop
 		case b := <-r.results:
 			r.complete(b)
 		case <-timerC:
