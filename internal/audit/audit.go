@@ -120,6 +120,8 @@ type Second struct {
 	// stream (meaningful when producers stamp occurred_at as they send, as loadgen does with a
 	// profile). MaxForward is the largest arrival - forwarded_at: the pipeline's own delay.
 	MaxDelay, MaxForward time.Duration
+	// MaxFollowed is MaxDelay among the followed customer's deliveries (see Follow).
+	MaxFollowed time.Duration
 }
 
 // Timeline returns the seconds with first deliveries, in order.
@@ -401,13 +403,17 @@ func (t *Tail) second(a event.Analytics, arrived time.Time) {
 		t.seconds[arrived.Unix()] = sec
 	}
 	sec.Delivered++
+	followed := t.follow != "" && a.CustomerID == t.follow
 	if occurred, err := time.Parse(time.RFC3339Nano, a.OccurredAt); err == nil {
 		sec.MaxDelay = max(sec.MaxDelay, arrived.Sub(occurred))
+		if followed {
+			sec.MaxFollowed = max(sec.MaxFollowed, arrived.Sub(occurred))
+		}
 	}
 	if !a.ForwardedAt.IsZero() {
 		sec.MaxForward = max(sec.MaxForward, arrived.Sub(a.ForwardedAt))
 	}
-	if t.follow != "" && a.CustomerID == t.follow {
+	if followed {
 		f := &t.followed
 		f.Delivered++
 		if f.First.IsZero() || arrived.Before(f.First) {

@@ -126,7 +126,9 @@ func TestTimeline(t *testing.T) {
 		t.Fatalf("duplicate examples %q", ex)
 	}
 	tl := tail.Timeline()
-	want := []Second{{At: 100, Delivered: 2, MaxDelay: 7 * time.Second, MaxForward: time.Second}, {At: 102, Delivered: 1, MaxDelay: time.Second, MaxForward: 3 * time.Second}}
+	// The followed customer's worst delay apart: 2 s of e1 in second 100, where e2 took 7 s.
+	want := []Second{{At: 100, Delivered: 2, MaxDelay: 7 * time.Second, MaxForward: time.Second, MaxFollowed: 2 * time.Second},
+		{At: 102, Delivered: 1, MaxDelay: time.Second, MaxForward: 3 * time.Second, MaxFollowed: time.Second}}
 	if len(tl) != 2 || tl[0] != want[0] || tl[1] != want[1] {
 		t.Fatalf("timeline %+v, want %+v", tl, want)
 	}

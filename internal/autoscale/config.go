@@ -26,8 +26,11 @@ type Policy struct {
 	ScaleOutAbove float64
 	// ThrottledAbove: also scale out when more than this share of the write attempts over
 	// OutWindow were throttled (and at least MinThrottledPerSecond were), though the load is below
-	// ScaleOutAbove: bursts, or a hot shard. Only up to ThrottledUpTo times the capacity the load
-	// needs: past that it is a hot key, which no number of shards fixes.
+	// ScaleOutAbove: bursts, or a hot shard. Only while the capacity is below ThrottledUpTo times
+	// the shards the load needs at TargetUtilisation: past that it is a hot key or bursts, which
+	// more shards do not fix and writers' retries absorb. At 1 (the default) the rule never adds
+	// shards past the count a scale-in sizes for, so the two cannot undo each other at one load.
+	// Throttles counted partly before the last reshard (within OutWindow of it) do not count.
 	ThrottledAbove        float64
 	MinThrottledPerSecond float64
 	ThrottledUpTo         float64
@@ -138,7 +141,7 @@ func AWSPolicy() Policy {
 	return Policy{
 		RecordsPerShard: 1000, BytesPerShard: 1 << 20,
 		TargetUtilisation: 0.5, ScaleOutAbove: 0.8, ScaleInBelow: 0.25,
-		ThrottledAbove: 0.01, MinThrottledPerSecond: 1, ThrottledUpTo: 2,
+		ThrottledAbove: 0.01, MinThrottledPerSecond: 1, ThrottledUpTo: 1,
 		OutWindow: 3 * time.Minute, InWindow: 15 * time.Minute,
 		OutCooldown: 2 * time.Minute, InCooldown: 30 * time.Minute,
 		MinShards: 1, MaxShards: 512, CallsPerDay: 10, ReserveCalls: 2,

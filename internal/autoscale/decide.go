@@ -124,6 +124,12 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 	}
 	throttled := d.Load.Throttled >= p.MinThrottledPerSecond && d.Load.Throttled > p.ThrottledAbove*(d.Load.Records+d.Load.Throttled)
 	sinceReshard := now.Sub(h.LastReshard)
+	// Throttles measured partly before the last reshard were refused by the old layout (and its
+	// writers' retries still drain into the new one): that reshard already answered them.
+	if throttled && d.Util <= p.ScaleOutAbove && sinceReshard < p.OutWindow {
+		return hold(ActionBlocked, "%.0f%% of writes throttled (%.1f/s), but partly before the last reshard %s ago (window %s)",
+			100*d.Load.Throttled/(d.Load.Records+d.Load.Throttled), d.Load.Throttled, sinceReshard.Round(time.Second), p.OutWindow)
+	}
 	switch {
 	case d.Util > p.ScaleOutAbove || throttled:
 		why := fmt.Sprintf("utilisation %.2f > %.2f", d.Util, p.ScaleOutAbove)
@@ -140,8 +146,9 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 			return hold(ActionBlocked, "%s, but no reshard calls left in the rolling 24 h (%d used)", why, p.CallsPerDay)
 		}
 		// Throttled below the utilisation bar (bursts, a hot shard, uneven ranges): one shard more at
-		// least, while the capacity is not already far above what the load needs.
-		if d.Util <= p.ScaleOutAbove && capacity >= p.ThrottledUpTo*float64(want) {
+		// least, while the capacity is below what the load needs at the target (ThrottledUpTo). With
+		// nothing written at all the demand is unknown, not small: one more.
+		if d.Util <= p.ScaleOutAbove && d.Load.Records > 0 && capacity >= p.ThrottledUpTo*float64(want) {
 			return hold(ActionBlocked, "%s at utilisation %.2f, with %.0fx the shards the load needs: a hot key or bursts, which more shards do not fix",
 				why, d.Util, capacity/float64(want))
 		}

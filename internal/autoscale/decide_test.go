@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -70,6 +71,7 @@ func TestDecide(t *testing.T) {
 			History{Since: long.Since, LastReshard: long.LastReshard, Method: reshard.MethodSplitMerge}, ActionOut, 8, "4 -> 8"},
 		{"split/merge sizes by the widest shard", view(even(2), steady(t0, time.Minute, 170, 0)),
 			History{Since: long.Since, LastReshard: long.LastReshard, Method: reshard.MethodSplitMerge}, ActionOut, 4, "2 -> 4"},
+		{"throttled at the size a scale-in sizes for: bursts, not demand", view(even(4), steady(t0, time.Minute, 110, 1.3)), long, ActionBlocked, 4, "more shards do not fix"},
 		{"a trickle of throttles is noise", view(even(2), steady(t0, time.Minute, 100, 0.5)), long, ActionHold, 2, "within"},
 		{"out cool-down", view(even(2), steady(t0, time.Minute, 180, 0)), History{Since: long.Since, LastReshard: t0.Add(-5 * time.Second)}, ActionBlocked, 2, "cool-down 10s"},
 		{"updating", func() View { v := view(even(2), steady(t0, time.Minute, 180, 0)); v.Status = "UPDATING"; return v }(), long, ActionBlocked, 2, "UPDATING"},
@@ -108,41 +110,121 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestDecideThrottledAfterReshard: throttles counted partly before the last reshard were refused
+// by the old layout; the throttle rule waits until its window lies after the reshard, though the
+// out cool-down is shorter.
+func TestDecideThrottledAfterReshard(t *testing.T) {
+	p := LocalPolicy() // out window 10 s, out cool-down 5 s
+	for _, tc := range []struct {
+		since      time.Duration
+		wantAction string
+		wantReason string
+	}{
+		{7 * time.Second, ActionBlocked, "partly before the last reshard 7s ago"},
+		{11 * time.Second, ActionOut, "4 -> 5"},
+	} {
+		v := View{Stream: "s", Status: "ACTIVE", Open: even(4), Samples: steady(t0, time.Minute, 200, 10), From: t0.Add(-p.InWindow), To: t0, AccountHeadroom: -1}
+		d := Decide(t0, p, v, History{Since: t0.Add(-time.Hour), LastReshard: t0.Add(-tc.since)})
+		if d.Action != tc.wantAction || !strings.Contains(d.Reason, tc.wantReason) {
+			t.Errorf("%s after the reshard: got %s to %d (%s), want %s (%q)", tc.since, d.Action, d.To, d.Reason, tc.wantAction, tc.wantReason)
+		}
+	}
+	// Above the bar, utilisation is demand whatever the layout: the cool-down alone applies.
+	v := View{Stream: "s", Status: "ACTIVE", Open: even(2), Samples: steady(t0, time.Minute, 180, 10), From: t0.Add(-p.InWindow), To: t0, AccountHeadroom: -1}
+	if d := Decide(t0, p, v, History{Since: t0.Add(-time.Hour), LastReshard: t0.Add(-7 * time.Second)}); d.Action != ActionOut {
+		t.Errorf("above the bar 7s after a reshard: got %s (%s), want scale-out", d.Action, d.Reason)
+	}
+}
+
 // TestDecideNoThrash: a load that stays put never flips between scale-out and scale-in. From any
 // count, after the reshard the rule asks for, the next decision at the same load is a hold.
 func TestDecideNoThrash(t *testing.T) {
 	p := LocalPolicy()
-	for _, rate := range []float64{30, 90, 150, 400, 777, 1500, 3000} {
+	type run struct {
+		rate, share float64 // share: of the writes throttled (bursts the writers retry), part of a steady load too
+		method      string
+		start       int
+	}
+	var runs []run
+	for _, share := range []float64{0, 0.02} {
+		for _, rate := range []float64{30, 90, 110, 150, 400, 777, 1500, 3000} {
+			for _, method := range []string{reshard.MethodUniform, reshard.MethodSplitMerge} {
+				for _, start := range []int{2, 16} {
+					runs = append(runs, run{rate, share, method, start})
+				}
+			}
+		}
+	}
+	for _, r := range runs {
+		name := fmt.Sprintf("%v/s (%.0f%% throttled) %s from %d shards", r.rate, 100*r.share, r.method, r.start)
+		open := even(r.start)
+		h := History{Since: t0.Add(-time.Hour), LastReshard: t0.Add(-time.Hour), Method: r.method}
+		now := t0
+		for step := 0; step < 12; step++ {
+			v := View{Stream: "s", Status: "ACTIVE", Open: open, Samples: steady(now, 2*time.Minute, r.rate, r.share*r.rate), From: now.Add(-p.InWindow), To: now, AccountHeadroom: -1}
+			d := Decide(now, p, v, h)
+			if d.Action == ActionBlocked && strings.Contains(d.Reason, "more shards do not fix") {
+				break // settled: throttles below the target utilisation are bursts
+			}
+			if d.Action == ActionHold {
+				if d.Util > p.ScaleOutAbove || (d.PeakUtil < p.ScaleInBelow && len(open) > p.MinShards && !strings.Contains(d.Reason, "no smaller")) {
+					t.Fatalf("%s: settled at %d shards with utilisation %.2f: %s", name, len(open), d.Util, d.Reason)
+				}
+				break
+			}
+			if d.Action != ActionOut && d.Action != ActionIn {
+				t.Fatalf("%s: %s", name, d.Reason)
+			}
+			if step > 0 && d.Action != h.Last.Action {
+				t.Fatalf("%s: %s after %s at the same load (%s)", name, d.Action, h.Last.Action, d.Reason)
+			}
+			if r.method == reshard.MethodUniform {
+				open = even(d.To)
+			} else {
+				rs, err := reshard.SplitMergeResult(open, d.To)
+				if err != nil {
+					t.Fatal(err)
+				}
+				open = rs
+			}
+			h.Last, h.LastReshard, h.Calls = &d, now, nil
+			now = now.Add(2 * time.Hour)
+		}
+	}
+}
+
+// TestDecideScaleInThenBursts: after the scale-ins a load asks for, the same load with a small
+// share of throttled writes (bursts its writers retry) does not scale out again: the throttle rule
+// stops where a scale-in sizes for, so the two never undo each other.
+func TestDecideScaleInThenBursts(t *testing.T) {
+	p := LocalPolicy()
+	for _, rate := range []float64{30, 90, 110, 150, 400, 777} {
 		for _, method := range []string{reshard.MethodUniform, reshard.MethodSplitMerge} {
-			open := even(2)
+			open := even(32)
 			h := History{Since: t0.Add(-time.Hour), LastReshard: t0.Add(-time.Hour), Method: method}
 			now := t0
-			for step := 0; step < 12; step++ {
+			for step := 0; ; step++ {
+				if step == 12 {
+					t.Fatalf("%v/s %s: no settled count after 12 steps", rate, method)
+				}
 				v := View{Stream: "s", Status: "ACTIVE", Open: open, Samples: steady(now, 2*time.Minute, rate, 0), From: now.Add(-p.InWindow), To: now, AccountHeadroom: -1}
 				d := Decide(now, p, v, h)
-				if d.Action == ActionHold {
-					if d.Util > p.ScaleOutAbove || (d.PeakUtil < p.ScaleInBelow && len(open) > p.MinShards && !strings.Contains(d.Reason, "no smaller")) {
-						t.Fatalf("%v/s %s: settled at %d shards with utilisation %.2f: %s", rate, method, len(open), d.Util, d.Reason)
-					}
+				if d.Action != ActionIn {
 					break
 				}
-				if d.Action != ActionOut && d.Action != ActionIn {
-					t.Fatalf("%v/s %s: %s", rate, method, d.Reason)
-				}
-				if step > 0 && d.Action != h.Last.Action {
-					t.Fatalf("%v/s %s: %s after %s at the same load (%s)", rate, method, d.Action, h.Last.Action, d.Reason)
+				rs, err := reshard.SplitMergeResult(open, d.To)
+				if err != nil {
+					t.Fatal(err)
 				}
 				if method == reshard.MethodUniform {
-					open = even(d.To)
-				} else {
-					rs, err := reshard.SplitMergeResult(open, d.To)
-					if err != nil {
-						t.Fatal(err)
-					}
-					open = rs
+					rs = even(d.To)
 				}
-				h.Last, h.LastReshard, h.Calls = &d, now, nil
+				open, h.LastReshard = rs, now
 				now = now.Add(2 * time.Hour)
+			}
+			v := View{Stream: "s", Status: "ACTIVE", Open: open, Samples: steady(now, 2*time.Minute, rate, 0.02*rate), From: now.Add(-p.InWindow), To: now, AccountHeadroom: -1}
+			if d := Decide(now, p, v, h); d.Action == ActionOut {
+				t.Errorf("%v/s %s: scaled in to %d, then out at 2%% throttled: %s", rate, method, len(open), d.Reason)
 			}
 		}
 	}

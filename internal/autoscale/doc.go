@@ -11,9 +11,10 @@
 //     mean over OutWindow. Capacity is the open shards' count in even shards: split/merge can
 //     leave uneven ranges, and the widest range fills first (reshard.Effective).
 //   - Scale out when the load is above ScaleOutAbove of the capacity, or a share of the writes
-//     above ThrottledAbove was throttled: to the smallest count whose capacity holds the load at
-//     TargetUtilisation (headroom), at most doubling (Kinesis's rule for UpdateShardCount), within
-//     MaxShards and the account's shard headroom.
+//     above ThrottledAbove was throttled while the stream has fewer shards than the load needs at
+//     TargetUtilisation (throttles counted partly before the last reshard aside): to the smallest
+//     count whose capacity holds the load at TargetUtilisation (headroom), at most doubling
+//     (Kinesis's rule for UpdateShardCount), within MaxShards and the account's shard headroom.
 //   - Scale in when the busiest OutWindow within InWindow stayed below ScaleInBelow of the
 //     capacity, the autoscaler has watched the stream for InWindow, and InCooldown passed since
 //     the last reshard: to the smallest count that holds that peak at TargetUtilisation, at least

@@ -210,6 +210,9 @@ func (s spikeSummary) print(ui *view) {
 		ui.printf("  under %s for good from %s: %s after the spike started (target: within %s)\n", sp.LagTarget, rel(settled),
 			s.settleAfterSpike().Round(time.Second), sp.LagWithin)
 	}
+	if tl := s.lagTimeline(10 * time.Second); tl != "" {
+		ui.printf("  worst per 10 s of arrival, producer -> analytics / forwarder -> analytics (the pipeline's own part) / the hot customer's producer -> analytics:\n%s", tl)
+	}
 	bestAt, best := int64(0), 0
 	for _, x := range s.timeline {
 		if x.Delivered > best {
@@ -364,6 +367,38 @@ func (s spikeSummary) balanceAfter(d autoscale.Decision) string {
 	}
 	return out + fmt.Sprintf(" %d ownership changes by then (%d first leases of %d new shards), at most %d per shard",
 		end.Switches-before.Switches, first, fresh, perShard)
+}
+
+// lagTimeline is the worst lag, the worst forwarder-to-analytics delay and the hot customer's worst lag, of each period of
+// arrivals from the start of the load, eight periods a line ("" without arrivals).
+func (s spikeSummary) lagTimeline(period time.Duration) string {
+	type worst struct{ delay, forward, hot time.Duration }
+	byPeriod := map[int64]worst{}
+	last := int64(-1)
+	for _, x := range s.timeline {
+		i := int64(time.Unix(x.At, 0).Sub(s.rec.start) / period)
+		if i < 0 {
+			i = 0
+		}
+		w := byPeriod[i]
+		byPeriod[i] = worst{max(w.delay, x.MaxDelay), max(w.forward, x.MaxForward), max(w.hot, x.MaxFollowed)}
+		last = max(last, i)
+	}
+	var b strings.Builder
+	for i := int64(0); i <= last; i++ {
+		if i%8 == 0 {
+			b.WriteString("   ")
+		}
+		if w, ok := byPeriod[i]; ok {
+			fmt.Fprintf(&b, " %s %s/%s/%s", plus(time.Duration(i)*period), w.delay.Round(100*time.Millisecond), w.forward.Round(100*time.Millisecond), w.hot.Round(100*time.Millisecond))
+		} else {
+			fmt.Fprintf(&b, " %s -", plus(time.Duration(i)*period))
+		}
+		if i%8 == 7 || i == last {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }
 
 func orNone(s string) string {

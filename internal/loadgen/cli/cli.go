@@ -406,7 +406,10 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 
 	start := time.Now()
 	stopProgress := startProgress(o.progress, stderr, start, g)
-	paced := o.cfg.Rate > 0
+	// A paced run (a rate or a profile) hands each line on as it is due: occurred_at is its due
+	// time, so a line held in the buffer would count the buffer's wait as the consumer's lag (and
+	// reach the forwarder in 256 KiB bursts).
+	paced := o.cfg.Rate > 0 || len(o.cfg.Profile) > 0
 	runErr := g.Run(ctx, func(_ context.Context, line []byte, _ loadgen.Meta) error {
 		for _, w := range sinks {
 			if _, err := w.Write(line); err != nil {

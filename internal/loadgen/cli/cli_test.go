@@ -232,6 +232,35 @@ func TestUsageErrors(t *testing.T) {
 }
 
 // TestProfile: --profile paces the run and sets the count; --hot-rate names the hot customer.
+// writes records each Write call it gets.
+type writes struct{ calls []string }
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.calls = append(w.calls, string(p))
+	return len(p), nil
+}
+
+// TestPacedLinesGoOutAsDue: a paced run, by rate or by profile, writes each line as it is emitted,
+// not when a buffer fills: occurred_at is the line's due time, so a line held back would count the
+// wait as the consumer's lag.
+func TestPacedLinesGoOutAsDue(t *testing.T) {
+	for _, pace := range [][]string{{"--profile", "100:200ms,100-300:200ms"}, {"--rate", "300", "--count", "60"}} {
+		var out writes
+		var errb bytes.Buffer
+		if code := Main(t.Context(), append(pace, "--customers", "9", "--seed", "3"), &out, &errb, noEnv, fixedNow); code != ExitOK {
+			t.Fatalf("%v: exit %d, stderr:\n%s", pace, code, errb.String())
+		}
+		if len(out.calls) != 60 {
+			t.Fatalf("%v: 60 lines in %d writes, want one write per line", pace, len(out.calls))
+		}
+		for i, c := range out.calls {
+			if strings.Count(c, "\n") != 1 || !strings.HasSuffix(c, "\n") {
+				t.Fatalf("%v: write %d is not one line: %q", pace, i, c)
+			}
+		}
+	}
+}
+
 func TestProfile(t *testing.T) {
 	manifest := filepath.Join(t.TempDir(), "m.json")
 	code, stdout, stderr := runMain(t, noEnv, "--profile", "100:200ms,100-300:200ms", "--hot-rate", "20", "--customers", "9", "--seed", "3", "--manifest", manifest)
