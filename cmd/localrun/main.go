@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/internal/localrun"
 	"github.com/kinesis-events/pipeline/internal/localstack"
+	"github.com/kinesis-events/pipeline/internal/profile"
 )
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	fs.StringVar(&cfg.Bin, "bin", cfg.Bin, "directory with the built commands")
 	fs.StringVar(&cfg.Dir, "dir", cfg.Dir, "run directory for logs (emptied first)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the stack and workers up after the run until Ctrl-C")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of localrun itself (its audit, view and fleet control: the harness's own cost) to this file")
 	_ = fs.Parse(os.Args[1:])
 	cfg.Kinesis, cfg.DynamoDB = localstack.Flavor(kin), localstack.Flavor(ddb)
 	cfg.Interactive = term.IsTerminal(int(os.Stdout.Fd()))
@@ -64,9 +66,18 @@ func main() {
 		cfg.Interactive = false // one progress line every 5 s
 	}
 
+	stopProfile, err := profile.Start(profile.Files{CPU: *cpuProfile})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "localrun:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := localrun.Run(ctx, cfg); err != nil {
+	err = localrun.Run(ctx, cfg)
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintln(os.Stderr, "localrun: profile:", perr)
+	}
+	if err != nil {
 		if !errors.Is(err, localrun.ErrNotClean) && !errors.Is(err, localrun.ErrTargetMissed) {
 			fmt.Fprintln(os.Stderr, "localrun:", err)
 		}
