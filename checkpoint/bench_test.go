@@ -36,6 +36,10 @@ func TestAbandonBenchGrows(t *testing.T) {
 	h.kin.set(shardIDs(1)...)
 	lease := h.tm.lease
 	clk := &manualClock{}
+	// The manual clock is real time plus its offset: "just before a bench ends" is margin before
+	// it, more than this test's own delays between an Abandon and the take that follows under a
+	// loaded -race run (1 ms was not: CI failed it).
+	margin := lease / 4
 	a := h.store("a", noBalance, func(c *Config) { c.Now = clk.Now; c.BenchMax = 3 * lease })
 	bs := h.store("b", noBalance)
 	st := "shardId-000000000000"
@@ -49,11 +53,11 @@ func TestAbandonBenchGrows(t *testing.T) {
 		if ok, err := a.Abandon(h.ctx, st, "checkpoint: refused"); !ok || err != nil {
 			t.Fatalf("Abandon = %v, %v", ok, err)
 		}
-		clk.advance(want - time.Millisecond)
+		clk.advance(want - margin)
 		if err := take(h.ctx, a, st); !errors.Is(err, ErrStoppedHere) {
 			t.Fatalf("take just before the %v bench ends: %v, want ErrStoppedHere", want, err)
 		}
-		clk.advance(time.Millisecond)
+		clk.advance(margin)
 	}
 	abandon(lease)
 	abandon(2 * lease)
@@ -102,11 +106,11 @@ func TestAbandonBenchGrows(t *testing.T) {
 	if ok, err := a.Abandon(h.ctx, st, "checkpoint: refused"); !ok || err != nil {
 		t.Fatalf("Abandon = %v, %v", ok, err)
 	}
-	clk.advance(lease - time.Millisecond)
+	clk.advance(lease - margin)
 	if err := take(h.ctx, a, st); !errors.Is(err, ErrStoppedHere) {
 		t.Fatalf("take within the first bench after the strikes started over: %v", err)
 	}
-	clk.advance(time.Millisecond)
+	clk.advance(margin)
 	if err := take(h.ctx, a, st); err != nil {
 		t.Fatalf("take after one lease: %v, want the strikes started over", err)
 	}
