@@ -24,18 +24,9 @@ func AppendPutRecords(dst []byte, in *kinesis.PutRecordsInput) []byte {
 		dst = grown
 	}
 	dst = append(dst, '{')
-	comma := false
-	member := func(name string) {
-		if comma {
-			dst = append(dst, ',')
-		}
-		comma = true
-		dst = append(dst, '"')
-		dst = append(dst, name...)
-		dst = append(dst, '"', ':')
-	}
+	first := true
 	if in.Records != nil {
-		member("Records")
+		dst = appendName(dst, "Records", &first)
 		dst = append(dst, '[')
 		for i := range in.Records {
 			e := &in.Records[i]
@@ -43,18 +34,9 @@ func AppendPutRecords(dst []byte, in *kinesis.PutRecordsInput) []byte {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, '{')
-			ec := false
-			field := func(name string) {
-				if ec {
-					dst = append(dst, ',')
-				}
-				ec = true
-				dst = append(dst, '"')
-				dst = append(dst, name...)
-				dst = append(dst, '"', ':')
-			}
+			firstField := true
 			if e.Data != nil {
-				field("Data")
+				dst = appendName(dst, "Data", &firstField)
 				dst = append(dst, '"')
 				at := len(dst)
 				dst = dst[:at+base64.StdEncoding.EncodedLen(len(e.Data))]
@@ -62,11 +44,11 @@ func AppendPutRecords(dst []byte, in *kinesis.PutRecordsInput) []byte {
 				dst = append(dst, '"')
 			}
 			if e.ExplicitHashKey != nil {
-				field("ExplicitHashKey")
+				dst = appendName(dst, "ExplicitHashKey", &firstField)
 				dst = appendString(dst, *e.ExplicitHashKey)
 			}
 			if e.PartitionKey != nil {
-				field("PartitionKey")
+				dst = appendName(dst, "PartitionKey", &firstField)
 				dst = appendString(dst, *e.PartitionKey)
 			}
 			dst = append(dst, '}')
@@ -74,14 +56,26 @@ func AppendPutRecords(dst []byte, in *kinesis.PutRecordsInput) []byte {
 		dst = append(dst, ']')
 	}
 	if in.StreamARN != nil {
-		member("StreamARN")
+		dst = appendName(dst, "StreamARN", &first)
 		dst = appendString(dst, *in.StreamARN)
 	}
 	if in.StreamName != nil {
-		member("StreamName")
+		dst = appendName(dst, "StreamName", &first)
 		dst = appendString(dst, *in.StreamName)
 	}
 	return append(dst, '}')
+}
+
+// appendName appends a member's name and its colon, after a comma unless it is the object's
+// first member (*first, which it clears).
+func appendName(dst []byte, name string, first *bool) []byte {
+	if !*first {
+		dst = append(dst, ',')
+	}
+	*first = false
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	return append(dst, '"', ':')
 }
 
 // putRecordsLen is the exact length AppendPutRecords appends for in.
@@ -136,7 +130,8 @@ var needsEscape = func() (t [utf8.RuneSelf]bool) {
 }()
 
 // appendString appends s as a JSON string, escaped exactly as the SDK's codec escapes it (so that
-// both write the same bytes): '"' and '\\' with a backslash, \n \r \t, other control characters
+// both write the same bytes; processors/route.go's appendJSONString escapes invalid UTF-8 and DEL
+// differently and needs no byte-for-byte match, which is why the two are not shared): '"' and '\\' with a backslash, \n \r \t, other control characters
 // and DEL as \u00XX, U+2028 and U+2029 as \u2028 and \u2029, and each byte of an invalid UTF-8
 // sequence as U+FFFD.
 func appendString(dst []byte, s string) []byte {
