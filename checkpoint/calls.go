@@ -11,6 +11,7 @@ import (
 )
 
 func (s *Store) noteCall(op string, err error) {
+	s.m.calls.WithLabelValues(op).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil || isConditionFailed(err) {

@@ -20,6 +20,7 @@ type metrics struct {
 	checkpoints   *prometheus.CounterVec // result: ok, lease_lost, retried, gave_up, error
 	tableRecreate prometheus.Counter
 	callErrors    *prometheus.CounterVec // op
+	calls         *prometheus.CounterVec // op
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,6 +65,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		tableRecreate: f.NewCounter(prometheus.CounterOpts{
 			Name: "checkpoint_table_recreated_total", Help: "Times the lease table was found missing and recreated.",
 		}),
+		calls: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "checkpoint_calls_total", Help: "DynamoDB/Kinesis calls of the lease store, by operation (every outcome; a Scan counts once however many pages).",
+		}, []string{"op"}),
 		callErrors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "checkpoint_call_errors_total", Help: "Failed DynamoDB/Kinesis calls (not condition failures), by operation.",
 		}, []string{"op"}),

@@ -163,6 +163,11 @@ type Counts struct {
 	Faulted   int64 // answered with a fault, not forwarded
 	Entries   int64 // PutRecords entries in faulted calls
 	Limited   int64 // PutRecords entries (or PutRecord calls) refused by ShardLimits
+	// Records are the records the requests carried: PutRecords entries, one per PutRecord call.
+	Records int64
+	// Got and Empty are the records in the upstream's GetRecords answers, and the answers that
+	// had none (an empty poll).
+	Got, Empty int64
 }
 
 // Proxy is a running fault-injecting proxy.
@@ -379,7 +384,26 @@ func (p *Proxy) Counts(op, stream string) Counts {
 			out.Faulted += c.Faulted
 			out.Entries += c.Entries
 			out.Limited += c.Limited
+			out.Records += c.Records
+			out.Got += c.Got
+			out.Empty += c.Empty
 		}
+	}
+	return out
+}
+
+// ByOperation returns what the proxy did with the requests of each operation, summed over
+// streams and tables.
+func (p *Proxy) ByOperation() map[string]Counts {
+	p.mu.Lock()
+	ops := map[string]bool{}
+	for k := range p.counts {
+		ops[k.op] = true
+	}
+	p.mu.Unlock()
+	out := make(map[string]Counts, len(ops))
+	for op := range ops {
+		out[op] = p.Counts(op, "")
 	}
 	return out
 }
@@ -557,10 +581,21 @@ func (p *Proxy) observe(resp *http.Response) error {
 		p.mu.Unlock()
 		return nil
 	}
-	var out struct{ ShardIterator, NextShardIterator string }
+	var out struct {
+		ShardIterator, NextShardIterator string
+		Records                          []struct{} // counted, not read
+	}
 	if json.Unmarshal(body, &out) == nil {
 		p.learnIterator(out.ShardIterator, t.stream, t.shard)
 		p.learnIterator(out.NextShardIterator, t.stream, t.shard)
+		if t.op == "GetRecords" {
+			p.count(t, func(c *Counts) {
+				c.Got += int64(len(out.Records))
+				if len(out.Records) == 0 {
+					c.Empty++
+				}
+			})
+		}
 	}
 	return nil
 }
@@ -585,6 +620,12 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	t, head := p.targetOf(op, body)
 	stream := t.resource()
 	rule, ok := p.match(t)
+	switch op {
+	case "PutRecords":
+		p.count(t, func(c *Counts) { c.Records += int64(len(head.Records)) })
+	case "PutRecord":
+		p.count(t, func(c *Counts) { c.Records++ })
+	}
 	if ok && rule.Delay > 0 {
 		p.count(t, func(c *Counts) { c.Delayed++ })
 		t := time.NewTimer(rule.Delay)

@@ -140,7 +140,7 @@ func TestProxyOnKinesalite(t *testing.T) {
 		t.Errorf("healthy stream holds %d records, want 2", n)
 	}
 	c := p.Counts("PutRecords", "broken")
-	want := faultproxy.Counts{Requests: 5, Forwarded: 2, Delayed: 1, Faulted: 3, Entries: 6}
+	want := faultproxy.Counts{Requests: 5, Forwarded: 2, Delayed: 1, Faulted: 3, Entries: 6, Records: 10}
 	if c != want {
 		t.Errorf("Counts(PutRecords, broken) = %+v, want %+v", c, want)
 	}
@@ -185,7 +185,7 @@ func TestLoseAnswer(t *testing.T) {
 	if len(recs) != 4 {
 		t.Fatalf("stream holds %d records, want 4: the 2 the lost call wrote and the 2 of the next", len(recs))
 	}
-	if c := p.Counts("PutRecords", "lossy"); c != (faultproxy.Counts{Requests: 2, Forwarded: 2, Faulted: 1, Entries: 2}) {
+	if c := p.Counts("PutRecords", "lossy"); c != (faultproxy.Counts{Requests: 2, Forwarded: 2, Faulted: 1, Entries: 2, Records: 4}) {
 		t.Errorf("Counts = %+v", c)
 	}
 	if n := sumLoad(p, "lossy"); n != (faultproxy.Sample{Records: 4, Bytes: 12}) {
@@ -267,7 +267,7 @@ func TestGetRecordsByShard(t *testing.T) {
 		t.Errorf("Applied(throttle) = %d, want 1 (set again for shard 1, applied once since)", n)
 	}
 	c := p.Counts("GetRecords", "two")
-	if want := (faultproxy.Counts{Requests: 4, Forwarded: 2, Faulted: 2}); c != want {
+	if want := (faultproxy.Counts{Requests: 4, Forwarded: 2, Faulted: 2, Empty: 2}); c != want {
 		t.Errorf("Counts(GetRecords, two) = %+v, want %+v", c, want)
 	}
 

@@ -12,6 +12,11 @@ import (
 // scrapeDedupe sums pipeline_dedupe_hits_total by its kind label (natural, conflicting) over the
 // workers' /metrics. Workers that cannot be reached contribute nothing.
 func scrapeDedupe(ports []int) map[string]float64 {
+	return scrapeCounter(ports, "pipeline_dedupe_hits_total", "kind")
+}
+
+// scrapeCounter sums the counter family by one of its labels over the workers' /metrics.
+func scrapeCounter(ports []int, family, label string) map[string]float64 {
 	out := map[string]float64{}
 	client := &http.Client{Timeout: 2 * time.Second}
 	for _, p := range ports {
@@ -26,10 +31,10 @@ func scrapeDedupe(ports []int) map[string]float64 {
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
 			line := sc.Text()
-			if !strings.HasPrefix(line, "pipeline_dedupe_hits_total{") {
+			if !strings.HasPrefix(line, family+"{") {
 				continue
 			}
-			labels, value, ok := strings.Cut(line[len("pipeline_dedupe_hits_total{"):], "} ")
+			labels, value, ok := strings.Cut(line[len(family)+1:], "} ")
 			if !ok {
 				continue
 			}
@@ -38,7 +43,7 @@ func scrapeDedupe(ports []int) map[string]float64 {
 				continue
 			}
 			for _, l := range strings.Split(labels, ",") {
-				if k, val, ok := strings.Cut(l, "="); ok && k == "kind" {
+				if k, val, ok := strings.Cut(l, "="); ok && k == label {
 					out[strings.Trim(val, `"`)] += v
 				}
 			}

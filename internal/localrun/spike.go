@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,13 +105,21 @@ var ErrTargetMissed = errors.New("the spike missed its target (see the summary)"
 
 // record is what a spike run observes while it runs.
 type record struct {
-	mu      sync.Mutex
-	start   time.Time // the load's start
-	shards  map[string][]shardPoint
-	workers []workerPoint
-	balance []balancePoint
-	dedupe  map[string]float64 // from workers already stopped
-	errs    []string           // sampler errors (first few)
+	mu       sync.Mutex
+	start    time.Time // the load's start
+	shards   map[string][]shardPoint
+	workers  []workerPoint
+	balance  []balancePoint
+	dedupe   map[string]float64 // from workers already stopped
+	leaseOps map[string]float64 // the workers' lease-store calls by operation (checkpoint_calls_total)
+	calls    []callsPoint       // the proxy's counts by operation, every 10 s
+	errs     []string           // sampler errors (first few)
+}
+
+// callsPoint is what the fault proxy had seen by operation at a time.
+type callsPoint struct {
+	At   time.Duration
+	ByOp map[string]faultproxy.Counts
 }
 
 type shardPoint struct {
@@ -214,7 +224,7 @@ func runSpike(ctx context.Context, cfg Config) error {
 		return ui.fail(err)
 	}
 
-	rec := &record{shards: map[string][]shardPoint{}, dedupe: map[string]float64{}}
+	rec := &record{shards: map[string][]shardPoint{}, dedupe: map[string]float64{}, leaseOps: map[string]float64{}}
 	// Fewer empty polls of the many shards a spike leaves (kinesalite serves every one of them),
 	// and, as ECS gives a task 90 s after SIGTERM, a minute to finish the batch in flight: on a busy
 	// emulator 10 s (the worker's default) cut batches whose outputs were written, and their next
@@ -222,9 +232,13 @@ func runSpike(ctx context.Context, cfg Config) error {
 	pool := env.NewPool(fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms", "-shutdown-grace", "60s"}})
 	scrapeStopped := func(w *fleet.PoolWorker) {
 		d := scrapeDedupe([]int{w.Port})
+		ops := scrapeCounter([]int{w.Port}, "checkpoint_calls_total", "op")
 		rec.mu.Lock()
 		for k, v := range d {
 			rec.dedupe[k] += v
+		}
+		for k, v := range ops {
+			rec.leaseOps[k] += v
 		}
 		rec.mu.Unlock()
 	}
@@ -300,8 +314,10 @@ func runSpike(ctx context.Context, cfg Config) error {
 	for _, w := range pool.Running() {
 		scrapeStopped(w) // the running workers' counts, for the summary
 	}
+	rec.calls = append(rec.calls, callsPoint{At: rec.since(), ByOp: proxy.ByOperation()})
 	sum := spikeSummary{summary: summary{cfg: cfg, res: res, rep: rep, dedupe: rec.dedupe}, prof: prof, rec: rec, status: status, shed: proxy.Shed(),
 		load: proxy.Load(rec.start.Add(-time.Minute)), timeline: tail.Timeline(), hot: tail.Followed()}
+	sum.upErrs = upstreamErrors(proxy)
 	if sum.summary.unknown, err = env.UnknownOutcomes(); err != nil {
 		return ui.fail(err)
 	}
@@ -404,8 +420,15 @@ func watchSpike(ctx context.Context, cfg Config, ui *view, send *fleet.Send, tai
 	sendDone := send.Done()
 	var lowSince time.Time
 	var allEventsAt time.Time // when every unique event had arrived (quarantine records may lag)
-	lastView := time.Time{}
+	lastView, lastCalls := time.Time{}, time.Time{}
 	for {
+		if time.Since(lastCalls) >= 10*time.Second {
+			lastCalls = time.Now()
+			byOp := proxy.ByOperation()
+			rec.mu.Lock()
+			rec.calls = append(rec.calls, callsPoint{At: rec.since(), ByOp: byOp})
+			rec.mu.Unlock()
+		}
 		if r, err := awaitRun(ctx, ui, send, &sendDone, deadline.C, tick.C, cfg.Duration); err != nil {
 			runErr = err
 		} else if r != nil {
@@ -527,4 +550,16 @@ func balanceOf(snap checkpoint.Snapshot, running []string) balancePoint {
 		b.Spread = hi - lo
 	}
 	return b
+}
+
+// upstreamErrors lists the emulator's error answers by operation and type ("" when none).
+func upstreamErrors(p *faultproxy.Proxy) string {
+	var parts []string
+	for op := range p.ByOperation() {
+		for typ, n := range p.UpstreamErrors(op, "") {
+			parts = append(parts, fmt.Sprintf("%s %s %d", op, typ, n))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }

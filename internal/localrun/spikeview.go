@@ -55,7 +55,8 @@ type spikeSummary struct {
 	load     faultproxy.LoadReport
 	timeline []audit.Second
 	hot      audit.Followed
-	shed     int64 // Kinesis requests the proxy never sent: their client gave up waiting for the emulator
+	shed     int64  // Kinesis requests the proxy never sent: their client gave up waiting for the emulator
+	upErrs   string // the emulator's error answers by operation and type
 }
 
 // spikeAt is when the spike started (wall clock).
@@ -250,6 +251,7 @@ func (s spikeSummary) print(ui *view) {
 		ui.printf("\n")
 	}
 	s.printHot(ui)
+	s.printCalls(ui)
 	if s.shed > 0 {
 		ui.printf("emulator overload: %d Kinesis requests timed out waiting for kinesalite and were never sent (their clients retried)\n", s.shed)
 	}
@@ -406,4 +408,108 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// holdWindow is the profile's first hold after its first rise (the spike at its peak), from the
+// start of the load; zero when the profile has none.
+func holdWindow(p loadgen.Profile) (from, to time.Duration) {
+	var at time.Duration
+	for i, seg := range p {
+		if seg.To > seg.From && i+1 < len(p) && p[i+1].From == p[i+1].To {
+			return at + seg.Duration, at + seg.Duration + p[i+1].Duration
+		}
+		at += seg.Duration
+	}
+	return 0, 0
+}
+
+// callsBetween is what the proxy saw by operation between the samples nearest to from and to, and
+// the seconds between those samples.
+func callsBetween(pts []callsPoint, from, to time.Duration) (map[string]faultproxy.Counts, float64) {
+	var a, b *callsPoint
+	for i := range pts {
+		if a == nil || pts[i].At <= from {
+			a = &pts[i]
+		}
+		if b == nil || pts[i].At <= to {
+			b = &pts[i]
+		}
+	}
+	if a == nil || b == nil || b.At <= a.At {
+		return nil, 0
+	}
+	out := map[string]faultproxy.Counts{}
+	for op, c := range b.ByOp {
+		p := a.ByOp[op]
+		out[op] = faultproxy.Counts{Requests: c.Requests - p.Requests, Forwarded: c.Forwarded - p.Forwarded, Faulted: c.Faulted - p.Faulted,
+			Limited: c.Limited - p.Limited, Records: c.Records - p.Records, Got: c.Got - p.Got, Empty: c.Empty - p.Empty}
+	}
+	return out, (b.At - a.At).Seconds()
+}
+
+// printCalls shows the Kinesis calls the fault proxy saw by operation, over the run and at the
+// spike's peak, and the workers' lease-store calls: where the emulators' time goes beyond the
+// events themselves.
+func (s spikeSummary) printCalls(ui *view) {
+	pts := s.rec.calls
+	if len(pts) < 2 {
+		return
+	}
+	all, secs := callsBetween(pts, 0, pts[len(pts)-1].At)
+	hf, ht := holdWindow(s.prof)
+	peak, psecs := callsBetween(pts, hf, ht)
+	ui.printf("\nKinesis calls through the fault proxy (writers and workers; the verifier reads kinesalite directly), over the run (%s) and at the peak (%s to %s):\n",
+		time.Duration(secs*float64(time.Second)).Round(time.Second), plus(hf), plus(ht))
+	ops := make([]string, 0, len(all))
+	for op := range all {
+		ops = append(ops, op)
+	}
+	sort.Slice(ops, func(i, j int) bool { return all[ops[i]].Requests > all[ops[j]].Requests })
+	tw := tabwriter.NewWriter(ui.w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  OPERATION	CALLS	PER S	PER S AT PEAK	DETAIL (RUN; AT PEAK)")
+	rate := func(n int64, secs float64) string {
+		if secs <= 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(float64(n)/secs, 'f', 1, 64)
+	}
+	ratio := func(n, d int64) string {
+		if d == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(float64(n)/float64(d), 'f', 1, 64)
+	}
+	pct := func(n, d int64) string {
+		if d == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(100*float64(n)/float64(d), 'f', 0, 64) + "%"
+	}
+	for _, op := range ops {
+		c, p := all[op], peak[op]
+		detail := ""
+		switch op {
+		case "PutRecords", "PutRecord":
+			detail = fmt.Sprintf("records per call %s; %s; entries refused for throughput %d (%s); %s",
+				ratio(c.Records, c.Requests), ratio(p.Records, p.Requests), c.Limited, pct(c.Limited, c.Records), pct(p.Limited, p.Records))
+		case "GetRecords":
+			detail = fmt.Sprintf("empty answers %s; %s; records per non-empty answer %s; %s",
+				pct(c.Empty, c.Requests), pct(p.Empty, p.Requests), ratio(c.Got, c.Requests-c.Empty), ratio(p.Got, p.Requests-p.Empty))
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", op, c.Requests, rate(c.Requests, secs), rate(p.Requests, psecs), detail)
+	}
+	tw.Flush()
+	if errs := s.upErrs; len(errs) > 0 {
+		ui.printf("  kinesalite's error answers: %s\n", errs)
+	}
+	if len(s.rec.leaseOps) > 0 {
+		var parts []string
+		var n float64
+		for op, v := range s.rec.leaseOps {
+			n += v
+			parts = append(parts, fmt.Sprintf("%s %.0f (%.1f/s)", op, v, v/secs))
+		}
+		sort.Strings(parts)
+		ui.printf("lease-store calls of the workers (checkpoint_calls_total, summed over every worker): %.0f (%.1f/s): %s\n", n, n/secs, strings.Join(parts, ", "))
+	}
 }
