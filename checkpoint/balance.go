@@ -10,10 +10,27 @@ import (
 	"go.uber.org/zap"
 )
 
+// freshScan scans the table into the cached view when the last scan is ScanInterval old.
+func (s *Store) freshScan(ctx context.Context) error {
+	s.mu.Lock()
+	stale := s.now().Sub(s.scanAt) >= s.cfg.ScanInterval
+	s.mu.Unlock()
+	if !stale {
+		return nil
+	}
+	rows, err := s.scanTable(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.putScanLocked(rows)
+	s.mu.Unlock()
+	return nil
+}
+
 // decide plans on a table scan at most ScanInterval old.
 func (s *Store) decide(ctx context.Context) (decision, error) {
 	s.mu.Lock()
-	stale := s.now().Sub(s.scanAt) >= s.cfg.ScanInterval
 	lineageStale := len(s.lineage) == 0 || s.now().Sub(s.lineageAt) >= s.cfg.LineageRefresh
 	s.mu.Unlock()
 	if lineageStale {
@@ -21,14 +38,8 @@ func (s *Store) decide(ctx context.Context) (decision, error) {
 			s.log.Debug("lineage refresh failed; using cached lineage", zap.Error(err))
 		}
 	}
-	if stale {
-		rows, err := s.scanTable(ctx)
-		if err != nil {
-			return decision{}, err
-		}
-		s.mu.Lock()
-		s.putScanLocked(rows)
-		s.mu.Unlock()
+	if err := s.freshScan(ctx); err != nil {
+		return decision{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -191,6 +191,30 @@ func (s *Store) Read(ctx context.Context, shardID string) (*ShardLease, error) {
 	return &l, nil
 }
 
+// Peek returns shardID's lease row as the store last saw it, or nil when it saw none: from the
+// table scan behind the fair-share decisions (scanned again first when older than ScanInterval),
+// or from the store's own later read or write of the row. While the scan is fresh it costs no
+// call, where Read costs a consistent read per shard. A finished row (SHARD_END) is final; any
+// other may be up to ScanInterval old, so Peek is for decisions that are checked again before
+// they take effect (Acquire reads what it grants on consistently), and Read for what must be
+// current (where a shard's reading starts).
+func (s *Store) Peek(ctx context.Context, shardID string) (*ShardLease, error) {
+	if IsReserved(shardID) {
+		return nil, fmt.Errorf("peek %q: %w", shardID, ErrReservedKey)
+	}
+	if err := s.freshScan(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	row := s.rows[shardID]
+	if row == nil {
+		return nil, nil
+	}
+	l := row.public()
+	return &l, nil
+}
+
 // Leases returns every shard's lease row from one consistent scan (rows under ReservedPrefix
 // excluded), by shard id.
 func (s *Store) Leases(ctx context.Context) (map[string]ShardLease, error) {

@@ -19,6 +19,7 @@ type kclLeases interface {
 	Checkpoint(ctx context.Context, shardID, seq string) (bool, error)
 	Release(ctx context.Context, shardID string) (bool, error)
 	Read(ctx context.Context, shardID string) (*checkpoint.ShardLease, error)
+	Peek(ctx context.Context, shardID string) (*checkpoint.ShardLease, error)
 	Leases(ctx context.Context) (map[string]checkpoint.ShardLease, error)
 	Forget(ctx context.Context, shardID string) error
 	Claim(ctx context.Context, shardID string) (bool, error)
@@ -108,8 +109,19 @@ func (c *kclCheckpointer) CheckpointSequence(shard *par.ShardStatus) error {
 // chk.ErrSequenceIDNotFound (and clears shard.Checkpoint) when there is no checkpoint. A row that
 // names this worker as owner without the store holding the lease (an earlier incarnation) is
 // reported as unowned, so the KCL tries to take it instead of skipping it forever.
+//
+// The KCL calls it for every shard this worker does not hold on every shard sync (ShardSync, a
+// quarter second), to skip finished shards and pick ones to try (GetLease then decides on
+// consistent reads), and for the parents of a shard it starts: those answers come from the
+// store's cached view (Peek: one table scan per ScanInterval instead of a consistent read per
+// shard per sync, which on a 60-shard lineage was most of the lease table's traffic). Only a shard
+// this worker holds is read as it is now: that answer is where its reading starts.
 func (c *kclCheckpointer) FetchCheckpoint(shard *par.ShardStatus) error {
-	row, err := c.store.Read(c.ctx, shard.ID)
+	read := c.store.Peek
+	if c.store.Holds(shard.ID) {
+		read = c.store.Read
+	}
+	row, err := read(c.ctx, shard.ID)
 	if err != nil {
 		return err
 	}
