@@ -15,8 +15,9 @@ func scrapeDedupe(ports []int) map[string]float64 {
 	return scrapeCounter(ports, "pipeline_dedupe_hits_total", "kind")
 }
 
-// scrapeCounter sums the counter family by one of its labels over the workers' /metrics.
-func scrapeCounter(ports []int, family, label string) map[string]float64 {
+// scrapeCounter sums the counter family by the values of labels (joined with "/") over the
+// workers' /metrics.
+func scrapeCounter(ports []int, family string, labels ...string) map[string]float64 {
 	out := map[string]float64{}
 	client := &http.Client{Timeout: 2 * time.Second}
 	for _, p := range ports {
@@ -34,7 +35,7 @@ func scrapeCounter(ports []int, family, label string) map[string]float64 {
 			if !strings.HasPrefix(line, family+"{") {
 				continue
 			}
-			labels, value, ok := strings.Cut(line[len(family)+1:], "} ")
+			have, value, ok := strings.Cut(line[len(family)+1:], "} ")
 			if !ok {
 				continue
 			}
@@ -42,11 +43,17 @@ func scrapeCounter(ports []int, family, label string) map[string]float64 {
 			if err != nil {
 				continue
 			}
-			for _, l := range strings.Split(labels, ",") {
-				if k, val, ok := strings.Cut(l, "="); ok && k == label {
-					out[strings.Trim(val, `"`)] += v
+			vals := map[string]string{}
+			for _, l := range strings.Split(have, ",") {
+				if k, val, ok := strings.Cut(l, "="); ok {
+					vals[k] = strings.Trim(val, `"`)
 				}
 			}
+			var key []string
+			for _, l := range labels {
+				key = append(key, vals[l])
+			}
+			out[strings.Join(key, "/")] += v
 		}
 		resp.Body.Close()
 	}

@@ -111,7 +111,7 @@ type record struct {
 	workers  []workerPoint
 	balance  []balancePoint
 	dedupe   map[string]float64 // from workers already stopped
-	leaseOps map[string]float64 // the workers' lease-store calls by operation (checkpoint_calls_total)
+	leaseOps map[string]float64 // the workers' AWS calls by service/operation (aws_requests_total)
 	calls    []callsPoint       // the proxy's counts by operation, every 10 s
 	errs     []string           // sampler errors (first few)
 }
@@ -232,7 +232,7 @@ func runSpike(ctx context.Context, cfg Config) error {
 	pool := env.NewPool(fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms", "-shutdown-grace", "60s"}})
 	scrapeStopped := func(w *fleet.PoolWorker) {
 		d := scrapeDedupe([]int{w.Port})
-		ops := scrapeCounter([]int{w.Port}, "checkpoint_calls_total", "op")
+		ops := scrapeCounter([]int{w.Port}, "aws_requests_total", "service", "operation")
 		rec.mu.Lock()
 		for k, v := range d {
 			rec.dedupe[k] += v

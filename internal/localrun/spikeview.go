@@ -510,6 +510,6 @@ func (s spikeSummary) printCalls(ui *view) {
 			parts = append(parts, fmt.Sprintf("%s %.0f (%.1f/s)", op, v, v/secs))
 		}
 		sort.Strings(parts)
-		ui.printf("lease-store calls of the workers (checkpoint_calls_total, summed over every worker): %.0f (%.1f/s): %s\n", n, n/secs, strings.Join(parts, ", "))
+		ui.printf("the workers' AWS calls (aws_requests_total: every HTTP attempt, summed over every worker): %.0f (%.1f/s): %s\n", n, n/secs, strings.Join(parts, ", "))
 	}
 }
