@@ -14,6 +14,8 @@ type WorkerOptions struct {
 	Env []string
 	// Flags are extra command-line flags.
 	Flags []string
+	// CPUProfileDir, when set, has worker n write a CPU profile of its run to worker-n.cpu.prof there.
+	CPUProfileDir string
 }
 
 // StartWorkerWith starts worker number n like StartWorker, with extra environment.
@@ -24,6 +26,9 @@ func (e *Env) StartWorkerWith(n int, o WorkerOptions) (*Proc, error) {
 		addr = "127.0.0.1:" + strconv.Itoa(o.MetricsPort)
 	}
 	args := append([]string{"-id-suffix", "w" + strconv.Itoa(n), "-metrics-addr", addr}, o.Flags...)
+	if o.CPUProfileDir != "" {
+		args = append(args, "-cpuprofile", filepath.Join(o.CPUProfileDir, name+".cpu.prof"))
+	}
 	env := append(e.WorkerEnv(), o.Env...)
 	return Start(name, filepath.Join(e.Bin, "worker"), args, env, filepath.Join(e.Dir, name+".log"))
 }

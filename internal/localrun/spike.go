@@ -40,6 +40,8 @@ type SpikeConfig struct {
 	// LagTarget and LagWithin are the target: the lag stays under LagTarget from at most LagWithin
 	// after the spike starts.
 	LagTarget, LagWithin time.Duration
+	// WorkerProfiles has every worker write a CPU profile of its run into the run directory.
+	WorkerProfiles bool
 }
 
 // DefaultSpikeProfile is 150 events/s for 30 s, a ramp to 1,500/s in 30 s, 3 minutes at 1,500/s,
@@ -229,7 +231,11 @@ func runSpike(ctx context.Context, cfg Config) error {
 	// and, as ECS gives a task 90 s after SIGTERM, a minute to finish the batch in flight: on a busy
 	// emulator 10 s (the worker's default) cut batches whose outputs were written, and their next
 	// owner wrote them again.
-	pool := env.NewPool(fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms", "-shutdown-grace", "60s"}})
+	wopts := fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms", "-shutdown-grace", "60s"}}
+	if sp.WorkerProfiles {
+		wopts.CPUProfileDir = dir
+	}
+	pool := env.NewPool(wopts)
 	scrapeStopped := func(w *fleet.PoolWorker) {
 		d := scrapeDedupe([]int{w.Port})
 		ops := scrapeCounter([]int{w.Port}, "aws_requests_total", "service", "operation")
