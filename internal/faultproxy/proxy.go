@@ -56,6 +56,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kinesis-events/pipeline/internal/kinesiswire"
 )
 
 // Config configures a Proxy.
@@ -491,12 +493,31 @@ type requestHead struct {
 	TableName     string
 	RequestItems  map[string]json.RawMessage
 	Records       []json.RawMessage
+
+	// Of a PutRecords body read by kinesiswire.ScanPutRecordsRequest (entries nil otherwise): the
+	// entries as the limiter sees them, and the Records array's place in the body.
+	entries              []entry
+	recordsAt, recordsTo int
 }
 
 // targetOf reads what a request is about from its operation and body.
 func (p *Proxy) targetOf(op string, body []byte) (target, requestHead) {
 	var head requestHead
-	_ = json.Unmarshal(body, &head) // a body that is not JSON matches rules without a resource only
+	if op == "PutRecords" {
+		// The biggest bodies by far, read with a scan that skips the data instead of decoding it.
+		if req, err := kinesiswire.ScanPutRecordsRequest(string(body)); err == nil {
+			head.StreamName, head.StreamARN = req.StreamName, req.StreamARN
+			head.Records, head.entries = make([]json.RawMessage, len(req.Records)), make([]entry, len(req.Records))
+			for i, e := range req.Records {
+				head.Records[i] = body[e.Start:e.End:e.End]
+				head.entries[i] = entry{key: e.PartitionKey, explicit: e.ExplicitHashKey, size: e.DataLen + len(e.PartitionKey)}
+			}
+			head.recordsAt, head.recordsTo = req.RecordsStart, req.RecordsEnd
+		}
+	}
+	if head.entries == nil {
+		_ = json.Unmarshal(body, &head) // a body that is not JSON matches rules without a resource only
+	}
 	t := target{op: op, stream: head.StreamName, shard: head.ShardID, table: head.TableName, body: body}
 	if t.stream == "" && head.StreamARN != "" {
 		t.stream = head.StreamARN[strings.LastIndexByte(head.StreamARN, '/')+1:]
@@ -674,7 +695,7 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, t))
 	switch op {
 	case "PutRecords":
-		p.forwardPutRecords(rw, r, stream, body, head.Records)
+		p.forwardPutRecords(rw, r, stream, body, head)
 		return
 	case "PutRecord":
 		p.forwardPutRecord(rw, r, stream, body)

@@ -66,8 +66,11 @@ func (p *Proxy) admit(r *http.Request, stream string, es []entry) ([]bool, []str
 // forwardPutRecords forwards the entries of a PutRecords call that fit their shards' limits,
 // answers the others with ProvisionedThroughputExceededException in the same answer, in the
 // request's order, and counts the stream's load from the emulator's answer.
-func (p *Proxy) forwardPutRecords(rw http.ResponseWriter, r *http.Request, stream string, body []byte, raws []json.RawMessage) {
-	es := entriesOf(raws)
+func (p *Proxy) forwardPutRecords(rw http.ResponseWriter, r *http.Request, stream string, body []byte, head requestHead) {
+	raws, es := head.Records, head.entries
+	if es == nil {
+		es = entriesOf(raws)
+	}
 	ok, shards := p.admit(r, stream, es)
 	var allowed []int
 	for i, y := range ok {
@@ -87,7 +90,21 @@ func (p *Proxy) forwardPutRecords(rw http.ResponseWriter, r *http.Request, strea
 	}
 	p.count(target{op: "PutRecords", stream: stream}, func(c *Counts) { c.Forwarded++ })
 	up := body
-	if limited > 0 {
+	switch {
+	case limited > 0 && head.recordsTo > 0:
+		// The body with only the allowed entries in its Records array, everything else as sent.
+		b := make([]byte, 0, len(body))
+		b = append(b, body[:head.recordsAt]...)
+		b = append(b, '[')
+		for k, i := range allowed {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, raws[i]...)
+		}
+		b = append(b, ']')
+		up = append(b, body[head.recordsTo:]...)
+	case limited > 0:
 		var req map[string]json.RawMessage
 		if err := json.Unmarshal(body, &req); err != nil {
 			writeError(rw, http.StatusBadRequest, "SerializationException", "fault proxy: "+err.Error(), p.requestID())
