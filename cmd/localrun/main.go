@@ -37,6 +37,7 @@ func main() {
 		fs.IntVar(&sp.Fleet.MaxWorkers, "max-workers", sp.Fleet.MaxWorkers, "most workers")
 		fs.DurationVar(&sp.Fleet.ScaleInAfter, "scale-in-after", sp.Fleet.ScaleInAfter, "a worker is stopped after fewer were wanted for this long")
 		fs.DurationVar(&sp.AutoscaleInterval, "autoscale-interval", sp.AutoscaleInterval, "the autoscaler's tick")
+		fs.BoolVar(&sp.EmulatorProfiles, "emulator-cpuprofile", false, "the Node.js emulators write V8 CPU profiles (node --cpu-prof) into <dir>/emulators when they stop")
 		fs.BoolVar(&sp.WorkerProfiles, "worker-cpuprofile", false, "every worker writes a pprof CPU profile of its whole run to <dir>/worker-N.cpu.prof (costs a little CPU)")
 	}
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "lines the load generator sends (valid, duplicate and malformed together)")

@@ -40,8 +40,9 @@ type SpikeConfig struct {
 	// LagTarget and LagWithin are the target: the lag stays under LagTarget from at most LagWithin
 	// after the spike starts.
 	LagTarget, LagWithin time.Duration
-	// WorkerProfiles has every worker write a CPU profile of its run into the run directory.
-	WorkerProfiles bool
+	// WorkerProfiles has every worker write a CPU profile of its run into the run directory;
+	// EmulatorProfiles has the Node.js emulators write V8 CPU profiles into <dir>/emulators.
+	WorkerProfiles, EmulatorProfiles bool
 }
 
 // DefaultSpikeProfile is 150 events/s for 30 s, a ramp to 1,500/s in 30 s, 3 minutes at 1,500/s,
@@ -183,11 +184,15 @@ func runSpike(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("binary kclctl not built in %s (run `make build`): %w", bin, err)
 	}
 
+	nodeProfiles, stopEmulators := "", time.Duration(0)
+	if sp.EmulatorProfiles {
+		nodeProfiles, stopEmulators = filepath.Join(dir, "emulators"), time.Minute // time to write the profiles
+	}
 	ui.step("starting emulators (%s, %s) on 127.0.0.1", cfg.Kinesis, cfg.DynamoDB)
 	t0 := time.Now()
 	st, err := localstack.Launch(ctx, localstack.Options{
 		Kinesis: cfg.Kinesis, DynamoDB: cfg.DynamoDB, KinesisPort: cfg.KinesisPort, DynamoDBPort: cfg.DynamoDBPort,
-		LogDir: filepath.Join(dir, "emulators"), Logger: zap.NewNop(),
+		LogDir: filepath.Join(dir, "emulators"), Logger: zap.NewNop(), NodeProfileDir: nodeProfiles, StopTimeout: stopEmulators,
 	})
 	if err != nil {
 		return ui.fail(err)

@@ -88,6 +88,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// RequestTimeout is the whole-request timeout of the SDK clients; default 10s.
 	RequestTimeout time.Duration
+	// NodeProfileDir, when set, has every Node.js emulator write a V8 CPU profile there when it
+	// exits (node --cpu-prof; open it in Chrome DevTools or speedscope).
+	NodeProfileDir string
 	// StopTimeout is how long Close waits after SIGTERM before SIGKILL; default 5s.
 	StopTimeout time.Duration
 }
@@ -204,6 +207,11 @@ func Launch(ctx context.Context, o Options) (*Stack, error) {
 	ddbSpec, err := specFor(root, o.DynamoDB, o.DynamoDBPort)
 	if err != nil {
 		return nil, err
+	}
+	for _, sp := range []*spec{&kinSpec, &ddbSpec} {
+		if sp.tool == "node" && o.NodeProfileDir != "" {
+			sp.args = append([]string{"--cpu-prof", "--cpu-prof-dir=" + o.NodeProfileDir}, sp.args...)
+		}
 	}
 	var sqsSpec *spec
 	if o.SQS {
