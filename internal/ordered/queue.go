@@ -15,7 +15,12 @@ type Item interface {
 // Policy is what happens to a record after a failed attempt.
 type Policy struct {
 	// Backoff spaces the attempts: after a step with failures, its failed records wait the policy's
-	// next delay before they may be sent again; a step that wrote something starts the delays over.
+	// next delay before they may be sent again; a step that wrote something, and had nothing
+	// throttled, starts the delays over. A step that wrote some records while others were
+	// throttled does not: the written ones went to shards with room, which says nothing about the
+	// throttled ones' shards, so their retries keep backing off instead of coming back at the first
+	// delay after every call while the shard stays full. After a step whose only failures were
+	// throttles the wait is at most a second (throttleWaitMax), whatever the policy's Max.
 	// Its MaxAttempts and MaxElapsed are not used (MaxAttempts below bounds a record's attempts).
 	Backoff retry.Policy
 	// MaxAttempts gives up on a record after this many failed attempts (CauseAttempts); 0 never.
@@ -25,6 +30,11 @@ type Policy struct {
 	// over a Kinesis limit is given up on all the same.
 	RetryFatal bool
 }
+
+// throttleWaitMax bounds the wait before a throttled record is sent again when throttling was the
+// only failure: Kinesis's write limits are per shard per second, so a shard that refused a record
+// has room again within a second, and waiting longer only adds latency.
+const throttleWaitMax = time.Second
 
 // Queue holds records per partition key and owns the per-key rule: at most one record of a key is
 // out (ready, in a call, or waiting for its retry) at a time, and a key's next record becomes
@@ -202,9 +212,9 @@ func (q *Queue[T]) aggregate(r *Record, maxBytes int) {
 // up on by the Policy (or because the Queue is stopped) together with the records of its key
 // behind it. The records of an aggregate get its outcome, each, and go together: written, retried
 // (the same aggregate) or given up on with the same cause. res is the step's result: a step that
-// wrote something starts the delays over.
+// wrote something and had nothing throttled starts the delays over (Policy.Backoff).
 func (q *Queue[T]) Complete(batch []T, res Result, now time.Time) {
-	if res.Progress() {
+	if res.Progress() && res.Throttled == 0 {
 		q.backoff.Reset()
 	}
 	var due time.Time
@@ -251,6 +261,9 @@ func (q *Queue[T]) Complete(batch []T, res Result, now time.Time) {
 		default:
 			if due.IsZero() {
 				d, _ := q.backoff.Next() // never exhausted: its bounds are off
+				if res.OnlyThrottled() {
+					d = min(d, throttleWaitMax)
+				}
 				due = now.Add(d)
 			}
 			r.due = due.UnixNano()

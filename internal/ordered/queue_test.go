@@ -204,3 +204,53 @@ func TestQueueSilentStep(t *testing.T) {
 		t.Fatalf("%+v, %d held", r.r, q.Len())
 	}
 }
+
+// TestThrottledBackoffGrowsDespiteProgress: a step that wrote some records while others were
+// throttled does not start the delays over: the throttled records' next retry waits longer each
+// time, as it does when nothing was written, instead of coming back at the first delay after
+// every partly written call (a retry storm on a full shard while other shards take writes), up to
+// a second (a shard's write limits are per second). A step with nothing throttled still starts
+// them over.
+func TestThrottledBackoffGrowsDespiteProgress(t *testing.T) {
+	q := NewQueue(Policy{Backoff: retryPolicy{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: -1}}, func(*rec) {}, func(*rec) {})
+	now := time.Unix(0, 0)
+	b := newRec("b", "b1")
+	q.Add(b)
+	var delays []time.Duration
+	for i := range 5 {
+		a := newRec("a", fmt.Sprint("a", i))
+		q.Add(a)
+		q.Promote(now)
+		batch := q.Take(10, MaxCallBytes, nil)
+		if len(batch) != 2 {
+			t.Fatalf("step %d took %d records, want a and b", i, len(batch))
+		}
+		a.r.Outcome, b.r.Outcome = OK, Throttled
+		q.Complete(batch, Result{Sent: 2, Written: 1, Failed: 1, Throttled: 1}, now)
+		due, ok := q.NextDue()
+		if !ok {
+			t.Fatalf("step %d: b not waiting for a retry", i)
+		}
+		delays = append(delays, due.Sub(now))
+		now = due
+	}
+	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second}; !slices.Equal(delays, want) {
+		t.Fatalf("throttled retry delays %v, want %v (growing although each step wrote a record, at most a second)", delays, want)
+	}
+	// A step that wrote and had nothing throttled starts over.
+	c := newRec("c", "c1")
+	q.Add(c)
+	q.Promote(now)
+	batch := q.Take(10, MaxCallBytes, nil)
+	for _, r := range batch {
+		r.r.Outcome = OK
+	}
+	q.Complete(batch, Result{Sent: len(batch), Written: len(batch)}, now)
+	q.Add(newRec("d", "d1"))
+	batch = q.Take(10, MaxCallBytes, nil)
+	batch[0].r.Outcome = Throttled
+	q.Complete(batch, Result{Sent: 1, Failed: 1, Throttled: 1}, now)
+	if due, _ := q.NextDue(); due.Sub(now) != 100*time.Millisecond {
+		t.Fatalf("after a clean step the next delay is %v, want the first delay again", due.Sub(now))
+	}
+}
