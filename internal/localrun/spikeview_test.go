@@ -7,6 +7,7 @@ import (
 
 	"github.com/kinesis-events/pipeline/internal/audit"
 	"github.com/kinesis-events/pipeline/internal/autoscale"
+	"github.com/kinesis-events/pipeline/internal/faultproxy"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
 )
 
@@ -69,5 +70,25 @@ func TestSpikeLagTimeline(t *testing.T) {
 	}
 	if got := (spikeSummary{rec: &record{start: start}}).lagTimeline(10 * time.Second); got != "" {
 		t.Fatalf("no arrivals: got %q", got)
+	}
+}
+
+// The call counts are printed over the run and over the spike's hold at its peak: the profile's
+// first flat segment after its first rise, taken between the samples nearest to its ends.
+func TestCallsAtThePeak(t *testing.T) {
+	p, err := loadgen.ParseProfile(DefaultSpikeProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from, to := holdWindow(p); from != time.Minute || to != 4*time.Minute {
+		t.Fatalf("holdWindow = %v..%v, want 1m0s..4m0s", from, to)
+	}
+	at := func(d time.Duration, calls, empty int64) callsPoint {
+		return callsPoint{At: d, ByOp: map[string]faultproxy.Counts{"GetRecords": {Requests: calls, Empty: empty}}}
+	}
+	pts := []callsPoint{at(0, 0, 0), at(50*time.Second, 100, 90), at(time.Minute, 150, 100), at(4*time.Minute, 750, 130), at(5*time.Minute, 800, 170)}
+	got, secs := callsBetween(pts, time.Minute, 4*time.Minute)
+	if g := got["GetRecords"]; g.Requests != 600 || g.Empty != 30 || secs != 180 {
+		t.Fatalf("callsBetween = %+v over %vs, want 600 calls, 30 empty, over 180 s", g, secs)
 	}
 }
