@@ -208,6 +208,11 @@ func (r *Report) issue15(add func(part, measure, figure, want string, met bool))
 		fr := forwarderRatio(ing)
 		add("15", "forwarder process CPU per event / put loop CPU per event (same records, batches, calls in flight)", fmt.Sprintf("%.2f (%s vs %s)", fr, us(ing.ForwarderCPU), us(ing.PutCPU)),
 			fmt.Sprintf("<= %.1f", wantForwarderRatio), fr <= wantForwarderRatio)
+		if ing.StartupCPU > 0 && ing.Events > 0 {
+			per := max(0, ing.ForwarderCPU-ing.StartupCPU/time.Duration(ing.Events))
+			add("15", "of which the forwarder's start-up (a run of no events), and the rest per event / put loop", fmt.Sprintf("%s per run (%s per event); %.2f (%s vs %s)",
+				ms(ing.StartupCPU), us(ing.StartupCPU/time.Duration(ing.Events)), per.Seconds()/ing.PutCPU.Seconds(), us(per), us(ing.PutCPU)), "", true)
+		}
 	}
 	if v := r.InProcess.median(benchStateMany, writeUnitsUnit); v > 0 {
 		add("15", "dedupe write units per event, 1,000,000 customers (in-process BenchmarkDedupeState)", fmt.Sprintf("%.3f", v), fmt.Sprintf("<= %.1f", wantUnitsMany), v <= wantUnitsMany)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -29,72 +28,60 @@ const maxEnvelopeMembers = 64
 
 // decodeEnvelope reads an EventBridge event strictly: one JSON object and nothing after it, exact
 // key names, no duplicate keys. The caller has checked UTF-8 validity. Unknown members are ignored.
-// The input is validated as a whole first, so the member scan below can rely on well-formed JSON.
+// It validates and reads in one pass: a syntax error anywhere makes the input not_json, even after a
+// member that would have been rejected (the first such rejection, in member order, is returned only
+// for well-formed JSON), which is what validating the whole input first and then reading its members
+// decides (decodeEnvelopeTwoPass in the tests; FuzzDecodeEnvelope holds the two to each other).
 func decodeEnvelope(b []byte) (envelope, error) {
 	var env envelope
-	if !validJSON(b) {
-		err := json.Unmarshal(b, new(json.RawMessage)) // only to locate the error
-		return env, &event.Error{Reason: event.ReasonNotJSON, Msg: "not JSON: " + syntaxMsg(err)}
+	v := jsonValidator{b: b}
+	v.ws()
+	if v.i >= len(b) || b[v.i] != '{' {
+		if validJSON(b) {
+			return env, &event.Error{Reason: event.ReasonBadEnvelope, Msg: "top level is not an object"}
+		}
+		return env, notJSON(b)
 	}
-	s := scanner{b: b}
-	s.skipWS()
-	if b[s.i] != '{' {
-		return env, &event.Error{Reason: event.ReasonBadEnvelope, Msg: "top level is not an object"}
-	}
-	s.i++
 	var (
 		seen       [maxEnvelopeMembers][]byte
 		nseen      int
 		haveDetail bool
+		rejected   error // the first member rejected; the rest are only validated
 	)
-	for {
-		s.skipWS()
-		if b[s.i] == '}' {
-			break
+	v.i++ // '{'
+	for more := v.open('}'); more; {
+		if v.i >= len(b) || b[v.i] != '"' {
+			return env, notJSON(b)
 		}
-		key := s.str()
-		for _, k := range seen[:nseen] {
-			if bytes.Equal(k, key) {
-				return env, &event.Error{Reason: event.ReasonDuplicateKey, Msg: "duplicate key " + strconv.Quote(clip(string(key), 32)) + " in the EventBridge event"}
-			}
+		keyStart := v.i
+		if !v.str() {
+			return env, notJSON(b)
 		}
-		if nseen == maxEnvelopeMembers {
-			return env, &event.Error{Reason: event.ReasonBadEnvelope, Msg: "EventBridge event with more than 64 members"}
+		keyRaw := b[keyStart:v.i]
+		v.ws()
+		if v.i >= len(b) || b[v.i] != ':' {
+			return env, notJSON(b)
 		}
-		seen[nseen] = key
-		nseen++
-		s.skipWS()
-		s.i++ // ':'
-		s.skipWS()
-		start := s.i
-		s.skipValue()
-		raw := b[start:s.i]
-		var err error
-		switch string(key) {
-		case "detail-type":
-			env.detailType, err = stringMember("detail-type", raw)
-		case "source":
-			env.source, err = stringMember("source", raw)
-		case "id":
-			env.id, err = stringMember("id", raw)
-		case "time":
-			env.time, err = stringMember("time", raw)
-		case "detail":
-			switch raw[0] {
-			case '{':
-				env.detail, haveDetail = raw, true
-			case 'n':
-			default:
-				err = &event.Error{Reason: event.ReasonBadField, Msg: "detail is not an object"}
-			}
+		v.i++
+		v.ws()
+		start := v.i
+		if !v.value(1) {
+			return env, notJSON(b)
 		}
-		if err != nil {
-			return env, err
+		if rejected == nil {
+			rejected = env.member(unquote(keyRaw), b[start:v.i], &seen, &nseen, &haveDetail)
 		}
-		s.skipWS()
-		if b[s.i] == ',' {
-			s.i++
+		var ok bool
+		if more, ok = v.sep('}'); !ok {
+			return env, notJSON(b)
 		}
+	}
+	v.ws()
+	if v.i != len(b) {
+		return env, notJSON(b)
+	}
+	if rejected != nil {
+		return env, rejected
 	}
 	if !haveDetail {
 		return env, &event.Error{Reason: event.ReasonMissingField, Msg: "detail is required"}
@@ -102,71 +89,58 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	return env, env.validate()
 }
 
-// scanner walks JSON already known to be valid.
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) skipWS() {
-	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
-		s.i++
-	}
-}
-
-// skipString moves past the string starting at s.i and reports whether it has escapes.
-func (s *scanner) skipString() bool {
-	esc := false
-	for s.i++; s.b[s.i] != '"'; s.i++ {
-		if s.b[s.i] == '\\' {
-			esc = true
-			s.i++
+// member applies one top-level member (its unescaped key, its raw value) to env: a duplicate key,
+// the 65th member, or a bad value of a member the forwarder uses is returned.
+func (env *envelope) member(key, raw []byte, seen *[maxEnvelopeMembers][]byte, nseen *int, haveDetail *bool) error {
+	for _, k := range seen[:*nseen] {
+		if bytes.Equal(k, key) {
+			return &event.Error{Reason: event.ReasonDuplicateKey, Msg: "duplicate key " + strconv.Quote(clip(string(key), 32)) + " in the EventBridge event"}
 		}
 	}
-	s.i++
-	return esc
-}
-
-// str reads the string at s.i, unescaped: a slice of the input when it has no escapes.
-func (s *scanner) str() []byte {
-	start := s.i
-	if !s.skipString() {
-		return s.b[start+1 : s.i-1 : s.i-1]
+	if *nseen == maxEnvelopeMembers {
+		return &event.Error{Reason: event.ReasonBadEnvelope, Msg: "EventBridge event with more than 64 members"}
 	}
-	var v string
-	if err := json.Unmarshal(s.b[start:s.i], &v); err != nil { // valid JSON: cannot fail
-		return s.b[start+1 : s.i-1 : s.i-1]
-	}
-	return []byte(v)
-}
-
-// skipValue moves past the value starting at s.i.
-func (s *scanner) skipValue() {
-	switch s.b[s.i] {
-	case '"':
-		s.skipString()
-	case '{', '[':
-		depth := 0
-		for {
-			switch s.b[s.i] {
-			case '"':
-				s.skipString()
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-			}
-			s.i++
-			if depth == 0 {
-				return
-			}
-		}
-	default: // number or literal
-		for s.i < len(s.b) && !strings.ContainsRune(",}] \t\r\n", rune(s.b[s.i])) {
-			s.i++
+	seen[*nseen] = key
+	*nseen++
+	var err error
+	switch string(key) {
+	case "detail-type":
+		env.detailType, err = stringMember("detail-type", raw)
+	case "source":
+		env.source, err = stringMember("source", raw)
+	case "id":
+		env.id, err = stringMember("id", raw)
+	case "time":
+		env.time, err = stringMember("time", raw)
+	case "detail":
+		switch raw[0] {
+		case '{':
+			env.detail, *haveDetail = raw, true
+		case 'n':
+		default:
+			err = &event.Error{Reason: event.ReasonBadField, Msg: "detail is not an object"}
 		}
 	}
+	return err
+}
+
+// notJSON is the rejection of input that is not one JSON value.
+func notJSON(b []byte) error {
+	err := json.Unmarshal(b, new(json.RawMessage)) // only to locate the error
+	return &event.Error{Reason: event.ReasonNotJSON, Msg: "not JSON: " + syntaxMsg(err)}
+}
+
+// unquote returns the string of a valid JSON string literal, unescaped: a slice of it when it has no
+// escapes.
+func unquote(lit []byte) []byte {
+	if bytes.IndexByte(lit, '\\') < 0 {
+		return lit[1 : len(lit)-1 : len(lit)-1]
+	}
+	var s string
+	if err := json.Unmarshal(lit, &s); err != nil { // validated: cannot fail
+		return lit[1 : len(lit)-1 : len(lit)-1]
+	}
+	return []byte(s)
 }
 
 // validate applies the limits the worker's event.DecodeRaw applies to the raw envelope, so that

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,7 @@ type entry struct {
 	eventID string
 	reason  event.Reason   // quarantine lane only
 	orig    []byte         // original input, kept only when failed inputs are written out
+	buf     *[]byte        // data's buffer, from recordBufs (raw lane only; nil when not pooled)
 	rec     ordered.Record // the writer's view: attempts, outcome (see toWrite)
 }
 
@@ -90,29 +92,60 @@ func (f *Forwarder) prepareInput(in input) *entry {
 
 // prepareEnvelope builds and checks the raw record for a decoded EventBridge event.
 func (f *Forwarder) prepareEnvelope(in input, env envelope, now time.Time) *entry {
-	data := appendRaw(make([]byte, 0, len(env.detail)+256), env, now)
+	buf := recordBufs.Get().(*[]byte)
+	if need := len(env.detail) + 256; cap(*buf) < need {
+		*buf = make([]byte, 0, need)
+	}
+	data := appendRaw((*buf)[:0], env, now)
+	*buf = data
 	if len(data) > MaxRecordBytes {
+		releaseRecord(buf)
 		return f.quarantine(in, nil, event.ReasonTooLarge,
 			fmt.Sprintf("raw record of %d bytes exceeds %d", len(data), MaxRecordBytes), now)
 	}
 	// Exactly what the worker will decode (event.DecodeRaw's decision), minus signature verification.
 	customerID, eventID, err := event.CheckRaw(data)
 	if err != nil {
+		releaseRecord(buf)
 		reason, msg := rejection(err)
 		return f.quarantine(in, nil, reason, "detail: "+msg, now)
 	}
 	if len(data)+len(customerID) > MaxRecordBytes {
+		releaseRecord(buf)
 		return f.quarantine(in, &event.Detail{EventID: eventID, CustomerID: customerID}, event.ReasonTooLarge,
 			fmt.Sprintf("raw record of %d bytes plus partition key exceeds %d", len(data), MaxRecordBytes), now)
 	}
 	if f.pii != nil {
 		spans, err := f.pii.scan(in.data)
 		if err != nil || len(spans) > 0 {
+			releaseRecord(buf)
 			return f.quarantine(in, &event.Detail{EventID: eventID, CustomerID: customerID}, event.ReasonRawPII,
 				"configured PII fields hold values that are not tokens", now)
 		}
 	}
-	return &entry{lane: laneRaw, key: customerID, data: data, line: in.line, eventID: eventID}
+	return &entry{lane: laneRaw, key: customerID, data: data, buf: buf, line: in.line, eventID: eventID}
+}
+
+// recordBufs holds the buffers of raw records already written, for the next ones: a record's
+// buffer is given back once its entry is written (nothing reads it after its PutRecords call has
+// returned: the call's body is a copy). Buffers above maxPooledRecord are left to the collector.
+var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledRecord = 16 << 10
+
+func releaseRecord(buf *[]byte) {
+	if cap(*buf) <= maxPooledRecord {
+		*buf = (*buf)[:0]
+		recordBufs.Put(buf)
+	}
+}
+
+// release gives a written entry's record buffer back; the entry's data is unusable after it.
+func (e *entry) release() {
+	if e.buf != nil {
+		releaseRecord(e.buf)
+		e.buf, e.data, e.rec.Data = nil, nil, nil
+	}
 }
 
 // rejection splits a decoding error into its reason and message. The event package's errors carry

@@ -71,7 +71,9 @@ type Result struct {
 // when Kinesis refused the stream, and the read error when r failed; the Result is valid in every
 // case.
 func (f *Forwarder) ForwardStream(ctx context.Context, r io.Reader, opts StreamOptions) (Result, error) {
-	lr := &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
+	// Without FailedOut no entry keeps its input past prepare, so a line can be lent from the reader's
+	// buffer instead of copied.
+	lr := &lineReader{br: bufio.NewReaderSize(r, 64<<10), lend: opts.FailedOut == nil}
 	src := opts.source()
 	// The next line may block (r is a pipe, a socket) once nothing is buffered: what was read
 	// goes to the writer first.
@@ -124,10 +126,12 @@ func (o StreamOptions) source() string {
 }
 
 // lineReader reads lines of any length, keeping at most MaxLineBytes of each (a prefix of
-// maxOriginalBytes when longer), so one huge line cannot exhaust memory.
+// maxOriginalBytes when longer), so one huge line cannot exhaust memory. With lend, a line read in
+// one piece is a slice of the reader's buffer, valid only until the next call.
 type lineReader struct {
 	br   *bufio.Reader
 	line int64
+	lend bool
 }
 
 func (lr *lineReader) next() (input, error) {
@@ -142,6 +146,8 @@ func (lr *lineReader) next() (input, error) {
 		size += int64(len(frag))
 		switch {
 		case truncated:
+		case lr.lend && buf == nil && !errors.Is(err, bufio.ErrBufferFull):
+			buf = frag
 		case len(buf)+len(frag) <= MaxLineBytes+1: // + the newline
 			buf = append(buf, frag...)
 		default:
@@ -466,6 +472,7 @@ func (r *runState) succeed(e *entry) {
 		r.res.Forwarded++
 	}
 	r.finishLine(e.line)
+	e.release()
 }
 
 // fail accounts for an entry the queue gave up on. The queue fails a raw entry's customer with it:

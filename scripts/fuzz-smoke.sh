@@ -29,6 +29,7 @@ targets=(
 	"./event FuzzPIIRedact"
 	"./forwarder FuzzPrepare"
 	"./forwarder FuzzValidJSON"
+	"./forwarder FuzzDecodeEnvelope"
 	"./processors FuzzDecodeRecord"
 )
 for t in "${targets[@]}"; do

@@ -5,8 +5,9 @@
 // The SDK's codec grows its buffer by doubling while it base64-encodes every record, copies the body
 // once more when done, and allocates a pointer and a string for every field of every answered
 // entry: under `make bench` that was about a fifth of the forwarder's CPU and over half its
-// allocated bytes. This codec sizes the body exactly and writes it once, and reads an answer with
-// one string for the whole body that every field is a slice of.
+// allocated bytes. This codec sizes the body exactly and writes it once, into a buffer of an earlier
+// call that succeeded when there is one (Install adds the step that gives bodies back), and reads an
+// answer with one string for the whole body that every field is a slice of.
 //
 // Everything else stays the SDK's: signing, retries, endpoints, error answers (any status other
 // than 2xx is read by the SDK's codec), middleware. Install it on a client with Install; only
