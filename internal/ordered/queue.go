@@ -53,7 +53,7 @@ const throttleWaitMax = time.Second
 // any of them). Writer drives one synchronously; the forwarder drives one with many calls in flight.
 type Queue[T Item] struct {
 	p       Policy
-	agg     Aggregation // set by NewWriter: a Queue driven by hand does not aggregate
+	agg     Aggregation // SetAggregation (NewWriter sets it from its config); off by default
 	backoff *retry.Backoff
 	written func(T)
 	failed  func(T)
@@ -80,6 +80,17 @@ func NewQueue[T Item](p Policy, written, failed func(T)) *Queue[T] {
 	bp := p.Backoff
 	bp.MaxAttempts, bp.MaxElapsed = 0, 0
 	return &Queue[T]{p: p, backoff: bp.Start(), written: written, failed: failed, keys: map[string]*keyQueue[T]{}}
+}
+
+// SetAggregation turns aggregation on (or off, with the zero value) for the records Take returns
+// from now on; a Writer sets it from WriterConfig.Aggregation. A caller that drives the Queue by
+// hand must then send each taken record's Wire.
+func (q *Queue[T]) SetAggregation(a Aggregation) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	q.agg = a
+	return nil
 }
 
 // Reset empties the Queue for a new set of records, keeping its memory. Nothing is reported for

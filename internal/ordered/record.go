@@ -131,6 +131,11 @@ func (r *Record) Records() int {
 	return 1
 }
 
+// Wire is the record a call carries for r, a record a Queue's Take returned: its aggregate when it
+// heads one, else r. A caller that drives a Queue by hand (Take, its own call, Complete) sends
+// these.
+func (r *Record) Wire() *Record { return r.wire() }
+
 // wire is the record a call carries for r: its aggregate when it heads one, else r.
 func (r *Record) wire() *Record {
 	if r.agg != nil {
