@@ -26,6 +26,9 @@ const (
 	ReasonRawPII          Reason = "raw_pii"
 	ReasonConflictingDupe Reason = "conflicting_duplicate"
 	ReasonUnroutable      Reason = "unroutable"
+	// ReasonBadAggregate: a raw record in the KPL aggregated format (magic and MD5 trailer) whose
+	// contents do not decode; quarantined whole by the worker.
+	ReasonBadAggregate Reason = "bad_aggregate"
 )
 
 // Error is a rejection of one input with a stable Reason and a human-readable message. It never

@@ -67,24 +67,28 @@ type Analytics struct {
 	// Late is set when an earlier seq of this customer was already released past this event.
 	Late bool `json:"late,omitempty"`
 	// Lineage of the raw record, for audit and replay.
-	SourceShard string    `json:"source_shard"`
-	SourceSeq   string    `json:"source_seq"`
-	ForwardedAt time.Time `json:"forwarded_at,omitzero"`
-	ProcessedAt time.Time `json:"processed_at"`
+	SourceShard string `json:"source_shard"`
+	SourceSeq   string `json:"source_seq"`
+	// SourceSubSeq is the event's position inside the KPL aggregate it came in (source_seq is the
+	// aggregate's); absent for a plain record.
+	SourceSubSeq int       `json:"source_subseq,omitempty"`
+	ForwardedAt  time.Time `json:"forwarded_at,omitzero"`
+	ProcessedAt  time.Time `json:"processed_at"`
 }
 
 // Quarantine is written to the quarantine stream for input that can never be processed: it carries the
 // original bytes and a stable reason code. Nothing is dropped silently.
 type Quarantine struct {
-	Reason      Reason    `json:"reason"`
-	Detail      string    `json:"detail,omitempty"`
-	Stage       string    `json:"stage"` // forwarder or worker
-	EventID     string    `json:"event_id,omitempty"`
-	CustomerID  string    `json:"customer_id,omitempty"`
-	SourceShard string    `json:"source_shard,omitempty"`
-	SourceSeq   string    `json:"source_seq,omitempty"`
-	At          time.Time `json:"at"`
-	Original    []byte    `json:"original"`
+	Reason       Reason    `json:"reason"`
+	Detail       string    `json:"detail,omitempty"`
+	Stage        string    `json:"stage"` // forwarder or worker
+	EventID      string    `json:"event_id,omitempty"`
+	CustomerID   string    `json:"customer_id,omitempty"`
+	SourceShard  string    `json:"source_shard,omitempty"`
+	SourceSeq    string    `json:"source_seq,omitempty"`
+	SourceSubSeq int       `json:"source_subseq,omitempty"` // position inside the raw record's KPL aggregate
+	At           time.Time `json:"at"`
+	Original     []byte    `json:"original"`
 }
 
 // DeadLetter is written to the DLQ stream for a record that was valid but could not be delivered within
@@ -98,6 +102,7 @@ type DeadLetter struct {
 	LastFailure  time.Time `json:"last_failure"`
 	SourceShard  string    `json:"source_shard"`
 	SourceSeq    string    `json:"source_seq"`
+	SourceSubSeq int       `json:"source_subseq,omitempty"` // position inside the raw record's KPL aggregate
 	EventID      string    `json:"event_id,omitempty"`
 	CustomerID   string    `json:"customer_id,omitempty"`
 	Original     []byte    `json:"original"`

@@ -114,7 +114,7 @@ func (d *dedupe) skipQuarantined(ctx context.Context, b *batch) error {
 	uniq := make([]string, 0, len(b.quar))
 	seen := make(map[string]bool, len(b.quar))
 	for i, q := range b.quar {
-		keys[i] = QuarantineKey(q.shard(d.shard), q.seqNum)
+		keys[i] = QuarantineKey(q.shard(d.shard), q.seqNum, q.subSeq)
 		if !seen[keys[i]] {
 			seen[keys[i]] = true
 			uniq = append(uniq, keys[i])
@@ -171,7 +171,7 @@ func (d *dedupe) mark(ctx context.Context, b *batch) error {
 	exp := d.log.expiry(b.now)
 	for _, o := range b.byStream[p.cfg.QuarantineStream] {
 		if o.kind == outQuarantine && o.written {
-			marks = append(marks, Item{Key: QuarantineKey(o.q.shard(d.shard), o.q.seqNum), ExpiresAt: exp})
+			marks = append(marks, Item{Key: QuarantineKey(o.q.shard(d.shard), o.q.seqNum, o.q.subSeq), ExpiresAt: exp})
 		}
 	}
 	if len(marks) > 0 {

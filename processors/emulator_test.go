@@ -28,7 +28,7 @@ func testDedupeContract(t *testing.T, store DedupeStore) {
 	})
 	t.Run("items round trip", func(t *testing.T) {
 		items := []Item{
-			{Key: QuarantineKey("shardId-1", "4960"), ExpiresAt: exp},
+			{Key: QuarantineKey("shardId-1", "4960", 0), ExpiresAt: exp},
 			{Key: logKey("shardId-1", "abc", 0), Data: []byte{stateVersion, 1, 2, 3, 0, 255}, ExpiresAt: exp},
 			{Key: "st", Data: []byte("a key that looks like a prefix"), ExpiresAt: exp},
 		}

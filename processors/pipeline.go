@@ -114,6 +114,13 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 // Record is one raw-stream record as read from a shard.
 type Record struct {
 	SequenceNumber string
+	// SubSequence numbers the records of one KPL aggregate, which share its SequenceNumber, from 0
+	// in their order inside it; 0 for a plain record. The watermark passes an aggregate only once
+	// every record inside it is handled, and its quarantine marks tell its records apart.
+	SubSequence int
+	// BadAggregate is why the record, a KPL aggregate, did not decode ("" for any other record):
+	// it is quarantined whole (event.ReasonBadAggregate), Data being the aggregate as written.
+	BadAggregate string
 	// Data is the record's payload. The pipeline keeps a reference while the event is held for
 	// reordering: the caller must not reuse the buffer.
 	Data         []byte

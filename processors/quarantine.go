@@ -14,6 +14,7 @@ type quarantined struct {
 	idx        uint64
 	src        string // the record's source shard when it is not the processing shard (a parent's tail)
 	seqNum     string
+	subSeq     int
 	data       []byte
 	reason     event.Reason
 	detail     string
@@ -24,7 +25,7 @@ type quarantined struct {
 
 // conflict is the quarantine entry of an event whose event_id was already taken by other content.
 func conflict(e *rec, msg string) *quarantined {
-	return &quarantined{idx: e.idx, src: e.src, seqNum: e.seqNum, data: e.data, reason: event.ReasonConflictingDupe,
+	return &quarantined{idx: e.idx, src: e.src, seqNum: e.seqNum, subSeq: e.subSeq, data: e.data, reason: event.ReasonConflictingDupe,
 		detail: msg, eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e}
 }
 
@@ -57,7 +58,7 @@ func encodeQuarantine(q *quarantined, shard string, now time.Time) []byte {
 		detail = detail[:1024]
 	}
 	rec := event.Quarantine{Reason: q.reason, Detail: detail, Stage: "worker", EventID: q.eventID,
-		CustomerID: q.customerID, SourceShard: q.shard(shard), SourceSeq: q.seqNum, At: now, Original: orig}
+		CustomerID: q.customerID, SourceShard: q.shard(shard), SourceSeq: q.seqNum, SourceSubSeq: q.subSeq, At: now, Original: orig}
 	b, err := json.Marshal(rec)
 	if err != nil { // only a time outside years 0-9999 fails: drop it rather than the record
 		rec.At = time.Time{}
@@ -84,12 +85,12 @@ func encodeDeadLetter(o *outRec, shard, dest, quarantineStream string) (string, 
 	case outEvent:
 		reason = "destination_unavailable"
 		dl.Destination = dest
-		dl.SourceSeq, dl.EventID, dl.CustomerID, dl.Original = o.ev.seqNum, o.ev.d.EventID, o.ev.d.CustomerID, o.ev.data
+		dl.SourceSeq, dl.SourceSubSeq, dl.EventID, dl.CustomerID, dl.Original = o.ev.seqNum, o.ev.subSeq, o.ev.d.EventID, o.ev.d.CustomerID, o.ev.data
 		dl.Reason = reason + ": " + lastErr
 	default:
 		reason = "quarantine_unavailable"
 		dl.Destination = quarantineStream
-		dl.SourceSeq, dl.EventID, dl.CustomerID, dl.Original = o.q.seqNum, o.q.eventID, o.q.customerID, o.q.data
+		dl.SourceSeq, dl.SourceSubSeq, dl.EventID, dl.CustomerID, dl.Original = o.q.seqNum, o.q.subSeq, o.q.eventID, o.q.customerID, o.q.data
 		if len(dl.Original) > maxAcceptedRecord {
 			dl.Original = dl.Original[:maxAcceptedRecord]
 		}

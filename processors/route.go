@@ -44,7 +44,7 @@ func (s *Shard) routeReleased(_ context.Context, b *batch) error {
 		buf := b.arena.buf(len(e.d.Properties) + len(e.seqNum) + 4*len(e.d.EventID) + 4*len(e.d.CustomerID) + 512)
 		data := b.arena.commit(appendAnalyticsWith(buf, e, src, processedAt))
 		if len(data)+len(e.d.CustomerID) > maxKinesisRecord {
-			b.quar = append(b.quar, &quarantined{idx: e.idx, seqNum: e.seqNum, data: e.data, reason: event.ReasonTooLarge,
+			b.quar = append(b.quar, &quarantined{idx: e.idx, src: e.src, seqNum: e.seqNum, subSeq: e.subSeq, data: e.data, reason: event.ReasonTooLarge,
 				detail:  "analytics record of " + strconv.Itoa(len(data)) + " bytes is over the Kinesis record limit",
 				eventID: e.d.EventID, customerID: e.d.CustomerID, ev: e})
 			continue
@@ -117,6 +117,10 @@ func appendAnalyticsWith(dst []byte, e *rec, shardJSON, processedAt []byte) []by
 	dst = append(dst, shardJSON...)
 	dst = append(dst, `,"source_seq":`...)
 	dst = appendJSONString(dst, e.seqNum)
+	if e.subSeq > 0 {
+		dst = append(dst, `,"source_subseq":`...)
+		dst = strconv.AppendInt(dst, int64(e.subSeq), 10)
+	}
 	if !e.raw.ForwardedAt.IsZero() {
 		dst = append(dst, `,"forwarded_at":"`...)
 		dst = e.raw.ForwardedAt.AppendFormat(dst, time.RFC3339Nano)

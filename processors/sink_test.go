@@ -420,7 +420,7 @@ func TestQuarantineUnavailableDeadLetters(t *testing.T) {
 		t.Fatalf("dead letters %+v", dls)
 	}
 	// Not quarantined, so not marked: a replay must try to quarantine it again.
-	if found, _, _ := h.mem.Get(context.Background(), []string{QuarantineKey("s", "1")}); len(found) != 0 {
+	if found, _, _ := h.mem.Get(context.Background(), []string{QuarantineKey("s", "1", 0)}); len(found) != 0 {
 		t.Fatalf("a dead-lettered quarantine record was marked quarantined: %+v", found)
 	}
 }

@@ -3,6 +3,7 @@ package processors
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -79,7 +80,15 @@ const quarantinePrefix = "quar# "
 
 // QuarantineKey is the dedupe-table key marking that the raw record at sequence number seqNum of
 // shard was quarantined, so a replay of the record after a lease moved does not quarantine it again.
-func QuarantineKey(shard, seqNum string) string { return quarantinePrefix + shard + " " + seqNum }
+//
+// The records of one KPL aggregate share its sequence number: sub, the record's place inside it
+// (Record.SubSequence), tells them apart; a plain record (sub 0) keeps the key it always had.
+func QuarantineKey(shard, seqNum string, sub int) string {
+	if sub == 0 {
+		return quarantinePrefix + shard + " " + seqNum
+	}
+	return quarantinePrefix + shard + " " + seqNum + "/" + strconv.Itoa(sub)
+}
 
 // MemoryDedupe is an in-memory DedupeStore for tests and a single-process local run. Expired items
 // are dropped lazily. Safe for concurrent use.

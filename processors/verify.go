@@ -20,6 +20,7 @@ type rec struct {
 	idx    uint64 // position in the shard's watermark
 	src    string // source shard when not the processing shard (a parent's tail), else ""
 	seqNum string // source sequence number
+	subSeq int    // position inside the source record's KPL aggregate (Record.SubSequence)
 	data   []byte // the raw record, verbatim (kept for the dead letter)
 	raw    *event.Raw
 	d      *event.Detail
@@ -43,7 +44,7 @@ type rec struct {
 // content hash. A failure returns the quarantine entry instead.
 func (s *Shard) decode(r *Record, idx uint64, arrived time.Time) (*rec, *quarantined) {
 	q := func(reason event.Reason, err error, d *event.Detail) *quarantined {
-		out := &quarantined{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, data: r.Data, reason: reason}
+		out := &quarantined{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, subSeq: r.SubSequence, data: r.Data, reason: reason}
 		if err != nil {
 			out.detail = err.Error()
 		}
@@ -52,6 +53,9 @@ func (s *Shard) decode(r *Record, idx uint64, arrived time.Time) (*rec, *quarant
 		}
 		s.p.scrubPII(out)
 		return out
+	}
+	if r.BadAggregate != "" {
+		return nil, q(event.ReasonBadAggregate, errors.New("KPL aggregate does not decode: "+r.BadAggregate), nil)
 	}
 	if len(r.Data) > maxAcceptedRecord {
 		return nil, q(event.ReasonTooLarge, errors.New("record of "+strconv.Itoa(len(r.Data))+" bytes is over the worker's limit"), nil)
@@ -81,7 +85,7 @@ func (s *Shard) decode(r *Record, idx uint64, arrived time.Time) (*rec, *quarant
 	if err != nil {
 		return nil, q(event.ReasonOf(err), err, d)
 	}
-	return &rec{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, data: r.Data, raw: raw, d: d, hash: h}, nil
+	return &rec{idx: idx, src: r.Shard, seqNum: r.SequenceNumber, subSeq: r.SubSequence, data: r.Data, raw: raw, d: d, hash: h}, nil
 }
 
 // contentHash is the first 64 bits of SHA-256 over the signing input without the key id: two records

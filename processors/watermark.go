@@ -41,10 +41,19 @@ func (w *watermark) done(idx uint64) {
 }
 
 // advance moves the watermark over the handled prefix and returns it.
+//
+// The records of one KPL aggregate share its sequence number and are added together (one batch
+// holds the whole aggregate). The watermark names a sequence number only once every record
+// carrying it is handled: a checkpoint at an aggregate's number means the whole aggregate is done,
+// and a restart reads on after it. So over an aggregate handled in part it stays at the record
+// before the aggregate, and a crash replays the whole aggregate (its handled records are then
+// duplicates the dedupe state drops) instead of skipping the rest.
 func (w *watermark) advance() string {
 	for w.head < len(w.entries) && w.entries[w.head].done {
-		if !w.entries[w.head].foreign {
-			w.last = w.entries[w.head].seq
+		e := w.entries[w.head]
+		next := w.head + 1
+		if !e.foreign && (next == len(w.entries) || w.entries[next].seq != e.seq) {
+			w.last = e.seq
 		}
 		w.entries[w.head] = wmEntry{}
 		w.head++
