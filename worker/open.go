@@ -157,19 +157,15 @@ func (o *shardOpener) readTail(ctx context.Context, seg checkpoint.TailSegment, 
 			continue
 		}
 		empty = 0
-		recs := make([]processors.Record, 0, len(page.Records))
+		// An aggregate's records share its partition key (the hash key that placed it), so the
+		// lineage decides on the record as written, then it is de-aggregated as the KCL's are.
+		covered := make([]types.Record, 0, len(page.Records))
 		for _, r := range page.Records {
-			if !lin.Covers(aws.ToString(r.PartitionKey)) {
-				continue
+			if lin.Covers(aws.ToString(r.PartitionKey)) {
+				covered = append(covered, r)
 			}
-			recs = append(recs, processors.Record{
-				SequenceNumber: aws.ToString(r.SequenceNumber),
-				Data:           r.Data,
-				PartitionKey:   aws.ToString(r.PartitionKey),
-				ArrivedAt:      aws.ToTime(r.ApproximateArrivalTimestamp),
-				Shard:          seg.Shard,
-			})
 		}
+		recs := toRecords(deaggregate(covered), seg.Shard)
 		if len(recs) == 0 {
 			continue
 		}

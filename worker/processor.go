@@ -174,15 +174,7 @@ func (p *recordProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.w.shards.progress(p.shardID, p.shard.Held())
 		return
 	}
-	recs := make([]processors.Record, len(in.Records))
-	for i, r := range in.Records {
-		recs[i] = processors.Record{
-			SequenceNumber: aws.ToString(r.SequenceNumber),
-			Data:           r.Data,
-			PartitionKey:   aws.ToString(r.PartitionKey),
-			ArrivedAt:      aws.ToTime(r.ApproximateArrivalTimestamp),
-		}
-	}
+	recs := toRecords(in.Records, "") // de-aggregated by the KCL's client (kclClient)
 	if len(recs) > 0 {
 		p.lastRead = recs[len(recs)-1].SequenceNumber
 	}

@@ -31,10 +31,11 @@ type cachedList struct {
 	out *kinesis.ListShardsOutput
 }
 
-// withShardListCache returns a copy of kc whose ListShards calls go through c.
-func withShardListCache(kc *kinesis.Client, c *shardListCache) *kinesis.Client {
+// kclClient returns a copy of kc for the KCL: its ListShards calls go through c, and its GetRecords
+// answers are de-aggregated (deaggregating).
+func kclClient(kc *kinesis.Client, c *shardListCache) *kinesis.Client {
 	return kinesis.New(kc.Options(), func(o *kinesis.Options) {
-		o.APIOptions = append(o.APIOptions, c.middleware)
+		o.APIOptions = append(o.APIOptions, c.middleware, deaggregating)
 	})
 }
 

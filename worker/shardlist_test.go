@@ -33,7 +33,7 @@ func TestShardListCache(t *testing.T) {
 	defer srv.Close()
 	now := time.Unix(1000, 0)
 	c := newShardListCache(time.Second, func() time.Time { return now })
-	kc := withShardListCache(kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+	kc := kclClient(kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1}), c)
 	list := func(in *kinesis.ListShardsInput) {
 		t.Helper()

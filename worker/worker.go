@@ -179,7 +179,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 
 	env := w.processorEnv()
 	w.kcl = kclworker.NewWorker(factory{env: env}, w.kclConfig(log)).
-		WithKinesis(withShardListCache(deps.KCLKinesis, newShardListCache(shardListTTL, nil))).
+		WithKinesis(kclClient(deps.KCLKinesis, newShardListCache(shardListTTL, nil))).
 		WithCheckpointer(&kclCheckpointer{ctx: storeCtx, store: store, worker: cfg.WorkerID, released: env.released})
 	if err := w.kcl.Start(); err != nil {
 		return fmt.Errorf("start KCL worker: %w", err)
