@@ -38,6 +38,9 @@ const (
 	EnvPIIPaths         = "FORWARDER_PII_PATHS"
 	EnvMaxAttempts      = "FORWARDER_MAX_ATTEMPTS"
 	EnvLogLevel         = "FORWARDER_LOG_LEVEL"
+	// EnvAggregateKeys is the worker's variable too: AGGREGATE_KEYS=true turns aggregation on at
+	// both ends of a local run.
+	EnvAggregateKeys = "AGGREGATE_KEYS"
 	// EnvLambdaRuntimeAPI is set by every Lambda runtime (and the Runtime Interface Emulator).
 	EnvLambdaRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
 )
@@ -74,6 +77,14 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		defAttempts = n
 	}
+	defAggregate := false
+	if v := getenv(EnvAggregateKeys); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: not a boolean", EnvAggregateKeys, v)
+		}
+		defAggregate = b
+	}
 	var (
 		rawStream   = fs.String("raw-stream", envOr(EnvRawStream, names.RawStream), "raw stream name (env "+EnvRawStream+")")
 		quarStream  = fs.String("quarantine-stream", envOr(EnvQuarantineStream, names.QuarantineStream), "quarantine stream name (env "+EnvQuarantineStream+")")
@@ -88,6 +99,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		progress    = fs.Bool("progress", false, `print {"type":"progress",...} JSON lines to stderr every --stats-every`)
 		failedOut   = fs.String("failed-out", "", "write the original line of every event not written to this file (for replay)")
 		logLevel    = fs.String("log-level", envOr(EnvLogLevel, "warn"), "debug, info, warn or error (env "+EnvLogLevel+")")
+		aggregate   = fs.Bool("aggregate-keys", defAggregate, "local mode: send a customer's events waiting behind its record in flight as one KPL aggregated record, so one busy customer is not capped at one event per round trip (the worker de-aggregates; env "+EnvAggregateKeys+")")
 		cpuProfile  = fs.String("cpuprofile", "", "local mode: write a pprof CPU profile of the run to this file (for profiling)")
 		memProfile  = fs.String("memprofile", "", "local mode: write a pprof allocation profile to this file at the end")
 	)
@@ -126,6 +138,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		RawStream: *rawStream, QuarantineStream: *quarStream,
 		MaxAttempts: *maxAttempts, MinBackoff: *minBackoff, MaxBackoff: *maxBackoff,
 		BatchSize: *batchSize, Concurrency: *concurrency, PIIPaths: paths, Logger: logger,
+		AggregateKeys: *aggregate,
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

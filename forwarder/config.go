@@ -50,6 +50,13 @@ type Config struct {
 	MaxPending int
 	// MaxPendingBytes bounds the bytes of those events; default 64 MiB.
 	MaxPendingBytes int
+	// AggregateKeys, in local mode, packs a customer's events that wait behind its one record in
+	// flight into one raw-stream record in the KPL aggregated format (ordered.DefaultAggregation),
+	// so a customer is not capped at one event per PutRecords round trip. The worker de-aggregates
+	// (the KCL does, and it reads parents' tails the same way) and checkpoints an aggregate only
+	// once every event inside it is handled. Quarantine records are never aggregated. Lambda mode
+	// writes each invocation's events plainly.
+	AggregateKeys bool
 	// DrainTimeout is how long in-flight PutRecords calls may finish after the run's context is
 	// cancelled, so the final counts are exact; default 10s.
 	DrainTimeout time.Duration

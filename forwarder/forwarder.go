@@ -23,7 +23,7 @@ type Forwarder struct {
 	streams [2]*ordered.Stream
 
 	stats struct {
-		read, forwarded, quarantined, failed, retries, throttles, batches, unknown atomic.Int64
+		read, forwarded, quarantined, failed, retries, throttles, batches, unknown, aggregated atomic.Int64
 	}
 }
 
@@ -62,6 +62,8 @@ type Stats struct {
 	// a 5xx, no answer once sent), once per such attempt: the SDK or the forwarder sent them again,
 	// so this bounds the byte-identical extra copies in the streams.
 	Unknown int64 `json:"unknown_outcome"`
+	// Aggregated counts events sent inside KPL aggregates (Config.AggregateKeys), every attempt.
+	Aggregated int64 `json:"aggregated,omitempty"`
 }
 
 // Stats returns a snapshot of the cumulative counts; safe to call at any time from any goroutine.
@@ -70,6 +72,6 @@ func (f *Forwarder) Stats() Stats {
 	return Stats{
 		Read: s.read.Load(), Forwarded: s.forwarded.Load(), Quarantined: s.quarantined.Load(),
 		Failed: s.failed.Load(), Retries: s.retries.Load(), Throttles: s.throttles.Load(),
-		Batches: s.batches.Load(), Unknown: s.unknown.Load(),
+		Batches: s.batches.Load(), Unknown: s.unknown.Load(), Aggregated: s.aggregated.Load(),
 	}
 }

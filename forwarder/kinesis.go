@@ -27,12 +27,13 @@ var ErrFatalPut = errors.New("kinesis rejected the request")
 func (f *Forwarder) newStream(stream string) *ordered.Stream {
 	s := &f.stats
 	return ordered.NewStream(f.kin, stream, f.log, ordered.Metrics{
-		Calls:     tally{stat: &s.batches},
-		Retries:   tally{stat: &s.retries, metric: f.m.retries.WithLabelValues(stream)},
-		Throttles: tally{stat: &s.throttles, metric: f.m.throttles.WithLabelValues(stream)},
-		Unknown:   tally{stat: &s.unknown},
-		Entries:   f.m.batchRecords.WithLabelValues(stream),
-		Seconds:   f.m.putSeconds.WithLabelValues(stream),
+		Calls:      tally{stat: &s.batches},
+		Retries:    tally{stat: &s.retries, metric: f.m.retries.WithLabelValues(stream)},
+		Throttles:  tally{stat: &s.throttles, metric: f.m.throttles.WithLabelValues(stream)},
+		Unknown:    tally{stat: &s.unknown},
+		Aggregated: tally{stat: &s.aggregated},
+		Entries:    f.m.batchRecords.WithLabelValues(stream),
+		Seconds:    f.m.putSeconds.WithLabelValues(stream),
 	})
 }
 

@@ -228,6 +228,11 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, idle func() boo
 	for _, l := range []lane{laneRaw, laneQuarantine} {
 		r.queues[l] = ordered.NewQueue(f.policy(), r.succeed, r.fail)
 	}
+	if f.cfg.AggregateKeys {
+		if err := r.queues[laneRaw].SetAggregation(ordered.DefaultAggregation); err != nil {
+			return r.res, err
+		}
+	}
 	r.res.Source = opts.source()
 	r.res.QuarantinedBy = map[event.Reason]int64{}
 
@@ -394,7 +399,7 @@ func (r *runState) dispatch() {
 		batch := r.queues[l].Take(cfg.BatchSize, cfg.BatchBytes, nil)
 		recs := make([]*ordered.Record, len(batch))
 		for i, e := range batch {
-			recs[i] = &e.rec
+			recs[i] = e.rec.Wire() // with AggregateKeys, the aggregate e heads
 		}
 		r.inflight++
 		r.res.Batches++

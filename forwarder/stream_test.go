@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/kinesisfake"
@@ -483,4 +484,60 @@ func TestForwardStreamFatalEntryNotRetried(t *testing.T) {
 	}
 	delete(want, "c005")
 	checkOrder(t, written(kin, names.RawStream), want)
+}
+
+// TestForwardStreamAggregatesWaitingEvents: with AggregateKeys a customer's events that wait behind
+// its record in flight go out as one KPL aggregate, so a hot customer is not held to one event per
+// call. With entries throttled and failed at random, each event is in the stream exactly once
+// after de-aggregation (as the KCL does it), in order per customer, and aggregates were used.
+func TestForwardStreamAggregatesWaitingEvents(t *testing.T) {
+	var b strings.Builder
+	want := map[string][]uint64{}
+	for i := range 2000 {
+		c := "hot"
+		if i%4 == 3 {
+			c = fmt.Sprintf("c%02d", i%50)
+		}
+		seq := uint64(len(want[c]) + 1)
+		want[c] = append(want[c], seq)
+		b.WriteString(goodLine(fmt.Sprintf("e%06d", i), c, int(seq)) + "\n")
+	}
+	kin := kinesisfake.New()
+	kin.Latency = 2 * time.Millisecond
+	kin.EntryErr = func(e kinesisfake.Entry) string {
+		h := fnv.New32a()
+		h.Write(e.Data)
+		if e.Attempt < 3 && (h.Sum32()+uint32(e.Attempt)*7919)%5 == 0 {
+			return "ProvisionedThroughputExceededException"
+		}
+		return ""
+	}
+	f := newTestForwarder(t, kin, func(c *Config) { c.AggregateKeys, c.Concurrency, c.BatchSize, c.MaxAttempts = true, 4, 50, 10 })
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(b.String()), StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forwarded != 2000 || res.Failed != 0 || res.Throttles == 0 {
+		t.Fatalf("result %+v", res)
+	}
+	noViolations(t, kin)
+	stored := written(kin, names.RawStream)
+	var recs []fakeRecord
+	for _, r := range stored {
+		out, err := deaggregator.DeaggregateRecords([]types.Record{{Data: r.data, PartitionKey: &r.key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out {
+			recs = append(recs, fakeRecord{key: *o.PartitionKey, data: o.Data})
+		}
+	}
+	checkOrder(t, recs, want)
+	if len(stored) >= len(recs)/2 {
+		t.Fatalf("%d records written for %d events: the hot customer's were not aggregated", len(stored), len(recs))
+	}
+	if st := f.Stats(); st.Aggregated < int64(len(recs)-len(stored)) {
+		t.Fatalf("stats count %d events sent inside aggregates; at least %d were", st.Aggregated, len(recs)-len(stored))
+	}
+	t.Logf("%d records written for %d events in %d calls", len(stored), len(recs), len(kin.BatchSizes()))
 }
