@@ -37,6 +37,7 @@ func main() {
 		fs.IntVar(&sp.Fleet.MaxWorkers, "max-workers", sp.Fleet.MaxWorkers, "most workers")
 		fs.DurationVar(&sp.Fleet.ScaleInAfter, "scale-in-after", sp.Fleet.ScaleInAfter, "a worker is stopped after fewer were wanted for this long")
 		fs.DurationVar(&sp.AutoscaleInterval, "autoscale-interval", sp.AutoscaleInterval, "the autoscaler's tick")
+		fs.BoolVar(&sp.Aggregate, "aggregate", sp.Aggregate, "AGGREGATE_KEYS at both ends: the forwarder packs a customer's waiting events into one KPL aggregate on the raw stream, the workers on the analytics streams (-aggregate=false: one record per customer per call)")
 		fs.BoolVar(&sp.EmulatorProfiles, "emulator-cpuprofile", false, "the Node.js emulators write V8 CPU profiles (node --cpu-prof) into <dir>/emulators when they stop")
 		fs.BoolVar(&sp.WorkerProfiles, "worker-cpuprofile", false, "every worker writes a pprof CPU profile of its whole run to <dir>/worker-N.cpu.prof (costs a little CPU)")
 	}

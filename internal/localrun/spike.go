@@ -40,6 +40,12 @@ type SpikeConfig struct {
 	// LagTarget and LagWithin are the target: the lag stays under LagTarget from at most LagWithin
 	// after the spike starts.
 	LagTarget, LagWithin time.Duration
+	// Aggregate turns AGGREGATE_KEYS on at both ends: the forwarder writes a customer's events that
+	// wait behind its record in flight as one KPL aggregate on the raw stream, and the workers do the
+	// same on the analytics streams. Locally the forwarder stands in for EventBridge and Lambda,
+	// which write a customer's events concurrently (the worker restores their order); one record per
+	// customer per round trip would cap the hot customer at the emulator's round trip instead.
+	Aggregate bool
 	// WorkerProfiles has every worker write a CPU profile of its run into the run directory;
 	// EmulatorProfiles has the Node.js emulators write V8 CPU profiles into <dir>/emulators.
 	WorkerProfiles, EmulatorProfiles bool
@@ -55,7 +61,7 @@ func SpikeDefaults() Config {
 	c.Shards, c.Customers, c.Duration = 2, 1000, 25*time.Minute
 	c.Workers = 2
 	c.Spike = &SpikeConfig{
-		Profile: DefaultSpikeProfile, HotRate: 30, ShardRecords: 100, ShardBytes: 100 << 10,
+		Profile: DefaultSpikeProfile, HotRate: 30, ShardRecords: 100, ShardBytes: 100 << 10, Aggregate: true,
 		Fleet:             FleetPolicy{WorkerPolicy: autoscale.WorkerPolicy{ShardsPerWorker: 4, MinWorkers: 2, MaxWorkers: 6}, ScaleInAfter: 30 * time.Second},
 		AutoscaleInterval: 5 * time.Second, LagTarget: 5 * time.Second, LagWithin: 3 * time.Minute,
 	}
@@ -236,7 +242,8 @@ func runSpike(ctx context.Context, cfg Config) error {
 	// and, as ECS gives a task 90 s after SIGTERM, a minute to finish the batch in flight: on a busy
 	// emulator 10 s (the worker's default) cut batches whose outputs were written, and their next
 	// owner wrote them again.
-	wopts := fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms", "-shutdown-grace", "60s"}}
+	wopts := fleet.WorkerOptions{Flags: []string{"-idle-time", "500ms", "-shutdown-grace", "60s",
+		"-aggregate-keys=" + strconv.FormatBool(sp.Aggregate)}}
 	if sp.WorkerProfiles {
 		wopts.CPUProfileDir = dir
 	}
@@ -295,14 +302,18 @@ func runSpike(ctx context.Context, cfg Config) error {
 	ui.ok("metrics on :%d; decisions: bin/kclctl autoscale status", asPort)
 
 	hot := loadgen.DevTokenizer().Token("customer", "customer-1")
-	ui.step("sending %s through the forwarder, hot customer at %.0f events/s", prof, sp.HotRate)
+	agg := "off: one record per customer per call"
+	if sp.Aggregate {
+		agg = "on: a customer's waiting events go as one KPL aggregate, on the raw and analytics streams"
+	}
+	ui.step("sending %s through the forwarder, hot customer at %.0f events/s; aggregation %s", prof, sp.HotRate, agg)
 	send, err := env.Send(fleet.Load{
 		Profile: sp.Profile, HotRate: sp.HotRate, Customers: cfg.Customers, Seed: cfg.Seed, Count: 0,
 		DupRatio: cfg.DupRatio, ConflictRatio: cfg.ConflictRatio, OOORatio: cfg.OOORatio, BadRatio: cfg.BadRatio,
 		// Locally the forwarder stands in for EventBridge and Lambda, which retry a throttled
 		// invocation for up to 24 h: it retries a throttled event until it lands.
 		// Requests may wait long on an emulator this busy.
-		ForwarderFlags: []string{"-max-attempts", "1000000", "-request-timeout", "30s"},
+		ForwarderFlags: []string{"-max-attempts", "1000000", "-request-timeout", "30s", "-aggregate-keys=" + strconv.FormatBool(sp.Aggregate)},
 	})
 	if err != nil {
 		return ui.fail(err)
