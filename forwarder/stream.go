@@ -366,7 +366,7 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, idle func() boo
 // while at least 1 in minYield of the last BatchSize entries read found its customer with nothing
 // pending.
 const (
-	waitingPerKey = 4
+	waitingPerKey = 8
 	minYield      = 32
 )
 
