@@ -49,7 +49,8 @@ type Config struct {
 	// default 8 * BatchSize * Concurrency. The read-ahead fills BatchSize * Concurrency at least;
 	// past that it grows towards MaxPending only while reading still finds customers with nothing
 	// pending (see runState.canAccept): an event queued behind its customer's pending one cannot go
-	// out before that one is written.
+	// out before that one is written. With AggregateKeys it grows to MaxPending, since such events
+	// go out together in their customer's next record.
 	MaxPending int
 	// MaxPendingBytes bounds the bytes of those events; default 64 MiB.
 	MaxPendingBytes int

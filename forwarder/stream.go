@@ -398,13 +398,15 @@ func (f *Forwarder) newRun(opts StreamOptions) (*runState, error) {
 // pending one cannot go out before that one is written: with few customers, reading on to
 // MaxPending only held thousands of such entries (and the memory of them). A hot customer does not
 // stop the search for others: as long as 1 entry in minYield is another customer's, reading goes
-// on up to MaxPending, as before.
+// on up to MaxPending, as before. With AggregateKeys it always does.
 func (r *runState) canAccept() bool {
 	cfg := &r.f.cfg
 	switch {
 	case r.pending >= cfg.MaxPending || r.pendingBytes >= cfg.MaxPendingBytes:
 		return false
-	case r.pending < cfg.BatchSize*cfg.Concurrency:
+	case r.pending < cfg.BatchSize*cfg.Concurrency || cfg.AggregateKeys:
+		// With AggregateKeys, the events waiting behind a customer's pending one go out together
+		// in its next record: all of them help fill the calls.
 		return true
 	}
 	keys := r.queues[laneRaw].Keys() + r.queues[laneQuarantine].Keys()

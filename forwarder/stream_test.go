@@ -182,28 +182,33 @@ func TestForwardStreamConcurrentCallsCarryFullBatches(t *testing.T) {
 func TestReadAheadGrowsWhileItFindsCustomers(t *testing.T) {
 	const batch, calls, maxPending = 100, 2, 1600 // MaxPending's default: 8 batches per call
 	for _, tc := range []struct {
-		name     string
-		customer func(i int) string
-		want     int // entries taken before canAccept says no
+		name      string
+		customer  func(i int) string
+		aggregate bool
+		want      int // entries taken before canAccept says no
 	}{
-		{"ten customers in turn", func(i int) string { return fmt.Sprintf("c%d", i%10) }, batch * calls},
-		{"every event another customer", func(i int) string { return fmt.Sprintf("c%d", i) }, maxPending},
-		{"two events per customer", func(i int) string { return fmt.Sprintf("c%d", i%(maxPending/2)) }, maxPending},
+		{"ten customers in turn", func(i int) string { return fmt.Sprintf("c%d", i%10) }, false, batch * calls},
+		// Aggregated, a customer's waiting events go out together in its next record.
+		{"ten customers in turn, aggregated", func(i int) string { return fmt.Sprintf("c%d", i%10) }, true, maxPending},
+		{"every event another customer", func(i int) string { return fmt.Sprintf("c%d", i) }, false, maxPending},
+		{"two events per customer", func(i int) string { return fmt.Sprintf("c%d", i%(maxPending/2)) }, false, maxPending},
 		{"hot customer, 1 in 10 another's", func(i int) string {
 			if i%10 == 0 {
 				return fmt.Sprintf("c%d", i)
 			}
 			return "hot"
-		}, maxPending},
+		}, false, maxPending},
 		{"hot customer, 1 in 50 another's", func(i int) string {
 			if i%50 == 0 {
 				return fmt.Sprintf("c%d", i)
 			}
 			return "hot"
-		}, batch * calls},
+		}, false, batch * calls},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newTestForwarder(t, kinesisfake.New(), func(c *Config) { c.BatchSize, c.Concurrency = batch, calls })
+			f := newTestForwarder(t, kinesisfake.New(), func(c *Config) {
+				c.BatchSize, c.Concurrency, c.AggregateKeys = batch, calls, tc.aggregate
+			})
 			if f.cfg.MaxPending != maxPending {
 				t.Fatalf("MaxPending %d", f.cfg.MaxPending)
 			}
