@@ -367,7 +367,7 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, idle func() boo
 // pending.
 const (
 	waitingPerKey = 8
-	minYield      = 32
+	minYield      = 64
 )
 
 // newRun returns the state of one local-mode run, with nothing read yet (and, with an error, the

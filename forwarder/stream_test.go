@@ -198,8 +198,14 @@ func TestReadAheadGrowsWhileItFindsCustomers(t *testing.T) {
 			}
 			return "hot"
 		}, false, maxPending},
-		{"hot customer, 1 in 50 another's", func(i int) string {
-			if i%50 == 0 {
+		{"hot customer, 1 in 40 another's", func(i int) string {
+			if i%40 == 0 {
+				return fmt.Sprintf("c%d", i)
+			}
+			return "hot"
+		}, false, maxPending},
+		{"hot customer, 1 in 200 another's", func(i int) string {
+			if i%200 == 0 {
 				return fmt.Sprintf("c%d", i)
 			}
 			return "hot"
