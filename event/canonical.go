@@ -53,6 +53,9 @@ type parser struct {
 	i   int
 	lim Limits
 	sc  *scratch
+	// keepCanon has a detail's properties canonicalised into sc.canon (for signature verification);
+	// without it they are only validated.
+	keepCanon bool
 }
 
 // scratch holds the buffers one parse reuses; pooled, so decoding a record allocates only what it
@@ -65,7 +68,6 @@ type scratch struct {
 	seen    map[string]struct{}
 	tmp     []byte // an object's members while they are put in key order
 	str     []byte // a string value with escapes, decoded
-	skip    []byte // output of values that are only validated
 	strs    []byte // decoded string fields of a record
 	canon   []byte // canonical properties of a detail
 }
@@ -93,7 +95,7 @@ func (s *scratch) release() {
 		}
 		return b[:0]
 	}
-	s.keys, s.tmp, s.str, s.skip, s.strs, s.canon = trim(s.keys), trim(s.tmp), trim(s.str), trim(s.skip), trim(s.strs), trim(s.canon)
+	s.keys, s.tmp, s.str, s.strs, s.canon = trim(s.keys), trim(s.tmp), trim(s.str), trim(s.strs), trim(s.canon)
 	if cap(s.members) > keep/32 {
 		s.members = nil
 	}
@@ -141,19 +143,46 @@ func (p *parser) value(dst []byte, depth int) ([]byte, error) {
 	}
 }
 
-// skipValue validates the value at p.i as value does and drops its canonical form.
+// skipValue validates the value at p.i exactly as value(dst, depth) does, with the same error at the
+// same point, without writing its canonical form: for values that are only checked (unknown members,
+// numeric fields, properties when no signature will be verified). FuzzSkipValue holds it to value.
 func (p *parser) skipValue(depth int) error {
-	out, err := p.value(p.sc.skip[:0], depth)
-	p.sc.skip = out[:0]
-	return err
+	if p.i >= len(p.src) {
+		return reject(ReasonNotJSON, "unexpected end of input")
+	}
+	switch c := p.src[p.i]; {
+	case c == '{':
+		return p.skipObject(depth + 1)
+	case c == '[':
+		return p.skipArray(depth + 1)
+	case c == '"':
+		return p.skipString()
+	case c == 't':
+		return p.skipLiteral("true")
+	case c == 'f':
+		return p.skipLiteral("false")
+	case c == 'n':
+		return p.skipLiteral("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.skipNumber()
+	default:
+		return reject(ReasonNotJSON, "unexpected byte %q at %d", c, p.i)
+	}
 }
 
 func (p *parser) literal(dst []byte, lit string) ([]byte, error) {
+	if err := p.skipLiteral(lit); err != nil {
+		return dst, err
+	}
+	return append(dst, lit...), nil
+}
+
+func (p *parser) skipLiteral(lit string) error {
 	if !bytes.HasPrefix(p.src[p.i:], []byte(lit)) {
-		return dst, reject(ReasonNotJSON, "bad literal at byte %d", p.i)
+		return reject(ReasonNotJSON, "bad literal at byte %d", p.i)
 	}
 	p.i += len(lit)
-	return append(dst, lit...), nil
+	return nil
 }
 
 func (p *parser) object(dst []byte, depth int) ([]byte, error) {
@@ -239,6 +268,74 @@ func (p *parser) object(dst []byte, depth int) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
+// skipObject is object without output: the same checks in the same order. Keys are still decoded,
+// since duplicates are rejected.
+func (p *parser) skipObject(depth int) error {
+	if depth > p.lim.MaxDepth {
+		return reject(ReasonTooDeep, "nesting deeper than %d", p.lim.MaxDepth)
+	}
+	p.i++ // {
+	p.skipWS()
+	if p.i < len(p.src) && p.src[p.i] == '}' {
+		p.i++
+		return nil
+	}
+	sc := p.sc
+	base, kbase := len(sc.members), len(sc.keys)
+	sorted := true
+	for {
+		p.skipWS()
+		if p.i >= len(p.src) || p.src[p.i] != '"' {
+			return reject(ReasonNotJSON, "expected object key at byte %d", p.i)
+		}
+		ks := len(sc.keys)
+		var err error
+		if sc.keys, err = p.appendStr(sc.keys); err != nil {
+			return err
+		}
+		ke := len(sc.keys)
+		p.skipWS()
+		if p.i >= len(p.src) || p.src[p.i] != ':' {
+			return reject(ReasonNotJSON, "expected ':' at byte %d", p.i)
+		}
+		p.i++
+		p.skipWS()
+		n := len(sc.members) - base
+		if err := p.skipValue(depth); err != nil {
+			return err
+		}
+		sc.members = append(sc.members, memberSpan{ks: ks, ke: ke})
+		if n+1 > p.lim.MaxMembers {
+			return reject(ReasonTooLarge, "object with more than %d members", p.lim.MaxMembers)
+		}
+		if sorted && n > 0 {
+			prev := sc.members[base+n-1]
+			sorted = compareKeys(sc.keys[prev.ks:prev.ke], sc.keys[ks:ke]) < 0
+		}
+		p.skipWS()
+		if p.i >= len(p.src) {
+			return reject(ReasonNotJSON, "unterminated object")
+		}
+		if p.src[p.i] == ',' {
+			p.i++
+			continue
+		}
+		if p.src[p.i] != '}' {
+			return reject(ReasonNotJSON, "expected ',' or '}' at byte %d", p.i)
+		}
+		p.i++
+		break
+	}
+	if !sorted {
+		if err := sortMembers(sc.members[base:], sc.keys); err != nil {
+			return err
+		}
+	}
+	sc.members = sc.members[:base]
+	sc.keys = sc.keys[:kbase]
+	return nil
+}
+
 // sortMembers puts ms in key order (RFC 8785) and rejects duplicate keys.
 func sortMembers(ms []memberSpan, keys []byte) error {
 	slices.SortFunc(ms, func(a, b memberSpan) int { return compareKeys(keys[a.ks:a.ke], keys[b.ks:b.ke]) })
@@ -289,6 +386,41 @@ func (p *parser) array(dst []byte, depth int) ([]byte, error) {
 	}
 }
 
+// skipArray is array without output.
+func (p *parser) skipArray(depth int) error {
+	if depth > p.lim.MaxDepth {
+		return reject(ReasonTooDeep, "nesting deeper than %d", p.lim.MaxDepth)
+	}
+	p.i++ // [
+	p.skipWS()
+	if p.i < len(p.src) && p.src[p.i] == ']' {
+		p.i++
+		return nil
+	}
+	for n := 0; ; n++ {
+		if n >= p.lim.MaxMembers {
+			return reject(ReasonTooLarge, "array with more than %d elements", p.lim.MaxMembers)
+		}
+		p.skipWS()
+		if err := p.skipValue(depth); err != nil {
+			return err
+		}
+		p.skipWS()
+		if p.i >= len(p.src) {
+			return reject(ReasonNotJSON, "unterminated array")
+		}
+		if p.src[p.i] == ',' {
+			p.i++
+			continue
+		}
+		if p.src[p.i] != ']' {
+			return reject(ReasonNotJSON, "expected ',' or ']' at byte %d", p.i)
+		}
+		p.i++
+		return nil
+	}
+}
+
 // canonString appends the canonical form of the string at p.i. A string without escapes is its own
 // canonical form (it cannot contain a quote, a backslash or a control character), so it is copied.
 func (p *parser) canonString(dst []byte) ([]byte, error) {
@@ -318,6 +450,31 @@ func (p *parser) canonString(dst []byte) ([]byte, error) {
 		return dst, err
 	}
 	return appendString(dst, s), nil
+}
+
+// skipString is canonString without output.
+func (p *parser) skipString() error {
+	i := p.i + 1
+	for i < len(p.src) {
+		if c := p.src[i]; c == '"' || c == '\\' || c < 0x20 {
+			break
+		}
+		i++
+	}
+	if i < len(p.src) && p.src[i] == '"' {
+		raw := p.src[p.i+1 : i]
+		if len(raw) > p.lim.MaxStringLen {
+			return reject(ReasonTooLarge, "string of %d bytes over limit %d", len(raw), p.lim.MaxStringLen)
+		}
+		if !utf8.Valid(raw) {
+			return reject(ReasonInvalidUTF8, "invalid UTF-8 in string")
+		}
+		p.i = i + 1
+		return nil
+	}
+	s, err := p.appendStr(p.sc.str[:0])
+	p.sc.str = s[:0]
+	return err
 }
 
 // appendStr parses a JSON string starting at the opening quote and appends its decoded value to dst.
@@ -436,8 +593,41 @@ func (p *parser) hex4() (rune, bool) {
 }
 
 func (p *parser) number(dst []byte) ([]byte, error) {
+	lit, neg, intPart, frac, exp, err := p.scanNumber()
+	if err != nil {
+		return dst, err
+	}
+	if !exp {
+		if out, ok := appendDecimal(dst, neg, intPart, frac); ok {
+			return out, nil
+		}
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return dst, reject(ReasonBadNumber, "number out of range for a double")
+	}
+	return appendESNumber(dst, f), nil
+}
+
+// skipNumber is number without output. A literal without an exponent, at most 64 bytes, is always a
+// finite double, so only one with an exponent is parsed, as number would.
+func (p *parser) skipNumber() error {
+	lit, _, _, _, exp, err := p.scanNumber()
+	if err != nil || !exp {
+		return err
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return reject(ReasonBadNumber, "number out of range for a double")
+	}
+	return nil
+}
+
+// scanNumber reads the number literal at p.i: the literal, its sign, integer and fraction digits, and
+// whether it has an exponent. A literal over 64 bytes is rejected.
+func (p *parser) scanNumber() (lit []byte, neg bool, intPart, frac []byte, exp bool, err error) {
 	start := p.i
-	neg := p.src[p.i] == '-'
+	neg = p.src[p.i] == '-'
 	if neg {
 		p.i++
 	}
@@ -451,22 +641,21 @@ func (p *parser) number(dst []byte) ([]byte, error) {
 	}
 	intStart := p.i
 	if digits() == 0 {
-		return dst, reject(ReasonNotJSON, "bad number at byte %d", start)
+		return nil, false, nil, nil, false, reject(ReasonNotJSON, "bad number at byte %d", start)
 	}
 	intEnd := p.i
 	if p.src[intStart] == '0' && intEnd-intStart > 1 {
-		return dst, reject(ReasonNotJSON, "leading zero in number at byte %d", start)
+		return nil, false, nil, nil, false, reject(ReasonNotJSON, "leading zero in number at byte %d", start)
 	}
 	fracStart, fracEnd := intEnd, intEnd
 	if p.i < len(p.src) && p.src[p.i] == '.' {
 		p.i++
 		fracStart = p.i
 		if digits() == 0 {
-			return dst, reject(ReasonNotJSON, "bad fraction at byte %d", start)
+			return nil, false, nil, nil, false, reject(ReasonNotJSON, "bad fraction at byte %d", start)
 		}
 		fracEnd = p.i
 	}
-	exp := false
 	if p.i < len(p.src) && (p.src[p.i] == 'e' || p.src[p.i] == 'E') {
 		exp = true
 		p.i++
@@ -474,23 +663,14 @@ func (p *parser) number(dst []byte) ([]byte, error) {
 			p.i++
 		}
 		if digits() == 0 {
-			return dst, reject(ReasonNotJSON, "bad exponent at byte %d", start)
+			return nil, false, nil, nil, false, reject(ReasonNotJSON, "bad exponent at byte %d", start)
 		}
 	}
-	lit := p.src[start:p.i]
+	lit = p.src[start:p.i]
 	if len(lit) > 64 {
-		return dst, reject(ReasonBadNumber, "number literal of %d bytes", len(lit))
+		return nil, false, nil, nil, false, reject(ReasonBadNumber, "number literal of %d bytes", len(lit))
 	}
-	if !exp {
-		if out, ok := appendDecimal(dst, neg, p.src[intStart:intEnd], p.src[fracStart:fracEnd]); ok {
-			return out, nil
-		}
-	}
-	f, err := strconv.ParseFloat(string(lit), 64)
-	if err != nil || math.IsInf(f, 0) {
-		return dst, reject(ReasonBadNumber, "number out of range for a double")
-	}
-	return appendESNumber(dst, f), nil
+	return lit, neg, p.src[intStart:intEnd], p.src[fracStart:fracEnd], exp, nil
 }
 
 // appendDecimal appends the ECMAScript form of the decimal literal int.frac without going through a

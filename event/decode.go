@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -23,7 +24,7 @@ func ParseDetail(b []byte) (*Detail, error) {
 	if len(b) > MaxRecordBytes {
 		return nil, reject(ReasonTooLarge, "detail of %d bytes", len(b))
 	}
-	p := parser{src: b, lim: DefaultLimits, sc: getScratch()}
+	p := parser{src: b, lim: DefaultLimits, sc: getScratch(), keepCanon: true}
 	defer p.sc.release()
 	var f detailFields
 	if err := p.members(func(key []byte) error { return p.detailMember(key, &f, 1, false) }); err != nil {
@@ -48,7 +49,7 @@ func DecodeRaw(b []byte) (*Raw, *Detail, error) {
 		d Detail
 	}
 	out := &decoded{}
-	rawOK, err := decodeRaw(b, &out.r, &out.d, true)
+	rawOK, err := decodeRaw(b, &out.r, &out.d)
 	switch {
 	case !rawOK:
 		return nil, nil, err
@@ -60,26 +61,25 @@ func DecodeRaw(b []byte) (*Raw, *Detail, error) {
 
 // CheckRaw decides what DecodeRaw decides for b (the same parse, the same error) and returns only
 // the detail's customer_id and event_id: for a writer that checks a record before it sends it (the
-// forwarder), without DecodeRaw's copies.
+// forwarder), without DecodeRaw's copies and without the canonical form of the properties, which
+// only signature verification needs.
 func CheckRaw(b []byte) (customerID, eventID string, err error) {
-	var (
-		r Raw
-		d Detail
-	)
-	if _, err := decodeRaw(b, &r, &d, false); err != nil {
+	var d Detail
+	if _, err := decodeRaw(b, nil, &d); err != nil {
 		return "", "", err
 	}
 	return d.CustomerID, d.EventID, nil
 }
 
 // decodeRaw is DecodeRaw into r and d: rawOK reports whether the record's envelope was valid (r is
-// set; a non-nil err is then the detail's rejection). keepCanon keeps the canonical properties in d
-// for signature verification.
-func decodeRaw(b []byte, r *Raw, d *Detail, keepCanon bool) (rawOK bool, err error) {
+// set; a non-nil err is then the detail's rejection). d keeps the canonical properties for signature
+// verification. With r nil it only checks (CheckRaw): the properties are validated, not
+// canonicalised, and d gets only its customer_id and event_id.
+func decodeRaw(b []byte, r *Raw, d *Detail) (rawOK bool, err error) {
 	if len(b) > MaxRecordBytes {
 		return false, reject(ReasonTooLarge, "record of %d bytes", len(b))
 	}
-	p := parser{src: b, lim: DefaultLimits, sc: getScratch()}
+	p := parser{src: b, lim: DefaultLimits, sc: getScratch(), keepCanon: r != nil}
 	defer p.sc.release()
 	var (
 		v                                 uint64
@@ -128,34 +128,39 @@ func decodeRaw(b []byte, r *Raw, d *Detail, keepCanon bool) (rawOK bool, err err
 	if err != nil {
 		return false, err
 	}
-	strs := string(p.sc.strs)
-	r.V = int(min(v, 1<<30))
-	r.Type, r.Source, r.BridgeID, r.BridgeTime = typ.of(strs), source.of(strs), bridgeID.of(strs), bridgeTime.of(strs)
-	r.ForwardedAt = forwardedAt
-	if r.V != RawVersion {
-		return false, reject(ReasonUnsupportedRaw, "raw envelope version %d", r.V)
+	if ver := int(min(v, 1<<30)); ver != RawVersion {
+		return false, reject(ReasonUnsupportedRaw, "raw envelope version %d", ver)
 	}
-	if r.Type == "" {
+	if typ.empty() {
 		return false, reject(ReasonMissingField, "type is required")
 	}
 	if detail == nil {
 		return false, reject(ReasonMissingField, "detail is required")
 	}
+	if r == nil {
+		if f.bad != nil {
+			return true, f.bad
+		}
+		d.CustomerID, d.EventID, err = f.ids(p.sc.strs)
+		return true, err
+	}
+	strs := string(p.sc.strs)
+	r.V = RawVersion
+	r.Type, r.Source, r.BridgeID, r.BridgeTime = typ.of(strs), source.of(strs), bridgeID.of(strs), bridgeTime.of(strs)
+	r.ForwardedAt = forwardedAt
 	r.Detail = json.RawMessage(detail)
 	if f.bad != nil {
 		return true, f.bad
 	}
-	canon := p.sc.canon
-	if !keepCanon {
-		f.hasCanon = false
-	}
-	return true, f.fill(d, strs, canon)
+	return true, f.fill(d, strs, p.sc.canon)
 }
 
 // span is a decoded string field's position in scratch.strs.
 type span struct{ off, end int }
 
 func (s span) of(strs string) string { return strs[s.off:s.end] }
+
+func (s span) empty() bool { return s.end == s.off }
 
 // detailFields collects a detail's fields while its members are read.
 type detailFields struct {
@@ -180,17 +185,38 @@ func (f *detailFields) fill(d *Detail, strs string, canon []byte) error {
 	if f.hasCanon {
 		d.canon = append(make([]byte, 0, len(canon)), canon...)
 	}
+	return f.check(d.OccurredAt)
+}
+
+// ids is fill for a caller that needs only the customer_id and event_id: the same checks, with only
+// those two strings and occurred_at copied out of strs (scratch.strs), in one allocation.
+func (f *detailFields) ids(strs []byte) (customerID, eventID string, err error) {
+	c, e, o := strs[f.customerID.off:f.customerID.end], strs[f.eventID.off:f.eventID.end], strs[f.occurredAt.off:f.occurredAt.end]
+	var b strings.Builder
+	b.Grow(len(c) + len(e) + len(o))
+	b.Write(c)
+	b.Write(e)
+	b.Write(o)
+	all := b.String()
+	if err := f.check(all[len(c)+len(e):]); err != nil {
+		return "", "", err
+	}
+	return all[:len(c)], all[len(c) : len(c)+len(e)], nil
+}
+
+// check applies what the detail as a whole requires; occurredAt is its occurred_at.
+func (f *detailFields) check(occurredAt string) error {
 	switch {
-	case d.EventID == "":
+	case f.eventID.empty():
 		return reject(ReasonMissingField, "event_id is required")
-	case d.CustomerID == "":
+	case f.customerID.empty():
 		return reject(ReasonMissingField, "customer_id is required")
-	case !f.haveSeq || d.Seq == 0:
+	case !f.haveSeq || f.seq == 0:
 		return reject(ReasonMissingField, "seq is required and starts at 1")
-	case d.OccurredAt == "":
+	case occurredAt == "":
 		return reject(ReasonMissingField, "occurred_at is required")
 	}
-	if _, err := time.Parse(time.RFC3339Nano, d.OccurredAt); err != nil {
+	if _, err := time.Parse(time.RFC3339Nano, occurredAt); err != nil {
 		return reject(ReasonBadField, "occurred_at is not RFC 3339")
 	}
 	return nil
@@ -224,10 +250,14 @@ func (p *parser) detailMember(key []byte, f *detailFields, depth int, deferred b
 		start := p.i
 		switch p.src[p.i] {
 		case '{':
-			p.sc.canon, err = p.value(p.sc.canon[:0], depth)
-			f.props, f.hasCanon = p.src[start:p.i], true
+			if p.keepCanon {
+				p.sc.canon, err = p.value(p.sc.canon[:0], depth)
+			} else {
+				err = p.skipValue(depth)
+			}
+			f.props, f.hasCanon = p.src[start:p.i], p.keepCanon
 		case 'n': // null: same as absent
-			_, err = p.literal(p.sc.skip[:0], "null")
+			err = p.skipLiteral("null")
 		default:
 			bad = reject(ReasonBadField, "properties is not an object")
 			if !deferred {

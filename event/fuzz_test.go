@@ -254,6 +254,56 @@ func FuzzCanonicalJSON(f *testing.F) {
 	})
 }
 
+// FuzzSkipValue holds the validation-only walk (skipValue: unknown members, numeric fields, and the
+// properties when no signature will be verified, as in CheckRaw) to the canonicalising one (value)
+// it replaces there.
+//
+// Invariant: for any input and any depth, skipValue and value return the same error (reason and
+// message, offsets included) and, on success, stop at the same byte; on success value's output is
+// the canonical form, so skipValue accepts exactly what canonicalisation accepts.
+func FuzzSkipValue(f *testing.F) {
+	for _, s := range seedRecords() {
+		f.Add([]byte(s), uint8(1))
+	}
+	for _, s := range []string{`1e21`, `1e-7`, `123456789012345678901`, `1234567890.12345`, `1234567890.123456`,
+		`0.000000000000000000001`, `-0.0`, `5e-324`, `1e400`, `-1e400`, `1.7976931348623157e309`,
+		`100000000000000000000000000000000000000000000000000000000000000000`, `00`, `-`, `1.e5`,
+		`{"\ue000":1,"\ud83d\ude00":2,"a":{"b":[],"a":{}}}`, `{"b":1,"a":2,"b":3}`, `{"a":1,"a":1}`,
+		`"\u001f\u007f\u2028"`, `"\ud800x"`, "\"\xff\"", "\"a\x01\"", `[1,[2,[3]]]`, `[1,]`, `{"a":1 "b":2}`,
+		`nul`, `tru`, `[` + strings.Repeat(`[`, 20), `"` + strings.Repeat("x", 8193) + `"`, `"\n` + strings.Repeat("x", 8192) + `"`} {
+		f.Add([]byte(s), uint8(0))
+	}
+	// At the small limits (odd depth): just over each of them, and just within.
+	for _, s := range []string{`[1,2,3,4,5,6,7,8]`, `[1,2,3,4,5,6,7,8,9]`, `{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8}`,
+		`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9}`, `{"i":1,"h":2,"g":3,"f":4,"e":5,"d":6,"c":7,"b":8,"a":9}`,
+		`[[[[[1]]]]]`, `[[[[[[1]]]]]]`, `{"a":{"a":{"a":{"a":{"a":1}}}}}`, `{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}`,
+		`"` + strings.Repeat("y", 64) + `"`, `"` + strings.Repeat("y", 65) + `"`, `"\t` + strings.Repeat("y", 64) + `"`,
+		`{"` + strings.Repeat("k", 65) + `":1}`} {
+		f.Add([]byte(s), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, depth uint8) {
+		lim := Limits{MaxDepth: 6, MaxStringLen: 64, MaxMembers: 8} // small, so that fuzzing reaches them
+		if depth%2 == 0 {
+			lim = DefaultLimits
+		}
+		d := int(depth % 8)
+		pv := parser{src: b, lim: lim, sc: getScratch()}
+		defer pv.sc.release()
+		ps := parser{src: b, lim: lim, sc: getScratch()}
+		defer ps.sc.release()
+		pv.skipWS()
+		ps.skipWS()
+		out, verr := pv.value(nil, d)
+		serr := ps.skipValue(d)
+		if fmt.Sprint(verr) != fmt.Sprint(serr) || ReasonOf(verr) != ReasonOf(serr) {
+			t.Fatalf("%q at depth %d: value: %v; skipValue: %v", b, d, verr, serr)
+		}
+		if verr == nil && pv.i != ps.i {
+			t.Fatalf("%q: value stopped at %d, skipValue at %d (%q)", b, pv.i, ps.i, out)
+		}
+	})
+}
+
 // referenceJCS is an independent, slow RFC 8785 canonicaliser for the differential check: encoding/json
 // decodes (numbers kept as text), keys are sorted by UTF-16 code units, strings escaped as JCS says,
 // and numbers printed from strconv's shortest digits by the ECMAScript rules. Only called on inputs

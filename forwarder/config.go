@@ -46,7 +46,11 @@ type Config struct {
 	// Concurrency is the number of PutRecords calls in flight at once in local mode; default 4.
 	Concurrency int
 	// MaxPending bounds the events read ahead and not yet written in local mode (memory bound);
-	// default 8 * BatchSize * Concurrency.
+	// default 8 * BatchSize * Concurrency. The read-ahead fills BatchSize * Concurrency at least;
+	// past that it grows towards MaxPending only while reading still finds customers with nothing
+	// pending (see runState.canAccept): an event queued behind its customer's pending one cannot go
+	// out before that one is written. With AggregateKeys it grows to MaxPending, since such events
+	// go out together in their customer's next record.
 	MaxPending int
 	// MaxPendingBytes bounds the bytes of those events; default 64 MiB.
 	MaxPendingBytes int

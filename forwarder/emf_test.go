@@ -153,10 +153,10 @@ func TestEMFSumsAreExactUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			payload := goodLine(fmt.Sprintf("e%d", i), fmt.Sprintf("c%d", i), 1)
 			if i%4 == 0 {
-				// Distinct, so that their quarantine records have distinct keys: concurrent
-				// invocations are independent writers, while the fake flags one key in two calls
-				// at once (the rule of one forwarder's own calls), which made identical ones flaky.
-				payload = fmt.Sprintf(`{"broken%d"`, i)
+				// Each its own input: identical ones would share a quarantine partition key, and
+				// concurrent invocations do not keep one record per key in flight between them
+				// (only local mode does), which the fake reports as a violation.
+				payload = fmt.Sprintf(`{"broken":%d`, i)
 			}
 			if _, err := h.Invoke(t.Context(), []byte(payload)); err != nil {
 				t.Error(err)

@@ -200,9 +200,14 @@ type runState struct {
 	done   map[int64]struct{} // finished lines above res.DoneThrough
 
 	pending, pendingBytes int // accepted entries not finished
-	inflight              int // PutRecords calls in flight
-	results               chan batchDone
-	sendCtx               context.Context
+	// fresh remembers, for each of the last len(fresh) entries accepted, whether its customer had
+	// nothing pending (so it was ready at once); nFresh counts the true ones: the read-ahead's yield.
+	fresh    []bool
+	freshAt  int
+	nFresh   int
+	inflight int // PutRecords calls in flight
+	results  chan batchDone
+	sendCtx  context.Context
 
 	abortErr     error
 	minFailed    int64 // the lowest failed line, 0 while none failed
@@ -220,21 +225,10 @@ const readChunk = 64
 // this goroutine batches, sends, retries and accounts for them.
 func (f *Forwarder) run(ctx context.Context, opts StreamOptions, idle func() bool, next func() (*entry, error)) (Result, error) {
 	start := time.Now()
-	r := &runState{
-		f: f, opts: opts, keepOrig: opts.FailedOut != nil,
-		done:    map[int64]struct{}{},
-		results: make(chan batchDone, f.cfg.Concurrency),
+	r, err := f.newRun(opts)
+	if err != nil {
+		return r.res, err
 	}
-	for _, l := range []lane{laneRaw, laneQuarantine} {
-		r.queues[l] = ordered.NewQueue(f.policy(), r.succeed, r.fail)
-	}
-	if f.cfg.AggregateKeys {
-		if err := r.queues[laneRaw].SetAggregation(ordered.DefaultAggregation); err != nil {
-			return r.res, err
-		}
-	}
-	r.res.Source = opts.source()
-	r.res.QuarantinedBy = map[event.Reason]int64{}
 
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
@@ -367,8 +361,68 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, idle func() boo
 	return r.res, errors.Join(errs...)
 }
 
+// Read-ahead growth (canAccept): past a full batch per call in flight, the read-ahead grows only
+// while fewer than waitingPerKey entries wait, on average, behind each customer's pending one, or
+// while at least 1 in minYield of the last BatchSize entries read found its customer with nothing
+// pending.
+const (
+	waitingPerKey = 8
+	minYield      = 64
+)
+
+// newRun returns the state of one local-mode run, with nothing read yet (and, with an error, the
+// Result to return).
+func (f *Forwarder) newRun(opts StreamOptions) (*runState, error) {
+	r := &runState{
+		f: f, opts: opts, keepOrig: opts.FailedOut != nil,
+		done:    map[int64]struct{}{},
+		results: make(chan batchDone, f.cfg.Concurrency),
+		fresh:   make([]bool, f.cfg.BatchSize),
+	}
+	for _, l := range []lane{laneRaw, laneQuarantine} {
+		r.queues[l] = ordered.NewQueue(f.policy(), r.succeed, r.fail)
+	}
+	if f.cfg.AggregateKeys {
+		if err := r.queues[laneRaw].SetAggregation(ordered.DefaultAggregation); err != nil {
+			return r, err
+		}
+	}
+	r.res.Source = opts.source()
+	r.res.QuarantinedBy = map[event.Reason]int64{}
+	return r, nil
+}
+
+// canAccept reports whether the run takes another entry into its read-ahead. Within MaxPending and
+// MaxPendingBytes, it always takes enough to fill every call in flight; beyond that, only while
+// reading still finds customers with nothing pending, since an entry queued behind its customer's
+// pending one cannot go out before that one is written: with few customers, reading on to
+// MaxPending only held thousands of such entries (and the memory of them). A hot customer does not
+// stop the search for others: as long as 1 entry in minYield is another customer's, reading goes
+// on up to MaxPending, as before. With AggregateKeys it always does.
 func (r *runState) canAccept() bool {
-	return r.pending < r.f.cfg.MaxPending && r.pendingBytes < r.f.cfg.MaxPendingBytes
+	cfg := &r.f.cfg
+	switch {
+	case r.pending >= cfg.MaxPending || r.pendingBytes >= cfg.MaxPendingBytes:
+		return false
+	case r.pending < cfg.BatchSize*cfg.Concurrency || cfg.AggregateKeys:
+		// With AggregateKeys, the events waiting behind a customer's pending one go out together
+		// in its next record: all of them help fill the calls.
+		return true
+	}
+	keys := r.queues[laneRaw].Keys() + r.queues[laneQuarantine].Keys()
+	return r.pending-keys < waitingPerKey*keys || r.nFresh*minYield >= len(r.fresh)
+}
+
+// noteFresh records whether the entry just accepted found its customer with nothing pending.
+func (r *runState) noteFresh(fresh bool) {
+	if r.fresh[r.freshAt] {
+		r.nFresh--
+	}
+	if fresh {
+		r.nFresh++
+	}
+	r.fresh[r.freshAt] = fresh
+	r.freshAt = (r.freshAt + 1) % len(r.fresh)
 }
 
 // add accepts one prepared entry into its lane's queue: ready when nothing of its customer is
@@ -385,7 +439,10 @@ func (r *runState) add(e *entry) {
 	r.pending++
 	r.pendingBytes += e.size()
 	e.toWrite()
-	r.queues[e.lane].Add(e)
+	q := r.queues[e.lane]
+	keys := q.Keys()
+	q.Add(e)
+	r.noteFresh(q.Keys() > keys)
 }
 
 // dispatch starts PutRecords calls while there is room and something ready, quarantine first.

@@ -176,6 +176,78 @@ func TestForwardStreamConcurrentCallsCarryFullBatches(t *testing.T) {
 	t.Logf("%d calls for 3000 events, at most %d in flight", len(kin.BatchSizes()), kin.MaxInFlight())
 }
 
+// TestReadAheadGrowsWhileItFindsCustomers: past a full batch per call, the read-ahead takes more
+// input only while that finds customers with nothing pending (or few entries wait behind each
+// customer's pending one); a hot customer does not stop the search for the others.
+func TestReadAheadGrowsWhileItFindsCustomers(t *testing.T) {
+	const batch, calls, maxPending = 100, 2, 1600 // MaxPending's default: 8 batches per call
+	for _, tc := range []struct {
+		name      string
+		customer  func(i int) string
+		aggregate bool
+		want      int // entries taken before canAccept says no
+	}{
+		{"ten customers in turn", func(i int) string { return fmt.Sprintf("c%d", i%10) }, false, batch * calls},
+		// Aggregated, a customer's waiting events go out together in its next record.
+		{"ten customers in turn, aggregated", func(i int) string { return fmt.Sprintf("c%d", i%10) }, true, maxPending},
+		{"every event another customer", func(i int) string { return fmt.Sprintf("c%d", i) }, false, maxPending},
+		{"two events per customer", func(i int) string { return fmt.Sprintf("c%d", i%(maxPending/2)) }, false, maxPending},
+		{"hot customer, 1 in 10 another's", func(i int) string {
+			if i%10 == 0 {
+				return fmt.Sprintf("c%d", i)
+			}
+			return "hot"
+		}, false, maxPending},
+		{"hot customer, 1 in 40 another's", func(i int) string {
+			if i%40 == 0 {
+				return fmt.Sprintf("c%d", i)
+			}
+			return "hot"
+		}, false, maxPending},
+		{"hot customer, 1 in 200 another's", func(i int) string {
+			if i%200 == 0 {
+				return fmt.Sprintf("c%d", i)
+			}
+			return "hot"
+		}, false, batch * calls},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTestForwarder(t, kinesisfake.New(), func(c *Config) {
+				c.BatchSize, c.Concurrency, c.AggregateKeys = batch, calls, tc.aggregate
+			})
+			if f.cfg.MaxPending != maxPending {
+				t.Fatalf("MaxPending %d", f.cfg.MaxPending)
+			}
+			r, err := f.newRun(StreamOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for ; n < 2*maxPending && r.canAccept(); n++ {
+				r.add(f.prepare(newInput([]byte(goodLine(fmt.Sprintf("e%d", n), tc.customer(n), n+1)), int64(n+1), "t")))
+			}
+			if n != tc.want {
+				t.Fatalf("took %d entries, want %d", n, tc.want)
+			}
+		})
+	}
+}
+
+// TestForwardStreamFewCustomers: with a few customers and slow calls, the read-ahead stops and
+// resumes many times; every event is written once, in order.
+func TestForwardStreamFewCustomers(t *testing.T) {
+	in, want := genInput(1000, 5)
+	kin := kinesisfake.New()
+	kin.Latency = time.Millisecond
+	f := newTestForwarder(t, kin, func(c *Config) { c.BatchSize, c.Concurrency = 2, 2 })
+	res, err := f.ForwardStream(t.Context(), strings.NewReader(in), StreamOptions{})
+	if err != nil || res.Forwarded != 1000 || res.DoneThrough != 1000 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	noViolations(t, kin)
+	checkOrder(t, written(kin, names.RawStream), want)
+}
+
 // TestForwardStreamRetriesOnlyFailedEntries fails entries and whole calls at random (seeded) and
 // checks that everything arrives exactly once, in order per customer, with retries carrying only
 // what failed.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # fuzz-smoke.sh runs every fuzz target of the trust boundary briefly, one after the other, for CI:
-# decoding (event.DecodeRaw, event.ParseDetail), canonicalisation (event.AppendCanonicalJSON),
-# signing and verification, the PII policy, the forwarder's forward/quarantine decision and its JSON
-# validator (against encoding/json.Valid), and the worker's verify stage.
+# decoding (event.DecodeRaw, event.ParseDetail), canonicalisation (event.AppendCanonicalJSON) and
+# the validation-only walk held to it (FuzzSkipValue), signing and verification, the PII policy, the
+# forwarder's forward/quarantine decision and its JSON validator (against encoding/json.Valid), and
+# the worker's verify stage.
 #
 #   scripts/fuzz-smoke.sh                 each target for 20,000 inputs (FUZZTIME), one fuzzing process (FUZZPARALLEL)
 #   FUZZTIME=10m scripts/fuzz-smoke.sh    a longer local run
@@ -25,6 +26,7 @@ targets=(
 	"./event FuzzDecodeRaw"
 	"./event FuzzParseDetail"
 	"./event FuzzCanonicalJSON"
+	"./event FuzzSkipValue"
 	"./event FuzzVerify"
 	"./event FuzzPIIRedact"
 	"./forwarder FuzzPrepare"

@@ -63,6 +63,7 @@ type Queue[T Item] struct {
 	ready   fifo[T]
 	delayed delayHeap[T]
 	held    int // records added and not yet written or given up on
+	active  int // keys with a record held
 	stopped bool
 }
 
@@ -105,12 +106,16 @@ func (q *Queue[T]) Reset() {
 	q.ready.reset()
 	clear(q.delayed)
 	q.delayed = q.delayed[:0]
-	q.held, q.stopped = 0, false
+	q.held, q.active, q.stopped = 0, 0, false
 	q.backoff.Reset()
 }
 
 // Len returns the records held: added and neither written nor given up on.
 func (q *Queue[T]) Len() int { return q.held }
+
+// Keys returns the keys with a record held: each has one record out (ready, in a call or delayed,
+// alone or heading an aggregate), and Len - Keys records wait behind their key's.
+func (q *Queue[T]) Keys() int { return q.active }
 
 // Ready returns the records that may be sent now, and their size (an aggregate Take formed counts
 // once, at its size).
@@ -144,6 +149,7 @@ func (q *Queue[T]) Add(it T) {
 	}
 	kq.items = append(kq.items, it)
 	if len(kq.items)-kq.head == 1 {
+		q.active++
 		q.ready.push(it)
 	}
 }
@@ -326,6 +332,7 @@ func (q *Queue[T]) next(key string, n int) {
 		q.ready.push(kq.items[kq.head])
 		return
 	}
+	q.active--
 	if !kq.poisoned {
 		q.dropKey(key, kq)
 	}
@@ -342,6 +349,7 @@ func (q *Queue[T]) giveUp(it T, cause Cause) {
 	mine, behind := old[kq.head:kq.head+out], old[kq.head+out:]
 	kq.items, kq.head, kq.poisoned = old[:0], 0, true
 	q.held -= len(mine) + len(behind)
+	q.active--
 	for _, m := range mine {
 		q.fail(m, cause)
 	}

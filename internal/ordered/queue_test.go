@@ -14,8 +14,8 @@ import (
 // aggregation. The per-key rule holds throughout (no key in two batches out, nor twice in one),
 // each key's records are written in the order they were added, a key stops at its first record
 // given up on (every later one fails with CauseEarlier, except those in its aggregate, which share
-// its cause), the records of an aggregate share every outcome, and every record ends written or
-// failed.
+// its cause), the records of an aggregate share every outcome, every record ends written or
+// failed, and Len and Keys count the records and keys held at every step.
 func TestQueueConcurrentCalls(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		aggMax := rapid.IntRange(0, 5).Draw(rt, "aggregate_max_records")
@@ -39,6 +39,16 @@ func TestQueueConcurrentCalls(t *testing.T) {
 		for steps := 0; ; steps++ {
 			if steps > 100000 {
 				rt.Fatalf("no end after %d steps: %d held", steps, q.Len())
+			}
+			heldKeys, held := map[string]bool{}, 0
+			for _, r := range added {
+				if r.r.State == Pending {
+					heldKeys[r.r.Key] = true
+					held++
+				}
+			}
+			if q.Len() != held || q.Keys() != len(heldKeys) {
+				rt.Fatalf("Len %d, Keys %d; held: %d records of %d keys", q.Len(), q.Keys(), held, len(heldKeys))
 			}
 			canAdd := len(added) < nRecs
 			if !canAdd && q.Len() == 0 && len(out) == 0 {
@@ -155,14 +165,20 @@ func TestQueueStop(t *testing.T) {
 	if len(batch) != 1 || batch[0] != a1 {
 		t.Fatalf("took %v", batch)
 	}
+	if q.Len() != 5 || q.Keys() != 3 {
+		t.Fatalf("%d records of %d keys held, want 5 of 3", q.Len(), q.Keys())
+	}
 	q.Stop(CauseStopped)
 	want := []string{"b1:stopped before it was written", "b2:an earlier record of its key was not written", "c1:stopped before it was written"}
 	if !slices.Equal(failed, want) {
 		t.Fatalf("failed %v, want %v", failed, want)
 	}
+	if q.Len() != 2 || q.Keys() != 1 {
+		t.Fatalf("after Stop: %d records of %d keys held, want a1 and a2", q.Len(), q.Keys())
+	}
 	a1.r.Outcome = OK
 	q.Complete(batch, Result{Written: 1}, time.Now())
-	if a1.r.State != Written || a2.r.State != Failed || a2.r.Cause != CauseStopped || q.Len() != 0 {
+	if a1.r.State != Written || a2.r.State != Failed || a2.r.Cause != CauseStopped || q.Len() != 0 || q.Keys() != 0 {
 		t.Fatalf("a1 %v, a2 %v %v, %d held", a1.r.State, a2.r.State, a2.r.Cause, q.Len())
 	}
 	q.Add(newRec("d", "d1"))
