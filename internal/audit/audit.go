@@ -120,6 +120,11 @@ type Second struct {
 	// stream (meaningful when producers stamp occurred_at as they send, as loadgen does with a
 	// profile). MaxForward is the largest arrival - forwarded_at: the pipeline's own delay.
 	MaxDelay, MaxForward time.Duration
+	// MaxWrite is the largest arrival - processed_at (the start of the worker's batch that released
+	// the event): that batch's dedupe calls and its write to the analytics stream, retries of
+	// throttled entries included. What MaxForward adds to it is the way to that batch: the raw
+	// write, the wait in the raw shard, the read, and the reorder hold.
+	MaxWrite time.Duration
 	// MaxFollowed is MaxDelay among the followed customer's deliveries (see Follow).
 	MaxFollowed time.Duration
 }
@@ -412,6 +417,9 @@ func (t *Tail) second(a event.Analytics, arrived time.Time) {
 	}
 	if !a.ForwardedAt.IsZero() {
 		sec.MaxForward = max(sec.MaxForward, arrived.Sub(a.ForwardedAt))
+	}
+	if !a.ProcessedAt.IsZero() {
+		sec.MaxWrite = max(sec.MaxWrite, arrived.Sub(a.ProcessedAt))
 	}
 	if followed {
 		f := &t.followed

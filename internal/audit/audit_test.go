@@ -109,6 +109,7 @@ func TestTimeline(t *testing.T) {
 	at := func(id, cust string, seq uint64, arrived, occurred int64) {
 		a := analytics(id, "page", cust, seq)
 		a.OccurredAt = time.Unix(occurred, 0).UTC().Format(time.RFC3339)
+		a.ProcessedAt = time.Unix(occurred, 0).Add(500 * time.Millisecond) // routed 0.5 s after it occurred
 		r := rec(t, a)
 		r.ApproximateArrivalTimestamp = aws.Time(time.Unix(arrived, 0))
 		tail.observe("a", r)
@@ -127,8 +128,8 @@ func TestTimeline(t *testing.T) {
 	}
 	tl := tail.Timeline()
 	// The followed customer's worst delay apart: 2 s of e1 in second 100, where e2 took 7 s.
-	want := []Second{{At: 100, Delivered: 2, MaxDelay: 7 * time.Second, MaxForward: time.Second, MaxFollowed: 2 * time.Second},
-		{At: 102, Delivered: 1, MaxDelay: time.Second, MaxForward: 3 * time.Second, MaxFollowed: time.Second}}
+	want := []Second{{At: 100, Delivered: 2, MaxDelay: 7 * time.Second, MaxForward: time.Second, MaxWrite: 6500 * time.Millisecond, MaxFollowed: 2 * time.Second},
+		{At: 102, Delivered: 1, MaxDelay: time.Second, MaxForward: 3 * time.Second, MaxWrite: 500 * time.Millisecond, MaxFollowed: time.Second}}
 	if len(tl) != 2 || tl[0] != want[0] || tl[1] != want[1] {
 		t.Fatalf("timeline %+v, want %+v", tl, want)
 	}

@@ -212,7 +212,7 @@ func (s spikeSummary) print(ui *view) {
 			s.settleAfterSpike().Round(time.Second), sp.LagWithin)
 	}
 	if tl := s.lagTimeline(10 * time.Second); tl != "" {
-		ui.printf("  worst per 10 s of arrival, producer -> analytics / forwarder -> analytics (the pipeline's own part) / the hot customer's producer -> analytics:\n%s", tl)
+		ui.printf("  worst per 10 s of arrival, producer -> analytics / forwarder -> analytics (the pipeline's own part) / processed_at -> analytics (the releasing batch: dedupe and write) / the hot customer's producer -> analytics:\n%s", tl)
 	}
 	bestAt, best := int64(0), 0
 	for _, x := range s.timeline {
@@ -371,10 +371,10 @@ func (s spikeSummary) balanceAfter(d autoscale.Decision) string {
 		end.Switches-before.Switches, first, fresh, perShard)
 }
 
-// lagTimeline is the worst lag, the worst forwarder-to-analytics delay and the hot customer's worst lag, of each period of
+// lagTimeline is the worst lag, the worst forwarder-to-analytics delay, the worst write (processed_at to analytics) and the hot customer's worst lag, of each period of
 // arrivals from the start of the load, eight periods a line ("" without arrivals).
 func (s spikeSummary) lagTimeline(period time.Duration) string {
-	type worst struct{ delay, forward, hot time.Duration }
+	type worst struct{ delay, forward, write, hot time.Duration }
 	byPeriod := map[int64]worst{}
 	last := int64(-1)
 	for _, x := range s.timeline {
@@ -383,7 +383,7 @@ func (s spikeSummary) lagTimeline(period time.Duration) string {
 			i = 0
 		}
 		w := byPeriod[i]
-		byPeriod[i] = worst{max(w.delay, x.MaxDelay), max(w.forward, x.MaxForward), max(w.hot, x.MaxFollowed)}
+		byPeriod[i] = worst{max(w.delay, x.MaxDelay), max(w.forward, x.MaxForward), max(w.write, x.MaxWrite), max(w.hot, x.MaxFollowed)}
 		last = max(last, i)
 	}
 	var b strings.Builder
@@ -392,7 +392,8 @@ func (s spikeSummary) lagTimeline(period time.Duration) string {
 			b.WriteString("   ")
 		}
 		if w, ok := byPeriod[i]; ok {
-			fmt.Fprintf(&b, " %s %s/%s/%s", plus(time.Duration(i)*period), w.delay.Round(100*time.Millisecond), w.forward.Round(100*time.Millisecond), w.hot.Round(100*time.Millisecond))
+			r := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+			fmt.Fprintf(&b, " %s %s/%s/%s/%s", plus(time.Duration(i)*period), r(w.delay), r(w.forward), r(w.write), r(w.hot))
 		} else {
 			fmt.Fprintf(&b, " %s -", plus(time.Duration(i)*period))
 		}

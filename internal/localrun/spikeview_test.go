@@ -60,11 +60,11 @@ func TestBalanceAfter(t *testing.T) {
 func TestSpikeLagTimeline(t *testing.T) {
 	start := time.Unix(1_000, 0)
 	sec := func(at int64, delay, forward, hot time.Duration) audit.Second {
-		return audit.Second{At: 1_000 + at, Delivered: 1, MaxDelay: delay, MaxForward: forward, MaxFollowed: hot}
+		return audit.Second{At: 1_000 + at, Delivered: 1, MaxDelay: delay, MaxForward: forward, MaxWrite: forward / 2, MaxFollowed: hot}
 	}
 	s := spikeSummary{rec: &record{start: start}, timeline: []audit.Second{
 		sec(1, time.Second, 500*time.Millisecond, time.Second), sec(9, 3*time.Second, 2*time.Second, 0), sec(25, 7*time.Second, time.Second, 7*time.Second), sec(81, time.Second, time.Second, 0)}}
-	want := "    +0s 3s/2s/1s +10s - +20s 7s/1s/7s +30s - +40s - +50s - +1m0s - +1m10s -\n    +1m20s 1s/1s/0s\n"
+	want := "    +0s 3s/2s/1s/1s +10s - +20s 7s/1s/500ms/7s +30s - +40s - +50s - +1m0s - +1m10s -\n    +1m20s 1s/1s/500ms/0s\n"
 	if got := s.lagTimeline(10 * time.Second); got != want {
 		t.Fatalf("got\n%q\nwant\n%q", got, want)
 	}
