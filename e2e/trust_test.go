@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -86,6 +87,15 @@ func line(marker, typ, detail string) string {
 }
 
 // rawRecord is a raw-stream record as the forwarder writes it.
+// brokenAggregate is a raw record in the KPL aggregated format, magic and a matching MD5 trailer,
+// whose protobuf does not decode (wire type 7 in its first tag): the KCL's own de-aggregator drops
+// the whole GetRecords page on such a record; the worker must quarantine it.
+func brokenAggregate(marker string) string {
+	body := []byte("\xff\xff " + marker)
+	sum := md5.Sum(body)
+	return "\xf3\x89\x9a\xc2" + string(body) + string(sum[:])
+}
+
 func rawRecord(marker, typ, detail string) string {
 	return `{"v":1,"type":"` + typ + `","source":"shop.web","bridge_id":"` + marker + `","forwarded_at":"` +
 		time.Now().UTC().Format(time.RFC3339Nano) + `","detail":` + detail + `}`
@@ -228,6 +238,7 @@ func TestHostileInput(t *testing.T) {
 		{kind: "raw e-mail past the forwarder (validly signed)", data: rawRecord("mk-36", "page_view", p.detail("page_view", "b36", badCust, 1, `{"email":"`+piiB[0]+`"}`, "k-active")), direct: true, stage: "worker", want: event.ReasonRawPII},
 		{kind: "raw customer id and invalid UTF-8 past the forwarder", data: rawRecord("mk-37", "page_view", strings.Replace(p.detail("page_view", "b37", piiB[1], 1, `{"path":"/x"}`, "k-active"), `"/x"`, "\"\xff\"", 1)), direct: true, stage: "worker", want: event.ReasonInvalidUTF8},
 		{kind: "raw e-mail in a duplicate key past the forwarder", data: rawRecord("mk-38", "page_view", strings.Replace(signed("b38"), `"path":"/x"`, `"email":"`+emailTok+`","email":"`+piiB[2]+`"`, 1)), direct: true, stage: "worker", want: event.ReasonDuplicateKey},
+		{kind: "raw KPL aggregate that does not decode", data: brokenAggregate("mk-39"), direct: true, stage: "worker", want: event.ReasonBadAggregate},
 	}
 	for i := range hs {
 		h := &hs[i]
