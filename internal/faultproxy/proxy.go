@@ -170,6 +170,9 @@ type Counts struct {
 	// Got and Empty are the records in the upstream's GetRecords answers, and the answers that
 	// had none (an empty poll).
 	Got, Empty int64
+	// Waited and Upstream sum, over the requests forwarded through a MaxUpstream slot, the time
+	// each waited for its slot and the time from sending it upstream to the answer's headers.
+	Waited, Upstream time.Duration
 }
 
 // Proxy is a running fault-injecting proxy.
@@ -267,7 +270,12 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 		IdleConnTimeout:     30 * time.Second,
 	}
 	if cfg.MaxUpstream > 0 {
-		transport = &slotTransport{next: transport, slots: make(chan struct{}, cfg.MaxUpstream), shed: &p.shed}
+		transport = &slotTransport{next: transport, slots: make(chan struct{}, cfg.MaxUpstream), shed: &p.shed,
+			observe: func(req *http.Request, waited, upstream time.Duration) {
+				if t, ok := req.Context().Value(ctxKey{}).(target); ok {
+					p.count(t, func(c *Counts) { c.Waited += waited; c.Upstream += upstream })
+				}
+			}}
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        func(r *httputil.ProxyRequest) { r.SetURL(up) },
@@ -310,19 +318,25 @@ func (p *Proxy) Shed() int64 { return p.shed.Load() }
 // slotTransport lets at most cap(slots) requests be in flight to the upstream, a slot held until
 // the answer's body is closed.
 type slotTransport struct {
-	next  http.RoundTripper
-	slots chan struct{}
-	shed  *atomic.Int64
+	next    http.RoundTripper
+	slots   chan struct{}
+	shed    *atomic.Int64
+	observe func(req *http.Request, waited, upstream time.Duration) // each request sent upstream
 }
 
 func (t *slotTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
 	select {
 	case t.slots <- struct{}{}:
 	case <-req.Context().Done():
 		t.shed.Add(1)
 		return nil, fmt.Errorf("faultproxy: client gave up waiting for the upstream: %w", req.Context().Err())
 	}
+	sent := time.Now()
 	resp, err := t.next.RoundTrip(req)
+	if t.observe != nil {
+		t.observe(req, sent.Sub(start), time.Since(sent))
+	}
 	if err != nil {
 		<-t.slots
 		return nil, err
@@ -389,6 +403,8 @@ func (p *Proxy) Counts(op, stream string) Counts {
 			out.Records += c.Records
 			out.Got += c.Got
 			out.Empty += c.Empty
+			out.Waited += c.Waited
+			out.Upstream += c.Upstream
 		}
 	}
 	return out

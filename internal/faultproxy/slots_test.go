@@ -75,3 +75,68 @@ func TestMaxUpstream(t *testing.T) {
 		t.Fatalf("%d requests reached the upstream, want 2: the abandoned one must never be sent", n)
 	}
 }
+
+// TestMaxUpstreamTimes: the time a request waits for its slot and the time the upstream takes are
+// summed per operation. One slot: the first request is held upstream while the second waits for
+// the slot, for at least hold.
+func TestMaxUpstreamTimes(t *testing.T) {
+	const hold = 60 * time.Millisecond
+	release := make(chan struct{})
+	var arrived atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if arrived.Add(1) == 1 {
+			<-release
+		}
+		rw.WriteHeader(http.StatusOK)
+	}))
+	defer up.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: up.URL, MaxUpstream: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const op = "DescribeStreamSummary"
+	call := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL(), strings.NewReader(`{"StreamName":"s"}`))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("X-Amz-Target", "Kinesis_20131202."+op)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	done := make(chan error, 2)
+	go func() { done <- call() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for arrived.Load() == 0 { // the first holds the slot
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never reached the upstream")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	go func() { done <- call() }()
+	for p.ByOperation()[op].Requests < 2 { // the second reached the proxy, and waits for the slot
+		if time.Now().After(deadline) {
+			t.Fatal("the second request never reached the proxy")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(hold) // the time being measured: the second waits while the first is held
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := p.ByOperation()[op]
+	// The first was upstream for all of hold; the second waited for nearly all of it (from just
+	// after it was counted).
+	if c.Forwarded != 2 || c.Waited < hold/2 || c.Upstream < hold {
+		t.Fatalf("counts %+v: want 2 forwarded, upstream at least %s and a wait of at least %s", c, hold, hold/2)
+	}
+}

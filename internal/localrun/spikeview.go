@@ -443,7 +443,8 @@ func callsBetween(pts []callsPoint, from, to time.Duration) (map[string]faultpro
 	for op, c := range b.ByOp {
 		p := a.ByOp[op]
 		out[op] = faultproxy.Counts{Requests: c.Requests - p.Requests, Forwarded: c.Forwarded - p.Forwarded, Faulted: c.Faulted - p.Faulted,
-			Limited: c.Limited - p.Limited, Records: c.Records - p.Records, Got: c.Got - p.Got, Empty: c.Empty - p.Empty}
+			Limited: c.Limited - p.Limited, Records: c.Records - p.Records, Got: c.Got - p.Got, Empty: c.Empty - p.Empty,
+			Waited: c.Waited - p.Waited, Upstream: c.Upstream - p.Upstream}
 	}
 	return out, (b.At - a.At).Seconds()
 }
@@ -486,6 +487,12 @@ func (s spikeSummary) printCalls(ui *view) {
 		}
 		return strconv.FormatFloat(100*float64(n)/float64(d), 'f', 0, 64) + "%"
 	}
+	mean := func(d time.Duration, n int64) string {
+		if n == 0 {
+			return "-"
+		}
+		return (d / time.Duration(n)).Round(time.Millisecond).String()
+	}
 	for _, op := range ops {
 		c, p := all[op], peak[op]
 		detail := ""
@@ -496,6 +503,13 @@ func (s spikeSummary) printCalls(ui *view) {
 		case "GetRecords":
 			detail = fmt.Sprintf("empty answers %s; %s; records per non-empty answer %s; %s",
 				pct(c.Empty, c.Requests), pct(p.Empty, p.Requests), ratio(c.Got, c.Requests-c.Empty), ratio(p.Got, p.Requests-p.Empty))
+		}
+		if c.Forwarded > 0 && c.Upstream > 0 {
+			if detail != "" {
+				detail += "; "
+			}
+			detail += fmt.Sprintf("waited for a slot into kinesalite %s; %s, kinesalite answered in %s; %s (mean per call)",
+				mean(c.Waited, c.Forwarded), mean(p.Waited, p.Forwarded), mean(c.Upstream, c.Forwarded), mean(p.Upstream, p.Forwarded))
 		}
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", op, c.Requests, rate(c.Requests, secs), rate(p.Requests, psecs), detail)
 	}
