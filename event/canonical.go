@@ -235,18 +235,13 @@ func (p *parser) object(dst []byte, depth int) ([]byte, error) {
 			prev := sc.members[base+n-1]
 			sorted = compareKeys(sc.keys[prev.ks:prev.ke], sc.keys[ks:ke]) < 0
 		}
-		p.skipWS()
-		if p.i >= len(p.src) {
-			return dst, reject(ReasonNotJSON, "unterminated object")
+		more, err := p.afterItem('}', "object")
+		if err != nil {
+			return dst, err
 		}
-		if p.src[p.i] == ',' {
-			p.i++
+		if more {
 			continue
 		}
-		if p.src[p.i] != '}' {
-			return dst, reject(ReasonNotJSON, "expected ',' or '}' at byte %d", p.i)
-		}
-		p.i++
 		break
 	}
 	if !sorted {
@@ -312,18 +307,13 @@ func (p *parser) skipObject(depth int) error {
 			prev := sc.members[base+n-1]
 			sorted = compareKeys(sc.keys[prev.ks:prev.ke], sc.keys[ks:ke]) < 0
 		}
-		p.skipWS()
-		if p.i >= len(p.src) {
-			return reject(ReasonNotJSON, "unterminated object")
+		more, err := p.afterItem('}', "object")
+		if err != nil {
+			return err
 		}
-		if p.src[p.i] == ',' {
-			p.i++
+		if more {
 			continue
 		}
-		if p.src[p.i] != '}' {
-			return reject(ReasonNotJSON, "expected ',' or '}' at byte %d", p.i)
-		}
-		p.i++
 		break
 	}
 	if !sorted {
@@ -370,18 +360,13 @@ func (p *parser) array(dst []byte, depth int) ([]byte, error) {
 		if dst, err = p.value(dst, depth); err != nil {
 			return dst, err
 		}
-		p.skipWS()
-		if p.i >= len(p.src) {
-			return dst, reject(ReasonNotJSON, "unterminated array")
+		more, err := p.afterItem(']', "array")
+		if err != nil {
+			return dst, err
 		}
-		if p.src[p.i] == ',' {
-			p.i++
+		if more {
 			continue
 		}
-		if p.src[p.i] != ']' {
-			return dst, reject(ReasonNotJSON, "expected ',' or ']' at byte %d", p.i)
-		}
-		p.i++
 		return append(dst, ']'), nil
 	}
 }
@@ -405,18 +390,13 @@ func (p *parser) skipArray(depth int) error {
 		if err := p.skipValue(depth); err != nil {
 			return err
 		}
-		p.skipWS()
-		if p.i >= len(p.src) {
-			return reject(ReasonNotJSON, "unterminated array")
+		more, err := p.afterItem(']', "array")
+		if err != nil {
+			return err
 		}
-		if p.src[p.i] == ',' {
-			p.i++
+		if more {
 			continue
 		}
-		if p.src[p.i] != ']' {
-			return reject(ReasonNotJSON, "expected ',' or ']' at byte %d", p.i)
-		}
-		p.i++
 		return nil
 	}
 }
@@ -829,4 +809,23 @@ func utf16Key(r rune) int {
 		return (0xD800+v>>10)<<16 | (0xDC00 + v&0x3FF)
 	}
 	return int(r) << 16
+}
+
+// afterItem reads past what follows an object member or an array element: a ',' (more is true) or
+// the container's closing byte (more is false), after any whitespace. what names the container in
+// the errors ("object" or "array").
+func (p *parser) afterItem(closing byte, what string) (more bool, err error) {
+	p.skipWS()
+	if p.i >= len(p.src) {
+		return false, reject(ReasonNotJSON, "unterminated %s", what)
+	}
+	switch p.src[p.i] {
+	case ',':
+		p.i++
+		return true, nil
+	case closing:
+		p.i++
+		return false, nil
+	}
+	return false, reject(ReasonNotJSON, "expected ',' or '%c' at byte %d", closing, p.i)
 }

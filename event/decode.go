@@ -338,18 +338,13 @@ func (p *parser) detailInRecord(f *detailFields, depth int) error {
 			prev := sc.members[base+n-1]
 			sorted = compareKeys(sc.keys[prev.ks:prev.ke], sc.keys[ks:ke]) < 0
 		}
-		p.skipWS()
-		if p.i >= len(p.src) {
-			return reject(ReasonNotJSON, "unterminated object")
+		more, err := p.afterItem('}', "object")
+		if err != nil {
+			return err
 		}
-		if p.src[p.i] == ',' {
-			p.i++
+		if more {
 			continue
 		}
-		if p.src[p.i] != '}' {
-			return reject(ReasonNotJSON, "expected ',' or '}' at byte %d", p.i)
-		}
-		p.i++
 		break
 	}
 	if !sorted {
@@ -411,18 +406,13 @@ func (p *parser) members(fn func(key []byte) error) error {
 			if err := fn(key); err != nil {
 				return err
 			}
-			p.skipWS()
-			if p.i >= len(p.src) {
-				return reject(ReasonNotJSON, "unterminated object")
+			more, err := p.afterItem('}', "object")
+			if err != nil {
+				return err
 			}
-			if p.src[p.i] == ',' {
-				p.i++
+			if more {
 				continue
 			}
-			if p.src[p.i] != '}' {
-				return reject(ReasonNotJSON, "expected ',' or '}' at byte %d", p.i)
-			}
-			p.i++
 			break
 		}
 	}
