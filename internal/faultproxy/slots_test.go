@@ -15,34 +15,10 @@ import (
 // TestMaxUpstream: with one slot, a second request waits for the first; when its client gives up
 // while waiting, it is never sent upstream, and it is counted as shed.
 func TestMaxUpstream(t *testing.T) {
-	release := make(chan struct{})
-	var arrived atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if arrived.Add(1) == 1 {
-			<-release // the first request holds the only slot
-		}
-		rw.WriteHeader(http.StatusOK)
-	}))
-	defer up.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: up.URL, MaxUpstream: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	call := func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL(), strings.NewReader(`{"StreamName":"s"}`))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("X-Amz-Target", "Kinesis_20131202.DescribeStreamSummary")
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err
-	}
+	p, release, arrived := heldUpstream(t, ctx)
+	call := func(ctx context.Context) error { return send(ctx, p, "DescribeStreamSummary") }
 	first := make(chan error, 1)
 	go func() { first <- call(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)
@@ -53,7 +29,7 @@ func TestMaxUpstream(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	short, stop := context.WithTimeout(ctx, 200*time.Millisecond)
-	err = call(short)
+	err := call(short)
 	stop()
 	if err == nil {
 		t.Fatal("the second request was answered while the only slot was held")
@@ -81,35 +57,11 @@ func TestMaxUpstream(t *testing.T) {
 // the slot, for at least hold.
 func TestMaxUpstreamTimes(t *testing.T) {
 	const hold = 60 * time.Millisecond
-	release := make(chan struct{})
-	var arrived atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if arrived.Add(1) == 1 {
-			<-release
-		}
-		rw.WriteHeader(http.StatusOK)
-	}))
-	defer up.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: up.URL, MaxUpstream: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, release, arrived := heldUpstream(t, ctx)
 	const op = "DescribeStreamSummary"
-	call := func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL(), strings.NewReader(`{"StreamName":"s"}`))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("X-Amz-Target", "Kinesis_20131202."+op)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err
-	}
+	call := func() error { return send(ctx, p, op) }
 	done := make(chan error, 2)
 	go func() { done <- call() }()
 	deadline := time.Now().Add(30 * time.Second)
@@ -139,4 +91,38 @@ func TestMaxUpstreamTimes(t *testing.T) {
 	if c.Forwarded != 2 || c.Waited < hold/2 || c.Upstream < hold {
 		t.Fatalf("counts %+v: want 2 forwarded, upstream at least %s and a wait of at least %s", c, hold, hold/2)
 	}
+}
+
+// heldUpstream starts a proxy with one slot in front of an upstream that holds the first request
+// it gets until release is closed; arrived counts the requests that reached the upstream.
+func heldUpstream(t *testing.T, ctx context.Context) (p *faultproxy.Proxy, release chan struct{}, arrived *atomic.Int64) {
+	t.Helper()
+	release, arrived = make(chan struct{}), new(atomic.Int64)
+	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if arrived.Add(1) == 1 {
+			<-release // the first request holds the only slot
+		}
+		rw.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(up.Close)
+	p, err := faultproxy.Start(ctx, faultproxy.Config{Upstream: up.URL, MaxUpstream: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, release, arrived
+}
+
+// send sends one request of Kinesis operation op through p and closes its answer.
+func send(ctx context.Context, p *faultproxy.Proxy, op string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL(), strings.NewReader(`{"StreamName":"s"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202."+op)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	return err
 }
