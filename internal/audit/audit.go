@@ -57,6 +57,7 @@ const (
 	Analytics  Kind = iota // event.Analytics records (per-type streams, late stream)
 	Quarantine             // event.Quarantine records
 	DeadLetter             // event.DeadLetter records
+	Raw                    // the raw stream, read only by SplitAtRaw
 )
 
 // Tail follows a set of streams.
@@ -127,6 +128,36 @@ type Second struct {
 	MaxWrite time.Duration
 	// MaxFollowed is MaxDelay among the followed customer's deliveries (see Follow).
 	MaxFollowed time.Duration
+	// Worst is the delivery with the largest MaxForward, to be split at its raw record's arrival
+	// (SplitAtRaw).
+	Worst Delivery
+}
+
+// Delivery is one first delivery's way through the pipeline: forwarded_at, the raw record it was
+// read from (source_shard, source_seq), processed_at and its arrival in the analytics stream.
+// RawArrived is the raw record's ApproximateArrivalTimestamp, zero until SplitAtRaw found it.
+type Delivery struct {
+	Forwarded, Processed, Arrived time.Time
+	SourceShard, SourceSeq        string
+	RawArrived                    time.Time
+}
+
+// Queued is raw arrival - forwarded_at: the forwarder's queue and its PutRecords, throttled
+// re-sends included. Zero while the raw arrival is unknown.
+func (d Delivery) Queued() time.Duration {
+	if d.RawArrived.IsZero() || d.Forwarded.IsZero() {
+		return 0
+	}
+	return d.RawArrived.Sub(d.Forwarded)
+}
+
+// Held is processed_at - raw arrival: the wait in the raw shard, the read, the worker's queue and
+// the reorder hold, up to the start of the batch that released the event. Zero while unknown.
+func (d Delivery) Held() time.Duration {
+	if d.RawArrived.IsZero() || d.Processed.IsZero() {
+		return 0
+	}
+	return d.Processed.Sub(d.RawArrived)
 }
 
 // Timeline returns the seconds with first deliveries, in order.
@@ -139,6 +170,46 @@ func (t *Tail) Timeline() []Second {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].At < out[j].At })
 	return out
+}
+
+// SplitAtRaw reads every shard of the raw stream (closed parents included) from its trim horizon
+// once, and sets Worst.RawArrived of every second seen so far from the raw record each worst
+// delivery was read from. Call it after the run: it reads the whole stream.
+func (t *Tail) SplitAtRaw(ctx context.Context, stream string) error {
+	t.mu.Lock()
+	want := map[string][]*Second{}
+	for _, s := range t.seconds {
+		if w := s.Worst; w.SourceSeq != "" {
+			k := w.SourceShard + "/" + w.SourceSeq
+			want[k] = append(want[k], s)
+		}
+	}
+	t.mu.Unlock()
+	raw := NewTail(t.kc, map[string]Kind{stream: Raw}, nil, "")
+	if err := raw.discover(ctx); err != nil {
+		return err
+	}
+	for _, c := range raw.shards {
+		for c.iter != nil {
+			out, err := t.kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: c.iter, Limit: aws.Int32(10000)})
+			if err != nil {
+				return fmt.Errorf("get records %s/%s: %w", stream, c.shard, err)
+			}
+			t.mu.Lock()
+			for _, r := range out.Records {
+				for _, s := range want[c.shard+"/"+aws.ToString(r.SequenceNumber)] {
+					s.Worst.RawArrived = aws.ToTime(r.ApproximateArrivalTimestamp)
+				}
+			}
+			t.mu.Unlock()
+			c.iter = out.NextShardIterator
+			if len(out.Records) == 0 {
+				// At the tip of an open shard (a closed one ends with a nil iterator).
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // Followed is what a Tail counted of the customer given to Follow: its first deliveries and the
@@ -415,8 +486,9 @@ func (t *Tail) second(a event.Analytics, arrived time.Time) {
 			sec.MaxFollowed = max(sec.MaxFollowed, arrived.Sub(occurred))
 		}
 	}
-	if !a.ForwardedAt.IsZero() {
-		sec.MaxForward = max(sec.MaxForward, arrived.Sub(a.ForwardedAt))
+	if !a.ForwardedAt.IsZero() && (sec.Worst.Arrived.IsZero() || arrived.Sub(a.ForwardedAt) > sec.MaxForward) {
+		sec.MaxForward = arrived.Sub(a.ForwardedAt)
+		sec.Worst = Delivery{Forwarded: a.ForwardedAt, Processed: a.ProcessedAt, Arrived: arrived, SourceShard: a.SourceShard, SourceSeq: a.SourceSeq}
 	}
 	if !a.ProcessedAt.IsZero() {
 		sec.MaxWrite = max(sec.MaxWrite, arrived.Sub(a.ProcessedAt))

@@ -130,6 +130,15 @@ func TestTimeline(t *testing.T) {
 	// The followed customer's worst delay apart: 2 s of e1 in second 100, where e2 took 7 s.
 	want := []Second{{At: 100, Delivered: 2, MaxDelay: 7 * time.Second, MaxForward: time.Second, MaxWrite: 6500 * time.Millisecond, MaxFollowed: 2 * time.Second},
 		{At: 102, Delivered: 1, MaxDelay: time.Second, MaxForward: 3 * time.Second, MaxWrite: 500 * time.Millisecond, MaxFollowed: time.Second}}
+	// Each second's worst forwarder -> analytics delivery, kept for SplitAtRaw: e1 in second 100
+	// (e2 took as long, not longer), e3 in second 102.
+	if w := tl[0].Worst; !w.Processed.Equal(time.Unix(98, 5e8)) || !w.Arrived.Equal(time.Unix(100, 0)) {
+		t.Fatalf("worst of second 100: %+v", w)
+	}
+	if w := tl[1].Worst; !w.Forwarded.Equal(time.Unix(99, 0)) || !w.Processed.Equal(time.Unix(101, 5e8)) {
+		t.Fatalf("worst of second 102: %+v", w)
+	}
+	tl[0].Worst, tl[1].Worst = Delivery{}, Delivery{}
 	if len(tl) != 2 || tl[0] != want[0] || tl[1] != want[1] {
 		t.Fatalf("timeline %+v, want %+v", tl, want)
 	}

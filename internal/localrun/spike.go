@@ -337,6 +337,13 @@ func runSpike(ctx context.Context, cfg Config) error {
 		scrapeStopped(w) // the running workers' counts, for the summary
 	}
 	rec.calls = append(rec.calls, callsPoint{At: rec.since(), ByOp: proxy.ByOperation()})
+	// Each period's worst delivery split at its raw record's arrival: the forwarder's part against
+	// the way from the raw shard to the releasing batch.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	if err := tail.SplitAtRaw(sctx, fleet.RawStream); err != nil {
+		ui.warn("could not read the raw stream's arrival times: %v", err)
+	}
+	scancel()
 	sum := spikeSummary{summary: summary{cfg: cfg, res: res, rep: rep, dedupe: rec.dedupe}, prof: prof, rec: rec, status: status, shed: proxy.Shed(),
 		load: proxy.Load(rec.start.Add(-time.Minute)), timeline: tail.Timeline(), hot: tail.Followed()}
 	sum.upErrs = upstreamErrors(proxy)

@@ -214,6 +214,9 @@ func (s spikeSummary) print(ui *view) {
 	if tl := s.lagTimeline(10 * time.Second); tl != "" {
 		ui.printf("  worst per 10 s of arrival, producer -> analytics / forwarder -> analytics (the pipeline's own part) / processed_at -> analytics (the releasing batch: dedupe and write) / the hot customer's producer -> analytics:\n%s", tl)
 	}
+	if tl := s.splitTimeline(10 * time.Second); tl != "" {
+		ui.printf("  the worst forwarder -> analytics delivery per 10 s of arrival, split: forwarded_at -> raw arrival (the forwarder's queue and put) / raw arrival -> processed_at (the wait in the raw shard, the read, the reorder hold) / processed_at -> analytics (its batch):\n%s", tl)
+	}
 	bestAt, best := int64(0), 0
 	for _, x := range s.timeline {
 		if x.Delivered > best {
@@ -396,6 +399,45 @@ func (s spikeSummary) lagTimeline(period time.Duration) string {
 			fmt.Fprintf(&b, " %s %s/%s/%s/%s", plus(time.Duration(i)*period), r(w.delay), r(w.forward), r(w.write), r(w.hot))
 		} else {
 			fmt.Fprintf(&b, " %s -", plus(time.Duration(i)*period))
+		}
+		if i%8 == 7 || i == last {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+// splitTimeline is, of each period of arrivals from the start of the load, the worst
+// forwarder-to-analytics delivery split at its raw record's arrival (audit.Delivery), eight periods
+// a line ("" when no delivery's raw arrival is known).
+func (s spikeSummary) splitTimeline(period time.Duration) string {
+	byPeriod := map[int64]audit.Delivery{}
+	last, known := int64(-1), false
+	for _, x := range s.timeline {
+		i := max(0, int64(time.Unix(x.At, 0).Sub(s.rec.start)/period))
+		w, ok := byPeriod[i]
+		if !ok || x.Worst.Arrived.Sub(x.Worst.Forwarded) > w.Arrived.Sub(w.Forwarded) {
+			byPeriod[i] = x.Worst
+		}
+		known = known || !x.Worst.RawArrived.IsZero()
+		last = max(last, i)
+	}
+	if !known {
+		return ""
+	}
+	var b strings.Builder
+	for i := int64(0); i <= last; i++ {
+		if i%8 == 0 {
+			b.WriteString("   ")
+		}
+		r := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+		switch w, ok := byPeriod[i]; {
+		case !ok:
+			fmt.Fprintf(&b, " %s -", plus(time.Duration(i)*period))
+		case w.RawArrived.IsZero():
+			fmt.Fprintf(&b, " %s ?", plus(time.Duration(i)*period))
+		default:
+			fmt.Fprintf(&b, " %s %s/%s/%s", plus(time.Duration(i)*period), r(w.Queued()), r(w.Held()), r(w.Arrived.Sub(w.Processed)))
 		}
 		if i%8 == 7 || i == last {
 			b.WriteString("\n")

@@ -92,3 +92,31 @@ func TestCallsAtThePeak(t *testing.T) {
 		t.Fatalf("callsBetween = %+v over %vs, want 600 calls, 30 empty, over 180 s", g, secs)
 	}
 }
+
+// The split timeline takes each period's worst forwarder -> analytics delivery (not the worst of
+// each part) and prints its three parts; a period whose worst delivery's raw record was not found
+// is "?", and nothing is printed when no raw arrival is known.
+func TestSpikeSplitTimeline(t *testing.T) {
+	start := time.Unix(1_000, 0)
+	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
+	sec := func(arrived, forwarded, raw, processed float64) audit.Second {
+		d := audit.Delivery{Forwarded: at(forwarded), Processed: at(processed), Arrived: at(arrived)}
+		if raw > 0 {
+			d.RawArrived = at(raw)
+		}
+		return audit.Second{At: at(arrived).Unix(), Delivered: 1, MaxForward: d.Arrived.Sub(d.Forwarded), Worst: d}
+	}
+	s := spikeSummary{rec: &record{start: start}, timeline: []audit.Second{
+		sec(3, 1, 1.5, 2.8),    // 2 s: 0.5 / 1.3 / 0.2
+		sec(9, 0.5, 7.5, 7.6),  // 8.5 s, the worst of +0s: 7 / 0.1 / 1.4
+		sec(15, 14, 0, 14.5),   // raw arrival unknown
+		sec(31, 20, 21, 30.5)}} // 1 / 9.5 / 0.5
+	want := "    +0s 7s/100ms/1.4s +10s ? +20s - +30s 1s/9.5s/500ms\n"
+	if got := s.splitTimeline(10 * time.Second); got != want {
+		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+	s.timeline[1].Worst.RawArrived, s.timeline[0].Worst.RawArrived, s.timeline[3].Worst.RawArrived = time.Time{}, time.Time{}, time.Time{}
+	if got := s.splitTimeline(10 * time.Second); got != "" {
+		t.Fatalf("no raw arrivals: got %q", got)
+	}
+}
