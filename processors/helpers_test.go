@@ -313,6 +313,8 @@ func (h *harness) counter(name string, labels ...string) float64 {
 				total += m.Counter.GetValue()
 			case m.Gauge != nil:
 				total += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				total += m.Histogram.GetSampleSum()
 			}
 		}
 	}

@@ -22,6 +22,7 @@ type metrics struct {
 	dedupeKeys     *prometheus.CounterVec // op: keys read / items written
 	dedupeErrors   *prometheus.CounterVec // op
 	held           prometheus.Gauge
+	holdSeconds    prometheus.Histogram // stream time each released event waited in its reorder buffer
 	gaps           prometheus.Counter
 	gapSeqs        prometheus.Counter
 	late           prometheus.Counter
@@ -67,6 +68,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failed level-2 dedupe store calls (retried), by operation."}, []string{"op"}),
 		held: f.NewGauge(prometheus.GaugeOpts{Name: "pipeline_reorder_held",
 			Help: "Events held in reorder buffers, all shards of this process."}),
+		holdSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "pipeline_reorder_hold_seconds",
+			Help:    "Stream time each event waited in its reorder buffer before release (0 for an event released as it came), all shards of this process.",
+			Buckets: []float64{0, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60}}),
 		gaps: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gaps_total",
 			Help: "Events released with a gap before them (window passed or buffer bound)."}),
 		gapSeqs: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gap_seqs_total",

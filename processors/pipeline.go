@@ -226,10 +226,14 @@ func (s *Shard) verify(_ context.Context, b *batch) error {
 // reorder adds the unique events to the reorder buffers and releases what may go: contiguous
 // events at once, held ones whose window passed in stream time.
 func (s *Shard) reorder(_ context.Context, b *batch) error {
+	from := len(b.released)
 	for _, e := range b.cands {
 		b.released = s.ro.add(e, e.heldAt, b.released)
 	}
 	b.released = s.ro.expire(s.clock, b.released)
+	for _, e := range b.released[from:] {
+		s.p.m.holdSeconds.Observe(s.clock.Sub(e.heldAt).Seconds())
+	}
 	return nil
 }
 

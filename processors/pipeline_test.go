@@ -793,3 +793,30 @@ func TestDedupeLastBatchAcrossOwners(t *testing.T) {
 		t.Errorf("level-1 conflicting hits %v, want 1", n)
 	}
 }
+
+// TestReorderHoldObserved: each released event's wait in its reorder buffer, in stream time, is
+// observed: 0 for an event released as it came, the time until its gap filled for a held one.
+func TestReorderHoldObserved(t *testing.T) {
+	h := newHarness(t, testConfig())
+	s := h.open("s")
+	h.process(s, h.recs(ev{id: "a2", cust: "a", seq: 2})) // held: seq 1 is missing
+	if n := h.counter("pipeline_reorder_hold_seconds"); n != 0 {
+		t.Fatalf("hold observed before any release: %v", n)
+	}
+	h.clock.Advance(3 * time.Second)
+	h.process(s, h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "b1", cust: "b", seq: 1}))
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "pipeline_reorder_hold_seconds" {
+			hist := mf.GetMetric()[0].GetHistogram()
+			if hist.GetSampleCount() != 3 || hist.GetSampleSum() != 3 {
+				t.Fatalf("hold histogram: %d events, %v s in all; want 3 events, 3 s (a2's wait)", hist.GetSampleCount(), hist.GetSampleSum())
+			}
+			return
+		}
+	}
+	t.Fatal("no pipeline_reorder_hold_seconds")
+}

@@ -15,6 +15,7 @@ type metrics struct {
 	getRecordsMs *prometheus.HistogramVec
 	processMs    *prometheus.HistogramVec
 	recordsRead  *prometheus.CounterVec
+	recordAge    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,6 +40,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recordsRead: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "kcl_records_read_total", Help: "Records read from the raw stream, per shard.",
 		}, []string{"shard"}),
+		recordAge: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "worker_batch_record_age_ms",
+			Help:    "Age of each batch's oldest record (now - its ApproximateArrivalTimestamp) as the batch starts, in milliseconds, all shards of this worker: how long records wait in the raw shard to be read and processed, which MillisBehindLatest does not show where it is always 0 (kinesalite).",
+			Buckets: []float64{100, 250, 500, 1000, 2500, 5000, 10000, 20000, 30000, 60000},
+		}),
 	}
 }
 

@@ -177,6 +177,9 @@ func (p *recordProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	recs := toRecords(in.Records, "") // de-aggregated by the KCL's client (kclClient)
 	if len(recs) > 0 {
 		p.lastRead = recs[len(recs)-1].SequenceNumber
+		if at := recs[0].ArrivedAt; !at.IsZero() {
+			p.w.metrics.recordAge.Observe(float64(time.Since(at).Milliseconds()))
+		}
 	}
 	wm, err := p.shard.Process(p.ctx, recs)
 	if err != nil {

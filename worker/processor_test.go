@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 
 	"github.com/kinesis-events/pipeline/checkpoint"
@@ -308,5 +311,27 @@ func TestProcessorHandOffMidBatchFinishesTheBatch(t *testing.T) {
 	}
 	if n := h.shard.count(); n != 1 {
 		t.Fatalf("%d batches processed, want 1: not the one after the hand-off", n)
+	}
+}
+
+// Each batch's oldest record's age (now - its arrival in the raw stream) is observed as the batch
+// starts; a batch of records without an arrival time (none here but in tests) is not.
+func TestProcessorObservesRecordAge(t *testing.T) {
+	h := newProcHarness(t)
+	h.batch(0, "1")
+	arrived := time.Now().Add(-4 * time.Second)
+	h.p.ProcessRecords(&kcl.ProcessRecordsInput{Checkpointer: h.cp, Records: []ktypes.Record{
+		{SequenceNumber: aws.String("2"), Data: []byte("2"), PartitionKey: aws.String("k"), ApproximateArrivalTimestamp: aws.Time(arrived)},
+		{SequenceNumber: aws.String("3"), Data: []byte("3"), PartitionKey: aws.String("k"), ApproximateArrivalTimestamp: aws.Time(arrived.Add(3 * time.Second))},
+	}})
+	if n := testutil.CollectAndCount(h.env.metrics.recordAge); n != 1 {
+		t.Fatalf("%d record age series", n)
+	}
+	var m dto.Metric
+	if err := h.env.metrics.recordAge.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if c, s := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(); c != 1 || s < 4000 || s > 4000+float64(time.Minute.Milliseconds()) {
+		t.Fatalf("record age: %d batches, %v ms in all; want 1 batch of its oldest record's age, about 4000 ms", c, s)
 	}
 }
