@@ -226,15 +226,23 @@ func (s *Shard) verify(_ context.Context, b *batch) error {
 // reorder adds the unique events to the reorder buffers and releases what may go: contiguous
 // events at once, held ones whose window passed in stream time.
 func (s *Shard) reorder(_ context.Context, b *batch) error {
-	from := len(b.released)
 	for _, e := range b.cands {
+		n := len(b.released)
 		b.released = s.ro.add(e, e.heldAt, b.released)
+		s.observeHolds(b.released[n:], e.heldAt)
 	}
+	n := len(b.released)
 	b.released = s.ro.expire(s.clock, b.released)
-	for _, e := range b.released[from:] {
-		s.p.m.holdSeconds.Observe(s.clock.Sub(e.heldAt).Seconds())
-	}
+	s.observeHolds(b.released[n:], s.clock)
 	return nil
+}
+
+// observeHolds counts the stream time each of released waited in the reorder buffer, released at
+// stream time now (an event released as it came waited 0).
+func (s *Shard) observeHolds(released []*rec, now time.Time) {
+	for _, e := range released {
+		s.p.m.holdSeconds.Observe(now.Sub(e.heldAt).Seconds())
+	}
 }
 
 // quarantine drops the records quarantined before (read again after a lease moved) and encodes the

@@ -805,6 +805,10 @@ func TestReorderHoldObserved(t *testing.T) {
 	}
 	h.clock.Advance(3 * time.Second)
 	h.process(s, h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "b1", cust: "b", seq: 1}))
+	// A batch whose records arrived 2 s apart: each is released as it comes, none waited.
+	recs := h.recs(ev{id: "c1", cust: "c", seq: 1}, ev{id: "c2", cust: "c", seq: 2})
+	recs[1].ArrivedAt = recs[0].ArrivedAt.Add(2 * time.Second)
+	h.process(s, recs)
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -812,8 +816,8 @@ func TestReorderHoldObserved(t *testing.T) {
 	for _, mf := range mfs {
 		if mf.GetName() == "pipeline_reorder_hold_seconds" {
 			hist := mf.GetMetric()[0].GetHistogram()
-			if hist.GetSampleCount() != 3 || hist.GetSampleSum() != 3 {
-				t.Fatalf("hold histogram: %d events, %v s in all; want 3 events, 3 s (a2's wait)", hist.GetSampleCount(), hist.GetSampleSum())
+			if hist.GetSampleCount() != 5 || hist.GetSampleSum() != 3 {
+				t.Fatalf("hold histogram: %d events, %v s in all; want 5 events, 3 s (a2's wait)", hist.GetSampleCount(), hist.GetSampleSum())
 			}
 			return
 		}
