@@ -106,6 +106,14 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 	d.Load = mean(v.Samples, later(v.From, v.To.Add(-p.OutWindow)), v.To)
 	d.Peak = peak(v.Samples, later(v.From, v.To.Add(-p.InWindow)), v.To, p.OutWindow)
 	demand, peakDemand := p.shards(d.Load), p.shards(d.Peak)
+	sinceReshard := now.Sub(h.LastReshard)
+	if !h.LastReshard.IsZero() && sinceReshard < p.OutWindow {
+		// The window reaches back before the last reshard: what it counts as throttled was refused
+		// by the old layout, and those writes' retries land in the new one as records written. The
+		// throttled extra would count that demand twice and size the next step for a backlog, not
+		// for the load (a spike that stopped at 9 shards' load went 16 -> 32 on it).
+		demand = p.shards(Load{Records: d.Load.Records, Bytes: d.Load.Bytes})
+	}
 	if capacity > 0 {
 		d.Util, d.PeakUtil = demand/capacity, peakDemand/capacity
 	}
@@ -123,7 +131,6 @@ func Decide(now time.Time, p Policy, v View, h History) Decision {
 		return hold(ActionBlocked, "no open shards listed")
 	}
 	throttled := d.Load.Throttled >= p.MinThrottledPerSecond && d.Load.Throttled > p.ThrottledAbove*(d.Load.Records+d.Load.Throttled)
-	sinceReshard := now.Sub(h.LastReshard)
 	// Throttles measured partly before the last reshard were refused by the old layout (and its
 	// writers' retries still drain into the new one): that reshard already answered them.
 	if throttled && d.Util <= p.ScaleOutAbove && sinceReshard < p.OutWindow {

@@ -129,8 +129,21 @@ func TestDecideThrottledAfterReshard(t *testing.T) {
 			t.Errorf("%s after the reshard: got %s to %d (%s), want %s (%q)", tc.since, d.Action, d.To, d.Reason, tc.wantAction, tc.wantReason)
 		}
 	}
+	// Within the window the throttled extra is not demand: 250 written and 500 throttled per second
+	// on 4 shards is 1.25 an hour after a reshard, and 0.62 (what was written) 7 s after one.
+	v := View{Stream: "s", Status: "ACTIVE", Open: even(4), Samples: steady(t0, time.Minute, 250, 500), From: t0.Add(-p.InWindow), To: t0, AccountHeadroom: -1}
+	for _, tc := range []struct {
+		since      time.Duration
+		wantAction string
+		wantUtil   float64
+	}{{time.Hour, ActionOut, 1.25}, {7 * time.Second, ActionBlocked, 0.625}, {11 * time.Second, ActionOut, 1.25}} {
+		d := Decide(t0, p, v, History{Since: t0.Add(-2 * time.Hour), LastReshard: t0.Add(-tc.since)})
+		if d.Action != tc.wantAction || d.Util < tc.wantUtil-1e-9 || d.Util > tc.wantUtil+1e-9 {
+			t.Errorf("%s after the reshard: got %s at utilisation %.3f (%s), want %s at %.3f", tc.since, d.Action, d.Util, d.Reason, tc.wantAction, tc.wantUtil)
+		}
+	}
 	// Above the bar, utilisation is demand whatever the layout: the cool-down alone applies.
-	v := View{Stream: "s", Status: "ACTIVE", Open: even(2), Samples: steady(t0, time.Minute, 180, 10), From: t0.Add(-p.InWindow), To: t0, AccountHeadroom: -1}
+	v = View{Stream: "s", Status: "ACTIVE", Open: even(2), Samples: steady(t0, time.Minute, 180, 10), From: t0.Add(-p.InWindow), To: t0, AccountHeadroom: -1}
 	if d := Decide(t0, p, v, History{Since: t0.Add(-time.Hour), LastReshard: t0.Add(-7 * time.Second)}); d.Action != ActionOut {
 		t.Errorf("above the bar 7s after a reshard: got %s (%s), want scale-out", d.Action, d.Reason)
 	}

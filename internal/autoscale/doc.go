@@ -6,7 +6,8 @@
 // its status and open shards, and decides with Decide, a pure function of the time, the Policy,
 // what it sees (View) and what it remembers (History):
 //
-//   - Load is measured in shards: records/s (throttled writes added: demand that did not fit)
+//   - Load is measured in shards: records/s (throttled writes added: demand that did not fit;
+//     not within OutWindow after a reshard, when their retries are already counted as written)
 //     over the per-shard records limit, or bytes/s over the bytes limit, whichever is more, as a
 //     mean over OutWindow. Capacity is the open shards' count in even shards: split/merge can
 //     leave uneven ranges, and the widest range fills first (reshard.Effective).
