@@ -15,7 +15,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := forwarder.Command(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stderr)
+	err := forwarder.Command(ctx, os.Args[1:], os.Getenv, input(), os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "forwarder:", err)
