@@ -22,7 +22,8 @@ type metrics struct {
 	dedupeKeys     *prometheus.CounterVec // op: keys read / items written
 	dedupeErrors   *prometheus.CounterVec // op
 	held           prometheus.Gauge
-	holdSeconds    prometheus.Histogram // stream time each released event waited in its reorder buffer
+	holdSeconds    prometheus.Histogram     // stream time each released event waited in its reorder buffer
+	stageSeconds   *prometheus.HistogramVec // stage: wall time of each batch's stage
 	gaps           prometheus.Counter
 	gapSeqs        prometheus.Counter
 	late           prometheus.Counter
@@ -71,6 +72,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		holdSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "pipeline_reorder_hold_seconds",
 			Help:    "Stream time each event waited in its reorder buffer before release (0 for an event released as it came), all shards of this process.",
 			Buckets: []float64{0, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60}}),
+		stageSeconds: f.NewHistogramVec(prometheus.HistogramOpts{Name: "pipeline_stage_seconds",
+			Help:    "Wall time of each stage of each batch (verify, dedupe, reorder, route, quarantine, write, mark), all shards of this process: where a slow batch spends it.",
+			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}}, []string{"stage"}),
 		gaps: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gaps_total",
 			Help: "Events released with a gap before them (window passed or buffer bound)."}),
 		gapSeqs: f.NewCounter(prometheus.CounterOpts{Name: "pipeline_reorder_gap_seqs_total",

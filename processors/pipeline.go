@@ -187,7 +187,10 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 
 func (s *Shard) run(ctx context.Context, stages []stage) (string, error) {
 	for _, st := range stages {
-		if err := st.run(ctx, &s.b); err != nil {
+		start := time.Now()
+		err := st.run(ctx, &s.b)
+		s.p.m.stageSeconds.WithLabelValues(st.name).Observe(time.Since(start).Seconds())
+		if err != nil {
 			return "", s.fail(fmt.Errorf("%s: %w", st.name, err))
 		}
 	}

@@ -824,3 +824,28 @@ func TestReorderHoldObserved(t *testing.T) {
 	}
 	t.Fatal("no pipeline_reorder_hold_seconds")
 }
+
+// Every stage of every batch is timed, by stage name.
+func TestStagesTimed(t *testing.T) {
+	h := newHarness(t, testConfig())
+	s := h.open("s")
+	h.process(s, h.recs(ev{id: "a1", cust: "a", seq: 1}))
+	h.process(s, h.recs(ev{id: "a2", cust: "a", seq: 2}))
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "pipeline_stage_seconds" {
+			for _, m := range mf.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	for _, st := range []string{"verify", "dedupe", "reorder", "route", "quarantine", "write", "mark"} {
+		if got[st] != 2 {
+			t.Errorf("stage %s timed %d times, want 2 (one per batch): %v", st, got[st], got)
+		}
+	}
+}
