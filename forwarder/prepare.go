@@ -27,6 +27,13 @@ const MaxLineBytes = 2 << 20
 // original base64-encoded, stays under the 1 MiB Kinesis limit.
 const maxOriginalBytes = 700 << 10
 
+// maxTooLargeOriginal bounds the original kept for a too_large input, which no replay can send
+// as it is: its first 64 KiB (with its size and SHA-256 in the detail) show what it was. Kept at
+// 700 KiB, each such record took most of a second of a quarantine shard's write budget on AWS
+// (and seven seconds at make spike's tenth), and every worker's quarantine write to that shard
+// waited behind it with its whole batch.
+const maxTooLargeOriginal = 64 << 10
+
 // maxQuarantineDetail bounds the human-readable Detail of a quarantine record.
 const maxQuarantineDetail = 1024
 
@@ -184,10 +191,14 @@ func (f *Forwarder) quarantine(in input, d *event.Detail, reason event.Reason, m
 			fmt.Fprintf(&b, "; original redacted: the values at %s were replaced by %s", strings.Join(paths, ", "), Redacted)
 		}
 	}
-	if !piiWithheld && (len(orig) > maxOriginalBytes || in.truncated) {
+	keep := maxOriginalBytes
+	if reason == event.ReasonTooLarge {
+		keep = maxTooLargeOriginal
+	}
+	if !piiWithheld && (len(orig) > keep || in.truncated) {
 		fmt.Fprintf(&b, "; original truncated to its first %d of %d bytes (sha256 of the %d bytes read: %s)",
-			min(len(orig), maxOriginalBytes), in.size, len(in.data), digest)
-		orig = orig[:min(len(orig), maxOriginalBytes)]
+			min(len(orig), keep), in.size, len(in.data), digest)
+		orig = orig[:min(len(orig), keep)]
 	}
 	q := event.Quarantine{
 		Reason:   reason,

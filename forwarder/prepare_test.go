@@ -126,7 +126,7 @@ func TestPrepareOversizedLineKeepsBoundedOriginal(t *testing.T) {
 		t.Fatalf("lane %d reason %s", e.lane, e.reason)
 	}
 	q := decodeQuarantine(t, e.data)
-	if len(q.Original) != maxOriginalBytes || !strings.HasPrefix(big, string(q.Original)) {
+	if len(q.Original) != maxTooLargeOriginal || !strings.HasPrefix(big, string(q.Original)) {
 		t.Fatalf("original of %d bytes", len(q.Original))
 	}
 	if !strings.Contains(q.Detail, "truncated") {

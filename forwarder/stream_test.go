@@ -331,7 +331,7 @@ func TestForwardStreamLongLinesAndCRLF(t *testing.T) {
 		t.Fatalf("%v %+v", err, res)
 	}
 	q := decodeQuarantine(t, written(kin, names.QuarantineStream)[0].data)
-	if !strings.Contains(q.Detail, fmt.Sprint(5<<20)) || len(q.Original) != maxOriginalBytes {
+	if !strings.Contains(q.Detail, fmt.Sprint(5<<20)) || len(q.Original) != maxTooLargeOriginal {
 		t.Fatalf("detail %q, original %d bytes", q.Detail, len(q.Original))
 	}
 }
