@@ -186,16 +186,49 @@ func (s *Shard) Process(ctx context.Context, recs []Record) (string, error) {
 }
 
 func (s *Shard) run(ctx context.Context, stages []stage) (string, error) {
-	for _, st := range stages {
+	begin := time.Now()
+	var took [8]time.Duration
+	for i, st := range stages {
 		start := time.Now()
 		err := st.run(ctx, &s.b)
-		s.p.m.stageSeconds.WithLabelValues(st.name).Observe(time.Since(start).Seconds())
+		d := time.Since(start)
+		s.p.m.stageSeconds.WithLabelValues(st.name).Observe(d.Seconds())
+		if i < len(took) {
+			took[i] = d
+		}
 		if err != nil {
 			return "", s.fail(fmt.Errorf("%s: %w", st.name, err))
 		}
 	}
+	if total := time.Since(begin); total >= slowBatch {
+		s.logSlow(stages, took[:min(len(stages), len(took))], total)
+	}
 	s.settle()
 	return s.wm.advance(), nil
+}
+
+// slowBatch is the batch time past which a batch is logged with where its time went.
+var slowBatch = 2 * time.Second
+
+// logSlow logs a batch that took total, with each stage's time and, per destination, its records
+// and the most failed attempts any of them had (throttled or failed, then sent again).
+func (s *Shard) logSlow(stages []stage, took []time.Duration, total time.Duration) {
+	fields := []zap.Field{zapShard(s.id), zap.Duration("took", total), zap.Int("records", len(s.b.in)),
+		zap.Int("released", len(s.b.released)), zap.Int("quarantined", len(s.b.quar))}
+	for i, d := range took {
+		fields = append(fields, zap.Duration(stages[i].name, d))
+	}
+	for name, outs := range s.b.byStream {
+		if len(outs) == 0 {
+			continue
+		}
+		most := 0
+		for _, o := range outs {
+			most = max(most, o.attempts)
+		}
+		fields = append(fields, zap.String("to_"+name, fmt.Sprintf("%d records, at most %d failed attempts", len(outs), most)))
+	}
+	s.p.log.Info("slow batch", fields...)
 }
 
 // verify registers the batch's records with the watermark, moves the stream clock, and decodes and

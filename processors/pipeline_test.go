@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/kinesisfake"
@@ -847,5 +850,42 @@ func TestStagesTimed(t *testing.T) {
 		if got[st] != 2 {
 			t.Errorf("stage %s timed %d times, want 2 (one per batch): %v", st, got[st], got)
 		}
+	}
+}
+
+// A batch over slowBatch is logged with each stage's time and, per destination, its records and
+// the most failed attempts any had.
+func TestSlowBatchLogged(t *testing.T) {
+	defer func(d time.Duration) { slowBatch = d }(slowBatch)
+	slowBatch = 0 // every batch is slow
+	core, logs := observer.New(zap.InfoLevel)
+	h := newHarness(t, testConfig())
+	p, err := New(testConfig(), Deps{Kinesis: h.kin, Dedupe: h.store, Keys: h.kr, Logger: zap.New(core), Registerer: prometheus.NewRegistry(), Now: h.clock.Now, Sleep: h.clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	h.process(h.open("s"), h.recs(ev{id: "a1", cust: "a", seq: 1}, ev{id: "b1", cust: "b", seq: 1}))
+	slow := logs.FilterMessage("slow batch").All()
+	if len(slow) != 1 {
+		t.Fatalf("%d slow batch lines, want 1", len(slow))
+	}
+	f := slow[0].ContextMap()
+	if f["shard"] != "s" || f["records"] != int64(2) || f["released"] != int64(2) {
+		t.Fatalf("fields %v", f)
+	}
+	for _, st := range []string{"verify", "dedupe", "reorder", "route", "quarantine", "write", "mark"} {
+		if _, ok := f[st]; !ok {
+			t.Errorf("no time for stage %s: %v", st, f)
+		}
+	}
+	found := false
+	for k, v := range f {
+		if strings.HasPrefix(k, "to_") && v == "2 records, at most 0 failed attempts" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no destination with its 2 records written at the first attempt: %v", f)
 	}
 }

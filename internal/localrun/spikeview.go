@@ -215,7 +215,7 @@ func (s spikeSummary) print(ui *view) {
 		ui.printf("  worst per 10 s of arrival, producer -> analytics / forwarder -> analytics (the pipeline's own part) / processed_at -> analytics (the releasing batch: dedupe and write) / the hot customer's producer -> analytics:\n%s", tl)
 	}
 	if tl := s.splitTimeline(10 * time.Second); tl != "" {
-		ui.printf("  the worst forwarder -> analytics delivery per 10 s of arrival, split: forwarded_at -> raw arrival (the forwarder's queue and put) / raw arrival -> processed_at (the wait in the raw shard, the read, the reorder hold) / processed_at -> analytics (its batch):\n%s", tl)
+		ui.printf("  the worst forwarder -> analytics delivery per 10 s of arrival, split: forwarded_at -> raw arrival (the forwarder's queue and put) / raw arrival -> processed_at (the wait in the raw shard, the read, the reorder hold) / processed_at -> analytics (its batch) @ its raw shard:\n%s", tl)
 	}
 	bestAt, best := int64(0), 0
 	for _, x := range s.timeline {
@@ -437,13 +437,22 @@ func (s spikeSummary) splitTimeline(period time.Duration) string {
 		case w.RawArrived.IsZero():
 			fmt.Fprintf(&b, " %s ?", plus(time.Duration(i)*period))
 		default:
-			fmt.Fprintf(&b, " %s %s/%s/%s", plus(time.Duration(i)*period), r(w.Queued()), r(w.Held()), r(w.Arrived.Sub(w.Processed)))
+			fmt.Fprintf(&b, " %s %s/%s/%s@%s", plus(time.Duration(i)*period), r(w.Queued()), r(w.Held()), r(w.Arrived.Sub(w.Processed)), shortShard(w.SourceShard))
 		}
 		if i%8 == 7 || i == last {
 			b.WriteString("\n")
 		}
 	}
 	return b.String()
+}
+
+// shortShard is a shard id without its prefix and leading zeros ("shardId-000000000029": "29").
+func shortShard(id string) string {
+	n := strings.TrimLeft(strings.TrimPrefix(id, "shardId-"), "0")
+	if n == "" && id != "" {
+		return "0"
+	}
+	return n
 }
 
 func orNone(s string) string {

@@ -100,7 +100,7 @@ func TestSpikeSplitTimeline(t *testing.T) {
 	start := time.Unix(1_000, 0)
 	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
 	sec := func(arrived, forwarded, raw, processed float64) audit.Second {
-		d := audit.Delivery{Forwarded: at(forwarded), Processed: at(processed), Arrived: at(arrived)}
+		d := audit.Delivery{Forwarded: at(forwarded), Processed: at(processed), Arrived: at(arrived), SourceShard: "shardId-000000000012"}
 		if raw > 0 {
 			d.RawArrived = at(raw)
 		}
@@ -111,7 +111,7 @@ func TestSpikeSplitTimeline(t *testing.T) {
 		sec(9, 0.5, 7.5, 7.6),  // 8.5 s, the worst of +0s: 7 / 0.1 / 1.4
 		sec(15, 14, 0, 14.5),   // raw arrival unknown
 		sec(31, 20, 21, 30.5)}} // 1 / 9.5 / 0.5
-	want := "    +0s 7s/100ms/1.4s +10s ? +20s - +30s 1s/9.5s/500ms\n"
+	want := "    +0s 7s/100ms/1.4s@12 +10s ? +20s - +30s 1s/9.5s/500ms@12\n"
 	if got := s.splitTimeline(10 * time.Second); got != want {
 		t.Fatalf("got\n%q\nwant\n%q", got, want)
 	}
