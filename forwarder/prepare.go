@@ -96,15 +96,18 @@ func (f *Forwarder) prepareEnvelope(in input, env envelope, now time.Time) *entr
 	if need := len(env.detail) + 256; cap(*buf) < need {
 		*buf = make([]byte, 0, need)
 	}
-	data := appendRaw((*buf)[:0], env, now)
+	parts := event.RawParts{Type: env.detailType, Source: env.source, BridgeID: env.id, BridgeTime: env.time, ForwardedAt: now}
+	data := event.AppendRaw((*buf)[:0], parts, env.detail)
 	*buf = data
 	if len(data) > MaxRecordBytes {
 		releaseRecord(buf)
 		return f.quarantine(in, nil, event.ReasonTooLarge,
 			fmt.Sprintf("raw record of %d bytes exceeds %d", len(data), MaxRecordBytes), now)
 	}
-	// Exactly what the worker will decode (event.DecodeRaw's decision), minus signature verification.
-	customerID, eventID, err := event.CheckRaw(data)
+	// Exactly what the worker will decode (event.DecodeRaw's decision, that is event.CheckRaw's on
+	// data), minus signature verification: decided from the detail's walk in decodeEnvelope where
+	// that walk could decide (env.check), by CheckRaw otherwise.
+	customerID, eventID, err := env.check.Decide(data, parts)
 	if err != nil {
 		releaseRecord(buf)
 		reason, msg := rejection(err)
