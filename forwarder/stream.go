@@ -197,7 +197,9 @@ type runState struct {
 	// record per customer out, across concurrent calls and retries; a customer given up on fails
 	// its later events) and the retry policy: internal/ordered.
 	queues [2]*ordered.Queue[*entry]
-	done   map[int64]struct{} // finished lines above res.DoneThrough
+	// written collects the entries a Complete call wrote, to be recycled once it has returned.
+	written []*entry
+	done    map[int64]struct{} // finished lines above res.DoneThrough
 
 	pending, pendingBytes int // accepted entries not finished
 	// fresh remembers, for each of the last len(fresh) entries accepted, whether its customer had
@@ -502,6 +504,12 @@ func (r *runState) complete(b batchDone) {
 		}
 	}
 	r.queues[b.lane].Complete(b.es, res, time.Now())
+	// The queue is done with the written entries (succeed collected them): they are reused.
+	for i, e := range r.written {
+		e.recycle()
+		r.written[i] = nil
+	}
+	r.written = r.written[:0]
 }
 
 // nextDue is when the earliest entry waiting for its backoff may be sent again.
@@ -534,7 +542,7 @@ func (r *runState) succeed(e *entry) {
 		r.res.Forwarded++
 	}
 	r.finishLine(e.line)
-	e.release()
+	r.written = append(r.written, e)
 }
 
 // fail accounts for an entry the queue gave up on. The queue fails a raw entry's customer with it:
