@@ -93,8 +93,12 @@ func (f *Forwarder) prepareInput(in input) *entry {
 // prepareEnvelope builds and checks the raw record for a decoded EventBridge event.
 func (f *Forwarder) prepareEnvelope(in input, env envelope, now time.Time) *entry {
 	e := newEntry()
-	if need := len(env.detail) + 256; cap(e.mem) < need {
-		e.mem = make([]byte, 0, (need+recordRound-1)/recordRound*recordRound)
+	// The record's size, but for escapes in the strings and a forwarded_at past year 9999 (the
+	// buffer then grows): the detail, the four strings and 128 bytes of member names and the time.
+	if need := len(env.detail) + len(env.detailType) + len(env.source) + len(env.id) + len(env.time) + 128; cap(e.mem) < need {
+		// A new buffer takes the whole of its allocation size class (append from nil rounds the
+		// capacity up to it), so that a recycled buffer fits what records of about its size need.
+		e.mem = append([]byte(nil), make([]byte, need)...)[:0]
 	}
 	parts := event.RawParts{Type: env.detailType, Source: env.source, BridgeID: env.id, BridgeTime: env.time, ForwardedAt: now}
 	data := event.AppendRaw(e.mem[:0], parts, env.detail)
@@ -137,12 +141,7 @@ func (f *Forwarder) prepareEnvelope(in input, env envelope, now time.Time) *entr
 // first touched (and faulted in) once. Buffers above maxPooledRecord are left to the collector.
 var entryPool = sync.Pool{New: func() any { return new(entry) }}
 
-const (
-	maxPooledRecord = 16 << 10
-	// recordRound rounds a new record buffer's capacity up, so that a recycled buffer fits most of
-	// the records that follow (their sizes differ by tens of bytes).
-	recordRound = 256
-)
+const maxPooledRecord = 16 << 10
 
 // newEntry returns an empty entry, recycled when one is free.
 func newEntry() *entry { return entryPool.Get().(*entry) }
