@@ -150,6 +150,7 @@ func (q *Queue[T]) Add(it T) {
 		q.keys[r.Key] = kq
 	}
 	kq.items = append(kq.items, it)
+	r.kq = kq
 	if len(kq.items)-kq.head == 1 {
 		q.active++
 		q.ready.push(it)
@@ -249,10 +250,11 @@ func (q *Queue[T]) Complete(batch []T, res Result, now time.Time) {
 		}
 		if r.Outcome == OK {
 			key := r.Key // written may recycle r's item once it has been told (see NewQueue)
-			kq, out := q.keys[key], r.wire().Records()
+			kq, out := r.kq.(*keyQueue[T]), r.wire().Records()
 			r.agg = nil
 			for _, m := range kq.items[kq.head : kq.head+out] {
-				m.Rec().State = Written
+				mr := m.Rec()
+				mr.State, mr.kq = Written, nil
 				q.held--
 				if q.written != nil {
 					q.written(m)
