@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -21,6 +20,9 @@ type envelope struct {
 	id         []byte
 	time       []byte
 	detail     []byte
+	// check is the worker's decision on the raw record, taken while the detail was read
+	// (event.CheckDetail); prepareEnvelope completes it once the record is built.
+	check event.DetailCheck
 }
 
 // maxEnvelopeMembers bounds the top-level keys of an EventBridge event (EventBridge sends 9).
@@ -65,11 +67,26 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		v.i++
 		v.ws()
 		start := v.i
-		if !v.value(1) {
+		var key []byte
+		if rejected == nil {
+			key = unquote(keyRaw)
+		}
+		// The detail is walked once, by the event package's check of it (what the worker's
+		// decoding will decide), not by the validator as well; the validator takes over where that
+		// walk stops at an error, to tell invalid JSON from a detail the worker rejects.
+		walked := false
+		if rejected == nil && string(key) == "detail" && v.i < len(b) && b[v.i] == '{' {
+			var n int
+			if n, env.check = event.CheckDetail(b[v.i:]); n > 0 {
+				v.i += n
+				walked = true
+			}
+		}
+		if !walked && !v.value(1) {
 			return env, notJSON(b)
 		}
 		if rejected == nil {
-			rejected = env.member(unquote(keyRaw), b[start:v.i], &seen, &nseen, &haveDetail)
+			rejected = env.member(key, b[start:v.i], &seen, &nseen, &haveDetail)
 		}
 		var ok bool
 		if more, ok = v.sep('}'); !ok {
@@ -204,31 +221,6 @@ func syntaxMsg(err error) string {
 		return "unexpected end of input"
 	}
 	return "malformed"
-}
-
-// appendRaw appends the raw-stream record (event.Raw, version event.RawVersion) for env. It is written
-// by hand so that the detail bytes go out exactly as received: encoding/json would compact them and
-// escape HTML characters, and the detail is what the producer signed.
-func appendRaw(dst []byte, env envelope, forwardedAt time.Time) []byte {
-	dst = append(dst, `{"v":`...)
-	dst = strconv.AppendInt(dst, event.RawVersion, 10)
-	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, env.detailType)
-	dst = append(dst, `,"source":`...)
-	dst = appendJSONString(dst, env.source)
-	if len(env.id) != 0 {
-		dst = append(dst, `,"bridge_id":`...)
-		dst = appendJSONString(dst, env.id)
-	}
-	if len(env.time) != 0 {
-		dst = append(dst, `,"bridge_time":`...)
-		dst = appendJSONString(dst, env.time)
-	}
-	dst = append(dst, `,"forwarded_at":"`...)
-	dst = forwardedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","detail":`...)
-	dst = append(dst, env.detail...)
-	return append(dst, '}')
 }
 
 const hexDigits = "0123456789abcdef"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -23,6 +24,9 @@ import (
 //   - a quarantine record: at most 1 MiB, an event.Quarantine with a reason and Stage "forwarder",
 //     whose original, under the PII policy, holds no flagged value except the "[redacted]" marker;
 //   - a blank line (only white space).
+//
+// And prepare decides exactly what prepareByRecord decides: the same record or quarantine record,
+// byte for byte, with the same key, event id and reason.
 func FuzzPrepare(f *testing.F) {
 	good := goodLine("e1", "c1", 1)
 	for _, s := range []string{
@@ -41,6 +45,11 @@ func FuzzPrepare(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, fw := range []*Forwarder{plain, pii} {
 			e := fw.prepare(newInput(in, 1, "fuzz"))
+			if want := prepareByRecord(fw, newInput(in, 1, "fuzz")); e.lane != want.lane || e.key != want.key ||
+				e.eventID != want.eventID || e.reason != want.reason || !bytes.Equal(e.data, want.data) {
+				t.Fatalf("%q: prepare: %d %q %q %q %s; by the record: %d %q %q %q %s", in,
+					e.lane, e.key, e.eventID, e.reason, e.data, want.lane, want.key, want.eventID, want.reason, want.data)
+			}
 			switch e.lane {
 			case laneBlank:
 				if len(bytes.TrimSpace(in)) != 0 {
@@ -84,6 +93,27 @@ func FuzzPrepare(f *testing.F) {
 			}
 		}
 	})
+}
+
+// prepareByRecord is prepare as it decided before the detail's walk in decodeEnvelope decided for
+// the record (event.CheckDetail): the input validated, then its members read (decodeEnvelopeTwoPass),
+// the record built, then all of it checked by event.CheckRaw.
+func prepareByRecord(f *Forwarder, in input) *entry {
+	now := f.cfg.Now()
+	if in.truncated || len(bytes.TrimSpace(in.data)) == 0 || !utf8.Valid(in.data) {
+		return f.prepare(in)
+	}
+	env, err := decodeEnvelopeTwoPass(in.data)
+	if err != nil {
+		reason, msg := rejection(err)
+		e := f.quarantine(in, nil, reason, msg, now)
+		e.orig = in.data
+		return e
+	}
+	// env.check is the zero DetailCheck, which decides nothing: its Decide is event.CheckRaw.
+	e := f.prepareEnvelope(in, env, now)
+	e.orig = in.data
+	return e
 }
 
 // TestLogsCarryNoPayload: whatever happens to an event, no log line carries its payload values.

@@ -63,7 +63,7 @@ type entry struct {
 	eventID string
 	reason  event.Reason   // quarantine lane only
 	orig    []byte         // original input, kept only when failed inputs are written out
-	buf     *[]byte        // data's buffer, from recordBufs (raw lane only; nil when not pooled)
+	mem     []byte         // the raw record's buffer (data, raw lane); kept when the entry is recycled
 	rec     ordered.Record // the writer's view: attempts, outcome (see toWrite)
 }
 
@@ -99,60 +99,70 @@ func (f *Forwarder) prepareInput(in input) *entry {
 
 // prepareEnvelope builds and checks the raw record for a decoded EventBridge event.
 func (f *Forwarder) prepareEnvelope(in input, env envelope, now time.Time) *entry {
-	buf := recordBufs.Get().(*[]byte)
-	if need := len(env.detail) + 256; cap(*buf) < need {
-		*buf = make([]byte, 0, need)
+	e := newEntry()
+	// The record's size, but for escapes in the strings and a forwarded_at past year 9999 (the
+	// buffer then grows): the detail, the four strings and 128 bytes of member names and the time.
+	if need := len(env.detail) + len(env.detailType) + len(env.source) + len(env.id) + len(env.time) + 128; cap(e.mem) < need {
+		// Rounded up to 64 bytes (the runtime's size classes from 512 to 1024 bytes are 64 apart),
+		// so that a recycled buffer fits records a little longer than its first. Made with
+		// length 0: a buffer taken from fresh memory is not zeroed first.
+		e.mem = make([]byte, 0, (need+63)&^63)
 	}
-	data := appendRaw((*buf)[:0], env, now)
-	*buf = data
+	parts := event.RawParts{Type: env.detailType, Source: env.source, BridgeID: env.id, BridgeTime: env.time, ForwardedAt: now}
+	data := event.AppendRaw(e.mem[:0], parts, env.detail)
+	e.mem = data
 	if len(data) > MaxRecordBytes {
-		releaseRecord(buf)
+		e.recycle()
 		return f.quarantine(in, nil, event.ReasonTooLarge,
 			fmt.Sprintf("raw record of %d bytes exceeds %d", len(data), MaxRecordBytes), now)
 	}
-	// Exactly what the worker will decode (event.DecodeRaw's decision), minus signature verification.
-	customerID, eventID, err := event.CheckRaw(data)
+	// Exactly what the worker will decode (event.DecodeRaw's decision, that is event.CheckRaw's on
+	// data), minus signature verification: decided from the detail's walk in decodeEnvelope where
+	// that walk could decide (env.check), by CheckRaw otherwise.
+	customerID, eventID, err := env.check.Decide(data, parts)
 	if err != nil {
-		releaseRecord(buf)
+		e.recycle()
 		reason, msg := rejection(err)
 		return f.quarantine(in, nil, reason, "detail: "+msg, now)
 	}
 	if len(data)+len(customerID) > MaxRecordBytes {
-		releaseRecord(buf)
+		e.recycle()
 		return f.quarantine(in, &event.Detail{EventID: eventID, CustomerID: customerID}, event.ReasonTooLarge,
 			fmt.Sprintf("raw record of %d bytes plus partition key exceeds %d", len(data), MaxRecordBytes), now)
 	}
 	if f.pii != nil {
 		spans, err := f.pii.scan(in.data)
 		if err != nil || len(spans) > 0 {
-			releaseRecord(buf)
+			e.recycle()
 			return f.quarantine(in, &event.Detail{EventID: eventID, CustomerID: customerID}, event.ReasonRawPII,
 				"configured PII fields hold values that are not tokens", now)
 		}
 	}
-	return &entry{lane: laneRaw, key: customerID, data: data, buf: buf, line: in.line, eventID: eventID}
+	e.lane, e.key, e.data, e.line, e.eventID = laneRaw, customerID, data, in.line, eventID
+	return e
 }
 
-// recordBufs holds the buffers of raw records already written, for the next ones: a record's
-// buffer is given back once its entry is written (nothing reads it after its PutRecords call has
-// returned: the call's body is a copy). Buffers above maxPooledRecord are left to the collector.
-var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
+// entryPool holds the entries of records already written, with their record buffers, for the next
+// ones: local mode recycles an entry once its queue has finished with it (nothing reads it after
+// its PutRecords call has returned: the call's body is a copy), so that a run's memory is mostly
+// its read-ahead, reused, rather than a fresh entry and buffer per event, each page of which is
+// first touched (and faulted in) once. Buffers above maxPooledRecord are left to the collector.
+var entryPool = sync.Pool{New: func() any { return new(entry) }}
 
 const maxPooledRecord = 16 << 10
 
-func releaseRecord(buf *[]byte) {
-	if cap(*buf) <= maxPooledRecord {
-		*buf = (*buf)[:0]
-		recordBufs.Put(buf)
-	}
-}
+// newEntry returns an empty entry, recycled when one is free.
+func newEntry() *entry { return entryPool.Get().(*entry) }
 
-// release gives a written entry's record buffer back; the entry's data is unusable after it.
-func (e *entry) release() {
-	if e.buf != nil {
-		releaseRecord(e.buf)
-		e.buf, e.data, e.rec.Data = nil, nil, nil
+// recycle gives a finished entry back for reuse, with its record buffer; nothing may use it (or
+// its data) afterwards.
+func (e *entry) recycle() {
+	mem := e.mem[:0]
+	if cap(mem) > maxPooledRecord {
+		mem = nil
 	}
+	*e = entry{mem: mem}
+	entryPool.Put(e)
 }
 
 // rejection splits a decoding error into its reason and message. The event package's errors carry
@@ -223,7 +233,9 @@ func (f *Forwarder) quarantine(in input, d *event.Detail, reason event.Reason, m
 		data = appendJSONString([]byte(`{"stage":"forwarder","reason":`), string(reason))
 		data = append(data, `,"detail":"quarantine record could not be encoded"}`...)
 	}
-	return &entry{lane: laneQuarantine, key: "q-" + digest[:32], data: data, line: in.line, eventID: q.EventID, reason: reason}
+	e := newEntry()
+	e.lane, e.key, e.data, e.line, e.eventID, e.reason = laneQuarantine, "q-"+digest[:32], data, in.line, q.EventID, reason
+	return e
 }
 
 // covers reports whether a configured path is exactly this detail field.

@@ -197,7 +197,9 @@ type runState struct {
 	// record per customer out, across concurrent calls and retries; a customer given up on fails
 	// its later events) and the retry policy: internal/ordered.
 	queues [2]*ordered.Queue[*entry]
-	done   map[int64]struct{} // finished lines above res.DoneThrough
+	// written collects the entries a Complete call wrote, to be recycled once it has returned.
+	written []*entry
+	done    lineSet // finished lines above res.DoneThrough
 
 	pending, pendingBytes int // accepted entries not finished
 	// fresh remembers, for each of the last len(fresh) entries accepted, whether its customer had
@@ -375,7 +377,6 @@ const (
 func (f *Forwarder) newRun(opts StreamOptions) (*runState, error) {
 	r := &runState{
 		f: f, opts: opts, keepOrig: opts.FailedOut != nil,
-		done:    map[int64]struct{}{},
 		results: make(chan batchDone, f.cfg.Concurrency),
 		fresh:   make([]bool, f.cfg.BatchSize),
 	}
@@ -502,6 +503,12 @@ func (r *runState) complete(b batchDone) {
 		}
 	}
 	r.queues[b.lane].Complete(b.es, res, time.Now())
+	// The queue is done with the written entries (succeed collected them): they are reused.
+	for i, e := range r.written {
+		e.recycle()
+		r.written[i] = nil
+	}
+	r.written = r.written[:0]
 }
 
 // nextDue is when the earliest entry waiting for its backoff may be sent again.
@@ -534,7 +541,7 @@ func (r *runState) succeed(e *entry) {
 		r.res.Forwarded++
 	}
 	r.finishLine(e.line)
-	e.release()
+	r.written = append(r.written, e)
 }
 
 // fail accounts for an entry the queue gave up on. The queue fails a raw entry's customer with it:
@@ -549,11 +556,7 @@ func (r *runState) fail(e *entry) {
 	r.f.m.failed.Inc()
 	if r.minFailed == 0 || e.line < r.minFailed {
 		r.minFailed = e.line
-		for l := range r.done {
-			if l > r.minFailed {
-				delete(r.done, l)
-			}
-		}
+		r.done.clearAbove(r.minFailed)
 	}
 	if len(r.res.FailedLines) < maxFailedLines {
 		r.res.FailedLines = append(r.res.FailedLines, e.line)
@@ -600,16 +603,61 @@ func (r *runState) finishLine(line int64) {
 		return
 	}
 	if line != r.res.DoneThrough+1 {
-		r.done[line] = struct{}{}
+		r.done.add(line)
 		return
 	}
 	r.res.DoneThrough++
-	for {
-		if _, ok := r.done[r.res.DoneThrough+1]; !ok {
-			return
-		}
-		delete(r.done, r.res.DoneThrough+1)
+	for r.done.has(r.res.DoneThrough + 1) {
 		r.res.DoneThrough++
+	}
+	r.done.forgetThrough(r.res.DoneThrough)
+}
+
+// lineSet is a set of line numbers above a floor that only rises (forgetThrough): a bitmap, one bit
+// per line from the floor to the highest line added, in place of a map entry per line (a map insert
+// and delete per event cost more than the rest of the accounting).
+type lineSet struct {
+	off   int64    // bit 0 of words[0] is line off+1; off is a multiple of 64
+	words []uint64 // lines off+1 .. off+64*len(words)
+}
+
+func (s *lineSet) add(line int64) {
+	i := line - 1 - s.off
+	for int64(len(s.words)) <= i/64 {
+		s.words = append(s.words, 0)
+	}
+	s.words[i/64] |= 1 << (i % 64)
+}
+
+func (s *lineSet) has(line int64) bool {
+	i := line - 1 - s.off
+	return i >= 0 && i/64 < int64(len(s.words)) && s.words[i/64]&(1<<(i%64)) != 0
+}
+
+// forgetThrough drops the lines up to line (the words wholly at or below it); has is asked only
+// about lines above it from then on.
+func (s *lineSet) forgetThrough(line int64) {
+	n := min((line-s.off)/64, int64(len(s.words)))
+	if n <= 0 {
+		return
+	}
+	s.words = s.words[n:]
+	s.off += 64 * n
+	if len(s.words) == 0 {
+		s.words = nil // let a long-grown array go
+	}
+}
+
+// clearAbove removes every line above line.
+func (s *lineSet) clearAbove(line int64) {
+	for i := range s.words {
+		first := s.off + 64*int64(i) + 1 // the line of bit 0 of words[i]
+		switch {
+		case first > line:
+			s.words[i] = 0
+		case first+63 > line:
+			s.words[i] &= 1<<(line-first+1) - 1
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -612,4 +613,43 @@ func TestForwardStreamAggregatesWaitingEvents(t *testing.T) {
 		t.Fatalf("stats count %d events sent inside aggregates; at least %d were", st.Aggregated, len(recs)-len(stored))
 	}
 	t.Logf("%d records written for %d events in %d calls", len(stored), len(recs), len(kin.BatchSizes()))
+}
+
+// TestLineSet holds lineSet to a map of lines through random adds, a rising floor and clearAbove.
+func TestLineSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		var s lineSet
+		model := map[int64]bool{}
+		floor := int64(0)
+		for range 500 {
+			switch op := rng.IntN(10); {
+			case op < 6:
+				l := floor + 1 + rng.Int64N(300)
+				s.add(l)
+				model[l] = true
+			case op < 8:
+				floor += rng.Int64N(100)
+				s.forgetThrough(floor)
+				for l := range model {
+					if l <= floor {
+						delete(model, l)
+					}
+				}
+			case op < 9:
+				c := floor + rng.Int64N(300)
+				s.clearAbove(c)
+				for l := range model {
+					if l > c {
+						delete(model, l)
+					}
+				}
+			}
+			for l := floor + 1; l <= floor+400; l++ {
+				if s.has(l) != model[l] {
+					t.Fatalf("round %d: line %d (floor %d): has %v, want %v", round, l, floor, s.has(l), model[l])
+				}
+			}
+		}
+	}
 }

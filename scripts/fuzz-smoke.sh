@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fuzz-smoke.sh runs every fuzz target of the trust boundary briefly, one after the other, for CI:
 # decoding (event.DecodeRaw, event.ParseDetail), canonicalisation (event.AppendCanonicalJSON) and
-# the validation-only walk held to it (FuzzSkipValue), signing and verification, the PII policy, the
+# the validation-only walk held to it (FuzzSkipValue), the forwarder's early check of a record from
+# its detail held to event.CheckRaw (FuzzCheckDetail), signing and verification, the PII policy, the
 # forwarder's forward/quarantine decision and its JSON validator (against encoding/json.Valid), and
 # the worker's verify stage.
 #
@@ -27,6 +28,7 @@ targets=(
 	"./event FuzzParseDetail"
 	"./event FuzzCanonicalJSON"
 	"./event FuzzSkipValue"
+	"./event FuzzCheckDetail"
 	"./event FuzzVerify"
 	"./event FuzzPIIRedact"
 	"./forwarder FuzzPrepare"

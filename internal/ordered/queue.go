@@ -76,7 +76,9 @@ type keyQueue[T Item] struct {
 }
 
 // NewQueue returns an empty Queue. written and failed (either may be nil) are called, from the
-// goroutine driving the Queue, as each record is written or given up on, in per-key order.
+// goroutine driving the Queue, as each record is written or given up on, in per-key order. The
+// Queue reads an item it reported written no more after the Complete call that reported it has
+// returned: the caller may reuse it from then on (the forwarder recycles its entries).
 func NewQueue[T Item](p Policy, written, failed func(T)) *Queue[T] {
 	bp := p.Backoff
 	bp.MaxAttempts, bp.MaxElapsed = 0, 0
@@ -148,6 +150,7 @@ func (q *Queue[T]) Add(it T) {
 		q.keys[r.Key] = kq
 	}
 	kq.items = append(kq.items, it)
+	r.kq = kq
 	if len(kq.items)-kq.head == 1 {
 		q.active++
 		q.ready.push(it)
@@ -246,16 +249,18 @@ func (q *Queue[T]) Complete(batch []T, res Result, now time.Time) {
 			}
 		}
 		if r.Outcome == OK {
-			kq, out := q.keys[r.Key], r.wire().Records()
+			key := r.Key // written may recycle r's item once it has been told (see NewQueue)
+			kq, out := r.kq.(*keyQueue[T]), r.wire().Records()
 			r.agg = nil
 			for _, m := range kq.items[kq.head : kq.head+out] {
-				m.Rec().State = Written
+				mr := m.Rec()
+				mr.State, mr.kq = Written, nil
 				q.held--
 				if q.written != nil {
 					q.written(m)
 				}
 			}
-			q.next(r.Key, out)
+			q.next(key, kq, out)
 			continue
 		}
 		if a := r.agg; a != nil {
@@ -318,10 +323,9 @@ func (q *Queue[T]) Stop(cause Cause) {
 	}
 }
 
-// next hands key's turn to the record after its n written ones, or forgets the key when none is
-// left.
-func (q *Queue[T]) next(key string, n int) {
-	kq := q.keys[key]
+// next hands key's turn (kq, its queue) to the record after its n written ones, or forgets the key
+// when none is left.
+func (q *Queue[T]) next(key string, kq *keyQueue[T], n int) {
 	clear(kq.items[kq.head : kq.head+n])
 	kq.head += n
 	if kq.head < len(kq.items) {

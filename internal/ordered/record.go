@@ -118,6 +118,9 @@ type Record struct {
 	agg *Record
 	// parts, on an aggregate, are the records inside it, in order.
 	parts []*Record
+	// kq, while a Queue holds the record, is its key's queue there (a *keyQueue[T]), so that
+	// Complete finds it without hashing the key again.
+	kq any
 }
 
 // Size is what the record counts against the Kinesis limits: data plus partition key.
@@ -162,7 +165,7 @@ func (r *Record) reset() {
 	r.State, r.Cause, r.Attempts = Pending, CauseNone, 0
 	r.FirstFailure, r.LastFailure, r.LastError, r.Outcome = time.Time{}, time.Time{}, "", OK
 	r.ShardID, r.SequenceNumber = "", ""
-	r.due, r.agg = 0, nil
+	r.due, r.agg, r.kq = 0, nil, nil
 }
 
 // failed records one failed attempt at now.
