@@ -22,16 +22,16 @@ func AppendRaw(dst []byte, p RawParts, detail []byte) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, RawVersion, 10)
 	dst = append(dst, `,"type":`...)
-	dst = appendRawString(dst, p.Type)
+	dst = AppendJSONString(dst, p.Type)
 	dst = append(dst, `,"source":`...)
-	dst = appendRawString(dst, p.Source)
+	dst = AppendJSONString(dst, p.Source)
 	if len(p.BridgeID) != 0 {
 		dst = append(dst, `,"bridge_id":`...)
-		dst = appendRawString(dst, p.BridgeID)
+		dst = AppendJSONString(dst, p.BridgeID)
 	}
 	if len(p.BridgeTime) != 0 {
 		dst = append(dst, `,"bridge_time":`...)
-		dst = appendRawString(dst, p.BridgeTime)
+		dst = AppendJSONString(dst, p.BridgeTime)
 	}
 	dst = append(dst, `,"forwarded_at":"`...)
 	dst = p.ForwardedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
@@ -40,9 +40,9 @@ func AppendRaw(dst []byte, p RawParts, detail []byte) []byte {
 	return append(dst, '}')
 }
 
-// appendRawString appends s as a JSON string: only '"', '\' and control characters escaped, the
-// control characters as \u00xx.
-func appendRawString(dst, s []byte) []byte {
+// AppendJSONString appends s as a JSON string: only '"', '\' and control characters escaped, the
+// control characters as \u00xx (s is valid UTF-8: the caller checked it).
+func AppendJSONString(dst, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {

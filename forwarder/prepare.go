@@ -230,7 +230,7 @@ func (f *Forwarder) quarantine(in input, d *event.Detail, reason event.Reason, m
 	}
 	data, err := json.Marshal(q)
 	if err != nil { // cannot happen for strings, a valid time and bytes; never lose the input's fate
-		data = appendJSONString([]byte(`{"stage":"forwarder","reason":`), string(reason))
+		data = event.AppendJSONString([]byte(`{"stage":"forwarder","reason":`), []byte(reason))
 		data = append(data, `,"detail":"quarantine record could not be encoded"}`...)
 	}
 	e := newEntry()
