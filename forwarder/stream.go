@@ -202,11 +202,12 @@ type runState struct {
 	done    lineSet // finished lines above res.DoneThrough
 
 	pending, pendingBytes int // accepted entries not finished
-	// fresh remembers, for each of the last len(fresh) entries accepted, whether its customer had
-	// nothing pending (so it was ready at once); nFresh counts the true ones: the read-ahead's yield.
-	fresh    []bool
-	freshAt  int
-	nFresh   int
+	// useful remembers, for each of the last len(useful) entries accepted, whether it can go out
+	// as soon as a call has room for it: its customer had nothing pending, or only the event it
+	// now waits behind. nUseful counts the true ones: the read-ahead's yield.
+	useful   []bool
+	usefulAt int
+	nUseful  int
 	inflight int // PutRecords calls in flight
 	results  chan batchDone
 	sendCtx  context.Context
@@ -365,11 +366,11 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, idle func() boo
 
 // Read-ahead growth (canAccept): past a full batch per call in flight, the read-ahead grows only
 // while fewer than waitingPerKey entries wait, on average, behind each customer's pending one, or
-// while at least 1 in minYield of the last BatchSize entries read found its customer with nothing
-// pending.
+// while at least 1 in minYield of the last BatchSize entries read was useful: its customer had
+// nothing pending, or only the one event it waits behind.
 const (
-	waitingPerKey = 8
-	minYield      = 64
+	waitingPerKey = 1
+	minYield      = 4
 )
 
 // newRun returns the state of one local-mode run, with nothing read yet (and, with an error, the
@@ -378,7 +379,7 @@ func (f *Forwarder) newRun(opts StreamOptions) (*runState, error) {
 	r := &runState{
 		f: f, opts: opts, keepOrig: opts.FailedOut != nil,
 		results: make(chan batchDone, f.cfg.Concurrency),
-		fresh:   make([]bool, f.cfg.BatchSize),
+		useful:  make([]bool, f.cfg.BatchSize),
 	}
 	for _, l := range []lane{laneRaw, laneQuarantine} {
 		r.queues[l] = ordered.NewQueue(f.policy(), r.succeed, r.fail)
@@ -395,11 +396,13 @@ func (f *Forwarder) newRun(opts StreamOptions) (*runState, error) {
 
 // canAccept reports whether the run takes another entry into its read-ahead. Within MaxPending and
 // MaxPendingBytes, it always takes enough to fill every call in flight; beyond that, only while
-// reading still finds customers with nothing pending, since an entry queued behind its customer's
-// pending one cannot go out before that one is written: with few customers, reading on to
-// MaxPending only held thousands of such entries (and the memory of them). A hot customer does not
-// stop the search for others: as long as 1 entry in minYield is another customer's, reading goes
-// on up to MaxPending, as before. With AggregateKeys it always does.
+// what it reads can go out soon. An entry queued behind its customer's pending one goes out when
+// that one is written; one queued behind two or more waits at least two round trips, and by then
+// reading has found it again anyway. Reading on while most entries were of that kind held
+// thousands of them (with 1,000 customers, about 9,000 events at once, every page of it memory a
+// run touched for the first time) for no fuller calls. So past a full batch per call, reading
+// goes on while fewer than one event waits per customer on average, or while 1 in minYield of
+// the last batch's worth read was useful. With AggregateKeys it always goes on, up to MaxPending.
 func (r *runState) canAccept() bool {
 	cfg := &r.f.cfg
 	switch {
@@ -411,19 +414,19 @@ func (r *runState) canAccept() bool {
 		return true
 	}
 	keys := r.queues[laneRaw].Keys() + r.queues[laneQuarantine].Keys()
-	return r.pending-keys < waitingPerKey*keys || r.nFresh*minYield >= len(r.fresh)
+	return r.pending-keys < waitingPerKey*keys || r.nUseful*minYield >= len(r.useful)
 }
 
-// noteFresh records whether the entry just accepted found its customer with nothing pending.
-func (r *runState) noteFresh(fresh bool) {
-	if r.fresh[r.freshAt] {
-		r.nFresh--
+// noteUseful records whether the entry just accepted was useful (canAccept).
+func (r *runState) noteUseful(useful bool) {
+	if r.useful[r.usefulAt] {
+		r.nUseful--
 	}
-	if fresh {
-		r.nFresh++
+	if useful {
+		r.nUseful++
 	}
-	r.fresh[r.freshAt] = fresh
-	r.freshAt = (r.freshAt + 1) % len(r.fresh)
+	r.useful[r.usefulAt] = useful
+	r.usefulAt = (r.usefulAt + 1) % len(r.useful)
 }
 
 // add accepts one prepared entry into its lane's queue: ready when nothing of its customer is
@@ -441,9 +444,8 @@ func (r *runState) add(e *entry) {
 	r.pendingBytes += e.size()
 	e.toWrite()
 	q := r.queues[e.lane]
-	keys := q.Keys()
+	r.noteUseful(q.Held(e.key) <= 1)
 	q.Add(e)
-	r.noteFresh(q.Keys() > keys)
 }
 
 // dispatch starts PutRecords calls while there is room and something ready, quarantine first.

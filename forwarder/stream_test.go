@@ -178,10 +178,11 @@ func TestForwardStreamConcurrentCallsCarryFullBatches(t *testing.T) {
 }
 
 // TestReadAheadGrowsWhileItFindsCustomers: past a full batch per call, the read-ahead takes more
-// input only while that finds customers with nothing pending (or few entries wait behind each
-// customer's pending one); a hot customer does not stop the search for the others.
+// input only while what it reads can go out soon (its customer has nothing pending, or only the
+// event it then waits behind), or while fewer than one event waits per customer on average.
 func TestReadAheadGrowsWhileItFindsCustomers(t *testing.T) {
 	const batch, calls, maxPending = 100, 2, 1600 // MaxPending's default: 8 batches per call
+	const third = maxPending / 3
 	for _, tc := range []struct {
 		name      string
 		customer  func(i int) string
@@ -192,21 +193,20 @@ func TestReadAheadGrowsWhileItFindsCustomers(t *testing.T) {
 		// Aggregated, a customer's waiting events go out together in its next record.
 		{"ten customers in turn, aggregated", func(i int) string { return fmt.Sprintf("c%d", i%10) }, true, maxPending},
 		{"every event another customer", func(i int) string { return fmt.Sprintf("c%d", i) }, false, maxPending},
+		// The second event of each customer goes out as soon as its first is written.
 		{"two events per customer", func(i int) string { return fmt.Sprintf("c%d", i%(maxPending/2)) }, false, maxPending},
+		// The third of each waits two round trips: reading stops once 3 in 4 of the last batch's
+		// worth are third events (the first 2*third entries are one per customer at most waiting).
+		{"three events per customer", func(i int) string { return fmt.Sprintf("c%d", i%third) }, false, 2*third + batch*3/4 + 1},
+		// A hot customer does not stop the search while 1 in 4 events is another's.
+		{"hot customer, 1 in 3 another's", func(i int) string {
+			if i%3 == 0 {
+				return fmt.Sprintf("c%d", i)
+			}
+			return "hot"
+		}, false, maxPending},
 		{"hot customer, 1 in 10 another's", func(i int) string {
 			if i%10 == 0 {
-				return fmt.Sprintf("c%d", i)
-			}
-			return "hot"
-		}, false, maxPending},
-		{"hot customer, 1 in 40 another's", func(i int) string {
-			if i%40 == 0 {
-				return fmt.Sprintf("c%d", i)
-			}
-			return "hot"
-		}, false, maxPending},
-		{"hot customer, 1 in 200 another's", func(i int) string {
-			if i%200 == 0 {
 				return fmt.Sprintf("c%d", i)
 			}
 			return "hot"

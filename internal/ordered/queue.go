@@ -123,6 +123,14 @@ func (q *Queue[T]) Keys() int { return q.active }
 // once, at its size).
 func (q *Queue[T]) Ready() (n, bytes int) { return q.ready.len(), q.ready.bytes }
 
+// Held is the number of records of key held: out (ready, in a call or delayed) or waiting.
+func (q *Queue[T]) Held(key string) int {
+	if kq := q.keys[key]; kq != nil {
+		return len(kq.items) - kq.head
+	}
+	return 0
+}
+
 // Add takes a record (its outcome fields are reset). It is ready at once when nothing of its key is
 // held; it fails at once (reported to failed) when it is over a Kinesis limit (CauseLimit), when an
 // earlier record of its key was given up on (CauseEarlier) or when the Queue is stopped.

@@ -40,15 +40,20 @@ func TestQueueConcurrentCalls(t *testing.T) {
 			if steps > 100000 {
 				rt.Fatalf("no end after %d steps: %d held", steps, q.Len())
 			}
-			heldKeys, held := map[string]bool{}, 0
+			heldKeys, held := map[string]int{}, 0
 			for _, r := range added {
 				if r.r.State == Pending {
-					heldKeys[r.r.Key] = true
+					heldKeys[r.r.Key]++
 					held++
 				}
 			}
 			if q.Len() != held || q.Keys() != len(heldKeys) {
 				rt.Fatalf("Len %d, Keys %d; held: %d records of %d keys", q.Len(), q.Keys(), held, len(heldKeys))
+			}
+			for k := range nKeys {
+				if key := fmt.Sprint("k", k); q.Held(key) != heldKeys[key] {
+					rt.Fatalf("Held(%s) %d, want %d", key, q.Held(key), heldKeys[key])
+				}
 			}
 			canAdd := len(added) < nRecs
 			if !canAdd && q.Len() == 0 && len(out) == 0 {
