@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -180,6 +181,12 @@ func (lr *lineReader) next() (input, error) {
 	return input{data: buf, size: size, truncated: truncated || size > MaxLineBytes, line: lr.line}, nil
 }
 
+type batchCall struct {
+	lane lane
+	es   []*entry
+	recs []*ordered.Record
+}
+
 type batchDone struct {
 	lane lane
 	es   []*entry
@@ -209,8 +216,12 @@ type runState struct {
 	usefulAt int
 	nUseful  int
 	inflight int // PutRecords calls in flight
-	results  chan batchDone
-	sendCtx  context.Context
+	// calls hands batches to the run's Concurrency callers, results brings their answers back: a
+	// caller lives as long as the run, so the stack the SDK's call grows is kept, not grown again
+	// (and copied, into fresh memory) for every call.
+	calls   chan batchCall
+	results chan batchDone
+	sendCtx context.Context
 
 	abortErr     error
 	minFailed    int64 // the lowest failed line, 0 while none failed
@@ -238,6 +249,16 @@ func (f *Forwarder) run(ctx context.Context, opts StreamOptions, idle func() boo
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	r.sendCtx = sendCtx
+	var callers sync.WaitGroup
+	for range f.cfg.Concurrency {
+		callers.Go(func() {
+			for c := range r.calls {
+				r.results <- batchDone{lane: c.lane, es: c.es, res: f.streams[c.lane].Put(sendCtx, c.recs)}
+			}
+		})
+	}
+	defer callers.Wait()
+	defer close(r.calls) // the loop returns with no call in flight
 
 	entries := make(chan []*entry, 2)
 	var readErr error // written before entries is closed
@@ -378,6 +399,7 @@ const (
 func (f *Forwarder) newRun(opts StreamOptions) (*runState, error) {
 	r := &runState{
 		f: f, opts: opts, keepOrig: opts.FailedOut != nil,
+		calls:   make(chan batchCall, f.cfg.Concurrency),
 		results: make(chan batchDone, f.cfg.Concurrency),
 		useful:  make([]bool, f.cfg.BatchSize),
 	}
@@ -463,10 +485,7 @@ func (r *runState) dispatch() {
 		}
 		r.inflight++
 		r.res.Batches++
-		put := r.f.streams[l].Put
-		go func() {
-			r.results <- batchDone{lane: l, es: batch, res: put(r.sendCtx, recs)}
-		}()
+		r.calls <- batchCall{lane: l, es: batch, recs: recs} // never blocks: inflight <= Concurrency
 	}
 }
 
