@@ -47,10 +47,10 @@ type Config struct {
 	Concurrency int
 	// MaxPending bounds the events read ahead and not yet written in local mode (memory bound);
 	// default 8 * BatchSize * Concurrency. The read-ahead fills BatchSize * Concurrency at least;
-	// past that it grows towards MaxPending only while reading still finds customers with nothing
-	// pending (see runState.canAccept): an event queued behind its customer's pending one cannot go
-	// out before that one is written. With AggregateKeys it grows to MaxPending, since such events
-	// go out together in their customer's next record.
+	// past that it grows towards MaxPending only while what it reads can go out soon (see
+	// runState.canAccept): an event queued behind two or more of its customer's cannot go out for
+	// two round trips at least. With AggregateKeys it grows to MaxPending, since such events go
+	// out together in their customer's next record.
 	MaxPending int
 	// MaxPendingBytes bounds the bytes of those events; default 64 MiB.
 	MaxPendingBytes int
