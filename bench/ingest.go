@@ -41,6 +41,12 @@ type IngestResult struct {
 	// StartupCPU is the CPU of a forwarder run on no input (process start, configuration, exit): the
 	// fixed part of ForwarderCPU's runs, which a put loop inside a running process does not pay.
 	StartupCPU time.Duration `json:",omitempty"`
+	// MarginalCPU is the forwarder's CPU per event past a run's first Events events: runs of Events
+	// and of twice as many (the same file, then as many other events of as many other customers) in
+	// the order single, double, double, single, the difference of the means over Events. What a
+	// long-lived process pays per event, without start-up and the first touch of its memory, as the
+	// put loop, which runs in a process that has already run one.
+	MarginalCPU time.Duration `json:",omitempty"`
 	// EventBytes is the mean EventBridge event of the load (the forwarder's input line), EMFBytes
 	// the metrics line the deployed forwarder writes per invocation (measured in process).
 	EventBytes, EMFBytes float64
@@ -76,6 +82,9 @@ func ingest(ctx context.Context, d *deployment, cfg Config) (IngestResult, loadg
 		return res, m, err
 	}
 	if res.StartupCPU, err = d.startupCPU(ctx); err != nil {
+		return res, m, err
+	}
+	if res.MarginalCPU, err = d.marginalCPU(ctx, file, cfg); err != nil {
 		return res, m, err
 	}
 	ll, err := measureLambdaLog(ctx, file)
@@ -127,7 +136,7 @@ func (d *deployment) compareIngest(ctx context.Context, file, first, prefix stri
 		if err != nil {
 			return err
 		}
-		rate, cpu, err := d.forwardCPU(ctx, file, stream, events)
+		rate, cpu, err := d.forwardCPU(ctx, stream, events, file)
 		if err != nil {
 			return err
 		}
@@ -220,7 +229,7 @@ func (d *deployment) startupCPU(ctx context.Context) (time.Duration, error) {
 	}
 	var least time.Duration
 	for i := range 3 {
-		_, cpu, err := d.forwardCPU(ctx, empty, "bench-empty", 0)
+		_, cpu, err := d.forwardCPU(ctx, "bench-empty", 0, empty)
 		if err != nil {
 			return 0, err
 		}
@@ -231,18 +240,46 @@ func (d *deployment) startupCPU(ctx context.Context) (time.Duration, error) {
 	return least, nil
 }
 
+// marginalCPU runs the forwarder on file and on file followed by as many other events, single,
+// double, double, single, each into a new stream, and returns the difference of the mean CPUs of
+// the doubles and the singles per added event.
+func (d *deployment) marginalCPU(ctx context.Context, file string, cfg Config) (time.Duration, error) {
+	more, _, err := d.generate(ctx, "ingest-more", cfg.Events, cfg.Customers, cfg.Seed+2)
+	if err != nil {
+		return 0, err
+	}
+	var single, double time.Duration
+	for i, files := range [][]string{{file}, {file, more}, {file, more}, {file}} {
+		stream := fmt.Sprintf("bench-marginal-%d", i)
+		if err := d.st.CreateStream(ctx, stream, d.env.Topology.RawShards); err != nil {
+			return 0, err
+		}
+		_, cpu, err := d.forwardCPU(ctx, stream, len(files)*cfg.Events, files...)
+		if err != nil {
+			return 0, err
+		}
+		if len(files) == 1 {
+			single += cpu
+		} else {
+			double += cpu
+		}
+	}
+	return max(0, double-single) / time.Duration(2*cfg.Events), nil
+}
+
 // forward runs the forwarder binary on file into stream and returns events/s, timed from process
 // start to exit. Every event must be forwarded.
 func (d *deployment) forward(ctx context.Context, file, stream string, want int) (float64, error) {
-	rate, _, err := d.forwardCPU(ctx, file, stream, want)
+	rate, _, err := d.forwardCPU(ctx, stream, want, file)
 	return rate, err
 }
 
-// forwardCPU is forward that also returns the forwarder process's CPU time.
-func (d *deployment) forwardCPU(ctx context.Context, file, stream string, want int) (float64, time.Duration, error) {
+// forwardCPU is forward on files, in order, that also returns the forwarder process's CPU time.
+func (d *deployment) forwardCPU(ctx context.Context, stream string, want int, files ...string) (float64, time.Duration, error) {
 	logPath := filepath.Join(d.dir, "forwarder-"+stream+".log")
 	start := time.Now()
-	args := append(d.profileArgs("--", "forwarder-"+stream), "-raw-stream", stream, "-quarantine-stream", names.QuarantineStream, file)
+	args := append(d.profileArgs("--", "forwarder-"+stream), "-raw-stream", stream, "-quarantine-stream", names.QuarantineStream)
+	args = append(args, files...)
 	p, err := fleet.Start("forwarder", filepath.Join(d.env.Bin, "forwarder"), args, d.env.StackEnv, logPath)
 	if err != nil {
 		return 0, 0, err

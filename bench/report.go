@@ -213,6 +213,10 @@ func (r *Report) issue15(add func(part, measure, figure, want string, met bool))
 			add("15", "of which the forwarder's start-up (a run of no events), and the rest per event / put loop", fmt.Sprintf("%s per run (%s per event); %.2f (%s vs %s)",
 				ms(ing.StartupCPU), us(ing.StartupCPU/time.Duration(ing.Events)), per.Seconds()/ing.PutCPU.Seconds(), us(per), us(ing.PutCPU)), "", true)
 		}
+		if ing.MarginalCPU > 0 {
+			add("15", fmt.Sprintf("forwarder CPU per event past a run's first %d (runs of %d and %d events) / put loop", ing.Events, ing.Events, 2*ing.Events),
+				fmt.Sprintf("%.2f (%s vs %s)", ing.MarginalCPU.Seconds()/ing.PutCPU.Seconds(), us(ing.MarginalCPU), us(ing.PutCPU)), "", true)
+		}
 	}
 	if v := r.InProcess.median(benchStateMany, writeUnitsUnit); v > 0 {
 		add("15", "dedupe write units per event, 1,000,000 customers (in-process BenchmarkDedupeState)", fmt.Sprintf("%.3f", v), fmt.Sprintf("<= %.1f", wantUnitsMany), v <= wantUnitsMany)
