@@ -42,10 +42,10 @@ type IngestResult struct {
 	// fixed part of ForwarderCPU's runs, which a put loop inside a running process does not pay.
 	StartupCPU time.Duration `json:",omitempty"`
 	// MarginalCPU is the forwarder's CPU per event past a run's first Events events: runs of Events
-	// and of twice as many (the same file, then as many other events of as many other customers) in
-	// the order single, double, double, single, the difference of the means over Events. What a
-	// long-lived process pays per event, without start-up and the first touch of its memory, as the
-	// put loop, which runs in a process that has already run one.
+	// and of twice as many (the same file, then as many other events of the same customers, from
+	// another seed) in the order single, double, double, single, the difference of the means over
+	// Events. It is what a long-lived process pays per event, without start-up and the first touch
+	// of its memory, like the put loop, which runs in a process that has already run one.
 	MarginalCPU time.Duration `json:",omitempty"`
 	// EventBytes is the mean EventBridge event of the load (the forwarder's input line), EMFBytes
 	// the metrics line the deployed forwarder writes per invocation (measured in process).
