@@ -356,3 +356,25 @@ func TestLoopHelpers(t *testing.T) {
 		t.Errorf("mix %+v", mix)
 	}
 }
+
+// TestMarginalLine: the forwarder's CPU per event past a run's first Events events is printed
+// against the put loop when measured, and left out when not.
+func TestMarginalLine(t *testing.T) {
+	ing := &IngestResult{Events: 20000, ForwarderCPU: 14 * time.Microsecond, PutCPU: 7 * time.Microsecond, MarginalCPU: 9100 * time.Nanosecond}
+	var out strings.Builder
+	(&Report{Ingest: ing}).Print(&out)
+	const label = "forwarder CPU per event past a run's first 20000 (runs of 20000 and 40000 events) / put loop"
+	i := strings.Index(out.String(), label)
+	if i < 0 {
+		t.Fatalf("no line %q in:\n%s", label, out.String())
+	}
+	if line, _, _ := strings.Cut(out.String()[i:], "\n"); !strings.Contains(line, "1.30 (9.1µs vs 7µs)") {
+		t.Errorf("line %q, want the ratio 1.30 (9.1µs vs 7µs)", line)
+	}
+	ing.MarginalCPU = 0
+	out.Reset()
+	(&Report{Ingest: ing}).Print(&out)
+	if strings.Contains(out.String(), label) {
+		t.Errorf("line printed without a measurement:\n%s", out.String())
+	}
+}
