@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
@@ -82,7 +81,7 @@ func BenchmarkKinesaliteForwardVsRawPut(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		f, err := New(Config{RawStream: fwdStream, QuarantineStream: "bench-quarantine", Registerer: prometheus.NewRegistry()}, st.Kinesis())
+		f, err := New(Config{RawStream: fwdStream, QuarantineStream: "bench-quarantine"}, st.Kinesis())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/kinesis-events/pipeline/internal/names"
@@ -72,8 +71,6 @@ type Config struct {
 
 	// Logger gets warnings and errors; never event payloads or field values. Default zap.NewNop().
 	Logger *zap.Logger
-	// Registerer receives the metrics; nil leaves them unregistered.
-	Registerer prometheus.Registerer
 	// Now is the clock for forwarded_at and quarantine timestamps; default time.Now.
 	Now func() time.Time
 }

@@ -29,8 +29,9 @@
 // events of one customer against each other, so a caller that needs order runs them one after the
 // other.
 //
-// Metrics: Prometheus counters in local mode; on the Lambda path (Command under a Lambda runtime)
-// the handler is EMF, which also writes the counts as CloudWatch embedded-metric-format lines (one
-// at once for an invocation that quarantined, failed, retried or was throttled; clean ones gathered
-// for up to FORWARDER_METRICS_EVERY), since a Lambda process has no scrape endpoint.
+// Metrics: the counts of Stats. Local mode prints them (--progress lines and the summary line); on
+// the Lambda path (Command under a Lambda runtime) the handler is EMF, which writes them as
+// CloudWatch embedded-metric-format lines (one at once for an invocation that quarantined, failed,
+// retried or was throttled; clean ones gathered for up to FORWARDER_METRICS_EVERY), since a Lambda
+// process has no scrape endpoint. Neither mode serves Prometheus metrics.
 package forwarder

@@ -16,7 +16,6 @@ type Forwarder struct {
 	cfg Config
 	kin Kinesis
 	log *zap.Logger
-	m   *metrics
 	pii *piiPolicy // nil when the PII policy is off
 	// streams are the writer steps per lane: laneRaw to RawStream, laneQuarantine to
 	// QuarantineStream.
@@ -36,7 +35,7 @@ func New(cfg Config, kin Kinesis) (*Forwarder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("forwarder config: %w", err)
 	}
-	f := &Forwarder{cfg: cfg, kin: kin, log: cfg.Logger, m: newMetrics(cfg.Registerer)}
+	f := &Forwarder{cfg: cfg, kin: kin, log: cfg.Logger}
 	f.streams[laneRaw], f.streams[laneQuarantine] = f.newStream(cfg.RawStream), f.newStream(cfg.QuarantineStream)
 	paths, _ := parsePIIPaths(cfg.PIIPaths) // validated above
 	if len(paths) > 0 {

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kinesis-events/pipeline/event"
 	"github.com/kinesis-events/pipeline/internal/kinesisfake"
 )
@@ -38,8 +36,7 @@ func newTestForwarder(t testing.TB, kin Kinesis, mod func(*Config)) *Forwarder {
 	t.Helper()
 	cfg := Config{
 		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-		Registerer: prometheus.NewRegistry(),
-		Now:        func() time.Time { return testNow },
+		Now: func() time.Time { return testNow },
 	}
 	if mod != nil {
 		mod(&cfg)

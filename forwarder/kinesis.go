@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kinesis-events/pipeline/internal/ordered"
 	"github.com/kinesis-events/pipeline/internal/retry"
 )
@@ -23,17 +21,15 @@ var ErrFatalPut = errors.New("kinesis rejected the request")
 // unknown outcomes) and its Queue keeps the per-key rule and the retry policy, for the Lambda path
 // (one record, ordered.Writer) and local mode (many calls in flight, stream.go) alike.
 
-// newStream is the writer step for stream, counting into the Forwarder's stats and metrics.
+// newStream is the writer step for stream, counting into the Forwarder's stats.
 func (f *Forwarder) newStream(stream string) *ordered.Stream {
 	s := &f.stats
 	return ordered.NewStream(f.kin, stream, f.log, ordered.Metrics{
-		Calls:      tally{stat: &s.batches},
-		Retries:    tally{stat: &s.retries, metric: f.m.retries.WithLabelValues(stream)},
-		Throttles:  tally{stat: &s.throttles, metric: f.m.throttles.WithLabelValues(stream)},
-		Unknown:    tally{stat: &s.unknown},
-		Aggregated: tally{stat: &s.aggregated},
-		Entries:    f.m.batchRecords.WithLabelValues(stream),
-		Seconds:    f.m.putSeconds.WithLabelValues(stream),
+		Calls:      tally{&s.batches},
+		Retries:    tally{&s.retries},
+		Throttles:  tally{&s.throttles},
+		Unknown:    tally{&s.unknown},
+		Aggregated: tally{&s.aggregated},
 	})
 }
 
@@ -81,15 +77,7 @@ func (f *Forwarder) writeOne(ctx context.Context, l lane, e *entry) (shard, seq 
 	return "", "", failure(e)
 }
 
-// tally counts into a cumulative stat and, when set, a Prometheus counter.
-type tally struct {
-	stat   *atomic.Int64
-	metric prometheus.Counter
-}
+// tally counts into a cumulative stat.
+type tally struct{ stat *atomic.Int64 }
 
-func (t tally) Add(v float64) {
-	t.stat.Add(int64(v))
-	if t.metric != nil {
-		t.metric.Add(v)
-	}
-}
+func (t tally) Add(v float64) { t.stat.Add(int64(v)) }

@@ -111,7 +111,6 @@ func (f *Forwarder) handle(ctx context.Context, e *entry) (Outcome, error) {
 	shard, seq, err := f.writeOne(ctx, l, e)
 	if err != nil {
 		f.stats.failed.Add(1)
-		f.m.failed.Inc()
 		f.log.Error("event not written", zap.String("stream", o.Stream), zap.String("event_id", e.eventID),
 			zap.String("reason", string(e.reason)), zap.Int("attempts", e.rec.Attempts), zap.Error(err))
 		return o, fmt.Errorf("%w to %s: %w", ErrNotWritten, o.Stream, err)
@@ -124,15 +123,13 @@ func (f *Forwarder) handle(ctx context.Context, e *entry) (Outcome, error) {
 	return o, nil
 }
 
-// countWritten records a written entry in the stats and metrics.
+// countWritten records a written entry in the stats.
 func (f *Forwarder) countWritten(e *entry) {
 	if e.lane == laneQuarantine {
 		f.stats.quarantined.Add(1)
-		f.m.quarantined.WithLabelValues(string(e.reason)).Inc()
 		return
 	}
 	f.stats.forwarded.Add(1)
-	f.m.forwarded.Inc()
 }
 
 // minAttemptTime is the least time worth starting another attempt with before a deadline.

@@ -574,7 +574,6 @@ func (r *runState) fail(e *entry) {
 	r.pendingBytes -= e.size()
 	r.res.Failed++
 	r.f.stats.failed.Add(1)
-	r.f.m.failed.Inc()
 	if r.minFailed == 0 || e.line < r.minFailed {
 		r.minFailed = e.line
 		r.done.clearAbove(r.minFailed)

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinesis-events/pipeline/forwarder"
 	"github.com/kinesis-events/pipeline/internal/names"
@@ -120,7 +119,7 @@ func newFDLQFixture(t *testing.T) *fdlqFixture {
 	log := &eventLog{}
 	x := &fdlqFixture{log: log, q: newFakeQueue(log), raw: newFakeRaw(t, log)}
 	f, err := forwarder.New(forwarder.Config{MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
-		Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }}, x.raw)
+		Now: func() time.Time { return at }}, x.raw)
 	if err != nil {
 		t.Fatal(err)
 	}
