@@ -19,7 +19,7 @@ var (
 	buildErr  error
 )
 
-// binaries builds the worker, forwarder and loadgen commands once per test binary.
+// binaries builds the worker, forwarder, loadgen and put loop commands once per test binary.
 func binaries(b *testing.B) string {
 	b.Helper()
 	buildOnce.Do(func() {
@@ -28,7 +28,7 @@ func binaries(b *testing.B) string {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "../cmd/worker", "../cmd/forwarder", "../cmd/loadgen")
+		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "../cmd/worker", "../cmd/forwarder", "../cmd/loadgen", "./cmd/putloop")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = err
 			b.Logf("%s", out)

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/kinesis-events/pipeline/bench/internal/recfile"
 	"github.com/kinesis-events/pipeline/forwarder"
 	"github.com/kinesis-events/pipeline/internal/fleet"
 	"github.com/kinesis-events/pipeline/internal/loadgen"
@@ -41,12 +42,14 @@ type IngestResult struct {
 	// StartupCPU is the CPU of a forwarder run on no input (process start, configuration, exit): the
 	// fixed part of ForwarderCPU's runs, which a put loop inside a running process does not pay.
 	StartupCPU time.Duration `json:",omitempty"`
-	// MarginalCPU is the forwarder's CPU per event past a run's first Events events: runs of Events
-	// and of twice as many (the same file, then as many other events of the same customers, from
-	// another seed) in the order single, double, double, single, the difference of the means over
-	// Events. It is what a long-lived process pays per event, without start-up and the first touch
-	// of its memory, like the put loop, which runs in a process that has already run one.
-	MarginalCPU time.Duration `json:",omitempty"`
+	// The forwarder and the put loop as processes of their own (processCPU), measured alike:
+	// SingleCPU and LoopProcessCPU are their CPU per event over whole runs of Events events, from
+	// process start to exit; MarginalCPU and LoopMarginalCPU past such a run's first Events events
+	// (runs of Events and of twice as many, the difference per added event), which is what a
+	// long-lived process pays per event, without start-up and the first touch of its memory. The
+	// put loop process writes what the forwarder run before it wrote, read from a file.
+	SingleCPU, MarginalCPU          time.Duration `json:",omitempty"`
+	LoopProcessCPU, LoopMarginalCPU time.Duration `json:",omitempty"`
 	// EventBytes is the mean EventBridge event of the load (the forwarder's input line), EMFBytes
 	// the metrics line the deployed forwarder writes per invocation (measured in process).
 	EventBytes, EMFBytes float64
@@ -84,9 +87,11 @@ func ingest(ctx context.Context, d *deployment, cfg Config) (IngestResult, loadg
 	if res.StartupCPU, err = d.startupCPU(ctx); err != nil {
 		return res, m, err
 	}
-	if res.MarginalCPU, err = d.marginalCPU(ctx, file, cfg); err != nil {
+	pc, err := d.processCPU(ctx, file, cfg)
+	if err != nil {
 		return res, m, err
 	}
+	res.SingleCPU, res.MarginalCPU, res.LoopProcessCPU, res.LoopMarginalCPU = pc.forwarder, pc.forwarderMarginal, pc.loop, pc.loopMarginal
 	ll, err := measureLambdaLog(ctx, file)
 	if err != nil {
 		return res, m, err
@@ -152,29 +157,10 @@ func (d *deployment) compareIngest(ctx context.Context, file, first, prefix stri
 	if err := forwardTimed(first); err != nil {
 		return res, err
 	}
-	recs, err := d.st.ReadAll(ctx, first)
+	recs, err := d.forwarded(ctx, first, events)
 	if err != nil {
 		return res, err
 	}
-	// A PutRecords whose answer was lost is sent again: only entries the forwarder counted as sent
-	// with an unknown outcome may be in the stream twice, byte for byte.
-	sum, err := forwarderSummary(filepath.Join(d.dir, "forwarder-"+first+".log"))
-	if err != nil {
-		return res, err
-	}
-	seen := make(map[string]bool, len(recs))
-	kept := recs[:0:0]
-	for _, r := range recs {
-		if !seen[string(r.Record.Data)] {
-			seen[string(r.Record.Data)] = true
-			kept = append(kept, r)
-		}
-	}
-	if resent := len(recs) - len(kept); len(kept) != events || int64(resent) > sum.Unknown {
-		return res, fmt.Errorf("%s holds %d records (%d distinct) after forwarding %d events, %d of them with an unknown outcome",
-			first, len(recs), len(kept), events, sum.Unknown)
-	}
-	recs = kept
 	var bytes int
 	for _, r := range recs {
 		bytes += len(r.Record.Data) + len(aws.ToString(r.Record.PartitionKey))
@@ -218,6 +204,33 @@ func (d *deployment) compareIngest(ctx context.Context, file, first, prefix stri
 	return res, nil
 }
 
+// forwarded reads back the records a forwarder run wrote into stream, each once: a PutRecords whose
+// answer was lost is sent again, so only entries the forwarder counted as sent with an unknown
+// outcome may be in the stream twice, byte for byte. There must be events of them.
+func (d *deployment) forwarded(ctx context.Context, stream string, events int) ([]localstack.ShardRecord, error) {
+	recs, err := d.st.ReadAll(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := forwarderSummary(filepath.Join(d.dir, "forwarder-"+stream+".log"))
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(recs))
+	kept := recs[:0:0]
+	for _, r := range recs {
+		if !seen[string(r.Record.Data)] {
+			seen[string(r.Record.Data)] = true
+			kept = append(kept, r)
+		}
+	}
+	if resent := len(recs) - len(kept); len(kept) != events || int64(resent) > sum.Unknown {
+		return nil, fmt.Errorf("%s holds %d records (%d distinct) after forwarding %d events, %d of them with an unknown outcome",
+			stream, len(recs), len(kept), events, sum.Unknown)
+	}
+	return kept, nil
+}
+
 // startupCPU is the forwarder's CPU for a run on an empty input, the least of three.
 func (d *deployment) startupCPU(ctx context.Context) (time.Duration, error) {
 	empty := filepath.Join(d.dir, "empty.ndjson")
@@ -240,31 +253,111 @@ func (d *deployment) startupCPU(ctx context.Context) (time.Duration, error) {
 	return least, nil
 }
 
-// marginalCPU runs the forwarder on file and on file followed by as many other events, single,
-// double, double, single, each into a new stream, and returns the difference of the mean CPUs of
-// the doubles and the singles per added event.
-func (d *deployment) marginalCPU(ctx context.Context, file string, cfg Config) (time.Duration, error) {
+// processCPU holds what processCPU measured: CPU per event of whole runs (process start to exit) of
+// Events events, and past such a run's first Events, of the forwarder and of the put loop process.
+type processCPU struct {
+	forwarder, forwarderMarginal, loop, loopMarginal time.Duration
+}
+
+// processCPU runs the forwarder on file, and on file followed by as many other events of the same
+// customers (another seed), and the put loop process (bench/cmd/putloop) on what each forwarder
+// run wrote, each into a new stream, in the order F1 L1 F2 L2 L2 F2 L1 F1 (F1 and L1 of Events
+// events, F2 and L2 of twice as many), so that a drift of the machine's speed cancels. A whole run
+// is the mean of the singles per event; past the first Events, the difference of the means of the
+// doubles and the singles per added event.
+func (d *deployment) processCPU(ctx context.Context, file string, cfg Config) (processCPU, error) {
+	var res processCPU
 	more, _, err := d.generate(ctx, "ingest-more", cfg.Events, cfg.Customers, cfg.Seed+2)
+	if err != nil {
+		return res, err
+	}
+	recFiles := map[int]string{}
+	var sums [2][2]time.Duration // [loop][double]
+	for i, step := range []string{"F1", "L1", "F2", "L2", "L2", "F2", "L1", "F1"} {
+		loop, n := step[0] == 'L', int(step[1]-'0')
+		stream := fmt.Sprintf("bench-process-%d", i)
+		if err := d.st.CreateStream(ctx, stream, d.env.Topology.RawShards); err != nil {
+			return res, err
+		}
+		var cpu time.Duration
+		switch {
+		case loop:
+			if cpu, err = d.putLoopCPU(ctx, stream, recFiles[n], n*cfg.Events); err != nil {
+				return res, err
+			}
+		default:
+			files := []string{file, more}[:n]
+			if _, cpu, err = d.forwardCPU(ctx, stream, n*cfg.Events, files...); err != nil {
+				return res, err
+			}
+			if recFiles[n] == "" {
+				if recFiles[n], err = d.recFile(ctx, stream, n*cfg.Events); err != nil {
+					return res, err
+				}
+			}
+		}
+		sums[b2i(loop)][n-1] += cpu
+	}
+	per := func(d time.Duration) time.Duration { return max(0, d) / time.Duration(2*cfg.Events) }
+	res.forwarder, res.forwarderMarginal = per(sums[0][0]), per(sums[0][1]-sums[0][0])
+	res.loop, res.loopMarginal = per(sums[1][0]), per(sums[1][1]-sums[1][0])
+	return res, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// recFile writes the records a forwarder run wrote into stream (each once, see forwarded) to a
+// recfile for the put loop process, and returns its path.
+func (d *deployment) recFile(ctx context.Context, stream string, events int) (string, error) {
+	recs, err := d.forwarded(ctx, stream, events)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(d.dir, stream+".rec")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	w := recfile.NewWriter(f)
+	for _, r := range recs {
+		if err := w.Write(aws.ToString(r.Record.PartitionKey), r.Record.Data); err != nil {
+			f.Close()
+			return "", err
+		}
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// putLoopCPU runs the put loop process on file into stream and returns its CPU time. It must
+// write want records.
+func (d *deployment) putLoopCPU(ctx context.Context, stream, file string, want int) (time.Duration, error) {
+	logPath := filepath.Join(d.dir, "putloop-"+stream+".log")
+	p, err := fleet.Start("putloop", filepath.Join(d.env.Bin, "putloop"), []string{"-stream", stream, file}, d.env.StackEnv, logPath)
 	if err != nil {
 		return 0, err
 	}
-	var single, double time.Duration
-	for i, files := range [][]string{{file}, {file, more}, {file, more}, {file}} {
-		stream := fmt.Sprintf("bench-marginal-%d", i)
-		if err := d.st.CreateStream(ctx, stream, d.env.Topology.RawShards); err != nil {
-			return 0, err
-		}
-		_, cpu, err := d.forwardCPU(ctx, stream, len(files)*cfg.Events, files...)
-		if err != nil {
-			return 0, err
-		}
-		if len(files) == 1 {
-			single += cpu
-		} else {
-			double += cpu
-		}
+	if err := p.Wait(ctx); err != nil {
+		p.Kill()
+		return 0, fmt.Errorf("put loop into %s: %w; log tail:\n%s", stream, err, logTail(logPath, 10))
 	}
-	return max(0, double-single) / time.Duration(2*cfg.Events), nil
+	out, err := os.ReadFile(logPath)
+	if err != nil {
+		return 0, err
+	}
+	var sum struct{ Records int }
+	if err := json.Unmarshal(out, &sum); err != nil || sum.Records != want {
+		return 0, fmt.Errorf("put loop into %s: wrote %d of %d records (%q)", stream, sum.Records, want, out)
+	}
+	d.log.Sugar().Infof("put loop process: %d records into %s, %s CPU", want, stream, p.CPU().Round(time.Millisecond))
+	return p.CPU(), nil
 }
 
 // forward runs the forwarder binary on file into stream and returns events/s, timed from process

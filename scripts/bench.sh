@@ -39,7 +39,7 @@ if ! git diff --quiet HEAD -- . ':(exclude)BENCHMARKS.md'; then
 fi
 
 echo "== building the commands"
-CGO_ENABLED=0 go build -trimpath -o "$out/bin/" ./cmd/worker ./cmd/forwarder ./cmd/loadgen ./bench/cmd/benchrun
+CGO_ENABLED=0 go build -trimpath -o "$out/bin/" ./cmd/worker ./cmd/forwarder ./cmd/loadgen ./bench/cmd/putloop ./bench/cmd/benchrun
 
 if [[ -z "${BENCH_ONLY:-}" ]]; then
 	echo "== in-process pipeline and floor (-cpu 1), ${BENCH_INPROCESS_RUNS:-5} runs"

@@ -30,7 +30,7 @@ func main() {
 		command   string
 		timeout   time.Duration
 	)
-	flag.StringVar(&cfg.Bin, "bin", "bin", "directory holding the worker, forwarder and loadgen binaries")
+	flag.StringVar(&cfg.Bin, "bin", "bin", "directory holding the worker, forwarder, loadgen and putloop binaries")
 	flag.StringVar(&cfg.Dir, "dir", "", "keep every scenario's logs here (default: a temporary directory, removed)")
 	flag.BoolVar(&quick, "quick", false, "CI sizes: a few thousand events, a 10 s outage")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios: "+strings.Join(bench.Scenarios, ","))
