@@ -34,6 +34,7 @@ targets=(
 	"./forwarder FuzzPrepare"
 	"./forwarder FuzzValidJSON"
 	"./forwarder FuzzDecodeEnvelope"
+	"./internal/kinesiswire FuzzDecodeCBOR"
 	"./processors FuzzDecodeRecord"
 )
 for t in "${targets[@]}"; do

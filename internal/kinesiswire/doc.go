@@ -14,4 +14,13 @@
 // PutRecords is affected, and a PutRecords input this codec does not cover (DryRun, StreamId) goes
 // to the SDK's codec too. Its output is checked against the SDK's codec in this package's tests,
 // and against kinesalite.
+//
+// InstallCBOR writes PutRecords in CBOR instead (application/x-amz-cbor-1.1), the encoding the AWS
+// SDK for Java and the KPL use with Kinesis: the same members, a record's data as a byte string
+// rather than base64 text, so the body is about a quarter smaller, needs no base64 pass, and
+// signing hashes less. Kinesis answers such a call in CBOR; success answers are read here
+// (DecodePutRecordsOutputCBOR), error answers are handed to the SDK's codec as the JSON they stand
+// for, so that they become the same typed errors. The CBOR body holds exactly what the JSON body
+// holds (TestRequestCBORIsTheJSONRequest), and a CBOR answer reads as its JSON form does, in any
+// of CBOR's layouts (TestResponseCBORIsTheJSONResponse). The forwarder uses it.
 package kinesiswire
