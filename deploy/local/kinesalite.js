@@ -19,6 +19,21 @@ const opts = {
   deleteStreamMs: args.deleteStreamMs !== undefined ? args.deleteStreamMs : 0,
   updateStreamMs: args.updateStreamMs !== undefined ? args.updateStreamMs : 0,
 }
+// Requests in CBOR (application/x-amz-cbor-1.1, how the forwarder sends PutRecords), mended:
+// - kinesalite answers them in CBOR through cbor's Encoder.encodeOne, which returns only what fits
+//   its stream's high-water mark, 16 KiB: a PutRecords answer for 500 records (about 40 KiB) came
+//   back cut short. Every answer is encoded whole here.
+// - It keeps a record's Data as it was decoded, a Buffer from CBOR, and stores it as JSON, where a
+//   Buffer is written {"type":"Buffer","data":[...]}: the workers' GetRecords then got that object
+//   instead of base64. A Buffer is written in JSON as its base64 text here, as a JSON request
+//   carries it. (A CBOR GetRecords would then get Data as text; nothing here reads in CBOR.)
+const cbor = require(require.resolve('cbor', { paths: [require.resolve('kinesalite')] }))
+const encodeOne = cbor.Encoder.encodeOne
+cbor.Encoder.encodeOne = function (obj, options) {
+  return encodeOne.call(this, obj, Object.assign({ highWaterMark: 64 << 20 }, options))
+}
+Buffer.prototype.toJSON = function () { return this.toString('base64') }
+
 const server = require('kinesalite')(opts)
 hardenHTTP(name, server)
 listenLoopback(name, server, port)

@@ -45,6 +45,11 @@ func (c *clock) Add(d time.Duration) {
 // limited starts the stack with one stream of shards shards and a proxy enforcing lim per shard on
 // a frozen clock, and returns a client through the proxy making one attempt per call.
 func limited(t *testing.T, stream string, shards int, lim faultproxy.ShardLimits) (context.Context, *localstack.Stack, *faultproxy.Proxy, *kinesis.Client, *clock) {
+	return limitedWith(t, false, stream, shards, lim)
+}
+
+// limitedWith is limited with the client's PutRecords in CBOR (withCBOR) when cbor is set.
+func limitedWith(t *testing.T, cbor bool, stream string, shards int, lim faultproxy.ShardLimits) (context.Context, *localstack.Stack, *faultproxy.Proxy, *kinesis.Client, *clock) {
 	t.Helper()
 	st := localstacktest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -66,7 +71,11 @@ func limited(t *testing.T, stream string, shards int, lim faultproxy.ShardLimits
 	cfg.RetryMaxAttempts = 1
 	// With kinesiswire, as the worker's and the forwarder's clients: the per-entry refusals are read
 	// by its decoder.
-	return ctx, st, p, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) }, kinesiswire.Install), clk
+	install := kinesiswire.Install
+	if cbor {
+		install = withCBOR(t)
+	}
+	return ctx, st, p, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) }, install), clk
 }
 
 // keysOn returns n partition keys whose MD5 falls in shard's hash key range.
@@ -109,11 +118,21 @@ func entries(keys []string, size int) []types.PutRecordsRequestEntry {
 // per entry with ProvisionedThroughputExceededException in an HTTP 200 answer, in request order,
 // never reach the emulator, and pass once the bucket has refilled; the proxy's shard of every
 // written entry is the one kinesalite chose; the load samples count what CloudWatch would.
+// In CBOR (the forwarder's encoding) the split answers come back in CBOR.
 func TestShardLimitsOnKinesalite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the local emulators")
 	}
-	ctx, st, p, kc, clk := limited(t, "spiky", 2, faultproxy.ShardLimits{RecordsPerSecond: 10, BytesPerSecond: 1000})
+	for _, c := range []struct {
+		name string
+		cbor bool
+	}{{"json", false}, {"cbor", true}} {
+		t.Run(c.name, func(t *testing.T) { testShardLimitsOnKinesalite(t, c.cbor) })
+	}
+}
+
+func testShardLimitsOnKinesalite(t *testing.T, cbor bool) {
+	ctx, st, p, kc, clk := limitedWith(t, cbor, "spiky", 2, faultproxy.ShardLimits{RecordsPerSecond: 10, BytesPerSecond: 1000})
 	const s0, s1 = "shardId-000000000000", "shardId-000000000001"
 	k0, k1 := keysOn(t, ctx, st, "spiky", s0, "a", 15), keysOn(t, ctx, st, "spiky", s1, "b", 15)
 	// Interleave: 15 entries of 20 bytes for each shard, one call.

@@ -20,6 +20,9 @@
 // one exception is LoseAnswer, which forwards the request and then cuts the answer off: the write
 // happened, the client cannot know it, and sending it again writes it twice.
 //
+// PutRecords and PutRecord calls in CBOR (the forwarder's encoding) are handled as the JSON calls
+// they stand for and answered in CBOR (cbor.go); the emulator behind the proxy gets JSON.
+//
 // The proxy also counts the error answers of the emulator itself by error type (UpstreamErrors),
 // e.g. the ExpiredIteratorException of a shard iterator used after five minutes.
 //
@@ -653,6 +656,16 @@ func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if int64(len(body)) > p.cfg.MaxBody {
 		writeError(rw, http.StatusRequestEntityTooLarge, "SerializationException", "fault proxy: request body over MaxBody", "")
 		return
+	}
+	if inCBOR(op, r.Header.Get("Content-Type")) {
+		answer := newCBORAnswer(rw)
+		defer answer.finish()
+		rw = answer
+		if body, err = cborRequestAsJSON(body); err != nil {
+			writeError(rw, http.StatusBadRequest, "SerializationException", "fault proxy: "+err.Error(), p.requestID())
+			return
+		}
+		r.Header.Set("Content-Type", kinesiswire.ContentType)
 	}
 	t, head := p.targetOf(op, body)
 	stream := t.resource()

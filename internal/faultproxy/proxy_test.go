@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kinesis-events/pipeline/internal/faultproxy"
+	"github.com/kinesis-events/pipeline/internal/kinesiswire"
 	"github.com/kinesis-events/pipeline/internal/localstack"
 	"github.com/kinesis-events/pipeline/internal/localstack/localstacktest"
 )
@@ -51,6 +53,60 @@ func TestConfigValidate(t *testing.T) {
 // and returns a context bounding the test, the stack, the proxy and a Kinesis client through the
 // proxy that makes one attempt per call (each fault is seen as the proxy sends it).
 func proxied(t *testing.T, streams ...string) (context.Context, *localstack.Stack, *faultproxy.Proxy, *kinesis.Client) {
+	return proxiedWith(t, false, streams...)
+}
+
+// codecs are the ways a client sends PutRecords through the proxy: the SDK's own JSON codec, and
+// kinesiswire's CBOR (the forwarder's), each answer of which must come back in CBOR.
+var codecs = []struct {
+	name string
+	cbor bool
+}{{"sdk-json", false}, {"cbor", true}}
+
+// answerTypes records the Content-Type of every PutRecords answer a client receives.
+type answerTypes struct {
+	base interface {
+		Do(*http.Request) (*http.Response, error)
+	}
+	mu    sync.Mutex
+	types []string
+}
+
+func (a *answerTypes) Do(r *http.Request) (*http.Response, error) {
+	resp, err := a.base.Do(r)
+	if err == nil && strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".PutRecords") {
+		a.mu.Lock()
+		a.types = append(a.types, resp.Header.Get("Content-Type"))
+		a.mu.Unlock()
+	}
+	return resp, err
+}
+
+// withCBOR installs kinesiswire's CBOR codec on a client, and fails t at its end unless every
+// PutRecords answer the client received was in CBOR. (PutRecord, which kinesiswire leaves to the
+// SDK's JSON codec, is not counted.)
+func withCBOR(t *testing.T) func(*kinesis.Options) {
+	return func(o *kinesis.Options) {
+		kinesiswire.InstallCBOR(o)
+		rec := &answerTypes{base: o.HTTPClient}
+		o.HTTPClient = rec
+		t.Cleanup(func() {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for i, ct := range rec.types {
+				if ct != kinesiswire.ContentTypeCBOR {
+					t.Errorf("PutRecords answer %d of %d in %q, want CBOR", i, len(rec.types), ct)
+				}
+			}
+			if len(rec.types) == 0 {
+				t.Error("no PutRecords answer recorded")
+			}
+		})
+	}
+}
+
+// proxiedWith is proxied with the client's PutRecords in CBOR (withCBOR) when cbor is set.
+func proxiedWith(t *testing.T, cbor bool, streams ...string) (context.Context, *localstack.Stack, *faultproxy.Proxy, *kinesis.Client) {
 	t.Helper()
 	st := localstacktest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -70,20 +126,32 @@ func proxied(t *testing.T, streams ...string) (context.Context, *localstack.Stac
 		t.Fatal(err)
 	}
 	cfg.RetryMaxAttempts = 1
-	return ctx, st, p, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) })
+	opts := []func(*kinesis.Options){func(o *kinesis.Options) { o.BaseEndpoint = aws.String(p.URL()) }}
+	if cbor {
+		opts = append(opts, withCBOR(t))
+	}
+	return ctx, st, p, kinesis.NewFromConfig(cfg, opts...)
 }
 
 // TestProxyOnKinesalite drives the proxy with the real SDK against kinesalite: faults on one stream
 // leave the other untouched, a faulted call never reaches the emulator, and the SDK decodes the
 // faults as Kinesis would send them.
+// In CBOR, every answer, the proxy's faults included, comes back in CBOR, and the records hold
+// the bytes sent.
 func TestProxyOnKinesalite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the local emulators")
 	}
-	ctx, st, p, kc := proxied(t, "broken", "healthy")
+	for _, c := range codecs {
+		t.Run(c.name, func(t *testing.T) { testProxyOnKinesalite(t, c.cbor) })
+	}
+}
+
+func testProxyOnKinesalite(t *testing.T, cbor bool) {
+	ctx, st, p, kc := proxiedWith(t, cbor, "broken", "healthy")
 	put := func(stream string) (*kinesis.PutRecordsOutput, error) {
 		return kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: []types.PutRecordsRequestEntry{
-			{Data: []byte("a"), PartitionKey: aws.String("k1")}, {Data: []byte("b"), PartitionKey: aws.String("k2")},
+			{Data: []byte("a\x00"), PartitionKey: aws.String("k1")}, {Data: []byte("b\xff"), PartitionKey: aws.String("k2")},
 		}})
 	}
 	count := func(stream string) int {
@@ -139,6 +207,13 @@ func TestProxyOnKinesalite(t *testing.T) {
 	if n := count("healthy"); n != 2 {
 		t.Errorf("healthy stream holds %d records, want 2", n)
 	}
+	recs, err := st.ReadAll(ctx, "healthy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 2 && (string(recs[0].Record.Data)+string(recs[1].Record.Data) != "a\x00b\xff" || aws.ToString(recs[1].Record.PartitionKey) != "k2") {
+		t.Errorf("healthy stream holds %q %q, want the bytes sent", recs[0].Record.Data, recs[1].Record.Data)
+	}
 	c := p.Counts("PutRecords", "broken")
 	want := faultproxy.Counts{Requests: 5, Forwarded: 2, Delayed: 1, Faulted: 3, Entries: 6, Records: 10}
 	if c != want {
@@ -149,10 +224,10 @@ func TestProxyOnKinesalite(t *testing.T) {
 	}
 	// Load as CloudWatch counts it: written records, and entries refused for throughput (the 400
 	// ProvisionedThroughputExceededException call and the FailEntries call), not the 503.
-	if n := sumLoad(p, "broken"); n != (faultproxy.Sample{Records: 4, Bytes: 12, Throttled: 4}) {
+	if n := sumLoad(p, "broken"); n != (faultproxy.Sample{Records: 4, Bytes: 16, Throttled: 4}) {
 		t.Errorf("load of broken = %+v", n)
 	}
-	if n := sumLoad(p, "healthy"); n != (faultproxy.Sample{Records: 2, Bytes: 6}) {
+	if n := sumLoad(p, "healthy"); n != (faultproxy.Sample{Records: 2, Bytes: 8}) {
 		t.Errorf("load of healthy = %+v", n)
 	}
 }
@@ -164,6 +239,20 @@ func TestLoseAnswer(t *testing.T) {
 		t.Skip("needs the local emulators")
 	}
 	ctx, st, p, kc := proxied(t, "lossy")
+	testLoseAnswer(t, ctx, st, p, kc)
+}
+
+// TestLoseAnswerCBOR: the same in CBOR (the half answer is the emulator's, as it was).
+func TestLoseAnswerCBOR(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the local emulators")
+	}
+	ctx, st, p, kc := proxiedWith(t, false, "lossy")
+	kc = kinesis.New(kc.Options(), kinesiswire.InstallCBOR)
+	testLoseAnswer(t, ctx, st, p, kc)
+}
+
+func testLoseAnswer(t *testing.T, ctx context.Context, st *localstack.Stack, p *faultproxy.Proxy, kc *kinesis.Client) {
 	p.Set("lose", faultproxy.Rule{Operation: "PutRecords", Stream: "lossy", Fault: faultproxy.LoseAnswer, Times: 1})
 	put := func() error {
 		_, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("lossy"), Records: []types.PutRecordsRequestEntry{
