@@ -193,10 +193,11 @@ func NewKinesisClient(ctx context.Context, requestTimeout time.Duration) (*kines
 	}
 	// Every PutRecords attempt whose outcome is unknown is marked, so that the entries it carried
 	// are counted (Stats.Unknown): the SDK retries such an attempt, which may write them twice.
-	// PutRecords requests and answers go through kinesiswire, not the SDK's generic codec.
+	// PutRecords requests and answers go through kinesiswire, not the SDK's generic codec, in CBOR
+	// (as the AWS SDK for Java sends them): the records' bytes go as they are, not base64-encoded.
 	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		o.APIOptions = append(o.APIOptions, ambiguous.Middleware("PutRecords", "PutRecord"))
-	}, kinesiswire.Install), nil
+	}, kinesiswire.InstallCBOR), nil
 }
 
 // progressLine is one --progress line; summaryLine the final line.
