@@ -38,6 +38,8 @@ const (
 	EnvPIIPaths         = "FORWARDER_PII_PATHS"
 	EnvMaxAttempts      = "FORWARDER_MAX_ATTEMPTS"
 	EnvLogLevel         = "FORWARDER_LOG_LEVEL"
+	// EnvKinesisWire is how PutRecords calls are encoded: "cbor" (the default) or "json".
+	EnvKinesisWire = "FORWARDER_KINESIS_WIRE"
 	// EnvAggregateKeys is the worker's variable too: AGGREGATE_KEYS=true turns aggregation on at
 	// both ends of a local run.
 	EnvAggregateKeys = "AGGREGATE_KEYS"
@@ -94,6 +96,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		minBackoff  = fs.Duration("min-backoff", 50*time.Millisecond, "first retry wait (jittered, doubling)")
 		maxBackoff  = fs.Duration("max-backoff", 2*time.Second, "longest retry wait")
 		reqTimeout  = fs.Duration("request-timeout", 10*time.Second, "timeout of one Kinesis HTTP request")
+		wire        = fs.String("kinesis-wire", envOr(EnvKinesisWire, string(WireCBOR)), "encoding of PutRecords calls: cbor (records as bytes, as the AWS SDK for Java sends them) or json (base64, as the Go SDK does) (env "+EnvKinesisWire+")")
 		piiPaths    = fs.String("pii-paths", getenv(EnvPIIPaths), "comma-separated detail paths that must hold tokens, e.g. properties.email,customer_id; empty: PII policy off (env "+EnvPIIPaths+")")
 		statsEvery  = fs.Duration("stats-every", time.Second, "interval of --progress lines")
 		progress    = fs.Bool("progress", false, `print {"type":"progress",...} JSON lines to stderr every --stats-every`)
@@ -143,7 +146,10 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	kin, err := NewKinesisClient(ctx, *reqTimeout)
+	if w := Wire(*wire); w != WireCBOR && w != WireJSON {
+		return fmt.Errorf("--kinesis-wire %q: cbor or json", *wire)
+	}
+	kin, err := NewKinesisClientWire(ctx, *reqTimeout, Wire(*wire))
 	if err != nil {
 		return err
 	}
@@ -171,10 +177,28 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	return errors.Join(err, stopProfile())
 }
 
-// NewKinesisClient builds a Kinesis client the SDK's way (region, endpoint and credentials from the
-// environment and shared config), with a timeout on every HTTP request and the SDK's retries kept
-// short and without the client-side retry quota, since the forwarder retries failed entries itself.
+// Wire is the encoding of PutRecords calls.
+type Wire string
+
+const (
+	// WireCBOR sends PutRecords in CBOR (application/x-amz-cbor-1.1): records as bytes, as the AWS
+	// SDK for Java and the KPL send them. The default.
+	WireCBOR Wire = "cbor"
+	// WireJSON sends them in JSON with base64 records, byte for byte as the Go SDK's codec does:
+	// the way back should a CBOR answer ever be read wrong.
+	WireJSON Wire = "json"
+)
+
+// NewKinesisClient is NewKinesisClientWire with the default encoding, WireCBOR.
 func NewKinesisClient(ctx context.Context, requestTimeout time.Duration) (*kinesis.Client, error) {
+	return NewKinesisClientWire(ctx, requestTimeout, WireCBOR)
+}
+
+// NewKinesisClientWire builds a Kinesis client the SDK's way (region, endpoint and credentials from
+// the environment and shared config), with a timeout on every HTTP request and the SDK's retries
+// kept short and without the client-side retry quota, since the forwarder retries failed entries
+// itself. PutRecords calls are encoded as wire says.
+func NewKinesisClientWire(ctx context.Context, requestTimeout time.Duration, wire Wire) (*kinesis.Client, error) {
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(requestTimeout)),
 		config.WithRetryer(func() aws.Retryer {
@@ -193,11 +217,15 @@ func NewKinesisClient(ctx context.Context, requestTimeout time.Duration) (*kines
 	}
 	// Every PutRecords attempt whose outcome is unknown is marked, so that the entries it carried
 	// are counted (Stats.Unknown): the SDK retries such an attempt, which may write them twice.
-	// PutRecords requests and answers go through kinesiswire, not the SDK's generic codec, in CBOR
-	// (as the AWS SDK for Java sends them): the records' bytes go as they are, not base64-encoded.
+	// PutRecords requests and answers go through kinesiswire, not the SDK's generic codec; in CBOR
+	// (as the AWS SDK for Java sends them) the records' bytes go as they are, not base64-encoded.
+	install := kinesiswire.InstallCBOR
+	if wire == WireJSON {
+		install = kinesiswire.Install
+	}
 	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		o.APIOptions = append(o.APIOptions, ambiguous.Middleware("PutRecords", "PutRecord"))
-	}, kinesiswire.InstallCBOR), nil
+	}, install), nil
 }
 
 // progressLine is one --progress line; summaryLine the final line.

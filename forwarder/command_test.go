@@ -22,6 +22,8 @@ func TestCommandRejectsBadSettings(t *testing.T) {
 		{"log level", []string{"--log-level", "loud"}, nil, "log-level"},
 		{"stats interval", []string{"--stats-every", "0s"}, nil, "stats-every"},
 		{"unknown flag", []string{"--nope"}, nil, "nope"},
+		{"wire", []string{"--kinesis-wire", "xml"}, nil, "kinesis-wire"},
+		{"wire env", nil, map[string]string{EnvKinesisWire: "CBOR1"}, "kinesis-wire"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

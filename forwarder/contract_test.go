@@ -125,18 +125,22 @@ func runContract(t *testing.T, b backend) {
 func TestContractFake(t *testing.T) { runContract(t, fakeBackend()) }
 
 // TestContractKinesalite runs the contract against the real emulator, through the client the
-// command builds from the SDK's environment conventions.
+// command builds from the SDK's environment conventions, with each encoding of PutRecords.
 func TestContractKinesalite(t *testing.T) {
-	st := localstacktest.Start(t)
-	b := kinesaliteBackend(t, st)
-	for _, kv := range st.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
+	for _, wire := range []Wire{WireCBOR, WireJSON} {
+		t.Run(string(wire), func(t *testing.T) {
+			st := localstacktest.Start(t) // the contract's streams have fixed names
+			for _, kv := range st.Env() {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
+			b := kinesaliteBackend(t, st)
+			kin, err := NewKinesisClientWire(t.Context(), 10*time.Second, wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.kin = kin
+			runContract(t, b)
+		})
 	}
-	kin, err := NewKinesisClient(t.Context(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.kin = kin
-	runContract(t, b)
 }
