@@ -218,34 +218,21 @@ func (d *cborDecoder) records(out *kinesis.PutRecordsOutput) error {
 	if d.nullNext() {
 		return nil
 	}
-	var strs []string // the entries' fields point into it
+	var strs stringArena // the entries' fields point into it
 	return d.arrayOf(func(n int) {
 		out.Records = make([]types.PutRecordsResultEntry, 0, max(n, 0))
 	}, func() error {
 		var e types.PutRecordsResultEntry
 		err := d.mapOf(func(name string) error {
-			var dst **string
-			switch name {
-			case "ErrorCode":
-				dst = &e.ErrorCode
-			case "ErrorMessage":
-				dst = &e.ErrorMessage
-			case "SequenceNumber":
-				dst = &e.SequenceNumber
-			case "ShardId":
-				dst = &e.ShardId
-			default:
+			dst := resultField(&e, name)
+			if dst == nil {
 				return d.skip(3)
 			}
 			s, ok, err := d.textOrNull()
 			if err != nil || !ok {
 				return err
 			}
-			if cap(strs) == len(strs) {
-				strs = make([]string, 0, max(16, 4*(cap(out.Records)-len(out.Records))))
-			}
-			strs = append(strs, s)
-			*dst = &strs[len(strs)-1]
+			*dst = strs.ptr(s, cap(out.Records)-len(out.Records))
 			return nil
 		})
 		out.Records = append(out.Records, e)

@@ -61,7 +61,7 @@ func (d *decoder) records(out *kinesis.PutRecordsOutput) error {
 	}
 	// Answers have as many entries as the request; count them first so the slice is made once.
 	out.Records = make([]types.PutRecordsResultEntry, 0, d.countElements())
-	var strs []string // the entries' fields point into it
+	var strs stringArena // the entries' fields point into it
 	d.ws()
 	if d.peek() == ']' {
 		d.i++
@@ -70,28 +70,15 @@ func (d *decoder) records(out *kinesis.PutRecordsOutput) error {
 	for {
 		var e types.PutRecordsResultEntry
 		err := d.object(func(name string) error {
-			var dst **string
-			switch name {
-			case "ErrorCode":
-				dst = &e.ErrorCode
-			case "ErrorMessage":
-				dst = &e.ErrorMessage
-			case "SequenceNumber":
-				dst = &e.SequenceNumber
-			case "ShardId":
-				dst = &e.ShardId
-			default:
+			dst := resultField(&e, name)
+			if dst == nil {
 				return d.skip()
 			}
 			s, ok, err := d.stringOrNull()
 			if err != nil || !ok {
 				return err
 			}
-			if cap(strs) == len(strs) {
-				strs = make([]string, 0, max(16, 4*(cap(out.Records)-len(out.Records))))
-			}
-			strs = append(strs, s)
-			*dst = &strs[len(strs)-1]
+			*dst = strs.ptr(s, cap(out.Records)-len(out.Records))
 			return nil
 		})
 		if err != nil {
@@ -110,6 +97,34 @@ func (d *decoder) records(out *kinesis.PutRecordsOutput) error {
 			return d.errorf("expected , or ] in Records")
 		}
 	}
+}
+
+// resultField is the field of an answered entry that its member name sets, nil for any other
+// member.
+func resultField(e *types.PutRecordsResultEntry, name string) **string {
+	switch name {
+	case "ErrorCode":
+		return &e.ErrorCode
+	case "ErrorMessage":
+		return &e.ErrorMessage
+	case "SequenceNumber":
+		return &e.SequenceNumber
+	case "ShardId":
+		return &e.ShardId
+	}
+	return nil
+}
+
+// stringArena hands out pointers to strings from a few allocations, not one per field.
+type stringArena []string
+
+// ptr returns a pointer to a copy of s; entriesLeft sizes the next allocation (four fields each).
+func (a *stringArena) ptr(s string, entriesLeft int) *string {
+	if cap(*a) == len(*a) {
+		*a = make([]string, 0, max(16, 4*entriesLeft))
+	}
+	*a = append(*a, s)
+	return &(*a)[len(*a)-1]
 }
 
 // decoder reads JSON from a string.
