@@ -45,7 +45,7 @@ type IngestResult struct {
 	// The forwarder and the put loop as processes of their own (processCPU), measured alike:
 	// SingleCPU and LoopProcessCPU are their CPU per event over whole runs of Events events, from
 	// process start to exit; MarginalCPU and LoopMarginalCPU past such a run's first Events events
-	// (runs of Events and of twice as many, the difference per added event), which is what a
+	// (runs of Events and of longRun times as many, the difference per added event), which is what a
 	// long-lived process pays per event, without start-up and the first touch of its memory. The
 	// put loop process writes what the forwarder run before it wrote, read from a file.
 	SingleCPU, MarginalCPU          time.Duration `json:",omitempty"`
@@ -259,48 +259,73 @@ type processCPU struct {
 	forwarder, forwarderMarginal, loop, loopMarginal time.Duration
 }
 
-// processCPU runs the forwarder on file, and on file followed by as many other events of the same
-// customers (another seed), and the put loop process (bench/cmd/putloop) on what each forwarder
-// run wrote, each into a new stream, in the order F1 L1 F2 L2 L2 F2 L1 F1 (F1 and L1 of Events
-// events, F2 and L2 of twice as many), so that a drift of the machine's speed cancels. A whole run
-// is the mean of the singles per event; past the first Events, the difference of the means of the
-// doubles and the singles per added event.
+const (
+	// longRun is how many times Events a long run of processCPU has. The marginal figures are
+	// differences of two CPU times a few tens of milliseconds apart run to run: over 3 x 20,000
+	// added events that spread is under a microsecond per event, over 20,000 it was several.
+	longRun = 4
+	// processReps is how many times processCPU runs its cycle of eight runs.
+	processReps = 2
+)
+
+// processCPU runs the forwarder on file, and on file followed by longRun-1 files of as many other
+// events of the same customers (other seeds), and the put loop process (bench/cmd/putloop) on what
+// each kind of forwarder run wrote, each into a new stream, processReps times in the order
+// F1 L1 Fn Ln Ln Fn L1 F1 (F1 and L1 of Events events, Fn and Ln of longRun times as many), so that
+// a drift of the machine's speed cancels. A whole run is the mean of the singles per event; past the
+// first Events, the difference of the means of the long runs and the singles per added event.
 func (d *deployment) processCPU(ctx context.Context, file string, cfg Config) (processCPU, error) {
 	var res processCPU
-	more, _, err := d.generate(ctx, "ingest-more", cfg.Events, cfg.Customers, cfg.Seed+2)
-	if err != nil {
-		return res, err
-	}
-	recFiles := map[int]string{}
-	var sums [2][2]time.Duration // [loop][double]
-	for i, step := range []string{"F1", "L1", "F2", "L2", "L2", "F2", "L1", "F1"} {
-		loop, n := step[0] == 'L', int(step[1]-'0')
-		stream := fmt.Sprintf("bench-process-%d", i)
-		if err := d.st.CreateStream(ctx, stream, d.env.Topology.RawShards); err != nil {
+	files := []string{file}
+	for i := 1; i < longRun; i++ {
+		more, _, err := d.generate(ctx, fmt.Sprintf("ingest-more-%d", i), cfg.Events, cfg.Customers, cfg.Seed+1+int64(i))
+		if err != nil {
 			return res, err
 		}
-		var cpu time.Duration
-		switch {
-		case loop:
-			if cpu, err = d.putLoopCPU(ctx, stream, recFiles[n], n*cfg.Events); err != nil {
+		files = append(files, more)
+	}
+	recFiles := map[bool]string{}
+	var sums [2][2]time.Duration // [loop][long]
+	i := 0
+	for range processReps {
+		for _, step := range []string{"F1", "L1", "Fn", "Ln", "Ln", "Fn", "L1", "F1"} {
+			loop, long := step[0] == 'L', step[1] == 'n'
+			n := 1
+			if long {
+				n = longRun
+			}
+			stream := fmt.Sprintf("bench-process-%d", i)
+			i++
+			if err := d.st.CreateStream(ctx, stream, d.env.Topology.RawShards); err != nil {
 				return res, err
 			}
-		default:
-			files := []string{file, more}[:n]
-			if _, cpu, err = d.forwardCPU(ctx, stream, n*cfg.Events, files...); err != nil {
-				return res, err
-			}
-			if recFiles[n] == "" {
-				if recFiles[n], err = d.recFile(ctx, stream, n*cfg.Events); err != nil {
+			var cpu time.Duration
+			var err error
+			switch {
+			case loop:
+				if cpu, err = d.putLoopCPU(ctx, stream, recFiles[long], n*cfg.Events); err != nil {
 					return res, err
 				}
+			default:
+				if _, cpu, err = d.forwardCPU(ctx, stream, n*cfg.Events, files[:n]...); err != nil {
+					return res, err
+				}
+				if recFiles[long] == "" {
+					if recFiles[long], err = d.recFile(ctx, stream, n*cfg.Events); err != nil {
+						return res, err
+					}
+				}
 			}
+			sums[b2i(loop)][b2i(long)] += cpu
 		}
-		sums[b2i(loop)][n-1] += cpu
 	}
-	per := func(d time.Duration) time.Duration { return max(0, d) / time.Duration(2*cfg.Events) }
-	res.forwarder, res.forwarderMarginal = per(sums[0][0]), per(sums[0][1]-sums[0][0])
-	res.loop, res.loopMarginal = per(sums[1][0]), per(sums[1][1]-sums[1][0])
+	runs := time.Duration(2 * processReps)
+	single := func(sum time.Duration) time.Duration { return sum / runs / time.Duration(cfg.Events) }
+	added := func(long, single time.Duration) time.Duration {
+		return max(0, long-single) / runs / time.Duration((longRun-1)*cfg.Events)
+	}
+	res.forwarder, res.forwarderMarginal = single(sums[0][0]), added(sums[0][1], sums[0][0])
+	res.loop, res.loopMarginal = single(sums[1][0]), added(sums[1][1], sums[1][0])
 	return res, nil
 }
 
@@ -389,7 +414,7 @@ func (d *deployment) forwardCPU(ctx context.Context, stream string, want int, fi
 	if sum.Forwarded != int64(want) {
 		return 0, 0, fmt.Errorf("forwarder into %s: forwarded %d of %d (%s)", stream, sum.Forwarded, want, sum)
 	}
-	d.log.Sugar().Infof("forwarder: %d events into %s in %s", want, stream, el.Round(time.Millisecond))
+	d.log.Sugar().Infof("forwarder: %d events into %s in %s, %s CPU", want, stream, el.Round(time.Millisecond), p.CPU().Round(time.Millisecond))
 	return float64(want) / el.Seconds(), p.CPU(), nil
 }
 
