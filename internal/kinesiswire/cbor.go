@@ -119,15 +119,15 @@ func AppendPutRecordsCBOR(dst []byte, in *kinesis.PutRecordsInput) []byte {
 			}
 			dst = cborHead(dst, cborMap, uint64(fields))
 			if e.Data != nil {
-				dst = appendCBORText(dst, "Data")
+				dst = append(dst, cborNameData...)
 				dst = append(cborHead(dst, cborBytes, uint64(len(e.Data))), e.Data...)
 			}
 			if e.ExplicitHashKey != nil {
-				dst = appendCBORText(dst, "ExplicitHashKey")
+				dst = append(dst, cborNameExplicitHashKey...)
 				dst = appendCBORText(dst, *e.ExplicitHashKey)
 			}
 			if e.PartitionKey != nil {
-				dst = appendCBORText(dst, "PartitionKey")
+				dst = append(dst, cborNamePartitionKey...)
 				dst = appendCBORText(dst, *e.PartitionKey)
 			}
 		}
@@ -143,6 +143,13 @@ func AppendPutRecordsCBOR(dst []byte, in *kinesis.PutRecordsInput) []byte {
 	return dst
 }
 
+// The member names written for every record, encoded once.
+var (
+	cborNameData            = appendCBORText(nil, "Data")
+	cborNameExplicitHashKey = appendCBORText(nil, "ExplicitHashKey")
+	cborNamePartitionKey    = appendCBORText(nil, "PartitionKey")
+)
+
 // putRecordsCBORLen is the exact length AppendPutRecordsCBOR appends for in.
 func putRecordsCBORLen(in *kinesis.PutRecordsInput) int {
 	n := 1 // the map's head: at most 3 members
@@ -152,13 +159,13 @@ func putRecordsCBORLen(in *kinesis.PutRecordsInput) int {
 			e := &in.Records[i]
 			n++ // the entry's head: at most 3 members
 			if e.Data != nil {
-				n += cborTextLen("Data") + cborHeadLen(uint64(len(e.Data))) + len(e.Data)
+				n += len(cborNameData) + cborHeadLen(uint64(len(e.Data))) + len(e.Data)
 			}
 			if e.ExplicitHashKey != nil {
-				n += cborTextLen("ExplicitHashKey") + cborTextLen(*e.ExplicitHashKey)
+				n += len(cborNameExplicitHashKey) + cborTextLen(*e.ExplicitHashKey)
 			}
 			if e.PartitionKey != nil {
-				n += cborTextLen("PartitionKey") + cborTextLen(*e.PartitionKey)
+				n += len(cborNamePartitionKey) + cborTextLen(*e.PartitionKey)
 			}
 		}
 	}
