@@ -148,32 +148,15 @@ func toCBOR(v any) (cbor.Value, error) {
 	return nil, fmt.Errorf("JSON value %T", v)
 }
 
-// cborAnswer holds the answer to a call transcoded from CBOR, whoever writes it, and sends it in
-// CBOR when the handler is done (finish). An answer whose body is not JSON goes as it is. An
-// answer never written (the connection was hijacked to lose or withhold it) is not sent.
+// cborAnswer holds the answer to a call transcoded from CBOR, whoever writes it (a cutOff), and
+// sends it in CBOR when the handler is done (finish). An answer whose body is not JSON goes as it
+// is. An answer never written (the connection was hijacked to lose or withhold it) is not sent.
 type cborAnswer struct {
-	rw     http.ResponseWriter
-	header http.Header
-	status int
-	body   bytes.Buffer
+	cutOff
+	rw http.ResponseWriter
 }
 
-func newCBORAnswer(rw http.ResponseWriter) *cborAnswer {
-	return &cborAnswer{rw: rw, header: http.Header{}}
-}
-
-func (a *cborAnswer) Header() http.Header { return a.header }
-
-func (a *cborAnswer) WriteHeader(status int) {
-	if a.status == 0 {
-		a.status = status
-	}
-}
-
-func (a *cborAnswer) Write(b []byte) (int, error) {
-	a.WriteHeader(http.StatusOK)
-	return a.body.Write(b)
-}
+func newCBORAnswer(rw http.ResponseWriter) *cborAnswer { return &cborAnswer{rw: rw} }
 
 // Flush holds everything until finish.
 func (a *cborAnswer) Flush() {}
@@ -186,18 +169,11 @@ func (a *cborAnswer) finish() {
 		return
 	}
 	body := a.body.Bytes()
-	h := a.rw.Header()
-	for k, vs := range a.header {
-		h[k] = vs
-	}
-	if strings.HasPrefix(a.header.Get("Content-Type"), "application/x-amz-json") {
+	if strings.HasPrefix(a.Header().Get("Content-Type"), "application/x-amz-json") {
 		if c, err := jsonAnswerAsCBOR(body); err == nil {
 			body = c
-			h.Set("Content-Type", kinesiswire.ContentTypeCBOR)
-			h.Del("X-Amz-Crc32")
+			a.Header().Set("Content-Type", kinesiswire.ContentTypeCBOR)
 		}
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	a.rw.WriteHeader(a.status)
-	_, _ = a.rw.Write(body) // the client went away: nothing to do
+	a.writeTo(a.rw, body) // drops the length and checksum headers, sets the length anew
 }
